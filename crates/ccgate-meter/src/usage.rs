@@ -1,9 +1,19 @@
-//! Anthropic usage, as reported by the upstream (protocols.md §2.5).
+//! Anthropic usage, as reported by the upstream (protocols.md §2.5), and the stream meter (§2.6).
+//!
+//! One parser, [`Usage::apply_override`], serves both the streaming and the non-streaming path, so caching is
+//! priced identically on both (the litellm bug of §6 priced cache reads as input only when streaming).
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::sse::SseFramer;
 
 /// Raw Anthropic usage of one request. `input_tokens` is the *uncached remainder* only.
+///
+/// Invariant maintained by [`Usage::apply_override`]:
+/// `cache_write_5m_tokens + cache_write_1h_tokens == cache_creation_input_tokens`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Usage {
     pub input_tokens: u64,
     /// All cache writes, every TTL.
@@ -22,4 +32,855 @@ pub struct Usage {
     pub service_tier: Option<String>,
     pub inference_geo: Option<String>,
     pub speed: Option<String>,
+    /// Last reported `cache_creation.ephemeral_5m_input_tokens`, verbatim (`None` = never reported).
+    ///
+    /// Kept apart from the derived [`Usage::cache_write_5m_tokens`] so that a later override of the total can
+    /// recompute the split from what the upstream actually said rather than from an earlier derivation.
+    pub cache_creation_5m_reported: Option<u64>,
+    /// Last reported `cache_creation.ephemeral_1h_input_tokens`, verbatim (`None` = never reported).
+    pub cache_creation_1h_reported: Option<u64>,
+}
+
+/// Reads a token count: a non-negative JSON integer, or an integral non-negative float (some third-party upstreams
+/// emit `12.0`). Anything else (null, negative, string, fraction) is treated as absent.
+fn as_count(v: &Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n);
+    }
+    let f = v.as_f64()?;
+    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= 9_007_199_254_740_992.0)
+        .then_some(f as u64)
+}
+
+fn count_field(obj: &serde_json::Map<String, Value>, key: &str) -> Option<u64> {
+    obj.get(key).and_then(as_count)
+}
+
+fn string_field(obj: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
+    obj.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+impl Usage {
+    /// Usage from an Anthropic `usage` object (response body or `message_start.message.usage`).
+    pub fn from_anthropic_usage(v: &Value) -> Usage {
+        let mut u = Usage::default();
+        u.apply_override(v);
+        u
+    }
+
+    /// Applies a (possibly partial) `usage` object with the field-wise OVERRIDE rule of protocols.md §2.6: every field
+    /// present and non-null replaces the current value, absent/null fields keep theirs, nothing is ever added.
+    ///
+    /// This is what makes `message_start` + `message_delta` come out right: the delta's cumulative `output_tokens`
+    /// replaces the start's small placeholder (89, never 2 + 89), and a delta that omits input/cache fields keeps
+    /// the start's values instead of zeroing them. Nested objects (`cache_creation`, `server_tool_use`,
+    /// `output_tokens_details`) are merged field by field too. A non-object `v` is ignored.
+    ///
+    /// Afterwards the 5m/1h split is recomputed (protocols.md §2.5, §9.2):
+    /// * `w1h = ephemeral_1h ?? 0`;
+    /// * `w5m = ephemeral_5m ?? (total − w1h)`, plus any unattributed remainder `total − w5m − w1h` (so a missing
+    ///   `cache_creation` object means "all writes are 5m", and a short split never drops writes);
+    /// * if the reported split sums to *more* than `cache_creation_input_tokens` (a stale or missing total), the
+    ///   total is raised to the split's sum: billing never goes below what the upstream itemised.
+    pub fn apply_override(&mut self, v: &Value) {
+        let Some(obj) = v.as_object() else { return };
+        if let Some(n) = count_field(obj, "input_tokens") {
+            self.input_tokens = n;
+        }
+        if let Some(n) = count_field(obj, "cache_creation_input_tokens") {
+            self.cache_creation_input_tokens = n;
+        }
+        if let Some(n) = count_field(obj, "cache_read_input_tokens") {
+            self.cache_read_input_tokens = n;
+        }
+        if let Some(n) = count_field(obj, "output_tokens") {
+            self.output_tokens = n;
+        }
+        if let Some(cc) = obj.get("cache_creation").and_then(Value::as_object) {
+            if let Some(n) = count_field(cc, "ephemeral_5m_input_tokens") {
+                self.cache_creation_5m_reported = Some(n);
+            }
+            if let Some(n) = count_field(cc, "ephemeral_1h_input_tokens") {
+                self.cache_creation_1h_reported = Some(n);
+            }
+        }
+        if let Some(d) = obj.get("output_tokens_details").and_then(Value::as_object) {
+            if let Some(n) = count_field(d, "thinking_tokens") {
+                self.thinking_tokens = Some(n);
+            }
+        }
+        if let Some(s) = obj.get("server_tool_use").and_then(Value::as_object) {
+            if let Some(n) = count_field(s, "web_search_requests") {
+                self.web_search_requests = n;
+            }
+            if let Some(n) = count_field(s, "web_fetch_requests") {
+                self.web_fetch_requests = n;
+            }
+        }
+        if let Some(s) = string_field(obj, "service_tier") {
+            self.service_tier = Some(s);
+        }
+        if let Some(s) = string_field(obj, "inference_geo") {
+            self.inference_geo = Some(s);
+        }
+        if let Some(s) = string_field(obj, "speed") {
+            self.speed = Some(s);
+        }
+        self.recompute_cache_split();
+    }
+
+    /// Re-derives `cache_write_5m_tokens` / `cache_write_1h_tokens` from the total and the reported split.
+    pub fn recompute_cache_split(&mut self) {
+        let r5 = self.cache_creation_5m_reported.unwrap_or(0);
+        let r1 = self.cache_creation_1h_reported.unwrap_or(0);
+        let itemised = r5.saturating_add(r1);
+        if itemised > self.cache_creation_input_tokens {
+            self.cache_creation_input_tokens = itemised;
+        }
+        self.cache_write_1h_tokens = r1;
+        // = max(r5, total − r1): the explicit 5m count plus the unattributed remainder.
+        self.cache_write_5m_tokens = self.cache_creation_input_tokens - r1;
+    }
+
+    /// Whole prompt: uncached input + cache writes + cache reads (the long-context threshold compares this).
+    pub fn total_input_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_add(self.cache_creation_input_tokens)
+            .saturating_add(self.cache_read_input_tokens)
+    }
+
+    /// `true` when no token of any class was counted: a "successful" row like this deserves an alert (§6, gzip bug).
+    pub fn is_zero(&self) -> bool {
+        self.total_input_tokens() == 0 && self.output_tokens == 0
+    }
+}
+
+/// Identification fields of a non-streaming answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseMeta {
+    pub id: Option<String>,
+    pub model: Option<String>,
+    pub stop_reason: Option<String>,
+}
+
+/// Only the fields metering needs; `content` and everything else is skipped by serde without being materialised.
+#[derive(Deserialize)]
+struct ResponseShape {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    model: Option<Value>,
+    #[serde(default)]
+    stop_reason: Option<Value>,
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+fn opt_str(v: &Option<Value>) -> Option<String> {
+    v.as_ref().and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Usage and identification of a non-streaming `/v1/messages` answer. `None` if the body is not JSON or carries no
+/// `usage` object (e.g. an error body). Uses the same [`Usage::apply_override`] as the stream path.
+pub fn usage_from_json_response(body: &[u8]) -> Option<(Usage, ResponseMeta)> {
+    let shape: ResponseShape = serde_json::from_slice(body).ok()?;
+    let usage_v = shape.usage.as_ref().filter(|u| u.is_object())?;
+    let usage = Usage::from_anthropic_usage(usage_v);
+    let meta = ResponseMeta {
+        id: opt_str(&shape.id),
+        model: opt_str(&shape.model),
+        stop_reason: opt_str(&shape.stop_reason),
+    };
+    Some((usage, meta))
+}
+
+/// How a stream ended, from the meter's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamStatus {
+    /// `message_delta` and `message_stop` were both seen: usage is final.
+    Complete,
+    /// The stream ended early (no `message_stop`, or no `message_delta`). If no `message_delta` was seen the output
+    /// count is estimated ([`StreamOutcome::output_estimated`]).
+    Partial,
+    /// An in-stream `error` event arrived (possibly after HTTP 200).
+    Error,
+}
+
+/// An in-stream `error` event: `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamError {
+    pub error_type: String,
+    pub message: String,
+}
+
+/// Final result of metering one stream; see [`StreamMeter::outcome`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamOutcome {
+    pub status: StreamStatus,
+    /// Usage to record. When `output_estimated`, `output_tokens` is
+    /// `max(message_start.output_tokens, ceil(output_chars / 4))`.
+    pub usage: Usage,
+    pub output_estimated: bool,
+    pub saw_message_start: bool,
+    pub saw_message_delta: bool,
+    pub saw_message_stop: bool,
+    pub stop_reason: Option<String>,
+    pub message_id: Option<String>,
+    pub model: Option<String>,
+    pub error: Option<StreamError>,
+    /// Bytes of `text_delta` / `thinking_delta` / `input_json_delta` payload seen (JSON-escaped form).
+    pub output_chars: u64,
+    /// Metered events (`message_*`, `error`) whose JSON could not be parsed.
+    pub parse_errors: u32,
+}
+
+impl StreamOutcome {
+    /// `false` when neither `message_start` nor `message_delta` was seen: there is nothing to bill from the stream.
+    pub fn has_usage(&self) -> bool {
+        self.saw_message_start || self.saw_message_delta
+    }
+}
+
+/// Incremental meter for one Anthropic SSE stream.
+///
+/// Feed it framed events with [`StreamMeter::on_event`] (when the caller runs its own [`SseFramer`], e.g. to
+/// translate the stream too) or raw bytes with [`StreamMeter::push_bytes`] + [`StreamMeter::finish_bytes`].
+///
+/// Cost per event: JSON is parsed only for `message_start`, `message_delta` and `error` (a handful per stream);
+/// `message_stop` needs no parse; `content_block_delta` is scanned with `memchr` to count payload bytes for the
+/// output estimate; every other event is skipped by name.
+#[derive(Debug, Clone, Default)]
+pub struct StreamMeter {
+    framer: SseFramer,
+    state: MeterState,
+}
+
+#[derive(Debug, Clone, Default)]
+struct MeterState {
+    usage: Usage,
+    start_output_tokens: u64,
+    saw_start: bool,
+    saw_delta: bool,
+    saw_stop: bool,
+    stop_reason: Option<String>,
+    message_id: Option<String>,
+    model: Option<String>,
+    error: Option<StreamError>,
+    output_chars: u64,
+    parse_errors: u32,
+}
+
+impl StreamMeter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Frames `chunk` with the meter's own [`SseFramer`] and meters every completed event.
+    pub fn push_bytes(&mut self, chunk: &[u8]) {
+        let StreamMeter { framer, state } = self;
+        framer.push(chunk, &mut |ev| state.on_event(ev.event, ev.data));
+    }
+
+    /// End of the byte stream: flushes a trailing event that lacks its blank line.
+    pub fn finish_bytes(&mut self) {
+        let StreamMeter { framer, state } = self;
+        framer.finish(&mut |ev| state.on_event(ev.event, ev.data));
+    }
+
+    /// Meters one framed event (`name` = SSE `event:` field, `data` = joined `data:` lines).
+    ///
+    /// Events without an `event:` line (name `"message"`, sent by some third-party upstreams) are classified by
+    /// their JSON `type` when they look like a metered event.
+    pub fn on_event(&mut self, name: &str, data: &[u8]) {
+        self.state.on_event(name, data);
+    }
+
+    /// Usage as reported so far (no output estimate applied; see [`StreamMeter::outcome`]).
+    pub fn usage(&self) -> &Usage {
+        &self.state.usage
+    }
+
+    pub fn saw_message_start(&self) -> bool {
+        self.state.saw_start
+    }
+
+    pub fn saw_message_stop(&self) -> bool {
+        self.state.saw_stop
+    }
+
+    pub fn error(&self) -> Option<&StreamError> {
+        self.state.error.as_ref()
+    }
+
+    /// Output tokens estimated from payload bytes: `ceil(output_chars / 4)`.
+    pub fn estimated_output_tokens(&self) -> u64 {
+        self.state.output_chars.div_ceil(4)
+    }
+
+    /// The result to record. Status: `Error` if an `error` event was seen, else `Complete` if both `message_delta`
+    /// and `message_stop` were seen, else `Partial`. Whenever no `message_delta` arrived, `output_tokens` is
+    /// estimated (never 0 when any output was streamed) and `output_estimated` is set.
+    pub fn outcome(&self) -> StreamOutcome {
+        let s = &self.state;
+        let mut usage = s.usage.clone();
+        let output_estimated = !s.saw_delta;
+        if output_estimated {
+            usage.output_tokens = s.start_output_tokens.max(self.estimated_output_tokens());
+        }
+        let status = if s.error.is_some() {
+            StreamStatus::Error
+        } else if s.saw_delta && s.saw_stop {
+            StreamStatus::Complete
+        } else {
+            StreamStatus::Partial
+        };
+        StreamOutcome {
+            status,
+            usage,
+            output_estimated,
+            saw_message_start: s.saw_start,
+            saw_message_delta: s.saw_delta,
+            saw_message_stop: s.saw_stop,
+            stop_reason: s.stop_reason.clone(),
+            message_id: s.message_id.clone(),
+            model: s.model.clone(),
+            error: s.error.clone(),
+            output_chars: s.output_chars,
+            parse_errors: s.parse_errors,
+        }
+    }
+}
+
+impl MeterState {
+    fn on_event(&mut self, name: &str, data: &[u8]) {
+        match name {
+            "content_block_delta" => self.output_chars += delta_payload_len(data) as u64,
+            "message_stop" => self.saw_stop = true,
+            "message_start" | "message_delta" | "error" => {
+                match serde_json::from_slice::<Value>(data) {
+                    Ok(v) => self.on_parsed(name, &v),
+                    Err(_) => {
+                        self.parse_errors = self.parse_errors.saturating_add(1);
+                        if name == "error" {
+                            self.error = Some(StreamError {
+                                error_type: "unparseable_error_event".to_owned(),
+                                message: String::from_utf8_lossy(&data[..data.len().min(512)])
+                                    .into_owned(),
+                            });
+                        }
+                    }
+                }
+            }
+            "message" => self.on_unnamed(data),
+            _ => {}
+        }
+    }
+
+    /// Unnamed event: classify by JSON `type`, parsing only when the bytes can be a metered event.
+    fn on_unnamed(&mut self, data: &[u8]) {
+        use memchr::memmem::find;
+        if find(data, b"message_").is_some() || find(data, b"\"error\"").is_some() {
+            if let Ok(v) = serde_json::from_slice::<Value>(data) {
+                let ty = v.get("type").and_then(Value::as_str).unwrap_or("");
+                match ty {
+                    "message_start" | "message_delta" | "error" => self.on_parsed(ty, &v),
+                    "message_stop" => self.saw_stop = true,
+                    "content_block_delta" => self.output_chars += delta_payload_len(data) as u64,
+                    _ => {}
+                }
+            }
+        } else if find(data, b"\"content_block_delta\"").is_some() {
+            self.output_chars += delta_payload_len(data) as u64;
+        }
+    }
+
+    fn on_parsed(&mut self, name: &str, v: &Value) {
+        match name {
+            "message_start" => {
+                let Some(msg) = v.get("message") else { return };
+                self.saw_start = true;
+                if let Some(s) = msg.get("id").and_then(Value::as_str) {
+                    self.message_id = Some(s.to_owned());
+                }
+                if let Some(s) = msg.get("model").and_then(Value::as_str) {
+                    self.model = Some(s.to_owned());
+                }
+                if let Some(u) = msg.get("usage") {
+                    // `usage = message_start.message.usage`; a repeated message_start (never seen from
+                    // Anthropic) is merged with the same override rule rather than trusted to be complete.
+                    self.usage.apply_override(u);
+                    if let Some(n) = u.get("output_tokens").and_then(as_count) {
+                        self.start_output_tokens = n;
+                    }
+                }
+            }
+            "message_delta" => {
+                self.saw_delta = true;
+                if let Some(u) = v.get("usage") {
+                    self.usage.apply_override(u);
+                }
+                if let Some(s) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.stop_reason = Some(s.to_owned());
+                }
+            }
+            "error" => {
+                let e = v.get("error");
+                let field = |k: &str| {
+                    e.and_then(|e| e.get(k))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                };
+                self.error = Some(StreamError {
+                    error_type: match field("type") {
+                        "" => "unknown_error".to_owned(),
+                        t => t.to_owned(),
+                    },
+                    message: field("message").to_owned(),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Byte length of the `text` / `thinking` / `partial_json` string of a `content_block_delta`, found without a JSON
+/// parse. Counts the escaped form (an escaped quote counts 2): good enough for a chars/4 estimate. Other delta types
+/// (`signature_delta`, `citations_delta`) count 0. Keys are matched with their quotes, so `"text_delta"` or an
+/// escaped `\"text\"` inside a payload never matches.
+fn delta_payload_len(data: &[u8]) -> usize {
+    const KEYS: [&[u8]; 3] = [b"\"text\"", b"\"thinking\"", b"\"partial_json\""];
+    for key in KEYS {
+        let Some(i) = memchr::memmem::find(data, key) else {
+            continue;
+        };
+        let mut j = i + key.len();
+        while data.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        if data.get(j) != Some(&b':') {
+            continue;
+        }
+        j += 1;
+        while data.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        if data.get(j) != Some(&b'"') {
+            continue;
+        }
+        let start = j + 1;
+        let mut k = start;
+        while let Some(off) = data
+            .get(k..)
+            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+        {
+            k += off;
+            if data[k] == b'"' {
+                return k - start;
+            }
+            k += 2; // skip the escaped character
+        }
+        return data.len().saturating_sub(start); // unterminated: count what is there
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const WORKED_EXAMPLE: &str = concat!(
+        "event: message_start\n",
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-6\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":9000,\"output_tokens\":2}}}\n\n",
+        "event: content_block_start\n",
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Checking.\"}}\n\n",
+        "event: content_block_stop\n",
+        "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: content_block_start\n",
+        "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01T1\",\"name\":\"get_weather\",\"input\":{}}}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Par\"}}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"is\\\"}\"}}\n\n",
+        "event: content_block_stop\n",
+        "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+        "event: message_delta\n",
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"input_tokens\":472,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":9000,\"output_tokens\":89}}\n\n",
+        "event: message_stop\n",
+        "data: {\"type\":\"message_stop\"}\n\n",
+    );
+
+    fn meter(text: &str) -> StreamOutcome {
+        let mut m = StreamMeter::new();
+        m.push_bytes(text.as_bytes());
+        m.finish_bytes();
+        m.outcome()
+    }
+
+    #[test]
+    fn worked_example_section_2_6() {
+        let o = meter(WORKED_EXAMPLE);
+        assert_eq!(o.status, StreamStatus::Complete);
+        assert_eq!(o.usage.input_tokens, 472); // never doubled
+        assert_eq!(o.usage.cache_read_input_tokens, 9000);
+        assert_eq!(o.usage.cache_creation_input_tokens, 0);
+        assert_eq!(o.usage.output_tokens, 89); // never 91
+        assert!(!o.output_estimated);
+        assert_eq!(o.stop_reason.as_deref(), Some("tool_use"));
+        assert_eq!(o.message_id.as_deref(), Some("msg_01"));
+        assert_eq!(o.model.as_deref(), Some("claude-sonnet-4-6"));
+        assert_eq!(o.parse_errors, 0);
+        // "Checking." (9) + `{\"city\": \"Par` (16, escaped form) + `is\"}` (5)
+        assert_eq!(o.output_chars, 9 + 16 + 5);
+    }
+
+    #[test]
+    fn worked_example_any_chunking() {
+        let whole = meter(WORKED_EXAMPLE);
+        for step in [1, 2, 3, 7, 64] {
+            let mut m = StreamMeter::new();
+            for c in WORKED_EXAMPLE.as_bytes().chunks(step) {
+                m.push_bytes(c);
+            }
+            m.finish_bytes();
+            assert_eq!(m.outcome(), whole, "chunk size {step}");
+        }
+    }
+
+    #[test]
+    fn delta_with_only_output_keeps_input_and_cache() {
+        let mut u = Usage::from_anthropic_usage(&json!({
+            "input_tokens": 21, "cache_creation_input_tokens": 1890, "cache_read_input_tokens": 10240,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 1890},
+            "output_tokens": 1, "service_tier": "standard"
+        }));
+        u.apply_override(&json!({"output_tokens": 412}));
+        assert_eq!(u.input_tokens, 21);
+        assert_eq!(u.cache_creation_input_tokens, 1890);
+        assert_eq!(u.cache_write_1h_tokens, 1890);
+        assert_eq!(u.cache_write_5m_tokens, 0);
+        assert_eq!(u.cache_read_input_tokens, 10240);
+        assert_eq!(u.output_tokens, 412);
+        assert_eq!(u.service_tier.as_deref(), Some("standard"));
+    }
+
+    #[test]
+    fn null_fields_keep_values() {
+        let mut u = Usage::from_anthropic_usage(&json!({"input_tokens": 5, "output_tokens": 1}));
+        u.apply_override(
+            &json!({"input_tokens": null, "output_tokens": 7, "cache_creation": null}),
+        );
+        assert_eq!((u.input_tokens, u.output_tokens), (5, 7));
+    }
+
+    #[test]
+    fn multiple_message_deltas_last_wins() {
+        let s = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"pause_turn\"},\"usage\":{\"output_tokens\":50,\"server_tool_use\":{\"web_search_requests\":1}}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":120,\"server_tool_use\":{\"web_search_requests\":3}}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let o = meter(s);
+        assert_eq!(o.status, StreamStatus::Complete);
+        assert_eq!(o.usage.input_tokens, 10);
+        assert_eq!(o.usage.output_tokens, 120);
+        assert_eq!(o.usage.web_search_requests, 3);
+        assert_eq!(o.stop_reason.as_deref(), Some("end_turn"));
+    }
+
+    #[test]
+    fn missing_cache_creation_means_all_5m() {
+        let u = Usage::from_anthropic_usage(
+            &json!({"input_tokens": 1, "cache_creation_input_tokens": 700}),
+        );
+        assert_eq!((u.cache_write_5m_tokens, u.cache_write_1h_tokens), (700, 0));
+        assert_eq!(u.cache_creation_input_tokens, 700);
+    }
+
+    #[test]
+    fn unattributed_remainder_is_5m() {
+        let u = Usage::from_anthropic_usage(&json!({
+            "cache_creation_input_tokens": 1000,
+            "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 600}
+        }));
+        assert_eq!(
+            (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
+            (400, 600)
+        );
+        assert_eq!(u.cache_creation_input_tokens, 1000);
+        // Only the 1h field given: the rest is 5m.
+        let u = Usage::from_anthropic_usage(&json!({
+            "cache_creation_input_tokens": 1000, "cache_creation": {"ephemeral_1h_input_tokens": 250}
+        }));
+        assert_eq!(
+            (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
+            (750, 250)
+        );
+    }
+
+    #[test]
+    fn one_hour_split() {
+        let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-6",
+            "content":[{"type":"text","text":"hi"}],"stop_reason":"tool_use","stop_sequence":null,
+            "usage":{"input_tokens":21,"cache_creation_input_tokens":1890,"cache_read_input_tokens":10240,
+            "cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":1890},
+            "output_tokens":412,"output_tokens_details":{"thinking_tokens":100},
+            "server_tool_use":{"web_search_requests":2,"web_fetch_requests":1},
+            "service_tier":"standard","inference_geo":"us","speed":"fast"}}"#;
+        let (u, meta) = usage_from_json_response(body).unwrap();
+        assert_eq!(
+            (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
+            (0, 1890)
+        );
+        assert_eq!(u.cache_creation_input_tokens, 1890);
+        assert_eq!(u.thinking_tokens, Some(100));
+        assert_eq!((u.web_search_requests, u.web_fetch_requests), (2, 1));
+        assert_eq!(u.inference_geo.as_deref(), Some("us"));
+        assert_eq!(u.speed.as_deref(), Some("fast"));
+        assert_eq!(u.total_input_tokens(), 21 + 1890 + 10240);
+        assert_eq!(meta.id.as_deref(), Some("msg_1"));
+        assert_eq!(meta.model.as_deref(), Some("claude-sonnet-4-6"));
+        assert_eq!(meta.stop_reason.as_deref(), Some("tool_use"));
+    }
+
+    #[test]
+    fn split_larger_than_total_raises_total() {
+        let u = Usage::from_anthropic_usage(&json!({
+            "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 20}
+        }));
+        assert_eq!(u.cache_creation_input_tokens, 30);
+        assert_eq!((u.cache_write_5m_tokens, u.cache_write_1h_tokens), (10, 20));
+    }
+
+    #[test]
+    fn response_without_usage_or_not_json() {
+        assert!(
+            usage_from_json_response(b"{\"type\":\"error\",\"error\":{\"type\":\"x\"}}").is_none()
+        );
+        assert!(usage_from_json_response(b"\x1f\x8b\x08garbage").is_none());
+        assert!(usage_from_json_response(b"[1,2]").is_none());
+        assert!(usage_from_json_response(b"{\"usage\":5}").is_none());
+    }
+
+    #[test]
+    fn error_event() {
+        let s = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+        );
+        let o = meter(s);
+        assert_eq!(o.status, StreamStatus::Error);
+        let e = o.error.unwrap();
+        assert_eq!(
+            (e.error_type.as_str(), e.message.as_str()),
+            ("overloaded_error", "Overloaded")
+        );
+        assert_eq!(o.usage.input_tokens, 10);
+        assert!(o.output_estimated);
+    }
+
+    #[test]
+    fn stream_without_message_delta_is_partial_with_estimate() {
+        let s = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":472,\"cache_read_input_tokens\":9000,\"output_tokens\":2}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"0123456789012345678901234567890123456789\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"abc\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"zzzzzzzzzzzzzzzz\"}}\n\n",
+        );
+        let o = meter(s);
+        assert_eq!(o.status, StreamStatus::Partial);
+        assert!(o.output_estimated);
+        assert_eq!(o.output_chars, 43);
+        assert_eq!(o.usage.output_tokens, 11); // ceil(43 / 4) > 2
+        assert_eq!(o.usage.input_tokens, 472);
+        assert_eq!(o.usage.cache_read_input_tokens, 9000);
+        // Nothing streamed after message_start: keep the start's own output count, never 0.
+        let o = meter(&s[..s.find("event: content_block_delta").unwrap()]);
+        assert_eq!(o.usage.output_tokens, 2);
+        assert!(o.has_usage());
+    }
+
+    #[test]
+    fn delta_without_stop_is_partial_but_not_estimated() {
+        let s = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":30}}\n\n",
+        );
+        let o = meter(s);
+        assert_eq!(o.status, StreamStatus::Partial);
+        assert!(!o.output_estimated);
+        assert_eq!(o.usage.output_tokens, 30);
+    }
+
+    #[test]
+    fn unnamed_events_are_classified_by_type() {
+        let s = concat!(
+            "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n",
+            "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"abcd\"}}\n\n",
+            "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":9}}\n\n",
+            "data: {\"type\":\"message_stop\"}\n\n",
+        );
+        let o = meter(s);
+        assert_eq!(o.status, StreamStatus::Complete);
+        assert_eq!(
+            (o.usage.input_tokens, o.usage.output_tokens, o.output_chars),
+            (3, 9, 4)
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut m = StreamMeter::new();
+        m.on_event("message_start", b"{not json");
+        m.on_event("message_delta", b"[]");
+        m.on_event("error", b"\xff\xfe");
+        m.on_event("content_block_delta", b"{\"text\": \"unterminated \\");
+        m.on_event("content_block_delta", b"{\"text\"");
+        let o = m.outcome();
+        assert_eq!(o.status, StreamStatus::Error);
+        assert_eq!(o.parse_errors, 2);
+        assert!(!o.has_usage() || o.saw_message_delta);
+    }
+
+    #[test]
+    fn payload_len_handles_escapes_and_key_order() {
+        assert_eq!(
+            delta_payload_len(br#"{"delta":{"text":"a\"b","type":"text_delta"}}"#),
+            4
+        );
+        assert_eq!(
+            delta_payload_len(br#"{"delta":{"type":"text_delta","text" : "xy"}}"#),
+            2
+        );
+        assert_eq!(
+            delta_payload_len(
+                br#"{"delta":{"type":"citations_delta","citation":{"cited_text":"q"}}}"#
+            ),
+            0
+        );
+    }
+
+    // ---- property: random sequences of partial usage objects; final equals last-seen per field ----
+
+    #[derive(Debug, Clone)]
+    struct Delta {
+        input: Option<Option<u64>>, // None = absent, Some(None) = null
+        cache_total: Option<Option<u64>>,
+        read: Option<Option<u64>>,
+        output: Option<Option<u64>>,
+        c5: Option<u64>,
+        c1: Option<u64>,
+        web: Option<u64>,
+        geo: Option<&'static str>,
+    }
+
+    fn field() -> impl Strategy<Value = Option<Option<u64>>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(None)),
+            (0u64..100_000).prop_map(|n| Some(Some(n)))
+        ]
+    }
+
+    fn delta() -> impl Strategy<Value = Delta> {
+        (
+            field(),
+            field(),
+            field(),
+            field(),
+            proptest::option::of(0u64..5000),
+            proptest::option::of(0u64..5000),
+            proptest::option::of(0u64..10),
+            proptest::option::of(prop_oneof![Just("us"), Just("global")]),
+        )
+            .prop_map(
+                |(input, cache_total, read, output, c5, c1, web, geo)| Delta {
+                    input,
+                    cache_total,
+                    read,
+                    output,
+                    c5,
+                    c1,
+                    web,
+                    geo,
+                },
+            )
+    }
+
+    fn to_json(d: &Delta) -> Value {
+        let mut m = serde_json::Map::new();
+        for (k, f) in [
+            ("input_tokens", d.input),
+            ("cache_creation_input_tokens", d.cache_total),
+            ("cache_read_input_tokens", d.read),
+            ("output_tokens", d.output),
+        ] {
+            if let Some(v) = f {
+                m.insert(k.into(), v.map_or(Value::Null, Value::from));
+            }
+        }
+        if d.c5.is_some() || d.c1.is_some() {
+            let mut cc = serde_json::Map::new();
+            if let Some(n) = d.c5 {
+                cc.insert("ephemeral_5m_input_tokens".into(), n.into());
+            }
+            if let Some(n) = d.c1 {
+                cc.insert("ephemeral_1h_input_tokens".into(), n.into());
+            }
+            m.insert("cache_creation".into(), Value::Object(cc));
+        }
+        if let Some(n) = d.web {
+            m.insert("server_tool_use".into(), json!({"web_search_requests": n}));
+        }
+        if let Some(g) = d.geo {
+            m.insert("inference_geo".into(), g.into());
+        }
+        Value::Object(m)
+    }
+
+    proptest! {
+        #[test]
+        fn override_is_last_seen_per_field(deltas in proptest::collection::vec(delta(), 1..8)) {
+            let mut u = Usage::default();
+            for d in &deltas {
+                u.apply_override(&to_json(d));
+            }
+            let last = |f: fn(&Delta) -> Option<Option<u64>>| {
+                deltas.iter().rev().find_map(|d| f(d).flatten()).unwrap_or(0)
+            };
+            prop_assert_eq!(u.input_tokens, last(|d| d.input));
+            prop_assert_eq!(u.cache_read_input_tokens, last(|d| d.read));
+            prop_assert_eq!(u.output_tokens, last(|d| d.output));
+            let c5 = deltas.iter().rev().find_map(|d| d.c5);
+            let c1 = deltas.iter().rev().find_map(|d| d.c1);
+            prop_assert_eq!(u.cache_creation_5m_reported, c5);
+            prop_assert_eq!(u.cache_creation_1h_reported, c1);
+            prop_assert_eq!(u.web_search_requests, deltas.iter().rev().find_map(|d| d.web).unwrap_or(0));
+            prop_assert_eq!(u.inference_geo.as_deref(), deltas.iter().rev().find_map(|d| d.geo));
+            // Cache total: last seen, but after each step raised to the itemised split when that is larger
+            // (only reachable with inconsistent upstream data; genuine Anthropic usage has split <= total).
+            let (mut total, mut r5, mut r1) = (0u64, 0u64, 0u64);
+            for d in &deltas {
+                if let Some(Some(n)) = d.cache_total {
+                    total = n;
+                }
+                r5 = d.c5.unwrap_or(r5);
+                r1 = d.c1.unwrap_or(r1);
+                total = total.max(r5 + r1);
+            }
+            prop_assert_eq!(u.cache_creation_input_tokens, total);
+            if deltas.iter().all(|d| d.c5.is_none() && d.c1.is_none()) {
+                prop_assert_eq!(u.cache_creation_input_tokens, last(|d| d.cache_total));
+                prop_assert_eq!(u.cache_write_5m_tokens, u.cache_creation_input_tokens);
+            }
+            prop_assert_eq!(u.cache_write_5m_tokens + u.cache_write_1h_tokens, u.cache_creation_input_tokens);
+            prop_assert_eq!(u.cache_write_1h_tokens, c1.unwrap_or(0));
+            prop_assert!(u.cache_write_5m_tokens >= c5.unwrap_or(0));
+        }
+    }
 }
