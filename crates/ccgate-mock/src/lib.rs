@@ -37,6 +37,8 @@ pub struct MockHandle {
     shared: Arc<Shared>,
     listener: ListenerSlot,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Stops the dedicated runtime of [`start_background`].
+    runtime_stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 /// Start a mock on `127.0.0.1:0` (a free port) in a background task of the current runtime.
@@ -53,7 +55,45 @@ pub async fn start_on(addr: SocketAddr, config: MockConfig) -> std::io::Result<M
         shared,
         listener,
         task: Mutex::new(Some(task)),
+        runtime_stop: Mutex::new(None),
     })
+}
+
+/// Start a mock on `127.0.0.1:0` on its own thread with its own 2-worker tokio runtime
+/// (usable from sync code; keeps the mock off the caller's runtime). The runtime stops on
+/// shutdown/drop.
+pub fn start_background(config: MockConfig) -> std::io::Result<MockHandle> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("ccgate-mock".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("ccgate-mock-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let ok = start(config).await.map(|h| tx.send(Ok(h)).is_ok());
+                if let Err(e) = ok {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                let _ = stop_rx.await;
+            });
+        })?;
+    let handle = rx
+        .recv()
+        .map_err(|_| std::io::Error::other("ccgate-mock runtime thread died"))??;
+    *handle.runtime_stop.lock() = Some(stop_tx);
+    Ok(handle)
 }
 
 impl MockHandle {
@@ -62,14 +102,15 @@ impl MockHandle {
         format!("http://{}", self.addr)
     }
 
-    /// Requests recorded so far (admin requests excluded).
+    /// Requests recorded so far, oldest first (admin requests excluded; at most
+    /// [`record::MAX_RECORDED`] are kept).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.recorder.snapshot()
     }
 
     /// The last recorded request.
     pub fn last_request(&self) -> Option<RecordedRequest> {
-        self.shared.recorder.snapshot().pop()
+        self.shared.recorder.last()
     }
 
     /// Forget recorded requests and reset [`MockHandle::request_count`].
@@ -98,6 +139,9 @@ impl MockHandle {
         drop(self.listener.lock().take());
         if let Some(task) = self.task.lock().take() {
             task.abort();
+        }
+        if let Some(stop) = self.runtime_stop.lock().take() {
+            let _ = stop.send(());
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Request recording: what the upstream saw, for assertions in tests.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
@@ -73,10 +74,14 @@ impl Serialize for RecordedRequest {
     }
 }
 
+/// At most this many requests are kept (the oldest are dropped), so a long run with recording
+/// left on cannot exhaust memory.
+pub const MAX_RECORDED: usize = 100_000;
+
 /// Shared store of recorded requests plus a counter of all API requests served.
 #[derive(Default)]
 pub struct Recorder {
-    list: Mutex<Vec<RecordedRequest>>,
+    list: Mutex<VecDeque<RecordedRequest>>,
     count: AtomicU64,
 }
 
@@ -86,11 +91,19 @@ impl Recorder {
     }
 
     pub fn push(&self, r: RecordedRequest) {
-        self.list.lock().push(r);
+        let mut list = self.list.lock();
+        if list.len() >= MAX_RECORDED {
+            list.pop_front();
+        }
+        list.push_back(r);
     }
 
     pub fn snapshot(&self) -> Vec<RecordedRequest> {
-        self.list.lock().clone()
+        self.list.lock().iter().cloned().collect()
+    }
+
+    pub fn last(&self) -> Option<RecordedRequest> {
+        self.list.lock().back().cloned()
     }
 
     pub fn clear(&self) {

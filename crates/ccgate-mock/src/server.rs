@@ -306,7 +306,8 @@ fn record(parts: &http::request::Parts, body: &Bytes) -> RecordedRequest {
                 )
             })
             .collect(),
-        body: body.clone(),
+        // Copy: the received buffer may share (and pin) hyper's much larger read buffer.
+        body: Bytes::copy_from_slice(body),
     }
 }
 

@@ -782,7 +782,7 @@ async fn thinking_ping_gzip_and_auth() {
 async fn pacing_delays_and_hang() {
     let mock = start(MockConfig {
         chunks: 4,
-        event_delay_ms: 40,
+        event_delay_ms: 100,
         ..MockConfig::default()
     })
     .await
@@ -799,9 +799,9 @@ async fn pacing_delays_and_hang() {
     }
     let total = t0.elapsed();
     assert!(n > 0);
-    // 9 events → 8 gaps of 40 ms.
-    assert!(total >= Duration::from_millis(300), "{total:?}");
-    assert!(t_first < Duration::from_millis(200), "{t_first:?}");
+    // 9 events → 8 gaps of 100 ms; the first event is not held back.
+    assert!(total >= Duration::from_millis(780), "{total:?}");
+    assert!(t_first < Duration::from_millis(500), "{t_first:?}");
 
     // first_byte_delay
     let t0 = Instant::now();
@@ -842,6 +842,8 @@ async fn shutdown_refuses_connections() {
         200
     );
     mock.shutdown();
+    // A raw connect is refused right away.
+    assert!(std::net::TcpStream::connect(mock.addr).is_err());
     let err = client()
         .post(&url)
         .json(&body(false))
@@ -849,8 +851,25 @@ async fn shutdown_refuses_connections() {
         .await
         .unwrap_err();
     assert!(err.is_connect(), "{err:?}");
-    // A raw connect is refused too.
-    assert!(std::net::TcpStream::connect(mock.addr).is_err());
+    // The pooled keep-alive connection is gone too.
+    assert!(c.post(&url).json(&body(false)).send().await.is_err());
+    mock.shutdown(); // idempotent
+}
+
+#[test]
+fn background_runtime_from_sync_code() {
+    let mock = ccgate_mock::start_background(MockConfig::default()).unwrap();
+    let addr = mock.addr;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let resp = post(&format!("{}/v1/messages", mock.url()), &body(false)).await;
+        assert_eq!(resp.status(), 200);
+    });
+    drop(mock);
+    assert!(std::net::TcpStream::connect(addr).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
