@@ -183,7 +183,21 @@ fn opt_str(v: &Option<Value>) -> Option<String> {
 /// Usage and identification of a non-streaming `/v1/messages` answer. `None` if the body is not JSON or carries no
 /// `usage` object (e.g. an error body). Uses the same [`Usage::apply_override`] as the stream path.
 pub fn usage_from_json_response(body: &[u8]) -> Option<(Usage, ResponseMeta)> {
-    let shape: ResponseShape = serde_json::from_slice(body).ok()?;
+    let shape: ResponseShape = match serde_json::from_slice(body) {
+        Ok(s) => s,
+        // The typed parse rejects what a Value parse tolerates (e.g. a duplicated key); retry before giving up so
+        // an odd but readable body is still billed.
+        Err(_) => {
+            let v: Value = serde_json::from_slice(body).ok()?;
+            let field = |k: &str| v.get(k).cloned();
+            ResponseShape {
+                id: field("id"),
+                model: field("model"),
+                stop_reason: field("stop_reason"),
+                usage: field("usage"),
+            }
+        }
+    };
     let usage_v = shape.usage.as_ref().filter(|u| u.is_object())?;
     let usage = Usage::from_anthropic_usage(usage_v);
     let meta = ResponseMeta {
@@ -665,6 +679,12 @@ mod tests {
         assert!(usage_from_json_response(b"\x1f\x8b\x08garbage").is_none());
         assert!(usage_from_json_response(b"[1,2]").is_none());
         assert!(usage_from_json_response(b"{\"usage\":5}").is_none());
+        let dup = br#"{"id":"a","id":"b","usage":{"input_tokens":3,"output_tokens":4}}"#;
+        let (u, meta) = usage_from_json_response(dup).unwrap();
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, meta.id.as_deref()),
+            (3, 4, Some("b"))
+        );
     }
 
     #[test]
