@@ -1,0 +1,359 @@
+//! OpenAI Chat Completions request → Anthropic Messages request (protocols.md §4).
+//!
+//! This module orchestrates; each rule lives in its own module ([`crate::messages`],
+//! [`crate::tools`], [`crate::params`], [`crate::reasoning`], [`crate::format`]).
+
+use crate::error::TranslateError;
+use crate::format::{self, ResponseFormat};
+use crate::json::{field, opt_bool, wrong_type};
+use crate::messages::{self, Conversation};
+use crate::models::model_field;
+use crate::names::NameMap;
+use crate::options::TranslateOptions;
+use crate::params;
+use crate::reasoning::{self, Thinking};
+use crate::response::ResponseContext;
+use crate::tools::{self, Choice, ClientTool};
+use serde_json::{json, Map, Value};
+
+/// A translated request, ready to send upstream.
+#[derive(Debug, Clone)]
+pub struct TranslatedRequest {
+    /// The Anthropic JSON body, serialised once.
+    pub body: Vec<u8>,
+    /// The client asked for SSE.
+    pub stream: bool,
+    /// `stream_options.include_usage` (only meaningful when streaming): emit the usage chunk.
+    pub include_usage: bool,
+    /// What the response side needs.
+    pub response_ctx: ResponseContext,
+    /// Lossy decisions worth a log line (wrapped tool arguments, thinking turned off, …).
+    pub warnings: Vec<String>,
+}
+
+/// Translates an OpenAI Chat Completions body (§4). Every refusal is a 400
+/// `invalid_request_error` naming the field ([`TranslateError`]). OpenAI fields without an
+/// Anthropic meaning (`seed`, `logprobs`, penalties, `store`, `service_tier`, `metadata`, …) are
+/// dropped silently (§4.1).
+pub fn translate_request(
+    body: &[u8],
+    opts: &TranslateOptions<'_>,
+) -> Result<TranslatedRequest, TranslateError> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| {
+        TranslateError::general(format!(
+            "We could not parse the JSON body of your request: {e}"
+        ))
+    })?;
+    model_field(&root)?;
+    let Some(obj) = root.as_object() else {
+        return Err(TranslateError::general(
+            "Request body must be a JSON object",
+        ));
+    };
+    Translation::new(obj, opts).run()
+}
+
+/// State of one translation.
+struct Translation<'r, 'o> {
+    obj: &'r Map<String, Value>,
+    opts: &'r TranslateOptions<'o>,
+    names: NameMap,
+    warnings: Vec<String>,
+}
+
+impl<'r, 'o> Translation<'r, 'o> {
+    fn new(obj: &'r Map<String, Value>, opts: &'r TranslateOptions<'o>) -> Self {
+        Self {
+            obj,
+            opts,
+            names: NameMap::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn run(mut self) -> Result<TranslatedRequest, TranslateError> {
+        let obj = self.obj;
+        let caps = self.opts.caps;
+        reject_legacy_functions(obj)?;
+        params::check_n(obj)?;
+        let stream = opt_bool(obj, "stream", "stream")?.unwrap_or(false);
+        let include_usage = stream && include_usage(obj)?;
+
+        let client_tools = tools::parse_tools(field(obj, "tools"))?;
+        reserve_names(obj, &client_tools, &mut self.names);
+        let choice = tools::parse_tool_choice(field(obj, "tool_choice"), &client_tools)?;
+        let parallel = opt_bool(obj, "parallel_tool_calls", "parallel_tool_calls")?;
+        let response_format = format::parse(field(obj, "response_format"))?;
+        let effort = reasoning::parse_effort(field(obj, "reasoning_effort"))?;
+
+        let Some(messages) = obj.get("messages") else {
+            return Err(TranslateError::invalid(
+                "messages",
+                "Missing required parameter: 'messages'",
+            ));
+        };
+        let mut conv = messages::convert(
+            messages,
+            &mut messages::Ctx {
+                names: &mut self.names,
+                max_image_bytes: self.opts.max_image_bytes,
+                allow_prefill: caps.prefill,
+            },
+        )?;
+        self.warnings.append(&mut conv.warnings);
+
+        let mut tool_defs: Vec<Value> = client_tools
+            .iter()
+            .map(|t| tools::anthropic_tool(t, self.names.map(&t.name), caps.structured_outputs))
+            .collect();
+
+        // response_format (§4.1).
+        let mut output_format = None;
+        let mut json_tool = None;
+        match response_format {
+            None | Some(ResponseFormat::Text) => {}
+            Some(ResponseFormat::JsonObject) => conv
+                .system
+                .push(json!({"type": "text", "text": format::JSON_OBJECT_INSTRUCTION})),
+            Some(ResponseFormat::JsonSchema { schema, .. }) if caps.structured_outputs => {
+                output_format = Some(json!({"type": "json_schema", "schema": schema}));
+            }
+            Some(ResponseFormat::JsonSchema {
+                schema,
+                description,
+            }) => {
+                let name = self.names.allocate_internal(format::JSON_TOOL_NAME);
+                tool_defs.push(json!({
+                    "name": name,
+                    "description": format::json_tool_description(description.as_deref()),
+                    "input_schema": tools::object_schema(Some(&schema), "response_format.json_schema.schema")?,
+                }));
+                json_tool = Some(name);
+            }
+        }
+
+        let mut tool_choice = match &json_tool {
+            Some(jt) => Some(self.json_tool_choice(choice.as_ref(), &client_tools, jt, parallel)),
+            None if client_tools.is_empty() => None,
+            None => tools::anthropic_tool_choice(choice.as_ref(), parallel, &mut self.names),
+        };
+
+        // §4.2 step 12: tool blocks in history but no tools. Anthropic rejects the request, while
+        // OpenAI accepts it (chat UIs drop `tools` when plugins are switched off). CCGate declares
+        // placeholder tools named after the history's tools and sets tool_choice "none", so the
+        // history stays valid and the model cannot call a tool the client no longer offers.
+        if tool_defs.is_empty() && conv.has_tool_blocks() {
+            tool_defs = conv
+                .history_tool_names
+                .iter()
+                .map(|n| {
+                    json!({
+                        "name": n,
+                        "description": "A tool used earlier in this conversation. It is no longer available.",
+                        "input_schema": tools::empty_schema(),
+                    })
+                })
+                .collect();
+            tool_choice = Some(json!({"type": "none"}));
+            self.warnings.push(
+                "history holds tool calls but the request has no tools: placeholder tools declared with tool_choice none".to_owned(),
+            );
+        }
+
+        let thinking = self.thinking(effort, &conv, json_tool.is_some());
+        let (thinking, max_tokens) = reasoning::fit_budget(
+            thinking,
+            params::max_tokens(obj, &caps)?,
+            caps.max_output_tokens,
+        );
+        let thinking_on = thinking != Thinking::Off;
+        if thinking_on {
+            downgrade_forced_choice(&mut tool_choice);
+        }
+        let sampling = params::sampling(obj, thinking_on, &caps)?;
+        let stop = params::stop_sequences(obj)?;
+        let user_id = params::user_id(obj, self.opts.tenant_id)?;
+
+        // Assemble.
+        let mut out = Map::new();
+        out.insert(
+            "model".into(),
+            Value::String(self.opts.claude_model.to_owned()),
+        );
+        out.insert("max_tokens".into(), Value::from(max_tokens));
+        if stream {
+            out.insert("stream".into(), Value::Bool(true));
+        }
+        if !conv.system.is_empty() {
+            out.insert(
+                "system".into(),
+                Value::Array(std::mem::take(&mut conv.system)),
+            );
+        }
+        out.insert("messages".into(), conv.messages_value());
+        if !tool_defs.is_empty() {
+            out.insert("tools".into(), Value::Array(tool_defs));
+        }
+        if let Some(tc) = tool_choice {
+            out.insert("tool_choice".into(), tc);
+        }
+        let mut output_config = Map::new();
+        match thinking {
+            Thinking::Off => {}
+            Thinking::Adaptive { effort } => {
+                out.insert("thinking".into(), json!({"type": "adaptive"}));
+                output_config.insert("effort".into(), Value::String(effort.to_owned()));
+            }
+            Thinking::Budget { budget } => {
+                out.insert(
+                    "thinking".into(),
+                    json!({"type": "enabled", "budget_tokens": budget}),
+                );
+            }
+        }
+        if let Some(f) = output_format {
+            output_config.insert("format".into(), f);
+        }
+        if !output_config.is_empty() {
+            out.insert("output_config".into(), Value::Object(output_config));
+        }
+        for (k, v) in sampling {
+            out.insert(k.into(), v);
+        }
+        if let Some(s) = stop {
+            out.insert("stop_sequences".into(), json!(s));
+        }
+        if let Some(u) = user_id {
+            out.insert("metadata".into(), json!({"user_id": u}));
+        }
+
+        let body = serde_json::to_vec(&Value::Object(out)).map_err(|e| {
+            TranslateError::general(format!("Could not serialise the translated request: {e}"))
+        })?;
+        Ok(TranslatedRequest {
+            body,
+            stream,
+            include_usage,
+            response_ctx: ResponseContext {
+                client_model: self.opts.client_model.to_owned(),
+                tool_names: self.names.renamed(),
+                json_tool,
+                expose_reasoning: self.opts.expose_reasoning,
+                include_usage,
+            },
+            warnings: self.warnings,
+        })
+    }
+
+    /// §4.3 plus the cases where thinking must stay off even though it was asked for:
+    /// * the current tool loop's assistant message has no thinking block (§4.2 step 13, option (a):
+    ///   CCGate keeps no thinking cache, and plain OpenAI clients never echo thinking);
+    /// * a prefill ends the conversation (Anthropic does not allow prefill with thinking);
+    /// * the `json_schema` forced-tool trick is used (a forced tool is not allowed with thinking,
+    ///   §4.1, and the requested format matters more than reasoning).
+    fn thinking(
+        &mut self,
+        effort: Option<reasoning::Effort>,
+        conv: &Conversation,
+        json_tool: bool,
+    ) -> Thinking {
+        let plan = reasoning::plan(effort, &self.opts.caps, &self.opts.thinking_budgets);
+        if plan == Thinking::Off {
+            return plan;
+        }
+        let reason = if conv.tool_loop_lacks_thinking() {
+            "the current tool loop's assistant message carries no thinking block"
+        } else if conv.prefill {
+            "the conversation ends with an assistant prefill"
+        } else if json_tool {
+            "json_schema output uses a forced tool on this model"
+        } else {
+            return plan;
+        };
+        self.warnings
+            .push(format!("reasoning_effort ignored: {reason}"));
+        Thinking::Off
+    }
+
+    /// `tool_choice` when the `json_schema` tool trick is active. The answer must come through the
+    /// format tool, so plain text is never allowed: with client tools the model must call *some*
+    /// tool (`any`), unless the client named one; without them (or with `none`) the format tool
+    /// is forced.
+    fn json_tool_choice(
+        &mut self,
+        choice: Option<&Choice>,
+        client_tools: &[ClientTool],
+        json_tool: &str,
+        parallel: Option<bool>,
+    ) -> Value {
+        let mut v = match choice {
+            Some(Choice::Named(n)) => json!({"type": "tool", "name": self.names.map(n)}),
+            Some(Choice::Auto) | Some(Choice::Required) | None if !client_tools.is_empty() => {
+                json!({"type": "any"})
+            }
+            _ => json!({"type": "tool", "name": json_tool}),
+        };
+        if parallel == Some(false) {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("disable_parallel_tool_use".into(), Value::Bool(true));
+            }
+        }
+        v
+    }
+}
+
+/// With thinking on, `tool_choice` may not force a tool (§2.9): `any`/`tool` become `auto`,
+/// keeping `disable_parallel_tool_use` (§4.3).
+fn downgrade_forced_choice(choice: &mut Option<Value>) {
+    if let Some(Value::Object(o)) = choice {
+        if matches!(o.get("type").and_then(Value::as_str), Some("any" | "tool")) {
+            o.insert("type".into(), Value::String("auto".into()));
+            o.remove("name");
+        }
+    }
+}
+
+/// `stream_options.include_usage` (§3.3); CCGate-side only.
+fn include_usage(obj: &Map<String, Value>) -> Result<bool, TranslateError> {
+    match field(obj, "stream_options") {
+        None => Ok(false),
+        Some(Value::Object(o)) => {
+            Ok(opt_bool(o, "include_usage", "stream_options.include_usage")?.unwrap_or(false))
+        }
+        Some(other) => Err(wrong_type("stream_options", "an object", other)),
+    }
+}
+
+/// The legacy `functions`/`function_call` API is not translated; silently dropping it would
+/// leave the model without the functions the client relies on.
+fn reject_legacy_functions(obj: &Map<String, Value>) -> Result<(), TranslateError> {
+    for key in ["functions", "function_call"] {
+        if field(obj, key).is_some() {
+            return Err(TranslateError::invalid(
+                key,
+                format!("The deprecated '{key}' parameter is not supported; use 'tools' and 'tool_choice'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reserves every valid tool name of the request before any rewriting (§4.2 step 6), so rewritten
+/// names can never take a name the client actually uses. Best effort: malformed entries are
+/// reported later by the validating passes.
+fn reserve_names(obj: &Map<String, Value>, client_tools: &[ClientTool], names: &mut NameMap) {
+    for t in client_tools {
+        names.reserve(&t.name);
+    }
+    let Some(Value::Array(msgs)) = obj.get("messages") else {
+        return;
+    };
+    let history = msgs
+        .iter()
+        .filter_map(|m| m.get("tool_calls").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|c| c.get("function")?.get("name")?.as_str());
+    for n in history {
+        names.reserve(n);
+    }
+}

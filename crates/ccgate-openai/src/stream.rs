@@ -1,0 +1,361 @@
+//! Anthropic SSE events → OpenAI `chat.completion.chunk` stream: the state machine of
+//! protocols.md §5.3, with the fixes of §6.
+
+use crate::error::{error_chunk, openai_kind_for};
+use crate::response::{finish_reason, ResponseContext};
+use crate::usage::openai_usage;
+use ccgate_meter::Usage;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// What an open Anthropic content block is, from the client's point of view.
+#[derive(Debug)]
+enum Block {
+    Text,
+    /// Accumulated so a signed block can be handed to the client at its stop.
+    Thinking {
+        text: String,
+        signature: String,
+    },
+    RedactedThinking(Value),
+    /// A client tool call with its OpenAI `index` (`slot`).
+    Tool {
+        slot: u32,
+        args_sent: bool,
+    },
+    /// The `json_schema` forced tool: its arguments are the answer's content.
+    JsonTool {
+        args_sent: bool,
+    },
+    /// Server tools and unknown block types: not shown.
+    Other,
+}
+
+/// Translates one Anthropic stream into OpenAI chunks.
+///
+/// The caller frames SSE events (ccgate-meter), applies each to its usage meter, then hands the
+/// event here with the current usage. Output is appended as complete `data: …\n\n` lines, ready to
+/// flush.
+///
+/// Rules (§5.3, §6):
+/// * every chunk carries the same `id` (`chatcmpl-<message id>`), `created` and client `model`;
+/// * tool-call `index` comes from a per-stream counter starting at 0 (never the Anthropic block
+///   index, which is shifted by text and thinking blocks); `id`/`type`/`function.name` appear
+///   only on a call's first fragment;
+/// * a tool call that streamed no argument fragment gets `"{}"` at its `content_block_stop`;
+/// * `finish_reason: "tool_calls"` only if at least one call was emitted, else `"stop"`;
+/// * with `include_usage`, every chunk has `"usage": null` and a final `choices: []` chunk carries
+///   the usage, as OpenAI does; without it no `usage` key appears;
+/// * `ping` → `: keep-alive` comment; unknown events are ignored.
+///
+/// Errors (an `error` event, or [`StreamTranslator::on_upstream_error`] for a broken upstream or
+/// EOF before `message_stop`) emit `data: {"error":{…}}` and finish the stream **without**
+/// `data: [DONE]`: `[DONE]` means "completed" to many clients (they would keep a truncated answer
+/// as if it were whole), while a missing `[DONE]` plus an error object is unmistakably a failure
+/// (the OpenAI SDKs raise on the error object either way).
+#[derive(Debug)]
+pub struct StreamTranslator {
+    ctx: ResponseContext,
+    id: String,
+    created: i64,
+    started: bool,
+    blocks: HashMap<u64, Block>,
+    next_slot: u32,
+    stop_reason: Option<String>,
+    finished: bool,
+}
+
+#[derive(Serialize)]
+struct Chunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    choices: Vec<ChunkChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct ChunkChoice {
+    index: u32,
+    delta: Value,
+    finish_reason: Option<&'static str>,
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+impl StreamTranslator {
+    /// `id_hint` names the stream until `message_start` supplies the Anthropic message id (only
+    /// used if an error arrives first): chunks are then `chatcmpl-<id_hint>`.
+    pub fn new(ctx: ResponseContext, id_hint: &str, now_unix: i64) -> Self {
+        Self {
+            ctx,
+            id: format!("chatcmpl-{id_hint}"),
+            created: now_unix,
+            started: false,
+            blocks: HashMap::new(),
+            next_slot: 0,
+            stop_reason: None,
+            finished: false,
+        }
+    }
+
+    /// True once `[DONE]` or an error has been written; later input is ignored.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Anthropic `stop_reason` seen so far (from `message_delta`), for logging.
+    pub fn stop_reason(&self) -> Option<&str> {
+        self.stop_reason.as_deref()
+    }
+
+    /// Number of tool calls emitted so far.
+    pub fn tool_calls_emitted(&self) -> u32 {
+        self.next_slot
+    }
+
+    /// Feeds one SSE event. `name` is the `event:` field (may be empty: the JSON `type` is used
+    /// then); `data` its payload; `usage` the caller's meter after applying this event.
+    pub fn on_event(&mut self, name: &str, data: &[u8], usage: &Usage, out: &mut Vec<u8>) {
+        if self.finished {
+            return;
+        }
+        let ev: Value = serde_json::from_slice(data).unwrap_or(Value::Null);
+        let kind = if name.is_empty() {
+            str_at(&ev, "type").unwrap_or("")
+        } else {
+            name
+        };
+        match kind {
+            "ping" => out.extend_from_slice(b": keep-alive\n\n"),
+            // A repeated message_start changes nothing: the id is fixed once chunks went out.
+            "message_start" if !self.started => {
+                if let Some(id) = ev.get("message").and_then(|m| str_at(m, "id")) {
+                    self.id = format!("chatcmpl-{id}");
+                }
+                self.ensure_started(out);
+            }
+            "content_block_start" => self.block_start(&ev, out),
+            "content_block_delta" => self.block_delta(&ev, out),
+            "content_block_stop" => self.block_stop(&ev, out),
+            "message_delta" => {
+                if let Some(r) = ev.get("delta").and_then(|d| str_at(d, "stop_reason")) {
+                    self.stop_reason = Some(r.to_owned());
+                }
+            }
+            "message_stop" => self.finish(usage, out),
+            "error" => {
+                let err = ev.get("error").unwrap_or(&Value::Null);
+                let message = str_at(err, "message").unwrap_or("Upstream error");
+                let (kind, code) = openai_kind_for(str_at(err, "type").unwrap_or(""), message);
+                out.extend_from_slice(&error_chunk(message, kind, code));
+                self.finished = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// The upstream broke (connection error, idle timeout, EOF before `message_stop`). Emits
+    /// `data: {"error":{"message":message,"type":kind}}` and finishes without `[DONE]` (see the
+    /// type docs). `kind` is the OpenAI error `type`, e.g. `"server_error"`.
+    pub fn on_upstream_error(&mut self, message: &str, kind: &str, out: &mut Vec<u8>) {
+        if self.finished {
+            return;
+        }
+        out.extend_from_slice(&error_chunk(message, kind, None));
+        self.finished = true;
+    }
+
+    fn ensure_started(&mut self, out: &mut Vec<u8>) {
+        if !self.started {
+            self.started = true;
+            self.emit(json!({"role": "assistant", "content": ""}), None, out);
+        }
+    }
+
+    fn emit(&self, delta: Value, finish: Option<&'static str>, out: &mut Vec<u8>) {
+        let chunk = Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.ctx.client_model,
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish,
+            }],
+            usage: self.ctx.include_usage.then_some(Value::Null),
+        };
+        self.write(&chunk, out);
+    }
+
+    fn write(&self, chunk: &Chunk<'_>, out: &mut Vec<u8>) {
+        if let Ok(bytes) = serde_json::to_vec(chunk) {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(&bytes);
+            out.extend_from_slice(b"\n\n");
+        }
+    }
+
+    fn content(&mut self, text: &str, out: &mut Vec<u8>) {
+        if !text.is_empty() {
+            self.ensure_started(out);
+            self.emit(json!({ "content": text }), None, out);
+        }
+    }
+
+    fn reasoning(&mut self, text: &str, out: &mut Vec<u8>) {
+        if self.ctx.expose_reasoning && !text.is_empty() {
+            self.ensure_started(out);
+            self.emit(json!({ "reasoning_content": text }), None, out);
+        }
+    }
+
+    fn tool_args(&mut self, slot: u32, args: &str, out: &mut Vec<u8>) {
+        self.ensure_started(out);
+        self.emit(
+            json!({"tool_calls": [{"index": slot, "function": {"arguments": args}}]}),
+            None,
+            out,
+        );
+    }
+
+    fn block_start(&mut self, ev: &Value, out: &mut Vec<u8>) {
+        let Some(index) = ev.get("index").and_then(Value::as_u64) else {
+            return;
+        };
+        let b = ev.get("content_block").unwrap_or(&Value::Null);
+        let block = match str_at(b, "type").unwrap_or("") {
+            "text" => {
+                self.content(str_at(b, "text").unwrap_or(""), out);
+                Block::Text
+            }
+            "thinking" => {
+                let text = str_at(b, "thinking").unwrap_or("");
+                self.reasoning(text, out);
+                Block::Thinking {
+                    text: text.to_owned(),
+                    signature: str_at(b, "signature").unwrap_or("").to_owned(),
+                }
+            }
+            "redacted_thinking" => Block::RedactedThinking(b.clone()),
+            "tool_use" => {
+                let name = str_at(b, "name").unwrap_or("");
+                if self.ctx.is_json_tool(name) {
+                    Block::JsonTool { args_sent: false }
+                } else {
+                    let slot = self.next_slot;
+                    self.next_slot += 1;
+                    self.ensure_started(out);
+                    let delta = json!({"tool_calls": [{
+                        "index": slot,
+                        "id": str_at(b, "id").unwrap_or(""),
+                        "type": "function",
+                        "function": {"name": self.ctx.client_tool_name(name), "arguments": ""},
+                    }]});
+                    self.emit(delta, None, out);
+                    Block::Tool {
+                        slot,
+                        args_sent: false,
+                    }
+                }
+            }
+            _ => Block::Other,
+        };
+        self.blocks.insert(index, block);
+    }
+
+    fn block_delta(&mut self, ev: &Value, out: &mut Vec<u8>) {
+        let Some(index) = ev.get("index").and_then(Value::as_u64) else {
+            return;
+        };
+        let d = ev.get("delta").unwrap_or(&Value::Null);
+        match str_at(d, "type").unwrap_or("") {
+            "text_delta" => {
+                if matches!(self.blocks.get(&index), Some(Block::Text) | None) {
+                    self.content(str_at(d, "text").unwrap_or(""), out);
+                }
+            }
+            "thinking_delta" => {
+                let piece = str_at(d, "thinking").unwrap_or("");
+                if let Some(Block::Thinking { text, .. }) = self.blocks.get_mut(&index) {
+                    text.push_str(piece);
+                    self.reasoning(piece, out);
+                }
+            }
+            "signature_delta" => {
+                if let Some(Block::Thinking { signature, .. }) = self.blocks.get_mut(&index) {
+                    signature.push_str(str_at(d, "signature").unwrap_or(""));
+                }
+            }
+            "input_json_delta" => {
+                let piece = str_at(d, "partial_json").unwrap_or("");
+                if piece.is_empty() {
+                    return;
+                }
+                match self.blocks.get_mut(&index) {
+                    Some(Block::Tool { slot, args_sent }) => {
+                        *args_sent = true;
+                        let slot = *slot;
+                        self.tool_args(slot, piece, out);
+                    }
+                    Some(Block::JsonTool { args_sent }) => {
+                        *args_sent = true;
+                        self.content(piece, out);
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn block_stop(&mut self, ev: &Value, out: &mut Vec<u8>) {
+        let Some(index) = ev.get("index").and_then(Value::as_u64) else {
+            return;
+        };
+        match self.blocks.remove(&index) {
+            Some(Block::Tool {
+                slot,
+                args_sent: false,
+            }) => self.tool_args(slot, "{}", out),
+            Some(Block::JsonTool { args_sent: false }) => self.content("{}", out),
+            Some(Block::Thinking { text, signature })
+                if self.ctx.expose_reasoning && !signature.is_empty() =>
+            {
+                let block = json!({"type": "thinking", "thinking": text, "signature": signature});
+                self.ensure_started(out);
+                self.emit(json!({ "thinking_blocks": [block] }), None, out);
+            }
+            Some(Block::RedactedThinking(block)) if self.ctx.expose_reasoning => {
+                self.ensure_started(out);
+                self.emit(json!({ "thinking_blocks": [block] }), None, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, usage: &Usage, out: &mut Vec<u8>) {
+        self.ensure_started(out);
+        let reason = finish_reason(self.stop_reason.as_deref(), self.next_slot as usize);
+        self.emit(json!({}), Some(reason), out);
+        if self.ctx.include_usage {
+            let chunk = Chunk {
+                id: &self.id,
+                object: "chat.completion.chunk",
+                created: self.created,
+                model: &self.ctx.client_model,
+                choices: Vec::new(),
+                usage: serde_json::to_value(openai_usage(usage)).ok(),
+            };
+            self.write(&chunk, out);
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+        self.finished = true;
+    }
+}
