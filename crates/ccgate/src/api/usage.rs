@@ -1,0 +1,291 @@
+//! `POST /usage`, compatible with the original: credentials in the JSON body (`{"type":"tenant","apiKey":…}` or
+//! `{"type":"admin","username":…,"password":…}`), or a tenant key in `x-api-key`/`Authorization: Bearer`, or
+//! admin credentials as HTTP Basic auth. Optional `from`/`to` (YYYY-MM-DD, inclusive, local days in
+//! `server.timezone`). A tenant sees only itself; the admin sees every tenant.
+
+use crate::config::{Config, TenantConfig};
+use crate::error::{anthropic_error_body, ApiError, Protocol};
+use crate::ledger::store::UsageRow;
+use crate::ledger::{Store, UsageQuery, UsageTotals};
+use crate::policy::budget::{local_day, midnight_rfc3339, usd, TenantState, Window};
+use crate::state::Gateway;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::{NaiveDate, Utc};
+use http::{header, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageRequest {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    api_key: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+enum Who {
+    Tenant(TenantConfig),
+    Admin,
+}
+
+pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let rt = gw.runtime.load_full();
+    let (parts, body) = req.into_parts();
+    let body = match super::read_body(body, 1 << 20).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response_for(Protocol::Anthropic),
+    };
+    let ur: UsageRequest = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        UsageRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return ApiError::BadRequest(format!("invalid JSON body: {e}")).into_response_for(Protocol::Anthropic),
+        }
+    };
+    let Some(who) = identify(&rt.config, &rt, &parts.headers, &ur) else {
+        let msg = "invalid credentials: send a tenant key (x-api-key, Bearer, or {\"type\":\"tenant\",\"apiKey\":…}) or admin credentials (Basic auth or {\"type\":\"admin\",\"username\":…,\"password\":…})";
+        return (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "application/json")], anthropic_error_body("authentication_error", msg))
+            .into_response();
+    };
+    let range = match parse_range(ur.from.as_deref(), ur.to.as_deref()) {
+        Ok(r) => r,
+        Err(m) => return ApiError::BadRequest(m).into_response_for(Protocol::Anthropic),
+    };
+    let tz = rt.config.server.timezone;
+    let today = local_day(tz, Utc::now());
+    let live = |t: &TenantConfig, w: Window| gw.tenant_state(&t.id).spent(w, today);
+    let result = match who {
+        Who::Tenant(t) => {
+            let state = gw.tenant_state(&t.id);
+            tenant_report(&*gw.ledger.store, &t, &range, tz, &live, Some(&state)).await
+        }
+        Who::Admin => admin_report(&*gw.ledger.store, &rt.config.tenants, &range, tz, &live, &|id| Some(gw.tenant_state(id))).await,
+    };
+    match result {
+        Ok(v) => ([(header::CONTENT_TYPE, "application/json")], Body::from(v.to_string())).into_response(),
+        Err(e) => ApiError::Internal(format!("usage query failed: {e}")).into_response_for(Protocol::Anthropic),
+    }
+}
+
+fn identify(cfg: &Config, rt: &crate::state::Runtime, headers: &http::HeaderMap, ur: &UsageRequest) -> Option<Who> {
+    match ur.kind.as_deref() {
+        Some("tenant") => {
+            return crate::auth::tenant_for_key(rt, ur.api_key.as_deref()?).map(|t| Who::Tenant(t.config.clone()))
+        }
+        Some("admin") => {
+            return admin_ok(cfg, ur.username.as_deref()?, ur.password.as_deref()?).then_some(Who::Admin);
+        }
+        _ => {}
+    }
+    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(b64) = auth.strip_prefix("Basic ").or_else(|| auth.strip_prefix("basic ")) {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            let (u, p) = text.split_once(':')?;
+            return admin_ok(cfg, u, p).then_some(Who::Admin);
+        }
+    }
+    if let Some(key) = ur.api_key.as_deref() {
+        return crate::auth::tenant_for_key(rt, key).map(|t| Who::Tenant(t.config.clone()));
+    }
+    crate::auth::authenticate(rt, headers).map(|t| Who::Tenant(t.config.clone()))
+}
+
+/// Admin login is refused while the password is missing, short or the example value.
+pub fn admin_ok(cfg: &Config, user: &str, pass: &str) -> bool {
+    let a = &cfg.admin;
+    if !a.enabled || a.password.len() < 8 || a.password == "your-secure-password" || a.password == "admin123" {
+        return false;
+    }
+    let u: bool = a.username.as_bytes().ct_eq(user.as_bytes()).into();
+    let p: bool = a.password.as_bytes().ct_eq(pass.as_bytes()).into();
+    u & p
+}
+
+pub struct Range {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+pub fn parse_range(from: Option<&str>, to: Option<&str>) -> Result<Range, String> {
+    let p = |s: Option<&str>, name: &str| -> Result<Option<NaiveDate>, String> {
+        match s.filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Some)
+                .map_err(|_| format!("{name}: expected a date as YYYY-MM-DD, got {s:?}")),
+        }
+    };
+    let r = Range { from: p(from, "from")?, to: p(to, "to")? };
+    if let (Some(f), Some(t)) = (r.from, r.to) {
+        if f > t {
+            return Err(format!("from ({f}) is after to ({t})"));
+        }
+    }
+    Ok(r)
+}
+
+fn totals_json(t: &UsageTotals) -> Value {
+    json!({
+        "requests": t.requests,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "cache_creation_input_tokens": t.cache_creation_input_tokens,
+        "cache_write_5m_tokens": t.cache_write_5m_tokens,
+        "cache_write_1h_tokens": t.cache_write_1h_tokens,
+        "cache_read_input_tokens": t.cache_read_input_tokens,
+        "cost_usd": t.cost_nanousd as f64 / 1e9,
+        "cost_nanousd": t.cost_nanousd,
+        "upstream_cost_usd": t.upstream_cost_nanousd as f64 / 1e9,
+        "unpriced_requests": t.unpriced_requests,
+        "errors": t.errors,
+    })
+}
+
+fn add(a: &mut UsageTotals, b: &UsageTotals) {
+    a.requests += b.requests;
+    a.input_tokens += b.input_tokens;
+    a.output_tokens += b.output_tokens;
+    a.cache_creation_input_tokens += b.cache_creation_input_tokens;
+    a.cache_write_5m_tokens += b.cache_write_5m_tokens;
+    a.cache_write_1h_tokens += b.cache_write_1h_tokens;
+    a.cache_read_input_tokens += b.cache_read_input_tokens;
+    a.cost_nanousd += b.cost_nanousd;
+    a.upstream_cost_nanousd += b.upstream_cost_nanousd;
+    a.unpriced_requests += b.unpriced_requests;
+    a.errors += b.errors;
+}
+
+/// Totals, by day and by model, of the given rollup rows.
+pub fn summarize(rows: &[&UsageRow]) -> Value {
+    let mut totals = UsageTotals::default();
+    let mut by_day: BTreeMap<&str, UsageTotals> = BTreeMap::new();
+    let mut by_model: BTreeMap<&str, UsageTotals> = BTreeMap::new();
+    for r in rows {
+        add(&mut totals, &r.totals);
+        add(by_day.entry(&r.day).or_default(), &r.totals);
+        add(by_model.entry(&r.model).or_default(), &r.totals);
+    }
+    let with_key = |k: &str, name: &str, t: &UsageTotals| {
+        let mut v = totals_json(t);
+        v[name] = json!(k);
+        v
+    };
+    json!({
+        "totals": totals_json(&totals),
+        "by_day": by_day.iter().map(|(d, t)| with_key(d, "day", t)).collect::<Vec<_>>(),
+        "by_model": by_model.iter().map(|(m, t)| with_key(m, "model", t)).collect::<Vec<_>>(),
+    })
+}
+
+/// Each configured limit with max, used, remaining and reset time.
+pub fn limits_json(t: &TenantConfig, tz: chrono_tz::Tz, used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync), state: Option<&TenantState>) -> Vec<Value> {
+    let today = local_day(tz, Utc::now());
+    let mut out = Vec::new();
+    for w in Window::ALL {
+        let Some(max) = w.max(&t.limits) else { continue };
+        let spent = used(t, w);
+        out.push(json!({
+            "name": w.name(),
+            "kind": "usd",
+            "max_usd": max as f64 / 1e9,
+            "used_usd": spent as f64 / 1e9,
+            "remaining_usd": (max - spent).max(0) as f64 / 1e9,
+            "used": usd(spent),
+            "resets_at": w.next_start(today).map(|d| midnight_rfc3339(tz, d)),
+        }));
+    }
+    if let Some(rpm) = t.limits.rpm {
+        out.push(json!({"name": "rpm", "kind": "requests_per_minute", "max": rpm, "resets_at": "rolling 60 s window"}));
+    }
+    if let Some(mc) = t.limits.max_concurrent {
+        let in_flight = state.map(|s| s.in_flight.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
+        out.push(json!({"name": "maxConcurrent", "kind": "concurrent_requests", "max": mc, "used": in_flight,
+            "remaining": mc.saturating_sub(in_flight), "resets_at": null}));
+    }
+    out
+}
+
+fn query(tenant: Option<&str>, r: &Range) -> UsageQuery {
+    UsageQuery {
+        tenant_id: tenant.map(str::to_owned),
+        from_day: r.from.map(|d| d.to_string()),
+        to_day: r.to.map(|d| d.to_string()),
+    }
+}
+
+pub async fn tenant_report(
+    store: &dyn Store,
+    t: &TenantConfig,
+    r: &Range,
+    tz: chrono_tz::Tz,
+    used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
+    state: Option<&TenantState>,
+) -> Result<Value, String> {
+    let report = store.usage(&query(Some(&t.id), r)).await?;
+    let rows: Vec<&UsageRow> = report.rows.iter().collect();
+    let mut v = summarize(&rows);
+    v["tenant"] = json!({"id": t.id, "name": t.name});
+    v["from"] = json!(r.from.map(|d| d.to_string()));
+    v["to"] = json!(r.to.map(|d| d.to_string()));
+    v["timezone"] = json!(tz.name());
+    v["limits"] = json!(limits_json(t, tz, used, state));
+    Ok(v)
+}
+
+pub async fn admin_report(
+    store: &dyn Store,
+    tenants: &[TenantConfig],
+    r: &Range,
+    tz: chrono_tz::Tz,
+    used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
+    state: &(dyn Fn(&str) -> Option<Arc<TenantState>> + Sync),
+) -> Result<Value, String> {
+    let report = store.usage(&query(None, r)).await?;
+    let all: Vec<&UsageRow> = report.rows.iter().collect();
+    let mut v = summarize(&all);
+    let mut list = Vec::new();
+    for t in tenants {
+        let rows: Vec<&UsageRow> = report.rows.iter().filter(|row| row.tenant_id == t.id).collect();
+        let mut tv = summarize(&rows);
+        tv["id"] = json!(t.id);
+        tv["name"] = json!(t.name);
+        tv["enabled"] = json!(t.enabled);
+        let st = state(&t.id);
+        tv["limits"] = json!(limits_json(t, tz, used, st.as_deref()));
+        list.push(tv);
+    }
+    // Tenants removed from the config still have history; show it rather than hide spend.
+    let known: std::collections::HashSet<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+    let mut orphans: BTreeMap<&str, Vec<&UsageRow>> = BTreeMap::new();
+    for row in &report.rows {
+        if !known.contains(row.tenant_id.as_str()) {
+            orphans.entry(&row.tenant_id).or_default().push(row);
+        }
+    }
+    for (id, rows) in orphans {
+        let mut tv = summarize(&rows);
+        tv["id"] = json!(id);
+        tv["name"] = json!(id);
+        tv["enabled"] = json!(false);
+        tv["removed"] = json!(true);
+        tv["limits"] = json!([]);
+        list.push(tv);
+    }
+    v["tenants"] = json!(list);
+    v["from"] = json!(r.from.map(|d| d.to_string()));
+    v["to"] = json!(r.to.map(|d| d.to_string()));
+    v["timezone"] = json!(tz.name());
+    Ok(v)
+}

@@ -1,0 +1,130 @@
+//! The command line: `ccgate [serve]`, `ccgate init`, `ccgate config validate`, `ccgate usage`, `ccgate clean`,
+//! `ccgate health` — the original's `pnpm` scripts as subcommands of one binary.
+
+mod serve;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "ccgate", version, about = "Share Claude Code API keys with tenants: budgets, permissions, metering, failover.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct Dirs {
+    /// Folder holding server.json, upstreams.json, tenants.json (and optional pricing.json).
+    #[arg(long, env = "CCGATE_CONFIG_DIR", default_value = "config", global = true)]
+    pub config_dir: PathBuf,
+    /// Folder for the ledger database (ccgate.db).
+    #[arg(long, env = "CCGATE_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub dirs: Dirs,
+    /// Overrides server.port.
+    #[arg(long, env = "CCGATE_PORT")]
+    pub port: Option<u16>,
+    /// Overrides server.host.
+    #[arg(long, env = "CCGATE_HOST")]
+    pub host: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve(ServeArgs),
+    /// Write the example config files (never overwrites).
+    Init {
+        #[command(flatten)]
+        dirs: Dirs,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print usage per tenant, day and model.
+    Usage {
+        #[command(flatten)]
+        dirs: Dirs,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        to: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete recorded usage (the original's "clean logs and usage").
+    Clean {
+        #[command(flatten)]
+        dirs: Dirs,
+        /// Delete days before this one (YYYY-MM-DD); without it, everything.
+        #[arg(long)]
+        before: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Show a running gateway's upstream health as a table.
+    Health {
+        /// The gateway's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Check the config folder and report every problem with its file and field path.
+    Validate {
+        #[command(flatten)]
+        dirs: Dirs,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    serve::init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            None => serve::serve(cli.serve).await,
+            Some(Command::Serve(args)) => serve::serve(args).await,
+            Some(Command::Init { dirs }) => serve::init(&dirs),
+            Some(Command::Config { command: ConfigCommand::Validate { dirs } }) => serve::validate(&dirs),
+            Some(Command::Usage { dirs, tenant, from, to, json }) => serve::usage(&dirs, tenant, from, to, json).await,
+            Some(Command::Clean { dirs, before, yes }) => serve::clean(&dirs, before, yes).await,
+            Some(Command::Health { url, json }) => serve::health(&url, json).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

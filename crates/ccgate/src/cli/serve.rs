@@ -1,0 +1,311 @@
+//! The subcommands' bodies.
+
+use super::{Dirs, ServeArgs};
+use crate::api::usage::{admin_report, parse_range, tenant_report};
+use crate::config::{self, examples, load_dir};
+use crate::ledger::sqlite::SqliteStore;
+use crate::ledger::{Ledger, Store};
+use crate::policy::budget::{local_day, Window};
+use crate::state::Gateway;
+use chrono::Utc;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CCGATE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new("info"))
+        .unwrap_or_default();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub fn db_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("ccgate.db")
+}
+
+pub async fn serve(args: ServeArgs) -> Result<(), String> {
+    let dirs = &args.dirs;
+    if !dirs.config_dir.exists() {
+        let boot = examples::bootstrap(&dirs.config_dir)
+            .map_err(|e| format!("cannot create {}: {e}", dirs.config_dir.display()))?;
+        println!("================================================================");
+        println!(" First start: created {} from the embedded examples.", dirs.config_dir.display());
+        println!(" Admin login (dashboard, /usage):  admin / {}", boot.admin_password);
+        println!(" Demo tenant key:                  {}", boot.tenant_key);
+        println!(" Upstream key: set ANTHROPIC_API_KEY, or edit upstreams.json.");
+        println!(" These are printed once; they are stored in the config files.");
+        println!("================================================================");
+        let _ = std::io::stdout().flush();
+    }
+    let mut loaded = load_dir(&dirs.config_dir).map_err(|e| e.to_string())?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(p) = args.port {
+        loaded.config.server.port = p;
+    }
+    if let Some(h) = &args.host {
+        loaded.config.server.host = h.clone();
+    }
+    let host = loaded.config.server.host.clone();
+    let port = loaded.config.server.port;
+    let tz = loaded.config.server.timezone;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db_path(&dirs.data_dir)).await?);
+    let ledger = Ledger::start(store.clone());
+    let gw = Gateway::new(loaded, dirs.config_dir.clone(), dirs.data_dir.clone(), ledger.clone())?;
+    load_budgets(&gw, &*store, tz).await?;
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port}: {e} (is the port in use? change server.port)"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // The port override must survive reloads, so reloads re-apply it (see Gateway::apply's caller).
+    config::watch::spawn(gw.clone());
+    crate::routing::health::spawn_checker(gw.clone());
+    println!("CCGate listening on http://{addr}  (Claude Code: ANTHROPIC_BASE_URL=http://{addr}/anthropic)");
+    let _ = std::io::stdout().flush();
+    let signal_gw = gw.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        signal_gw.shutdown.cancel();
+    });
+    crate::server::serve(listener, gw.clone()).await.map_err(|e| e.to_string())?;
+    gw.tasks.close();
+    let drain = gw.rt().config.server.disconnect_drain;
+    if tokio::time::timeout(drain, gw.tasks.wait()).await.is_err() {
+        tracing::warn!("some requests were still draining at shutdown; recording them now");
+    }
+    ledger.flush_and_close().await;
+    tracing::info!("ledger flushed; bye");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Budgets continue where the ledger left off: the spend of the current day, week, month and all time.
+pub async fn load_budgets(gw: &Arc<Gateway>, store: &dyn Store, tz: chrono_tz::Tz) -> Result<(), String> {
+    let today = local_day(tz, Utc::now());
+    for w in Window::ALL {
+        let start = w.start(today);
+        let from = start.map(|d| d.to_string());
+        for (tenant, spent) in store.spend_by_tenant(from.as_deref()).await? {
+            gw.tenant_state(&tenant).load_spent(w, start, spent);
+        }
+    }
+    Ok(())
+}
+
+pub fn init(dirs: &Dirs) -> Result<(), String> {
+    let written = examples::init(&dirs.config_dir).map_err(|e| e.to_string())?;
+    if written.is_empty() {
+        println!("Nothing to do: the example files already exist in {}.", dirs.config_dir.display());
+    }
+    for w in written {
+        println!("wrote {w}");
+    }
+    println!("Copy each *.json.example to *.json and edit it (or just run `ccgate`: a first start creates them).");
+    Ok(())
+}
+
+pub fn validate(dirs: &Dirs) -> Result<(), String> {
+    let loaded = load_dir(&dirs.config_dir).map_err(|e| e.to_string())?;
+    for w in &loaded.warnings {
+        println!("warning: {w}");
+    }
+    if let Some(p) = &loaded.pricing_json {
+        ccgate_meter::pricing::PriceTable::builtin().with_overrides_json(p).map_err(|e| format!("pricing.json: {e}"))?;
+    }
+    let c = &loaded.config;
+    println!(
+        "OK: {} upstream(s) ({} enabled), {} tenant(s), strategy {}",
+        c.upstreams.len(),
+        c.upstreams.iter().filter(|u| u.enabled).count(),
+        c.tenants.len(),
+        c.load_balancer.strategy.as_str()
+    );
+    Ok(())
+}
+
+async fn open_store(dirs: &Dirs) -> Result<SqliteStore, String> {
+    let path = db_path(&dirs.data_dir);
+    if !path.exists() {
+        return Err(format!("no ledger at {} (has the gateway run with this --data-dir?)", path.display()));
+    }
+    SqliteStore::open(&path).await
+}
+
+pub async fn usage(dirs: &Dirs, tenant: Option<String>, from: Option<String>, to: Option<String>, as_json: bool) -> Result<(), String> {
+    let loaded = load_dir(&dirs.config_dir).map_err(|e| e.to_string())?;
+    let cfg = loaded.config;
+    let tz = cfg.server.timezone;
+    let store = open_store(dirs).await?;
+    let range = parse_range(from.as_deref(), to.as_deref())?;
+    let today = local_day(tz, Utc::now());
+    // Offline: "used" comes from the ledger's rollups for each window.
+    let mut spent: std::collections::HashMap<(String, usize), i64> = Default::default();
+    for w in Window::ALL {
+        let start = w.start(today).map(|d| d.to_string());
+        for (t, s) in store.spend_by_tenant(start.as_deref()).await? {
+            spent.insert((t, w as usize), s);
+        }
+    }
+    let used = |t: &crate::config::TenantConfig, w: Window| spent.get(&(t.id.clone(), w as usize)).copied().unwrap_or(0);
+    let report = match &tenant {
+        Some(id) => {
+            let t = cfg.tenants.iter().find(|t| &t.id == id).ok_or_else(|| format!("no tenant with id {id:?} in tenants.json"))?;
+            let mut v = tenant_report(&store, t, &range, tz, &used, None).await?;
+            v["tenants"] = serde_json::json!([{
+                "id": t.id, "name": t.name, "totals": v["totals"].clone(), "limits": v["limits"].clone()
+            }]);
+            v
+        }
+        None => admin_report(&store, &cfg.tenants, &range, tz, &used, &|_| None).await?,
+    };
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        return Ok(());
+    }
+    print!("{}", render_usage_table(&report));
+    Ok(())
+}
+
+fn render_usage_table(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let row = |name: &str, t: &serde_json::Value| {
+        format!(
+            "{:<24} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
+            name,
+            t["requests"],
+            t["input_tokens"],
+            t["output_tokens"],
+            t["cache_creation_input_tokens"],
+            t["cache_read_input_tokens"],
+            format!("${:.4}", t["cost_usd"].as_f64().unwrap_or(0.0)),
+        )
+    };
+    let header = format!("{:<24} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12}\n", "", "requests", "input", "output", "cache write", "cache read", "cost");
+    out.push_str(&format!("Usage {} .. {} ({})\n\n", v["from"].as_str().unwrap_or("start"), v["to"].as_str().unwrap_or("today"), v["timezone"].as_str().unwrap_or("UTC")));
+    out.push_str("By tenant\n");
+    out.push_str(&header);
+    for t in v["tenants"].as_array().into_iter().flatten() {
+        out.push_str(&row(t["id"].as_str().unwrap_or("?"), &t["totals"]));
+        for l in t["limits"].as_array().into_iter().flatten() {
+            if l["kind"] == "usd" {
+                out.push_str(&format!(
+                    "    limit {:<8} max ${:.2}  used ${:.4}  remaining ${:.4}  resets {}\n",
+                    l["name"].as_str().unwrap_or(""),
+                    l["max_usd"].as_f64().unwrap_or(0.0),
+                    l["used_usd"].as_f64().unwrap_or(0.0),
+                    l["remaining_usd"].as_f64().unwrap_or(0.0),
+                    l["resets_at"].as_str().unwrap_or("never"),
+                ));
+            }
+        }
+    }
+    out.push_str(&row("TOTAL", &v["totals"]));
+    out.push_str("\nBy day\n");
+    out.push_str(&header);
+    for d in v["by_day"].as_array().into_iter().flatten() {
+        out.push_str(&row(d["day"].as_str().unwrap_or("?"), d));
+    }
+    out.push_str("\nBy model\n");
+    out.push_str(&header);
+    for m in v["by_model"].as_array().into_iter().flatten() {
+        out.push_str(&row(m["model"].as_str().unwrap_or("?"), m));
+    }
+    out
+}
+
+pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(), String> {
+    let day = match &before {
+        Some(d) => {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| format!("--before: expected YYYY-MM-DD, got {d:?}"))?;
+            d.clone()
+        }
+        None => "9999-12-31".to_string(),
+    };
+    let what = match &before {
+        Some(d) => format!("all recorded usage before {d}"),
+        None => "ALL recorded usage".to_string(),
+    };
+    if !yes {
+        print!("Delete {what} from {}? Budgets count from what remains. [y/N] ", db_path(&dirs.data_dir).display());
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).map_err(|e| e.to_string())?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("Nothing deleted.");
+            return Ok(());
+        }
+    }
+    let store = open_store(dirs).await?;
+    let n = store.delete_before(&day).await?;
+    println!("Deleted {n} request record(s) ({what}).");
+    Ok(())
+}
+
+pub async fn health(url: &str, as_json: bool) -> Result<(), String> {
+    let url = format!("{}/health", url.trim_end_matches('/'));
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).no_proxy().build().map_err(|e| e.to_string())?;
+    let resp = client.get(&url).send().await.map_err(|e| format!("cannot reach {url}: {}", crate::forward::describe_reqwest_error(&e)))?;
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{url} did not answer JSON: {e}"))?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or(text));
+        return Ok(());
+    }
+    print!("{}", render_health_table(&v));
+    if v["status"] == "unavailable" {
+        return Err("no upstream is available".into());
+    }
+    Ok(())
+}
+
+pub fn render_health_table(v: &serde_json::Value) -> String {
+    let mut out = format!(
+        "CCGate {}  status: {}  uptime: {}s\n\n",
+        v["version"].as_str().unwrap_or("?"),
+        v["status"].as_str().unwrap_or("?"),
+        v["uptime_seconds"]
+    );
+    out.push_str(&format!(
+        "{:<16} {:<20} {:<13} {:>4} {:>6} {:>9} {:>5} {:>11}  {:<25} {}\n",
+        "ID", "NAME", "STATUS", "PRIO", "WEIGHT", "IN-FLIGHT", "FAILS", "LATENCY", "COOLDOWN UNTIL", "LAST ERROR"
+    ));
+    for u in v["upstreams"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:<16} {:<20} {:<13} {:>4} {:>6} {:>9} {:>5} {:>9.1}ms  {:<25} {}\n",
+            u["id"].as_str().unwrap_or("?"),
+            u["name"].as_str().unwrap_or(""),
+            u["status"].as_str().unwrap_or("?"),
+            u["priority"],
+            u["weight"],
+            u["in_flight"],
+            u["consecutive_failures"],
+            u["latency_ewma_ms"].as_f64().unwrap_or(0.0),
+            u["cooldown_until"].as_str().unwrap_or("-"),
+            u["last_error"].as_str().unwrap_or("-"),
+        ));
+    }
+    out
+}

@@ -1,0 +1,168 @@
+//! Configuration: parsed once into validated types, swapped atomically on reload.
+//!
+//! The files and field names are the original CCGate's (`config/server.json`, `config/upstreams.json`,
+//! `config/tenants.json`), so an existing `config/` folder works as it is. `raw.rs` is the on-disk shape,
+//! `load.rs` turns it into the types below (or an error naming the file and field path), `examples.rs` holds the
+//! embedded example files, and `watch.rs` reloads on change, keeping the last good config when an edit is invalid.
+
+pub mod examples;
+pub mod load;
+pub mod raw;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use load::{load_dir, ConfigError, Loaded};
+
+/// A fully validated configuration. Cheap to share behind an `Arc`; never mutated after construction.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub openai: OpenAiConfig,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub load_balancer: LoadBalancerConfig,
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// Total deadline of one upstream exchange unless an upstream sets its own (`server.timeout`, ms).
+    pub timeout: Duration,
+    pub timezone: chrono_tz::Tz,
+    /// `server.cors.origins`; `["*"]` allows any origin.
+    pub cors_origins: Vec<String>,
+    pub body_limit_bytes: usize,
+    pub shutdown_grace: Duration,
+    /// How long the upstream is still read after the tenant hung up, so the usage is complete.
+    pub disconnect_drain: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub enabled: bool,
+    pub path: String,
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    pub enabled: bool,
+    pub models: BTreeMap<String, String>,
+    pub default_model: String,
+    pub expose_reasoning: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthHeader {
+    XApiKey,
+    Bearer,
+    Both,
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheckConfig {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Appended to the upstream base URL (which may carry a path prefix).
+    pub path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub id: String,
+    pub name: String,
+    /// Base URL without a trailing slash; may carry a path prefix (`https://mirror.example/api`).
+    pub url: String,
+    pub key: String,
+    pub description: String,
+    pub weight: u32,
+    pub enabled: bool,
+    pub auth_header: AuthHeader,
+    pub priority: i64,
+    /// Model patterns this upstream serves; empty means all.
+    pub models: Vec<String>,
+    pub model_map: BTreeMap<String, String>,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub max_concurrency: Option<u32>,
+    pub timeouts: Timeouts,
+    pub proxy: Option<String>,
+    /// What the reseller charges relative to list price, in thousandths (1000 = list price).
+    pub price_multiplier_milli: u32,
+    pub health_check: HealthCheckConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    WeightedRoundRobin,
+    RoundRobin,
+    Random,
+    LeastConnections,
+}
+
+impl Strategy {
+    pub const NAMES: &'static [&'static str] =
+        &["weighted_round_robin", "round_robin", "random", "least_connections"];
+
+    pub fn parse(s: &str) -> Option<Strategy> {
+        match s {
+            "weighted_round_robin" => Some(Strategy::WeightedRoundRobin),
+            "round_robin" => Some(Strategy::RoundRobin),
+            "random" => Some(Strategy::Random),
+            "least_connections" => Some(Strategy::LeastConnections),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::WeightedRoundRobin => "weighted_round_robin",
+            Strategy::RoundRobin => "round_robin",
+            Strategy::Random => "random",
+            Strategy::LeastConnections => "least_connections",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadBalancerConfig {
+    pub strategy: Strategy,
+    pub health_check_enabled: bool,
+    pub failover_enabled: bool,
+    pub max_attempts: u32,
+    pub session_affinity: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub id: String,
+    pub name: String,
+    pub key: String,
+    pub enabled: bool,
+    pub allowed_models: Vec<String>,
+    pub limits: Limits,
+}
+
+/// Budgets are kept in nano-USD so that comparisons with metered costs are exact integers.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    pub daily_nanousd: Option<i64>,
+    pub weekly_nanousd: Option<i64>,
+    pub monthly_nanousd: Option<i64>,
+    pub total_nanousd: Option<i64>,
+    pub rpm: Option<u32>,
+    pub max_concurrent: Option<u32>,
+}

@@ -1,0 +1,147 @@
+//! The on-disk shape of the three config files, field for field as the original CCGate wrote them, plus
+//! the fields CCGate added. Everything here is `Option` so that validation (in `load.rs`) can report what is
+//! missing with a path; unknown fields are collected as warnings by the loader, never rejected.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ServerFile {
+    pub server: Option<ServerSection>,
+    pub admin: Option<AdminSection>,
+    pub openai: Option<OpenAiSection>,
+    /// Accepted for compatibility with the original (log level, files); CCGate logs to stderr.
+    pub logging: Option<Value>,
+    /// Accepted for compatibility; per-upstream `proxy` in upstreams.json is what CCGate uses.
+    pub proxy: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerSection {
+    pub port: Option<u16>,
+    pub host: Option<String>,
+    /// Original field, milliseconds: the total deadline of one upstream request.
+    pub timeout: Option<u64>,
+    pub timezone: Option<String>,
+    pub cors: Option<CorsSection>,
+    pub body_limit_mb: Option<u64>,
+    pub shutdown_grace_seconds: Option<u64>,
+    pub client_disconnect_drain_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CorsSection {
+    pub origins: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AdminSection {
+    pub enabled: Option<bool>,
+    pub path: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenAiSection {
+    pub enabled: Option<bool>,
+    pub models: Option<BTreeMap<String, String>>,
+    pub default_model: Option<String>,
+    pub expose_reasoning: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamsFile {
+    pub upstreams: Option<Vec<UpstreamEntry>>,
+    pub load_balancer: Option<LoadBalancerSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamEntry {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub key: Option<String>,
+    pub description: Option<String>,
+    pub weight: Option<f64>,
+    pub enabled: Option<bool>,
+    pub auth_header: Option<String>,
+    pub priority: Option<i64>,
+    pub models: Option<Vec<String>>,
+    pub model_map: Option<BTreeMap<String, String>>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub max_concurrency: Option<u32>,
+    pub timeouts: Option<TimeoutsSection>,
+    pub proxy: Option<String>,
+    pub price_multiplier: Option<f64>,
+    pub health_check: Option<HealthCheckSection>,
+}
+
+/// All in milliseconds.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeoutsSection {
+    pub connect: Option<u64>,
+    pub first_byte: Option<u64>,
+    pub idle: Option<u64>,
+    pub total: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+pub struct HealthCheckSection {
+    pub enabled: Option<bool>,
+    /// Milliseconds.
+    pub interval: Option<u64>,
+    /// Milliseconds.
+    pub timeout: Option<u64>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerSection {
+    pub strategy: Option<String>,
+    pub health_check_enabled: Option<bool>,
+    pub failover_enabled: Option<bool>,
+    pub max_attempts: Option<u32>,
+    pub session_affinity: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TenantsFile {
+    pub tenants: Option<Vec<TenantEntry>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantEntry {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub key: Option<String>,
+    pub enabled: Option<bool>,
+    pub allowed_models: Option<Vec<String>>,
+    pub limits: Option<LimitsSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsSection {
+    pub daily: Option<UsdLimit>,
+    pub weekly: Option<UsdLimit>,
+    pub monthly: Option<UsdLimit>,
+    pub total: Option<UsdLimit>,
+    pub rpm: Option<u32>,
+    pub max_concurrent: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsdLimit {
+    #[serde(rename = "maxUSD")]
+    pub max_usd: Option<f64>,
+}

@@ -1,0 +1,71 @@
+//! Hot reload: the config folder is polled every 500 ms (robust across editors that replace files, network
+//! mounts and container volumes, where inotify events go missing). A change is validated in full; a valid
+//! config is swapped in atomically, an invalid one is logged with the same message `ccgate config validate`
+//! prints, and the last good config stays in force.
+
+use super::load::{load_dir, PRICING_FILE, SERVER_FILE, TENANTS_FILE, UPSTREAMS_FILE};
+use crate::state::Gateway;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+type Fingerprint = Vec<(Option<SystemTime>, u64, u64)>;
+
+fn fingerprint(dir: &Path) -> Fingerprint {
+    [SERVER_FILE, UPSTREAMS_FILE, TENANTS_FILE, PRICING_FILE]
+        .iter()
+        .map(|f| {
+            let p = dir.join(f);
+            match std::fs::metadata(&p) {
+                Ok(m) => {
+                    // Content hash too: mtime granularity can hide two quick edits.
+                    let hash = std::fs::read(&p).map(|b| fnv(&b)).unwrap_or(0);
+                    (m.modified().ok(), m.len(), hash)
+                }
+                Err(_) => (None, 0, 0),
+            }
+        })
+        .collect()
+}
+
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf29ce484222325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100000001b3))
+}
+
+pub fn spawn(gw: Arc<Gateway>) {
+    let dir = gw.config_dir.clone();
+    tokio::spawn(async move {
+        let mut last = fingerprint(&dir);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = gw.shutdown.cancelled() => return,
+            }
+            let now = {
+                let dir = dir.clone();
+                match tokio::task::spawn_blocking(move || fingerprint(&dir)).await {
+                    Ok(f) => f,
+                    Err(_) => continue,
+                }
+            };
+            if now == last {
+                continue;
+            }
+            last = now;
+            match load_dir(&dir) {
+                Ok(loaded) => {
+                    for w in &loaded.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    match gw.apply(loaded) {
+                        Ok(()) => tracing::info!("configuration reloaded"),
+                        Err(e) => tracing::error!("config reload rejected, keeping the last good config: {e}"),
+                    }
+                }
+                Err(e) => tracing::error!("config reload rejected, keeping the last good config: {e}"),
+            }
+        }
+    });
+}

@@ -1,0 +1,221 @@
+//! The tenant-facing error boundary: one enum for everything CCGate itself answers with, and one exhaustive
+//! mapping to an HTTP status and to the error shape of the protocol that was called (protocols.md §2.8, §3.4).
+//!
+//! Upstream errors that are passed through verbatim never become an `ApiError`; only the cases where CCGate
+//! must speak for itself do.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+/// Which API the tenant called: decides the error shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Anthropic,
+    OpenAi,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Anthropic => "anthropic",
+            Protocol::OpenAi => "openai",
+        }
+    }
+
+    /// The protocol of a path, for errors raised before a handler runs (404, 405, 413).
+    pub fn of_path(path: &str) -> Protocol {
+        if path.starts_with("/openai") {
+            Protocol::OpenAi
+        } else {
+            Protocol::Anthropic
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid API key: provide your CCGate tenant key in the x-api-key header or as Authorization: Bearer")]
+    Unauthorized,
+    #[error("model {model:?} is not allowed for this key; allowed: {allowed}")]
+    ModelNotAllowed { model: String, allowed: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is larger than the limit of {limit_mb} MiB")]
+    PayloadTooLarge { limit_mb: usize },
+    #[error("the client sent the request body too slowly")]
+    RequestTimeout,
+    #[error("no route for {method} {path}")]
+    NotFound { method: String, path: String },
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    /// A budget is exhausted: 402 on `/anthropic` (SDKs do not retry it), 429 `insufficient_quota` on `/openai`.
+    #[error("{limit} budget of ${max_usd} exhausted (used ${used_usd}); resets at {resets_at}")]
+    BudgetExceeded { limit: String, max_usd: String, used_usd: String, resets_at: String },
+    #[error("{0}")]
+    RateLimited(String, u64),
+    #[error("no upstream is available for model {0:?} right now; try again shortly")]
+    NoUpstream(String),
+    #[error("all upstreams are overloaded or failing; last error: {0}")]
+    UpstreamsExhausted(String),
+    #[error("could not reach the upstream: {0}")]
+    UpstreamConnect(String),
+    #[error("the upstream did not answer in time ({0})")]
+    UpstreamTimeout(String),
+    #[error("upstream credentials rejected; the gateway operator must check the upstream key")]
+    UpstreamCredentials,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => overloaded_status(),
+            ApiError::UpstreamConnect(_) | ApiError::UpstreamCredentials => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// `error.type` in Anthropic's shape.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "authentication_error",
+            ApiError::ModelNotAllowed { .. } => "permission_error",
+            ApiError::BadRequest(_) | ApiError::RequestTimeout | ApiError::MethodNotAllowed { .. } => {
+                "invalid_request_error"
+            }
+            ApiError::PayloadTooLarge { .. } => "request_too_large",
+            ApiError::NotFound { .. } => "not_found_error",
+            ApiError::BudgetExceeded { .. } => "billing_error",
+            ApiError::RateLimited(..) => "rate_limit_error",
+            ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => "overloaded_error",
+            ApiError::UpstreamConnect(_) | ApiError::UpstreamCredentials | ApiError::Internal(_) => "api_error",
+            ApiError::UpstreamTimeout(_) => "timeout_error",
+        }
+    }
+
+    /// `(status, error.type, error.code)` in OpenAI's shape.
+    pub fn openai_parts(&self) -> (StatusCode, &'static str, Option<&'static str>) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "invalid_request_error", Some("invalid_api_key")),
+            ApiError::ModelNotAllowed { .. } => (StatusCode::FORBIDDEN, "permission_error", Some("model_not_allowed")),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", None),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", Some("request_too_large"))
+            }
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "invalid_request_error", Some("timeout")),
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", Some("unknown_url")),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", Some("method_not_allowed"))
+            }
+            ApiError::BudgetExceeded { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", Some("insufficient_quota"))
+            }
+            ApiError::RateLimited(..) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", Some("rate_limit_exceeded")),
+            ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "server_error", Some("overloaded"))
+            }
+            ApiError::UpstreamConnect(_) | ApiError::UpstreamCredentials => {
+                (StatusCode::BAD_GATEWAY, "upstream_error", Some("upstream_error"))
+            }
+            ApiError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "server_error", Some("timeout")),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
+        }
+    }
+
+    /// Low-cardinality class for the ledger's `error_class` column and for logs.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::ModelNotAllowed { .. } => "model_not_allowed",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RequestTimeout => "client_timeout",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::BudgetExceeded { .. } => "budget_exceeded",
+            ApiError::RateLimited(..) => "rate_limited",
+            ApiError::NoUpstream(_) => "no_upstream",
+            ApiError::UpstreamsExhausted(_) => "upstreams_exhausted",
+            ApiError::UpstreamConnect(_) => "upstream_connect",
+            ApiError::UpstreamTimeout(_) => "upstream_timeout",
+            ApiError::UpstreamCredentials => "upstream_credentials",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn into_response_for(self, protocol: Protocol) -> Response {
+        let message = self.to_string();
+        let (status, body) = match protocol {
+            Protocol::Anthropic => (self.status(), anthropic_error_body(self.anthropic_type(), &message)),
+            Protocol::OpenAi => {
+                let (status, ty, code) = self.openai_parts();
+                (status, openai_error_body(&message, ty, code, None))
+            }
+        };
+        let mut resp = (status, body).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        match &self {
+            ApiError::RateLimited(_, secs) => {
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    h.insert(header::RETRY_AFTER, v);
+                }
+            }
+            ApiError::BudgetExceeded { .. } => {
+                h.insert("x-should-retry", HeaderValue::from_static("false"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// 529 is Anthropic's "overloaded"; Claude Code and the SDKs retry it with backoff.
+fn overloaded_status() -> StatusCode {
+    StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+}
+
+pub fn anthropic_error_body(error_type: &str, message: &str) -> Bytes {
+    Bytes::from(
+        serde_json::json!({"type": "error", "error": {"type": error_type, "message": message}}).to_string(),
+    )
+}
+
+pub fn openai_error_body(message: &str, ty: &str, code: Option<&str>, param: Option<&str>) -> Bytes {
+    Bytes::from(
+        serde_json::json!({"error": {"message": message, "type": ty, "param": param, "code": code}}).to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_and_statuses() {
+        let r = ApiError::Unauthorized.into_response_for(Protocol::Anthropic);
+        assert_eq!(r.status(), 401);
+        let r = ApiError::BudgetExceeded {
+            limit: "daily".into(),
+            max_usd: "1.00".into(),
+            used_usd: "1.00".into(),
+            resets_at: "x".into(),
+        };
+        assert_eq!(r.clone().into_response_for(Protocol::Anthropic).status(), 402);
+        assert_eq!(r.into_response_for(Protocol::OpenAi).status(), 429);
+        assert_eq!(ApiError::NoUpstream("m".into()).into_response_for(Protocol::Anthropic).status(), 529);
+        assert_eq!(ApiError::NoUpstream("m".into()).into_response_for(Protocol::OpenAi).status(), 503);
+    }
+}

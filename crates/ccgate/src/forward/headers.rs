@@ -1,0 +1,170 @@
+//! Header hygiene in both directions (protocols.md §2.1, §7).
+
+use crate::config::{AuthHeader, UpstreamConfig};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Request headers never sent upstream: the tenant's credentials, hop-by-hop headers, headers the outbound
+/// client sets itself, and CDN/forwarding headers that would leak the tenant's address.
+fn drop_request_header(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    matches!(
+        n,
+        "x-api-key"
+            | "authorization"
+            | "host"
+            | "content-length"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "accept-encoding"
+            | "cookie"
+            | "forwarded"
+            | "x-real-ip"
+            | "origin"
+            | "referer"
+    ) || n.starts_with("proxy-")
+        || n.starts_with("cf-")
+        || n.starts_with("x-forwarded-")
+        || n.starts_with("sec-")
+}
+
+/// Builds the upstream request headers: the client's headers minus the dropped ones, `anthropic-version`
+/// defaulted, `accept-encoding: identity` (a gzipped SSE would blind the usage parser), the upstream's own
+/// configured headers (which override), then the upstream credential.
+pub fn upstream_request_headers(client: &HeaderMap, upstream: &UpstreamConfig) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(client.len() + 4);
+    for (name, value) in client {
+        if !drop_request_header(name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    if !out.contains_key("anthropic-version") {
+        out.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+    }
+    out.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    for (name, value) in &upstream.headers {
+        if name.as_str() == "anthropic-beta" {
+            merge_beta(&mut out, value);
+        } else {
+            out.insert(name.clone(), value.clone());
+        }
+    }
+    if !upstream.key.is_empty() {
+        let key = HeaderValue::from_str(&upstream.key).ok();
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", upstream.key)).ok();
+        if let (Some(mut key), Some(mut bearer)) = (key, bearer) {
+            key.set_sensitive(true);
+            bearer.set_sensitive(true);
+            match upstream.auth_header {
+                AuthHeader::XApiKey => {
+                    out.insert("x-api-key", key);
+                }
+                AuthHeader::Bearer => {
+                    out.insert(header::AUTHORIZATION, bearer);
+                }
+                AuthHeader::Both => {
+                    out.insert("x-api-key", key);
+                    out.insert(header::AUTHORIZATION, bearer);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Appends configured beta flags to the client's, keeping the client's order and dropping duplicates: a client
+/// flag must never be lost (a body field without its beta is a hard 400).
+fn merge_beta(out: &mut HeaderMap, extra: &HeaderValue) {
+    let mut flags: Vec<String> = out
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for f in extra.to_str().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if !flags.iter().any(|x| x == f) {
+            flags.push(f.to_string());
+        }
+    }
+    out.remove("anthropic-beta");
+    if let Ok(v) = HeaderValue::from_str(&flags.join(",")) {
+        out.insert("anthropic-beta", v);
+    }
+}
+
+/// Response headers never passed to the tenant: hop-by-hop, framing the server sets again, and the upstream
+/// key's rate-limit state (it describes *our* key, not the tenant; routing reads it instead).
+pub fn keep_response_header(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    !(matches!(
+        n,
+        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "set-cookie" | "alt-svc"
+            | "content-length"
+    ) || n.starts_with("anthropic-ratelimit-")
+        || n.starts_with("anthropic-priority-")
+        || n.starts_with("proxy-")
+        || n.starts_with("cf-")
+        || n == "server"
+        || n == "via"
+        || n == "x-envoy-upstream-service-time")
+}
+
+pub fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        if keep_response_header(name) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(auth: AuthHeader) -> UpstreamConfig {
+        let l = crate::config::load::tests_support::upstream();
+        UpstreamConfig { auth_header: auth, ..l }
+    }
+
+    #[test]
+    fn swaps_credentials_and_keeps_the_rest() {
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", "tenant".parse().unwrap());
+        h.insert("authorization", "Bearer tenant".parse().unwrap());
+        h.insert("anthropic-beta", "a,b".parse().unwrap());
+        h.insert("x-stainless-lang", "js".parse().unwrap());
+        h.insert("accept-encoding", "gzip, br".parse().unwrap());
+        h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
+        let out = upstream_request_headers(&h, &upstream(AuthHeader::XApiKey));
+        assert_eq!(out["x-api-key"], "upstream-secret");
+        assert!(out.get("authorization").is_none());
+        assert_eq!(out["anthropic-beta"], "a,b");
+        assert_eq!(out["anthropic-version"], "2023-06-01");
+        assert_eq!(out["accept-encoding"], "identity");
+        assert_eq!(out["x-stainless-lang"], "js");
+        assert!(out.get("x-forwarded-for").is_none());
+        let out = upstream_request_headers(&h, &upstream(AuthHeader::Bearer));
+        assert_eq!(out["authorization"], "Bearer upstream-secret");
+        assert!(out.get("x-api-key").is_none());
+    }
+
+    #[test]
+    fn beta_merge_keeps_order_and_dedupes() {
+        let mut h = HeaderMap::new();
+        h.insert("anthropic-beta", "a, b".parse().unwrap());
+        merge_beta(&mut h, &HeaderValue::from_static("b,c"));
+        assert_eq!(h["anthropic-beta"], "a,b,c");
+    }
+
+    #[test]
+    fn strips_ratelimit_headers() {
+        assert!(!keep_response_header(&HeaderName::from_static("anthropic-ratelimit-requests-remaining")));
+        assert!(keep_response_header(&HeaderName::from_static("request-id")));
+        assert!(keep_response_header(&HeaderName::from_static("content-type")));
+    }
+}

@@ -1,0 +1,231 @@
+//! Step 5 of the request path: send the request upstream, failing over before the first byte.
+//!
+//! Each attempt goes to an upstream the balancer picks, never one already tried by this request. A connection
+//! error, a timeout before the response headers, 429, 5xx, 529 or an upstream 401/403 moves on to the next
+//! upstream (up to `loadBalancer.maxAttempts`, when `failoverEnabled`). Tenant-caused 4xx (400, 404, 413, 422…)
+//! are answered verbatim. Once response headers of a 2xx are in hand the attempt is final: everything after
+//! that belongs to the tee.
+
+pub mod classify;
+pub mod headers;
+
+use crate::routing::health::{FailureKind, Outcome};
+use crate::state::{Runtime, UpstreamRt};
+use bytes::Bytes;
+use classify::{classify_failure, Disposition};
+use http::{HeaderMap, StatusCode};
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to send: the same for every attempt, except for the per-upstream model rename.
+pub struct Plan<'a> {
+    /// `/v1/messages` or `/v1/messages/count_tokens`.
+    pub path: &'static str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+    /// The Claude model id (what pricing and `models` filters use).
+    pub model: &'a str,
+    /// Where `model` sits in `body`, for `modelMap` renames.
+    pub model_span: Option<Range<usize>>,
+    pub session: Option<&'a str>,
+}
+
+/// Holds one unit of an upstream's in-flight count; released on drop.
+pub struct InFlight(Arc<UpstreamRt>);
+
+impl InFlight {
+    fn new(u: Arc<UpstreamRt>) -> InFlight {
+        u.state.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(u)
+    }
+
+    pub fn upstream(&self) -> &Arc<UpstreamRt> {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A successful (2xx) exchange whose body has not been read yet.
+pub struct Streaming {
+    pub response: reqwest::Response,
+    pub in_flight: InFlight,
+    pub upstream_model: String,
+    pub headers_after: Duration,
+}
+
+/// The result of forwarding.
+pub enum Forwarded {
+    Streaming(Streaming),
+    /// A final non-2xx answer, body fully read: a tenant-caused 4xx, or the last failure once failover ran out.
+    Reply { status: StatusCode, headers: HeaderMap, body: Bytes, upstream: Arc<UpstreamRt>, upstream_model: String },
+    /// No HTTP answer at all from the last upstream tried.
+    Failed { error: AttemptError, upstream: Option<Arc<UpstreamRt>> },
+}
+
+#[derive(Debug, Clone)]
+pub enum AttemptError {
+    /// No eligible upstream (none configured for the model, or all disabled).
+    NoUpstream,
+    Connect(String),
+    Timeout(String),
+    /// Our upstream key was rejected (401/403) by every upstream tried.
+    Credentials,
+}
+
+/// Largest error body read into memory (error bodies are small; this bounds a hostile one).
+const MAX_ERROR_BODY: usize = 1 << 20;
+
+pub async fn forward(rt: &Runtime, plan: &Plan<'_>) -> Forwarded {
+    let lb = &rt.config.load_balancer;
+    let max_attempts = if lb.failover_enabled { lb.max_attempts as usize } else { 1 };
+    let mut tried: Vec<usize> = Vec::with_capacity(max_attempts);
+    let mut last: Option<Forwarded> = None;
+    while tried.len() < max_attempts {
+        let Some(idx) = rt.balancer.pick(&rt.upstreams, plan.model, &tried, plan.session) else { break };
+        tried.push(idx);
+        let upstream = rt.upstreams[idx].clone();
+        let more_left = tried.len() < max_attempts;
+        match attempt(&upstream, plan).await {
+            AttemptResult::Streaming(s) => return Forwarded::Streaming(s),
+            AttemptResult::Http { status, headers, body, upstream_model } => {
+                let disposition = classify_failure(status, &headers, &body);
+                match disposition {
+                    Disposition::PassThrough => {
+                        return Forwarded::Reply { status, headers, body, upstream, upstream_model };
+                    }
+                    Disposition::RetryElsewhere { health } => {
+                        if let Some(outcome) = health {
+                            upstream.state.record(&outcome);
+                        }
+                        tracing::warn!(upstream = %upstream.config.id, %status, "upstream failed; trying another");
+                        if matches!(status.as_u16(), 401 | 403) {
+                            last = Some(Forwarded::Failed { error: AttemptError::Credentials, upstream: Some(upstream) });
+                        } else {
+                            last = Some(Forwarded::Reply { status, headers, body, upstream, upstream_model });
+                        }
+                    }
+                }
+            }
+            AttemptResult::NoAnswer(error, kind) => {
+                let reason = match &error {
+                    AttemptError::Connect(m) | AttemptError::Timeout(m) => m.clone(),
+                    _ => "failed".into(),
+                };
+                upstream.state.record(&Outcome::Failure { reason: reason.clone(), retry_after: None, kind });
+                tracing::warn!(upstream = %upstream.config.id, error = %reason, more_left, "upstream attempt failed");
+                last = Some(Forwarded::Failed { error, upstream: Some(upstream) });
+            }
+        }
+    }
+    last.unwrap_or(Forwarded::Failed { error: AttemptError::NoUpstream, upstream: None })
+}
+
+enum AttemptResult {
+    Streaming(Streaming),
+    /// A non-2xx answer, body read.
+    Http { status: StatusCode, headers: HeaderMap, body: Bytes, upstream_model: String },
+    /// No HTTP answer at all.
+    NoAnswer(AttemptError, FailureKind),
+}
+
+/// One attempt against one upstream.
+async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
+    let cfg = &upstream.config;
+    let mut url = String::with_capacity(cfg.url.len() + plan.path.len() + 16);
+    url.push_str(&cfg.url);
+    url.push_str(plan.path);
+    if let Some(q) = plan.query {
+        url.push('?');
+        url.push_str(q);
+    }
+    let (body, upstream_model) = match (cfg.model_map.get(plan.model), &plan.model_span) {
+        (Some(mapped), Some(span)) => {
+            (Bytes::from(crate::api::scan::rewrite_model(&plan.body, span, mapped)), mapped.clone())
+        }
+        _ => (plan.body.clone(), plan.model.to_string()),
+    };
+    let headers = headers::upstream_request_headers(plan.headers, cfg);
+    let in_flight = InFlight::new(upstream.clone());
+    let started = Instant::now();
+    let send = upstream.client.post(&url).headers(headers).body(body).timeout(cfg.timeouts.total).send();
+    let response = match tokio::time::timeout(cfg.timeouts.first_byte, send).await {
+        Err(_) => {
+            return AttemptResult::NoAnswer(
+                AttemptError::Timeout(format!("no response headers within {} ms", cfg.timeouts.first_byte.as_millis())),
+                FailureKind::Connect,
+            )
+        }
+        Ok(Err(e)) => {
+            let msg = describe_reqwest_error(&e);
+            let err = if e.is_timeout() { AttemptError::Timeout(msg) } else { AttemptError::Connect(msg) };
+            return AttemptResult::NoAnswer(err, FailureKind::Connect);
+        }
+        Ok(Ok(r)) => r,
+    };
+    let headers_after = started.elapsed();
+    let status = response.status();
+    if status.is_success() {
+        upstream.state.record(&Outcome::Success { latency: headers_after });
+        return AttemptResult::Streaming(Streaming { response, in_flight, upstream_model, headers_after });
+    }
+    let headers = response.headers().clone();
+    let body = match tokio::time::timeout(cfg.timeouts.first_byte, read_bounded(response, MAX_ERROR_BODY)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return AttemptResult::NoAnswer(AttemptError::Connect(e), FailureKind::Connect),
+        Err(_) => {
+            return AttemptResult::NoAnswer(
+                AttemptError::Timeout("error body did not arrive in time".into()),
+                FailureKind::Connect,
+            )
+        }
+    };
+    drop(in_flight);
+    AttemptResult::Http { status, headers, body, upstream_model }
+}
+
+async fn read_bounded(mut response: reqwest::Response, max: usize) -> Result<Bytes, String> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe_reqwest_error(&e))? {
+        let room = max.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= max {
+            break;
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A human-readable reason that never contains the upstream URL's credentials or our key.
+pub fn describe_reqwest_error(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let kind = if e.is_connect() {
+        "connection failed"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_body() || e.is_decode() {
+        "response body broke"
+    } else if e.is_request() {
+        "request failed"
+    } else {
+        "upstream error"
+    };
+    let mut root = String::new();
+    let mut src = e.source();
+    while let Some(s) = src {
+        root = s.to_string();
+        src = s.source();
+    }
+    if root.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {root}")
+    }
+}

@@ -1,0 +1,264 @@
+//! The embedded SQLite ledger at `data/ccgate.db` (WAL mode).
+//!
+//! `requests` holds one row per request; `daily_rollup` holds one row per (day, tenant, model), updated in the
+//! same transaction as the inserts, so usage queries and budget windows read a few hundred rollup rows instead of
+//! scanning millions of requests.
+
+use super::store::{Store, UsageQuery, UsageReport, UsageRow, UsageTotals};
+use super::Record;
+use futures_util::future::BoxFuture;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS requests (
+        id INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        upstream_id TEXT,
+        upstream_request_id TEXT,
+        protocol TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        model TEXT NOT NULL,
+        upstream_model TEXT,
+        stream INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        error_class TEXT,
+        input_tokens INTEGER NOT NULL,
+        cache_write_5m_tokens INTEGER NOT NULL,
+        cache_write_1h_tokens INTEGER NOT NULL,
+        cache_read_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        thinking_tokens INTEGER,
+        web_search_requests INTEGER NOT NULL,
+        cost_nanousd INTEGER NOT NULL,
+        upstream_cost_nanousd INTEGER NOT NULL,
+        priced INTEGER NOT NULL,
+        price_version TEXT NOT NULL,
+        latency_ms INTEGER NOT NULL,
+        ttft_ms INTEGER,
+        session_id TEXT,
+        billable INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS requests_tenant_ts ON requests (tenant_id, ts_ms)",
+    "CREATE INDEX IF NOT EXISTS requests_day ON requests (day)",
+    "CREATE TABLE IF NOT EXISTS daily_rollup (
+        day TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_5m_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_nanousd INTEGER NOT NULL DEFAULT 0,
+        upstream_cost_nanousd INTEGER NOT NULL DEFAULT 0,
+        unpriced_requests INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, tenant_id, model)
+    )",
+    "CREATE INDEX IF NOT EXISTS daily_rollup_tenant_day ON daily_rollup (tenant_id, day)",
+];
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path) -> Result<SqliteStore, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|e| e.to_string())?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|e| format!("cannot open ledger {}: {e}", path.display()))?;
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&pool).await.map_err(|e| format!("ledger schema: {e}"))?;
+        }
+        Ok(SqliteStore { pool })
+    }
+
+    async fn insert(&self, rows: &[Record]) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO requests (ts_ms, day, request_id, tenant_id, upstream_id, upstream_request_id, protocol,
+                    endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
+                    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
+                    web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms,
+                    ttft_ms, session_id, billable)
+                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            )
+            .bind(r.ts_ms)
+            .bind(&r.day)
+            .bind(&r.request_id)
+            .bind(&r.tenant_id)
+            .bind(&r.upstream_id)
+            .bind(&r.upstream_request_id)
+            .bind(r.protocol)
+            .bind(r.endpoint)
+            .bind(&r.model)
+            .bind(&r.upstream_model)
+            .bind(r.stream)
+            .bind(r.status as i64)
+            .bind(r.outcome)
+            .bind(&r.error_class)
+            .bind(r.input_tokens)
+            .bind(r.cache_write_5m_tokens)
+            .bind(r.cache_write_1h_tokens)
+            .bind(r.cache_read_tokens)
+            .bind(r.output_tokens)
+            .bind(r.thinking_tokens)
+            .bind(r.web_search_requests)
+            .bind(r.cost_nanousd)
+            .bind(r.upstream_cost_nanousd)
+            .bind(r.priced)
+            .bind(&r.price_version)
+            .bind(r.latency_ms)
+            .bind(r.ttft_ms)
+            .bind(&r.session_id)
+            .bind(r.billable)
+            .execute(&mut *tx)
+            .await?;
+            if !r.billable {
+                continue;
+            }
+            let is_error = r.status >= 400 || r.outcome == "upstream_error";
+            sqlx::query(
+                "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens, cache_write_5m_tokens,
+                    cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd, upstream_cost_nanousd,
+                    unpriced_requests, errors)
+                 VALUES (?,?,?,1,?,?,?,?,?,?,?,?,?)
+                 ON CONFLICT (day, tenant_id, model) DO UPDATE SET
+                    requests = requests + 1,
+                    input_tokens = input_tokens + excluded.input_tokens,
+                    cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
+                    cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
+                    cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+                    output_tokens = output_tokens + excluded.output_tokens,
+                    cost_nanousd = cost_nanousd + excluded.cost_nanousd,
+                    upstream_cost_nanousd = upstream_cost_nanousd + excluded.upstream_cost_nanousd,
+                    unpriced_requests = unpriced_requests + excluded.unpriced_requests,
+                    errors = errors + excluded.errors",
+            )
+            .bind(&r.day)
+            .bind(&r.tenant_id)
+            .bind(&r.model)
+            .bind(r.input_tokens)
+            .bind(r.cache_write_5m_tokens)
+            .bind(r.cache_write_1h_tokens)
+            .bind(r.cache_read_tokens)
+            .bind(r.output_tokens)
+            .bind(r.cost_nanousd)
+            .bind(r.upstream_cost_nanousd)
+            .bind(i64::from(!r.priced && r.input_tokens + r.output_tokens > 0))
+            .bind(i64::from(is_error))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn query_usage(&self, q: &UsageQuery) -> Result<UsageReport, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT day, tenant_id, model, requests, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+                    cache_read_tokens, output_tokens, cost_nanousd, upstream_cost_nanousd, unpriced_requests, errors
+             FROM daily_rollup
+             WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)
+             ORDER BY day, tenant_id, model",
+        )
+        .bind(&q.tenant_id)
+        .bind(&q.from_day)
+        .bind(&q.to_day)
+        .fetch_all(&self.pool)
+        .await?;
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                let w5: i64 = r.get(5);
+                let w1: i64 = r.get(6);
+                UsageRow {
+                    day: r.get(0),
+                    tenant_id: r.get(1),
+                    model: r.get(2),
+                    totals: UsageTotals {
+                        requests: r.get(3),
+                        input_tokens: r.get(4),
+                        cache_write_5m_tokens: w5,
+                        cache_write_1h_tokens: w1,
+                        cache_creation_input_tokens: w5 + w1,
+                        cache_read_input_tokens: r.get(7),
+                        output_tokens: r.get(8),
+                        cost_nanousd: r.get(9),
+                        upstream_cost_nanousd: r.get(10),
+                        unpriced_requests: r.get(11),
+                        errors: r.get(12),
+                    },
+                }
+            })
+            .collect();
+        Ok(UsageReport { rows })
+    }
+}
+
+impl Store for SqliteStore {
+    fn insert_batch<'a>(&'a self, rows: &'a [Record]) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { self.insert(rows).await.map_err(|e| e.to_string()) })
+    }
+
+    fn usage<'a>(&'a self, q: &'a UsageQuery) -> BoxFuture<'a, Result<UsageReport, String>> {
+        Box::pin(async move { self.query_usage(q).await.map_err(|e| e.to_string()) })
+    }
+
+    fn spend_by_tenant<'a>(&'a self, from_day: Option<&'a str>) -> BoxFuture<'a, Result<Vec<(String, i64)>, String>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT tenant_id, SUM(cost_nanousd) FROM daily_rollup WHERE (?1 IS NULL OR day >= ?1) GROUP BY tenant_id",
+            )
+            .bind(from_day)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(rows.into_iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect())
+        })
+    }
+
+    fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, String>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+            let a = sqlx::query("DELETE FROM requests WHERE day < ?")
+                .bind(day)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query("DELETE FROM daily_rollup WHERE day < ?")
+                .bind(day)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(|e| e.to_string())?;
+            Ok(a.rows_affected())
+        })
+    }
+
+    fn count_requests(&self) -> BoxFuture<'_, Result<i64, String>> {
+        Box::pin(async move {
+            sqlx::query_scalar("SELECT COUNT(*) FROM requests").fetch_one(&self.pool).await.map_err(|e| e.to_string())
+        })
+    }
+}

@@ -1,0 +1,115 @@
+//! The listener and the router.
+//!
+//! # Request path
+//!
+//! ```text
+//! listener (TCP_NODELAY, header-read timeout, graceful shutdown)
+//!   → router (this file; CORS on /anthropic and /openai only; protocol-shaped 404/405)
+//!   → api::proxy, top to bottom:
+//!       auth → body (size/time limits, lazy scan) → policy (allow-list, limits, budget reservation)
+//!       → routing (affinity, tiers, strategy) → forward (timeouts, failover before the first byte)
+//!       → tee (bytes to the client, usage on the side) → ledger (settlement, batched writer)
+//! ```
+//!
+//! Folders follow the same order: `auth/`, `policy/`, `routing/`, `forward/`, `tee/`, `ledger/`.
+
+pub mod cors;
+
+use crate::api::{anthropic, models, openai, probes, usage};
+use crate::error::{ApiError, Protocol};
+use crate::state::Gateway;
+use axum::extract::Request;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// Builds the whole application router.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    let anthropic = Router::new()
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        .route("/v1/models", get(models::anthropic_list))
+        .route("/v1/models/{id}", get(models::anthropic_get));
+    let openai = Router::new()
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(models::openai_list))
+        .route("/models", get(models::openai_list));
+    let tenant_api = Router::new()
+        .route("/anthropic", get(probes::root).head(probes::root))
+        .nest("/anthropic", anthropic)
+        .nest("/openai", openai)
+        .layer(axum::middleware::from_fn_with_state(gw.clone(), cors::cors));
+    Router::new()
+        .route("/", get(probes::root).head(probes::root))
+        .route("/health", get(probes::health))
+        .route("/usage", post(usage::usage))
+        .merge(tenant_api)
+        .merge(crate::dashboard::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(gw)
+}
+
+async fn not_found(req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    ApiError::NotFound { method: req.method().to_string(), path: path.clone() }.into_response_for(Protocol::of_path(&path))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    ApiError::MethodNotAllowed { method: req.method().to_string(), path: path.clone() }
+        .into_response_for(Protocol::of_path(&path))
+}
+
+/// How long a client may take to send its request headers before the connection is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves until `gw.shutdown` is cancelled, then stops accepting and gives open connections `grace` to finish.
+pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<()> {
+    let app = router(gw.clone());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = gw.shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(stream);
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let grace = gw.rt().config.server.shutdown_grace;
+    tracing::info!(grace_seconds = grace.as_secs(), "no longer accepting; waiting for open requests");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("grace period over; closing remaining connections");
+    }
+    Ok(())
+}

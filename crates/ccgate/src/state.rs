@@ -1,0 +1,196 @@
+//! Shared gateway state. [`Gateway`] lives for the whole process; [`Runtime`] is rebuilt from each valid
+//! config and swapped in atomically (arc-swap), so a request sees one consistent config from start to end and
+//! never takes a lock to read it. Live counters (upstream health, tenant budgets) are keyed by id and carried
+//! over from one runtime to the next, so a reload neither resets budgets nor forgets a failing upstream.
+
+use crate::auth::{hash_key, KeyHash};
+use crate::config::{Config, Loaded, TenantConfig, UpstreamConfig};
+use crate::ledger::Ledger;
+use crate::policy::budget::TenantState;
+use crate::routing::{Balancer, UpstreamState};
+use arc_swap::ArcSwap;
+use ccgate_meter::pricing::PriceTable;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub struct TenantRt {
+    pub config: TenantConfig,
+    pub state: Arc<TenantState>,
+}
+
+pub struct UpstreamRt {
+    pub config: UpstreamConfig,
+    pub state: Arc<UpstreamState>,
+    pub client: reqwest::Client,
+}
+
+impl UpstreamRt {
+    pub fn in_flight(&self) -> u32 {
+        self.state.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+pub struct Runtime {
+    pub config: Config,
+    pub tenants_by_key_hash: HashMap<KeyHash, Arc<TenantRt>>,
+    pub tenants_by_id: HashMap<String, Arc<TenantRt>>,
+    pub upstreams: Vec<Arc<UpstreamRt>>,
+    pub balancer: Balancer,
+    pub pricing: Arc<PriceTable>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    connect_timeout: Duration,
+    proxy: Option<String>,
+}
+
+pub struct Gateway {
+    pub runtime: ArcSwap<Runtime>,
+    pub config_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub started_at: Instant,
+    pub ledger: Ledger,
+    /// Cancelled when shutdown begins; long-running tasks watch it.
+    pub shutdown: CancellationToken,
+    /// Tracks work that must finish before the ledger is flushed (streams drained after a client hung up).
+    pub tasks: TaskTracker,
+    upstream_states: Mutex<HashMap<String, Arc<UpstreamState>>>,
+    tenant_states: Mutex<HashMap<String, Arc<TenantState>>>,
+    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+}
+
+impl Gateway {
+    pub fn new(loaded: Loaded, config_dir: PathBuf, data_dir: PathBuf, ledger: Ledger) -> Result<Arc<Gateway>, String> {
+        let gw = Gateway {
+            runtime: ArcSwap::from_pointee(placeholder_runtime()),
+            config_dir,
+            data_dir,
+            started_at: Instant::now(),
+            ledger,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            upstream_states: Mutex::new(HashMap::new()),
+            tenant_states: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+        };
+        gw.apply(loaded)?;
+        Ok(Arc::new(gw))
+    }
+
+    pub fn rt(&self) -> arc_swap::Guard<Arc<Runtime>> {
+        self.runtime.load()
+    }
+
+    /// Builds a runtime from a validated config and swaps it in. On error the current runtime stays.
+    pub fn apply(&self, loaded: Loaded) -> Result<(), String> {
+        let pricing = match &loaded.pricing_json {
+            Some(text) => PriceTable::builtin().with_overrides_json(text).map_err(|e| e.to_string())?,
+            None => PriceTable::builtin(),
+        };
+        let config = loaded.config;
+        let upstreams: Vec<Arc<UpstreamRt>> = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                Ok(Arc::new(UpstreamRt {
+                    config: u.clone(),
+                    state: self.upstream_states.lock().entry(u.id.clone()).or_default().clone(),
+                    client: self.client_for(u)?,
+                }))
+            })
+            .collect::<Result<_, String>>()?;
+        let mut by_hash = HashMap::new();
+        let mut by_id = HashMap::new();
+        for t in &config.tenants {
+            let rt = Arc::new(TenantRt {
+                config: t.clone(),
+                state: self.tenant_states.lock().entry(t.id.clone()).or_default().clone(),
+            });
+            by_hash.insert(hash_key(&t.key), rt.clone());
+            by_id.insert(t.id.clone(), rt);
+        }
+        let balancer = Balancer::new(config.load_balancer.strategy, &upstreams);
+        self.runtime.store(Arc::new(Runtime {
+            config,
+            tenants_by_key_hash: by_hash,
+            tenants_by_id: by_id,
+            upstreams,
+            balancer,
+            pricing: Arc::new(pricing),
+        }));
+        Ok(())
+    }
+
+    pub fn tenant_state(&self, id: &str) -> Arc<TenantState> {
+        self.tenant_states.lock().entry(id.to_string()).or_default().clone()
+    }
+
+    /// Upstreams share a pooled client unless their connect timeout or proxy differ; reloads keep the pools.
+    fn client_for(&self, u: &UpstreamConfig) -> Result<reqwest::Client, String> {
+        let key = ClientKey { connect_timeout: u.timeouts.connect, proxy: u.proxy.clone() };
+        let mut clients = self.clients.lock();
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(key.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(2048)
+            .redirect(reqwest::redirect::Policy::none())
+            .http2_adaptive_window(true);
+        b = match &key.proxy {
+            Some(p) => b.proxy(reqwest::Proxy::all(p).map_err(|e| format!("upstream {}: proxy: {e}", u.id))?),
+            None => b.no_proxy(),
+        };
+        let client = b.build().map_err(|e| format!("upstream {}: cannot build HTTP client: {e}", u.id))?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+fn placeholder_runtime() -> Runtime {
+    use crate::config::*;
+    Runtime {
+        config: Config {
+            server: ServerConfig {
+                host: String::new(),
+                port: 0,
+                timeout: Duration::from_secs(600),
+                timezone: chrono_tz::UTC,
+                cors_origins: vec![],
+                body_limit_bytes: 32 << 20,
+                shutdown_grace: Duration::from_secs(30),
+                disconnect_drain: Duration::from_secs(120),
+            },
+            admin: AdminConfig { enabled: false, path: "/admin".into(), username: String::new(), password: String::new() },
+            openai: OpenAiConfig {
+                enabled: false,
+                models: Default::default(),
+                default_model: String::new(),
+                expose_reasoning: false,
+            },
+            upstreams: vec![],
+            load_balancer: LoadBalancerConfig {
+                strategy: Strategy::WeightedRoundRobin,
+                health_check_enabled: false,
+                failover_enabled: false,
+                max_attempts: 1,
+                session_affinity: false,
+            },
+            tenants: vec![],
+        },
+        tenants_by_key_hash: HashMap::new(),
+        tenants_by_id: HashMap::new(),
+        upstreams: vec![],
+        balancer: Balancer::new(Strategy::WeightedRoundRobin, &[]),
+        pricing: Arc::new(PriceTable::builtin()),
+    }
+}

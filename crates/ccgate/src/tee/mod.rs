@@ -1,0 +1,383 @@
+//! Step 6 of the request path: the tee. Upstream bytes go to the client as they arrive; usage is parsed on the
+//! side; the [`settle::Settlement`] is finished when the body ends, however it ends.
+//!
+//! * SSE is forwarded **event by event**: a chunk is passed on up to its last complete event and the
+//!   incomplete tail is held until the rest arrives (usually the next chunk). The client therefore never sees a
+//!   half event, and a mid-stream failure can append a clean `event: error` (Anthropic) or error chunk (OpenAI).
+//! * Separate deadlines: `idle` between chunks and `total` for the whole exchange (a single request timeout is
+//!   the wrong tool for long streams).
+//! * **Client disconnect**: when the client drops the body, the tee hands the upstream stream to a tracked task
+//!   that keeps reading it to the end (bounded by `server.clientDisconnectDrainSeconds`) so the usage is exact,
+//!   then records the request as `client_aborted`. Shutdown waits for these tasks before flushing the ledger.
+
+pub mod settle;
+
+use bytes::{Bytes, BytesMut};
+use ccgate_meter::sse::SseFramer;
+use ccgate_meter::usage::{usage_from_json_response, StreamMeter, StreamStatus};
+use ccgate_meter::Usage;
+use ccgate_openai::StreamTranslator;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
+use settle::{Ending, Settlement};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// What the tee does with the bytes.
+pub enum Mode {
+    /// `/anthropic` SSE: bytes unchanged, metered on the side.
+    AnthropicSse { meter: StreamMeter },
+    /// `/anthropic` JSON: bytes unchanged; a copy is kept to read the usage at the end.
+    AnthropicJson { copy: Vec<u8> },
+    /// `/openai` streaming: Anthropic SSE in, OpenAI chunks out.
+    OpenAiSse { framer: SseFramer, meter: StreamMeter, translator: Box<StreamTranslator> },
+}
+
+/// Largest JSON answer copied for metering; beyond it the usage is read from what was kept.
+const MAX_JSON_COPY: usize = 64 << 20;
+
+struct Inner {
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    mode: Mode,
+    settlement: Settlement,
+    status: u16,
+    idle: Duration,
+    idle_timer: Pin<Box<Sleep>>,
+    total_timer: Pin<Box<Sleep>>,
+    drain_limit: Duration,
+    /// Bytes of an incomplete SSE event, held until it completes.
+    held: BytesMut,
+    /// Bytes to emit before ending (a synthesised error event).
+    tail: Option<Bytes>,
+    failure: Option<String>,
+    upstream_done: bool,
+}
+
+pub struct Tee {
+    inner: Option<Box<Inner>>,
+}
+
+pub struct TeeConfig {
+    pub idle: Duration,
+    pub total_remaining: Duration,
+    pub drain_limit: Duration,
+}
+
+impl Tee {
+    pub fn new(response: reqwest::Response, mode: Mode, settlement: Settlement, cfg: TeeConfig) -> Tee {
+        let status = response.status().as_u16();
+        Tee {
+            inner: Some(Box::new(Inner {
+                upstream: response.bytes_stream().boxed(),
+                mode,
+                settlement,
+                status,
+                idle: cfg.idle,
+                idle_timer: Box::pin(tokio::time::sleep(cfg.idle)),
+                total_timer: Box::pin(tokio::time::sleep(cfg.total_remaining)),
+                drain_limit: cfg.drain_limit,
+                held: BytesMut::new(),
+                tail: None,
+                failure: None,
+                upstream_done: false,
+            })),
+        }
+    }
+}
+
+impl Inner {
+    /// Processes one upstream chunk; returns the bytes for the client (possibly empty).
+    fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
+        self.settlement.set_ttft();
+        match &mut self.mode {
+            Mode::AnthropicJson { copy } => {
+                let room = MAX_JSON_COPY.saturating_sub(copy.len());
+                copy.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                chunk
+            }
+            Mode::AnthropicSse { meter } => {
+                meter.push_bytes(&chunk);
+                release_complete_events(&mut self.held, chunk)
+            }
+            Mode::OpenAiSse { framer, meter, translator } => {
+                let mut out = Vec::new();
+                framer.push(&chunk, &mut |ev| {
+                    meter.on_event(ev.event, ev.data);
+                    translator.on_event(ev.event, ev.data, meter.usage(), &mut out);
+                });
+                Bytes::from(out)
+            }
+        }
+    }
+
+    /// The upstream ended cleanly (EOF). Returns any bytes still owed to the client.
+    fn on_eof(&mut self) -> Option<Bytes> {
+        let held = (!self.held.is_empty()).then(|| self.held.split().freeze());
+        match &mut self.mode {
+            Mode::AnthropicJson { .. } => held,
+            Mode::AnthropicSse { meter } => {
+                meter.finish_bytes();
+                if meter.saw_message_stop() || meter.error().is_some() {
+                    held
+                } else {
+                    // A stream without message_stop leaves Claude Code waiting for "the rest": end it explicitly.
+                    self.failure = Some("upstream closed the stream before message_stop".into());
+                    let mut out = held.map(|h| h.to_vec()).unwrap_or_default();
+                    out.extend_from_slice(&anthropic_error_event(
+                        "api_error",
+                        "upstream closed the stream before it was complete",
+                    ));
+                    Some(Bytes::from(out))
+                }
+            }
+            Mode::OpenAiSse { framer, meter, translator } => {
+                let mut out = Vec::new();
+                framer.finish(&mut |ev| {
+                    meter.on_event(ev.event, ev.data);
+                    translator.on_event(ev.event, ev.data, meter.usage(), &mut out);
+                });
+                if !translator.is_finished() {
+                    self.failure = Some("upstream closed the stream before message_stop".into());
+                    translator.on_upstream_error("upstream closed the stream before it was complete", "server_error", &mut out);
+                }
+                (!out.is_empty()).then(|| Bytes::from(out))
+            }
+        }
+    }
+
+    /// The upstream failed mid-stream (broken connection or a deadline): build the protocol's error ending.
+    fn on_failure(&mut self, reason: String) -> Option<Bytes> {
+        self.settlement.note_upstream_failure(&reason);
+        let msg = format!("upstream stream interrupted: {reason}");
+        self.failure = Some(reason);
+        match &mut self.mode {
+            // Bytes of a JSON body were already sent; the only honest signal left is closing the connection.
+            Mode::AnthropicJson { .. } => None,
+            Mode::AnthropicSse { .. } => {
+                self.held.clear();
+                Some(Bytes::from(anthropic_error_event("api_error", &msg)))
+            }
+            Mode::OpenAiSse { translator, .. } => {
+                let mut out = Vec::new();
+                translator.on_upstream_error(&msg, "server_error", &mut out);
+                Some(Bytes::from(out))
+            }
+        }
+    }
+
+    /// Prices and records the request.
+    fn settle(self: Box<Self>, client_gone: bool) {
+        let Inner { mode, settlement, status, failure, .. } = *self;
+        let (usage, stream_ending, error_class) = match &mode {
+            Mode::AnthropicJson { copy } => {
+                let usage = usage_from_json_response(copy).map(|(u, _)| u);
+                // count_tokens answers carry no usage and are free: nothing is missing there.
+                let missing = usage.is_none() && settlement.record.billable;
+                (usage.unwrap_or_default(), if missing { Ending::Partial } else { Ending::Ok }, missing.then_some("usage_missing"))
+            }
+            Mode::AnthropicSse { meter } | Mode::OpenAiSse { meter, .. } => {
+                let o = meter.outcome();
+                match o.status {
+                    StreamStatus::Complete => (o.usage, Ending::Ok, None),
+                    StreamStatus::Partial => (o.usage, Ending::Partial, Some("stream_incomplete")),
+                    StreamStatus::Error => (o.usage, Ending::UpstreamError, Some("upstream_stream_error")),
+                }
+            }
+        };
+        let (ending, class) = if failure.is_some() && stream_ending != Ending::Ok {
+            (Ending::UpstreamError, Some(error_class.unwrap_or("upstream_stream_broken")))
+        } else if client_gone {
+            (Ending::ClientAborted, error_class)
+        } else {
+            (stream_ending, error_class)
+        };
+        settlement.finish(status, &usage, ending, class);
+    }
+}
+
+/// Passes on `chunk` up to its last complete SSE event; keeps the rest in `held`. Zero-copy when nothing is held
+/// and the chunk ends on an event boundary (the common case).
+fn release_complete_events(held: &mut BytesMut, chunk: Bytes) -> Bytes {
+    if held.is_empty() {
+        match last_event_end(&chunk) {
+            Some(end) if end == chunk.len() => chunk,
+            Some(end) => {
+                held.extend_from_slice(&chunk[end..]);
+                chunk.slice(..end)
+            }
+            None => {
+                held.extend_from_slice(&chunk);
+                Bytes::new()
+            }
+        }
+    } else {
+        held.extend_from_slice(&chunk);
+        match last_event_end(held) {
+            Some(end) => held.split_to(end).freeze(),
+            None => Bytes::new(),
+        }
+    }
+}
+
+/// Index just past the last blank line (`\n\n`, `\r\n\r\n` or `\r\r`) in `b`.
+fn last_event_end(b: &[u8]) -> Option<usize> {
+    let mut pos = b.len();
+    while let Some(i) = memchr::memrchr2(b'\n', b'\r', &b[..pos]) {
+        // b[i] is a line end; is it preceded by another line end (i.e. a blank line)?
+        let prev = if b[i] == b'\n' && i > 0 && b[i - 1] == b'\r' { i.checked_sub(1) } else { Some(i) };
+        if let Some(p) = prev {
+            if p > 0 && (b[p - 1] == b'\n' || b[p - 1] == b'\r') {
+                return Some(i + 1);
+            }
+        }
+        pos = i;
+    }
+    None
+}
+
+pub fn anthropic_error_event(error_type: &str, message: &str) -> Vec<u8> {
+    let data = serde_json::json!({"type": "error", "error": {"type": error_type, "message": message}});
+    format!("event: error\ndata: {data}\n\n").into_bytes()
+}
+
+impl Stream for Tee {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else { return Poll::Ready(None) };
+        loop {
+            if let Some(tail) = inner.tail.take() {
+                return Poll::Ready(Some(Ok(tail)));
+            }
+            if inner.upstream_done {
+                if let Some(inner) = self.inner.take() {
+                    inner.settle(false);
+                }
+                return Poll::Ready(None);
+            }
+            if inner.total_timer.as_mut().poll(cx).is_ready() {
+                inner.tail = inner.on_failure("total deadline exceeded".into());
+                inner.upstream_done = true;
+                continue;
+            }
+            if inner.idle_timer.as_mut().poll(cx).is_ready() {
+                let idle = inner.idle.as_secs();
+                inner.tail = inner.on_failure(format!("no data from upstream for {idle} s"));
+                inner.upstream_done = true;
+                continue;
+            }
+            match inner.upstream.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let deadline = Instant::now() + inner.idle;
+                    inner.idle_timer.as_mut().reset(deadline);
+                    let out = inner.on_chunk(chunk);
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(out)));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let reason = crate::forward::describe_reqwest_error(&e);
+                    inner.tail = inner.on_failure(reason);
+                    inner.upstream_done = true;
+                    if inner.tail.is_none() {
+                        // JSON body cut short: end with an error so the client sees a broken response.
+                        if let Some(inner) = self.inner.take() {
+                            inner.settle(false);
+                        }
+                        return Poll::Ready(Some(Err(std::io::Error::other("upstream response broke"))));
+                    }
+                }
+                Poll::Ready(None) => {
+                    inner.tail = inner.on_eof();
+                    inner.upstream_done = true;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Tee {
+    fn drop(&mut self) {
+        let Some(mut inner) = self.inner.take() else { return };
+        if inner.upstream_done {
+            inner.settle(false);
+            return;
+        }
+        // The client hung up mid-body: keep reading the upstream for exact usage, on a tracked task.
+        let tasks = inner.settlement.gateway().tasks.clone();
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            inner.settle(true);
+            return;
+        };
+        let drain = async move {
+            let deadline = Instant::now() + inner.drain_limit;
+            loop {
+                match tokio::time::timeout_at(deadline, inner.upstream.next()).await {
+                    Ok(Some(Ok(chunk))) => {
+                        let _ = inner.on_chunk(chunk);
+                    }
+                    Ok(Some(Err(_))) | Err(_) => break,
+                    Ok(None) => {
+                        let _ = inner.on_eof();
+                        inner.failure = None;
+                        break;
+                    }
+                }
+            }
+            inner.settle(true);
+        };
+        handle.spawn(tasks.track_future(drain));
+    }
+}
+
+/// Reads a whole 2xx body (the `/openai` non-streaming path), with the idle and total deadlines.
+pub async fn read_full(response: reqwest::Response, idle: Duration, total: Duration) -> Result<Bytes, String> {
+    let mut stream = response.bytes_stream();
+    let mut buf = BytesMut::new();
+    let deadline = Instant::now() + total;
+    loop {
+        let next = tokio::time::timeout(idle, stream.next());
+        match tokio::time::timeout_at(deadline, next).await {
+            Err(_) => return Err("total deadline exceeded".into()),
+            Ok(Err(_)) => return Err(format!("no data from upstream for {} s", idle.as_secs())),
+            Ok(Ok(None)) => return Ok(buf.freeze()),
+            Ok(Ok(Some(Ok(chunk)))) => buf.extend_from_slice(&chunk),
+            Ok(Ok(Some(Err(e)))) => return Err(crate::forward::describe_reqwest_error(&e)),
+        }
+    }
+}
+
+/// Usage of a JSON answer, for paths that buffer the body themselves.
+pub fn json_usage(body: &[u8]) -> Option<Usage> {
+    usage_from_json_response(body).map(|(u, _)| u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases_only_complete_events() {
+        let mut held = BytesMut::new();
+        let out = release_complete_events(&mut held, Bytes::from_static(b"event: a\ndata: 1\n\nevent: b\nda"));
+        assert_eq!(&out[..], b"event: a\ndata: 1\n\n");
+        let out = release_complete_events(&mut held, Bytes::from_static(b"ta: 2\n"));
+        assert!(out.is_empty());
+        let out = release_complete_events(&mut held, Bytes::from_static(b"\nevent: c\ndata: 3\r\n\r\n"));
+        assert_eq!(&out[..], b"event: b\ndata: 2\n\nevent: c\ndata: 3\r\n\r\n");
+        assert!(held.is_empty());
+    }
+
+    #[test]
+    fn last_event_end_variants() {
+        assert_eq!(last_event_end(b"a\n\nb"), Some(3));
+        assert_eq!(last_event_end(b"a\r\n\r\n"), Some(5));
+        assert_eq!(last_event_end(b"a\nb\n"), None);
+        assert_eq!(last_event_end(b"\n\n"), Some(2));
+        assert_eq!(last_event_end(b"a\r\rb"), Some(3));
+    }
+}

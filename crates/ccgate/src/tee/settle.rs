@@ -1,0 +1,168 @@
+//! The end of every request: price the usage, settle the tenant's reservation, record the upstream's health
+//! and append the ledger record. [`Settlement`] is created once the tenant is known and travels with the request
+//! (into the response body for streams). If it is dropped without being finished (a bug or a panic), its `Drop`
+//! still writes a record, so no request that reached an upstream goes unrecorded.
+
+use crate::forward::InFlight;
+use crate::ledger::Record;
+use crate::policy::budget::{local_day, Admission};
+use crate::routing::health::{FailureKind, Outcome};
+use crate::state::Gateway;
+use ccgate_meter::pricing::PriceTable;
+use ccgate_meter::Usage;
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Settlement {
+    gw: Arc<Gateway>,
+    pricing: Arc<PriceTable>,
+    tz: chrono_tz::Tz,
+    pub record: Record,
+    started: Instant,
+    admission: Option<Admission>,
+    in_flight: Option<InFlight>,
+    price_multiplier_milli: u32,
+    /// The Claude model id the price is looked up by: the resolved model before any per-upstream rename (the
+    /// tenant-facing alias on `/openai`, or a reseller's own id, is not a price key).
+    pub price_model: String,
+    done: bool,
+}
+
+/// How the request ended, for the `outcome` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Ok,
+    /// Stream ended without `message_stop`/`message_delta`; usage partly estimated.
+    Partial,
+    /// The tenant hung up; the upstream was read to its end (or the drain deadline) for the usage.
+    ClientAborted,
+    UpstreamError,
+    /// CCGate refused the request before any upstream saw it.
+    Rejected,
+}
+
+impl Ending {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ending::Ok => "ok",
+            Ending::Partial => "partial",
+            Ending::ClientAborted => "client_aborted",
+            Ending::UpstreamError => "upstream_error",
+            Ending::Rejected => "rejected",
+        }
+    }
+}
+
+impl Settlement {
+    pub fn new(gw: Arc<Gateway>, pricing: Arc<PriceTable>, tz: chrono_tz::Tz, record: Record, started: Instant) -> Self {
+        Settlement {
+            gw,
+            pricing,
+            tz,
+            record,
+            started,
+            admission: None,
+            in_flight: None,
+            price_multiplier_milli: 1000,
+            price_model: String::new(),
+            done: false,
+        }
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gw
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn set_admission(&mut self, a: Admission) {
+        self.admission = Some(a);
+    }
+
+    /// The upstream that is serving the request; its in-flight slot is held until the end.
+    pub fn set_upstream(&mut self, in_flight: Option<InFlight>, upstream_id: &str, multiplier_milli: u32, upstream_model: &str) {
+        self.in_flight = in_flight;
+        self.record.upstream_id = Some(upstream_id.to_string());
+        self.record.upstream_model = Some(upstream_model.to_string());
+        self.price_multiplier_milli = multiplier_milli;
+    }
+
+    pub fn set_ttft(&mut self) {
+        if self.record.ttft_ms.is_none() {
+            self.record.ttft_ms = Some(self.started.elapsed().as_millis() as i64);
+        }
+    }
+
+    /// Finishes the request: prices `usage`, settles the budget, appends the record.
+    pub fn finish(mut self, status: u16, usage: &Usage, ending: Ending, error_class: Option<&str>) {
+        self.complete(status, usage, ending, error_class);
+    }
+
+    /// A mid-stream upstream failure counts against the upstream's health too.
+    pub fn note_upstream_failure(&self, reason: &str) {
+        if let Some(f) = &self.in_flight {
+            f.upstream().state.record(&Outcome::Failure {
+                reason: reason.to_string(),
+                retry_after: None,
+                kind: FailureKind::ServerError,
+            });
+        }
+    }
+
+    fn complete(&mut self, status: u16, usage: &Usage, ending: Ending, error_class: Option<&str>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let now = Utc::now();
+        let r = &mut self.record;
+        r.ts_ms = now.timestamp_millis();
+        r.day = local_day(self.tz, now).format("%Y-%m-%d").to_string();
+        r.status = status;
+        r.outcome = ending.as_str();
+        r.error_class = error_class.map(str::to_owned);
+        r.latency_ms = self.started.elapsed().as_millis() as i64;
+        r.input_tokens = usage.input_tokens as i64;
+        r.cache_write_5m_tokens = usage.cache_write_5m_tokens as i64;
+        r.cache_write_1h_tokens = usage.cache_write_1h_tokens as i64;
+        r.cache_read_tokens = usage.cache_read_input_tokens as i64;
+        r.output_tokens = usage.output_tokens as i64;
+        r.thinking_tokens = usage.thinking_tokens.map(|t| t as i64);
+        r.web_search_requests = usage.web_search_requests as i64;
+        r.price_version = self.pricing.version().to_string();
+        let has_tokens = usage.input_tokens + usage.output_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens > 0;
+        let priced_model = self.price_model.clone();
+        match self.pricing.cost(&priced_model, usage) {
+            Some(cost) if r.billable => {
+                let nano = cost.total.0;
+                r.cost_nanousd = nano;
+                r.upstream_cost_nanousd = ((nano as i128 * self.price_multiplier_milli as i128 + 500) / 1000) as i64;
+                r.priced = true;
+            }
+            Some(_) => r.priced = true,
+            None => {
+                r.priced = !has_tokens;
+                if has_tokens && r.billable {
+                    tracing::warn!(model = %priced_model, "no price for model; usage recorded as unpriced (cost unknown, not $0)");
+                }
+            }
+        }
+        if let Some(a) = self.admission.take() {
+            a.settle(r.cost_nanousd);
+        }
+        self.in_flight.take();
+        self.gw.ledger.record(std::mem::take(&mut self.record));
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        if !self.done {
+            tracing::error!(request_id = %self.record.request_id, "request ended without settlement; recording it as an error");
+            self.complete(500, &Usage::default(), Ending::UpstreamError, Some("unsettled"));
+        }
+    }
+}
