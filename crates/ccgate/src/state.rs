@@ -169,6 +169,7 @@ fn placeholder_runtime() -> Runtime {
                 body_limit_bytes: 32 << 20,
                 shutdown_grace: Duration::from_secs(30),
                 disconnect_drain: Duration::from_secs(120),
+                body_read_timeout: Duration::from_secs(60),
             },
             admin: AdminConfig { enabled: false, path: "/admin".into(), username: String::new(), password: String::new() },
             openai: OpenAiConfig {

@@ -13,12 +13,10 @@ use axum::body::Body;
 use bytes::Bytes;
 use std::time::Duration;
 
-/// How long a client may take to send its request body: a slow or half-open client is cut off, not kept forever.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Reads the request body within the size limit and the read deadline.
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+/// Reads the request body within the size limit and the read deadline: a slow or half-open client is cut off,
+/// not kept forever.
+pub async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(ApiError::RequestTimeout),
         Ok(Ok(b)) => Ok(b),
         Ok(Err(e)) => {

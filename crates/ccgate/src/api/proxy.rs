@@ -100,7 +100,7 @@ pub async fn authenticate_and_read(
     let rt = gw.runtime.load_full();
     let (parts, body) = req.into_parts();
     let tenant = crate::auth::authenticate(&rt, &parts.headers).ok_or(ApiError::Unauthorized)?;
-    let body = super::read_body(body, rt.config.server.body_limit_bytes).await?;
+    let body = super::read_body(body, rt.config.server.body_limit_bytes, rt.config.server.body_read_timeout).await?;
     let query = parts.uri.query().map(str::to_owned);
     Ok((Admitted { rt, tenant, headers: parts.headers, query, started, endpoint }, body))
 }

@@ -41,7 +41,7 @@ enum Who {
 pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let rt = gw.runtime.load_full();
     let (parts, body) = req.into_parts();
-    let body = match super::read_body(body, 1 << 20).await {
+    let body = match super::read_body(body, 1 << 20, rt.config.server.body_read_timeout).await {
         Ok(b) => b,
         Err(e) => return e.into_response_for(Protocol::Anthropic),
     };

@@ -255,6 +255,7 @@ fn validate_server(s: raw::ServerSection) -> Result<ServerConfig, ConfigError> {
         body_limit_bytes: (body_limit_mb * 1024 * 1024) as usize,
         shutdown_grace: Duration::from_secs(s.shutdown_grace_seconds.unwrap_or(30)),
         disconnect_drain: Duration::from_secs(s.client_disconnect_drain_seconds.unwrap_or(120)),
+        body_read_timeout: Duration::from_secs(s.request_body_timeout_seconds.unwrap_or(60).max(1)),
     })
 }
 

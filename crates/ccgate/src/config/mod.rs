@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How long the upstream is still read after the tenant hung up, so the usage is complete.
     pub disconnect_drain: Duration,
+    /// How long a client may take to send its request body (slow or half-open clients are cut off).
+    pub body_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -26,9 +26,11 @@ pub struct ServerSection {
     pub timeout: Option<u64>,
     pub timezone: Option<String>,
     pub cors: Option<CorsSection>,
+    #[serde(rename = "bodyLimitMB")]
     pub body_limit_mb: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,
     pub client_disconnect_drain_seconds: Option<u64>,
+    pub request_body_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

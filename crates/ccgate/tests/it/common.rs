@@ -1,0 +1,225 @@
+//! Test harness: temp config/data folders, the real binary on a free port, the mock upstream in-process.
+
+#![allow(dead_code)]
+
+use ccgate_mock::{MockConfig, MockHandle};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const TENANT_KEY: &str = "tenant-key-aaaaaaaaaaaaaaaa";
+pub const TENANT2_KEY: &str = "tenant-key-bbbbbbbbbbbbbbbb";
+pub const UPSTREAM_KEY: &str = "upstream-secret-key-zzzz";
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("ccgate-it-{tag}-{}", uuid_like()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}-{}-{}", std::process::id(), t, N.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn upstream(id: &str, url: &str) -> Value {
+    json!({"id": id, "name": id, "url": url, "key": UPSTREAM_KEY, "weight": 1, "enabled": true})
+}
+
+pub fn tenant(id: &str, key: &str, allowed: &[&str]) -> Value {
+    json!({"id": id, "name": id, "key": key, "enabled": true, "allowedModels": allowed})
+}
+
+/// A config folder's three files.
+pub struct Files {
+    pub server: Value,
+    pub upstreams: Value,
+    pub tenants: Value,
+}
+
+impl Files {
+    /// One upstream per mock URL, two tenants (`t1` may use sonnet and haiku, `t2` everything).
+    pub fn new(mock_urls: &[String]) -> Files {
+        let ups: Vec<Value> = mock_urls.iter().enumerate().map(|(i, u)| upstream(&format!("up{}", i + 1), u)).collect();
+        Files {
+            server: json!({"server": {"port": 0, "host": "127.0.0.1"}, "admin": {"username": "admin", "password": ADMIN_PASSWORD},
+                           "openai": {"enabled": true, "models": {"gpt-4o": "claude-sonnet-4-6"}, "defaultModel": "claude-sonnet-4-6"}}),
+            upstreams: json!({"upstreams": ups, "loadBalancer": {"strategy": "weighted_round_robin", "healthCheckEnabled": false, "failoverEnabled": true}}),
+            tenants: json!({"tenants": [tenant("t1", TENANT_KEY, &["*sonnet*", "*haiku*"]), tenant("t2", TENANT2_KEY, &["*"])]}),
+        }
+    }
+
+    pub fn write(&self, dir: &Path) {
+        write_json(dir, "server.json", &self.server);
+        write_json(dir, "upstreams.json", &self.upstreams);
+        write_json(dir, "tenants.json", &self.tenants);
+    }
+}
+
+pub fn write_json(dir: &Path, name: &str, v: &Value) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+pub struct Gateway {
+    pub child: Child,
+    pub url: String,
+    pub config: TempDir,
+    pub data: TempDir,
+    pub stderr: std::sync::Arc<parking_lot::Mutex<String>>,
+}
+
+impl Gateway {
+    pub async fn start(files: &Files) -> Gateway {
+        let config = TempDir::new("cfg");
+        let data = TempDir::new("data");
+        files.write(&config.0);
+        Self::start_in(config, data).await
+    }
+
+    pub async fn start_in(config: TempDir, data: TempDir) -> Gateway {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ccgate"))
+            .arg("serve")
+            .arg("--config-dir")
+            .arg(&config.0)
+            .arg("--data-dir")
+            .arg(&data.0)
+            .env("CCGATE_LOG", "info,ccgate=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn ccgate");
+        let stderr = std::sync::Arc::new(parking_lot::Mutex::new(String::new()));
+        let err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(err_pipe).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                let mut s = sink.lock();
+                s.push_str(&l);
+                s.push('\n');
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Ok(Some(line)) = out.next_line().await {
+                if let Some(rest) = line.strip_prefix("CCGate listening on ") {
+                    return rest.split_whitespace().next().unwrap().to_string();
+                }
+            }
+            panic!("ccgate exited before listening");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("ccgate did not start; stderr:\n{}", stderr.lock()));
+        tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+        Gateway { child, url, config, data, stderr }
+    }
+
+    pub fn logs(&self) -> String {
+        self.stderr.lock().clone()
+    }
+
+    pub fn write_config(&self, name: &str, v: &Value) {
+        write_json(&self.config.0, name, v);
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running") as i32;
+        unsafe_kill(pid);
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("exit in time").unwrap()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data.0.join("ccgate.db")
+    }
+}
+
+fn unsafe_kill(pid: i32) {
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+pub async fn mock() -> MockHandle {
+    ccgate_mock::start(MockConfig::default()).await.unwrap()
+}
+
+pub async fn mock_with(cfg: MockConfig) -> MockHandle {
+    ccgate_mock::start(cfg).await.unwrap()
+}
+
+pub fn messages_body(model: &str, stream: bool) -> Value {
+    json!({"model": model, "max_tokens": 256, "stream": stream, "messages": [{"role": "user", "content": "hello"}]})
+}
+
+pub async fn post_messages(gw: &Gateway, key: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{}/anthropic/v1/messages?beta=true", gw.url))
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Polls `f` until it returns Some, or panics after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("condition not met within {secs} s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Admin view of `/usage`.
+pub async fn admin_usage(gw: &Gateway) -> Value {
+    client()
+        .post(format!("{}/usage", gw.url))
+        .json(&json!({"type": "admin", "username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until the ledger has `n` requests in total (admin `/usage` totals).
+pub async fn wait_requests(gw: &Gateway, n: i64) -> Value {
+    eventually(10, || async {
+        let u = admin_usage(gw).await;
+        (u["totals"]["requests"].as_i64() == Some(n)).then_some(u)
+    })
+    .await
+}

@@ -1,0 +1,1 @@
+//! Config errors, first start, hot reload.

@@ -1,0 +1,8 @@
+//! Black-box integration tests: the real `ccgate` binary against the project's mock upstream on 127.0.0.1.
+//! One test binary (modules below) keeps link time down.
+
+mod common;
+
+mod anthropic;
+mod config_reload;
+mod metering;
