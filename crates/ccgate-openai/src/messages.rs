@@ -11,10 +11,11 @@ use crate::names::{IdMap, NameMap};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 
-/// Text of the user turn inserted when a conversation does not start with a user message.
-/// OpenAI accepts conversations that open with an assistant greeting (or hold only system
-/// messages); Anthropic requires a leading user turn and rejects blank text, so a minimal one is
-/// prepended instead of failing the request.
+/// Text of the user turn inserted when a conversation does not start with a user message, or when
+/// dropping blank user messages would leave an assistant message last although the client did not
+/// end with one. OpenAI accepts conversations that open with an assistant greeting (or hold only
+/// system messages, or end with an empty user message); Anthropic requires a leading user turn and
+/// rejects blank text, so a minimal one is inserted instead of failing the request.
 pub(crate) const PLACEHOLDER_USER_TEXT: &str = ".";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,13 +236,26 @@ pub(crate) fn convert(messages: &Value, ctx: &mut Ctx<'_>) -> Result<Conversatio
         }
     }
 
+    let turns_before_drop: Vec<(Role, bool)> = turns
+        .iter()
+        .map(|t| (t.role, !t.blocks.is_empty()))
+        .collect();
     // Step 9: drop messages left without content; a message with tool blocks is never empty.
     turns.retain(|t| !t.blocks.is_empty());
     // Steps 2–3: merge runs of the same role; tool results first in user messages.
     let mut turns = merge(turns);
     check_pairing(&turns, &client_ids)?;
 
-    // Step 11: a trailing assistant message is a prefill.
+    // Step 11: a trailing assistant message is a prefill, but only if the client ended with one.
+    // When blank user messages were dropped after an assistant message, the client still meant
+    // "answer now", so a placeholder user turn keeps that meaning instead of inventing a prefill.
+    // A blank trailing assistant message is no prefill either: it is dropped like any blank one.
+    let client_ends_with_assistant = turns_before_drop
+        .last()
+        .is_some_and(|(role, non_empty)| *role == Role::Assistant && *non_empty);
+    if !client_ends_with_assistant && turns.last().is_some_and(|t| t.role == Role::Assistant) {
+        turns.push(placeholder_user());
+    }
     if let Some(last) = turns.last_mut().filter(|t| t.role == Role::Assistant) {
         strip_trailing_whitespace(last);
         if !ctx.allow_prefill {
@@ -253,16 +267,17 @@ pub(crate) fn convert(messages: &Value, ctx: &mut Ctx<'_>) -> Result<Conversatio
         conv.prefill = true;
     }
     if turns.first().is_none_or(|t| t.role != Role::User) {
-        turns.insert(
-            0,
-            Turn {
-                role: Role::User,
-                blocks: vec![json!({"type": "text", "text": PLACEHOLDER_USER_TEXT})],
-            },
-        );
+        turns.insert(0, placeholder_user());
     }
     conv.turns = turns;
     Ok(conv)
+}
+
+fn placeholder_user() -> Turn {
+    Turn {
+        role: Role::User,
+        blocks: vec![json!({"type": "text", "text": PLACEHOLDER_USER_TEXT})],
+    }
 }
 
 /// User, system and tool messages must have `content` (OpenAI: "Missing required parameter").

@@ -160,12 +160,17 @@ impl<'r, 'o> Translation<'r, 'o> {
             );
         }
 
-        let thinking = self.thinking(effort, &conv, json_tool.is_some());
+        let planned = self.thinking(effort, &conv, json_tool.is_some());
         let (thinking, max_tokens) = reasoning::fit_budget(
-            thinking,
+            planned,
             params::max_tokens(obj, &caps)?,
             caps.max_output_tokens,
         );
+        if thinking == Thinking::Off && matches!(planned, Thinking::Budget { .. }) {
+            self.warnings.push(
+                "reasoning_effort ignored: the model's output limit leaves no room for a thinking budget".to_owned(),
+            );
+        }
         let thinking_on = thinking != Thinking::Off;
         if thinking_on {
             downgrade_forced_choice(&mut tool_choice);
@@ -259,6 +264,11 @@ impl<'r, 'o> Translation<'r, 'o> {
     ) -> Thinking {
         let plan = reasoning::plan(effort, &self.opts.caps, &self.opts.thinking_budgets);
         if plan == Thinking::Off {
+            if effort.is_some_and(|e| e != reasoning::Effort::None) {
+                self.warnings.push(
+                    "reasoning_effort ignored: the model does not support thinking".to_owned(),
+                );
+            }
             return plan;
         }
         let reason = if conv.tool_loop_lacks_thinking() {

@@ -406,7 +406,8 @@ fn stop_n_user_and_ignored_fields() {
     let uid = b["metadata"]["user_id"].as_str().unwrap();
     assert_eq!(uid.len(), 64);
     assert!(!uid.contains("alice"));
-    let keys: Vec<&String> = b.as_object().unwrap().keys().collect();
+    let mut keys: Vec<&String> = b.as_object().unwrap().keys().collect();
+    keys.sort();
     assert_eq!(
         keys,
         [
@@ -583,6 +584,20 @@ fn prefill() {
         caps_adaptive(),
     );
     assert_eq!(b["messages"], json!([{"role":"user","content":"hi"}]));
+    // Blank messages after an assistant reply do not turn that reply into a prefill.
+    for tail in [
+        json!({"role":"user","content":""}),
+        json!({"role":"assistant","content":"  "}),
+    ] {
+        let b = anth(
+            &json!({"model":"m","messages":[user("hi"),{"role":"assistant","content":"A"},tail]}),
+            caps_adaptive(),
+        );
+        assert_eq!(
+            b["messages"],
+            json!([{"role":"user","content":"hi"},{"role":"assistant","content":"A"},{"role":"user","content":"."}])
+        );
+    }
 }
 
 #[test]

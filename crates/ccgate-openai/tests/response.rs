@@ -80,9 +80,15 @@ fn all_text_blocks_concatenated_and_null_without_text() {
 #[test]
 fn tool_use_stop_without_calls_is_stop() {
     let body = json!({"id":"m","content":[{"type":"text","text":"x"}],"stop_reason":"tool_use"});
-    assert_eq!(run(body, &Usage::default(), &ctx())["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        run(body, &Usage::default(), &ctx())["choices"][0]["finish_reason"],
+        "stop"
+    );
     let body = json!({"id":"m","content":[{"type":"text","text":"no"}],"stop_reason":"refusal"});
-    assert_eq!(run(body, &Usage::default(), &ctx())["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(
+        run(body, &Usage::default(), &ctx())["choices"][0]["finish_reason"],
+        "content_filter"
+    );
 }
 
 #[test]
@@ -95,8 +101,14 @@ fn names_restored_and_json_tool_unwrapped() {
         {"type":"tool_use","id":"t2","name":"plain","input":null}],"stop_reason":"tool_use"});
     let v = run(body, &Usage::default(), &c);
     let calls = &v["choices"][0]["message"]["tool_calls"];
-    assert_eq!(calls[0]["function"], json!({"name":"fs/read","arguments":"{}"}));
-    assert_eq!(calls[1]["function"], json!({"name":"plain","arguments":"{}"}));
+    assert_eq!(
+        calls[0]["function"],
+        json!({"name":"fs/read","arguments":"{}"})
+    );
+    assert_eq!(
+        calls[1]["function"],
+        json!({"name":"plain","arguments":"{}"})
+    );
 
     let body = json!({"id":"m","content":[{"type":"tool_use","id":"t","name":"json_response","input":{"a":"b"}}],"stop_reason":"tool_use"});
     let v = run(body, &Usage::default(), &c);
@@ -117,7 +129,10 @@ fn end_to_end_names_round_trip() {
     let upstream = sent["tools"][0]["name"].as_str().unwrap().to_owned();
     let body = json!({"id":"m","content":[{"type":"tool_use","id":"t","name":upstream,"input":{"p":"/"}}],"stop_reason":"tool_use"});
     let v = run(body, &Usage::default(), &t.response_ctx);
-    assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "mcp.fs/read");
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "mcp.fs/read"
+    );
     assert_eq!(v["model"], "claude-sonnet-4-6");
 }
 
@@ -126,5 +141,7 @@ fn unreadable_bodies_are_errors() {
     let c = ctx();
     assert!(translate_response(b"nope", &Usage::default(), &c, 0).is_err());
     assert!(translate_response(b"{}", &Usage::default(), &c, 0).is_err());
-    assert!(translate_response(br#"{"type":"error","error":{}}"#, &Usage::default(), &c, 0).is_err());
+    assert!(
+        translate_response(br#"{"type":"error","error":{}}"#, &Usage::default(), &c, 0).is_err()
+    );
 }

@@ -29,7 +29,10 @@ fn feed(st: &mut StreamTranslator, events: &[(&str, Value)], u: &Usage) -> Strin
 
 /// Splits output into SSE items: JSON chunks, "[DONE]" and comments.
 fn items(raw: &str) -> Vec<Value> {
-    assert!(raw.is_empty() || raw.ends_with("\n\n"), "incomplete output: {raw:?}");
+    assert!(
+        raw.is_empty() || raw.ends_with("\n\n"),
+        "incomplete output: {raw:?}"
+    );
     raw.split("\n\n")
         .filter(|s| !s.is_empty())
         .map(|s| {
@@ -55,16 +58,28 @@ fn deltas(items: &[Value]) -> Vec<Value> {
 }
 
 fn msg_start() -> (&'static str, Value) {
-    ("message_start", json!({"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-6","stop_reason":null,"usage":{"input_tokens":472,"cache_read_input_tokens":9000,"output_tokens":2}}}))
+    (
+        "message_start",
+        json!({"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-6","stop_reason":null,"usage":{"input_tokens":472,"cache_read_input_tokens":9000,"output_tokens":2}}}),
+    )
 }
 fn start(i: u64, block: Value) -> (&'static str, Value) {
-    ("content_block_start", json!({"type":"content_block_start","index":i,"content_block":block}))
+    (
+        "content_block_start",
+        json!({"type":"content_block_start","index":i,"content_block":block}),
+    )
 }
 fn delta(i: u64, d: Value) -> (&'static str, Value) {
-    ("content_block_delta", json!({"type":"content_block_delta","index":i,"delta":d}))
+    (
+        "content_block_delta",
+        json!({"type":"content_block_delta","index":i,"delta":d}),
+    )
 }
 fn stop(i: u64) -> (&'static str, Value) {
-    ("content_block_stop", json!({"type":"content_block_stop","index":i}))
+    (
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":i}),
+    )
 }
 fn text(t: &str) -> Value {
     json!({"type":"text_delta","text":t})
@@ -73,7 +88,10 @@ fn args(p: &str) -> Value {
     json!({"type":"input_json_delta","partial_json":p})
 }
 fn msg_delta(reason: &str) -> (&'static str, Value) {
-    ("message_delta", json!({"type":"message_delta","delta":{"stop_reason":reason,"stop_sequence":null},"usage":{"output_tokens":89}}))
+    (
+        "message_delta",
+        json!({"type":"message_delta","delta":{"stop_reason":reason,"stop_sequence":null},"usage":{"output_tokens":89}}),
+    )
 }
 fn msg_stop() -> (&'static str, Value) {
     ("message_stop", json!({"type":"message_stop"}))
@@ -91,7 +109,10 @@ fn spec_stream_text_then_tool_with_usage() {
             ("ping", json!({"type":"ping"})),
             delta(0, text("Checking.")),
             stop(0),
-            start(1, json!({"type":"tool_use","id":"toolu_01T1","name":"get_weather","input":{}})),
+            start(
+                1,
+                json!({"type":"tool_use","id":"toolu_01T1","name":"get_weather","input":{}}),
+            ),
             delta(1, args("{\"city\": \"Par")),
             delta(1, args("is\"}")),
             stop(1),
@@ -118,9 +139,18 @@ fn spec_stream_text_then_tool_with_usage() {
             chunk(json!({"role":"assistant","content":""}), Value::Null),
             json!({"comment":"keep-alive"}),
             chunk(json!({"content":"Checking."}), Value::Null),
-            chunk(json!({"tool_calls":[{"index":0,"id":"toolu_01T1","type":"function","function":{"name":"get_weather","arguments":""}}]}), Value::Null),
-            chunk(json!({"tool_calls":[{"index":0,"function":{"arguments":"{\"city\": \"Par"}}]}), Value::Null),
-            chunk(json!({"tool_calls":[{"index":0,"function":{"arguments":"is\"}"}}]}), Value::Null),
+            chunk(
+                json!({"tool_calls":[{"index":0,"id":"toolu_01T1","type":"function","function":{"name":"get_weather","arguments":""}}]}),
+                Value::Null
+            ),
+            chunk(
+                json!({"tool_calls":[{"index":0,"function":{"arguments":"{\"city\": \"Par"}}]}),
+                Value::Null
+            ),
+            chunk(
+                json!({"tool_calls":[{"index":0,"function":{"arguments":"is\"}"}}]}),
+                Value::Null
+            ),
             chunk(json!({}), json!("tool_calls")),
             usage_chunk,
             json!("[DONE]"),
@@ -136,7 +166,13 @@ fn no_usage_key_without_include_usage() {
     let mut st = StreamTranslator::new(ctx(false), "x", 1);
     let raw = feed(
         &mut st,
-        &[msg_start(), start(0, json!({"type":"text","text":"Hi"})), stop(0), msg_delta("end_turn"), msg_stop()],
+        &[
+            msg_start(),
+            start(0, json!({"type":"text","text":"Hi"})),
+            stop(0),
+            msg_delta("end_turn"),
+            msg_stop(),
+        ],
         &Usage::default(),
     );
     let its = items(&raw);
@@ -160,13 +196,19 @@ fn tool_first_then_text_and_second_tool() {
             delta(0, json!({"type":"thinking_delta","thinking":"hmm"})),
             delta(0, json!({"type":"signature_delta","signature":"sig"})),
             stop(0),
-            start(1, json!({"type":"tool_use","id":"t_a","name":"a","input":{}})),
+            start(
+                1,
+                json!({"type":"tool_use","id":"t_a","name":"a","input":{}}),
+            ),
             delta(1, args("{\"x\":1}")),
             stop(1),
             start(2, json!({"type":"text","text":""})),
             delta(2, text("between")),
             stop(2),
-            start(3, json!({"type":"tool_use","id":"t_b","name":"b","input":{}})),
+            start(
+                3,
+                json!({"type":"tool_use","id":"t_b","name":"b","input":{}}),
+            ),
             stop(3),
             msg_delta("tool_use"),
             msg_stop(),
@@ -175,15 +217,24 @@ fn tool_first_then_text_and_second_tool() {
     );
     let d = deltas(&items(&raw));
     assert_eq!(d[1], json!({"reasoning_content":"hmm"}));
-    assert_eq!(d[2], json!({"thinking_blocks":[{"type":"thinking","thinking":"hmm","signature":"sig"}]}));
+    assert_eq!(
+        d[2],
+        json!({"thinking_blocks":[{"type":"thinking","thinking":"hmm","signature":"sig"}]})
+    );
     assert_eq!(d[3]["tool_calls"][0]["index"], 0);
     assert_eq!(d[3]["tool_calls"][0]["id"], "t_a");
-    assert_eq!(d[4], json!({"tool_calls":[{"index":0,"function":{"arguments":"{\"x\":1}"}}]}));
+    assert_eq!(
+        d[4],
+        json!({"tool_calls":[{"index":0,"function":{"arguments":"{\"x\":1}"}}]})
+    );
     assert_eq!(d[5], json!({"content":"between"}));
     assert_eq!(d[6]["tool_calls"][0]["index"], 1);
     assert_eq!(d[6]["tool_calls"][0]["function"]["name"], "b");
     // No argument fragment: "{}" at the block stop.
-    assert_eq!(d[7], json!({"tool_calls":[{"index":1,"function":{"arguments":"{}"}}]}));
+    assert_eq!(
+        d[7],
+        json!({"tool_calls":[{"index":1,"function":{"arguments":"{}"}}]})
+    );
     assert_eq!(st.tool_calls_emitted(), 2);
     assert_eq!(st.stop_reason(), Some("tool_use"));
 }
@@ -192,7 +243,13 @@ fn tool_first_then_text_and_second_tool() {
 fn tool_without_arguments_gets_empty_object() {
     for fragments in [vec![], vec![args("")]] {
         let mut st = StreamTranslator::new(ctx(false), "x", 1);
-        let mut ev = vec![msg_start(), start(0, json!({"type":"tool_use","id":"t","name":"now","input":{}}))];
+        let mut ev = vec![
+            msg_start(),
+            start(
+                0,
+                json!({"type":"tool_use","id":"t","name":"now","input":{}}),
+            ),
+        ];
         for f in &fragments {
             ev.push(delta(0, f.clone()));
         }
@@ -200,7 +257,10 @@ fn tool_without_arguments_gets_empty_object() {
         let its = items(&feed(&mut st, &ev, &Usage::default()));
         let d = deltas(&its);
         assert_eq!(d[1]["tool_calls"][0]["function"]["arguments"], "");
-        assert_eq!(d[2], json!({"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}));
+        assert_eq!(
+            d[2],
+            json!({"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]})
+        );
         assert_eq!(its[3]["choices"][0]["finish_reason"], "tool_calls");
     }
 }
@@ -230,7 +290,14 @@ fn reasoning_hidden_when_not_exposed() {
     );
     assert!(!raw.contains("secret") && !raw.contains("zzz"));
     let d = deltas(&items(&raw));
-    assert_eq!(d, vec![json!({"role":"assistant","content":""}), json!({"content":"answer"}), json!({})]);
+    assert_eq!(
+        d,
+        vec![
+            json!({"role":"assistant","content":""}),
+            json!({"content":"answer"}),
+            json!({})
+        ]
+    );
 }
 
 #[test]
@@ -241,7 +308,10 @@ fn tool_use_stop_without_tool_calls_is_stop() {
         &mut st,
         &[
             msg_start(),
-            start(0, json!({"type":"server_tool_use","id":"srv","name":"web_search","input":{}})),
+            start(
+                0,
+                json!({"type":"server_tool_use","id":"srv","name":"web_search","input":{}}),
+            ),
             delta(0, args("{\"query\":\"x\"}")),
             stop(0),
             msg_delta("tool_use"),
@@ -263,7 +333,10 @@ fn error_event_mid_stream() {
             msg_start(),
             start(0, json!({"type":"text","text":""})),
             delta(0, text("partial")),
-            ("error", json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})),
+            (
+                "error",
+                json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}),
+            ),
             delta(0, text("ignored")),
             msg_stop(),
         ],
@@ -283,15 +356,27 @@ fn error_event_mid_stream() {
 #[test]
 fn eof_before_message_stop() {
     let mut st = StreamTranslator::new(ctx(false), "x", 1);
-    let mut out = feed(&mut st, &[msg_start(), start(0, json!({"type":"text","text":"Hel"}))], &Usage::default()).into_bytes();
+    let mut out = feed(
+        &mut st,
+        &[msg_start(), start(0, json!({"type":"text","text":"Hel"}))],
+        &Usage::default(),
+    )
+    .into_bytes();
     assert!(!st.is_finished());
-    st.on_upstream_error("upstream closed the stream before message_stop", "server_error", &mut out);
+    st.on_upstream_error(
+        "upstream closed the stream before message_stop",
+        "server_error",
+        &mut out,
+    );
     st.on_upstream_error("twice", "server_error", &mut out);
     let raw = String::from_utf8(out).unwrap();
     let its = items(&raw);
     assert_eq!(its.len(), 3);
     assert_eq!(its[2]["error"]["type"], "server_error");
-    assert_eq!(its[2]["error"]["message"], "upstream closed the stream before message_stop");
+    assert_eq!(
+        its[2]["error"]["message"],
+        "upstream closed the stream before message_stop"
+    );
     assert!(!raw.contains("[DONE]"));
     assert!(st.is_finished());
 }
@@ -301,19 +386,37 @@ fn error_before_message_start_uses_id_hint_free_error() {
     let mut st = StreamTranslator::new(ctx(false), "req_9", 1);
     let mut out = Vec::new();
     st.on_upstream_error("connect failed", "server_error", &mut out);
-    assert_eq!(items(std::str::from_utf8(&out).unwrap())[0]["error"]["message"], "connect failed");
+    assert_eq!(
+        items(std::str::from_utf8(&out).unwrap())[0]["error"]["message"],
+        "connect failed"
+    );
 }
 
 #[test]
 fn unknown_events_and_garbage_are_ignored() {
     let mut st = StreamTranslator::new(ctx(false), "hint", 7);
     let mut out = Vec::new();
-    st.on_event("future_event", b"{\"type\":\"future_event\"}", &Usage::default(), &mut out);
-    st.on_event("content_block_delta", b"not json", &Usage::default(), &mut out);
+    st.on_event(
+        "future_event",
+        b"{\"type\":\"future_event\"}",
+        &Usage::default(),
+        &mut out,
+    );
+    st.on_event(
+        "content_block_delta",
+        b"not json",
+        &Usage::default(),
+        &mut out,
+    );
     st.on_event("content_block_start", b"{}", &Usage::default(), &mut out);
     assert!(out.is_empty());
     // Event name missing: the JSON type is used. Without message_start the hint names the stream.
-    st.on_event("", br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#, &Usage::default(), &mut out);
+    st.on_event(
+        "",
+        br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#,
+        &Usage::default(),
+        &mut out,
+    );
     let its = items(std::str::from_utf8(&out).unwrap());
     assert_eq!(its[0]["id"], "chatcmpl-hint");
     assert_eq!(its[1]["choices"][0]["delta"]["content"], "x");
@@ -329,11 +432,17 @@ fn json_tool_fragments_become_content_and_names_restored() {
         &mut st,
         &[
             msg_start(),
-            start(0, json!({"type":"tool_use","id":"t","name":"json_response","input":{}})),
+            start(
+                0,
+                json!({"type":"tool_use","id":"t","name":"json_response","input":{}}),
+            ),
             delta(0, args("{\"a\":")),
             delta(0, args("1}")),
             stop(0),
-            start(1, json!({"type":"tool_use","id":"t2","name":"fs_read","input":{}})),
+            start(
+                1,
+                json!({"type":"tool_use","id":"t2","name":"fs_read","input":{}}),
+            ),
             stop(1),
             msg_delta("tool_use"),
             msg_stop(),
@@ -352,7 +461,16 @@ fn json_tool_fragments_become_content_and_names_restored() {
     let mut st = StreamTranslator::new(c, "x", 1);
     let raw = feed(
         &mut st,
-        &[msg_start(), start(0, json!({"type":"tool_use","id":"t","name":"json_response","input":{}})), stop(0), msg_delta("tool_use"), msg_stop()],
+        &[
+            msg_start(),
+            start(
+                0,
+                json!({"type":"tool_use","id":"t","name":"json_response","input":{}}),
+            ),
+            stop(0),
+            msg_delta("tool_use"),
+            msg_stop(),
+        ],
         &Usage::default(),
     );
     let its = items(&raw);
@@ -415,5 +533,91 @@ proptest! {
         prop_assert_eq!(headers, 1);
         let parsed: Value = serde_json::from_str(&assembled).unwrap();
         prop_assert_eq!(parsed, input);
+    }
+}
+
+fn any_event() -> impl Strategy<Value = (String, Vec<u8>)> {
+    let names = prop::sample::select(vec![
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "ping",
+        "error",
+        "",
+        "weird",
+    ]);
+    let block = prop::sample::select(vec![
+        json!({"type":"text","text":"a"}),
+        json!({"type":"thinking","thinking":""}),
+        json!({"type":"tool_use","id":"t","name":"f","input":{}}),
+        json!({"type":"redacted_thinking","data":"d"}),
+        json!({"type":"server_tool_use","id":"s","name":"web_search","input":{}}),
+        json!(null),
+        json!(5),
+    ]);
+    let d = prop::sample::select(vec![
+        text("x"),
+        args("{\"a\""),
+        args(""),
+        json!({"type":"thinking_delta","thinking":"t"}),
+        json!({"type":"signature_delta","signature":"s"}),
+        json!({"type":"citations_delta"}),
+        json!(null),
+    ]);
+    (
+        names,
+        0u64..4,
+        block,
+        d,
+        any::<bool>(),
+        prop::collection::vec(any::<u8>(), 0..20),
+    )
+        .prop_map(|(name, i, b, d, garbage, bytes)| {
+            let data = if garbage {
+                bytes
+            } else {
+                json!({"type": name, "index": i, "content_block": b, "delta": d,
+                       "message": {"id": "msg_x"}, "error": {"type": "api_error", "message": "e"}})
+                .to_string()
+                .into_bytes()
+            };
+            (name.to_owned(), data)
+        })
+}
+
+proptest! {
+    /// Any event sequence yields well-formed output: complete SSE items, valid JSON, tool indices
+    /// dense from 0, `[DONE]` at most once and last, nothing after an error.
+    #[test]
+    fn arbitrary_event_sequences_are_well_formed(events in prop::collection::vec(any_event(), 0..40), eof in any::<bool>()) {
+        let mut st = StreamTranslator::new(ctx(true), "h", 1);
+        let mut out = Vec::new();
+        for (name, data) in &events {
+            st.on_event(name, data, &Usage::default(), &mut out);
+        }
+        if eof {
+            st.on_upstream_error("eof", "server_error", &mut out);
+            prop_assert!(st.is_finished());
+        }
+        let raw = String::from_utf8(out).unwrap();
+        let its = items(&raw);
+        let mut next_index = 0;
+        for (k, it) in its.iter().enumerate() {
+            if *it == json!("[DONE]") || it.get("error").is_some() {
+                prop_assert_eq!(k, its.len() - 1, "terminal item not last");
+            }
+            if let Some(tc) = it.pointer("/choices/0/delta/tool_calls/0") {
+                let idx = tc["index"].as_u64().unwrap();
+                if tc.get("id").is_some() {
+                    prop_assert_eq!(idx, next_index);
+                    next_index += 1;
+                } else {
+                    prop_assert!(idx < next_index);
+                }
+            }
+        }
     }
 }
