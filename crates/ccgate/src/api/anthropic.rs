@@ -34,7 +34,7 @@ async fn handle(gw: Arc<Gateway>, endpoint: Endpoint, req: Request) -> Response 
     };
     let stream = scanned.stream && endpoint == Endpoint::Messages;
     let max_tokens = scanned.max_tokens.unwrap_or(0);
-    let settlement = match proxy::admit(&gw, &a, &model, &model, body.len(), max_tokens, stream) {
+    let settlement = match proxy::admit(&gw, &a, &model, &model, body.len(), max_tokens, stream).await {
         Ok(s) => s,
         Err((e, s)) => return proxy::reject(e, s, Protocol::Anthropic),
     };

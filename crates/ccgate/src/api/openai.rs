@@ -67,7 +67,9 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
         upstream_body.len(),
         max_tokens,
         translated.stream,
-    ) {
+    )
+    .await
+    {
         Ok(s) => s,
         Err((e, s)) => return proxy::reject(e, s, Protocol::OpenAi),
     };

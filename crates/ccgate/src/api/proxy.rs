@@ -116,7 +116,7 @@ pub fn scan_body(body: &[u8]) -> Result<(Scanned, String), ApiError> {
 }
 
 /// Step 3: permission, limits and budget. Returns the settlement that will record the request.
-pub fn admit(
+pub async fn admit(
     gw: &Arc<Gateway>,
     a: &Admitted,
     client_model: &str,
@@ -146,12 +146,11 @@ pub fn admit(
         return Err((err, Some(settlement)));
     }
     let estimate = match a.rt.pricing.lookup(claude_model) {
-        Some((entry, _)) => {
-            budget::estimate_cost(body_len, max_tokens, entry.rates.input, entry.rates.output)
-        }
+        Some((entry, _)) => budget::estimate_cost(body_len, max_tokens, &entry.rates),
         None => 0,
     };
-    match budget::admit(&a.tenant.state, &a.tenant.config.limits, a.rt.config.server.timezone, estimate, a.endpoint.billable()) {
+    let limits = &a.tenant.config.limits;
+    match budget::admit(&a.tenant.state, limits, a.rt.config.server.timezone, estimate, a.endpoint.billable()).await {
         Ok(adm) => {
             settlement.set_admission(adm);
             Ok(settlement)

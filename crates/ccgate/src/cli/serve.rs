@@ -112,6 +112,10 @@ pub async fn load_budgets(gw: &Arc<Gateway>, store: &dyn Store, tz: chrono_tz::T
             gw.tenant_state(&tenant).load_spent(w, start, spent);
         }
     }
+    let day_ago = Utc::now().timestamp_millis() - 86_400_000;
+    for (tenant, peak) in store.peak_cost_by_tenant(day_ago).await? {
+        gw.tenant_state(&tenant).load_observed_peak(peak);
+    }
     Ok(())
 }
 

@@ -177,7 +177,7 @@ fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
 /// fields as warnings.
 fn map_raw<T: DeserializeOwned>(file: &str, value: Value, warnings: &mut Vec<String>) -> Result<T, ConfigError> {
     let mut unknown = Vec::new();
-    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
+    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(field_path(&p));
     let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
     let result: Result<T, _> = serde_path_to_error::deserialize(de);
     for p in unknown {
@@ -187,6 +187,24 @@ fn map_raw<T: DeserializeOwned>(file: &str, value: Value, warnings: &mut Vec<Str
         let path = e.path().to_string();
         ConfigError::new(file, if path == "." { String::new() } else { path }, humanize_serde(&e.into_inner().to_string()))
     })
+}
+
+/// `upstreams[0].extra`, in the same notation as error paths.
+fn field_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => {
+            let base = field_path(parent);
+            if base.is_empty() {
+                key.clone()
+            } else {
+                format!("{base}.{key}")
+            }
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => field_path(parent),
+    }
 }
 
 /// Turns serde's "invalid type: string \"heavy\", expected f64" into "expected a number, got \"heavy\"".
@@ -266,7 +284,9 @@ fn validate_admin(a: raw::AdminSection, warnings: &mut Vec<String>) -> Result<Ad
     }
     let password = a.password.unwrap_or_default();
     let enabled = a.enabled.unwrap_or(true);
-    if enabled && (password.len() < 8 || password == "your-secure-password" || password == "admin123") {
+    if enabled && password.is_empty() {
+        warnings.push(format!("{SERVER_FILE}: admin.password: not set; admin login is disabled until it is"));
+    } else if enabled && (password.len() < 8 || password == "your-secure-password" || password == "admin123") {
         warnings.push(format!(
             "{SERVER_FILE}: admin.password: weak or default password; admin login is refused until it has at least 8 characters and is not the example value"
         ));
@@ -531,7 +551,7 @@ mod tests {
         let l = load_dir_with_env(&d.0, &|n| (n == "UP_KEY").then(|| "secret".to_string())).unwrap();
         assert_eq!(l.config.upstreams[0].key, "secret");
         assert_eq!(l.config.upstreams[0].url, "https://m.example/api");
-        assert!(l.warnings.iter().any(|w| w.contains("upstreams[0].extra") || w.contains("upstreams.0.extra")), "{:?}", l.warnings);
+        assert!(l.warnings.iter().any(|w| w == "upstreams.json: upstreams[0].extra: unknown field, ignored"), "{:?}", l.warnings);
         assert_eq!(l.config.tenants[0].limits.daily_nanousd, Some(1_500_000_000));
     }
 

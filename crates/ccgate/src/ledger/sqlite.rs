@@ -238,6 +238,19 @@ impl Store for SqliteStore {
         })
     }
 
+    fn peak_cost_by_tenant(&self, since_ms: i64) -> BoxFuture<'_, Result<Vec<(String, i64)>, String>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT tenant_id, MAX(cost_nanousd) FROM requests WHERE ts_ms >= ? AND billable = 1 GROUP BY tenant_id",
+            )
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(rows.into_iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect())
+        })
+    }
+
     fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, String>> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;

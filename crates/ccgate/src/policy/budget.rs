@@ -5,9 +5,13 @@
 //! requests therefore see each other's reservations, and a burst can overshoot a budget by at most the
 //! difference between one request's actual cost and its reservation: about one request.
 //!
-//! The estimate (see [`estimate_cost`]) prices the body at input rates and `max_tokens` at output rates: an
-//! upper bound for almost every request, so reservations rarely under-reserve. It only governs how many requests
-//! may be in flight near the end of a budget; the bill itself is always the metered cost.
+//! The reservation is the larger of two numbers (see [`estimate_cost`] and [`TenantState::observed_peak`]):
+//! a worst case computed from the request itself (every body byte as one token at the dearest input rate, plus
+//! `max_tokens` at the output rate; a token is at least one byte of text), and the recent peak of what this
+//! tenant's requests actually cost. The first is an upper bound for any honest answer; the second catches
+//! upstreams whose reported usage exceeds what the body suggests (cached system prompts, server-side tools).
+//! With no history at all (a tenant's first request since start), one request runs alone until it settles
+//! (waiting at most [`COLD_START_WAIT`]), so a cold burst cannot race past a budget either.
 //!
 //! Windows follow `server.timezone`: a day starts at local midnight, a week on Monday, a month on the 1st.
 
@@ -87,11 +91,21 @@ pub fn midnight_rfc3339(tz: Tz, day: NaiveDate) -> String {
     }
 }
 
+/// How long a request waits for the tenant's first request to settle before it is admitted on its own worst-case
+/// estimate.
+pub const COLD_START_WAIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Default)]
 struct Book {
     /// Spend per window, with the window's start day (`None` for total) it belongs to.
     spent: [(Option<NaiveDate>, i64); 4],
     reserved: i64,
+    /// Decaying peak of settled request costs (nano-USD).
+    observed_peak: i64,
+    /// At least one request has settled (or history was loaded), so `observed_peak` means something.
+    has_history: bool,
+    /// An admitted request that ran without history is still in flight.
+    blind_in_flight: bool,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +113,7 @@ pub struct TenantState {
     book: Mutex<Book>,
     pub in_flight: AtomicU32,
     rpm: Mutex<VecDeque<Instant>>,
+    settled: tokio::sync::Notify,
 }
 
 impl TenantState {
@@ -121,6 +136,17 @@ impl TenantState {
     pub fn reserved(&self) -> i64 {
         self.book.lock().reserved
     }
+
+    /// Seeds the recent-cost peak from the ledger at startup.
+    pub fn load_observed_peak(&self, peak: i64) {
+        let mut b = self.book.lock();
+        b.observed_peak = b.observed_peak.max(peak);
+        b.has_history = true;
+    }
+
+    pub fn observed_peak(&self) -> i64 {
+        self.book.lock().observed_peak
+    }
 }
 
 /// A tenant's admitted request. Settle it with the metered cost; dropping it unsettled releases the reservation
@@ -129,6 +155,7 @@ pub struct Admission {
     state: Arc<TenantState>,
     reserved: i64,
     holds_slot: bool,
+    blind: bool,
     tz: Tz,
 }
 
@@ -145,15 +172,29 @@ impl Admission {
             }
             slot.1 += cost_nanousd;
         }
+        // A decaying peak: follows the dearest recent requests, forgets one outlier over a few dozen requests.
+        book.observed_peak = cost_nanousd.max(book.observed_peak - book.observed_peak / 16);
+        book.has_history = true;
+        if self.blind {
+            book.blind_in_flight = false;
+            self.blind = false;
+        }
         drop(book);
         self.reserved = 0;
+        self.state.settled.notify_waiters();
     }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        if self.reserved != 0 {
-            self.state.book.lock().reserved -= self.reserved;
+        if self.reserved != 0 || self.blind {
+            let mut book = self.state.book.lock();
+            book.reserved -= self.reserved;
+            if self.blind {
+                book.blind_in_flight = false;
+            }
+            drop(book);
+            self.state.settled.notify_waiters();
         }
         if self.holds_slot {
             self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -161,25 +202,55 @@ impl Drop for Admission {
     }
 }
 
-/// Upper-bound cost estimate of a request, in nano-USD: every body byte as up to one-third token at the input
-/// rate (JSON and CJK text run at 1–4 bytes per token, so this is generous for prose and close for code), plus
-/// `max_tokens` at the output rate. Cache reads would make the real input cheaper, never dearer.
-pub fn estimate_cost(body_len: usize, max_tokens: u64, input_pico_per_token: u64, output_pico_per_token: u64) -> i64 {
-    let input_tokens = (body_len as u128).div_ceil(3);
-    let pico = input_tokens * input_pico_per_token as u128 + max_tokens as u128 * output_pico_per_token as u128;
+/// Worst-case cost of a request, in nano-USD, from the request alone: every body byte as one token at the
+/// dearest input rate (a text token is at least one byte; a cache write can cost up to 2× input), plus
+/// `max_tokens` at the output rate.
+pub fn estimate_cost(body_len: usize, max_tokens: u64, rates: &ccgate_meter::pricing::Rates) -> i64 {
+    let input_rate = rates.input.max(rates.cache_write_5m).max(rates.cache_write_1h) as u128;
+    let pico = body_len as u128 * input_rate + max_tokens as u128 * rates.output as u128;
     (pico / 1000).min(i64::MAX as u128) as i64
 }
 
-/// Admission: concurrency, then requests per minute, then budgets. `counts_toward_limits` is false for
+enum Refusal {
+    Refused(ApiError),
+    /// No cost history yet and a blind request is in flight: wait for it to settle.
+    Wait,
+}
+
+/// Admission: concurrency, then budgets, then requests per minute. `counts_toward_limits` is false for
 /// `count_tokens`, which is free and must not eat a tenant's rate limit.
-pub fn admit(
+pub async fn admit(
     state: &Arc<TenantState>,
     limits: &Limits,
     tz: Tz,
     estimate_nanousd: i64,
     counts_toward_limits: bool,
 ) -> Result<Admission, ApiError> {
-    let mut adm = Admission { state: state.clone(), reserved: 0, holds_slot: false, tz };
+    let deadline = tokio::time::Instant::now() + COLD_START_WAIT;
+    loop {
+        let notified = state.settled.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let may_wait = tokio::time::Instant::now() < deadline;
+        match try_admit(state, limits, tz, estimate_nanousd, counts_toward_limits, may_wait) {
+            Ok(a) => return Ok(a),
+            Err(Refusal::Refused(e)) => return Err(e),
+            Err(Refusal::Wait) => {
+                let _ = tokio::time::timeout_at(deadline, notified).await;
+            }
+        }
+    }
+}
+
+fn try_admit(
+    state: &Arc<TenantState>,
+    limits: &Limits,
+    tz: Tz,
+    estimate_nanousd: i64,
+    counts_toward_limits: bool,
+    may_wait: bool,
+) -> Result<Admission, Refusal> {
+    let mut adm = Admission { state: state.clone(), reserved: 0, holds_slot: false, blind: false, tz };
     if !counts_toward_limits {
         return Ok(adm);
     }
@@ -187,12 +258,13 @@ pub fn admit(
         let prev = state.in_flight.fetch_add(1, Ordering::AcqRel);
         adm.holds_slot = true;
         if prev >= max {
-            return Err(ApiError::RateLimited(
+            return Err(Refusal::Refused(ApiError::RateLimited(
                 format!("too many concurrent requests: this key allows {max} at a time; retry when one finishes"),
                 1,
-            ));
+            )));
         }
     }
+    reserve_budget(&mut adm, limits, tz, estimate_nanousd, may_wait)?;
     if let Some(rpm) = limits.rpm {
         let now = Instant::now();
         let mut log = state.rpm.lock();
@@ -201,15 +273,22 @@ pub fn admit(
         }
         if log.len() as u32 >= rpm {
             let wait = log.front().map(|t| 60u64.saturating_sub(now.duration_since(*t).as_secs())).unwrap_or(60).max(1);
-            return Err(ApiError::RateLimited(
+            return Err(Refusal::Refused(ApiError::RateLimited(
                 format!("rate limit of {rpm} requests per minute reached for this key; retry in {wait} s"),
                 wait,
-            ));
+            )));
         }
         log.push_back(now);
     }
+    Ok(adm)
+}
+
+fn reserve_budget(adm: &mut Admission, limits: &Limits, tz: Tz, estimate_nanousd: i64, may_wait: bool) -> Result<(), Refusal> {
+    if Window::ALL.iter().all(|w| w.max(limits).is_none()) {
+        return Ok(());
+    }
     let today = local_day(tz, Utc::now());
-    let mut book = state.book.lock();
+    let mut book = adm.state.book.lock();
     for w in Window::ALL {
         let Some(max) = w.max(limits) else { continue };
         let start = w.start(today);
@@ -223,17 +302,25 @@ pub fn admit(
                 Some(d) => midnight_rfc3339(tz, d),
                 None => "never (total budget)".to_string(),
             };
-            return Err(ApiError::BudgetExceeded {
+            return Err(Refusal::Refused(ApiError::BudgetExceeded {
                 limit: w.name().to_string(),
                 max_usd: usd(max),
                 used_usd: usd(spent),
                 resets_at,
-            });
+            }));
         }
     }
-    book.reserved += estimate_nanousd;
-    adm.reserved = estimate_nanousd;
-    Ok(adm)
+    if !book.has_history {
+        if book.blind_in_flight && may_wait {
+            return Err(Refusal::Wait);
+        }
+        book.blind_in_flight = true;
+        adm.blind = true;
+    }
+    let reserve = estimate_nanousd.max(book.observed_peak);
+    book.reserved += reserve;
+    adm.reserved = reserve;
+    Ok(())
 }
 
 pub fn usd(nano: i64) -> String {
@@ -248,14 +335,23 @@ mod tests {
         Limits { daily_nanousd: Some((daily * 1e9) as i64), ..Default::default() }
     }
 
+    fn admit_now(st: &Arc<TenantState>, l: &Limits, est: i64) -> Result<Admission, ApiError> {
+        match try_admit(st, l, chrono_tz::UTC, est, true, false) {
+            Ok(a) => Ok(a),
+            Err(Refusal::Refused(e)) => Err(e),
+            Err(Refusal::Wait) => panic!("no wait without may_wait"),
+        }
+    }
+
     #[test]
     fn burst_overshoots_by_at_most_one_request() {
         let st = Arc::new(TenantState::default());
+        st.load_observed_peak(0);
         let l = limits(3.0);
         // 40 concurrent admissions of $1 requests: reservations stop the burst at the budget.
         let mut admitted = Vec::new();
         for _ in 0..40 {
-            if let Ok(a) = admit(&st, &l, chrono_tz::UTC, 1_000_000_000, true) {
+            if let Ok(a) = admit_now(&st, &l, 1_000_000_000) {
                 admitted.push(a);
             }
         }
@@ -263,30 +359,55 @@ mod tests {
         for a in admitted {
             a.settle(1_000_000_000);
         }
-        assert!(admit(&st, &l, chrono_tz::UTC, 1, true).is_err());
+        assert!(admit_now(&st, &l, 1).is_err());
         assert_eq!(st.reserved(), 0);
+    }
+
+    #[test]
+    fn observed_peak_covers_underestimated_requests() {
+        let st = Arc::new(TenantState::default());
+        let l = limits(3.0);
+        // First request: no history, runs blind; it turns out to cost $1 although estimated at ~0.
+        let a = admit_now(&st, &l, 10).unwrap();
+        a.settle(1_000_000_000);
+        let admitted: Vec<_> = (0..40).filter_map(|_| admit_now(&st, &l, 10).ok()).collect();
+        assert_eq!(admitted.len(), 2, "the peak of $1 is reserved per request");
+    }
+
+    #[tokio::test]
+    async fn cold_start_runs_one_request_alone() {
+        let st = Arc::new(TenantState::default());
+        let l = limits(3.0);
+        let first = admit(&st, &l, chrono_tz::UTC, 10, true).await.unwrap();
+        let st2 = st.clone();
+        let l2 = l.clone();
+        let waiter = tokio::spawn(async move { admit(&st2, &l2, chrono_tz::UTC, 10, true).await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "second request waits for the first to settle");
+        first.settle(1_000_000_000);
+        assert!(waiter.await.unwrap().is_ok());
     }
 
     #[test]
     fn dropped_admission_releases_everything() {
         let st = Arc::new(TenantState::default());
         let l = Limits { max_concurrent: Some(1), daily_nanousd: Some(10), ..Default::default() };
-        let a = admit(&st, &l, chrono_tz::UTC, 5, true).unwrap();
-        assert!(matches!(admit(&st, &l, chrono_tz::UTC, 5, true), Err(ApiError::RateLimited(..))));
+        let a = admit_now(&st, &l, 5).unwrap();
+        assert!(matches!(admit_now(&st, &l, 5), Err(ApiError::RateLimited(..))));
         drop(a);
         assert_eq!(st.reserved(), 0);
         assert_eq!(st.in_flight.load(Ordering::Relaxed), 0);
-        assert!(admit(&st, &l, chrono_tz::UTC, 5, true).is_ok());
+        assert!(admit_now(&st, &l, 5).is_ok());
     }
 
     #[test]
     fn rpm_limit() {
         let st = Arc::new(TenantState::default());
         let l = Limits { rpm: Some(2), ..Default::default() };
-        assert!(admit(&st, &l, chrono_tz::UTC, 0, true).is_ok());
-        assert!(admit(&st, &l, chrono_tz::UTC, 0, true).is_ok());
-        assert!(matches!(admit(&st, &l, chrono_tz::UTC, 0, true), Err(ApiError::RateLimited(_, s)) if s >= 1));
-        assert!(admit(&st, &l, chrono_tz::UTC, 0, false).is_ok());
+        assert!(admit_now(&st, &l, 0).is_ok());
+        assert!(admit_now(&st, &l, 0).is_ok());
+        assert!(matches!(admit_now(&st, &l, 0), Err(ApiError::RateLimited(_, s)) if s >= 1));
+        assert!(try_admit(&st, &l, chrono_tz::UTC, 0, false, false).is_ok());
     }
 
     #[test]
