@@ -77,8 +77,12 @@ fn stream_back(a: &Admitted, s: crate::forward::Streaming, mut settlement: crate
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
     let mut head = proxy::response_head(s.response.status(), s.response.headers(), &settlement.record.request_id, is_sse);
+    let model_rewrite = (s.upstream_model != settlement.record.model)
+        .then(|| (s.upstream_model.clone(), settlement.record.model.clone()));
     // A JSON body passes through unchanged, so the upstream's length is still true; clients like to have it.
-    if let (false, Some(len), Some(h)) = (is_sse, s.response.headers().get(header::CONTENT_LENGTH), head.headers_mut()) {
+    if let (false, None, Some(len), Some(h)) =
+        (is_sse, &model_rewrite, s.response.headers().get(header::CONTENT_LENGTH), head.headers_mut())
+    {
         h.insert(header::CONTENT_LENGTH, len.clone());
     }
     settlement.set_upstream(Some(s.in_flight), &upstream.config.id, upstream.config.price_multiplier_milli, &s.upstream_model);
@@ -88,6 +92,7 @@ fn stream_back(a: &Admitted, s: crate::forward::Streaming, mut settlement: crate
         idle: timeouts.idle,
         total_remaining: timeouts.total.saturating_sub(a.started.elapsed()),
         drain_limit: a.rt.config.server.disconnect_drain,
+        model_rewrite,
     };
     let tee = Tee::new(s.response, mode, settlement, cfg);
     proxy::body_response(head, Body::from_stream(tee))

@@ -100,7 +100,12 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
     if translated.stream {
         let translator = StreamTranslator::new(response_ctx, &request_id, now_unix);
         let mode = Mode::OpenAiSse { framer: SseFramer::new(), meter: StreamMeter::new(), translator: Box::new(translator) };
-        let cfg = TeeConfig { idle: timeouts.idle, total_remaining, drain_limit: a.rt.config.server.disconnect_drain };
+        let cfg = TeeConfig {
+            idle: timeouts.idle,
+            total_remaining,
+            drain_limit: a.rt.config.server.disconnect_drain,
+            model_rewrite: None,
+        };
         let tee = Tee::new(s.response, mode, settlement, cfg);
         let builder = Response::builder()
             .status(StatusCode::OK)

@@ -30,7 +30,8 @@ use tokio::time::{Instant, Sleep};
 pub enum Mode {
     /// `/anthropic` SSE: bytes unchanged, metered on the side.
     AnthropicSse { meter: StreamMeter },
-    /// `/anthropic` JSON: bytes unchanged; a copy is kept to read the usage at the end.
+    /// `/anthropic` JSON: bytes unchanged; a copy is kept to read the usage at the end. When the upstream's
+    /// `modelMap` renamed the model, the body is held to the end so the name can be mapped back.
     AnthropicJson { copy: Vec<u8> },
     /// `/openai` streaming: Anthropic SSE in, OpenAI chunks out.
     OpenAiSse { framer: SseFramer, meter: StreamMeter, translator: Box<StreamTranslator> },
@@ -54,6 +55,8 @@ struct Inner {
     tail: Option<Bytes>,
     failure: Option<String>,
     upstream_done: bool,
+    /// `(upstream model, client model)`: map a `modelMap` rename back in the answer.
+    model_rewrite: Option<(String, String)>,
 }
 
 pub struct Tee {
@@ -64,6 +67,8 @@ pub struct TeeConfig {
     pub idle: Duration,
     pub total_remaining: Duration,
     pub drain_limit: Duration,
+    /// `(upstream model, client model)` when a `modelMap` rename must be mapped back.
+    pub model_rewrite: Option<(String, String)>,
 }
 
 impl Tee {
@@ -83,6 +88,7 @@ impl Tee {
                 tail: None,
                 failure: None,
                 upstream_done: false,
+                model_rewrite: cfg.model_rewrite,
             })),
         }
     }
@@ -96,11 +102,26 @@ impl Inner {
             Mode::AnthropicJson { copy } => {
                 let room = MAX_JSON_COPY.saturating_sub(copy.len());
                 copy.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                chunk
+                if self.model_rewrite.is_some() {
+                    Bytes::new()
+                } else {
+                    chunk
+                }
             }
             Mode::AnthropicSse { meter } => {
                 meter.push_bytes(&chunk);
-                release_complete_events(&mut self.held, chunk)
+                let out = release_complete_events(&mut self.held, chunk);
+                match &self.model_rewrite {
+                    Some((from, to)) if !out.is_empty() => {
+                        // The name sits in message_start, the first event; one rewrite and we are done.
+                        let rewritten = rewrite_first_model(&out, from, to);
+                        if rewritten.is_some() || meter.saw_message_start() {
+                            self.model_rewrite = None;
+                        }
+                        rewritten.map(Bytes::from).unwrap_or(out)
+                    }
+                    _ => out,
+                }
             }
             Mode::OpenAiSse { framer, meter, translator } => {
                 let mut out = Vec::new();
@@ -117,7 +138,10 @@ impl Inner {
     fn on_eof(&mut self) -> Option<Bytes> {
         let held = (!self.held.is_empty()).then(|| self.held.split().freeze());
         match &mut self.mode {
-            Mode::AnthropicJson { .. } => held,
+            Mode::AnthropicJson { copy } => match self.model_rewrite.take() {
+                Some((from, to)) => Some(Bytes::from(rewrite_first_model(copy, &from, &to).unwrap_or_else(|| copy.clone()))),
+                None => held,
+            },
             Mode::AnthropicSse { meter } => {
                 meter.finish_bytes();
                 if meter.saw_message_stop() || meter.error().is_some() {
@@ -234,6 +258,34 @@ fn last_event_end(b: &[u8]) -> Option<usize> {
             }
         }
         pos = i;
+    }
+    None
+}
+
+/// Replaces the first `"model": "<from>"` member in `bytes` with `"model": "<to>"`; `None` if there is none.
+pub fn rewrite_first_model(bytes: &[u8], from: &str, to: &str) -> Option<Vec<u8>> {
+    let from_json = serde_json::to_string(from).ok()?;
+    let to_json = serde_json::to_string(to).ok()?;
+    let finder = memchr::memmem::Finder::new(b"\"model\"");
+    for key_at in finder.find_iter(bytes) {
+        let mut i = key_at + 7;
+        while bytes.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        if bytes.get(i) != Some(&b':') {
+            continue;
+        }
+        i += 1;
+        while bytes.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        if bytes[i..].starts_with(from_json.as_bytes()) {
+            let mut out = Vec::with_capacity(bytes.len() + to_json.len());
+            out.extend_from_slice(&bytes[..i]);
+            out.extend_from_slice(to_json.as_bytes());
+            out.extend_from_slice(&bytes[i + from_json.len()..]);
+            return Some(out);
+        }
     }
     None
 }
@@ -370,6 +422,17 @@ mod tests {
         let out = release_complete_events(&mut held, Bytes::from_static(b"\nevent: c\ndata: 3\r\n\r\n"));
         assert_eq!(&out[..], b"event: b\ndata: 2\n\nevent: c\ndata: 3\r\n\r\n");
         assert!(held.is_empty());
+    }
+
+    #[test]
+    fn model_rewrite() {
+        let b = br#"event: message_start
+data: {"type":"message_start","message":{"model": "sonnet-x","content":[]}}
+
+"#;
+        let out = rewrite_first_model(b, "sonnet-x", "claude-sonnet-4-6").unwrap();
+        assert!(String::from_utf8(out).unwrap().contains(r#""model": "claude-sonnet-4-6""#));
+        assert!(rewrite_first_model(br#"{"model":"other"}"#, "sonnet-x", "y").is_none());
     }
 
     #[test]

@@ -5,4 +5,3 @@ mod common;
 
 mod anthropic;
 mod config_reload;
-mod metering;

@@ -1,0 +1,3 @@
+//! placeholder
+#[path = "it/common.rs"]
+mod common;
