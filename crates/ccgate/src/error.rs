@@ -51,7 +51,12 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     /// A budget is exhausted: 402 on `/anthropic` (SDKs do not retry it), 429 `insufficient_quota` on `/openai`.
     #[error("{limit} budget of ${max_usd} exhausted (used ${used_usd}); resets at {resets_at}")]
-    BudgetExceeded { limit: String, max_usd: String, used_usd: String, resets_at: String },
+    BudgetExceeded {
+        limit: String,
+        max_usd: String,
+        used_usd: String,
+        resets_at: String,
+    },
     #[error("{0}")]
     RateLimited(String, u64),
     #[error("no upstream is available for model {0:?} right now; try again shortly")]
@@ -92,15 +97,17 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "authentication_error",
             ApiError::ModelNotAllowed { .. } => "permission_error",
-            ApiError::BadRequest(_) | ApiError::RequestTimeout | ApiError::MethodNotAllowed { .. } => {
-                "invalid_request_error"
-            }
+            ApiError::BadRequest(_)
+            | ApiError::RequestTimeout
+            | ApiError::MethodNotAllowed { .. } => "invalid_request_error",
             ApiError::PayloadTooLarge { .. } => "request_too_large",
             ApiError::NotFound { .. } => "not_found_error",
             ApiError::BudgetExceeded { .. } => "billing_error",
             ApiError::RateLimited(..) => "rate_limit_error",
             ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => "overloaded_error",
-            ApiError::UpstreamConnect(_) | ApiError::UpstreamCredentials | ApiError::Internal(_) => "api_error",
+            ApiError::UpstreamConnect(_)
+            | ApiError::UpstreamCredentials
+            | ApiError::Internal(_) => "api_error",
             ApiError::UpstreamTimeout(_) => "timeout_error",
         }
     }
@@ -108,28 +115,60 @@ impl ApiError {
     /// `(status, error.type, error.code)` in OpenAI's shape.
     pub fn openai_parts(&self) -> (StatusCode, &'static str, Option<&'static str>) {
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "invalid_request_error", Some("invalid_api_key")),
-            ApiError::ModelNotAllowed { .. } => (StatusCode::FORBIDDEN, "permission_error", Some("model_not_allowed")),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+            ),
+            ApiError::ModelNotAllowed { .. } => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                Some("model_not_allowed"),
+            ),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", None),
-            ApiError::PayloadTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", Some("request_too_large"))
+            ApiError::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                Some("request_too_large"),
+            ),
+            ApiError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                Some("timeout"),
+            ),
+            ApiError::NotFound { .. } => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("unknown_url"),
+            ),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                Some("method_not_allowed"),
+            ),
+            ApiError::BudgetExceeded { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                Some("insufficient_quota"),
+            ),
+            ApiError::RateLimited(..) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                Some("rate_limit_exceeded"),
+            ),
+            ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("overloaded"),
+            ),
+            ApiError::UpstreamConnect(_) | ApiError::UpstreamCredentials => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                Some("upstream_error"),
+            ),
+            ApiError::UpstreamTimeout(_) => {
+                (StatusCode::GATEWAY_TIMEOUT, "server_error", Some("timeout"))
             }
-            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "invalid_request_error", Some("timeout")),
-            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", Some("unknown_url")),
-            ApiError::MethodNotAllowed { .. } => {
-                (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", Some("method_not_allowed"))
-            }
-            ApiError::BudgetExceeded { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", Some("insufficient_quota"))
-            }
-            ApiError::RateLimited(..) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", Some("rate_limit_exceeded")),
-            ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "server_error", Some("overloaded"))
-            }
-            ApiError::UpstreamConnect(_) | ApiError::UpstreamCredentials => {
-                (StatusCode::BAD_GATEWAY, "upstream_error", Some("upstream_error"))
-            }
-            ApiError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "server_error", Some("timeout")),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
         }
     }
@@ -158,7 +197,10 @@ impl ApiError {
     pub fn into_response_for(self, protocol: Protocol) -> Response {
         let message = self.to_string();
         let (status, body) = match protocol {
-            Protocol::Anthropic => (self.status(), anthropic_error_body(self.anthropic_type(), &message)),
+            Protocol::Anthropic => (
+                self.status(),
+                anthropic_error_body(self.anthropic_type(), &message),
+            ),
             Protocol::OpenAi => {
                 let (status, ty, code) = self.openai_parts();
                 (status, openai_error_body(&message, ty, code, None))
@@ -166,7 +208,10 @@ impl ApiError {
         };
         let mut resp = (status, body).into_response();
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         match &self {
             ApiError::RateLimited(_, secs) => {
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
@@ -189,11 +234,17 @@ fn overloaded_status() -> StatusCode {
 
 pub fn anthropic_error_body(error_type: &str, message: &str) -> Bytes {
     Bytes::from(
-        serde_json::json!({"type": "error", "error": {"type": error_type, "message": message}}).to_string(),
+        serde_json::json!({"type": "error", "error": {"type": error_type, "message": message}})
+            .to_string(),
     )
 }
 
-pub fn openai_error_body(message: &str, ty: &str, code: Option<&str>, param: Option<&str>) -> Bytes {
+pub fn openai_error_body(
+    message: &str,
+    ty: &str,
+    code: Option<&str>,
+    param: Option<&str>,
+) -> Bytes {
     Bytes::from(
         serde_json::json!({"error": {"message": message, "type": ty, "param": param, "code": code}}).to_string(),
     )
@@ -213,9 +264,22 @@ mod tests {
             used_usd: "1.00".into(),
             resets_at: "x".into(),
         };
-        assert_eq!(r.clone().into_response_for(Protocol::Anthropic).status(), 402);
+        assert_eq!(
+            r.clone().into_response_for(Protocol::Anthropic).status(),
+            402
+        );
         assert_eq!(r.into_response_for(Protocol::OpenAi).status(), 429);
-        assert_eq!(ApiError::NoUpstream("m".into()).into_response_for(Protocol::Anthropic).status(), 529);
-        assert_eq!(ApiError::NoUpstream("m".into()).into_response_for(Protocol::OpenAi).status(), 503);
+        assert_eq!(
+            ApiError::NoUpstream("m".into())
+                .into_response_for(Protocol::Anthropic)
+                .status(),
+            529
+        );
+        assert_eq!(
+            ApiError::NoUpstream("m".into())
+                .into_response_for(Protocol::OpenAi)
+                .status(),
+            503
+        );
     }
 }

@@ -7,7 +7,7 @@ use crate::auth::{hash_key, KeyHash};
 use crate::config::{Config, Loaded, TenantConfig, UpstreamConfig};
 use crate::ledger::Ledger;
 use crate::policy::budget::TenantState;
-use crate::routing::{Balancer, UpstreamState};
+use crate::routing::{Balancer, SessionPins, UpstreamState};
 use arc_swap::ArcSwap;
 use ccgate_meter::pricing::PriceTable;
 use parking_lot::Mutex;
@@ -43,6 +43,8 @@ pub struct Runtime {
     pub upstreams: Vec<Arc<UpstreamRt>>,
     pub balancer: Balancer,
     pub pricing: Arc<PriceTable>,
+    /// Shared with every runtime: pins survive reloads.
+    pub pins: Arc<SessionPins>,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -64,10 +66,16 @@ pub struct Gateway {
     upstream_states: Mutex<HashMap<String, Arc<UpstreamState>>>,
     tenant_states: Mutex<HashMap<String, Arc<TenantState>>>,
     clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+    pins: Arc<SessionPins>,
 }
 
 impl Gateway {
-    pub fn new(loaded: Loaded, config_dir: PathBuf, data_dir: PathBuf, ledger: Ledger) -> Result<Arc<Gateway>, String> {
+    pub fn new(
+        loaded: Loaded,
+        config_dir: PathBuf,
+        data_dir: PathBuf,
+        ledger: Ledger,
+    ) -> Result<Arc<Gateway>, String> {
         let gw = Gateway {
             runtime: ArcSwap::from_pointee(placeholder_runtime()),
             config_dir,
@@ -79,6 +87,7 @@ impl Gateway {
             upstream_states: Mutex::new(HashMap::new()),
             tenant_states: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
+            pins: Arc::new(SessionPins::default()),
         };
         gw.apply(loaded)?;
         Ok(Arc::new(gw))
@@ -91,7 +100,9 @@ impl Gateway {
     /// Builds a runtime from a validated config and swaps it in. On error the current runtime stays.
     pub fn apply(&self, loaded: Loaded) -> Result<(), String> {
         let pricing = match &loaded.pricing_json {
-            Some(text) => PriceTable::builtin().with_overrides_json(text).map_err(|e| e.to_string())?,
+            Some(text) => PriceTable::builtin()
+                .with_overrides_json(text)
+                .map_err(|e| e.to_string())?,
             None => PriceTable::builtin(),
         };
         let config = loaded.config;
@@ -101,7 +112,12 @@ impl Gateway {
             .map(|u| {
                 Ok(Arc::new(UpstreamRt {
                     config: u.clone(),
-                    state: self.upstream_states.lock().entry(u.id.clone()).or_default().clone(),
+                    state: self
+                        .upstream_states
+                        .lock()
+                        .entry(u.id.clone())
+                        .or_default()
+                        .clone(),
                     client: self.client_for(u)?,
                 }))
             })
@@ -111,7 +127,12 @@ impl Gateway {
         for t in &config.tenants {
             let rt = Arc::new(TenantRt {
                 config: t.clone(),
-                state: self.tenant_states.lock().entry(t.id.clone()).or_default().clone(),
+                state: self
+                    .tenant_states
+                    .lock()
+                    .entry(t.id.clone())
+                    .or_default()
+                    .clone(),
             });
             by_hash.insert(hash_key(&t.key), rt.clone());
             by_id.insert(t.id.clone(), rt);
@@ -124,17 +145,25 @@ impl Gateway {
             upstreams,
             balancer,
             pricing: Arc::new(pricing),
+            pins: self.pins.clone(),
         }));
         Ok(())
     }
 
     pub fn tenant_state(&self, id: &str) -> Arc<TenantState> {
-        self.tenant_states.lock().entry(id.to_string()).or_default().clone()
+        self.tenant_states
+            .lock()
+            .entry(id.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Upstreams share a pooled client unless their connect timeout or proxy differ; reloads keep the pools.
     fn client_for(&self, u: &UpstreamConfig) -> Result<reqwest::Client, String> {
-        let key = ClientKey { connect_timeout: u.timeouts.connect, proxy: u.proxy.clone() };
+        let key = ClientKey {
+            connect_timeout: u.timeouts.connect,
+            proxy: u.proxy.clone(),
+        };
         let mut clients = self.clients.lock();
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
@@ -147,10 +176,14 @@ impl Gateway {
             .redirect(reqwest::redirect::Policy::none())
             .http2_adaptive_window(true);
         b = match &key.proxy {
-            Some(p) => b.proxy(reqwest::Proxy::all(p).map_err(|e| format!("upstream {}: proxy: {e}", u.id))?),
+            Some(p) => b.proxy(
+                reqwest::Proxy::all(p).map_err(|e| format!("upstream {}: proxy: {e}", u.id))?,
+            ),
             None => b.no_proxy(),
         };
-        let client = b.build().map_err(|e| format!("upstream {}: cannot build HTTP client: {e}", u.id))?;
+        let client = b
+            .build()
+            .map_err(|e| format!("upstream {}: cannot build HTTP client: {e}", u.id))?;
         clients.insert(key, client.clone());
         Ok(client)
     }
@@ -171,7 +204,12 @@ fn placeholder_runtime() -> Runtime {
                 disconnect_drain: Duration::from_secs(120),
                 body_read_timeout: Duration::from_secs(60),
             },
-            admin: AdminConfig { enabled: false, path: "/admin".into(), username: String::new(), password: String::new() },
+            admin: AdminConfig {
+                enabled: false,
+                path: "/admin".into(),
+                username: String::new(),
+                password: String::new(),
+            },
             openai: OpenAiConfig {
                 enabled: false,
                 models: Default::default(),
@@ -193,5 +231,6 @@ fn placeholder_runtime() -> Runtime {
         upstreams: vec![],
         balancer: Balancer::new(Strategy::WeightedRoundRobin, &[]),
         pricing: Arc::new(PriceTable::builtin()),
+        pins: Arc::new(SessionPins::default()),
     }
 }

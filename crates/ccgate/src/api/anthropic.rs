@@ -20,7 +20,12 @@ pub async fn messages(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
 
 pub async fn count_tokens(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let g = gw.clone();
-    proxy::run_detached(&gw, Protocol::Anthropic, handle(g, Endpoint::CountTokens, req)).await
+    proxy::run_detached(
+        &gw,
+        Protocol::Anthropic,
+        handle(g, Endpoint::CountTokens, req),
+    )
+    .await
 }
 
 async fn handle(gw: Arc<Gateway>, endpoint: Endpoint, req: Request) -> Response {
@@ -34,10 +39,11 @@ async fn handle(gw: Arc<Gateway>, endpoint: Endpoint, req: Request) -> Response 
     };
     let stream = scanned.stream && endpoint == Endpoint::Messages;
     let max_tokens = scanned.max_tokens.unwrap_or(0);
-    let settlement = match proxy::admit(&gw, &a, &model, &model, body.len(), max_tokens, stream).await {
-        Ok(s) => s,
-        Err((e, s)) => return proxy::reject(e, s, Protocol::Anthropic),
-    };
+    let settlement =
+        match proxy::admit(&gw, &a, &model, &model, body.len(), max_tokens, stream).await {
+            Ok(s) => s,
+            Err((e, s)) => return proxy::reject(e, s, Protocol::Anthropic),
+        };
     let session = proxy::session_for(&a, &scanned);
     let dispatched = proxy::dispatch(
         &a,
@@ -62,13 +68,20 @@ fn render_upstream_error(status: StatusCode, headers: &HeaderMap, body: Bytes) -
     if let Some(h) = builder.headers_mut() {
         crate::forward::headers::copy_response_headers(headers, h);
         if !h.contains_key(header::CONTENT_TYPE) {
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
         }
     }
     proxy::body_response(builder, Body::from(body))
 }
 
-fn stream_back(a: &Admitted, s: crate::forward::Streaming, mut settlement: crate::tee::settle::Settlement) -> Response {
+fn stream_back(
+    a: &Admitted,
+    s: crate::forward::Streaming,
+    mut settlement: crate::tee::settle::Settlement,
+) -> Response {
     let upstream = s.in_flight.upstream().clone();
     let is_sse = s
         .response
@@ -76,17 +89,36 @@ fn stream_back(a: &Admitted, s: crate::forward::Streaming, mut settlement: crate
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
-    let mut head = proxy::response_head(s.response.status(), s.response.headers(), &settlement.record.request_id, is_sse);
+    let mut head = proxy::response_head(
+        s.response.status(),
+        s.response.headers(),
+        &settlement.record.request_id,
+        is_sse,
+    );
     let model_rewrite = (s.upstream_model != settlement.record.model)
         .then(|| (s.upstream_model.clone(), settlement.record.model.clone()));
     // A JSON body passes through unchanged, so the upstream's length is still true; clients like to have it.
-    if let (false, None, Some(len), Some(h)) =
-        (is_sse, &model_rewrite, s.response.headers().get(header::CONTENT_LENGTH), head.headers_mut())
-    {
+    if let (false, None, Some(len), Some(h)) = (
+        is_sse,
+        &model_rewrite,
+        s.response.headers().get(header::CONTENT_LENGTH),
+        head.headers_mut(),
+    ) {
         h.insert(header::CONTENT_LENGTH, len.clone());
     }
-    settlement.set_upstream(Some(s.in_flight), &upstream.config.id, upstream.config.price_multiplier_milli, &s.upstream_model);
-    let mode = if is_sse { Mode::AnthropicSse { meter: StreamMeter::new() } } else { Mode::AnthropicJson { copy: Vec::new() } };
+    settlement.set_upstream(
+        Some(s.in_flight),
+        &upstream.config.id,
+        upstream.config.price_multiplier_milli,
+        &s.upstream_model,
+    );
+    let mode = if is_sse {
+        Mode::AnthropicSse {
+            meter: StreamMeter::new(),
+        }
+    } else {
+        Mode::AnthropicJson { copy: Vec::new() }
+    };
     let timeouts = &upstream.config.timeouts;
     let cfg = TeeConfig {
         idle: timeouts.idle,
@@ -97,4 +129,3 @@ fn stream_back(a: &Admitted, s: crate::forward::Streaming, mut settlement: crate
     let tee = Tee::new(s.response, mode, settlement, cfg);
     proxy::body_response(head, Body::from_stream(tee))
 }
-

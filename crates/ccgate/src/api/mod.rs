@@ -24,9 +24,13 @@ pub async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<B
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
                 || e.to_string().contains("length limit");
             if too_large {
-                Err(ApiError::PayloadTooLarge { limit_mb: limit >> 20 })
+                Err(ApiError::PayloadTooLarge {
+                    limit_mb: limit >> 20,
+                })
             } else {
-                Err(ApiError::BadRequest(format!("could not read the request body: {e}")))
+                Err(ApiError::BadRequest(format!(
+                    "could not read the request body: {e}"
+                )))
             }
         }
     }

@@ -14,7 +14,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 fn allowed_catalog(patterns: &[String]) -> Vec<&'static ModelInfo> {
-    catalog().iter().filter(|m| model_allowed(patterns, m.id)).collect()
+    catalog()
+        .iter()
+        .filter(|m| model_allowed(patterns, m.id))
+        .collect()
 }
 
 fn anthropic_model(m: &ModelInfo) -> serde_json::Value {
@@ -43,16 +46,27 @@ pub async fn anthropic_list(
         return ApiError::Unauthorized.into_response_for(Protocol::Anthropic);
     };
     let all = allowed_catalog(&tenant.config.allowed_models);
-    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(20).clamp(1, 1000);
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(20)
+        .clamp(1, 1000);
     let start = match q.get("after_id") {
-        Some(id) => all.iter().position(|m| m.id == id).map(|p| p + 1).unwrap_or(all.len()),
+        Some(id) => all
+            .iter()
+            .position(|m| m.id == id)
+            .map(|p| p + 1)
+            .unwrap_or(all.len()),
         None => 0,
     };
     let end_cap = match q.get("before_id") {
         Some(id) => all.iter().position(|m| m.id == id).unwrap_or(all.len()),
         None => all.len(),
     };
-    let page: Vec<&&ModelInfo> = all[start.min(end_cap)..end_cap].iter().take(limit).collect();
+    let page: Vec<&&ModelInfo> = all[start.min(end_cap)..end_cap]
+        .iter()
+        .take(limit)
+        .collect();
     let has_more = start + page.len() < end_cap;
     json(serde_json::json!({
         "data": page.iter().map(|m| anthropic_model(m)).collect::<Vec<_>>(),
@@ -63,15 +77,25 @@ pub async fn anthropic_list(
 }
 
 /// `GET /anthropic/v1/models/{id}`
-pub async fn anthropic_get(State(gw): State<Arc<Gateway>>, Path(id): Path<String>, req: Request) -> Response {
+pub async fn anthropic_get(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
     let rt = gw.rt();
     let Some(tenant) = auth::authenticate(&rt, req.headers()) else {
         return ApiError::Unauthorized.into_response_for(Protocol::Anthropic);
     };
-    match allowed_catalog(&tenant.config.allowed_models).into_iter().find(|m| m.id == id) {
+    match allowed_catalog(&tenant.config.allowed_models)
+        .into_iter()
+        .find(|m| m.id == id)
+    {
         Some(m) => json(anthropic_model(m)),
-        None => ApiError::NotFound { method: "GET".into(), path: format!("/v1/models/{id}") }
-            .into_response_for(Protocol::Anthropic),
+        None => ApiError::NotFound {
+            method: "GET".into(),
+            path: format!("/v1/models/{id}"),
+        }
+        .into_response_for(Protocol::Anthropic),
     }
 }
 
@@ -79,8 +103,11 @@ pub async fn anthropic_get(State(gw): State<Arc<Gateway>>, Path(id): Path<String
 pub async fn openai_list(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let rt = gw.rt();
     if !rt.config.openai.enabled {
-        return ApiError::NotFound { method: "GET".into(), path: req.uri().path().to_string() }
-            .into_response_for(Protocol::OpenAi);
+        return ApiError::NotFound {
+            method: "GET".into(),
+            path: req.uri().path().to_string(),
+        }
+        .into_response_for(Protocol::OpenAi);
     }
     let Some(tenant) = auth::authenticate(&rt, req.headers()) else {
         return ApiError::Unauthorized.into_response_for(Protocol::OpenAi);
@@ -94,7 +121,15 @@ pub async fn openai_list(State(gw): State<Arc<Gateway>>, req: Request) -> Respon
         .filter(|(_, target)| model_allowed(patterns, target))
         .map(|(alias, _)| (alias.clone(), "ccgate"))
         .collect();
-    ids.extend(allowed_catalog(patterns).into_iter().map(|m| (m.id.to_string(), "anthropic")));
+    ids.extend(
+        allowed_catalog(patterns)
+            .into_iter()
+            .map(|m| (m.id.to_string(), "anthropic")),
+    );
     let body = ccgate_openai::models_list(ids);
-    ([(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(body),
+    )
+        .into_response()
 }

@@ -23,7 +23,9 @@ pub async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> R
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>, request_id: Option<&str>) -> Response {
-    let mut builder = Response::builder().status(status).header(header::CONTENT_TYPE, "application/json");
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json");
     if let Some(id) = request_id {
         builder = builder.header("x-request-id", id);
     }
@@ -33,7 +35,11 @@ fn json_response(status: StatusCode, body: Vec<u8>, request_id: Option<&str>) ->
 async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
     if !gw.rt().config.openai.enabled {
         let path = req.uri().path().to_string();
-        return ApiError::NotFound { method: req.method().to_string(), path }.into_response_for(Protocol::OpenAi);
+        return ApiError::NotFound {
+            method: req.method().to_string(),
+            path,
+        }
+        .into_response_for(Protocol::OpenAi);
     }
     let (a, body) = match proxy::authenticate_and_read(&gw, Endpoint::ChatCompletions, req).await {
         Ok(x) => x,
@@ -46,7 +52,12 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
     let oa = &a.rt.config.openai;
     let resolved = ccgate_openai::resolve_model(&requested, &oa.models, &oa.default_model);
     let caps = ccgate_meter::catalog::caps_for(&resolved.claude_model);
-    let mut opts = TranslateOptions::new(&resolved.claude_model, &resolved.client_model, caps, &a.tenant.config.id);
+    let mut opts = TranslateOptions::new(
+        &resolved.claude_model,
+        &resolved.client_model,
+        caps,
+        &a.tenant.config.id,
+    );
     opts.expose_reasoning = oa.expose_reasoning;
     let translated = match ccgate_openai::translate_request(&body, &opts) {
         Ok(t) => t,
@@ -91,7 +102,12 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
         Dispatched::Streaming(s, settlement) => (s, settlement),
     };
     let upstream = s.in_flight.upstream().clone();
-    settlement.set_upstream(Some(s.in_flight), &upstream.config.id, upstream.config.price_multiplier_milli, &s.upstream_model);
+    settlement.set_upstream(
+        Some(s.in_flight),
+        &upstream.config.id,
+        upstream.config.price_multiplier_milli,
+        &s.upstream_model,
+    );
     let request_id = settlement.record.request_id.clone();
     let timeouts = &upstream.config.timeouts;
     let total_remaining = timeouts.total.saturating_sub(a.started.elapsed());
@@ -99,7 +115,11 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
     let now_unix = chrono::Utc::now().timestamp();
     if translated.stream {
         let translator = StreamTranslator::new(response_ctx, &request_id, now_unix);
-        let mode = Mode::OpenAiSse { framer: SseFramer::new(), meter: StreamMeter::new(), translator: Box::new(translator) };
+        let mode = Mode::OpenAiSse {
+            framer: SseFramer::new(),
+            meter: StreamMeter::new(),
+            translator: Box::new(translator),
+        };
         let cfg = TeeConfig {
             idle: timeouts.idle,
             total_remaining,
@@ -120,7 +140,12 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
         Ok(b) => b,
         Err(reason) => {
             settlement.note_upstream_failure(&reason);
-            settlement.finish(502, &Default::default(), Ending::UpstreamError, Some("upstream_body_broken"));
+            settlement.finish(
+                502,
+                &Default::default(),
+                Ending::UpstreamError,
+                Some("upstream_body_broken"),
+            );
             return ApiError::UpstreamConnect(reason).into_response_for(Protocol::OpenAi);
         }
     };
@@ -135,7 +160,12 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
             json_response(StatusCode::OK, out, Some(&request_id))
         }
         Err(e) => {
-            settlement.finish(502, &usage, Ending::UpstreamError, Some("upstream_unparseable"));
+            settlement.finish(
+                502,
+                &usage,
+                Ending::UpstreamError,
+                Some("upstream_unparseable"),
+            );
             ApiError::UpstreamConnect(format!("the upstream answer could not be translated: {e}"))
                 .into_response_for(Protocol::OpenAi)
         }
@@ -145,7 +175,11 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
 /// Upstream errors in OpenAI's shape with their real status (protocols.md §5.5); `retry-after` survives.
 fn render_upstream_error(status: StatusCode, headers: &HeaderMap, body: Bytes) -> Response {
     let (code, out) = ccgate_openai::translate_error(status.as_u16(), &body);
-    let mut resp = json_response(StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY), out, None);
+    let mut resp = json_response(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
+        out,
+        None,
+    );
     for name in ["retry-after", "retry-after-ms"] {
         if let Some(v) = headers.get(name) {
             resp.headers_mut().insert(name, v.clone());

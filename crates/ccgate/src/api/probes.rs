@@ -9,7 +9,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub async fn root() -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "CCGate is running\n").into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "CCGate is running\n",
+    )
+        .into_response()
 }
 
 pub async fn health(State(gw): State<Arc<Gateway>>) -> Response {
@@ -50,7 +54,10 @@ pub async fn health(State(gw): State<Arc<Gateway>>) -> Response {
             })
         })
         .collect();
-    let available = upstreams.iter().filter(|u| u["status"] == "healthy").count();
+    let available = upstreams
+        .iter()
+        .filter(|u| u["status"] == "healthy")
+        .count();
     let enabled = rt.upstreams.iter().filter(|u| u.config.enabled).count();
     let status = if available == enabled && enabled > 0 {
         "ok"
@@ -65,7 +72,11 @@ pub async fn health(State(gw): State<Arc<Gateway>>) -> Response {
         "uptime_seconds": gw.started_at.elapsed().as_secs(),
         "upstreams": upstreams,
     });
-    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// An upstream's error text may echo the credential it was sent; never show it.

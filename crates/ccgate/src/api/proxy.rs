@@ -85,7 +85,8 @@ where
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "request task failed");
-            ApiError::Internal("the gateway failed while handling this request".into()).into_response_for(protocol)
+            ApiError::Internal("the gateway failed while handling this request".into())
+                .into_response_for(protocol)
         }
     }
 }
@@ -100,9 +101,24 @@ pub async fn authenticate_and_read(
     let rt = gw.runtime.load_full();
     let (parts, body) = req.into_parts();
     let tenant = crate::auth::authenticate(&rt, &parts.headers).ok_or(ApiError::Unauthorized)?;
-    let body = super::read_body(body, rt.config.server.body_limit_bytes, rt.config.server.body_read_timeout).await?;
+    let body = super::read_body(
+        body,
+        rt.config.server.body_limit_bytes,
+        rt.config.server.body_read_timeout,
+    )
+    .await?;
     let query = parts.uri.query().map(str::to_owned);
-    Ok((Admitted { rt, tenant, headers: parts.headers, query, started, endpoint }, body))
+    Ok((
+        Admitted {
+            rt,
+            tenant,
+            headers: parts.headers,
+            query,
+            started,
+            endpoint,
+        },
+        body,
+    ))
 }
 
 pub fn scan_body(body: &[u8]) -> Result<(Scanned, String), ApiError> {
@@ -135,8 +151,13 @@ pub async fn admit(
         billable: a.endpoint.billable(),
         ..Default::default()
     };
-    let mut settlement =
-        Settlement::new(gw.clone(), a.rt.pricing.clone(), a.rt.config.server.timezone, record, a.started);
+    let mut settlement = Settlement::new(
+        gw.clone(),
+        a.rt.pricing.clone(),
+        a.rt.config.server.timezone,
+        record,
+        a.started,
+    );
     settlement.price_model = claude_model.to_string();
     if !permissions::model_allowed(&a.tenant.config.allowed_models, claude_model) {
         let err = ApiError::ModelNotAllowed {
@@ -150,7 +171,15 @@ pub async fn admit(
         None => 0,
     };
     let limits = &a.tenant.config.limits;
-    match budget::admit(&a.tenant.state, limits, a.rt.config.server.timezone, estimate, a.endpoint.billable()).await {
+    match budget::admit(
+        &a.tenant.state,
+        limits,
+        a.rt.config.server.timezone,
+        estimate,
+        a.endpoint.billable(),
+    )
+    .await
+    {
         Ok(adm) => {
             settlement.set_admission(adm);
             Ok(settlement)
@@ -163,8 +192,17 @@ pub async fn admit(
 pub fn reject(err: ApiError, settlement: Option<Settlement>, protocol: Protocol) -> Response {
     if let Some(s) = settlement {
         let status = err.status().as_u16();
-        let status = if protocol == Protocol::OpenAi { err.openai_parts().0.as_u16() } else { status };
-        s.finish(status, &Usage::default(), Ending::Rejected, Some(err.class()));
+        let status = if protocol == Protocol::OpenAi {
+            err.openai_parts().0.as_u16()
+        } else {
+            status
+        };
+        s.finish(
+            status,
+            &Usage::default(),
+            Ending::Rejected,
+            Some(err.class()),
+        );
     }
     err.into_response_for(protocol)
 }
@@ -174,7 +212,12 @@ pub fn session_for(a: &Admitted, scanned: &Scanned) -> Option<String> {
     if !a.rt.config.load_balancer.session_affinity {
         return None;
     }
-    affinity::session_key(&a.tenant.config.id, &a.headers, scanned.user_id.as_deref(), scanned.user.as_deref())
+    affinity::session_key(
+        &a.tenant.config.id,
+        &a.headers,
+        scanned.user_id.as_deref(),
+        scanned.user.as_deref(),
+    )
 }
 
 /// Step 5, plus the bookkeeping of its outcome: returns either a streaming exchange for the tee, or a finished
@@ -202,26 +245,54 @@ pub async fn dispatch(
         model_span,
         session,
     };
-    settlement.record.session_id = session.map(|s| s.rsplit('\u{1f}').next().unwrap_or(s).to_string());
+    settlement.record.session_id =
+        session.map(|s| s.rsplit('\u{1f}').next().unwrap_or(s).to_string());
     let protocol = a.endpoint.protocol();
     match forward::forward(&a.rt, &plan).await {
         Forwarded::Streaming(s) => {
-            settlement.record.upstream_request_id =
-                s.response.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            settlement.record.upstream_request_id = s
+                .response
+                .headers()
+                .get("request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             Dispatched::Streaming(s, settlement)
         }
-        Forwarded::Reply { status, headers, body, upstream, upstream_model } => {
-            settlement.set_upstream(None, &upstream.config.id, upstream.config.price_multiplier_milli, &upstream_model);
-            settlement.record.upstream_request_id =
-                headers.get("request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Forwarded::Reply {
+            status,
+            headers,
+            body,
+            upstream,
+            upstream_model,
+        } => {
+            settlement.set_upstream(
+                None,
+                &upstream.config.id,
+                upstream.config.price_multiplier_milli,
+                &upstream_model,
+            );
+            settlement.record.upstream_request_id = headers
+                .get("request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let class = format!("upstream_http_{}", status.as_u16());
             // count_tokens answers with usage-free JSON; a 2xx never lands here.
-            settlement.finish(status.as_u16(), &Usage::default(), Ending::UpstreamError, Some(&class));
+            settlement.finish(
+                status.as_u16(),
+                &Usage::default(),
+                Ending::UpstreamError,
+                Some(&class),
+            );
             Dispatched::Done(render_upstream_error(status, &headers, body))
         }
         Forwarded::Failed { error, upstream } => {
             if let Some(u) = &upstream {
-                settlement.set_upstream(None, &u.config.id, u.config.price_multiplier_milli, claude_model);
+                settlement.set_upstream(
+                    None,
+                    &u.config.id,
+                    u.config.price_multiplier_milli,
+                    claude_model,
+                );
             }
             let err = match error {
                 AttemptError::NoUpstream => ApiError::NoUpstream(claude_model.to_string()),
@@ -233,14 +304,24 @@ pub async fn dispatch(
                 Protocol::Anthropic => err.status(),
                 Protocol::OpenAi => err.openai_parts().0,
             };
-            settlement.finish(status.as_u16(), &Usage::default(), Ending::UpstreamError, Some(err.class()));
+            settlement.finish(
+                status.as_u16(),
+                &Usage::default(),
+                Ending::UpstreamError,
+                Some(err.class()),
+            );
             Dispatched::Done(err.into_response_for(protocol))
         }
     }
 }
 
 /// Response head for a streamed 2xx: the upstream's headers minus the ones that describe our key or the hop.
-pub fn response_head(status: StatusCode, upstream_headers: &HeaderMap, request_id: &str, is_sse: bool) -> http::response::Builder {
+pub fn response_head(
+    status: StatusCode,
+    upstream_headers: &HeaderMap,
+    request_id: &str,
+    is_sse: bool,
+) -> http::response::Builder {
     let mut builder = Response::builder().status(status);
     if let Some(h) = builder.headers_mut() {
         crate::forward::headers::copy_response_headers(upstream_headers, h);
@@ -257,6 +338,7 @@ pub fn response_head(status: StatusCode, upstream_headers: &HeaderMap, request_i
 
 pub fn body_response(builder: http::response::Builder, body: Body) -> Response {
     builder.body(body).unwrap_or_else(|e| {
-        ApiError::Internal(format!("could not build the response: {e}")).into_response_for(Protocol::Anthropic)
+        ApiError::Internal(format!("could not build the response: {e}"))
+            .into_response_for(Protocol::Anthropic)
     })
 }

@@ -50,18 +50,25 @@ pub fn scan(body: &[u8]) -> Result<Scanned, ScanError> {
         let val = &body[vspan.clone()];
         match &body[key.start + 1..key.end - 1] {
             b"model" => {
-                out.model = Some(decode_string(val).ok_or_else(|| ScanError("model: expected a string".into()))?);
+                out.model = Some(
+                    decode_string(val)
+                        .ok_or_else(|| ScanError("model: expected a string".into()))?,
+                );
                 out.model_span = Some(vspan);
             }
             b"stream" => out.stream = val == b"true",
-            b"max_tokens" => out.max_tokens = std::str::from_utf8(val).ok().and_then(|t| t.parse().ok()),
+            b"max_tokens" => {
+                out.max_tokens = std::str::from_utf8(val).ok().and_then(|t| t.parse().ok())
+            }
             b"user" => out.user = decode_string(val),
             b"metadata" => {
                 #[derive(serde::Deserialize)]
                 struct Meta {
                     user_id: Option<String>,
                 }
-                out.user_id = serde_json::from_slice::<Meta>(val).ok().and_then(|m| m.user_id);
+                out.user_id = serde_json::from_slice::<Meta>(val)
+                    .ok()
+                    .and_then(|m| m.user_id);
             }
             _ => {}
         }
@@ -176,7 +183,10 @@ impl Scanner<'_> {
                     // number, true, false, null: run to the next delimiter.
                     let start = self.i;
                     while let Some(c) = self.peek() {
-                        if matches!(c, b',' | b'}' | b']' | b':' | b' ' | b'\n' | b'\r' | b'\t' | b'"') {
+                        if matches!(
+                            c,
+                            b',' | b'}' | b']' | b':' | b' ' | b'\n' | b'\r' | b'\t' | b'"'
+                        ) {
                             break;
                         }
                         self.i += 1;
@@ -186,7 +196,9 @@ impl Scanner<'_> {
                         || lit == b"false"
                         || lit == b"null"
                         || (!lit.is_empty()
-                            && lit.iter().all(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E')));
+                            && lit.iter().all(|c| {
+                                c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E')
+                            }));
                     if !ok {
                         return Err(self.err("invalid literal"));
                     }
@@ -231,7 +243,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in [&b"{"[..], b"[]", b"{\"model\":}", b"{\"a\":[1,2}", b"{\"a\":\"x}", b"{} x", b"{\"a\":tru}", b""] {
+        for bad in [
+            &b"{"[..],
+            b"[]",
+            b"{\"model\":}",
+            b"{\"a\":[1,2}",
+            b"{\"a\":\"x}",
+            b"{} x",
+            b"{\"a\":tru}",
+            b"",
+        ] {
             assert!(scan(bad).is_err(), "{:?}", std::str::from_utf8(bad));
         }
         assert!(scan(b"{\"model\":5}").is_err());

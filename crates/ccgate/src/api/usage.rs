@@ -50,12 +50,19 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     } else {
         match serde_json::from_slice(&body) {
             Ok(r) => r,
-            Err(e) => return ApiError::BadRequest(format!("invalid JSON body: {e}")).into_response_for(Protocol::Anthropic),
+            Err(e) => {
+                return ApiError::BadRequest(format!("invalid JSON body: {e}"))
+                    .into_response_for(Protocol::Anthropic)
+            }
         }
     };
     let Some(who) = identify(&rt.config, &rt, &parts.headers, &ur) else {
         let msg = "invalid credentials: send a tenant key (x-api-key, Bearer, or {\"type\":\"tenant\",\"apiKey\":…}) or admin credentials (Basic auth or {\"type\":\"admin\",\"username\":…,\"password\":…})";
-        return (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "application/json")], anthropic_error_body("authentication_error", msg))
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            anthropic_error_body("authentication_error", msg),
+        )
             .into_response();
     };
     let range = match parse_range(ur.from.as_deref(), ur.to.as_deref()) {
@@ -70,27 +77,57 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             let state = gw.tenant_state(&t.id);
             tenant_report(&*gw.ledger.store, &t, &range, tz, &live, Some(&state)).await
         }
-        Who::Admin => admin_report(&*gw.ledger.store, &rt.config.tenants, &range, tz, &live, &|id| Some(gw.tenant_state(id))).await,
+        Who::Admin => {
+            admin_report(
+                &*gw.ledger.store,
+                &rt.config.tenants,
+                &range,
+                tz,
+                &live,
+                &|id| Some(gw.tenant_state(id)),
+            )
+            .await
+        }
     };
     match result {
-        Ok(v) => ([(header::CONTENT_TYPE, "application/json")], Body::from(v.to_string())).into_response(),
-        Err(e) => ApiError::Internal(format!("usage query failed: {e}")).into_response_for(Protocol::Anthropic),
+        Ok(v) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from(v.to_string()),
+        )
+            .into_response(),
+        Err(e) => ApiError::Internal(format!("usage query failed: {e}"))
+            .into_response_for(Protocol::Anthropic),
     }
 }
 
-fn identify(cfg: &Config, rt: &crate::state::Runtime, headers: &http::HeaderMap, ur: &UsageRequest) -> Option<Who> {
+fn identify(
+    cfg: &Config,
+    rt: &crate::state::Runtime,
+    headers: &http::HeaderMap,
+    ur: &UsageRequest,
+) -> Option<Who> {
     match ur.kind.as_deref() {
         Some("tenant") => {
-            return crate::auth::tenant_for_key(rt, ur.api_key.as_deref()?).map(|t| Who::Tenant(t.config.clone()))
+            return crate::auth::tenant_for_key(rt, ur.api_key.as_deref()?)
+                .map(|t| Who::Tenant(t.config.clone()))
         }
         Some("admin") => {
-            return admin_ok(cfg, ur.username.as_deref()?, ur.password.as_deref()?).then_some(Who::Admin);
+            return admin_ok(cfg, ur.username.as_deref()?, ur.password.as_deref()?)
+                .then_some(Who::Admin);
         }
         _ => {}
     }
-    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(b64) = auth.strip_prefix("Basic ").or_else(|| auth.strip_prefix("basic ")) {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    if let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(b64) = auth
+            .strip_prefix("Basic ")
+            .or_else(|| auth.strip_prefix("basic "))
+        {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()?;
             let text = String::from_utf8(decoded).ok()?;
             let (u, p) = text.split_once(':')?;
             return admin_ok(cfg, u, p).then_some(Who::Admin);
@@ -105,7 +142,11 @@ fn identify(cfg: &Config, rt: &crate::state::Runtime, headers: &http::HeaderMap,
 /// Admin login is refused while the password is missing, short or the example value.
 pub fn admin_ok(cfg: &Config, user: &str, pass: &str) -> bool {
     let a = &cfg.admin;
-    if !a.enabled || a.password.len() < 8 || a.password == "your-secure-password" || a.password == "admin123" {
+    if !a.enabled
+        || a.password.len() < 8
+        || a.password == "your-secure-password"
+        || a.password == "admin123"
+    {
         return false;
     }
     let u: bool = a.username.as_bytes().ct_eq(user.as_bytes()).into();
@@ -127,7 +168,10 @@ pub fn parse_range(from: Option<&str>, to: Option<&str>) -> Result<Range, String
                 .map_err(|_| format!("{name}: expected a date as YYYY-MM-DD, got {s:?}")),
         }
     };
-    let r = Range { from: p(from, "from")?, to: p(to, "to")? };
+    let r = Range {
+        from: p(from, "from")?,
+        to: p(to, "to")?,
+    };
     if let (Some(f), Some(t)) = (r.from, r.to) {
         if f > t {
             return Err(format!("from ({f}) is after to ({t})"));
@@ -190,11 +234,18 @@ pub fn summarize(rows: &[&UsageRow]) -> Value {
 }
 
 /// Each configured limit with max, used, remaining and reset time.
-pub fn limits_json(t: &TenantConfig, tz: chrono_tz::Tz, used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync), state: Option<&TenantState>) -> Vec<Value> {
+pub fn limits_json(
+    t: &TenantConfig,
+    tz: chrono_tz::Tz,
+    used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
+    state: Option<&TenantState>,
+) -> Vec<Value> {
     let today = local_day(tz, Utc::now());
     let mut out = Vec::new();
     for w in Window::ALL {
-        let Some(max) = w.max(&t.limits) else { continue };
+        let Some(max) = w.max(&t.limits) else {
+            continue;
+        };
         let spent = used(t, w);
         out.push(json!({
             "name": w.name(),
@@ -210,7 +261,9 @@ pub fn limits_json(t: &TenantConfig, tz: chrono_tz::Tz, used: &(dyn Fn(&TenantCo
         out.push(json!({"name": "rpm", "kind": "requests_per_minute", "max": rpm, "resets_at": "rolling 60 s window"}));
     }
     if let Some(mc) = t.limits.max_concurrent {
-        let in_flight = state.map(|s| s.in_flight.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
+        let in_flight = state
+            .map(|s| s.in_flight.load(std::sync::atomic::Ordering::Relaxed))
+            .unwrap_or(0);
         out.push(json!({"name": "maxConcurrent", "kind": "concurrent_requests", "max": mc, "used": in_flight,
             "remaining": mc.saturating_sub(in_flight), "resets_at": null}));
     }
@@ -257,7 +310,11 @@ pub async fn admin_report(
     let mut v = summarize(&all);
     let mut list = Vec::new();
     for t in tenants {
-        let rows: Vec<&UsageRow> = report.rows.iter().filter(|row| row.tenant_id == t.id).collect();
+        let rows: Vec<&UsageRow> = report
+            .rows
+            .iter()
+            .filter(|row| row.tenant_id == t.id)
+            .collect();
         let mut tv = summarize(&rows);
         tv["id"] = json!(t.id);
         tv["name"] = json!(t.name);

@@ -24,7 +24,11 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
             return Some(v);
         }
     }
-    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let auth = headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let (scheme, token) = auth.split_once(' ')?;
     if scheme.eq_ignore_ascii_case("bearer") {
         let token = token.trim();

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "ccgate", version, about = "Share Claude Code API keys with tenants: budgets, permissions, metering, failover.")]
+#[command(
+    name = "ccgate",
+    version,
+    about = "Share Claude Code API keys with tenants: budgets, permissions, metering, failover."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -19,7 +23,12 @@ pub struct Cli {
 #[derive(Args, Debug, Clone, Default)]
 pub struct Dirs {
     /// Folder holding server.json, upstreams.json, tenants.json (and optional pricing.json).
-    #[arg(long, env = "CCGATE_CONFIG_DIR", default_value = "config", global = true)]
+    #[arg(
+        long,
+        env = "CCGATE_CONFIG_DIR",
+        default_value = "config",
+        global = true
+    )]
     pub config_dir: PathBuf,
     /// Folder for the ledger database (ccgate.db).
     #[arg(long, env = "CCGATE_DATA_DIR", default_value = "data", global = true)]
@@ -102,7 +111,10 @@ pub enum ConfigCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     serve::init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -114,8 +126,16 @@ pub fn main() -> ExitCode {
             None => serve::serve(cli.serve).await,
             Some(Command::Serve(args)) => serve::serve(args).await,
             Some(Command::Init { dirs }) => serve::init(&dirs),
-            Some(Command::Config { command: ConfigCommand::Validate { dirs } }) => serve::validate(&dirs),
-            Some(Command::Usage { dirs, tenant, from, to, json }) => serve::usage(&dirs, tenant, from, to, json).await,
+            Some(Command::Config {
+                command: ConfigCommand::Validate { dirs },
+            }) => serve::validate(&dirs),
+            Some(Command::Usage {
+                dirs,
+                tenant,
+                from,
+                to,
+                json,
+            }) => serve::usage(&dirs, tenant, from, to, json).await,
             Some(Command::Clean { dirs, before, yes }) => serve::clean(&dirs, before, yes).await,
             Some(Command::Health { url, json }) => serve::health(&url, json).await,
         }

@@ -16,7 +16,10 @@ pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CCGATE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new("info"))
         .unwrap_or_default();
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 pub fn db_path(data_dir: &Path) -> std::path::PathBuf {
@@ -29,8 +32,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         let boot = examples::bootstrap(&dirs.config_dir)
             .map_err(|e| format!("cannot create {}: {e}", dirs.config_dir.display()))?;
         println!("================================================================");
-        println!(" First start: created {} from the embedded examples.", dirs.config_dir.display());
-        println!(" Admin login (dashboard, /usage):  admin / {}", boot.admin_password);
+        println!(
+            " First start: created {} from the embedded examples.",
+            dirs.config_dir.display()
+        );
+        println!(
+            " Admin login (dashboard, /usage):  admin / {}",
+            boot.admin_password
+        );
         println!(" Demo tenant key:                  {}", boot.tenant_key);
         println!(" Upstream key: set ANTHROPIC_API_KEY, or edit upstreams.json.");
         println!(" These are printed once; they are stored in the config files.");
@@ -52,11 +61,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let tz = loaded.config.server.timezone;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db_path(&dirs.data_dir)).await?);
     let ledger = Ledger::start(store.clone());
-    let gw = Gateway::new(loaded, dirs.config_dir.clone(), dirs.data_dir.clone(), ledger.clone())?;
+    let gw = Gateway::new(
+        loaded,
+        dirs.config_dir.clone(),
+        dirs.data_dir.clone(),
+        ledger.clone(),
+    )?;
     load_budgets(&gw, &*store, tz).await?;
     let listener = tokio::net::TcpListener::bind((host.as_str(), port))
         .await
-        .map_err(|e| format!("cannot listen on {host}:{port}: {e} (is the port in use? change server.port)"))?;
+        .map_err(|e| {
+            format!("cannot listen on {host}:{port}: {e} (is the port in use? change server.port)")
+        })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // The port override must survive reloads, so reloads re-apply it (see Gateway::apply's caller).
     config::watch::spawn(gw.clone());
@@ -69,7 +85,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         tracing::info!("shutdown requested");
         signal_gw.shutdown.cancel();
     });
-    crate::server::serve(listener, gw.clone()).await.map_err(|e| e.to_string())?;
+    crate::server::serve(listener, gw.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     gw.tasks.close();
     let drain = gw.rt().config.server.disconnect_drain;
     if tokio::time::timeout(drain, gw.tasks.wait()).await.is_err() {
@@ -103,7 +121,11 @@ async fn wait_for_signal() {
 }
 
 /// Budgets continue where the ledger left off: the spend of the current day, week, month and all time.
-pub async fn load_budgets(gw: &Arc<Gateway>, store: &dyn Store, tz: chrono_tz::Tz) -> Result<(), String> {
+pub async fn load_budgets(
+    gw: &Arc<Gateway>,
+    store: &dyn Store,
+    tz: chrono_tz::Tz,
+) -> Result<(), String> {
     let today = local_day(tz, Utc::now());
     for w in Window::ALL {
         let start = w.start(today);
@@ -122,7 +144,10 @@ pub async fn load_budgets(gw: &Arc<Gateway>, store: &dyn Store, tz: chrono_tz::T
 pub fn init(dirs: &Dirs) -> Result<(), String> {
     let written = examples::init(&dirs.config_dir).map_err(|e| e.to_string())?;
     if written.is_empty() {
-        println!("Nothing to do: the example files already exist in {}.", dirs.config_dir.display());
+        println!(
+            "Nothing to do: the example files already exist in {}.",
+            dirs.config_dir.display()
+        );
     }
     for w in written {
         println!("wrote {w}");
@@ -137,7 +162,9 @@ pub fn validate(dirs: &Dirs) -> Result<(), String> {
         println!("warning: {w}");
     }
     if let Some(p) = &loaded.pricing_json {
-        ccgate_meter::pricing::PriceTable::builtin().with_overrides_json(p).map_err(|e| format!("pricing.json: {e}"))?;
+        ccgate_meter::pricing::PriceTable::builtin()
+            .with_overrides_json(p)
+            .map_err(|e| format!("pricing.json: {e}"))?;
     }
     let c = &loaded.config;
     println!(
@@ -153,12 +180,21 @@ pub fn validate(dirs: &Dirs) -> Result<(), String> {
 async fn open_store(dirs: &Dirs) -> Result<SqliteStore, String> {
     let path = db_path(&dirs.data_dir);
     if !path.exists() {
-        return Err(format!("no ledger at {} (has the gateway run with this --data-dir?)", path.display()));
+        return Err(format!(
+            "no ledger at {} (has the gateway run with this --data-dir?)",
+            path.display()
+        ));
     }
     SqliteStore::open(&path).await
 }
 
-pub async fn usage(dirs: &Dirs, tenant: Option<String>, from: Option<String>, to: Option<String>, as_json: bool) -> Result<(), String> {
+pub async fn usage(
+    dirs: &Dirs,
+    tenant: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    as_json: bool,
+) -> Result<(), String> {
     let loaded = load_dir(&dirs.config_dir).map_err(|e| e.to_string())?;
     let cfg = loaded.config;
     let tz = cfg.server.timezone;
@@ -173,10 +209,16 @@ pub async fn usage(dirs: &Dirs, tenant: Option<String>, from: Option<String>, to
             spent.insert((t, w as usize), s);
         }
     }
-    let used = |t: &crate::config::TenantConfig, w: Window| spent.get(&(t.id.clone(), w as usize)).copied().unwrap_or(0);
+    let used = |t: &crate::config::TenantConfig, w: Window| {
+        spent.get(&(t.id.clone(), w as usize)).copied().unwrap_or(0)
+    };
     let report = match &tenant {
         Some(id) => {
-            let t = cfg.tenants.iter().find(|t| &t.id == id).ok_or_else(|| format!("no tenant with id {id:?} in tenants.json"))?;
+            let t = cfg
+                .tenants
+                .iter()
+                .find(|t| &t.id == id)
+                .ok_or_else(|| format!("no tenant with id {id:?} in tenants.json"))?;
             let mut v = tenant_report(&store, t, &range, tz, &used, None).await?;
             v["tenants"] = serde_json::json!([{
                 "id": t.id, "name": t.name, "totals": v["totals"].clone(), "limits": v["limits"].clone()
@@ -186,7 +228,10 @@ pub async fn usage(dirs: &Dirs, tenant: Option<String>, from: Option<String>, to
         None => admin_report(&store, &cfg.tenants, &range, tz, &used, &|_| None).await?,
     };
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
         return Ok(());
     }
     print!("{}", render_usage_table(&report));
@@ -207,8 +252,16 @@ fn render_usage_table(v: &serde_json::Value) -> String {
             format!("${:.4}", t["cost_usd"].as_f64().unwrap_or(0.0)),
         )
     };
-    let header = format!("{:<24} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12}\n", "", "requests", "input", "output", "cache write", "cache read", "cost");
-    out.push_str(&format!("Usage {} .. {} ({})\n\n", v["from"].as_str().unwrap_or("start"), v["to"].as_str().unwrap_or("today"), v["timezone"].as_str().unwrap_or("UTC")));
+    let header = format!(
+        "{:<24} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
+        "", "requests", "input", "output", "cache write", "cache read", "cost"
+    );
+    out.push_str(&format!(
+        "Usage {} .. {} ({})\n\n",
+        v["from"].as_str().unwrap_or("start"),
+        v["to"].as_str().unwrap_or("today"),
+        v["timezone"].as_str().unwrap_or("UTC")
+    ));
     out.push_str("By tenant\n");
     out.push_str(&header);
     for t in v["tenants"].as_array().into_iter().flatten() {
@@ -243,7 +296,8 @@ fn render_usage_table(v: &serde_json::Value) -> String {
 pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(), String> {
     let day = match &before {
         Some(d) => {
-            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| format!("--before: expected YYYY-MM-DD, got {d:?}"))?;
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| format!("--before: expected YYYY-MM-DD, got {d:?}"))?;
             d.clone()
         }
         None => "9999-12-31".to_string(),
@@ -253,10 +307,15 @@ pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(),
         None => "ALL recorded usage".to_string(),
     };
     if !yes {
-        print!("Delete {what} from {}? Budgets count from what remains. [y/N] ", db_path(&dirs.data_dir).display());
+        print!(
+            "Delete {what} from {}? Budgets count from what remains. [y/N] ",
+            db_path(&dirs.data_dir).display()
+        );
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).map_err(|e| e.to_string())?;
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|e| e.to_string())?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             println!("Nothing deleted.");
             return Ok(());
@@ -270,10 +329,20 @@ pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(),
 
 pub async fn health(url: &str, as_json: bool) -> Result<(), String> {
     let url = format!("{}/health", url.trim_end_matches('/'));
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).no_proxy().build().map_err(|e| e.to_string())?;
-    let resp = client.get(&url).send().await.map_err(|e| format!("cannot reach {url}: {}", crate::forward::describe_reqwest_error(&e)))?;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resp = client.get(&url).send().await.map_err(|e| {
+        format!(
+            "cannot reach {url}: {}",
+            crate::forward::describe_reqwest_error(&e)
+        )
+    })?;
     let text = resp.text().await.map_err(|e| e.to_string())?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{url} did not answer JSON: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{url} did not answer JSON: {e}"))?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or(text));
         return Ok(());
@@ -294,7 +363,16 @@ pub fn render_health_table(v: &serde_json::Value) -> String {
     );
     out.push_str(&format!(
         "{:<16} {:<20} {:<13} {:>4} {:>6} {:>9} {:>5} {:>11}  {:<25} {}\n",
-        "ID", "NAME", "STATUS", "PRIO", "WEIGHT", "IN-FLIGHT", "FAILS", "LATENCY", "COOLDOWN UNTIL", "LAST ERROR"
+        "ID",
+        "NAME",
+        "STATUS",
+        "PRIO",
+        "WEIGHT",
+        "IN-FLIGHT",
+        "FAILS",
+        "LATENCY",
+        "COOLDOWN UNTIL",
+        "LAST ERROR"
     ));
     for u in v["upstreams"].as_array().into_iter().flatten() {
         out.push_str(&format!(

@@ -16,7 +16,11 @@ pub const FILES: [(&str, &str); 3] = [
 ];
 
 pub fn random_token(len: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 /// `ccgate init`: writes the `*.json.example` files and, where missing, the live `*.json` files.
@@ -35,7 +39,11 @@ pub fn init(dir: &Path) -> std::io::Result<Vec<String>> {
 
 fn write_new(path: &Path, text: &str) -> std::io::Result<bool> {
     use std::io::Write;
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
         Ok(mut f) => {
             f.write_all(text.as_bytes())?;
             Ok(true)
@@ -55,9 +63,16 @@ pub struct Bootstrap {
 /// tenant key. The upstream key is read from `ANTHROPIC_API_KEY` (empty when unset).
 pub fn bootstrap(dir: &Path) -> std::io::Result<Bootstrap> {
     init(dir)?;
-    let boot = Bootstrap { admin_password: random_token(24), tenant_key: format!("ccg-{}", random_token(40)) };
-    let server = SERVER_EXAMPLE.replace("\"your-secure-password\"", &format!("{:?}", boot.admin_password));
-    let upstreams = UPSTREAMS_EXAMPLE.replace("\"${ANTHROPIC_API_KEY}\"", "\"${ANTHROPIC_API_KEY:-}\"");
+    let boot = Bootstrap {
+        admin_password: random_token(24),
+        tenant_key: format!("ccg-{}", random_token(40)),
+    };
+    let server = SERVER_EXAMPLE.replace(
+        "\"your-secure-password\"",
+        &format!("{:?}", boot.admin_password),
+    );
+    let upstreams =
+        UPSTREAMS_EXAMPLE.replace("\"${ANTHROPIC_API_KEY}\"", "\"${ANTHROPIC_API_KEY:-}\"");
     let tenants = TENANTS_EXAMPLE
         .replace("\"tenant-1\"", "\"demo\"")
         .replace("\"fenger\"", "\"Demo tenant\"")

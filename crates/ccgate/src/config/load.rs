@@ -28,7 +28,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(file: &str, path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { file: file.to_string(), path: path.into(), message: message.into() }
+        ConfigError {
+            file: file.to_string(),
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -60,17 +64,31 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
     load_dir_with_env(dir, &env)
 }
 
-pub fn load_dir_with_env(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
+pub fn load_dir_with_env(
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
     let server_raw: raw::ServerFile = match read_json(dir, SERVER_FILE, env)? {
         Some(v) => map_raw(SERVER_FILE, v, &mut warnings)?,
         None => raw::ServerFile::default(),
     };
-    let upstreams_value = read_json(dir, UPSTREAMS_FILE, env)?
-        .ok_or_else(|| ConfigError::new(UPSTREAMS_FILE, "", format!("file not found in {}", dir.display())))?;
-    let upstreams_raw: raw::UpstreamsFile = map_raw(UPSTREAMS_FILE, upstreams_value, &mut warnings)?;
-    let tenants_value = read_json(dir, TENANTS_FILE, env)?
-        .ok_or_else(|| ConfigError::new(TENANTS_FILE, "", format!("file not found in {}", dir.display())))?;
+    let upstreams_value = read_json(dir, UPSTREAMS_FILE, env)?.ok_or_else(|| {
+        ConfigError::new(
+            UPSTREAMS_FILE,
+            "",
+            format!("file not found in {}", dir.display()),
+        )
+    })?;
+    let upstreams_raw: raw::UpstreamsFile =
+        map_raw(UPSTREAMS_FILE, upstreams_value, &mut warnings)?;
+    let tenants_value = read_json(dir, TENANTS_FILE, env)?.ok_or_else(|| {
+        ConfigError::new(
+            TENANTS_FILE,
+            "",
+            format!("file not found in {}", dir.display()),
+        )
+    })?;
     let tenants_raw: raw::TenantsFile = map_raw(TENANTS_FILE, tenants_value, &mut warnings)?;
     let pricing_json = read_json(dir, PRICING_FILE, env)?.map(|v| v.to_string());
 
@@ -82,23 +100,46 @@ pub fn load_dir_with_env(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Re
         upstreams: validate_upstreams(upstreams_raw.upstreams, &mut warnings)?,
         tenants: validate_tenants(tenants_raw.tenants, &mut warnings)?,
     };
-    Ok(Loaded { config, warnings, pricing_json })
+    Ok(Loaded {
+        config,
+        warnings,
+        pricing_json,
+    })
 }
 
 /// Reads one file: `Ok(None)` if it does not exist.
-fn read_json(dir: &Path, file: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Value>, ConfigError> {
+fn read_json(
+    dir: &Path,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Value>, ConfigError> {
     let path = dir.join(file);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(ConfigError::new(file, "", format!("cannot read {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(ConfigError::new(
+                file,
+                "",
+                format!("cannot read {}: {e}", path.display()),
+            ))
+        }
     };
     let mut stripped = String::with_capacity(text.len());
     json_comments::StripComments::new(text.as_bytes())
         .read_to_string(&mut stripped)
         .map_err(|e| ConfigError::new(file, "", format!("cannot strip comments: {e}")))?;
     let mut value: Value = serde_json::from_str(&stripped).map_err(|e| {
-        ConfigError::new(file, "", format!("invalid JSON at line {} column {}: {}", e.line(), e.column(), strip_position(&e)))
+        ConfigError::new(
+            file,
+            "",
+            format!(
+                "invalid JSON at line {} column {}: {}",
+                e.line(),
+                e.column(),
+                strip_position(&e)
+            ),
+        )
     })?;
     substitute_env(&mut value, &mut String::new(), file, env)?;
     Ok(Some(value))
@@ -153,7 +194,9 @@ fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| format!("unterminated ${{…}} in {s:?}"))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unterminated ${{…}} in {s:?}"))?;
         let spec = &after[..end];
         let (name, default) = match spec.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
@@ -175,7 +218,11 @@ fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
 
 /// Maps a JSON value onto a raw file type, naming the field path of a type error and collecting unknown
 /// fields as warnings.
-fn map_raw<T: DeserializeOwned>(file: &str, value: Value, warnings: &mut Vec<String>) -> Result<T, ConfigError> {
+fn map_raw<T: DeserializeOwned>(
+    file: &str,
+    value: Value,
+    warnings: &mut Vec<String>,
+) -> Result<T, ConfigError> {
     let mut unknown = Vec::new();
     let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(field_path(&p));
     let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
@@ -185,7 +232,11 @@ fn map_raw<T: DeserializeOwned>(file: &str, value: Value, warnings: &mut Vec<Str
     }
     result.map_err(|e| {
         let path = e.path().to_string();
-        ConfigError::new(file, if path == "." { String::new() } else { path }, humanize_serde(&e.into_inner().to_string()))
+        ConfigError::new(
+            file,
+            if path == "." { String::new() } else { path },
+            humanize_serde(&e.into_inner().to_string()),
+        )
     })
 }
 
@@ -203,7 +254,9 @@ fn field_path(p: &serde_ignored::Path<'_>) -> String {
                 format!("{base}.{key}")
             }
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => field_path(parent),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
     }
 }
 
@@ -216,7 +269,9 @@ fn humanize_serde(msg: &str) -> String {
     } else {
         return msg.to_string();
     };
-    let Some((got, expected)) = rest.rsplit_once(", expected ") else { return msg.to_string() };
+    let Some((got, expected)) = rest.rsplit_once(", expected ") else {
+        return msg.to_string();
+    };
     let expected = match expected {
         "f64" | "f32" | "i64" | "u64" | "i32" | "u32" => "a number".to_string(),
         "u16" => "a number from 0 to 65535".to_string(),
@@ -228,7 +283,10 @@ fn humanize_serde(msg: &str) -> String {
     };
     let got = if let Some(s) = got.strip_prefix("string ") {
         s.to_string()
-    } else if let Some(n) = got.strip_prefix("integer ").or_else(|| got.strip_prefix("floating point ")) {
+    } else if let Some(n) = got
+        .strip_prefix("integer ")
+        .or_else(|| got.strip_prefix("floating point "))
+    {
         n.trim_matches('`').to_string()
     } else if let Some(b) = got.strip_prefix("boolean ") {
         b.trim_matches('`').to_string()
@@ -253,23 +311,41 @@ fn validate_server(s: raw::ServerSection) -> Result<ServerConfig, ConfigError> {
     let timezone = match s.timezone.as_deref() {
         None | Some("") => chrono_tz::UTC,
         Some(name) => name.parse::<chrono_tz::Tz>().map_err(|_| {
-            ConfigError::new(f, "server.timezone", format!("unknown IANA time zone {name:?} (e.g. \"Europe/Berlin\")"))
+            ConfigError::new(
+                f,
+                "server.timezone",
+                format!("unknown IANA time zone {name:?} (e.g. \"Europe/Berlin\")"),
+            )
         })?,
     };
     let timeout = s.timeout.unwrap_or(600_000);
     if timeout == 0 {
-        return Err(ConfigError::new(f, "server.timeout", "must be greater than 0 (milliseconds)"));
+        return Err(ConfigError::new(
+            f,
+            "server.timeout",
+            "must be greater than 0 (milliseconds)",
+        ));
     }
     let body_limit_mb = s.body_limit_mb.unwrap_or(32);
     if body_limit_mb == 0 || body_limit_mb > 1024 {
-        return Err(ConfigError::new(f, "server.bodyLimitMB", "must be between 1 and 1024"));
+        return Err(ConfigError::new(
+            f,
+            "server.bodyLimitMB",
+            "must be between 1 and 1024",
+        ));
     }
     Ok(ServerConfig {
-        host: s.host.filter(|h| !h.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
+        host: s
+            .host
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "0.0.0.0".into()),
         port: s.port.unwrap_or(3000),
         timeout: ms(timeout),
         timezone,
-        cors_origins: s.cors.and_then(|c| c.origins).unwrap_or_else(|| vec!["*".into()]),
+        cors_origins: s
+            .cors
+            .and_then(|c| c.origins)
+            .unwrap_or_else(|| vec!["*".into()]),
         body_limit_bytes: (body_limit_mb * 1024 * 1024) as usize,
         shutdown_grace: Duration::from_secs(s.shutdown_grace_seconds.unwrap_or(30)),
         disconnect_drain: Duration::from_secs(s.client_disconnect_drain_seconds.unwrap_or(120)),
@@ -277,27 +353,49 @@ fn validate_server(s: raw::ServerSection) -> Result<ServerConfig, ConfigError> {
     })
 }
 
-fn validate_admin(a: raw::AdminSection, warnings: &mut Vec<String>) -> Result<AdminConfig, ConfigError> {
+fn validate_admin(
+    a: raw::AdminSection,
+    warnings: &mut Vec<String>,
+) -> Result<AdminConfig, ConfigError> {
     let path = a.path.unwrap_or_else(|| "/admin".into());
     if !path.starts_with('/') {
-        return Err(ConfigError::new(SERVER_FILE, "admin.path", format!("must start with '/', got {path:?}")));
+        return Err(ConfigError::new(
+            SERVER_FILE,
+            "admin.path",
+            format!("must start with '/', got {path:?}"),
+        ));
     }
     let password = a.password.unwrap_or_default();
     let enabled = a.enabled.unwrap_or(true);
     if enabled && password.is_empty() {
-        warnings.push(format!("{SERVER_FILE}: admin.password: not set; admin login is disabled until it is"));
-    } else if enabled && (password.len() < 8 || password == "your-secure-password" || password == "admin123") {
+        warnings.push(format!(
+            "{SERVER_FILE}: admin.password: not set; admin login is disabled until it is"
+        ));
+    } else if enabled
+        && (password.len() < 8 || password == "your-secure-password" || password == "admin123")
+    {
         warnings.push(format!(
             "{SERVER_FILE}: admin.password: weak or default password; admin login is refused until it has at least 8 characters and is not the example value"
         ));
     }
-    Ok(AdminConfig { enabled, path, username: a.username.unwrap_or_else(|| "admin".into()), password })
+    Ok(AdminConfig {
+        enabled,
+        path,
+        username: a.username.unwrap_or_else(|| "admin".into()),
+        password,
+    })
 }
 
 fn validate_openai(o: raw::OpenAiSection) -> Result<OpenAiConfig, ConfigError> {
-    let default_model = o.default_model.unwrap_or_else(|| "claude-sonnet-4-6".into());
+    let default_model = o
+        .default_model
+        .unwrap_or_else(|| "claude-sonnet-4-6".into());
     if default_model.trim().is_empty() {
-        return Err(ConfigError::new(SERVER_FILE, "openai.defaultModel", "must not be empty"));
+        return Err(ConfigError::new(
+            SERVER_FILE,
+            "openai.defaultModel",
+            "must not be empty",
+        ));
     }
     Ok(OpenAiConfig {
         enabled: o.enabled.unwrap_or(true),
@@ -314,13 +412,20 @@ fn validate_load_balancer(lb: raw::LoadBalancerSection) -> Result<LoadBalancerCo
             ConfigError::new(
                 UPSTREAMS_FILE,
                 "loadBalancer.strategy",
-                format!("unknown strategy {s:?}; expected one of {}", Strategy::NAMES.join(", ")),
+                format!(
+                    "unknown strategy {s:?}; expected one of {}",
+                    Strategy::NAMES.join(", ")
+                ),
             )
         })?,
     };
     let max_attempts = lb.max_attempts.unwrap_or(3);
     if max_attempts == 0 {
-        return Err(ConfigError::new(UPSTREAMS_FILE, "loadBalancer.maxAttempts", "must be at least 1"));
+        return Err(ConfigError::new(
+            UPSTREAMS_FILE,
+            "loadBalancer.maxAttempts",
+            "must be at least 1",
+        ));
     }
     Ok(LoadBalancerConfig {
         strategy,
@@ -339,57 +444,104 @@ fn validate_timeouts(t: Option<TimeoutsSection>, path: &str) -> Result<Timeouts,
         idle: ms(t.idle.unwrap_or(300_000)),
         total: ms(t.total.unwrap_or(1_800_000)),
     };
-    for (name, d) in [("connect", out.connect), ("firstByte", out.first_byte), ("idle", out.idle), ("total", out.total)] {
+    for (name, d) in [
+        ("connect", out.connect),
+        ("firstByte", out.first_byte),
+        ("idle", out.idle),
+        ("total", out.total),
+    ] {
         if d.is_zero() {
-            return Err(ConfigError::new(UPSTREAMS_FILE, format!("{path}.timeouts.{name}"), "must be greater than 0 (milliseconds)"));
+            return Err(ConfigError::new(
+                UPSTREAMS_FILE,
+                format!("{path}.timeouts.{name}"),
+                "must be greater than 0 (milliseconds)",
+            ));
         }
     }
     Ok(out)
 }
 
-fn validate_upstreams(list: Option<Vec<raw::UpstreamEntry>>, warnings: &mut Vec<String>) -> Result<Vec<UpstreamConfig>, ConfigError> {
+fn validate_upstreams(
+    list: Option<Vec<raw::UpstreamEntry>>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<UpstreamConfig>, ConfigError> {
     let f = UPSTREAMS_FILE;
-    let list = list.ok_or_else(|| ConfigError::new(f, "upstreams", "missing; expected an array of upstreams"))?;
+    let list = list.ok_or_else(|| {
+        ConfigError::new(f, "upstreams", "missing; expected an array of upstreams")
+    })?;
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(list.len());
     for (i, u) in list.into_iter().enumerate() {
         let p = format!("upstreams[{i}]");
-        let id = u.id.filter(|s| !s.trim().is_empty()).ok_or_else(|| ConfigError::new(f, format!("{p}.id"), "missing"))?;
+        let id =
+            u.id.filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| ConfigError::new(f, format!("{p}.id"), "missing"))?;
         if let Some(prev) = seen.insert(id.clone(), i) {
-            return Err(ConfigError::new(f, format!("{p}.id"), format!("duplicate id {id:?} (also upstreams[{prev}].id)")));
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.id"),
+                format!("duplicate id {id:?} (also upstreams[{prev}].id)"),
+            ));
         }
-        let url_text = u.url.ok_or_else(|| ConfigError::new(f, format!("{p}.url"), "missing"))?;
-        let parsed = reqwest::Url::parse(&url_text)
-            .map_err(|e| ConfigError::new(f, format!("{p}.url"), format!("invalid URL {url_text:?}: {e}")))?;
+        let url_text = u
+            .url
+            .ok_or_else(|| ConfigError::new(f, format!("{p}.url"), "missing"))?;
+        let parsed = reqwest::Url::parse(&url_text).map_err(|e| {
+            ConfigError::new(
+                f,
+                format!("{p}.url"),
+                format!("invalid URL {url_text:?}: {e}"),
+            )
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(ConfigError::new(f, format!("{p}.url"), format!("expected an http:// or https:// URL, got {url_text:?}")));
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.url"),
+                format!("expected an http:// or https:// URL, got {url_text:?}"),
+            ));
         }
         if parsed.query().is_some() {
-            return Err(ConfigError::new(f, format!("{p}.url"), "must not contain a query string"));
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.url"),
+                "must not contain a query string",
+            ));
         }
         let url = url_text.trim_end_matches('/').to_string();
         let key = u.key.unwrap_or_default();
         if key.is_empty() {
-            warnings.push(format!("{f}: {p}.key: empty; requests to this upstream carry no credential"));
+            warnings.push(format!(
+                "{f}: {p}.key: empty; requests to this upstream carry no credential"
+            ));
         }
         let weight = u.weight.unwrap_or(1.0);
         if !weight.is_finite() || weight < 0.0 || weight.fract() != 0.0 || weight > 1_000_000.0 {
-            return Err(ConfigError::new(f, format!("{p}.weight"), format!("expected a whole number from 0 to 1000000, got {weight}")));
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.weight"),
+                format!("expected a whole number from 0 to 1000000, got {weight}"),
+            ));
         }
         let auth_header = match u.auth_header.as_deref() {
             None | Some("x-api-key") => AuthHeader::XApiKey,
             Some("bearer") | Some("Bearer") | Some("authorization") => AuthHeader::Bearer,
             Some("both") => AuthHeader::Both,
             Some(other) => {
-                return Err(ConfigError::new(f, format!("{p}.authHeader"), format!("expected \"x-api-key\", \"bearer\" or \"both\", got {other:?}")))
+                return Err(ConfigError::new(
+                    f,
+                    format!("{p}.authHeader"),
+                    format!("expected \"x-api-key\", \"bearer\" or \"both\", got {other:?}"),
+                ))
             }
         };
         let mut headers = Vec::new();
         for (name, value) in u.headers.unwrap_or_default() {
-            let hn = http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| ConfigError::new(f, format!("{p}.headers.{name}"), "invalid header name"))?;
-            let hv = http::HeaderValue::from_str(&value)
-                .map_err(|_| ConfigError::new(f, format!("{p}.headers.{name}"), "invalid header value"))?;
+            let hn = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ConfigError::new(f, format!("{p}.headers.{name}"), "invalid header name")
+            })?;
+            let hv = http::HeaderValue::from_str(&value).map_err(|_| {
+                ConfigError::new(f, format!("{p}.headers.{name}"), "invalid header value")
+            })?;
             headers.push((hn, hv));
         }
         if let Some(proxy) = &u.proxy {
@@ -397,20 +549,36 @@ fn validate_upstreams(list: Option<Vec<raw::UpstreamEntry>>, warnings: &mut Vec<
                 .map(|pu| matches!(pu.scheme(), "http" | "https" | "socks5" | "socks5h"))
                 .unwrap_or(false);
             if !ok {
-                return Err(ConfigError::new(f, format!("{p}.proxy"), format!("expected an http://, https:// or socks5:// URL, got {proxy:?}")));
+                return Err(ConfigError::new(
+                    f,
+                    format!("{p}.proxy"),
+                    format!("expected an http://, https:// or socks5:// URL, got {proxy:?}"),
+                ));
             }
         }
         let mult = u.price_multiplier.unwrap_or(1.0);
         if !mult.is_finite() || !(0.0..=100.0).contains(&mult) {
-            return Err(ConfigError::new(f, format!("{p}.priceMultiplier"), format!("expected a number from 0 to 100, got {mult}")));
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.priceMultiplier"),
+                format!("expected a number from 0 to 100, got {mult}"),
+            ));
         }
         if u.max_concurrency == Some(0) {
-            return Err(ConfigError::new(f, format!("{p}.maxConcurrency"), "must be at least 1 (omit it for no limit)"));
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.maxConcurrency"),
+                "must be at least 1 (omit it for no limit)",
+            ));
         }
         let hc = u.health_check.unwrap_or_default();
         let hc_path = hc.path.unwrap_or_else(|| "/v1/models".into());
         if !hc_path.starts_with('/') {
-            return Err(ConfigError::new(f, format!("{p}.healthCheck.path"), format!("must start with '/', got {hc_path:?}")));
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.healthCheck.path"),
+                format!("must start with '/', got {hc_path:?}"),
+            ));
         }
         out.push(UpstreamConfig {
             name: u.name.unwrap_or_else(|| id.clone()),
@@ -445,12 +613,18 @@ fn usd_to_nano(v: f64) -> i64 {
 }
 
 fn validate_limits(l: Option<LimitsSection>, p: &str) -> Result<Limits, ConfigError> {
-    let Some(l) = l else { return Ok(Limits::default()) };
+    let Some(l) = l else {
+        return Ok(Limits::default());
+    };
     let usd = |lim: Option<raw::UsdLimit>, name: &str| -> Result<Option<i64>, ConfigError> {
         match lim.and_then(|x| x.max_usd) {
             None => Ok(None),
             Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(usd_to_nano(v))),
-            Some(v) => Err(ConfigError::new(TENANTS_FILE, format!("{p}.limits.{name}.maxUSD"), format!("expected a number ≥ 0, got {v}"))),
+            Some(v) => Err(ConfigError::new(
+                TENANTS_FILE,
+                format!("{p}.limits.{name}.maxUSD"),
+                format!("expected a number ≥ 0, got {v}"),
+            )),
         }
     };
     Ok(Limits {
@@ -463,30 +637,51 @@ fn validate_limits(l: Option<LimitsSection>, p: &str) -> Result<Limits, ConfigEr
     })
 }
 
-fn validate_tenants(list: Option<Vec<raw::TenantEntry>>, warnings: &mut Vec<String>) -> Result<Vec<TenantConfig>, ConfigError> {
+fn validate_tenants(
+    list: Option<Vec<raw::TenantEntry>>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<TenantConfig>, ConfigError> {
     let f = TENANTS_FILE;
-    let list = list.ok_or_else(|| ConfigError::new(f, "tenants", "missing; expected an array of tenants"))?;
+    let list = list
+        .ok_or_else(|| ConfigError::new(f, "tenants", "missing; expected an array of tenants"))?;
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut keys: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(list.len());
     for (i, t) in list.into_iter().enumerate() {
         let p = format!("tenants[{i}]");
-        let id = t.id.filter(|s| !s.trim().is_empty()).ok_or_else(|| ConfigError::new(f, format!("{p}.id"), "missing"))?;
+        let id =
+            t.id.filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| ConfigError::new(f, format!("{p}.id"), "missing"))?;
         if let Some(prev) = ids.insert(id.clone(), i) {
-            return Err(ConfigError::new(f, format!("{p}.id"), format!("duplicate id {id:?} (also tenants[{prev}].id)")));
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.id"),
+                format!("duplicate id {id:?} (also tenants[{prev}].id)"),
+            ));
         }
-        let key = t.key.filter(|k| !k.is_empty()).ok_or_else(|| ConfigError::new(f, format!("{p}.key"), "missing"))?;
+        let key = t
+            .key
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ConfigError::new(f, format!("{p}.key"), "missing"))?;
         if let Some(prev) = keys.insert(key.clone(), i) {
             // Never echo the key itself: config errors end up in logs.
-            return Err(ConfigError::new(f, format!("{p}.key"), format!("duplicate tenant key (also used by tenants[{prev}])")));
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.key"),
+                format!("duplicate tenant key (also used by tenants[{prev}])"),
+            ));
         }
         if key.len() < 16 {
-            warnings.push(format!("{f}: {p}.key: shorter than 16 characters; easy to guess"));
+            warnings.push(format!(
+                "{f}: {p}.key: shorter than 16 characters; easy to guess"
+            ));
         }
         let allowed_models = match t.allowed_models {
             Some(v) => v,
             None => {
-                warnings.push(format!("{f}: {p}.allowedModels: missing; the tenant may use every model"));
+                warnings.push(format!(
+                    "{f}: {p}.allowedModels: missing; the tenant may use every model"
+                ));
                 vec!["*".into()]
             }
         };
@@ -537,9 +732,15 @@ mod tests {
 
     #[test]
     fn wrong_type_names_file_and_path() {
-        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x","key":"k","weight":"heavy"}]}"#, TENANTS);
+        let d = dir_with(
+            r#"{"upstreams":[{"id":"u","url":"http://x","key":"k","weight":"heavy"}]}"#,
+            TENANTS,
+        );
         let e = load_dir_with_env(&d.0, &|_| None).unwrap_err();
-        assert_eq!(e.to_string(), r#"upstreams.json: upstreams[0].weight: expected a number, got "heavy""#);
+        assert_eq!(
+            e.to_string(),
+            r#"upstreams.json: upstreams[0].weight: expected a number, got "heavy""#
+        );
     }
 
     #[test]
@@ -548,40 +749,76 @@ mod tests {
             "// upstreams\n{\"upstreams\":[/* one */{\"id\":\"u\",\"url\":\"https://m.example/api/\",\"key\":\"${UP_KEY}\",\"extra\":1}]}",
             TENANTS,
         );
-        let l = load_dir_with_env(&d.0, &|n| (n == "UP_KEY").then(|| "secret".to_string())).unwrap();
+        let l =
+            load_dir_with_env(&d.0, &|n| (n == "UP_KEY").then(|| "secret".to_string())).unwrap();
         assert_eq!(l.config.upstreams[0].key, "secret");
         assert_eq!(l.config.upstreams[0].url, "https://m.example/api");
-        assert!(l.warnings.iter().any(|w| w == "upstreams.json: upstreams[0].extra: unknown field, ignored"), "{:?}", l.warnings);
-        assert_eq!(l.config.tenants[0].limits.daily_nanousd, Some(1_500_000_000));
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w == "upstreams.json: upstreams[0].extra: unknown field, ignored"),
+            "{:?}",
+            l.warnings
+        );
+        assert_eq!(
+            l.config.tenants[0].limits.daily_nanousd,
+            Some(1_500_000_000)
+        );
     }
 
     #[test]
     fn missing_env_is_an_error() {
-        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x","key":"${NOPE}"}]}"#, TENANTS);
+        let d = dir_with(
+            r#"{"upstreams":[{"id":"u","url":"http://x","key":"${NOPE}"}]}"#,
+            TENANTS,
+        );
         let e = load_dir_with_env(&d.0, &|_| None).unwrap_err();
-        assert_eq!(e.to_string(), "upstreams.json: upstreams[0].key: environment variable NOPE is not set");
+        assert_eq!(
+            e.to_string(),
+            "upstreams.json: upstreams[0].key: environment variable NOPE is not set"
+        );
     }
 
     #[test]
     fn unknown_strategy_duplicate_ids_keys_and_bad_url() {
-        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"}],"loadBalancer":{"strategy":"fastest"}}"#, TENANTS);
+        let d = dir_with(
+            r#"{"upstreams":[{"id":"u","url":"http://x"}],"loadBalancer":{"strategy":"fastest"}}"#,
+            TENANTS,
+        );
         let e = load_dir_with_env(&d.0, &|_| None).unwrap_err();
-        assert!(e.to_string().starts_with("upstreams.json: loadBalancer.strategy: unknown strategy \"fastest\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("upstreams.json: loadBalancer.strategy: unknown strategy \"fastest\""),
+            "{e}"
+        );
 
-        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"},{"id":"u","url":"http://y"}]}"#, TENANTS);
+        let d = dir_with(
+            r#"{"upstreams":[{"id":"u","url":"http://x"},{"id":"u","url":"http://y"}]}"#,
+            TENANTS,
+        );
         let e = load_dir_with_env(&d.0, &|_| None).unwrap_err();
-        assert_eq!(e.to_string(), "upstreams.json: upstreams[1].id: duplicate id \"u\" (also upstreams[0].id)");
+        assert_eq!(
+            e.to_string(),
+            "upstreams.json: upstreams[1].id: duplicate id \"u\" (also upstreams[0].id)"
+        );
 
         let d = dir_with(r#"{"upstreams":[{"id":"u","url":"ftp:/nope"}]}"#, TENANTS);
         let e = load_dir_with_env(&d.0, &|_| None).unwrap_err();
-        assert!(e.to_string().starts_with("upstreams.json: upstreams[0].url:"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("upstreams.json: upstreams[0].url:"),
+            "{e}"
+        );
 
         let d = dir_with(
             r#"{"upstreams":[{"id":"u","url":"http://x"}]}"#,
             r#"{"tenants":[{"id":"a","key":"same-key-123456789"},{"id":"b","key":"same-key-123456789"}]}"#,
         );
         let e = load_dir_with_env(&d.0, &|_| None).unwrap_err();
-        assert_eq!(e.to_string(), "tenants.json: tenants[1].key: duplicate tenant key (also used by tenants[0])");
+        assert_eq!(
+            e.to_string(),
+            "tenants.json: tenants[1].key: duplicate tenant key (also used by tenants[0])"
+        );
         assert!(!e.to_string().contains("same-key"));
     }
 
@@ -589,7 +826,11 @@ mod tests {
     fn invalid_json_reports_line() {
         let d = dir_with("{\n\"upstreams\": [\n}", TENANTS);
         let e = load_dir_with_env(&d.0, &|_| None).unwrap_err();
-        assert!(e.to_string().starts_with("upstreams.json: invalid JSON at line 3"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("upstreams.json: invalid JSON at line 3"),
+            "{e}"
+        );
     }
 }
 
@@ -606,6 +847,8 @@ pub mod tests_support {
             ..Default::default()
         };
         let mut w = Vec::new();
-        validate_upstreams(Some(vec![raw]), &mut w).unwrap().remove(0)
+        validate_upstreams(Some(vec![raw]), &mut w)
+            .unwrap()
+            .remove(0)
     }
 }

@@ -116,8 +116,12 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub const NAMES: &'static [&'static str] =
-        &["weighted_round_robin", "round_robin", "random", "least_connections"];
+    pub const NAMES: &'static [&'static str] = &[
+        "weighted_round_robin",
+        "round_robin",
+        "random",
+        "least_connections",
+    ];
 
     pub fn parse(s: &str) -> Option<Strategy> {
         match s {

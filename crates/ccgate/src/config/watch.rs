@@ -31,7 +31,9 @@ fn fingerprint(dir: &Path) -> Fingerprint {
 }
 
 fn fnv(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf29ce484222325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100000001b3))
+    b.iter().fold(0xcbf29ce484222325u64, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 pub fn spawn(gw: Arc<Gateway>) {
@@ -61,10 +63,14 @@ pub fn spawn(gw: Arc<Gateway>) {
                     }
                     match gw.apply(loaded) {
                         Ok(()) => tracing::info!("configuration reloaded"),
-                        Err(e) => tracing::error!("config reload rejected, keeping the last good config: {e}"),
+                        Err(e) => tracing::error!(
+                            "config reload rejected, keeping the last good config: {e}"
+                        ),
                     }
                 }
-                Err(e) => tracing::error!("config reload rejected, keeping the last good config: {e}"),
+                Err(e) => {
+                    tracing::error!("config reload rejected, keeping the last good config: {e}")
+                }
             }
         }
     });

@@ -20,14 +20,22 @@ pub fn classify_failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) ->
     let reason = || format!("HTTP {code}: {}", error_message(body).unwrap_or_default());
     match code {
         401 | 403 => Disposition::RetryElsewhere {
-            health: Some(Outcome::Failure { reason: reason(), retry_after: None, kind: FailureKind::Credentials }),
+            health: Some(Outcome::Failure {
+                reason: reason(),
+                retry_after: None,
+                kind: FailureKind::Credentials,
+            }),
         },
         429 => {
             let text = String::from_utf8_lossy(body).to_ascii_lowercase();
-            if text.contains("long context") || text.contains("long-context") || text.contains("extra usage") {
+            if text.contains("long context")
+                || text.contains("long-context")
+                || text.contains("extra usage")
+            {
                 // The request needs a capability this account lacks; the upstream is fine for everything else.
                 Disposition::RetryElsewhere { health: None }
-            } else if text.contains("enforced_spend_limit_reached") || text.contains("spend limit") {
+            } else if text.contains("enforced_spend_limit_reached") || text.contains("spend limit")
+            {
                 Disposition::RetryElsewhere {
                     health: Some(Outcome::Failure {
                         reason: reason(),
@@ -46,12 +54,20 @@ pub fn classify_failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) ->
             }
         }
         529 => Disposition::RetryElsewhere {
-            health: Some(Outcome::Failure { reason: reason(), retry_after: retry_after(headers), kind: FailureKind::Overloaded }),
+            health: Some(Outcome::Failure {
+                reason: reason(),
+                retry_after: retry_after(headers),
+                kind: FailureKind::Overloaded,
+            }),
         },
         // 408/409 are transient and say nothing about the upstream's health.
         408 | 409 => Disposition::RetryElsewhere { health: None },
         500..=599 => Disposition::RetryElsewhere {
-            health: Some(Outcome::Failure { reason: reason(), retry_after: retry_after(headers), kind: FailureKind::ServerError }),
+            health: Some(Outcome::Failure {
+                reason: reason(),
+                retry_after: retry_after(headers),
+                kind: FailureKind::ServerError,
+            }),
         },
         _ => Disposition::PassThrough,
     }
@@ -69,13 +85,19 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             return Some(Duration::from_millis((secs.max(0.0) * 1000.0) as u64));
         }
         if let Ok(at) = DateTime::parse_from_rfc2822(v.trim()) {
-            return Some((at.with_timezone(&Utc) - Utc::now()).to_std().unwrap_or_default());
+            return Some(
+                (at.with_timezone(&Utc) - Utc::now())
+                    .to_std()
+                    .unwrap_or_default(),
+            );
         }
     }
     let now = Utc::now();
     headers
         .iter()
-        .filter(|(n, _)| n.as_str().starts_with("anthropic-ratelimit-") && n.as_str().ends_with("-reset"))
+        .filter(|(n, _)| {
+            n.as_str().starts_with("anthropic-ratelimit-") && n.as_str().ends_with("-reset")
+        })
         .filter(|(n, _)| {
             // Only the limits that are actually exhausted tell us when to come back.
             let remaining = n.as_str().trim_end_matches("-reset").to_string() + "-remaining";
@@ -107,14 +129,25 @@ mod tests {
     #[test]
     fn classes() {
         let h = HeaderMap::new();
-        assert_eq!(classify_failure(StatusCode::BAD_REQUEST, &h, b"{}"), Disposition::PassThrough);
-        assert_eq!(classify_failure(StatusCode::NOT_FOUND, &h, b"{}"), Disposition::PassThrough);
+        assert_eq!(
+            classify_failure(StatusCode::BAD_REQUEST, &h, b"{}"),
+            Disposition::PassThrough
+        );
+        assert_eq!(
+            classify_failure(StatusCode::NOT_FOUND, &h, b"{}"),
+            Disposition::PassThrough
+        );
         let long = br#"{"type":"error","error":{"type":"rate_limit_error","message":"Extra usage is required for long context requests."}}"#;
-        assert_eq!(classify_failure(StatusCode::TOO_MANY_REQUESTS, &h, long), Disposition::RetryElsewhere { health: None });
+        assert_eq!(
+            classify_failure(StatusCode::TOO_MANY_REQUESTS, &h, long),
+            Disposition::RetryElsewhere { health: None }
+        );
         let mut h = HeaderMap::new();
         h.insert("retry-after", "12".parse().unwrap());
         match classify_failure(StatusCode::TOO_MANY_REQUESTS, &h, b"{}") {
-            Disposition::RetryElsewhere { health: Some(Outcome::Failure { retry_after, .. }) } => {
+            Disposition::RetryElsewhere {
+                health: Some(Outcome::Failure { retry_after, .. }),
+            } => {
                 assert_eq!(retry_after, Some(Duration::from_secs(12)))
             }
             other => panic!("{other:?}"),
@@ -126,8 +159,14 @@ mod tests {
         let mut h = HeaderMap::new();
         let at = (Utc::now() + chrono::Duration::seconds(30)).to_rfc3339();
         h.insert("anthropic-ratelimit-requests-reset", at.parse().unwrap());
-        h.insert("anthropic-ratelimit-requests-remaining", "0".parse().unwrap());
+        h.insert(
+            "anthropic-ratelimit-requests-remaining",
+            "0".parse().unwrap(),
+        );
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
     }
 }

@@ -44,7 +44,10 @@ pub fn upstream_request_headers(client: &HeaderMap, upstream: &UpstreamConfig) -
     if !out.contains_key("anthropic-version") {
         out.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
     }
-    out.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    out.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     for (name, value) in &upstream.headers {
         if name.as_str() == "anthropic-beta" {
             merge_beta(&mut out, value);
@@ -86,7 +89,13 @@ fn merge_beta(out: &mut HeaderMap, extra: &HeaderValue) {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    for f in extra.to_str().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for f in extra
+        .to_str()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         if !flags.iter().any(|x| x == f) {
             flags.push(f.to_string());
         }
@@ -103,7 +112,14 @@ pub fn keep_response_header(name: &HeaderName) -> bool {
     let n = name.as_str();
     !(matches!(
         n,
-        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "set-cookie" | "alt-svc"
+        "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "set-cookie"
+            | "alt-svc"
             | "content-length"
     ) || n.starts_with("anthropic-ratelimit-")
         || n.starts_with("anthropic-priority-")
@@ -128,7 +144,10 @@ mod tests {
 
     fn upstream(auth: AuthHeader) -> UpstreamConfig {
         let l = crate::config::load::tests_support::upstream();
-        UpstreamConfig { auth_header: auth, ..l }
+        UpstreamConfig {
+            auth_header: auth,
+            ..l
+        }
     }
 
     #[test]
@@ -163,8 +182,12 @@ mod tests {
 
     #[test]
     fn strips_ratelimit_headers() {
-        assert!(!keep_response_header(&HeaderName::from_static("anthropic-ratelimit-requests-remaining")));
+        assert!(!keep_response_header(&HeaderName::from_static(
+            "anthropic-ratelimit-requests-remaining"
+        )));
         assert!(keep_response_header(&HeaderName::from_static("request-id")));
-        assert!(keep_response_header(&HeaderName::from_static("content-type")));
+        assert!(keep_response_header(&HeaderName::from_static(
+            "content-type"
+        )));
     }
 }

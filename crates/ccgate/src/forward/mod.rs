@@ -65,9 +65,18 @@ pub struct Streaming {
 pub enum Forwarded {
     Streaming(Streaming),
     /// A final non-2xx answer, body fully read: a tenant-caused 4xx, or the last failure once failover ran out.
-    Reply { status: StatusCode, headers: HeaderMap, body: Bytes, upstream: Arc<UpstreamRt>, upstream_model: String },
+    Reply {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        upstream: Arc<UpstreamRt>,
+        upstream_model: String,
+    },
     /// No HTTP answer at all from the last upstream tried.
-    Failed { error: AttemptError, upstream: Option<Arc<UpstreamRt>> },
+    Failed {
+        error: AttemptError,
+        upstream: Option<Arc<UpstreamRt>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -85,21 +94,48 @@ const MAX_ERROR_BODY: usize = 1 << 20;
 
 pub async fn forward(rt: &Runtime, plan: &Plan<'_>) -> Forwarded {
     let lb = &rt.config.load_balancer;
-    let max_attempts = if lb.failover_enabled { lb.max_attempts as usize } else { 1 };
+    let max_attempts = if lb.failover_enabled {
+        lb.max_attempts as usize
+    } else {
+        1
+    };
     let mut tried: Vec<usize> = Vec::with_capacity(max_attempts);
     let mut last: Option<Forwarded> = None;
+    let pinned = plan.session.and_then(|s| rt.pins.get(s));
+    let session = plan.session.map(|s| (s, pinned.as_deref()));
     while tried.len() < max_attempts {
-        let Some(idx) = rt.balancer.pick(&rt.upstreams, plan.model, &tried, plan.session) else { break };
+        let Some(idx) = rt.balancer.pick(&rt.upstreams, plan.model, &tried, session) else {
+            break;
+        };
         tried.push(idx);
         let upstream = rt.upstreams[idx].clone();
         let more_left = tried.len() < max_attempts;
         match attempt(&upstream, plan).await {
-            AttemptResult::Streaming(s) => return Forwarded::Streaming(s),
-            AttemptResult::Http { status, headers, body, upstream_model } => {
+            AttemptResult::Streaming(s) => {
+                if let Some(key) = plan.session {
+                    let choice = rt
+                        .balancer
+                        .rendezvous_choice(&rt.upstreams, plan.model, key);
+                    rt.pins.record(key, &upstream.config.id, choice);
+                }
+                return Forwarded::Streaming(s);
+            }
+            AttemptResult::Http {
+                status,
+                headers,
+                body,
+                upstream_model,
+            } => {
                 let disposition = classify_failure(status, &headers, &body);
                 match disposition {
                     Disposition::PassThrough => {
-                        return Forwarded::Reply { status, headers, body, upstream, upstream_model };
+                        return Forwarded::Reply {
+                            status,
+                            headers,
+                            body,
+                            upstream,
+                            upstream_model,
+                        };
                     }
                     Disposition::RetryElsewhere { health } => {
                         if let Some(outcome) = health {
@@ -107,9 +143,18 @@ pub async fn forward(rt: &Runtime, plan: &Plan<'_>) -> Forwarded {
                         }
                         tracing::warn!(upstream = %upstream.config.id, %status, "upstream failed; trying another");
                         if matches!(status.as_u16(), 401 | 403) {
-                            last = Some(Forwarded::Failed { error: AttemptError::Credentials, upstream: Some(upstream) });
+                            last = Some(Forwarded::Failed {
+                                error: AttemptError::Credentials,
+                                upstream: Some(upstream),
+                            });
                         } else {
-                            last = Some(Forwarded::Reply { status, headers, body, upstream, upstream_model });
+                            last = Some(Forwarded::Reply {
+                                status,
+                                headers,
+                                body,
+                                upstream,
+                                upstream_model,
+                            });
                         }
                     }
                 }
@@ -119,19 +164,34 @@ pub async fn forward(rt: &Runtime, plan: &Plan<'_>) -> Forwarded {
                     AttemptError::Connect(m) | AttemptError::Timeout(m) => m.clone(),
                     _ => "failed".into(),
                 };
-                upstream.state.record(&Outcome::Failure { reason: reason.clone(), retry_after: None, kind });
+                upstream.state.record(&Outcome::Failure {
+                    reason: reason.clone(),
+                    retry_after: None,
+                    kind,
+                });
                 tracing::warn!(upstream = %upstream.config.id, error = %reason, more_left, "upstream attempt failed");
-                last = Some(Forwarded::Failed { error, upstream: Some(upstream) });
+                last = Some(Forwarded::Failed {
+                    error,
+                    upstream: Some(upstream),
+                });
             }
         }
     }
-    last.unwrap_or(Forwarded::Failed { error: AttemptError::NoUpstream, upstream: None })
+    last.unwrap_or(Forwarded::Failed {
+        error: AttemptError::NoUpstream,
+        upstream: None,
+    })
 }
 
 enum AttemptResult {
     Streaming(Streaming),
     /// A non-2xx answer, body read.
-    Http { status: StatusCode, headers: HeaderMap, body: Bytes, upstream_model: String },
+    Http {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        upstream_model: String,
+    },
     /// No HTTP answer at all.
     NoAnswer(AttemptError, FailureKind),
 }
@@ -147,25 +207,39 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
         url.push_str(q);
     }
     let (body, upstream_model) = match (cfg.model_map.get(plan.model), &plan.model_span) {
-        (Some(mapped), Some(span)) => {
-            (Bytes::from(crate::api::scan::rewrite_model(&plan.body, span, mapped)), mapped.clone())
-        }
+        (Some(mapped), Some(span)) => (
+            Bytes::from(crate::api::scan::rewrite_model(&plan.body, span, mapped)),
+            mapped.clone(),
+        ),
         _ => (plan.body.clone(), plan.model.to_string()),
     };
     let headers = headers::upstream_request_headers(plan.headers, cfg);
     let in_flight = InFlight::new(upstream.clone());
     let started = Instant::now();
-    let send = upstream.client.post(&url).headers(headers).body(body).timeout(cfg.timeouts.total).send();
+    let send = upstream
+        .client
+        .post(&url)
+        .headers(headers)
+        .body(body)
+        .timeout(cfg.timeouts.total)
+        .send();
     let response = match tokio::time::timeout(cfg.timeouts.first_byte, send).await {
         Err(_) => {
             return AttemptResult::NoAnswer(
-                AttemptError::Timeout(format!("no response headers within {} ms", cfg.timeouts.first_byte.as_millis())),
+                AttemptError::Timeout(format!(
+                    "no response headers within {} ms",
+                    cfg.timeouts.first_byte.as_millis()
+                )),
                 FailureKind::Connect,
             )
         }
         Ok(Err(e)) => {
             let msg = describe_reqwest_error(&e);
-            let err = if e.is_timeout() { AttemptError::Timeout(msg) } else { AttemptError::Connect(msg) };
+            let err = if e.is_timeout() {
+                AttemptError::Timeout(msg)
+            } else {
+                AttemptError::Connect(msg)
+            };
             return AttemptResult::NoAnswer(err, FailureKind::Connect);
         }
         Ok(Ok(r)) => r,
@@ -173,13 +247,27 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     let headers_after = started.elapsed();
     let status = response.status();
     if status.is_success() {
-        upstream.state.record(&Outcome::Success { latency: headers_after });
-        return AttemptResult::Streaming(Streaming { response, in_flight, upstream_model, headers_after });
+        upstream.state.record(&Outcome::Success {
+            latency: headers_after,
+        });
+        return AttemptResult::Streaming(Streaming {
+            response,
+            in_flight,
+            upstream_model,
+            headers_after,
+        });
     }
     let headers = response.headers().clone();
-    let body = match tokio::time::timeout(cfg.timeouts.first_byte, read_bounded(response, MAX_ERROR_BODY)).await {
+    let body = match tokio::time::timeout(
+        cfg.timeouts.first_byte,
+        read_bounded(response, MAX_ERROR_BODY),
+    )
+    .await
+    {
         Ok(Ok(b)) => b,
-        Ok(Err(e)) => return AttemptResult::NoAnswer(AttemptError::Connect(e), FailureKind::Connect),
+        Ok(Err(e)) => {
+            return AttemptResult::NoAnswer(AttemptError::Connect(e), FailureKind::Connect)
+        }
         Err(_) => {
             return AttemptResult::NoAnswer(
                 AttemptError::Timeout("error body did not arrive in time".into()),
@@ -188,12 +276,21 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
         }
     };
     drop(in_flight);
-    AttemptResult::Http { status, headers, body, upstream_model }
+    AttemptResult::Http {
+        status,
+        headers,
+        body,
+        upstream_model,
+    }
 }
 
 async fn read_bounded(mut response: reqwest::Response, max: usize) -> Result<Bytes, String> {
     let mut buf = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| describe_reqwest_error(&e))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| describe_reqwest_error(&e))?
+    {
         let room = max.saturating_sub(buf.len());
         buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if buf.len() >= max {

@@ -78,7 +78,12 @@ impl Ledger {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let close = CancellationToken::new();
         let writer = tokio::spawn(write_loop(rx, store.clone(), close.clone()));
-        Ledger { tx, store, close, writer: Arc::new(Mutex::new(Some(writer))) }
+        Ledger {
+            tx,
+            store,
+            close,
+            writer: Arc::new(Mutex::new(Some(writer))),
+        }
     }
 
     /// Queues a record without waiting. If the queue is full (the disk is far behind), the record is handed to a
@@ -113,7 +118,11 @@ fn log_lost(rec: &Record) {
     tracing::error!(record = %serde_json::to_string(rec).unwrap_or_default(), "ledger closed; usage record logged here instead");
 }
 
-async fn write_loop(mut rx: mpsc::Receiver<Record>, store: Arc<dyn Store>, close: CancellationToken) {
+async fn write_loop(
+    mut rx: mpsc::Receiver<Record>,
+    store: Arc<dyn Store>,
+    close: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(BATCH_MAX);
     let mut closing = false;
     while !closing {

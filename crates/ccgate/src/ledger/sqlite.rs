@@ -74,7 +74,8 @@ pub struct SqliteStore {
 impl SqliteStore {
     pub async fn open(path: &Path) -> Result<SqliteStore, String> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| e.to_string())?
@@ -88,7 +89,10 @@ impl SqliteStore {
             .await
             .map_err(|e| format!("cannot open ledger {}: {e}", path.display()))?;
         for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&pool).await.map_err(|e| format!("ledger schema: {e}"))?;
+            sqlx::query(stmt)
+                .execute(&pool)
+                .await
+                .map_err(|e| format!("ledger schema: {e}"))?;
         }
         Ok(SqliteStore { pool })
     }
@@ -225,7 +229,10 @@ impl Store for SqliteStore {
         Box::pin(async move { self.query_usage(q).await.map_err(|e| e.to_string()) })
     }
 
-    fn spend_by_tenant<'a>(&'a self, from_day: Option<&'a str>) -> BoxFuture<'a, Result<Vec<(String, i64)>, String>> {
+    fn spend_by_tenant<'a>(
+        &'a self,
+        from_day: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<(String, i64)>, String>> {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT tenant_id, SUM(cost_nanousd) FROM daily_rollup WHERE (?1 IS NULL OR day >= ?1) GROUP BY tenant_id",
@@ -234,11 +241,17 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| e.to_string())?;
-            Ok(rows.into_iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect())
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+                .collect())
         })
     }
 
-    fn peak_cost_by_tenant(&self, since_ms: i64) -> BoxFuture<'_, Result<Vec<(String, i64)>, String>> {
+    fn peak_cost_by_tenant(
+        &self,
+        since_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<(String, i64)>, String>> {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT tenant_id, MAX(cost_nanousd) FROM requests WHERE ts_ms >= ? AND billable = 1 GROUP BY tenant_id",
@@ -247,7 +260,10 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| e.to_string())?;
-            Ok(rows.into_iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect())
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+                .collect())
         })
     }
 
@@ -271,7 +287,10 @@ impl Store for SqliteStore {
 
     fn count_requests(&self) -> BoxFuture<'_, Result<i64, String>> {
         Box::pin(async move {
-            sqlx::query_scalar("SELECT COUNT(*) FROM requests").fetch_one(&self.pool).await.map_err(|e| e.to_string())
+            sqlx::query_scalar("SELECT COUNT(*) FROM requests")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| e.to_string())
         })
     }
 }

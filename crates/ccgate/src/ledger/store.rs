@@ -46,9 +46,15 @@ pub trait Store: Send + Sync {
     fn insert_batch<'a>(&'a self, rows: &'a [Record]) -> BoxFuture<'a, Result<(), String>>;
     fn usage<'a>(&'a self, q: &'a UsageQuery) -> BoxFuture<'a, Result<UsageReport, String>>;
     /// Billed cost per tenant since `from_day` (inclusive; `None` = all time).
-    fn spend_by_tenant<'a>(&'a self, from_day: Option<&'a str>) -> BoxFuture<'a, Result<Vec<(String, i64)>, String>>;
+    fn spend_by_tenant<'a>(
+        &'a self,
+        from_day: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<(String, i64)>, String>>;
     /// The highest billed cost per tenant among requests since `since_ms` (seeds budget reservations at start).
-    fn peak_cost_by_tenant(&self, since_ms: i64) -> BoxFuture<'_, Result<Vec<(String, i64)>, String>>;
+    fn peak_cost_by_tenant(
+        &self,
+        since_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<(String, i64)>, String>>;
     /// Deletes requests and rollups of days before `day`; returns rows deleted.
     fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, String>>;
     fn count_requests(&self) -> BoxFuture<'_, Result<i64, String>>;

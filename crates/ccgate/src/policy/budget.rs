@@ -34,7 +34,12 @@ pub enum Window {
 }
 
 impl Window {
-    pub const ALL: [Window; 4] = [Window::Daily, Window::Weekly, Window::Monthly, Window::Total];
+    pub const ALL: [Window; 4] = [
+        Window::Daily,
+        Window::Weekly,
+        Window::Monthly,
+        Window::Total,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -58,7 +63,9 @@ impl Window {
     pub fn start(self, day: NaiveDate) -> Option<NaiveDate> {
         match self {
             Window::Daily => Some(day),
-            Window::Weekly => Some(day - ChronoDuration::days(day.weekday().num_days_from_monday() as i64)),
+            Window::Weekly => {
+                Some(day - ChronoDuration::days(day.weekday().num_days_from_monday() as i64))
+            }
             Window::Monthly => day.with_day(1),
             Window::Total => None,
         }
@@ -70,7 +77,11 @@ impl Window {
             Window::Daily => day.succ_opt(),
             Window::Weekly => self.start(day).map(|d| d + ChronoDuration::days(7)),
             Window::Monthly => {
-                let (y, m) = if day.month() == 12 { (day.year() + 1, 1) } else { (day.year(), day.month() + 1) };
+                let (y, m) = if day.month() == 12 {
+                    (day.year() + 1, 1)
+                } else {
+                    (day.year(), day.month() + 1)
+                };
                 NaiveDate::from_ymd_opt(y, m, 1)
             }
             Window::Total => None,
@@ -205,8 +216,15 @@ impl Drop for Admission {
 /// Worst-case cost of a request, in nano-USD, from the request alone: every body byte as one token at the
 /// dearest input rate (a text token is at least one byte; a cache write can cost up to 2× input), plus
 /// `max_tokens` at the output rate.
-pub fn estimate_cost(body_len: usize, max_tokens: u64, rates: &ccgate_meter::pricing::Rates) -> i64 {
-    let input_rate = rates.input.max(rates.cache_write_5m).max(rates.cache_write_1h) as u128;
+pub fn estimate_cost(
+    body_len: usize,
+    max_tokens: u64,
+    rates: &ccgate_meter::pricing::Rates,
+) -> i64 {
+    let input_rate = rates
+        .input
+        .max(rates.cache_write_5m)
+        .max(rates.cache_write_1h) as u128;
     let pico = body_len as u128 * input_rate + max_tokens as u128 * rates.output as u128;
     (pico / 1000).min(i64::MAX as u128) as i64
 }
@@ -232,7 +250,14 @@ pub async fn admit(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let may_wait = tokio::time::Instant::now() < deadline;
-        match try_admit(state, limits, tz, estimate_nanousd, counts_toward_limits, may_wait) {
+        match try_admit(
+            state,
+            limits,
+            tz,
+            estimate_nanousd,
+            counts_toward_limits,
+            may_wait,
+        ) {
             Ok(a) => return Ok(a),
             Err(Refusal::Refused(e)) => return Err(e),
             Err(Refusal::Wait) => {
@@ -250,7 +275,13 @@ fn try_admit(
     counts_toward_limits: bool,
     may_wait: bool,
 ) -> Result<Admission, Refusal> {
-    let mut adm = Admission { state: state.clone(), reserved: 0, holds_slot: false, blind: false, tz };
+    let mut adm = Admission {
+        state: state.clone(),
+        reserved: 0,
+        holds_slot: false,
+        blind: false,
+        tz,
+    };
     if !counts_toward_limits {
         return Ok(adm);
     }
@@ -268,11 +299,18 @@ fn try_admit(
     if let Some(rpm) = limits.rpm {
         let now = Instant::now();
         let mut log = state.rpm.lock();
-        while log.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+        while log
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
             log.pop_front();
         }
         if log.len() as u32 >= rpm {
-            let wait = log.front().map(|t| 60u64.saturating_sub(now.duration_since(*t).as_secs())).unwrap_or(60).max(1);
+            let wait = log
+                .front()
+                .map(|t| 60u64.saturating_sub(now.duration_since(*t).as_secs()))
+                .unwrap_or(60)
+                .max(1);
             return Err(Refusal::Refused(ApiError::RateLimited(
                 format!("rate limit of {rpm} requests per minute reached for this key; retry in {wait} s"),
                 wait,
@@ -283,7 +321,13 @@ fn try_admit(
     Ok(adm)
 }
 
-fn reserve_budget(adm: &mut Admission, limits: &Limits, tz: Tz, estimate_nanousd: i64, may_wait: bool) -> Result<(), Refusal> {
+fn reserve_budget(
+    adm: &mut Admission,
+    limits: &Limits,
+    tz: Tz,
+    estimate_nanousd: i64,
+    may_wait: bool,
+) -> Result<(), Refusal> {
     if Window::ALL.iter().all(|w| w.max(limits).is_none()) {
         return Ok(());
     }
@@ -332,7 +376,10 @@ mod tests {
     use super::*;
 
     fn limits(daily: f64) -> Limits {
-        Limits { daily_nanousd: Some((daily * 1e9) as i64), ..Default::default() }
+        Limits {
+            daily_nanousd: Some((daily * 1e9) as i64),
+            ..Default::default()
+        }
     }
 
     fn admit_now(st: &Arc<TenantState>, l: &Limits, est: i64) -> Result<Admission, ApiError> {
@@ -370,7 +417,9 @@ mod tests {
         // First request: no history, runs blind; it turns out to cost $1 although estimated at ~0.
         let a = admit_now(&st, &l, 10).unwrap();
         a.settle(1_000_000_000);
-        let admitted: Vec<_> = (0..40).filter_map(|_| admit_now(&st, &l, 10).ok()).collect();
+        let admitted: Vec<_> = (0..40)
+            .filter_map(|_| admit_now(&st, &l, 10).ok())
+            .collect();
         assert_eq!(admitted.len(), 2, "the peak of $1 is reserved per request");
     }
 
@@ -381,9 +430,15 @@ mod tests {
         let first = admit(&st, &l, chrono_tz::UTC, 10, true).await.unwrap();
         let st2 = st.clone();
         let l2 = l.clone();
-        let waiter = tokio::spawn(async move { admit(&st2, &l2, chrono_tz::UTC, 10, true).await.map(|_| ()) });
+        let waiter =
+            tokio::spawn(
+                async move { admit(&st2, &l2, chrono_tz::UTC, 10, true).await.map(|_| ()) },
+            );
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "second request waits for the first to settle");
+        assert!(
+            !waiter.is_finished(),
+            "second request waits for the first to settle"
+        );
         first.settle(1_000_000_000);
         assert!(waiter.await.unwrap().is_ok());
     }
@@ -391,9 +446,16 @@ mod tests {
     #[test]
     fn dropped_admission_releases_everything() {
         let st = Arc::new(TenantState::default());
-        let l = Limits { max_concurrent: Some(1), daily_nanousd: Some(10), ..Default::default() };
+        let l = Limits {
+            max_concurrent: Some(1),
+            daily_nanousd: Some(10),
+            ..Default::default()
+        };
         let a = admit_now(&st, &l, 5).unwrap();
-        assert!(matches!(admit_now(&st, &l, 5), Err(ApiError::RateLimited(..))));
+        assert!(matches!(
+            admit_now(&st, &l, 5),
+            Err(ApiError::RateLimited(..))
+        ));
         drop(a);
         assert_eq!(st.reserved(), 0);
         assert_eq!(st.in_flight.load(Ordering::Relaxed), 0);
@@ -403,7 +465,10 @@ mod tests {
     #[test]
     fn rpm_limit() {
         let st = Arc::new(TenantState::default());
-        let l = Limits { rpm: Some(2), ..Default::default() };
+        let l = Limits {
+            rpm: Some(2),
+            ..Default::default()
+        };
         assert!(admit_now(&st, &l, 0).is_ok());
         assert!(admit_now(&st, &l, 0).is_ok());
         assert!(matches!(admit_now(&st, &l, 0), Err(ApiError::RateLimited(_, s)) if s >= 1));
@@ -413,9 +478,21 @@ mod tests {
     #[test]
     fn windows() {
         let d = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(); // a Friday
-        assert_eq!(Window::Weekly.start(d), NaiveDate::from_ymd_opt(2026, 11, 23));
-        assert_eq!(Window::Monthly.next_start(d), NaiveDate::from_ymd_opt(2026, 12, 1));
-        assert_eq!(Window::Monthly.next_start(NaiveDate::from_ymd_opt(2026, 12, 5).unwrap()), NaiveDate::from_ymd_opt(2027, 1, 1));
-        assert_eq!(midnight_rfc3339(chrono_tz::Asia::Shanghai, d), "2026-11-27T00:00:00+08:00");
+        assert_eq!(
+            Window::Weekly.start(d),
+            NaiveDate::from_ymd_opt(2026, 11, 23)
+        );
+        assert_eq!(
+            Window::Monthly.next_start(d),
+            NaiveDate::from_ymd_opt(2026, 12, 1)
+        );
+        assert_eq!(
+            Window::Monthly.next_start(NaiveDate::from_ymd_opt(2026, 12, 5).unwrap()),
+            NaiveDate::from_ymd_opt(2027, 1, 1)
+        );
+        assert_eq!(
+            midnight_rfc3339(chrono_tz::Asia::Shanghai, d),
+            "2026-11-27T00:00:00+08:00"
+        );
     }
 }

@@ -40,34 +40,64 @@ impl Balancer {
                 let members: Vec<usize> = (0..upstreams.len())
                     .filter(|&i| upstreams[i].config.priority == p && upstreams[i].config.enabled)
                     .collect();
-                let weights: Vec<u64> = members.iter().map(|&i| upstreams[i].config.weight as u64).collect();
-                let schedule = smooth_wrr_schedule(&weights).into_iter().map(|k| members[k]).collect();
-                Tier { members, schedule, cursor: AtomicUsize::new(0) }
+                let weights: Vec<u64> = members
+                    .iter()
+                    .map(|&i| upstreams[i].config.weight as u64)
+                    .collect();
+                let schedule = smooth_wrr_schedule(&weights)
+                    .into_iter()
+                    .map(|k| members[k])
+                    .collect();
+                Tier {
+                    members,
+                    schedule,
+                    cursor: AtomicUsize::new(0),
+                }
             })
             .filter(|t| !t.members.is_empty())
             .collect();
         Balancer { strategy, tiers }
     }
 
-    /// Picks an upstream for `model`, skipping those in `tried`. `session` enables affinity.
+    /// Picks an upstream for `model`, skipping those in `tried`. `session` enables affinity: a pinned upstream
+    /// (see [`super::pins`]) if it is eligible, else the rendezvous choice within the best tier.
     pub fn pick(
         &self,
         upstreams: &[Arc<UpstreamRt>],
         model: &str,
         tried: &[usize],
-        session: Option<&str>,
+        session: Option<(&str, Option<&str>)>,
     ) -> Option<usize> {
         let now = now_ms();
         let base = |i: usize| {
             let u = &upstreams[i];
-            u.config.enabled && u.config.weight > 0 && !tried.contains(&i) && serves(&u.config.models, model)
+            u.config.enabled
+                && u.config.weight > 0
+                && !tried.contains(&i)
+                && serves(&u.config.models, model)
         };
-        let eligible = |i: usize| base(i) && upstreams[i].state.is_available(now, upstreams[i].config.max_concurrency);
+        let eligible = |i: usize| {
+            base(i)
+                && upstreams[i]
+                    .state
+                    .is_available(now, upstreams[i].config.max_concurrency)
+        };
         for tier in &self.tiers {
             if !tier.members.iter().any(|&i| eligible(i)) {
                 continue;
             }
-            if let Some(key) = session {
+            if let Some((key, pinned)) = session {
+                if let Some(i) =
+                    pinned.and_then(|id| upstreams.iter().position(|u| u.config.id == id))
+                {
+                    // A pin to a better-tier upstream is honoured here; a pin to a worse tier yields to this one.
+                    if eligible(i)
+                        && upstreams[i].config.priority
+                            == upstreams[tier.members[0]].config.priority
+                    {
+                        return Some(i);
+                    }
+                }
                 return rendezvous(upstreams, &tier.members, key, &eligible);
             }
             return self.pick_in_tier(upstreams, tier, &eligible);
@@ -82,21 +112,38 @@ impl Balancer {
             .map(|(i, _)| i)
     }
 
-    fn pick_in_tier(&self, upstreams: &[Arc<UpstreamRt>], tier: &Tier, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+    fn pick_in_tier(
+        &self,
+        upstreams: &[Arc<UpstreamRt>],
+        tier: &Tier,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
         match self.strategy {
             Strategy::WeightedRoundRobin => {
                 let n = tier.schedule.len();
                 let start = tier.cursor.fetch_add(1, Ordering::Relaxed);
-                (0..n).map(|k| tier.schedule[(start + k) % n]).find(|&i| eligible(i))
+                (0..n)
+                    .map(|k| tier.schedule[(start + k) % n])
+                    .find(|&i| eligible(i))
             }
             Strategy::RoundRobin => {
                 let n = tier.members.len();
                 let start = tier.cursor.fetch_add(1, Ordering::Relaxed);
-                (0..n).map(|k| tier.members[(start + k) % n]).find(|&i| eligible(i))
+                (0..n)
+                    .map(|k| tier.members[(start + k) % n])
+                    .find(|&i| eligible(i))
             }
             Strategy::Random => {
-                let cands: Vec<usize> = tier.members.iter().copied().filter(|&i| eligible(i)).collect();
-                let total: u64 = cands.iter().map(|&i| upstreams[i].config.weight as u64).sum();
+                let cands: Vec<usize> = tier
+                    .members
+                    .iter()
+                    .copied()
+                    .filter(|&i| eligible(i))
+                    .collect();
+                let total: u64 = cands
+                    .iter()
+                    .map(|&i| upstreams[i].config.weight as u64)
+                    .sum();
                 if total == 0 {
                     return None;
                 }
@@ -117,9 +164,32 @@ impl Balancer {
                 (0..n)
                     .map(|k| tier.members[(start + k) % n])
                     .filter(|&i| eligible(i))
-                    .min_by_key(|&i| (upstreams[i].in_flight(), std::cmp::Reverse(upstreams[i].config.weight)))
+                    .min_by_key(|&i| {
+                        (
+                            upstreams[i].in_flight(),
+                            std::cmp::Reverse(upstreams[i].config.weight),
+                        )
+                    })
             }
         }
+    }
+
+    /// Where hashing alone sends `session` for `model`, health ignored (the reference point for pins).
+    pub fn rendezvous_choice<'a>(
+        &self,
+        upstreams: &'a [Arc<UpstreamRt>],
+        model: &str,
+        session: &str,
+    ) -> Option<&'a str> {
+        let base = |i: usize| {
+            let u = &upstreams[i];
+            u.config.enabled && u.config.weight > 0 && serves(&u.config.models, model)
+        };
+        self.tiers
+            .iter()
+            .find(|t| t.members.iter().any(|&i| base(i)))
+            .and_then(|t| rendezvous(upstreams, &t.members, session, &base))
+            .map(|i| upstreams[i].config.id.as_str())
     }
 }
 
@@ -139,7 +209,16 @@ fn smooth_wrr_schedule(weights: &[u64]) -> Vec<usize> {
     let mut w: Vec<u64> = weights.iter().map(|x| x / g).collect();
     let sum: u64 = w.iter().sum();
     if sum > MAX_SCHEDULE {
-        w = w.iter().map(|&x| if x == 0 { 0 } else { (x * MAX_SCHEDULE / sum).max(1) }).collect();
+        w = w
+            .iter()
+            .map(|&x| {
+                if x == 0 {
+                    0
+                } else {
+                    (x * MAX_SCHEDULE / sum).max(1)
+                }
+            })
+            .collect();
     }
     let total: i64 = w.iter().sum::<u64>() as i64;
     let mut current = vec![0i64; w.len()];
@@ -178,14 +257,24 @@ fn rendezvous(
         .iter()
         .copied()
         .filter(|&i| eligible(i))
-        .map(|i| (i, rendezvous_score(key, &upstreams[i].config.id, upstreams[i].config.weight)))
+        .map(|i| {
+            (
+                i,
+                rendezvous_score(key, &upstreams[i].config.id, upstreams[i].config.weight),
+            )
+        })
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, _)| i)
 }
 
 pub fn rendezvous_score(key: &str, upstream_id: &str, weight: u32) -> f64 {
     let mut h: u64 = 0xcbf29ce484222325;
-    for b in key.as_bytes().iter().chain([0u8].iter()).chain(upstream_id.as_bytes()) {
+    for b in key
+        .as_bytes()
+        .iter()
+        .chain([0u8].iter())
+        .chain(upstream_id.as_bytes())
+    {
         h ^= *b as u64;
         h = h.wrapping_mul(0x100000001b3);
     }

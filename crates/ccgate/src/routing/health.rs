@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Default)]
@@ -28,9 +31,15 @@ pub struct UpstreamState {
 /// What one attempt against an upstream taught us about its health.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Success { latency: Duration },
+    Success {
+        latency: Duration,
+    },
     /// A failure that says something about the upstream (connect error, 5xx, 529, rate limit, bad credentials).
-    Failure { reason: String, retry_after: Option<Duration>, kind: FailureKind },
+    Failure {
+        reason: String,
+        retry_after: Option<Duration>,
+        kind: FailureKind,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +81,18 @@ impl UpstreamState {
                 let sample = latency.as_micros() as u64;
                 let old = self.latency_ewma_us.load(Ordering::Relaxed);
                 // alpha = 1/8: smooth enough to ignore one slow answer, quick enough to follow a trend.
-                let new = if old == 0 { sample } else { old - old / 8 + sample / 8 };
+                let new = if old == 0 {
+                    sample
+                } else {
+                    old - old / 8 + sample / 8
+                };
                 self.latency_ewma_us.store(new, Ordering::Relaxed);
             }
-            Outcome::Failure { reason, retry_after, kind } => {
+            Outcome::Failure {
+                reason,
+                retry_after,
+                kind,
+            } => {
                 self.failures_total.fetch_add(1, Ordering::Relaxed);
                 *self.last_error.lock() = Some(reason.clone());
                 let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
@@ -93,7 +110,8 @@ impl UpstreamState {
                     }
                 };
                 if let Some(d) = cooldown {
-                    self.cooldown_until_ms.store(now_ms() + d.as_millis() as u64, Ordering::Relaxed);
+                    self.cooldown_until_ms
+                        .store(now_ms() + d.as_millis() as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -105,7 +123,11 @@ mod tests {
     use super::*;
 
     fn fail(kind: FailureKind, retry: Option<u64>) -> Outcome {
-        Outcome::Failure { reason: "x".into(), retry_after: retry.map(Duration::from_secs), kind }
+        Outcome::Failure {
+            reason: "x".into(),
+            retry_after: retry.map(Duration::from_secs),
+            kind,
+        }
     }
 
     #[test]
@@ -116,7 +138,9 @@ mod tests {
         s.record(&fail(FailureKind::Connect, None));
         s.record(&fail(FailureKind::Connect, None));
         assert!(s.is_cooling(now_ms()));
-        s.record(&Outcome::Success { latency: Duration::from_millis(5) });
+        s.record(&Outcome::Success {
+            latency: Duration::from_millis(5),
+        });
         assert_eq!(s.consecutive_failures.load(Ordering::Relaxed), 0);
     }
 
@@ -136,7 +160,8 @@ mod tests {
 /// one brings it back. Never a paid call unless the operator configures one.
 pub fn spawn_checker(gw: std::sync::Arc<crate::state::Gateway>) {
     tokio::spawn(async move {
-        let mut next_due: std::collections::HashMap<String, tokio::time::Instant> = Default::default();
+        let mut next_due: std::collections::HashMap<String, tokio::time::Instant> =
+            Default::default();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
@@ -150,7 +175,11 @@ pub fn spawn_checker(gw: std::sync::Arc<crate::state::Gateway>) {
                 continue;
             }
             let now = tokio::time::Instant::now();
-            for u in rt.upstreams.iter().filter(|u| u.config.enabled && u.config.health_check.enabled) {
+            for u in rt
+                .upstreams
+                .iter()
+                .filter(|u| u.config.enabled && u.config.health_check.enabled)
+            {
                 let due = next_due.get(&u.config.id).copied().unwrap_or(now);
                 if due > now {
                     continue;
@@ -166,7 +195,8 @@ pub fn spawn_checker(gw: std::sync::Arc<crate::state::Gateway>) {
 async fn probe(u: &crate::state::UpstreamRt) {
     let hc = &u.config.health_check;
     let url = format!("{}{}", u.config.url, hc.path);
-    let headers = crate::forward::headers::upstream_request_headers(&http::HeaderMap::new(), &u.config);
+    let headers =
+        crate::forward::headers::upstream_request_headers(&http::HeaderMap::new(), &u.config);
     let result = tokio::time::timeout(hc.timeout, u.client.get(&url).headers(headers).send()).await;
     let healthy = match &result {
         Ok(Ok(r)) => {
@@ -184,8 +214,14 @@ async fn probe(u: &crate::state::UpstreamRt) {
     } else if !healthy {
         let reason = match result {
             Ok(Ok(r)) => format!("health check: HTTP {}", r.status().as_u16()),
-            Ok(Err(e)) => format!("health check: {}", crate::forward::describe_reqwest_error(&e)),
-            Err(_) => format!("health check: no answer within {} ms", hc.timeout.as_millis()),
+            Ok(Err(e)) => format!(
+                "health check: {}",
+                crate::forward::describe_reqwest_error(&e)
+            ),
+            Err(_) => format!(
+                "health check: no answer within {} ms",
+                hc.timeout.as_millis()
+            ),
         };
         if !was_unhealthy {
             tracing::warn!(upstream = %u.config.id, %reason, "upstream failed its health check");

@@ -9,6 +9,8 @@
 pub mod affinity;
 pub mod balancer;
 pub mod health;
+pub mod pins;
 
 pub use balancer::Balancer;
 pub use health::UpstreamState;
+pub use pins::SessionPins;

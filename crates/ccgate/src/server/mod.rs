@@ -59,13 +59,20 @@ pub fn router(gw: Arc<Gateway>) -> Router {
 
 async fn not_found(req: Request) -> Response {
     let path = req.uri().path().to_string();
-    ApiError::NotFound { method: req.method().to_string(), path: path.clone() }.into_response_for(Protocol::of_path(&path))
+    ApiError::NotFound {
+        method: req.method().to_string(),
+        path: path.clone(),
+    }
+    .into_response_for(Protocol::of_path(&path))
 }
 
 async fn method_not_allowed(req: Request) -> Response {
     let path = req.uri().path().to_string();
-    ApiError::MethodNotAllowed { method: req.method().to_string(), path: path.clone() }
-        .into_response_for(Protocol::of_path(&path))
+    ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: path.clone(),
+    }
+    .into_response_for(Protocol::of_path(&path))
 }
 
 /// How long a client may take to send its request headers before the connection is closed.
@@ -75,8 +82,15 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<()> {
     let app = router(gw.clone());
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, _peer) = tokio::select! {
@@ -107,8 +121,14 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<(
     }
     drop(listener);
     let grace = gw.rt().config.server.shutdown_grace;
-    tracing::info!(grace_seconds = grace.as_secs(), "no longer accepting; waiting for open requests");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        "no longer accepting; waiting for open requests"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("grace period over; closing remaining connections");
     }
     Ok(())

@@ -34,7 +34,11 @@ pub enum Mode {
     /// `modelMap` renamed the model, the body is held to the end so the name can be mapped back.
     AnthropicJson { copy: Vec<u8> },
     /// `/openai` streaming: Anthropic SSE in, OpenAI chunks out.
-    OpenAiSse { framer: SseFramer, meter: StreamMeter, translator: Box<StreamTranslator> },
+    OpenAiSse {
+        framer: SseFramer,
+        meter: StreamMeter,
+        translator: Box<StreamTranslator>,
+    },
 }
 
 /// Largest JSON answer copied for metering; beyond it the usage is read from what was kept.
@@ -72,7 +76,12 @@ pub struct TeeConfig {
 }
 
 impl Tee {
-    pub fn new(response: reqwest::Response, mode: Mode, settlement: Settlement, cfg: TeeConfig) -> Tee {
+    pub fn new(
+        response: reqwest::Response,
+        mode: Mode,
+        settlement: Settlement,
+        cfg: TeeConfig,
+    ) -> Tee {
         let status = response.status().as_u16();
         Tee {
             inner: Some(Box::new(Inner {
@@ -123,7 +132,11 @@ impl Inner {
                     _ => out,
                 }
             }
-            Mode::OpenAiSse { framer, meter, translator } => {
+            Mode::OpenAiSse {
+                framer,
+                meter,
+                translator,
+            } => {
                 let mut out = Vec::new();
                 framer.push(&chunk, &mut |ev| {
                     meter.on_event(ev.event, ev.data);
@@ -139,7 +152,9 @@ impl Inner {
         let held = (!self.held.is_empty()).then(|| self.held.split().freeze());
         match &mut self.mode {
             Mode::AnthropicJson { copy } => match self.model_rewrite.take() {
-                Some((from, to)) => Some(Bytes::from(rewrite_first_model(copy, &from, &to).unwrap_or_else(|| copy.clone()))),
+                Some((from, to)) => Some(Bytes::from(
+                    rewrite_first_model(copy, &from, &to).unwrap_or_else(|| copy.clone()),
+                )),
                 None => held,
             },
             Mode::AnthropicSse { meter } => {
@@ -157,7 +172,11 @@ impl Inner {
                     Some(Bytes::from(out))
                 }
             }
-            Mode::OpenAiSse { framer, meter, translator } => {
+            Mode::OpenAiSse {
+                framer,
+                meter,
+                translator,
+            } => {
                 let mut out = Vec::new();
                 framer.finish(&mut |ev| {
                     meter.on_event(ev.event, ev.data);
@@ -165,7 +184,11 @@ impl Inner {
                 });
                 if !translator.is_finished() {
                     self.failure = Some("upstream closed the stream before message_stop".into());
-                    translator.on_upstream_error("upstream closed the stream before it was complete", "server_error", &mut out);
+                    translator.on_upstream_error(
+                        "upstream closed the stream before it was complete",
+                        "server_error",
+                        &mut out,
+                    );
                 }
                 (!out.is_empty()).then(|| Bytes::from(out))
             }
@@ -194,25 +217,42 @@ impl Inner {
 
     /// Prices and records the request.
     fn settle(self: Box<Self>, client_gone: bool) {
-        let Inner { mode, settlement, status, failure, .. } = *self;
+        let Inner {
+            mode,
+            settlement,
+            status,
+            failure,
+            ..
+        } = *self;
         let (usage, stream_ending, error_class) = match &mode {
             Mode::AnthropicJson { copy } => {
                 let usage = usage_from_json_response(copy).map(|(u, _)| u);
                 // count_tokens answers carry no usage and are free: nothing is missing there.
                 let missing = usage.is_none() && settlement.record.billable;
-                (usage.unwrap_or_default(), if missing { Ending::Partial } else { Ending::Ok }, missing.then_some("usage_missing"))
+                (
+                    usage.unwrap_or_default(),
+                    if missing { Ending::Partial } else { Ending::Ok },
+                    missing.then_some("usage_missing"),
+                )
             }
             Mode::AnthropicSse { meter } | Mode::OpenAiSse { meter, .. } => {
                 let o = meter.outcome();
                 match o.status {
                     StreamStatus::Complete => (o.usage, Ending::Ok, None),
                     StreamStatus::Partial => (o.usage, Ending::Partial, Some("stream_incomplete")),
-                    StreamStatus::Error => (o.usage, Ending::UpstreamError, Some("upstream_stream_error")),
+                    StreamStatus::Error => (
+                        o.usage,
+                        Ending::UpstreamError,
+                        Some("upstream_stream_error"),
+                    ),
                 }
             }
         };
         let (ending, class) = if failure.is_some() && stream_ending != Ending::Ok {
-            (Ending::UpstreamError, Some(error_class.unwrap_or("upstream_stream_broken")))
+            (
+                Ending::UpstreamError,
+                Some(error_class.unwrap_or("upstream_stream_broken")),
+            )
         } else if client_gone {
             (Ending::ClientAborted, error_class)
         } else {
@@ -251,7 +291,11 @@ fn last_event_end(b: &[u8]) -> Option<usize> {
     let mut pos = b.len();
     while let Some(i) = memchr::memrchr2(b'\n', b'\r', &b[..pos]) {
         // b[i] is a line end; is it preceded by another line end (i.e. a blank line)?
-        let prev = if b[i] == b'\n' && i > 0 && b[i - 1] == b'\r' { i.checked_sub(1) } else { Some(i) };
+        let prev = if b[i] == b'\n' && i > 0 && b[i - 1] == b'\r' {
+            i.checked_sub(1)
+        } else {
+            Some(i)
+        };
         if let Some(p) = prev {
             if p > 0 && (b[p - 1] == b'\n' || b[p - 1] == b'\r') {
                 return Some(i + 1);
@@ -291,7 +335,8 @@ pub fn rewrite_first_model(bytes: &[u8], from: &str, to: &str) -> Option<Vec<u8>
 }
 
 pub fn anthropic_error_event(error_type: &str, message: &str) -> Vec<u8> {
-    let data = serde_json::json!({"type": "error", "error": {"type": error_type, "message": message}});
+    let data =
+        serde_json::json!({"type": "error", "error": {"type": error_type, "message": message}});
     format!("event: error\ndata: {data}\n\n").into_bytes()
 }
 
@@ -299,7 +344,9 @@ impl Stream for Tee {
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(inner) = self.inner.as_mut() else { return Poll::Ready(None) };
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
         loop {
             if let Some(tail) = inner.tail.take() {
                 return Poll::Ready(Some(Ok(tail)));
@@ -340,7 +387,9 @@ impl Stream for Tee {
                         if let Some(inner) = self.inner.take() {
                             inner.settle(false);
                         }
-                        return Poll::Ready(Some(Err(std::io::Error::other("upstream response broke"))));
+                        return Poll::Ready(Some(Err(std::io::Error::other(
+                            "upstream response broke",
+                        ))));
                     }
                 }
                 Poll::Ready(None) => {
@@ -354,7 +403,9 @@ impl Stream for Tee {
 
 impl Drop for Tee {
     fn drop(&mut self) {
-        let Some(mut inner) = self.inner.take() else { return };
+        let Some(mut inner) = self.inner.take() else {
+            return;
+        };
         if inner.upstream_done {
             inner.settle(false);
             return;
@@ -387,7 +438,11 @@ impl Drop for Tee {
 }
 
 /// Reads a whole 2xx body (the `/openai` non-streaming path), with the idle and total deadlines.
-pub async fn read_full(response: reqwest::Response, idle: Duration, total: Duration) -> Result<Bytes, String> {
+pub async fn read_full(
+    response: reqwest::Response,
+    idle: Duration,
+    total: Duration,
+) -> Result<Bytes, String> {
     let mut stream = response.bytes_stream();
     let mut buf = BytesMut::new();
     let deadline = Instant::now() + total;
@@ -415,11 +470,17 @@ mod tests {
     #[test]
     fn releases_only_complete_events() {
         let mut held = BytesMut::new();
-        let out = release_complete_events(&mut held, Bytes::from_static(b"event: a\ndata: 1\n\nevent: b\nda"));
+        let out = release_complete_events(
+            &mut held,
+            Bytes::from_static(b"event: a\ndata: 1\n\nevent: b\nda"),
+        );
         assert_eq!(&out[..], b"event: a\ndata: 1\n\n");
         let out = release_complete_events(&mut held, Bytes::from_static(b"ta: 2\n"));
         assert!(out.is_empty());
-        let out = release_complete_events(&mut held, Bytes::from_static(b"\nevent: c\ndata: 3\r\n\r\n"));
+        let out = release_complete_events(
+            &mut held,
+            Bytes::from_static(b"\nevent: c\ndata: 3\r\n\r\n"),
+        );
         assert_eq!(&out[..], b"event: b\ndata: 2\n\nevent: c\ndata: 3\r\n\r\n");
         assert!(held.is_empty());
     }
@@ -431,7 +492,9 @@ data: {"type":"message_start","message":{"model": "sonnet-x","content":[]}}
 
 "#;
         let out = rewrite_first_model(b, "sonnet-x", "claude-sonnet-4-6").unwrap();
-        assert!(String::from_utf8(out).unwrap().contains(r#""model": "claude-sonnet-4-6""#));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains(r#""model": "claude-sonnet-4-6""#));
         assert!(rewrite_first_model(br#"{"model":"other"}"#, "sonnet-x", "y").is_none());
     }
 

@@ -55,7 +55,13 @@ impl Ending {
 }
 
 impl Settlement {
-    pub fn new(gw: Arc<Gateway>, pricing: Arc<PriceTable>, tz: chrono_tz::Tz, record: Record, started: Instant) -> Self {
+    pub fn new(
+        gw: Arc<Gateway>,
+        pricing: Arc<PriceTable>,
+        tz: chrono_tz::Tz,
+        record: Record,
+        started: Instant,
+    ) -> Self {
         Settlement {
             gw,
             pricing,
@@ -83,7 +89,13 @@ impl Settlement {
     }
 
     /// The upstream that is serving the request; its in-flight slot is held until the end.
-    pub fn set_upstream(&mut self, in_flight: Option<InFlight>, upstream_id: &str, multiplier_milli: u32, upstream_model: &str) {
+    pub fn set_upstream(
+        &mut self,
+        in_flight: Option<InFlight>,
+        upstream_id: &str,
+        multiplier_milli: u32,
+        upstream_model: &str,
+    ) {
         self.in_flight = in_flight;
         self.record.upstream_id = Some(upstream_id.to_string());
         self.record.upstream_model = Some(upstream_model.to_string());
@@ -133,13 +145,18 @@ impl Settlement {
         r.thinking_tokens = usage.thinking_tokens.map(|t| t as i64);
         r.web_search_requests = usage.web_search_requests as i64;
         r.price_version = self.pricing.version().to_string();
-        let has_tokens = usage.input_tokens + usage.output_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens > 0;
+        let has_tokens = usage.input_tokens
+            + usage.output_tokens
+            + usage.cache_creation_input_tokens
+            + usage.cache_read_input_tokens
+            > 0;
         let priced_model = self.price_model.clone();
         match self.pricing.cost(&priced_model, usage) {
             Some(cost) if r.billable => {
                 let nano = cost.total.0;
                 r.cost_nanousd = nano;
-                r.upstream_cost_nanousd = ((nano as i128 * self.price_multiplier_milli as i128 + 500) / 1000) as i64;
+                r.upstream_cost_nanousd =
+                    ((nano as i128 * self.price_multiplier_milli as i128 + 500) / 1000) as i64;
                 r.priced = true;
             }
             Some(_) => r.priced = true,
@@ -162,7 +179,12 @@ impl Drop for Settlement {
     fn drop(&mut self) {
         if !self.done {
             tracing::error!(request_id = %self.record.request_id, "request ended without settlement; recording it as an error");
-            self.complete(500, &Usage::default(), Ending::UpstreamError, Some("unsettled"));
+            self.complete(
+                500,
+                &Usage::default(),
+                Ending::UpstreamError,
+                Some("unsettled"),
+            );
         }
     }
 }
