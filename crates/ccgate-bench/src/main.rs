@@ -1,0 +1,690 @@
+//! `ccgate-bench [--smoke] [--out DIR]`: CCGate against direct access and nginx, in one run.
+//!
+//! Starts the fast mock upstream, nginx as a plain reverse proxy in front of it (if installed) and CCGate (auth
+//! and SQLite metering on), then measures every path with the same load generator, writes `DIR/latest.json` and
+//! `DIR/latest.md`, prints ratios against nginx and direct, and stops everything it started.
+//! Normally run through `bench/run.sh`, which builds the release binaries and installs nginx first.
+
+mod bodies;
+mod load;
+mod procs;
+mod report;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::Parser;
+use http::{HeaderName, HeaderValue};
+use load::Target;
+use procs::Child;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "ccgate-bench", about = "End-to-end benchmark: direct vs nginx vs CCGate (/anthropic, /openai)")]
+struct Args {
+    /// Short run that checks the harness works (1 s cells, 200 slow streams); fails on any error.
+    #[arg(long)]
+    smoke: bool,
+    /// Output folder for latest.json and latest.md (default bench/results, smoke: target/bench-smoke).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Folder with the release binaries ccgate and ccgate-mock (default: this binary's folder).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Measured seconds per cell (default 5, smoke 1).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Warm-up seconds per cell (default 1, smoke 0.3).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Concurrent slow streams held through CCGate (default 10000, smoke 200).
+    #[arg(long)]
+    slow_streams: Option<usize>,
+    /// Delay between the slow streams' events, in ms.
+    #[arg(long, default_value_t = 200)]
+    slow_event_delay_ms: u64,
+    /// Concurrent fast streams for the memory check (default 1000, smoke 100).
+    #[arg(long)]
+    streams: Option<usize>,
+    /// Worker threads of the load generator.
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+    /// Do not start nginx (its rows are then missing).
+    #[arg(long)]
+    no_nginx: bool,
+    /// Only these paths (comma-separated: direct,nginx,anthropic,openai).
+    #[arg(long)]
+    paths: Option<String>,
+    /// Only these bodies (comma-separated: small,large,sse).
+    #[arg(long)]
+    bodies: Option<String>,
+    /// Only these concurrencies (comma-separated, default 1,32,256).
+    #[arg(long)]
+    conns: Option<String>,
+    /// Skip the 1,000-stream and slow-stream checks.
+    #[arg(long)]
+    no_streams: bool,
+}
+
+/// Process groups to stop when interrupted (the children's own `Drop` covers normal exits and errors).
+static PGIDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn register(c: &Child) {
+    PGIDS.lock().unwrap().push(c.pid as i32);
+}
+
+fn kill_registered() {
+    let pgids = PGIDS.lock().map(|g| g.clone()).unwrap_or_default();
+    for p in &pgids {
+        unsafe {
+            libc::kill(-p, libc::SIGTERM);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for p in &pgids {
+        unsafe {
+            libc::kill(-p, libc::SIGKILL);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PathKind {
+    Direct,
+    Nginx,
+    Anthropic,
+    OpenAi,
+}
+
+impl PathKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PathKind::Direct => "direct",
+            PathKind::Nginx => "nginx",
+            PathKind::Anthropic => "ccgate /anthropic",
+            PathKind::OpenAi => "ccgate /openai",
+        }
+    }
+    pub fn key(self) -> &'static str {
+        match self {
+            PathKind::Direct => "direct",
+            PathKind::Nginx => "nginx",
+            PathKind::Anthropic => "anthropic",
+            PathKind::OpenAi => "openai",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BodyKind {
+    Small,
+    Large,
+    Sse,
+}
+
+impl BodyKind {
+    pub fn key(self) -> &'static str {
+        match self {
+            BodyKind::Small => "small",
+            BodyKind::Large => "large",
+            BodyKind::Sse => "sse",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            BodyKind::Small => "small",
+            BodyKind::Large => "75 KB",
+            BodyKind::Sse => "SSE",
+        }
+    }
+}
+
+const TENANT_KEY: &str = "bench-tenant-key-0123456789";
+
+struct Env {
+    mock: SocketAddr,
+    nginx: Option<SocketAddr>,
+    ccgate: SocketAddr,
+    bodies: Bodies,
+}
+
+struct Bodies {
+    a_small: Bytes,
+    a_large: Bytes,
+    a_sse: Bytes,
+    o_small: Bytes,
+    o_large: Bytes,
+    o_sse: Bytes,
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).expect("header value")
+}
+
+fn target(env: &Env, path: PathKind, body: BodyKind, extra: &[(&'static str, &str)]) -> Target {
+    let (addr, uri) = match path {
+        PathKind::Direct => (env.mock, "/v1/messages"),
+        PathKind::Nginx => (env.nginx.expect("nginx"), "/v1/messages"),
+        PathKind::Anthropic => (env.ccgate, "/anthropic/v1/messages"),
+        PathKind::OpenAi => (env.ccgate, "/openai/v1/chat/completions"),
+    };
+    let b = &env.bodies;
+    let payload = match (path, body) {
+        (PathKind::OpenAi, BodyKind::Small) => b.o_small.clone(),
+        (PathKind::OpenAi, BodyKind::Large) => b.o_large.clone(),
+        (PathKind::OpenAi, BodyKind::Sse) => b.o_sse.clone(),
+        (_, BodyKind::Small) => b.a_small.clone(),
+        (_, BodyKind::Large) => b.a_large.clone(),
+        (_, BodyKind::Sse) => b.a_sse.clone(),
+    };
+    let mut headers = vec![
+        (http::header::HOST, hv(&addr.to_string())),
+        (http::header::CONTENT_TYPE, hv("application/json")),
+    ];
+    match path {
+        PathKind::Direct | PathKind::Nginx => {
+            headers.push((HeaderName::from_static("x-api-key"), hv("k")));
+            headers.push((HeaderName::from_static("anthropic-version"), hv("2023-06-01")));
+        }
+        PathKind::Anthropic => {
+            headers.push((HeaderName::from_static("x-api-key"), hv(TENANT_KEY)));
+            headers.push((HeaderName::from_static("anthropic-version"), hv("2023-06-01")));
+        }
+        PathKind::OpenAi => headers.push((http::header::AUTHORIZATION, hv(&format!("Bearer {TENANT_KEY}")))),
+    }
+    for (k, v) in extra {
+        headers.push((HeaderName::from_static(k), hv(v)));
+    }
+    let expect_tail: &'static [u8] = match (path, body) {
+        (PathKind::OpenAi, BodyKind::Sse) => b"data: [DONE]",
+        (_, BodyKind::Sse) => b"{\"type\":\"message_stop\"}",
+        _ => b"}",
+    };
+    Target { addr, path: uri.to_string(), headers, body: payload, expect_tail: Some(expect_tail) }
+}
+
+/// Everything started, stopped on drop.
+struct Procs {
+    mock: Child,
+    nginx: Option<Child>,
+    ccgate: Child,
+}
+
+fn nginx_conf(dir: &Path, port: u16, mock: SocketAddr, workers: usize) -> String {
+    let d = dir.display();
+    let user = if unsafe { libc::geteuid() } == 0 { "user root;\n" } else { "" };
+    format!(
+        r#"# Generated by ccgate-bench: nginx as a plain, fairly tuned reverse proxy in front of the mock.
+{user}worker_processes {workers};
+worker_rlimit_nofile 65536;
+daemon off;
+master_process on;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log warn;
+events {{
+    worker_connections 16384;
+    multi_accept on;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {d}/nginx-body;
+    proxy_temp_path {d}/nginx-proxy;
+    fastcgi_temp_path {d}/nginx-fastcgi;
+    uwsgi_temp_path {d}/nginx-uwsgi;
+    scgi_temp_path {d}/nginx-scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    upstream mock {{
+        server {mock};
+        keepalive 256;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        client_max_body_size 64m;
+        location / {{
+            proxy_pass http://mock;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_request_buffering off;
+            proxy_buffering off;
+        }}
+    }}
+}}
+"#
+    )
+}
+
+fn write_ccgate_config(dir: &Path, port: u16, mock: SocketAddr) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("server.json"),
+        json!({"server": {"port": port, "host": "127.0.0.1"}, "admin": {"password": "benchadmin123"}, "openai": {"enabled": true}})
+            .to_string(),
+    )?;
+    std::fs::write(
+        dir.join("upstreams.json"),
+        json!({"upstreams": [{"id": "mock", "url": format!("http://{mock}"), "key": "k", "weight": 1}],
+               "loadBalancer": {"healthCheckEnabled": false}})
+        .to_string(),
+    )?;
+    std::fs::write(
+        dir.join("tenants.json"),
+        json!({"tenants": [{"id": "bench", "key": TENANT_KEY, "allowedModels": ["*"]}]}).to_string(),
+    )?;
+    Ok(())
+}
+
+fn start_all(args: &Args, tmp: &Path, bins: &Path, notes: &mut Vec<String>) -> Result<(Procs, SocketAddr, Option<SocketAddr>, SocketAddr)> {
+    // Mock.
+    let mut cmd = Command::new(bins.join("ccgate-mock"));
+    cmd.args(["--port", "0", "--config-json", r#"{"record":false,"chunks":20}"#]);
+    let (mock, line) = Child::spawn("ccgate-mock", cmd, &tmp.join("mock.log"), "ccgate-mock listening on", Duration::from_secs(20), libc::SIGKILL)?;
+    register(&mock);
+    let mock_addr = procs::addr_in(&line)?;
+    println!("mock    pid {} on {mock_addr}", mock.pid);
+
+    // nginx.
+    let mut nginx = None;
+    let mut nginx_addr = None;
+    if args.no_nginx {
+        notes.push("nginx skipped (--no-nginx): no nginx rows or ratios.".into());
+    } else if let Some(bin) = procs::find_nginx() {
+        let port = procs::free_port()?;
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let conf = tmp.join("nginx.conf");
+        std::fs::write(&conf, nginx_conf(tmp, port, mock_addr, workers))?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("-p").arg(tmp).arg("-c").arg(&conf).arg("-e").arg(tmp.join("nginx-error.log"));
+        // nginx prints nothing when ready: an empty marker returns at once, readiness is probed below.
+        let (c, _) = spawn_no_marker("nginx", cmd, &tmp.join("nginx.log"))?;
+        register(&c);
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        println!("nginx   pid {} on {addr} ({workers} workers, {})", c.pid, bin.display());
+        nginx = Some(c);
+        nginx_addr = Some(addr);
+    } else {
+        let msg = "NOTE: nginx is not installed and could not be installed: the nginx rows and ratios are missing.";
+        if !args.smoke {
+            bail!("{msg} Install it (apt-get install -y nginx) or pass --no-nginx.");
+        }
+        eprintln!("{msg}");
+        notes.push(msg.into());
+    }
+
+    // CCGate, with auth and the SQLite ledger on.
+    let port = procs::free_port()?;
+    let conf = tmp.join("ccgate-config");
+    let data = tmp.join("ccgate-data");
+    std::fs::create_dir_all(&data)?;
+    write_ccgate_config(&conf, port, mock_addr)?;
+    let mut cmd = Command::new(bins.join("ccgate"));
+    cmd.arg("serve").arg("--config-dir").arg(&conf).arg("--data-dir").arg(&data);
+    let (ccgate, line) = Child::spawn("ccgate", cmd, &tmp.join("ccgate.log"), "CCGate listening on", Duration::from_secs(30), libc::SIGKILL)?;
+    register(&ccgate);
+    let ccgate_addr = procs::addr_in(&line)?;
+    println!("ccgate  pid {} on {ccgate_addr}", ccgate.pid);
+    Ok((Procs { mock, nginx, ccgate }, mock_addr, nginx_addr, ccgate_addr))
+}
+
+fn spawn_no_marker(name: &str, cmd: Command, log: &Path) -> Result<(Child, String)> {
+    // nginx prints nothing when ready: wait briefly for an early exit; readiness is probed with requests later.
+    Child::spawn(name, cmd, log, "", Duration::from_millis(500), libc::SIGTERM)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.max(1))
+        .enable_all()
+        .build()?;
+    // Ctrl-C / SIGTERM: stop the children, then exit.
+    rt.spawn(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("signal");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        eprintln!("\ninterrupted: stopping mock, nginx and ccgate");
+        kill_registered();
+        std::process::exit(130);
+    });
+    let res = run(&args, &rt);
+    if let Err(e) = &res {
+        eprintln!("ccgate-bench: {e:#}");
+    }
+    let code = match res {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(_) => 2,
+    };
+    rt.shutdown_timeout(Duration::from_secs(1));
+    std::process::exit(code);
+}
+
+fn parse_list<T>(s: &Option<String>, all: &[T], name: impl Fn(&T) -> &str) -> Result<Vec<T>>
+where
+    T: Copy,
+{
+    let Some(s) = s else { return Ok(all.to_vec()) };
+    s.split(',')
+        .map(|x| all.iter().copied().find(|t| name(t) == x.trim()).with_context(|| format!("unknown item {x:?}")))
+        .collect()
+}
+
+/// The whole benchmark; Ok(false) if anything had errors.
+fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
+    let smoke = args.smoke;
+    let duration = Duration::from_secs_f64(args.duration.unwrap_or(if smoke { 1.0 } else { 5.0 }));
+    let warmup = Duration::from_secs_f64(args.warmup.unwrap_or(if smoke { 0.3 } else { 1.0 }));
+    let streams_n = args.streams.unwrap_or(if smoke { 100 } else { 1000 });
+    let slow_requested = args.slow_streams.unwrap_or(if smoke { 200 } else { 10_000 });
+    let out_dir = args.out.clone().unwrap_or_else(|| if smoke { "target/bench-smoke".into() } else { "bench/results".into() });
+    let bins = match &args.bin_dir {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.parent().context("exe dir")?.to_path_buf(),
+    };
+    for b in ["ccgate", "ccgate-mock"] {
+        if !bins.join(b).is_file() {
+            bail!("{} not found: build with `cargo build --release -p ccgate -p ccgate-mock -p ccgate-bench` (or use bench/run.sh)", bins.join(b).display());
+        }
+    }
+    let mut notes: Vec<String> = Vec::new();
+    let nofile = procs::raise_nofile();
+    // CCGate holds two sockets per stream (client + upstream); leave room for the listener, the ledger and stdio.
+    let slow_n = slow_requested.min((nofile.saturating_sub(200) / 2) as usize);
+    if slow_n < slow_requested {
+        let msg = format!(
+            "open-file limit is {nofile} (hard limit; `ulimit -n 65536` was refused), so {slow_n} slow streams were held instead of {slow_requested}: CCGate needs two sockets per stream"
+        );
+        eprintln!("NOTE: {msg}");
+        notes.push(msg);
+    }
+
+    let tmp = std::env::temp_dir().join(format!("ccgate-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    println!("ccgate-bench: {} mode, work dir {}", if smoke { "smoke" } else { "full" }, tmp.display());
+
+    let bodies = Bodies {
+        a_small: bodies::anthropic_small(false).into(),
+        a_large: bodies::anthropic_large().into(),
+        a_sse: bodies::anthropic_small(true).into(),
+        o_small: bodies::openai_small(false).into(),
+        o_large: bodies::openai_large().into(),
+        o_sse: bodies::openai_small(true).into(),
+    };
+    println!(
+        "bodies: small {} B, large {} B (openai {} B), sse {} B",
+        bodies.a_small.len(),
+        bodies.a_large.len(),
+        bodies.o_large.len(),
+        bodies.a_sse.len()
+    );
+
+    let (mut procs, mock, nginx, ccgate) = start_all(args, &tmp, &bins, &mut notes)?;
+    let env = Env { mock, nginx, ccgate, bodies };
+
+    // Readiness and correctness: one request per path and body must succeed.
+    let mut paths = vec![PathKind::Direct];
+    if env.nginx.is_some() {
+        paths.push(PathKind::Nginx);
+    }
+    paths.push(PathKind::Anthropic);
+    paths.push(PathKind::OpenAi);
+    let paths = parse_list(&args.paths, &paths, |p| p.key())?;
+    let body_kinds = parse_list(&args.bodies, &[BodyKind::Small, BodyKind::Large, BodyKind::Sse], |b| b.key())?;
+    let conns: Vec<usize> = match &args.conns {
+        Some(s) => s.split(',').map(|x| x.trim().parse().context("--conns")).collect::<Result<_>>()?,
+        None => vec![1, 32, 256],
+    };
+    for &p in &paths {
+        for &b in &body_kinds {
+            let t = target(&env, p, b, &[]);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let st = rt.block_on(load::run(&t, 1, Duration::ZERO, Duration::from_millis(50)));
+                if st.errors == 0 && st.requests > 0 {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{} {} never answered correctly: {:?}", p.name(), b.label(), st.error_samples);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    println!("all paths answer; running the matrix ({} cells of {:.1}+{:.1} s)", paths.len() * body_kinds.len() * conns.len(), warmup.as_secs_f64(), duration.as_secs_f64());
+
+    let ccgate_pid = procs.ccgate.pid;
+    let mock_pid = procs.mock.pid;
+    let nginx_pid = procs.nginx.as_ref().map(|c| c.pid);
+    let self_pid = std::process::id();
+    let mut runs: Vec<Value> = Vec::new();
+    let mut all_ok = true;
+    for &b in &body_kinds {
+        for &c in &conns {
+            for &p in &paths {
+                if INTERRUPTED.load(Ordering::SeqCst) {
+                    bail!("interrupted");
+                }
+                let t = target(&env, p, b, &[]);
+                let proxy_pid = match p {
+                    PathKind::Direct => None,
+                    PathKind::Nginx => nginx_pid,
+                    _ => Some(ccgate_pid),
+                };
+                let (st, cpu) = rt.block_on(async {
+                    let sampler = tokio::spawn(async move {
+                        tokio::time::sleep(warmup).await;
+                        let a = sample_cpu(proxy_pid, mock_pid, self_pid);
+                        tokio::time::sleep(duration).await;
+                        let b = sample_cpu(proxy_pid, mock_pid, self_pid);
+                        [b[0] - a[0], b[1] - a[1], b[2] - a[2]]
+                    });
+                    let st = load::run(&t, c, warmup, duration).await;
+                    (st, sampler.await.unwrap_or([0.0; 3]))
+                });
+                let per_req = |s: f64| if st.requests > 0 { s * 1e6 / st.requests as f64 } else { 0.0 };
+                let row = json!({
+                    "path": p.key(), "body": b.key(), "conns": c,
+                    "requests": st.requests, "errors": st.errors, "reconnects": st.reconnects,
+                    "rps": round1(st.rps()),
+                    "p50_us": round1(st.lat_us(0.5)), "p90_us": round1(st.lat_us(0.9)), "p99_us": round1(st.lat_us(0.99)),
+                    "p999_us": round1(st.lat_us(0.999)), "max_us": round1(st.latency.max() as f64 / 1000.0),
+                    "ttfb_p50_us": round1(st.ttfb_us(0.5)), "ttfb_p99_us": round1(st.ttfb_us(0.99)),
+                    "proxy_cpu_us_per_req": proxy_pid.map(|_| round1(per_req(cpu[0]))),
+                    "mock_cpu_us_per_req": round1(per_req(cpu[1])),
+                    "loadgen_cpu_us_per_req": round1(per_req(cpu[2])),
+                    "bytes_per_req": if st.requests > 0 { st.bytes / st.requests } else { 0 },
+                    "error_samples": st.error_samples,
+                });
+                println!(
+                    "{:<18} {:<6} c={:<4} {:>9.0} req/s  p50 {:>8.1} µs  p99 {:>8.1} µs  ttfb p50 {:>7.1} µs  cpu {:>6} µs/req  errors {}",
+                    p.name(),
+                    b.label(),
+                    c,
+                    st.rps(),
+                    st.lat_us(0.5),
+                    st.lat_us(0.99),
+                    st.ttfb_us(0.5),
+                    proxy_pid.map(|_| format!("{:.1}", per_req(cpu[0]))).unwrap_or_else(|| "-".into()),
+                    st.errors
+                );
+                if st.errors > 0 {
+                    all_ok = false;
+                    eprintln!("  errors: {:?}", st.error_samples);
+                }
+                runs.push(row);
+                if !procs.ccgate.alive() || !procs.mock.alive() {
+                    bail!("ccgate or the mock died during {} {} c={c}; logs in {}", p.name(), b.label(), tmp.display());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    let matrix_peak = procs::status_mib(ccgate_pid, "VmHWM");
+    let nginx_peak = nginx_pid.map(|p| procs::tree_status_mib(p, "VmHWM"));
+
+    // Memory with many concurrent streams.
+    let mut streams_json = Vec::new();
+    let mut slow_json = Value::Null;
+    if !args.no_streams {
+        for p in [PathKind::Anthropic, PathKind::OpenAi] {
+            let t = target(&env, p, BodyKind::Sse, &[]);
+            let reset = procs::reset_peak(ccgate_pid);
+            let rss0 = procs::status_mib(ccgate_pid, "VmRSS");
+            let st = rt.block_on(load::run(&t, streams_n, warmup, duration));
+            let peak = procs::status_mib(ccgate_pid, "VmHWM");
+            println!(
+                "{} concurrent fast streams on {}: {:.0} streams/s, peak RSS {:.1} MiB (before {:.1} MiB), errors {}",
+                streams_n,
+                p.name(),
+                st.rps(),
+                peak,
+                rss0,
+                st.errors
+            );
+            if st.errors > 0 {
+                all_ok = false;
+                eprintln!("  errors: {:?}", st.error_samples);
+            }
+            streams_json.push(json!({
+                "path": p.key(), "streams": streams_n, "rps": round1(st.rps()), "errors": st.errors,
+                "p50_us": round1(st.lat_us(0.5)), "p99_us": round1(st.lat_us(0.99)),
+                "peak_rss_mib": round1(peak), "rss_before_mib": round1(rss0), "peak_was_reset": reset,
+                "error_samples": st.error_samples,
+            }));
+            std::thread::sleep(Duration::from_millis(500));
+        }
+
+        // Many slow streams, each client holding its own stream open.
+        let delay = args.slow_event_delay_ms.to_string();
+        let t = target(&env, PathKind::Anthropic, BodyKind::Sse, &[("x-mock-event-delay-ms", delay.as_str())]);
+        std::thread::sleep(Duration::from_millis(500));
+        let reset = procs::reset_peak(ccgate_pid);
+        let rss0 = procs::status_mib(ccgate_pid, "VmRSS");
+        let ramp = if slow_n >= 2000 { 2.5 } else { 1.0 };
+        let rate = (slow_n as f64 / ramp).max(1.0);
+        let open = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (open, stop) = (open.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut max_rss, mut max_fds, mut max_open) = (0.0f64, 0usize, 0usize);
+                while !stop.load(Ordering::Relaxed) {
+                    max_rss = max_rss.max(procs::status_mib(ccgate_pid, "VmRSS"));
+                    max_fds = max_fds.max(procs::fd_count(ccgate_pid));
+                    max_open = max_open.max(open.load(Ordering::Relaxed));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                (max_rss, max_fds, max_open)
+            })
+        };
+        let cpu0 = procs::cpu_seconds(ccgate_pid);
+        let limit = Duration::from_secs_f64(ramp + 60.0);
+        println!("holding {slow_n} slow streams ({} ms between events) through ccgate /anthropic...", args.slow_event_delay_ms);
+        let hs = rt.block_on(load::hold_streams(&t, slow_n, rate, limit, open));
+        stop.store(true, Ordering::Relaxed);
+        let (max_rss, max_fds, _) = sampler.join().unwrap_or_default();
+        let cpu = procs::cpu_seconds(ccgate_pid) - cpu0;
+        let peak = procs::status_mib(ccgate_pid, "VmHWM");
+        println!(
+            "slow streams: {} started, {} completed, {} errors, peak open {}, peak RSS {:.1} MiB, peak fds {}, stream p50 {:.2} s, wall {:.1} s",
+            hs.started,
+            hs.completed,
+            hs.errors,
+            hs.peak_open,
+            peak,
+            max_fds,
+            hs.duration.value_at_quantile(0.5) as f64 / 1e9,
+            hs.wall.as_secs_f64()
+        );
+        if hs.errors > 0 {
+            all_ok = false;
+            eprintln!("  errors: {:?}", hs.error_samples);
+        }
+        slow_json = json!({
+            "requested": slow_requested, "streams": slow_n, "event_delay_ms": args.slow_event_delay_ms,
+            "completed": hs.completed, "errors": hs.errors, "peak_open": hs.peak_open,
+            "peak_rss_mib": round1(peak), "sampled_max_rss_mib": round1(max_rss), "rss_before_mib": round1(rss0),
+            "peak_was_reset": reset, "peak_fds": max_fds, "nofile_limit": nofile,
+            "ttfb_p50_ms": round1(hs.ttfb.value_at_quantile(0.5) as f64 / 1e6),
+            "ttfb_p99_ms": round1(hs.ttfb.value_at_quantile(0.99) as f64 / 1e6),
+            "stream_p50_s": (hs.duration.value_at_quantile(0.5) as f64 / 1e7).round() / 100.0,
+            "stream_max_s": (hs.duration.max() as f64 / 1e7).round() / 100.0,
+            "ccgate_cpu_s": round1(cpu * 10.0) / 10.0, "wall_s": round1(hs.wall.as_secs_f64()),
+            "error_samples": hs.error_samples,
+        });
+    }
+
+    let ccgate_ok = procs.ccgate.alive();
+    let final_rss = procs::status_mib(ccgate_pid, "VmRSS");
+    if let Some(n) = procs.nginx.as_mut() {
+        n.stop(Duration::from_secs(3));
+    }
+    procs.ccgate.stop(Duration::from_secs(3));
+    procs.mock.stop(Duration::from_secs(1));
+    if !ccgate_ok {
+        all_ok = false;
+        notes.push("ccgate was not running at the end of the benchmark".into());
+    }
+
+    let settings = json!({
+        "mode": if smoke { "smoke" } else { "full" },
+        "duration_s": duration.as_secs_f64(), "warmup_s": warmup.as_secs_f64(),
+        "client_threads": args.client_threads, "streams": streams_n,
+        "slow_streams": slow_n, "slow_streams_requested": slow_requested, "nofile_limit": nofile,
+        "bodies_bytes": {
+            "anthropic_small": env.bodies.a_small.len(), "anthropic_large": env.bodies.a_large.len(),
+            "anthropic_sse": env.bodies.a_sse.len(), "openai_small": env.bodies.o_small.len(),
+            "openai_large": env.bodies.o_large.len(), "openai_sse": env.bodies.o_sse.len(),
+        },
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+    });
+    let results = json!({
+        "timestamp_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "machine": procs::machine(),
+        "settings": settings,
+        "notes": notes,
+        "runs": runs,
+        "ccgate": {
+            "peak_rss_mib_matrix": round1(matrix_peak),
+            "rss_end_mib": round1(final_rss),
+            "streams": streams_json,
+            "slow_streams": slow_json,
+        },
+        "nginx": { "peak_rss_mib_matrix_all_processes": nginx_peak.map(round1) },
+    });
+    let results = report::with_ratios_and_targets(results);
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;
+    let json_path = out_dir.join("latest.json");
+    let md_path = out_dir.join("latest.md");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results)? + "\n")?;
+    let md = report::markdown(&results);
+    std::fs::write(&md_path, &md)?;
+    println!("\n{}", report::summary(&results));
+    println!("wrote {} and {}", json_path.display(), md_path.display());
+    if all_ok {
+        let _ = std::fs::remove_dir_all(&tmp);
+    } else {
+        println!("ERRORS were recorded; logs kept in {}", tmp.display());
+    }
+    Ok(all_ok)
+}
+
+fn sample_cpu(proxy: Option<u32>, mock: u32, me: u32) -> [f64; 3] {
+    [proxy.map(procs::tree_cpu_seconds).unwrap_or(0.0), procs::cpu_seconds(mock), procs::cpu_seconds(me)]
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}

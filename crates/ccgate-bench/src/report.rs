@@ -1,0 +1,354 @@
+//! Ratios, targets and the markdown table, all derived from the JSON results.
+
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+const PATHS: [(&str, &str); 4] =
+    [("direct", "direct"), ("nginx", "nginx"), ("anthropic", "ccgate /anthropic"), ("openai", "ccgate /openai")];
+const BODIES: [(&str, &str); 3] = [("small", "small"), ("large", "75 KB"), ("sse", "SSE")];
+
+fn find<'a>(runs: &'a [Value], path: &str, body: &str, conns: u64) -> Option<&'a Value> {
+    runs.iter().find(|r| r["path"] == path && r["body"] == body && r["conns"] == conns)
+}
+
+fn f(v: &Value, k: &str) -> Option<f64> {
+    v.get(k).and_then(Value::as_f64)
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some((a / b * 1000.0).round() / 1000.0),
+        _ => None,
+    }
+}
+
+fn concurrencies(runs: &[Value]) -> Vec<u64> {
+    let mut c: Vec<u64> = runs.iter().filter_map(|r| r["conns"].as_u64()).filter(|&c| c > 1).collect();
+    c.sort_unstable();
+    c.dedup();
+    c
+}
+
+/// Adds `ratios` and `targets` to the results.
+pub fn with_ratios_and_targets(mut res: Value) -> Value {
+    let runs: Vec<Value> = res["runs"].as_array().cloned().unwrap_or_default();
+    let mut ratios = Vec::new();
+    for (body, _) in BODIES {
+        for c in concurrencies(&runs) {
+            let rps = |p: &str| find(&runs, p, body, c).and_then(|r| f(r, "rps"));
+            for (path, _) in PATHS {
+                let Some(x) = rps(path) else { continue };
+                ratios.push(json!({
+                    "body": body, "conns": c, "path": path, "rps": x,
+                    "vs_nginx": ratio(Some(x), rps("nginx")),
+                    "vs_direct": ratio(Some(x), rps("direct")),
+                    "vs_anthropic": if path == "openai" { ratio(Some(x), rps("anthropic")) } else { None },
+                }));
+            }
+        }
+        let d = find(&runs, "direct", body, 1);
+        for (path, _) in PATHS {
+            let Some(r) = find(&runs, path, body, 1) else { continue };
+            let diff = |k: &str| match (f(r, k), d.and_then(|d| f(d, k))) {
+                (Some(a), Some(b)) => Some(((a - b) * 10.0).round() / 10.0),
+                _ => None,
+            };
+            ratios.push(json!({
+                "body": body, "conns": 1, "path": path,
+                "added_p50_us": diff("p50_us"), "added_p99_us": diff("p99_us"),
+                "added_ttfb_p50_us": diff("ttfb_p50_us"), "added_ttfb_p99_us": diff("ttfb_p99_us"),
+            }));
+        }
+    }
+
+    let mut targets = Vec::new();
+    let get = |body: &str, c: u64, path: &str, k: &str| -> Option<f64> {
+        ratios.iter().find(|r| r["body"] == body && r["conns"] == c && r["path"] == path).and_then(|r| f(r, k))
+    };
+    for (body, label) in BODIES {
+        for c in concurrencies(&runs) {
+            if let Some(x) = get(body, c, "anthropic", "vs_nginx") {
+                targets.push(target(&format!("/anthropic throughput ≥ nginx ({label}, c={c})"), "≥ 1.00×", format!("{x:.2}×"), x >= 1.0));
+            }
+        }
+    }
+    for (body, label) in BODIES {
+        for c in concurrencies(&runs) {
+            if let Some(x) = get(body, c, "openai", "vs_anthropic") {
+                targets.push(target(&format!("/openai throughput ≥ 0.8× /anthropic ({label}, c={c})"), "≥ 0.80×", format!("{x:.2}×"), x >= 0.8));
+            }
+        }
+    }
+    if let Some(x) = get("small", 1, "anthropic", "added_p99_us") {
+        targets.push(target("added p99 over direct at c=1, /anthropic small", "≤ 100 µs", format!("{x:.0} µs"), x <= 100.0));
+    }
+    for (body, label) in [("sse", "SSE")] {
+        for path in ["anthropic", "openai"] {
+            if let Some(x) = get(body, 1, path, "added_ttfb_p99_us") {
+                targets.push(target(
+                    &format!("TTFT not delayed: added time-to-first-byte p99 at c=1, /{path} {label}"),
+                    "≤ 1 ms (no Nagle/buffering stall)",
+                    format!("{x:.0} µs"),
+                    x <= 1000.0,
+                ));
+            }
+        }
+    }
+    if let Some(streams) = res["ccgate"]["streams"].as_array() {
+        for s in streams {
+            let (Some(peak), Some(n)) = (f(s, "peak_rss_mib"), s["streams"].as_u64()) else { continue };
+            let errors = s["errors"].as_u64().unwrap_or(0);
+            targets.push(target(
+                &format!("peak RSS of ccgate at {n} concurrent streams (/{})", s["path"].as_str().unwrap_or("")),
+                "≤ 64 MiB, no error",
+                format!("{peak:.1} MiB, {errors} errors"),
+                peak <= 64.0 && errors == 0 && n >= 1000,
+            ));
+        }
+    }
+    let slow = &res["ccgate"]["slow_streams"];
+    if let (Some(n), Some(peak)) = (slow["streams"].as_u64(), f(slow, "peak_rss_mib")) {
+        let requested = slow["requested"].as_u64().unwrap_or(n);
+        let errors = slow["errors"].as_u64().unwrap_or(0);
+        let open = slow["peak_open"].as_u64().unwrap_or(0);
+        let met = errors == 0 && peak <= 400.0 && n >= 10_000 && open >= n * 95 / 100;
+        let mut measured = format!("{n} streams (peak {open} open at once), {errors} errors, peak RSS {peak:.1} MiB");
+        if n < requested {
+            measured.push_str(&format!(" — only {n} of {requested}: fd limit"));
+        }
+        targets.push(target("10,000 concurrent slow streams held", "no error, RSS ≤ 400 MiB", measured, met));
+    }
+    res["ratios"] = Value::Array(ratios);
+    res["targets"] = Value::Array(targets);
+    res
+}
+
+fn target(name: &str, goal: &str, measured: String, met: bool) -> Value {
+    json!({"target": name, "goal": goal, "measured": measured, "met": met})
+}
+
+fn num(x: Option<f64>) -> String {
+    match x {
+        None => "–".into(),
+        Some(x) if x.abs() >= 1000.0 => {
+            let s = format!("{:.0}", x.abs());
+            let mut out = String::new();
+            for (i, ch) in s.chars().enumerate() {
+                if i > 0 && (s.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(ch);
+            }
+            if x < 0.0 {
+                format!("-{out}")
+            } else {
+                out
+            }
+        }
+        Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
+        Some(x) => format!("{x:.1}"),
+    }
+}
+
+fn times(x: Option<f64>) -> String {
+    x.map(|x| format!("{x:.2}×")).unwrap_or_else(|| "–".into())
+}
+
+fn signed(x: Option<f64>) -> String {
+    match x {
+        None => "–".into(),
+        Some(x) if x >= 0.0 => format!("+{}", num(Some(x))),
+        Some(x) => num(Some(x)),
+    }
+}
+
+pub fn markdown(res: &Value) -> String {
+    let runs: Vec<Value> = res["runs"].as_array().cloned().unwrap_or_default();
+    let ratios: Vec<Value> = res["ratios"].as_array().cloned().unwrap_or_default();
+    let m = &res["machine"];
+    let s = &res["settings"];
+    let mut o = String::new();
+    let _ = writeln!(o, "# CCGate benchmark ({} run)\n", s["mode"].as_str().unwrap_or("?"));
+    let _ = writeln!(
+        o,
+        "Machine: {} cores, {}, {} GiB RAM, Linux {}. Cells: {} s warm-up + {} s measured; load generator on {} threads, sharing the cores with the system under test.\n",
+        m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["mem_gib"], m["kernel"].as_str().unwrap_or("?"),
+        s["warmup_s"], s["duration_s"], s["client_threads"]
+    );
+    let _ = writeln!(o, "Command: `{}`\n", s["command"].as_str().unwrap_or(""));
+    let cs = concurrencies(&runs);
+    let rget = |body: &str, c: u64, path: &str, k: &str| -> Option<f64> {
+        ratios.iter().find(|r| r["body"] == body && r["conns"] == c && r["path"] == path).and_then(|r| f(r, k))
+    };
+
+    let _ = writeln!(o, "## Throughput (requests/s, closed loop, keep-alive)\n");
+    let mut head = String::from("| body | path |");
+    let mut sep = String::from("|---|---|");
+    for c in &cs {
+        let _ = write!(head, " c={c} | ×nginx | ×direct |");
+        sep.push_str("---:|---:|---:|");
+    }
+    head.push_str(" proxy CPU µs/req | mock CPU µs/req | errors |");
+    sep.push_str("---:|---:|---:|");
+    let _ = writeln!(o, "{head}\n{sep}");
+    for (body, label) in BODIES {
+        for (path, pname) in PATHS {
+            if !runs.iter().any(|r| r["path"] == path && r["body"] == body && r["conns"].as_u64() > Some(1)) {
+                continue;
+            }
+            let mut line = format!("| {label} | {pname} |");
+            let mut errors = 0;
+            for &c in &cs {
+                let r = find(&runs, path, body, c);
+                errors += r.and_then(|r| r["errors"].as_u64()).unwrap_or(0);
+                let _ = write!(
+                    line,
+                    " {} | {} | {} |",
+                    num(r.and_then(|r| f(r, "rps"))),
+                    if path == "nginx" { "–".into() } else { times(rget(body, c, path, "vs_nginx")) },
+                    if path == "direct" { "–".into() } else { times(rget(body, c, path, "vs_direct")) },
+                );
+            }
+            let last = cs.last().and_then(|&c| find(&runs, path, body, c));
+            let _ = writeln!(
+                line,
+                " {} | {} | {} |",
+                num(last.and_then(|r| f(r, "proxy_cpu_us_per_req"))),
+                num(last.and_then(|r| f(r, "mock_cpu_us_per_req"))),
+                errors
+            );
+            o.push_str(&line);
+        }
+    }
+    if let Some(c) = cs.last() {
+        let _ = writeln!(o, "\nCPU columns: utime+stime of the process (nginx: master + workers) over the measured window at c={c}, divided by the requests.");
+    }
+    let mut oa = Vec::new();
+    for (body, label) in BODIES {
+        for &c in &cs {
+            if let Some(x) = rget(body, c, "openai", "vs_anthropic") {
+                oa.push(format!("{label} c={c}: {x:.2}×"));
+            }
+        }
+    }
+    if !oa.is_empty() {
+        let _ = writeln!(o, "\n/openai ÷ /anthropic throughput: {}.", oa.join(", "));
+    }
+
+    let _ = writeln!(o, "\n## Latency at concurrency 1 (µs)\n");
+    let _ = writeln!(o, "| body | path | p50 | p99 | added p50 | added p99 | TTFB p50 | TTFB p99 | added TTFB p99 | proxy CPU µs/req | errors |");
+    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (body, label) in BODIES {
+        for (path, pname) in PATHS {
+            let Some(r) = find(&runs, path, body, 1) else { continue };
+            let _ = writeln!(
+                o,
+                "| {label} | {pname} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                num(f(r, "p50_us")),
+                num(f(r, "p99_us")),
+                if path == "direct" { "–".into() } else { signed(rget(body, 1, path, "added_p50_us")) },
+                if path == "direct" { "–".into() } else { signed(rget(body, 1, path, "added_p99_us")) },
+                num(f(r, "ttfb_p50_us")),
+                num(f(r, "ttfb_p99_us")),
+                if path == "direct" { "–".into() } else { signed(rget(body, 1, path, "added_ttfb_p99_us")) },
+                num(f(r, "proxy_cpu_us_per_req")),
+                r["errors"].as_u64().unwrap_or(0),
+            );
+        }
+    }
+    let _ = writeln!(o, "\nAdded = this path minus direct (client → mock) at the same quantile. TTFB = time to the first body byte (SSE: the first event).");
+
+    let cg = &res["ccgate"];
+    let _ = writeln!(o, "\n## Memory and concurrent streams (ccgate)\n");
+    let _ = writeln!(o, "- Peak RSS (VmHWM) over the whole matrix: {} MiB", num(f(cg, "peak_rss_mib_matrix")));
+    if let Some(n) = f(&res["nginx"], "peak_rss_mib_matrix_all_processes") {
+        let _ = writeln!(o, "- nginx, for comparison (sum of VmHWM over master + workers): {} MiB", num(Some(n)));
+    }
+    if let Some(streams) = cg["streams"].as_array() {
+        for st in streams {
+            let _ = writeln!(
+                o,
+                "- {} concurrent fast SSE streams on /{} (closed loop): {} streams/s, p99 {} µs, peak RSS {} MiB (from {} MiB), {} errors",
+                st["streams"], st["path"].as_str().unwrap_or(""), num(f(st, "rps")), num(f(st, "p99_us")),
+                num(f(st, "peak_rss_mib")), num(f(st, "rss_before_mib")), st["errors"]
+            );
+        }
+    }
+    let sl = &cg["slow_streams"];
+    if sl.is_object() {
+        let _ = writeln!(
+            o,
+            "- {} slow SSE streams on /anthropic (one connection each, {} ms between events, ~25 events): {} completed, {} errors, peak {} open at once, peak RSS {} MiB (sampled max {} MiB, from {} MiB), peak {} fds, TTFB p50 {} ms / p99 {} ms, stream p50 {} s, ccgate CPU {} s",
+            sl["streams"], sl["event_delay_ms"], sl["completed"], sl["errors"], sl["peak_open"],
+            num(f(sl, "peak_rss_mib")), num(f(sl, "sampled_max_rss_mib")), num(f(sl, "rss_before_mib")),
+            sl["peak_fds"], num(f(sl, "ttfb_p50_ms")), num(f(sl, "ttfb_p99_ms")), sl["stream_p50_s"], sl["ccgate_cpu_s"]
+        );
+    }
+
+    let _ = writeln!(o, "\n## Targets (measured in this run)\n");
+    let _ = writeln!(o, "| target | goal | measured | met |\n|---|---|---|---|");
+    for t in res["targets"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} |",
+            t["target"].as_str().unwrap_or(""),
+            t["goal"].as_str().unwrap_or(""),
+            t["measured"].as_str().unwrap_or(""),
+            if t["met"] == true { "yes" } else { "**no**" }
+        );
+    }
+    if let Some(notes) = res["notes"].as_array().filter(|n| !n.is_empty()) {
+        let _ = writeln!(o, "\n## Notes\n");
+        for n in notes {
+            let _ = writeln!(o, "- {}", n.as_str().unwrap_or(""));
+        }
+    }
+    o
+}
+
+/// Short console summary: throughput ratios and the targets.
+pub fn summary(res: &Value) -> String {
+    let mut o = String::from("ratios (throughput; ×nginx / ×direct):\n");
+    for r in res["ratios"].as_array().cloned().unwrap_or_default() {
+        if r["conns"].as_u64() == Some(1) || r["path"] == "direct" {
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "  {:<6} c={:<4} {:<10} {:>9} req/s  {} nginx  {} direct{}",
+            r["body"].as_str().unwrap_or(""),
+            r["conns"],
+            r["path"].as_str().unwrap_or(""),
+            num(f(&r, "rps")),
+            times(f(&r, "vs_nginx")),
+            times(f(&r, "vs_direct")),
+            f(&r, "vs_anthropic").map(|x| format!("  {x:.2}× /anthropic")).unwrap_or_default()
+        );
+    }
+    o.push_str("added latency at c=1 over direct (p50 / p99 µs):\n");
+    for r in res["ratios"].as_array().cloned().unwrap_or_default() {
+        if r["conns"].as_u64() != Some(1) || r["path"] == "direct" {
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "  {:<6} {:<10} {} / {}",
+            r["body"].as_str().unwrap_or(""),
+            r["path"].as_str().unwrap_or(""),
+            signed(f(&r, "added_p50_us")),
+            signed(f(&r, "added_p99_us"))
+        );
+    }
+    o.push_str("targets:\n");
+    for t in res["targets"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            o,
+            "  [{}] {} — {} (goal {})",
+            if t["met"] == true { "met " } else { "MISS" },
+            t["target"].as_str().unwrap_or(""),
+            t["measured"].as_str().unwrap_or(""),
+            t["goal"].as_str().unwrap_or("")
+        );
+    }
+    o
+}
