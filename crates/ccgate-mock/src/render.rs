@@ -130,7 +130,9 @@ pub fn tool_mode_plan(
             let messages: Vec<Message> = messages
                 .and_then(|m| serde_json::from_str(m.get()).ok())
                 .unwrap_or_default();
-            let last_user = messages.last().filter(|m| m.role == "user");
+            // Newer Claude Code sends mid-conversation `system` messages (under a beta); the turn that matters is
+            // the last user/assistant one.
+            let last_user = messages.iter().rev().find(|m| m.role != "system").filter(|m| m.role == "user");
             if let Some(result) = last_user.and_then(|m| first_tool_result(&m.content)) {
                 let snippet: String = result.chars().take(200).collect();
                 return text_plan(cfg, &format!("Tool result received: {snippet}"));
