@@ -34,8 +34,16 @@ impl Drop for TempDir {
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{}-{}-{}", std::process::id(), t, N.fetch_add(1, Ordering::Relaxed))
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        t,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn upstream(id: &str, url: &str) -> Value {
@@ -56,7 +64,11 @@ pub struct Files {
 impl Files {
     /// One upstream per mock URL, two tenants (`t1` may use sonnet and haiku, `t2` everything).
     pub fn new(mock_urls: &[String]) -> Files {
-        let ups: Vec<Value> = mock_urls.iter().enumerate().map(|(i, u)| upstream(&format!("up{}", i + 1), u)).collect();
+        let ups: Vec<Value> = mock_urls
+            .iter()
+            .enumerate()
+            .map(|(i, u)| upstream(&format!("up{}", i + 1), u))
+            .collect();
         Files {
             server: json!({"server": {"port": 0, "host": "127.0.0.1"}, "admin": {"username": "admin", "password": ADMIN_PASSWORD},
                            "openai": {"enabled": true, "models": {"gpt-4o": "claude-sonnet-4-6"}, "defaultModel": "claude-sonnet-4-6"}}),
@@ -130,7 +142,13 @@ impl Gateway {
         .await
         .unwrap_or_else(|_| panic!("ccgate did not start; stderr:\n{}", stderr.lock()));
         tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
-        Gateway { child, url, config, data, stderr }
+        Gateway {
+            child,
+            url,
+            config,
+            data,
+            stderr,
+        }
     }
 
     pub fn logs(&self) -> String {
@@ -145,7 +163,10 @@ impl Gateway {
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running") as i32;
         unsafe_kill(pid);
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("exit in time").unwrap()
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exit in time")
+            .unwrap()
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -154,11 +175,18 @@ impl Gateway {
 }
 
 fn unsafe_kill(pid: i32) {
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 pub async fn mock() -> MockHandle {
@@ -222,4 +250,78 @@ pub async fn wait_requests(gw: &Gateway, n: i64) -> Value {
         (u["totals"]["requests"].as_i64() == Some(n)).then_some(u)
     })
     .await
+}
+
+/// `POST /openai/v1/chat/completions` with `Authorization: Bearer key` and extra headers (e.g. `x-mock-*`).
+pub async fn post_chat(
+    gw: &Gateway,
+    key: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = client()
+        .post(format!("{}/openai/v1/chat/completions", gw.url))
+        .header("authorization", format!("Bearer {key}"))
+        .json(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+/// The payloads of the `data:` lines of an SSE body, in order.
+pub fn sse_data(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Rows of the ledger's `requests` table (selected columns, oldest first) as JSON objects.
+pub async fn ledger_rows(gw: &Gateway) -> Vec<Value> {
+    use sqlx::Row;
+    let url = format!("sqlite://{}", gw.db_path().display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("open ledger");
+    let rows = sqlx::query(
+        "SELECT tenant_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class,
+                input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens,
+                cost_nanousd FROM requests ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("query ledger");
+    pool.close().await;
+    rows.iter()
+        .map(|r| {
+            json!({
+                "tenant_id": r.get::<String, _>("tenant_id"),
+                "protocol": r.get::<String, _>("protocol"),
+                "endpoint": r.get::<String, _>("endpoint"),
+                "model": r.get::<String, _>("model"),
+                "upstream_model": r.get::<Option<String>, _>("upstream_model"),
+                "stream": r.get::<i64, _>("stream"),
+                "status": r.get::<i64, _>("status"),
+                "outcome": r.get::<String, _>("outcome"),
+                "error_class": r.get::<Option<String>, _>("error_class"),
+                "input_tokens": r.get::<i64, _>("input_tokens"),
+                "cache_write_5m_tokens": r.get::<i64, _>("cache_write_5m_tokens"),
+                "cache_write_1h_tokens": r.get::<i64, _>("cache_write_1h_tokens"),
+                "cache_read_tokens": r.get::<i64, _>("cache_read_tokens"),
+                "output_tokens": r.get::<i64, _>("output_tokens"),
+                "cost_nanousd": r.get::<i64, _>("cost_nanousd"),
+            })
+        })
+        .collect()
+}
+
+/// SIGTERMs `gw`, waits for it to exit, then starts a new gateway on the same config and data folders.
+/// Returns the old process's exit status and the new gateway.
+pub async fn restart_same_dirs(mut gw: Gateway) -> (std::process::ExitStatus, Gateway) {
+    let status = gw.terminate().await;
+    let Gateway { config, data, .. } = gw;
+    (status, Gateway::start_in(config, data).await)
 }
