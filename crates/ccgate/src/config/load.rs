@@ -92,12 +92,14 @@ pub fn load_dir_with_env(
     let tenants_raw: raw::TenantsFile = map_raw(TENANTS_FILE, tenants_value, &mut warnings)?;
     let pricing_json = read_json(dir, PRICING_FILE, env)?.map(|v| v.to_string());
 
+    // The original's `server.timeout` (ms), when given, is the default total deadline of an upstream exchange.
+    let server_timeout_ms = server_raw.server.as_ref().and_then(|s| s.timeout);
     let config = Config {
         server: validate_server(server_raw.server.unwrap_or_default())?,
         admin: validate_admin(server_raw.admin.unwrap_or_default(), &mut warnings)?,
         openai: validate_openai(server_raw.openai.unwrap_or_default())?,
         load_balancer: validate_load_balancer(upstreams_raw.load_balancer.unwrap_or_default())?,
-        upstreams: validate_upstreams(upstreams_raw.upstreams, &mut warnings)?,
+        upstreams: validate_upstreams(upstreams_raw.upstreams, server_timeout_ms, &mut warnings)?,
         tenants: validate_tenants(tenants_raw.tenants, &mut warnings)?,
     };
     Ok(Loaded {
@@ -436,13 +438,13 @@ fn validate_load_balancer(lb: raw::LoadBalancerSection) -> Result<LoadBalancerCo
     })
 }
 
-fn validate_timeouts(t: Option<TimeoutsSection>, path: &str) -> Result<Timeouts, ConfigError> {
+fn validate_timeouts(t: Option<TimeoutsSection>, default_total_ms: Option<u64>, path: &str) -> Result<Timeouts, ConfigError> {
     let t = t.unwrap_or_default();
     let out = Timeouts {
         connect: ms(t.connect.unwrap_or(15_000)),
         first_byte: ms(t.first_byte.unwrap_or(120_000)),
         idle: ms(t.idle.unwrap_or(300_000)),
-        total: ms(t.total.unwrap_or(1_800_000)),
+        total: ms(t.total.or(default_total_ms).unwrap_or(1_800_000)),
     };
     for (name, d) in [
         ("connect", out.connect),
@@ -463,6 +465,7 @@ fn validate_timeouts(t: Option<TimeoutsSection>, path: &str) -> Result<Timeouts,
 
 fn validate_upstreams(
     list: Option<Vec<raw::UpstreamEntry>>,
+    default_total_ms: Option<u64>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<UpstreamConfig>, ConfigError> {
     let f = UPSTREAMS_FILE;
@@ -594,7 +597,7 @@ fn validate_upstreams(
             model_map: u.model_map.unwrap_or_default(),
             headers,
             max_concurrency: u.max_concurrency,
-            timeouts: validate_timeouts(u.timeouts, &p)?,
+            timeouts: validate_timeouts(u.timeouts, default_total_ms, &p)?,
             proxy: u.proxy,
             price_multiplier_milli: (mult * 1000.0).round() as u32,
             health_check: HealthCheckConfig {
@@ -847,7 +850,7 @@ pub mod tests_support {
             ..Default::default()
         };
         let mut w = Vec::new();
-        validate_upstreams(Some(vec![raw]), &mut w)
+        validate_upstreams(Some(vec![raw]), None, &mut w)
             .unwrap()
             .remove(0)
     }

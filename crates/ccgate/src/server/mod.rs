@@ -51,7 +51,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/health", get(probes::health))
         .route("/usage", post(usage::usage))
         .merge(tenant_api)
-        .merge(crate::dashboard::routes())
+        .merge(crate::dashboard::routes(&gw))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(gw)
