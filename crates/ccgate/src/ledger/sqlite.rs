@@ -8,7 +8,8 @@ use super::store::{Store, UsageQuery, UsageReport, UsageRow, UsageTotals};
 use super::Record;
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -97,59 +98,80 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// One transaction per batch: multi-row inserts (256 rows per statement), then one rollup upsert per
+    /// (day, tenant, model) group of the batch, so the writer's cost per request stays a few microseconds.
     async fn insert(&self, rows: &[Record]) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        for r in rows {
-            sqlx::query(
+        for chunk in rows.chunks(256) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO requests (ts_ms, day, request_id, tenant_id, upstream_id, upstream_request_id, protocol,
                     endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
                     cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
                     web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms,
-                    ttft_ms, session_id, billable)
-                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            )
-            .bind(r.ts_ms)
-            .bind(&r.day)
-            .bind(&r.request_id)
-            .bind(&r.tenant_id)
-            .bind(&r.upstream_id)
-            .bind(&r.upstream_request_id)
-            .bind(r.protocol)
-            .bind(r.endpoint)
-            .bind(&r.model)
-            .bind(&r.upstream_model)
-            .bind(r.stream)
-            .bind(r.status as i64)
-            .bind(r.outcome)
-            .bind(&r.error_class)
-            .bind(r.input_tokens)
-            .bind(r.cache_write_5m_tokens)
-            .bind(r.cache_write_1h_tokens)
-            .bind(r.cache_read_tokens)
-            .bind(r.output_tokens)
-            .bind(r.thinking_tokens)
-            .bind(r.web_search_requests)
-            .bind(r.cost_nanousd)
-            .bind(r.upstream_cost_nanousd)
-            .bind(r.priced)
-            .bind(&r.price_version)
-            .bind(r.latency_ms)
-            .bind(r.ttft_ms)
-            .bind(&r.session_id)
-            .bind(r.billable)
-            .execute(&mut *tx)
-            .await?;
-            if !r.billable {
-                continue;
-            }
+                    ttft_ms, session_id, billable) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(r.ts_ms)
+                    .push_bind(&r.day)
+                    .push_bind(&r.request_id)
+                    .push_bind(&r.tenant_id)
+                    .push_bind(&r.upstream_id)
+                    .push_bind(&r.upstream_request_id)
+                    .push_bind(r.protocol)
+                    .push_bind(r.endpoint)
+                    .push_bind(&r.model)
+                    .push_bind(&r.upstream_model)
+                    .push_bind(r.stream)
+                    .push_bind(r.status as i64)
+                    .push_bind(r.outcome)
+                    .push_bind(&r.error_class)
+                    .push_bind(r.input_tokens)
+                    .push_bind(r.cache_write_5m_tokens)
+                    .push_bind(r.cache_write_1h_tokens)
+                    .push_bind(r.cache_read_tokens)
+                    .push_bind(r.output_tokens)
+                    .push_bind(r.thinking_tokens)
+                    .push_bind(r.web_search_requests)
+                    .push_bind(r.cost_nanousd)
+                    .push_bind(r.upstream_cost_nanousd)
+                    .push_bind(r.priced)
+                    .push_bind(&r.price_version)
+                    .push_bind(r.latency_ms)
+                    .push_bind(r.ttft_ms)
+                    .push_bind(&r.session_id)
+                    .push_bind(r.billable);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        let mut groups: HashMap<(&str, &str, &str), [i64; 10]> = HashMap::new();
+        for r in rows.iter().filter(|r| r.billable) {
+            let g = groups.entry((&r.day, &r.tenant_id, &r.model)).or_default();
             let is_error = r.status >= 400 || r.outcome == "upstream_error";
+            let unpriced = !r.priced && r.input_tokens + r.output_tokens > 0;
+            let add = [
+                1,
+                r.input_tokens,
+                r.cache_write_5m_tokens,
+                r.cache_write_1h_tokens,
+                r.cache_read_tokens,
+                r.output_tokens,
+                r.cost_nanousd,
+                r.upstream_cost_nanousd,
+                i64::from(unpriced),
+                i64::from(is_error),
+            ];
+            for (a, b) in g.iter_mut().zip(add) {
+                *a += b;
+            }
+        }
+        for ((day, tenant, model), t) in groups {
             sqlx::query(
                 "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens, cache_write_5m_tokens,
                     cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd, upstream_cost_nanousd,
                     unpriced_requests, errors)
-                 VALUES (?,?,?,1,?,?,?,?,?,?,?,?,?)
+                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
                  ON CONFLICT (day, tenant_id, model) DO UPDATE SET
-                    requests = requests + 1,
+                    requests = requests + excluded.requests,
                     input_tokens = input_tokens + excluded.input_tokens,
                     cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
                     cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
@@ -160,18 +182,19 @@ impl SqliteStore {
                     unpriced_requests = unpriced_requests + excluded.unpriced_requests,
                     errors = errors + excluded.errors",
             )
-            .bind(&r.day)
-            .bind(&r.tenant_id)
-            .bind(&r.model)
-            .bind(r.input_tokens)
-            .bind(r.cache_write_5m_tokens)
-            .bind(r.cache_write_1h_tokens)
-            .bind(r.cache_read_tokens)
-            .bind(r.output_tokens)
-            .bind(r.cost_nanousd)
-            .bind(r.upstream_cost_nanousd)
-            .bind(i64::from(!r.priced && r.input_tokens + r.output_tokens > 0))
-            .bind(i64::from(is_error))
+            .bind(day)
+            .bind(tenant)
+            .bind(model)
+            .bind(t[0])
+            .bind(t[1])
+            .bind(t[2])
+            .bind(t[3])
+            .bind(t[4])
+            .bind(t[5])
+            .bind(t[6])
+            .bind(t[7])
+            .bind(t[8])
+            .bind(t[9])
             .execute(&mut *tx)
             .await?;
         }
