@@ -135,8 +135,11 @@ pub async fn load_budgets(
         }
     }
     let day_ago = Utc::now().timestamp_millis() - 86_400_000;
-    for (tenant, peak) in store.peak_cost_by_tenant(day_ago).await? {
-        gw.tenant_state(&tenant).load_observed_peak(peak);
+    let tenant_ids: Vec<String> = gw.rt().config.tenants.iter().map(|t| t.id.clone()).collect();
+    for id in tenant_ids {
+        if let Some(peak) = store.peak_cost(&id, day_ago).await? {
+            gw.tenant_state(&id).load_observed_peak(peak);
+        }
     }
     Ok(())
 }

@@ -271,22 +271,17 @@ impl Store for SqliteStore {
         })
     }
 
-    fn peak_cost_by_tenant(
-        &self,
-        since_ms: i64,
-    ) -> BoxFuture<'_, Result<Vec<(String, i64)>, String>> {
+    fn peak_cost<'a>(&'a self, tenant_id: &'a str, since_ms: i64) -> BoxFuture<'a, Result<Option<i64>, String>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT tenant_id, MAX(cost_nanousd) FROM requests WHERE ts_ms >= ? AND billable = 1 GROUP BY tenant_id",
+            // Served by the (tenant_id, ts_ms) index: a range scan of one tenant's last day, not the table.
+            sqlx::query_scalar(
+                "SELECT MAX(cost_nanousd) FROM requests WHERE tenant_id = ? AND ts_ms >= ? AND billable = 1",
             )
+            .bind(tenant_id)
             .bind(since_ms)
-            .fetch_all(&self.pool)
+            .fetch_one(&self.pool)
             .await
-            .map_err(|e| e.to_string())?;
-            Ok(rows
-                .into_iter()
-                .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
-                .collect())
+            .map_err(|e| e.to_string())
         })
     }
 
