@@ -103,7 +103,12 @@ impl Balancer {
             return self.pick_in_tier(upstreams, tier, &eligible);
         }
         // Every candidate is cooling down or unhealthy: rather than refuse outright, try the one whose cooldown
-        // ends first. A stale cooldown must not lock tenants out when nothing better exists.
+        // ends first. A stale cooldown must not lock tenants out when nothing better exists. Only for a request's
+        // first attempt: retries are capped by the healthy upstreams (a retry into a cooling upstream would hammer
+        // it and replace a real answer with, say, our key's rate limit).
+        if !tried.is_empty() {
+            return None;
+        }
         upstreams
             .iter()
             .enumerate()

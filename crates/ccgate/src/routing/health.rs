@@ -97,10 +97,11 @@ impl UpstreamState {
                 *self.last_error.lock() = Some(reason.clone());
                 let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
                 let cooldown = match kind {
+                    // A single 529 is a global blip: no pause at all, whatever retry-after it carries (one 529
+                    // must not take an upstream out for minutes); a short pause only after repeated ones.
+                    FailureKind::Overloaded if n < FAILURE_THRESHOLD => None,
                     // The upstream told us how long: honour it exactly, whatever the failure count.
                     _ if retry_after.is_some() => retry_after.map(|d| d.min(MAX_COOLDOWN)),
-                    // A single 529 is a global blip: a short pause only after repeated ones.
-                    FailureKind::Overloaded if n < FAILURE_THRESHOLD => None,
                     FailureKind::Overloaded => Some(BASE_COOLDOWN),
                     FailureKind::Credentials => Some(Duration::from_secs(60)),
                     _ if n < FAILURE_THRESHOLD => None,
@@ -142,6 +143,13 @@ mod tests {
             latency: Duration::from_millis(5),
         });
         assert_eq!(s.consecutive_failures.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn one_529_with_a_long_retry_after_does_not_cool() {
+        let s = UpstreamState::default();
+        s.record(&fail(FailureKind::Overloaded, Some(120)));
+        assert!(!s.is_cooling(now_ms()));
     }
 
     #[test]

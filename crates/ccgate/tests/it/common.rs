@@ -325,3 +325,38 @@ pub async fn restart_same_dirs(mut gw: Gateway) -> (std::process::ExitStatus, Ga
     let Gateway { config, data, .. } = gw;
     (status, Gateway::start_in(config, data).await)
 }
+
+/// `GET /health` as JSON.
+pub async fn health(gw: &Gateway) -> Value {
+    client()
+        .get(format!("{}/health", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `GET /health` as raw text (to look for leaked secrets).
+pub async fn health_text(gw: &Gateway) -> String {
+    client()
+        .get(format!("{}/health", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `POST /openai/v1/chat/completions` with the first tenant's key.
+pub async fn post_openai(gw: &Gateway, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{}/openai/v1/chat/completions", gw.url))
+        .header("authorization", format!("Bearer {TENANT_KEY}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
