@@ -44,7 +44,14 @@ pub fn routes(gw: &Gateway) -> Router<Arc<Gateway>> {
 /// The configured admin path with and without a trailing slash, or nothing if it cannot be routed safely.
 fn admin_paths(path: &str) -> Vec<String> {
     let base = path.trim_end_matches('/');
-    let reserved = ["", "/health", "/usage", "/dashboard", "/anthropic", "/openai"];
+    let reserved = [
+        "",
+        "/health",
+        "/usage",
+        "/dashboard",
+        "/anthropic",
+        "/openai",
+    ];
     let clashes = reserved.contains(&base)
         || base.starts_with("/anthropic/")
         || base.starts_with("/openai/")
@@ -83,7 +90,10 @@ mod tests {
     #[test]
     fn admin_path_variants() {
         assert_eq!(admin_paths("/console"), vec!["/console", "/console/"]);
-        assert_eq!(admin_paths("/ops/usage/"), vec!["/ops/usage", "/ops/usage/"]);
+        assert_eq!(
+            admin_paths("/ops/usage/"),
+            vec!["/ops/usage", "/ops/usage/"]
+        );
         for bad in [
             "/",
             "/health",
