@@ -59,6 +59,10 @@ struct Inner {
     tail: Option<Bytes>,
     failure: Option<String>,
     upstream_done: bool,
+    /// The upstream's `content-length`, and the bytes passed on to the client so far: hyper stops polling a body
+    /// once it has written the length it announced, so reaching it means the client got the whole answer.
+    content_length: Option<u64>,
+    sent: u64,
     /// `(upstream model, client model)`: map a `modelMap` rename back in the answer.
     model_rewrite: Option<(String, String)>,
 }
@@ -83,6 +87,7 @@ impl Tee {
         cfg: TeeConfig,
     ) -> Tee {
         let status = response.status().as_u16();
+        let content_length = response.content_length();
         Tee {
             inner: Some(Box::new(Inner {
                 upstream: response.bytes_stream().boxed(),
@@ -97,6 +102,8 @@ impl Tee {
                 tail: None,
                 failure: None,
                 upstream_done: false,
+                content_length,
+                sent: 0,
                 model_rewrite: cfg.model_rewrite,
             })),
         }
@@ -375,6 +382,7 @@ impl Stream for Tee {
                     inner.idle_timer.as_mut().reset(deadline);
                     let out = inner.on_chunk(chunk);
                     if !out.is_empty() {
+                        inner.sent += out.len() as u64;
                         return Poll::Ready(Some(Ok(out)));
                     }
                 }
@@ -407,6 +415,13 @@ impl Drop for Tee {
             return;
         };
         if inner.upstream_done {
+            inner.settle(false);
+            return;
+        }
+        if inner.content_length.is_some_and(|len| inner.sent >= len) {
+            // Every byte of a fixed-length answer was passed on and hyper, having written the announced length,
+            // dropped the body before its end-of-stream: a complete exchange, not a client hang-up.
+            let _ = inner.on_eof();
             inner.settle(false);
             return;
         }
