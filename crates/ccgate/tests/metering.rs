@@ -756,6 +756,58 @@ async fn upstream_break_mid_stream_is_metered() {
             assert!(r.error_class.is_some(), "{what}: {r:?}");
         }
     }
+    let u = admin_usage(&gw).await;
+    let toks: Vec<Tok> = rows.iter().map(|r| r.tok).collect();
+    let spent: i64 = toks.iter().map(|t| cost(SONNET, *t)).sum();
+    assert_totals(
+        &u["totals"],
+        3,
+        sum(&toks),
+        spent,
+        "broken streams are billed",
+    );
+    assert_eq!(
+        u["totals"]["errors"], 2,
+        "the two upstream errors count as errors: {u}"
+    );
+}
+
+#[tokio::test]
+async fn client_gone_before_the_first_byte_is_still_metered() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let tok = Tok {
+        input: 3000,
+        w5m: 1000,
+        output: 400,
+        ..Default::default()
+    };
+    let mut h = mock_headers(tok);
+    h.push(("x-mock-first-byte-delay-ms", "600".into()));
+    let impatient = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    for stream in [false, true] {
+        let mut rb = impatient
+            .post(format!("{}/anthropic/v1/messages", gw.url))
+            .header("x-api-key", TENANT_KEY)
+            .json(&messages_body("claude-sonnet-4-6", stream));
+        for (k, v) in &h {
+            rb = rb.header(*k, v.as_str());
+        }
+        assert!(rb.send().await.is_err(), "the client gives up first");
+    }
+    // The upstream bills these requests: the gateway must record them all the same.
+    let rows = wait_rows(&gw, 2).await;
+    for r in &rows {
+        assert_eq!(r.tok, tok, "{r:?}");
+        assert_eq!(r.cost, cost(SONNET, tok), "{r:?}");
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.outcome, "client_aborted", "{r:?}");
+    }
+    assert_eq!(m.request_count(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -832,18 +884,15 @@ async fn budget_race_overshoots_by_at_most_one_request() {
         "refused requests never reach the upstream"
     );
 
-    let u = eventually(10, || async {
-        let u = admin_usage(&gw).await;
-        let t3 = u["tenants"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == "t3")
-            .unwrap()
-            .clone();
-        (t3["totals"]["requests"] == 80).then_some(t3)
-    })
-    .await;
+    wait_rows(&gw, 80).await;
+    let all = admin_usage(&gw).await;
+    let u = all["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "t3")
+        .unwrap()
+        .clone();
     let spent = u["totals"]["cost_nanousd"].as_i64().unwrap();
     assert_eq!(
         spent,
@@ -1215,6 +1264,18 @@ async fn sigterm_drains_open_streams_and_loses_no_row() {
             .expect("streams started")
             .unwrap();
     }
+    // One more client hangs up mid-stream just before the signal: its drain must finish before the exit too.
+    let r = post_h(
+        &gw,
+        TENANT_KEY,
+        &messages_body("claude-sonnet-4-6", true),
+        &h,
+    )
+    .await;
+    let aborted_id = request_id(&r);
+    let mut s = r.bytes_stream();
+    s.next().await.unwrap().unwrap();
+    drop(s);
     let status = gw.terminate().await;
     for t in tasks {
         let text = t.await.unwrap();
@@ -1232,12 +1293,16 @@ async fn sigterm_drains_open_streams_and_loses_no_row() {
         gw.logs()
     );
     let rows = db_rows(&gw).await;
-    assert_eq!(rows.len(), N, "{rows:#?}");
-    for r in &rows {
+    assert_eq!(rows.len(), N + 1, "{rows:#?}");
+    let (aborted, rest): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.request_id == aborted_id);
+    assert_eq!(rest.len(), N);
+    for r in rest {
         assert_eq!(r.outcome, "ok", "{r:?}");
         assert_eq!(r.tok, tok);
         assert_eq!(r.cost, cost(SONNET, tok));
     }
+    assert_eq!(aborted[0].outcome, "client_aborted", "{:?}", aborted[0]);
+    assert_eq!(aborted[0].tok, tok, "drained to the end before exiting");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1537,6 +1602,35 @@ async fn usage_api_date_filters_and_limits() {
     // The admin sees the same limits under the tenant.
     let u = admin_usage(&gw).await;
     assert_eq!(u["tenants"][0]["limits"][0], daily);
+}
+
+#[tokio::test]
+async fn days_and_resets_follow_the_server_timezone() {
+    // UTC+14 all year: the local day differs from the UTC day for ten hours of every UTC day.
+    let tz: chrono_tz::Tz = "Pacific/Kiritimati".parse().unwrap();
+    let m = mock().await;
+    let mut files = Files::new(&[m.url()]);
+    files.server["server"]["timezone"] = json!("Pacific/Kiritimati");
+    files.tenants["tenants"][0]["limits"] = json!({"daily": {"maxUSD": 5}});
+    let gw = Gateway::start(&files).await;
+    let local_today = chrono::Utc::now().with_timezone(&tz).date_naive();
+    let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", false)).await;
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    let u = wait_requests(&gw, 1).await;
+    assert_eq!(u["timezone"], "Pacific/Kiritimati");
+    assert_eq!(u["by_day"][0]["day"], local_today.to_string(), "{u}");
+    let (s, v) = admin_usage_range(&gw, &local_today.to_string(), &local_today.to_string()).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["totals"]["requests"], 1, "{v}");
+    let daily = u["tenants"][0]["limits"][0].clone();
+    assert_eq!(daily["name"], "daily");
+    let next = local_today + chrono::Duration::days(1);
+    assert_eq!(
+        daily["resets_at"],
+        format!("{next}T00:00:00+14:00"),
+        "{daily}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
