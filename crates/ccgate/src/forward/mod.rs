@@ -113,10 +113,7 @@ pub async fn forward(rt: &Runtime, plan: &Plan<'_>) -> Forwarded {
         match attempt(&upstream, plan).await {
             AttemptResult::Streaming(s) => {
                 if let Some(key) = plan.session {
-                    let choice = rt
-                        .balancer
-                        .rendezvous_choice(&rt.upstreams, plan.model, key);
-                    rt.pins.record(key, &upstream.config.id, choice);
+                    remember_session(rt, key, plan.model, idx, &tried, pinned.as_deref());
                 }
                 return Forwarded::Streaming(s);
             }
@@ -196,6 +193,25 @@ enum AttemptResult {
     NoAnswer(AttemptError, FailureKind),
 }
 
+/// Pins a session to the upstream that served it when a *failure* moved it off its rendezvous choice (the
+/// choice failed in this request, or is cooling down or unhealthy), so the session does not bounce back and
+/// rebuild its prompt cache twice. A spill past `maxConcurrency` is not a failure and pins nothing; serving from
+/// the rendezvous choice clears any pin.
+fn remember_session(rt: &Runtime, key: &str, model: &str, served: usize, tried: &[usize], pinned: Option<&str>) {
+    let served_id = rt.upstreams[served].config.id.as_str();
+    let choice = rt.balancer.rendezvous_choice(&rt.upstreams, model, key);
+    let choice_idx = choice.and_then(|id| rt.upstreams.iter().position(|u| u.config.id == id));
+    let moved_by_failure = choice_idx.is_some_and(|c| {
+        let st = &rt.upstreams[c].state;
+        (c != served && tried.contains(&c))
+            || st.is_cooling(crate::routing::health::now_ms())
+            || st.probe_unhealthy.load(Ordering::Relaxed)
+    });
+    if moved_by_failure || pinned == Some(served_id) || choice == Some(served_id) {
+        rt.pins.record(key, served_id, choice);
+    }
+}
+
 /// One attempt against one upstream.
 async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     let cfg = &upstream.config;
@@ -264,7 +280,7 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     )
     .await
     {
-        Ok(Ok(b)) => b,
+        Ok(Ok(b)) => redact(b, &cfg.key),
         Ok(Err(e)) => {
             return AttemptResult::NoAnswer(AttemptError::Connect(e), FailureKind::Connect)
         }
@@ -282,6 +298,16 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
         body,
         upstream_model,
     }
+}
+
+/// Some upstreams echo the credential they were sent in their error text; error bodies reach tenants verbatim,
+/// so our key is cut out of them first.
+fn redact(body: Bytes, key: &str) -> Bytes {
+    if key.len() < 8 || memchr::memmem::find(&body, key.as_bytes()).is_none() {
+        return body;
+    }
+    let text = String::from_utf8_lossy(&body).replace(key, "[redacted]");
+    Bytes::from(text)
 }
 
 async fn read_bounded(mut response: reqwest::Response, max: usize) -> Result<Bytes, String> {

@@ -60,6 +60,7 @@ pub enum FailureKind {
 const FAILURE_THRESHOLD: u32 = 3;
 const BASE_COOLDOWN: Duration = Duration::from_secs(5);
 const MAX_COOLDOWN: Duration = Duration::from_secs(300);
+const MAX_OVERLOAD_COOLDOWN: Duration = Duration::from_secs(30);
 
 impl UpstreamState {
     pub fn is_cooling(&self, now_ms: u64) -> bool {
@@ -100,9 +101,11 @@ impl UpstreamState {
                     // A single 529 is a global blip: no pause at all, whatever retry-after it carries (one 529
                     // must not take an upstream out for minutes); a short pause only after repeated ones.
                     FailureKind::Overloaded if n < FAILURE_THRESHOLD => None,
+                    // Overload is global and transient: even repeated 529s pause an upstream for seconds, never
+                    // minutes, whatever retry-after says.
+                    FailureKind::Overloaded => Some(retry_after.unwrap_or(BASE_COOLDOWN).min(MAX_OVERLOAD_COOLDOWN)),
                     // The upstream told us how long: honour it exactly, whatever the failure count.
                     _ if retry_after.is_some() => retry_after.map(|d| d.min(MAX_COOLDOWN)),
-                    FailureKind::Overloaded => Some(BASE_COOLDOWN),
                     FailureKind::Credentials => Some(Duration::from_secs(60)),
                     _ if n < FAILURE_THRESHOLD => None,
                     _ => {

@@ -45,6 +45,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/anthropic", get(probes::root).head(probes::root))
         .nest("/anthropic", anthropic)
         .nest("/openai", openai)
+        // Set here, inside the CORS layer: a preflight OPTIONS on a POST-only route must pass through cors.rs.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(gw.clone(), cors::cors));
     Router::new()
         .route("/", get(probes::root).head(probes::root))

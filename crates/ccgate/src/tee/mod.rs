@@ -370,8 +370,8 @@ impl Stream for Tee {
                 continue;
             }
             if inner.idle_timer.as_mut().poll(cx).is_ready() {
-                let idle = inner.idle.as_secs();
-                inner.tail = inner.on_failure(format!("no data from upstream for {idle} s"));
+                let idle = human_duration(inner.idle);
+                inner.tail = inner.on_failure(format!("no data from upstream for {idle}"));
                 inner.upstream_done = true;
                 continue;
             }
@@ -465,11 +465,23 @@ pub async fn read_full(
         let next = tokio::time::timeout(idle, stream.next());
         match tokio::time::timeout_at(deadline, next).await {
             Err(_) => return Err("total deadline exceeded".into()),
-            Ok(Err(_)) => return Err(format!("no data from upstream for {} s", idle.as_secs())),
+            Ok(Err(_)) => return Err(format!("no data from upstream for {}", human_duration(idle))),
             Ok(Ok(None)) => return Ok(buf.freeze()),
             Ok(Ok(Some(Ok(chunk)))) => buf.extend_from_slice(&chunk),
             Ok(Ok(Some(Err(e)))) => return Err(crate::forward::describe_reqwest_error(&e)),
         }
+    }
+}
+
+/// `300 ms`, `5 s`, `2.5 s`: deadlines as an operator configured them.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 
