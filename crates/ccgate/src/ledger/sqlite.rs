@@ -48,7 +48,9 @@ const SCHEMA: &[&str] = &[
         billable INTEGER NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS requests_tenant_ts ON requests (tenant_id, ts_ms)",
-    "CREATE INDEX IF NOT EXISTS requests_day ON requests (day)",
+    // Usage queries read the rollups; only `ccgate clean` filters requests by day, rarely enough for a scan.
+    // Each index on `requests` costs page writes on every insert, so there is just the one budgets need.
+    "DROP INDEX IF EXISTS requests_day",
     "CREATE TABLE IF NOT EXISTS daily_rollup (
         day TEXT NOT NULL,
         tenant_id TEXT NOT NULL,
@@ -144,7 +146,8 @@ impl SqliteStore {
             qb.build().execute(&mut *tx).await?;
         }
         let mut groups: HashMap<(&str, &str, &str), [i64; 10]> = HashMap::new();
-        for r in rows.iter().filter(|r| r.billable) {
+        // Refused requests stay in `requests` for audit but are not usage: they never reached an upstream.
+        for r in rows.iter().filter(|r| r.billable && r.outcome != "rejected") {
             let g = groups.entry((&r.day, &r.tenant_id, &r.model)).or_default();
             let is_error = r.status >= 400 || r.outcome == "upstream_error";
             let unpriced = !r.priced && r.input_tokens + r.output_tokens > 0;
@@ -164,13 +167,22 @@ impl SqliteStore {
                 *a += b;
             }
         }
-        for ((day, tenant, model), t) in groups {
-            sqlx::query(
+        let groups: Vec<_> = groups.into_iter().collect();
+        // One multi-row upsert per 64 groups: a statement round trip costs far more than a row.
+        for chunk in groups.chunks(64) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens, cache_write_5m_tokens,
                     cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd, upstream_cost_nanousd,
-                    unpriced_requests, errors)
-                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
-                 ON CONFLICT (day, tenant_id, model) DO UPDATE SET
+                    unpriced_requests, errors) ",
+            );
+            qb.push_values(chunk, |mut b, ((day, tenant, model), t)| {
+                b.push_bind(*day).push_bind(*tenant).push_bind(*model);
+                for v in t {
+                    b.push_bind(*v);
+                }
+            });
+            qb.push(
+                " ON CONFLICT (day, tenant_id, model) DO UPDATE SET
                     requests = requests + excluded.requests,
                     input_tokens = input_tokens + excluded.input_tokens,
                     cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
@@ -181,22 +193,8 @@ impl SqliteStore {
                     upstream_cost_nanousd = upstream_cost_nanousd + excluded.upstream_cost_nanousd,
                     unpriced_requests = unpriced_requests + excluded.unpriced_requests,
                     errors = errors + excluded.errors",
-            )
-            .bind(day)
-            .bind(tenant)
-            .bind(model)
-            .bind(t[0])
-            .bind(t[1])
-            .bind(t[2])
-            .bind(t[3])
-            .bind(t[4])
-            .bind(t[5])
-            .bind(t[6])
-            .bind(t[7])
-            .bind(t[8])
-            .bind(t[9])
-            .execute(&mut *tx)
-            .await?;
+            );
+            qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await
     }
