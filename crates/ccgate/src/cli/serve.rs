@@ -241,17 +241,26 @@ pub async fn usage(
     Ok(())
 }
 
+/// A JSON value as plain text; `serde_json::Value`'s own `Display` ignores width and alignment.
+fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
 fn render_usage_table(v: &serde_json::Value) -> String {
     let mut out = String::new();
     let row = |name: &str, t: &serde_json::Value| {
         format!(
             "{:<24} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
             name,
-            t["requests"],
-            t["input_tokens"],
-            t["output_tokens"],
-            t["cache_creation_input_tokens"],
-            t["cache_read_input_tokens"],
+            cell(&t["requests"]),
+            cell(&t["input_tokens"]),
+            cell(&t["output_tokens"]),
+            cell(&t["cache_creation_input_tokens"]),
+            cell(&t["cache_read_input_tokens"]),
             format!("${:.4}", t["cost_usd"].as_f64().unwrap_or(0.0)),
         )
     };
@@ -362,7 +371,7 @@ pub fn render_health_table(v: &serde_json::Value) -> String {
         "CCGate {}  status: {}  uptime: {}s\n\n",
         v["version"].as_str().unwrap_or("?"),
         v["status"].as_str().unwrap_or("?"),
-        v["uptime_seconds"]
+        cell(&v["uptime_seconds"])
     );
     out.push_str(&format!(
         "{:<16} {:<20} {:<13} {:>4} {:>6} {:>9} {:>5} {:>11}  {:<25} {}\n",
@@ -383,10 +392,10 @@ pub fn render_health_table(v: &serde_json::Value) -> String {
             u["id"].as_str().unwrap_or("?"),
             u["name"].as_str().unwrap_or(""),
             u["status"].as_str().unwrap_or("?"),
-            u["priority"],
-            u["weight"],
-            u["in_flight"],
-            u["consecutive_failures"],
+            cell(&u["priority"]),
+            cell(&u["weight"]),
+            cell(&u["in_flight"]),
+            cell(&u["consecutive_failures"]),
             u["latency_ewma_ms"].as_f64().unwrap_or(0.0),
             u["cooldown_until"].as_str().unwrap_or("-"),
             u["last_error"].as_str().unwrap_or("-"),

@@ -145,10 +145,7 @@ impl Inner {
                 translator,
             } => {
                 let mut out = Vec::new();
-                framer.push(&chunk, &mut |ev| {
-                    meter.on_event(ev.event, ev.data);
-                    translator.on_event(ev.event, ev.data, meter.usage(), &mut out);
-                });
+                translate(framer, meter, translator, Some(&chunk), &mut out);
                 Bytes::from(out)
             }
         }
@@ -185,10 +182,7 @@ impl Inner {
                 translator,
             } => {
                 let mut out = Vec::new();
-                framer.finish(&mut |ev| {
-                    meter.on_event(ev.event, ev.data);
-                    translator.on_event(ev.event, ev.data, meter.usage(), &mut out);
-                });
+                translate(framer, meter, translator, None, &mut out);
                 if !translator.is_finished() {
                     self.failure = Some("upstream closed the stream before message_stop".into());
                     translator.on_upstream_error(
@@ -266,6 +260,24 @@ impl Inner {
             (stream_ending, error_class)
         };
         settlement.finish(status, &usage, ending, class);
+    }
+}
+
+/// Frames upstream bytes (`None`: end of stream), meters each event, then translates it with the usage so far.
+fn translate(
+    framer: &mut SseFramer,
+    meter: &mut StreamMeter,
+    translator: &mut StreamTranslator,
+    chunk: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) {
+    let mut on_event = |ev: ccgate_meter::sse::SseEvent<'_>| {
+        meter.on_event(ev.event, ev.data);
+        translator.on_event(ev.event, ev.data, meter.usage(), out);
+    };
+    match chunk {
+        Some(c) => framer.push(c, &mut on_event),
+        None => framer.finish(&mut on_event),
     }
 }
 
