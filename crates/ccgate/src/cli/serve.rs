@@ -28,7 +28,10 @@ pub fn db_path(data_dir: &Path) -> std::path::PathBuf {
 
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let dirs = &args.dirs;
-    if !dirs.config_dir.exists() {
+    // A fresh clone has `config/` with only the `*.json.example` files: that is a first start too. A folder with
+    // some live files but not others is a mistake the loader reports, not something to paper over.
+    let live = [config::load::SERVER_FILE, config::load::UPSTREAMS_FILE, config::load::TENANTS_FILE];
+    if live.iter().all(|f| !dirs.config_dir.join(f).exists()) {
         let boot = examples::bootstrap(&dirs.config_dir)
             .map_err(|e| format!("cannot create {}: {e}", dirs.config_dir.display()))?;
         println!("================================================================");

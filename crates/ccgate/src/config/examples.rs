@@ -59,7 +59,7 @@ pub struct Bootstrap {
     pub tenant_key: String,
 }
 
-/// First start with no config folder: create one from the examples, with a random admin password and one demo
+/// First start with no live config files: create them from the examples, with a random admin password and one demo
 /// tenant key. The upstream key is read from `ANTHROPIC_API_KEY` (empty when unset).
 pub fn bootstrap(dir: &Path) -> std::io::Result<Bootstrap> {
     init(dir)?;
