@@ -155,6 +155,15 @@ impl TenantState {
         b.has_history = true;
     }
 
+    /// Requests counted in the rolling minute, and how long until the oldest of them leaves it.
+    pub fn rpm_window(&self) -> (u32, Option<Duration>) {
+        let now = Instant::now();
+        let log = self.rpm.lock();
+        let live: Vec<&Instant> = log.iter().filter(|t| now.duration_since(**t) < Duration::from_secs(60)).collect();
+        let next = live.first().map(|t| Duration::from_secs(60).saturating_sub(now.duration_since(**t)));
+        (live.len() as u32, next)
+    }
+
     pub fn observed_peak(&self) -> i64 {
         self.book.lock().observed_peak
     }
