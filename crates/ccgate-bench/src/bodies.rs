@@ -20,17 +20,21 @@ struct Words {
 }
 
 const VOCAB: &[&str] = &[
-    "the", "file", "function", "return", "value", "error", "test", "build", "module", "crate", "path", "config",
-    "request", "response", "stream", "token", "budget", "tenant", "upstream", "header", "parse", "string", "vector",
-    "index", "buffer", "async", "await", "future", "handler", "router", "server", "client", "latency", "thread",
-    "memory", "cache", "read", "write", "lock", "update", "delete", "insert", "select", "query", "schema", "field",
-    "struct", "enum", "match", "option", "result", "trait", "impl", "closure", "iterator", "slice", "bytes", "json",
-    "when", "then", "because", "after", "before", "every", "only", "never", "always", "should", "must", "could",
+    "the", "file", "function", "return", "value", "error", "test", "build", "module", "crate",
+    "path", "config", "request", "response", "stream", "token", "budget", "tenant", "upstream",
+    "header", "parse", "string", "vector", "index", "buffer", "async", "await", "future",
+    "handler", "router", "server", "client", "latency", "thread", "memory", "cache", "read",
+    "write", "lock", "update", "delete", "insert", "select", "query", "schema", "field", "struct",
+    "enum", "match", "option", "result", "trait", "impl", "closure", "iterator", "slice", "bytes",
+    "json", "when", "then", "because", "after", "before", "every", "only", "never", "always",
+    "should", "must", "could",
 ];
 
 impl Words {
     fn new(seed: u64) -> Self {
-        Words { state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 }
+        Words {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        }
     }
     fn next(&mut self) -> &'static str {
         let mut x = self.state;
@@ -56,11 +60,33 @@ impl Words {
 
 fn tool_names() -> Vec<String> {
     let base = [
-        "Bash", "Read", "Write", "Edit", "MultiEdit", "Glob", "Grep", "LS", "WebFetch", "WebSearch", "TodoWrite",
-        "NotebookRead", "NotebookEdit", "Task", "ExitPlanMode", "BashOutput", "KillShell", "SlashCommand",
+        "Bash",
+        "Read",
+        "Write",
+        "Edit",
+        "MultiEdit",
+        "Glob",
+        "Grep",
+        "LS",
+        "WebFetch",
+        "WebSearch",
+        "TodoWrite",
+        "NotebookRead",
+        "NotebookEdit",
+        "Task",
+        "ExitPlanMode",
+        "BashOutput",
+        "KillShell",
+        "SlashCommand",
     ];
     (0..TOOL_COUNT)
-        .map(|i| if i < base.len() { base[i].to_string() } else { format!("mcp__server__tool_{i}") })
+        .map(|i| {
+            if i < base.len() {
+                base[i].to_string()
+            } else {
+                format!("mcp__server__tool_{i}")
+            }
+        })
         .collect()
 }
 
@@ -95,19 +121,43 @@ struct Turn {
 }
 
 fn conversation(w: &mut Words, names: &[String], approx_total: usize) -> Vec<Turn> {
-    let mut turns = vec![Turn { role: "user", kind: 0, text: w.text(1500), tool: String::new(), id: String::new() }];
+    let mut turns = vec![Turn {
+        role: "user",
+        kind: 0,
+        text: w.text(1500),
+        tool: String::new(),
+        id: String::new(),
+    }];
     let mut total = 1500;
     let mut i = 0usize;
     while total < approx_total {
         let id = format!("toolu_bench_{i:04}");
         let tool = names[i % names.len()].clone();
-        turns.push(Turn { role: "assistant", kind: 1, text: w.text(120), tool: tool.clone(), id: id.clone() });
+        turns.push(Turn {
+            role: "assistant",
+            kind: 1,
+            text: w.text(120),
+            tool: tool.clone(),
+            id: id.clone(),
+        });
         let result = w.text(1800);
         total += result.len() + 200;
-        turns.push(Turn { role: "user", kind: 2, text: result, tool, id });
+        turns.push(Turn {
+            role: "user",
+            kind: 2,
+            text: result,
+            tool,
+            id,
+        });
         i += 1;
     }
-    turns.push(Turn { role: "user", kind: 0, text: w.text(400), tool: String::new(), id: String::new() });
+    turns.push(Turn {
+        role: "user",
+        kind: 0,
+        text: w.text(400),
+        tool: String::new(),
+        id: String::new(),
+    });
     turns
 }
 
@@ -173,7 +223,10 @@ fn anthropic_large_with(conv: usize) -> Vec<u8> {
 fn openai_large_with(conv: usize) -> Vec<u8> {
     let mut w = Words::new(7);
     let names = tool_names();
-    let system = format!("You are Claude Code, Anthropic's official CLI for Claude.\n{}", w.text(14_000));
+    let system = format!(
+        "You are Claude Code, Anthropic's official CLI for Claude.\n{}",
+        w.text(14_000)
+    );
     let tools: Vec<Value> = names
         .iter()
         .enumerate()
@@ -231,11 +284,19 @@ mod tests {
     fn large_bodies_are_deterministic_and_sized() {
         let a = anthropic_large();
         assert_eq!(a, anthropic_large());
-        assert!(a.len() > 70 * 1024 && a.len() <= LARGE_TARGET, "{}", a.len());
+        assert!(
+            a.len() > 70 * 1024 && a.len() <= LARGE_TARGET,
+            "{}",
+            a.len()
+        );
         let v: Value = serde_json::from_slice(&a).unwrap();
         assert_eq!(v["tools"].as_array().unwrap().len(), TOOL_COUNT);
         let o = openai_large();
-        assert!(o.len() > 70 * 1024 && o.len() <= LARGE_TARGET, "{}", o.len());
+        assert!(
+            o.len() > 70 * 1024 && o.len() <= LARGE_TARGET,
+            "{}",
+            o.len()
+        );
         let v: Value = serde_json::from_slice(&o).unwrap();
         assert_eq!(v["tools"].as_array().unwrap().len(), TOOL_COUNT);
     }

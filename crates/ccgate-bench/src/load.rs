@@ -102,18 +102,36 @@ impl RunStats {
 }
 
 enum Outcome {
-    Ok { ttfb: Duration, bytes: u64 },
+    Ok {
+        ttfb: Duration,
+        bytes: u64,
+    },
     /// The request failed; `reconnect` if the connection is unusable afterwards.
-    Err { msg: String, reconnect: bool },
+    Err {
+        msg: String,
+        reconnect: bool,
+    },
 }
 
-async fn one_request(sender: &mut http1::SendRequest<Full<Bytes>>, target: &Target, t0: Instant) -> Outcome {
+async fn one_request(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    target: &Target,
+    t0: Instant,
+) -> Outcome {
     if let Err(e) = sender.ready().await {
-        return Outcome::Err { msg: format!("connection not ready: {e}"), reconnect: true };
+        return Outcome::Err {
+            msg: format!("connection not ready: {e}"),
+            reconnect: true,
+        };
     }
     let resp = match sender.send_request(target.request()).await {
         Ok(r) => r,
-        Err(e) => return Outcome::Err { msg: format!("send: {e}"), reconnect: true },
+        Err(e) => {
+            return Outcome::Err {
+                msg: format!("send: {e}"),
+                reconnect: true,
+            }
+        }
     };
     let status = resp.status();
     let mut body = resp.into_body();
@@ -148,7 +166,12 @@ async fn one_request(sender: &mut http1::SendRequest<Full<Bytes>>, target: &Targ
                     }
                 }
             }
-            Err(e) => return Outcome::Err { msg: format!("body ({status}): {e}"), reconnect: true },
+            Err(e) => {
+                return Outcome::Err {
+                    msg: format!("body ({status}): {e}"),
+                    reconnect: true,
+                }
+            }
         }
     }
     if !status.is_success() {
@@ -158,22 +181,44 @@ async fn one_request(sender: &mut http1::SendRequest<Full<Bytes>>, target: &Targ
         };
     }
     if let Some(expect) = target.expect_tail {
-        let end = tail.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+        let end = tail
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
         if !tail[..end].ends_with(expect) {
             return Outcome::Err {
-                msg: format!("stream ended early: ...{:?}", String::from_utf8_lossy(&tail)),
+                msg: format!(
+                    "stream ended early: ...{:?}",
+                    String::from_utf8_lossy(&tail)
+                ),
                 reconnect: false,
             };
         }
     }
     if bytes == 0 {
-        return Outcome::Err { msg: "empty body".into(), reconnect: false };
+        return Outcome::Err {
+            msg: "empty body".into(),
+            reconnect: false,
+        };
     }
-    Outcome::Ok { ttfb: ttfb.unwrap_or_default(), bytes }
+    Outcome::Ok {
+        ttfb: ttfb.unwrap_or_default(),
+        bytes,
+    }
 }
 
-async fn connect(addr: SocketAddr) -> Result<(http1::SendRequest<Full<Bytes>>, http1::Connection<TokioIo<TcpStream>, Full<Bytes>>), String> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+async fn connect(
+    addr: SocketAddr,
+) -> Result<
+    (
+        http1::SendRequest<Full<Bytes>>,
+        http1::Connection<TokioIo<TcpStream>, Full<Bytes>>,
+    ),
+    String,
+> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = tcp.set_nodelay(true);
     http1::Builder::new()
         .max_buf_size(1 << 20)
@@ -292,7 +337,13 @@ pub struct HoldStats {
 
 /// `n` clients, each on its own connection, each holding one (slow) stream open until it ends. Connections are
 /// opened at `rate` per second. `open` counts streams whose response head arrived and whose body has not ended.
-pub async fn hold_streams(target: &Target, n: usize, rate: f64, limit: Duration, open: Arc<AtomicUsize>) -> HoldStats {
+pub async fn hold_streams(
+    target: &Target,
+    n: usize,
+    rate: f64,
+    limit: Duration,
+    open: Arc<AtomicUsize>,
+) -> HoldStats {
     let target = Arc::new(target.clone());
     let start = Instant::now();
     let peak = Arc::new(AtomicUsize::new(0));
@@ -311,8 +362,14 @@ pub async fn hold_streams(target: &Target, n: usize, rate: f64, limit: Duration,
                 tokio::pin!(conn);
                 let t0 = Instant::now();
                 let body_fut = async {
-                    sender.ready().await.map_err(|e| format!("not ready: {e}"))?;
-                    let resp = sender.send_request(target.request()).await.map_err(|e| format!("send: {e}"))?;
+                    sender
+                        .ready()
+                        .await
+                        .map_err(|e| format!("not ready: {e}"))?;
+                    let resp = sender
+                        .send_request(target.request())
+                        .await
+                        .map_err(|e| format!("send: {e}"))?;
                     let status = resp.status();
                     let now_open = open.fetch_add(1, Ordering::Relaxed) + 1;
                     peak.fetch_max(now_open, Ordering::Relaxed);
@@ -341,7 +398,10 @@ pub async fn hold_streams(target: &Target, n: usize, rate: f64, limit: Duration,
                         return Err(format!("status {status}"));
                     }
                     if let Some(expect) = target.expect_tail {
-                        let end = last.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+                        let end = last
+                            .iter()
+                            .rposition(|b| !b.is_ascii_whitespace())
+                            .map_or(0, |i| i + 1);
                         if !last[..end].ends_with(expect) {
                             return Err("stream ended early".to_string());
                         }

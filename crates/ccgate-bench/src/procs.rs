@@ -20,9 +20,20 @@ impl Child {
     /// Spawns `cmd` with stdout piped (for the readiness line) and stderr to `log`, then waits up to `timeout`
     /// for a stdout line containing `ready`. Returns the child and that line. With an empty `ready` (a child that
     /// prints nothing), returns once it is still running after `timeout`; the caller probes readiness.
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path, ready: &str, timeout: Duration, pdeath: i32) -> Result<(Child, String)> {
-        let err = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(err).process_group(0);
+    pub fn spawn(
+        name: &str,
+        mut cmd: Command,
+        log: &Path,
+        ready: &str,
+        timeout: Duration,
+        pdeath: i32,
+    ) -> Result<(Child, String)> {
+        let err =
+            std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .process_group(0);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -33,7 +44,10 @@ impl Child {
         let mut child = cmd.spawn().with_context(|| format!("start {name}"))?;
         let pid = child.id();
         let stdout = child.stdout.take().expect("piped");
-        let mut me = Child { pid, inner: Some(child) };
+        let mut me = Child {
+            pid,
+            inner: Some(child),
+        };
         let (tx, rx) = mpsc::channel();
         let ready_marker = ready.to_string();
         let mut out_log = std::fs::OpenOptions::new().append(true).open(log).ok();
@@ -61,8 +75,19 @@ impl Child {
             }
             if let Some(st) = me.inner.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 let tail = std::fs::read_to_string(log).unwrap_or_default();
-                let tail: String = tail.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-                bail!("{name} exited before it was ready ({st}); log {}:\n{tail}", log.display());
+                let tail: String = tail
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                bail!(
+                    "{name} exited before it was ready ({st}); log {}:\n{tail}",
+                    log.display()
+                );
             }
             if Instant::now() > deadline {
                 if ready.is_empty() {
@@ -79,7 +104,9 @@ impl Child {
 
     /// TERM to the child's process group, then KILL after `grace`.
     pub fn stop(&mut self, grace: Duration) {
-        let Some(mut c) = self.inner.take() else { return };
+        let Some(mut c) = self.inner.take() else {
+            return;
+        };
         let pgid = self.pid as i32;
         unsafe {
             libc::kill(-pgid, libc::SIGTERM);
@@ -114,10 +141,16 @@ pub fn free_port() -> Result<u16> {
 
 /// Parses `http://HOST:PORT` out of a readiness line.
 pub fn addr_in(line: &str) -> Result<std::net::SocketAddr> {
-    let i = line.find("http://").ok_or_else(|| anyhow!("no address in {line:?}"))?;
+    let i = line
+        .find("http://")
+        .ok_or_else(|| anyhow!("no address in {line:?}"))?;
     let rest = &line[i + 7..];
-    let end = rest.find(|c: char| c.is_whitespace() || c == '/').unwrap_or(rest.len());
-    rest[..end].parse().with_context(|| format!("address in {line:?}"))
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '/')
+        .unwrap_or(rest.len());
+    rest[..end]
+        .parse()
+        .with_context(|| format!("address in {line:?}"))
 }
 
 /// The process and its descendants (nginx: master + workers).
@@ -152,7 +185,9 @@ fn clk_tck() -> f64 {
 
 /// utime + stime of one process, in seconds.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let Some(i) = s.rfind(')') else { return 0.0 };
     let f: Vec<&str> = s[i + 2..].split_whitespace().collect();
@@ -169,10 +204,17 @@ pub fn tree_cpu_seconds(pid: u32) -> f64 {
 
 /// A `kB` field of /proc/PID/status (VmHWM, VmRSS), in MiB.
 pub fn status_mib(pid: u32, field: &str) -> f64 {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0.0 };
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0.0;
+    };
     for line in s.lines() {
         if let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) {
-            let kb: f64 = rest.trim().trim_end_matches("kB").trim().parse().unwrap_or(0.0);
+            let kb: f64 = rest
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0.0);
             return kb / 1024.0;
         }
     }
@@ -190,19 +232,27 @@ pub fn reset_peak(pid: u32) -> bool {
 
 /// Open file descriptors of a process.
 pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Raises this process's soft open-file limit to its hard limit; returns the resulting soft limit.
 pub fn raise_nofile() -> u64 {
     unsafe {
-        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
             return 1024;
         }
         let want = r.rlim_max.min(1 << 20);
         if r.rlim_cur < want {
-            let n = libc::rlimit { rlim_cur: want, rlim_max: r.rlim_max };
+            let n = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: r.rlim_max,
+            };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &n) == 0 {
                 r.rlim_cur = want;
             }
@@ -213,11 +263,15 @@ pub fn raise_nofile() -> u64 {
 
 /// `nginx` from PATH or the usual sbin folders.
 pub fn find_nginx() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
     dirs.push("/usr/sbin".into());
     dirs.push("/usr/local/sbin".into());
     dirs.push("/usr/local/nginx/sbin".into());
-    dirs.into_iter().map(|d| d.join("nginx")).find(|p| p.is_file())
+    dirs.into_iter()
+        .map(|d| d.join("nginx"))
+        .find(|p| p.is_file())
 }
 
 /// Machine facts for the report.
@@ -225,14 +279,28 @@ pub fn machine() -> serde_json::Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        })
         .unwrap_or_default();
     let mem_kb: f64 = std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:").map(|r| r.trim().trim_end_matches("kB").trim().parse().unwrap_or(0.0)))
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:").map(|r| {
+                r.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0.0)
+            })
+        })
         .unwrap_or(0.0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     serde_json::json!({
         "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "cpu_model": model,

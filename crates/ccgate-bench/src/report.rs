@@ -3,12 +3,17 @@
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
-const PATHS: [(&str, &str); 4] =
-    [("direct", "direct"), ("nginx", "nginx"), ("anthropic", "ccgate /anthropic"), ("openai", "ccgate /openai")];
+const PATHS: [(&str, &str); 4] = [
+    ("direct", "direct"),
+    ("nginx", "nginx"),
+    ("anthropic", "ccgate /anthropic"),
+    ("openai", "ccgate /openai"),
+];
 const BODIES: [(&str, &str); 3] = [("small", "small"), ("large", "75 KB"), ("sse", "SSE")];
 
 fn find<'a>(runs: &'a [Value], path: &str, body: &str, conns: u64) -> Option<&'a Value> {
-    runs.iter().find(|r| r["path"] == path && r["body"] == body && r["conns"] == conns)
+    runs.iter()
+        .find(|r| r["path"] == path && r["body"] == body && r["conns"] == conns)
 }
 
 fn f(v: &Value, k: &str) -> Option<f64> {
@@ -23,7 +28,11 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 fn concurrencies(runs: &[Value]) -> Vec<u64> {
-    let mut c: Vec<u64> = runs.iter().filter_map(|r| r["conns"].as_u64()).filter(|&c| c > 1).collect();
+    let mut c: Vec<u64> = runs
+        .iter()
+        .filter_map(|r| r["conns"].as_u64())
+        .filter(|&c| c > 1)
+        .collect();
     c.sort_unstable();
     c.dedup();
     c
@@ -48,7 +57,9 @@ pub fn with_ratios_and_targets(mut res: Value) -> Value {
         }
         let d = find(&runs, "direct", body, 1);
         for (path, _) in PATHS {
-            let Some(r) = find(&runs, path, body, 1) else { continue };
+            let Some(r) = find(&runs, path, body, 1) else {
+                continue;
+            };
             let diff = |k: &str| match (f(r, k), d.and_then(|d| f(d, k))) {
                 (Some(a), Some(b)) => Some(((a - b) * 10.0).round() / 10.0),
                 _ => None,
@@ -63,30 +74,50 @@ pub fn with_ratios_and_targets(mut res: Value) -> Value {
 
     let mut targets = Vec::new();
     let get = |body: &str, c: u64, path: &str, k: &str| -> Option<f64> {
-        ratios.iter().find(|r| r["body"] == body && r["conns"] == c && r["path"] == path).and_then(|r| f(r, k))
+        ratios
+            .iter()
+            .find(|r| r["body"] == body && r["conns"] == c && r["path"] == path)
+            .and_then(|r| f(r, k))
     };
     for (body, label) in BODIES {
         for c in concurrencies(&runs) {
             if let Some(x) = get(body, c, "anthropic", "vs_nginx") {
-                targets.push(target(&format!("/anthropic throughput ≥ nginx ({label}, c={c})"), "≥ 1.00×", format!("{x:.2}×"), x >= 1.0));
+                targets.push(target(
+                    &format!("/anthropic throughput ≥ nginx ({label}, c={c})"),
+                    "≥ 1.00×",
+                    format!("{x:.2}×"),
+                    x >= 1.0,
+                ));
             }
         }
     }
     for (body, label) in BODIES {
         for c in concurrencies(&runs) {
             if let Some(x) = get(body, c, "openai", "vs_anthropic") {
-                targets.push(target(&format!("/openai throughput ≥ 0.8× /anthropic ({label}, c={c})"), "≥ 0.80×", format!("{x:.2}×"), x >= 0.8));
+                targets.push(target(
+                    &format!("/openai throughput ≥ 0.8× /anthropic ({label}, c={c})"),
+                    "≥ 0.80×",
+                    format!("{x:.2}×"),
+                    x >= 0.8,
+                ));
             }
         }
     }
     if let Some(x) = get("small", 1, "anthropic", "added_p99_us") {
-        targets.push(target("added p99 over direct at c=1, /anthropic small", "≤ 100 µs", format!("{x:.0} µs"), x <= 100.0));
+        targets.push(target(
+            "added p99 over direct at c=1, /anthropic small",
+            "≤ 100 µs",
+            format!("{x:.0} µs"),
+            x <= 100.0,
+        ));
     }
     for (body, label) in [("sse", "SSE")] {
         for path in ["anthropic", "openai"] {
             if let Some(x) = get(body, 1, path, "added_ttfb_p99_us") {
                 targets.push(target(
-                    &format!("TTFT not delayed: added time-to-first-byte p99 at c=1, /{path} {label}"),
+                    &format!(
+                        "TTFT not delayed: added time-to-first-byte p99 at c=1, /{path} {label}"
+                    ),
                     "≤ 1 ms (no Nagle/buffering stall)",
                     format!("{x:.0} µs"),
                     x <= 1000.0,
@@ -96,10 +127,15 @@ pub fn with_ratios_and_targets(mut res: Value) -> Value {
     }
     if let Some(streams) = res["ccgate"]["streams"].as_array() {
         for s in streams {
-            let (Some(peak), Some(n)) = (f(s, "peak_rss_mib"), s["streams"].as_u64()) else { continue };
+            let (Some(peak), Some(n)) = (f(s, "peak_rss_mib"), s["streams"].as_u64()) else {
+                continue;
+            };
             let errors = s["errors"].as_u64().unwrap_or(0);
             targets.push(target(
-                &format!("peak RSS of ccgate at {n} concurrent streams (/{})", s["path"].as_str().unwrap_or("")),
+                &format!(
+                    "peak RSS of ccgate at {n} concurrent streams (/{})",
+                    s["path"].as_str().unwrap_or("")
+                ),
                 "≤ 64 MiB, no error",
                 format!("{peak:.1} MiB, {errors} errors"),
                 peak <= 64.0 && errors == 0 && n >= 1000,
@@ -112,11 +148,18 @@ pub fn with_ratios_and_targets(mut res: Value) -> Value {
         let errors = slow["errors"].as_u64().unwrap_or(0);
         let open = slow["peak_open"].as_u64().unwrap_or(0);
         let met = errors == 0 && peak <= 400.0 && n >= 10_000 && open >= n * 95 / 100;
-        let mut measured = format!("{n} streams (peak {open} open at once), {errors} errors, peak RSS {peak:.1} MiB");
+        let mut measured = format!(
+            "{n} streams (peak {open} open at once), {errors} errors, peak RSS {peak:.1} MiB"
+        );
         if n < requested {
             measured.push_str(&format!(" — only {n} of {requested}: fd limit"));
         }
-        targets.push(target("10,000 concurrent slow streams held", "no error, RSS ≤ 400 MiB", measured, met));
+        targets.push(target(
+            "10,000 concurrent slow streams held",
+            "no error, RSS ≤ 400 MiB",
+            measured,
+            met,
+        ));
     }
     res["ratios"] = Value::Array(ratios);
     res["targets"] = Value::Array(targets);
@@ -168,17 +211,30 @@ pub fn markdown(res: &Value) -> String {
     let m = &res["machine"];
     let s = &res["settings"];
     let mut o = String::new();
-    let _ = writeln!(o, "# CCGate benchmark ({} run)\n", s["mode"].as_str().unwrap_or("?"));
     let _ = writeln!(
         o,
-        "Machine: {} cores, {}, {} GiB RAM, Linux {}. Cells: {} s warm-up + {} s measured; load generator on {} threads, sharing the cores with the system under test.\n",
-        m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["mem_gib"], m["kernel"].as_str().unwrap_or("?"),
-        s["warmup_s"], s["duration_s"], s["client_threads"]
+        "# CCGate benchmark ({} run)\n",
+        s["mode"].as_str().unwrap_or("?")
     );
-    let _ = writeln!(o, "Command: `{}`\n", s["command"].as_str().unwrap_or(""));
+    let _ = writeln!(
+        o,
+        "Machine: {} cores, {}, {} GiB RAM, Linux {}. Cells: {} s warm-up + {} s measured, {} round(s) (median kept); load generator on {} threads, sharing the cores with the system under test.\n",
+        m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["mem_gib"], m["kernel"].as_str().unwrap_or("?"),
+        s["warmup_s"], s["duration_s"], s["rounds"], s["client_threads"]
+    );
+    let _ = writeln!(
+        o,
+        "Command: `{}` (commit {}, load average before the run: {})\n",
+        s["command"].as_str().unwrap_or(""),
+        s["git"].as_str().unwrap_or("?"),
+        s["loadavg_before"].as_str().unwrap_or("?")
+    );
     let cs = concurrencies(&runs);
     let rget = |body: &str, c: u64, path: &str, k: &str| -> Option<f64> {
-        ratios.iter().find(|r| r["body"] == body && r["conns"] == c && r["path"] == path).and_then(|r| f(r, k))
+        ratios
+            .iter()
+            .find(|r| r["body"] == body && r["conns"] == c && r["path"] == path)
+            .and_then(|r| f(r, k))
     };
 
     let _ = writeln!(o, "## Throughput (requests/s, closed loop, keep-alive)\n");
@@ -193,7 +249,10 @@ pub fn markdown(res: &Value) -> String {
     let _ = writeln!(o, "{head}\n{sep}");
     for (body, label) in BODIES {
         for (path, pname) in PATHS {
-            if !runs.iter().any(|r| r["path"] == path && r["body"] == body && r["conns"].as_u64() > Some(1)) {
+            if !runs
+                .iter()
+                .any(|r| r["path"] == path && r["body"] == body && r["conns"].as_u64() > Some(1))
+            {
                 continue;
             }
             let mut line = format!("| {label} | {pname} |");
@@ -205,8 +264,16 @@ pub fn markdown(res: &Value) -> String {
                     line,
                     " {} | {} | {} |",
                     num(r.and_then(|r| f(r, "rps"))),
-                    if path == "nginx" { "–".into() } else { times(rget(body, c, path, "vs_nginx")) },
-                    if path == "direct" { "–".into() } else { times(rget(body, c, path, "vs_direct")) },
+                    if path == "nginx" {
+                        "–".into()
+                    } else {
+                        times(rget(body, c, path, "vs_nginx"))
+                    },
+                    if path == "direct" {
+                        "–".into()
+                    } else {
+                        times(rget(body, c, path, "vs_direct"))
+                    },
                 );
             }
             let last = cs.last().and_then(|&c| find(&runs, path, body, c));
@@ -240,17 +307,31 @@ pub fn markdown(res: &Value) -> String {
     let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (body, label) in BODIES {
         for (path, pname) in PATHS {
-            let Some(r) = find(&runs, path, body, 1) else { continue };
+            let Some(r) = find(&runs, path, body, 1) else {
+                continue;
+            };
             let _ = writeln!(
                 o,
                 "| {label} | {pname} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 num(f(r, "p50_us")),
                 num(f(r, "p99_us")),
-                if path == "direct" { "–".into() } else { signed(rget(body, 1, path, "added_p50_us")) },
-                if path == "direct" { "–".into() } else { signed(rget(body, 1, path, "added_p99_us")) },
+                if path == "direct" {
+                    "–".into()
+                } else {
+                    signed(rget(body, 1, path, "added_p50_us"))
+                },
+                if path == "direct" {
+                    "–".into()
+                } else {
+                    signed(rget(body, 1, path, "added_p99_us"))
+                },
                 num(f(r, "ttfb_p50_us")),
                 num(f(r, "ttfb_p99_us")),
-                if path == "direct" { "–".into() } else { signed(rget(body, 1, path, "added_ttfb_p99_us")) },
+                if path == "direct" {
+                    "–".into()
+                } else {
+                    signed(rget(body, 1, path, "added_ttfb_p99_us"))
+                },
                 num(f(r, "proxy_cpu_us_per_req")),
                 r["errors"].as_u64().unwrap_or(0),
             );
@@ -260,9 +341,21 @@ pub fn markdown(res: &Value) -> String {
 
     let cg = &res["ccgate"];
     let _ = writeln!(o, "\n## Memory and concurrent streams (ccgate)\n");
-    let _ = writeln!(o, "- Peak RSS (VmHWM) over the whole matrix: {} MiB", num(f(cg, "peak_rss_mib_matrix")));
+    let _ = writeln!(
+        o,
+        "- Peak RSS (VmHWM) over the whole matrix above: {} MiB (RSS after it: {} MiB)",
+        num(f(cg, "peak_rss_mib_matrix")),
+        num(f(cg, "rss_after_matrix_mib"))
+    );
+    if let Some(x) = f(cg, "fresh_rss_mib") {
+        let _ = writeln!(o, "- The stream checks below run on a fresh ccgate process: RSS {} MiB after one request each way", num(Some(x)));
+    }
     if let Some(n) = f(&res["nginx"], "peak_rss_mib_matrix_all_processes") {
-        let _ = writeln!(o, "- nginx, for comparison (sum of VmHWM over master + workers): {} MiB", num(Some(n)));
+        let _ = writeln!(
+            o,
+            "- nginx, for comparison (sum of VmHWM over master + workers): {} MiB",
+            num(Some(n))
+        );
     }
     if let Some(streams) = cg["streams"].as_array() {
         for st in streams {
@@ -322,7 +415,9 @@ pub fn summary(res: &Value) -> String {
             num(f(&r, "rps")),
             times(f(&r, "vs_nginx")),
             times(f(&r, "vs_direct")),
-            f(&r, "vs_anthropic").map(|x| format!("  {x:.2}× /anthropic")).unwrap_or_default()
+            f(&r, "vs_anthropic")
+                .map(|x| format!("  {x:.2}× /anthropic"))
+                .unwrap_or_default()
         );
     }
     o.push_str("added latency at c=1 over direct (p50 / p99 µs):\n");
