@@ -17,6 +17,7 @@ pub fn init_tracing() {
         .or_else(|_| tracing_subscriber::EnvFilter::try_new("info"))
         .unwrap_or_default();
     let _ = tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
@@ -80,7 +81,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     // The port override must survive reloads, so reloads re-apply it (see Gateway::apply's caller).
     config::watch::spawn(gw.clone());
     crate::routing::health::spawn_checker(gw.clone());
-    println!("CCGate listening on http://{addr}  (Claude Code: ANTHROPIC_BASE_URL=http://{addr}/anthropic)");
+    // Bound to every interface: show a URL a client on this machine can use.
+    let reachable = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    println!("CCGate listening on http://{addr}  (Claude Code: ANTHROPIC_BASE_URL=http://{reachable}/anthropic)");
     let _ = std::io::stdout().flush();
     let signal_gw = gw.clone();
     tokio::spawn(async move {
