@@ -283,3 +283,30 @@ async fn probes_health_models_and_count_tokens() {
     assert!(v["input_tokens"].as_u64().unwrap() >= 1);
     assert_eq!(m.last_request().unwrap().path, "/v1/messages/count_tokens");
 }
+
+#[tokio::test]
+async fn compressed_upstream_answers_are_decoded_and_metered() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    // The client's own accept-encoding must not reach the upstream; an upstream that compresses anyway is decoded.
+    let raw = reqwest::Client::builder().no_proxy().no_gzip().no_brotli().no_deflate().build().unwrap();
+    for stream in [false, true] {
+        let r = raw
+            .post(format!("{}/anthropic/v1/messages", gw.url))
+            .header("x-api-key", TENANT_KEY)
+            .header("accept-encoding", "gzip, br")
+            .header("x-mock-gzip", "true")
+            .header("x-mock-output-tokens", "33")
+            .json(&messages_body("claude-sonnet-4-6", stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("content-encoding").is_none(), "{:?}", r.headers());
+        let text = r.text().await.unwrap();
+        assert!(text.contains("Hello from the mock upstream."), "{text}");
+        assert_eq!(m.last_request().unwrap().header("accept-encoding"), Some("identity"));
+    }
+    let u = wait_requests(&gw, 2).await;
+    assert_eq!(u["totals"]["output_tokens"], 66, "usage read from the decoded bodies: {u}");
+}
