@@ -25,7 +25,8 @@ gw_url=$(sed -n 's/^CCGate listening on \([^ ]*\).*/\1/p' "$work/gw.out")
 claude="$work/cc/node_modules/.bin/claude"
 export ANTHROPIC_BASE_URL="$gw_url/anthropic" ANTHROPIC_AUTH_TOKEN="$key"
 echo "--- claude -p 'say hi'"
-(cd "$work/cc" && "$claude" -p "say hi")
+# Claude Code sends ANTHROPIC_CUSTOM_HEADERS upstream; ccgate forwards them, so this turn gets a plain answer.
+(cd "$work/cc" && ANTHROPIC_CUSTOM_HEADERS="x-mock-tool-mode: off" "$claude" -p "say hi")
 echo "--- claude -p with a Bash tool round trip"
 (cd "$work/cc" && "$claude" -p "run the tool please" --allowedTools Bash)
 echo "--- ledger"
