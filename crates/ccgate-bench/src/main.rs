@@ -39,7 +39,7 @@ struct Args {
     /// Folder with the release binaries ccgate and ccgate-mock (default: this binary's folder).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// Measured seconds per cell (default 5, smoke 0.5).
+    /// Measured seconds per cell (default 3, smoke 0.5).
     #[arg(long)]
     duration: Option<f64>,
     /// Warm-up seconds per cell (default 1, smoke 0.2).
@@ -54,9 +54,10 @@ struct Args {
     /// Concurrent fast streams for the memory check (default 1000, smoke 100).
     #[arg(long)]
     streams: Option<usize>,
-    /// Repeat the whole matrix this many times and keep, per cell, the round with the median throughput.
-    #[arg(long, default_value_t = 1)]
-    rounds: usize,
+    /// Repeat the whole matrix this many times and keep, per cell, the round with the median throughput
+    /// (default 3, smoke 1): the machine is shared, so one round can catch a burst of unrelated load.
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Worker threads of the load generator.
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
@@ -72,6 +73,15 @@ struct Args {
     /// Only these concurrencies (comma-separated, default 1,32,256).
     #[arg(long)]
     conns: Option<String>,
+    /// Skip the slow-stream run straight against the mock (the baseline of the ccgate one).
+    #[arg(long)]
+    no_slow_baseline: bool,
+    /// Skip the matrix (only the stream checks).
+    #[arg(long)]
+    no_matrix: bool,
+    /// Extra environment for ccgate, KEY=VALUE (repeatable), e.g. MALLOC_ARENA_MAX=2 for an allocator experiment.
+    #[arg(long)]
+    ccgate_env: Vec<String>,
     /// Skip the 1,000-stream and slow-stream checks.
     #[arg(long)]
     no_streams: bool,
@@ -313,6 +323,7 @@ fn start_ccgate(
     bins: &Path,
     mock_addr: SocketAddr,
     tag: &str,
+    extra_env: &[String],
 ) -> Result<(Child, SocketAddr)> {
     let port = procs::free_port()?;
     let conf = tmp.join(format!("{tag}-config"));
@@ -325,6 +336,10 @@ fn start_ccgate(
         .arg(&conf)
         .arg("--data-dir")
         .arg(&data);
+    for kv in extra_env {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--ccgate-env {kv:?}: expected KEY=VALUE"))?;
+        cmd.env(k, v);
+    }
     let log = tmp.join(format!("{tag}.log"));
     let (ccgate, line) = Child::spawn(
         "ccgate",
@@ -410,7 +425,7 @@ fn start_all(
         notes.push(msg.into());
     }
 
-    let (ccgate, ccgate_addr) = start_ccgate(tmp, bins, mock_addr, "ccgate")?;
+    let (ccgate, ccgate_addr) = start_ccgate(tmp, bins, mock_addr, "ccgate", &args.ccgate_env)?;
     Ok((
         Procs {
             mock,
@@ -485,7 +500,8 @@ where
 /// The whole benchmark; Ok(false) if anything had errors.
 fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     let smoke = args.smoke;
-    let duration = Duration::from_secs_f64(args.duration.unwrap_or(if smoke { 0.5 } else { 5.0 }));
+    let rounds_n = args.rounds.unwrap_or(if smoke { 1 } else { 3 }).max(1);
+    let duration = Duration::from_secs_f64(args.duration.unwrap_or(if smoke { 0.5 } else { 3.0 }));
     let warmup = Duration::from_secs_f64(args.warmup.unwrap_or(if smoke { 0.2 } else { 1.0 }));
     let streams_n = args.streams.unwrap_or(if smoke { 100 } else { 1000 });
     let slow_requested = args
@@ -603,12 +619,17 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             }
         }
     }
-    println!(
-        "all paths answer; running the matrix ({} cells of {:.1}+{:.1} s)",
-        paths.len() * body_kinds.len() * conns.len(),
-        warmup.as_secs_f64(),
-        duration.as_secs_f64()
-    );
+    if args.no_matrix {
+        println!("all paths answer; matrix skipped (--no-matrix)");
+    } else {
+        println!(
+            "all paths answer; running the matrix ({} cells of {:.1}+{:.1} s, {} round(s))",
+            paths.len() * body_kinds.len() * conns.len(),
+            warmup.as_secs_f64(),
+            duration.as_secs_f64(),
+            rounds_n
+        );
+    }
 
     let ccgate_pid = procs.ccgate.pid;
     let mock_pid = procs.mock.pid;
@@ -616,7 +637,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     let self_pid = std::process::id();
     let mut all_rounds: Vec<Vec<Value>> = Vec::new();
     let mut all_ok = true;
-    let rounds = args.rounds.max(1);
+    let rounds = if args.no_matrix { 0 } else { rounds_n };
     for round in 0..rounds {
         if rounds > 1 {
             println!("round {} of {rounds}", round + 1);
@@ -710,11 +731,12 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     // allocator with a large heap that says nothing about streams).
     let mut streams_json = Vec::new();
     let mut slow_json = Value::Null;
+    let mut slow_direct_json = Value::Null;
     let mut ccgate_pid = ccgate_pid;
     let mut fresh_rss = None;
     if !args.no_streams {
         procs.ccgate.stop(Duration::from_secs(3));
-        let (c, addr) = start_ccgate(&tmp, &bins, env.mock, "ccgate-streams")?;
+        let (c, addr) = start_ccgate(&tmp, &bins, env.mock, "ccgate-streams", &args.ccgate_env)?;
         ccgate_pid = c.pid;
         procs.ccgate = c;
         env.ccgate = addr;
@@ -735,12 +757,20 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             }
         }
         fresh_rss = Some(procs::status_mib(ccgate_pid, "VmRSS"));
-        for p in [PathKind::Anthropic, PathKind::OpenAi] {
+        let mut stream_paths = Vec::new();
+        if let Some(np) = nginx_pid {
+            stream_paths.push((PathKind::Nginx, np));
+        }
+        stream_paths.push((PathKind::Anthropic, ccgate_pid));
+        stream_paths.push((PathKind::OpenAi, ccgate_pid));
+        for (p, pid) in stream_paths {
             let t = target(&env, p, BodyKind::Sse, &[]);
-            let reset = procs::reset_peak(ccgate_pid);
-            let rss0 = procs::status_mib(ccgate_pid, "VmRSS");
+            // nginx: master + workers, summed.
+            let pids = procs::tree(pid);
+            let reset = pids.iter().all(|&x| procs::reset_peak(x));
+            let rss0: f64 = pids.iter().map(|&x| procs::status_mib(x, "VmRSS")).sum();
             let st = rt.block_on(load::run(&t, streams_n, warmup, duration));
-            let peak = procs::status_mib(ccgate_pid, "VmHWM");
+            let peak: f64 = pids.iter().map(|&x| procs::status_mib(x, "VmHWM")).sum();
             println!(
                 "{} concurrent fast streams on {}: {:.0} streams/s, peak RSS {:.1} MiB (before {:.1} MiB), errors {}",
                 streams_n,
@@ -763,72 +793,23 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             std::thread::sleep(Duration::from_millis(500));
         }
 
-        // Many slow streams, each client holding its own stream open.
-        let delay = args.slow_event_delay_ms.to_string();
-        let t = target(
-            &env,
-            PathKind::Anthropic,
-            BodyKind::Sse,
-            &[("x-mock-event-delay-ms", delay.as_str())],
-        );
-        std::thread::sleep(Duration::from_millis(500));
-        let reset = procs::reset_peak(ccgate_pid);
-        let rss0 = procs::status_mib(ccgate_pid, "VmRSS");
-        let ramp = if slow_n >= 2000 { 2.5 } else { 1.0 };
-        let rate = (slow_n as f64 / ramp).max(1.0);
-        let open = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let sampler = {
-            let (open, stop) = (open.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let (mut max_rss, mut max_fds, mut max_open) = (0.0f64, 0usize, 0usize);
-                while !stop.load(Ordering::Relaxed) {
-                    max_rss = max_rss.max(procs::status_mib(ccgate_pid, "VmRSS"));
-                    max_fds = max_fds.max(procs::fd_count(ccgate_pid));
-                    max_open = max_open.max(open.load(Ordering::Relaxed));
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                (max_rss, max_fds, max_open)
-            })
-        };
-        let cpu0 = procs::cpu_seconds(ccgate_pid);
-        let limit = Duration::from_secs_f64(ramp + 60.0);
-        println!(
-            "holding {slow_n} slow streams ({} ms between events) through ccgate /anthropic...",
-            args.slow_event_delay_ms
-        );
-        let hs = rt.block_on(load::hold_streams(&t, slow_n, rate, limit, open));
-        stop.store(true, Ordering::Relaxed);
-        let (max_rss, max_fds, _) = sampler.join().unwrap_or_default();
-        let cpu = procs::cpu_seconds(ccgate_pid) - cpu0;
-        let peak = procs::status_mib(ccgate_pid, "VmHWM");
-        println!(
-            "slow streams: {} started, {} completed, {} errors, peak open {}, peak RSS {:.1} MiB, peak fds {}, stream p50 {:.2} s, wall {:.1} s",
-            hs.started,
-            hs.completed,
-            hs.errors,
-            hs.peak_open,
-            peak,
-            max_fds,
-            hs.duration.value_at_quantile(0.5) as f64 / 1e9,
-            hs.wall.as_secs_f64()
-        );
-        if hs.errors > 0 {
-            all_ok = false;
-            eprintln!("  errors: {:?}", hs.error_samples);
+        // Many slow streams, each client holding its own stream open: first straight to the mock (the baseline:
+        // what the mock, the kernel and the load generator manage), then through ccgate.
+        let mut slow_paths = vec![PathKind::Anthropic];
+        if !args.no_slow_baseline {
+            slow_paths.insert(0, PathKind::Direct);
         }
-        slow_json = json!({
-            "requested": slow_requested, "streams": slow_n, "event_delay_ms": args.slow_event_delay_ms,
-            "completed": hs.completed, "errors": hs.errors, "peak_open": hs.peak_open,
-            "peak_rss_mib": round1(peak), "sampled_max_rss_mib": round1(max_rss), "rss_before_mib": round1(rss0),
-            "peak_was_reset": reset, "peak_fds": max_fds, "nofile_limit": nofile,
-            "ttfb_p50_ms": round1(hs.ttfb.value_at_quantile(0.5) as f64 / 1e6),
-            "ttfb_p99_ms": round1(hs.ttfb.value_at_quantile(0.99) as f64 / 1e6),
-            "stream_p50_s": (hs.duration.value_at_quantile(0.5) as f64 / 1e7).round() / 100.0,
-            "stream_max_s": (hs.duration.max() as f64 / 1e7).round() / 100.0,
-            "ccgate_cpu_s": round1(cpu * 10.0) / 10.0, "wall_s": round1(hs.wall.as_secs_f64()),
-            "error_samples": hs.error_samples,
-        });
+        for sp in slow_paths {
+            let watch_pid = if sp == PathKind::Direct { mock_pid } else { ccgate_pid };
+            let v = slow_streams(rt, &env, sp, slow_n, args.slow_event_delay_ms, watch_pid, &mut all_ok);
+            if sp == PathKind::Direct {
+                slow_direct_json = v;
+            } else {
+                slow_json = v;
+                slow_json["requested"] = json!(slow_requested);
+                slow_json["nofile_limit"] = json!(nofile);
+            }
+        }
     }
 
     let ccgate_ok = procs.ccgate.alive();
@@ -845,7 +826,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
 
     let settings = json!({
         "mode": if smoke { "smoke" } else { "full" },
-        "duration_s": duration.as_secs_f64(), "warmup_s": warmup.as_secs_f64(), "rounds": args.rounds.max(1),
+        "duration_s": duration.as_secs_f64(), "warmup_s": warmup.as_secs_f64(), "rounds": rounds_n,
         "client_threads": args.client_threads, "streams": streams_n,
         "slow_streams": slow_n, "slow_streams_requested": slow_requested, "nofile_limit": nofile,
         "bodies_bytes": {
@@ -854,6 +835,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             "openai_large": env.bodies.o_large.len(), "openai_sse": env.bodies.o_sse.len(),
         },
         "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "ccgate_env": args.ccgate_env,
         "git": git_describe(),
         "loadavg_before": loadavg_before,
     });
@@ -870,6 +852,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             "rss_end_mib": round1(final_rss),
             "streams": streams_json,
             "slow_streams": slow_json,
+            "slow_streams_direct_baseline": slow_direct_json,
         },
         "nginx": { "peak_rss_mib_matrix_all_processes": nginx_peak.map(round1) },
     });
@@ -916,6 +899,79 @@ fn median_rows(rounds: Vec<Vec<Value>>) -> Vec<Value> {
             row
         })
         .collect()
+}
+
+/// Holds `n` slow streams on `path` and watches `pid` (the server side: ccgate, or the mock for direct).
+fn slow_streams(
+    rt: &tokio::runtime::Runtime,
+    env: &Env,
+    path: PathKind,
+    n: usize,
+    delay_ms: u64,
+    pid: u32,
+    all_ok: &mut bool,
+) -> Value {
+    let delay = delay_ms.to_string();
+    let t = target(env, path, BodyKind::Sse, &[("x-mock-event-delay-ms", delay.as_str())]);
+    std::thread::sleep(Duration::from_millis(500));
+    let reset = procs::reset_peak(pid);
+    let rss0 = procs::status_mib(pid, "VmRSS");
+    let drops0 = procs::listen_drops();
+    let ramp = if n >= 2000 { 2.5 } else { 1.0 };
+    let rate = (n as f64 / ramp).max(1.0);
+    let open = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut max_rss, mut max_fds) = (0.0f64, 0usize);
+            while !stop.load(Ordering::Relaxed) {
+                max_rss = max_rss.max(procs::status_mib(pid, "VmRSS"));
+                max_fds = max_fds.max(procs::fd_count(pid));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (max_rss, max_fds)
+        })
+    };
+    let cpu0 = procs::cpu_seconds(pid);
+    let limit = Duration::from_secs_f64(ramp + 60.0);
+    println!("holding {n} slow streams ({delay_ms} ms between events) on {}...", path.name());
+    let hs = rt.block_on(load::hold_streams(&t, n, rate, limit, open));
+    stop.store(true, Ordering::Relaxed);
+    let (max_rss, max_fds) = sampler.join().unwrap_or_default();
+    let cpu = procs::cpu_seconds(pid) - cpu0;
+    let peak = procs::status_mib(pid, "VmHWM");
+    let drops = procs::listen_drops().saturating_sub(drops0);
+    println!(
+        "  {} started, {} completed, {} errors, peak open {}, server peak RSS {:.1} MiB, peak fds {}, TTFB p50 {:.1} ms p99 {:.1} ms, stream p50 {:.2} s, listen drops {}, wall {:.1} s",
+        hs.started,
+        hs.completed,
+        hs.errors,
+        hs.peak_open,
+        peak,
+        max_fds,
+        hs.ttfb.value_at_quantile(0.5) as f64 / 1e6,
+        hs.ttfb.value_at_quantile(0.99) as f64 / 1e6,
+        hs.duration.value_at_quantile(0.5) as f64 / 1e9,
+        drops,
+        hs.wall.as_secs_f64()
+    );
+    if hs.errors > 0 {
+        *all_ok = false;
+        eprintln!("  errors: {:?}", hs.error_samples);
+    }
+    json!({
+        "path": path.key(), "streams": n, "event_delay_ms": delay_ms, "ramp_s": ramp,
+        "completed": hs.completed, "errors": hs.errors, "peak_open": hs.peak_open,
+        "peak_rss_mib": round1(peak), "sampled_max_rss_mib": round1(max_rss), "rss_before_mib": round1(rss0),
+        "peak_was_reset": reset, "peak_fds": max_fds, "listen_drops": drops,
+        "ttfb_p50_ms": round1(hs.ttfb.value_at_quantile(0.5) as f64 / 1e6),
+        "ttfb_p99_ms": round1(hs.ttfb.value_at_quantile(0.99) as f64 / 1e6),
+        "stream_p50_s": (hs.duration.value_at_quantile(0.5) as f64 / 1e7).round() / 100.0,
+        "stream_max_s": (hs.duration.max() as f64 / 1e7).round() / 100.0,
+        "server_cpu_s": round1(cpu * 10.0) / 10.0, "wall_s": round1(hs.wall.as_secs_f64()),
+        "error_samples": hs.error_samples,
+    })
 }
 
 /// The commit measured, with a `+dirty` mark if the workspace has local changes.

@@ -308,3 +308,20 @@ pub fn machine() -> serde_json::Value {
         "kernel": kernel,
     })
 }
+
+/// TcpExt ListenOverflows + ListenDrops from /proc/net/netstat (connections refused by a full accept queue).
+pub fn listen_drops() -> u64 {
+    let s = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let lines: Vec<&str> = s.lines().filter(|l| l.starts_with("TcpExt:")).collect();
+    if lines.len() < 2 {
+        return 0;
+    }
+    let names: Vec<&str> = lines[0].split_whitespace().collect();
+    let vals: Vec<&str> = lines[1].split_whitespace().collect();
+    names
+        .iter()
+        .zip(vals.iter())
+        .filter(|(n, _)| **n == "ListenOverflows" || **n == "ListenDrops")
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum()
+}

@@ -11,6 +11,10 @@ const PATHS: [(&str, &str); 4] = [
 ];
 const BODIES: [(&str, &str); 3] = [("small", "small"), ("large", "75 KB"), ("sse", "SSE")];
 
+fn path_name(key: &str) -> &str {
+    PATHS.iter().find(|(k, _)| *k == key).map_or(key, |(_, n)| n)
+}
+
 fn find<'a>(runs: &'a [Value], path: &str, body: &str, conns: u64) -> Option<&'a Value> {
     runs.iter()
         .find(|r| r["path"] == path && r["body"] == body && r["conns"] == conns)
@@ -126,7 +130,7 @@ pub fn with_ratios_and_targets(mut res: Value) -> Value {
         }
     }
     if let Some(streams) = res["ccgate"]["streams"].as_array() {
-        for s in streams {
+        for s in streams.iter().filter(|s| s["path"] != "nginx") {
             let (Some(peak), Some(n)) = (f(s, "peak_rss_mib"), s["streams"].as_u64()) else {
                 continue;
             };
@@ -361,20 +365,26 @@ pub fn markdown(res: &Value) -> String {
         for st in streams {
             let _ = writeln!(
                 o,
-                "- {} concurrent fast SSE streams on /{} (closed loop): {} streams/s, p99 {} µs, peak RSS {} MiB (from {} MiB), {} errors",
-                st["streams"], st["path"].as_str().unwrap_or(""), num(f(st, "rps")), num(f(st, "p99_us")),
+                "- {} concurrent fast SSE streams via {} (closed loop): {} streams/s, p99 {} µs, peak RSS {} MiB (from {} MiB), {} errors",
+                st["streams"], path_name(st["path"].as_str().unwrap_or("")), num(f(st, "rps")), num(f(st, "p99_us")),
                 num(f(st, "peak_rss_mib")), num(f(st, "rss_before_mib")), st["errors"]
             );
         }
     }
-    let sl = &cg["slow_streams"];
-    if sl.is_object() {
+    for (key, label, who) in [
+        ("slow_streams_direct_baseline", "straight to the mock (baseline)", "mock"),
+        ("slow_streams", "through ccgate /anthropic", "ccgate"),
+    ] {
+        let sl = &cg[key];
+        if !sl.is_object() {
+            continue;
+        }
         let _ = writeln!(
             o,
-            "- {} slow SSE streams on /anthropic (one connection each, {} ms between events, ~25 events): {} completed, {} errors, peak {} open at once, peak RSS {} MiB (sampled max {} MiB, from {} MiB), peak {} fds, TTFB p50 {} ms / p99 {} ms, stream p50 {} s, ccgate CPU {} s",
-            sl["streams"], sl["event_delay_ms"], sl["completed"], sl["errors"], sl["peak_open"],
-            num(f(sl, "peak_rss_mib")), num(f(sl, "sampled_max_rss_mib")), num(f(sl, "rss_before_mib")),
-            sl["peak_fds"], num(f(sl, "ttfb_p50_ms")), num(f(sl, "ttfb_p99_ms")), sl["stream_p50_s"], sl["ccgate_cpu_s"]
+            "- {} slow SSE streams {label} (one connection each, opened over {} s, {} ms between events, ~25 events): {} completed, {} errors, peak {} open at once; {who} peak RSS {} MiB (from {} MiB), peak {} fds, CPU {} s; TTFB p50 {} ms / p99 {} ms; stream p50 {} s / max {} s; kernel listen-queue drops {}",
+            sl["streams"], sl["ramp_s"], sl["event_delay_ms"], sl["completed"], sl["errors"], sl["peak_open"],
+            num(f(sl, "peak_rss_mib")), num(f(sl, "rss_before_mib")), sl["peak_fds"], sl["server_cpu_s"],
+            num(f(sl, "ttfb_p50_ms")), num(f(sl, "ttfb_p99_ms")), sl["stream_p50_s"], sl["stream_max_s"], sl["listen_drops"]
         );
     }
 
