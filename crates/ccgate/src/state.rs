@@ -28,6 +28,24 @@ pub struct UpstreamRt {
     pub config: UpstreamConfig,
     pub state: Arc<UpstreamState>,
     pub client: reqwest::Client,
+    /// `{url}/v1/messages` and `{url}/v1/messages/count_tokens`, parsed once (URL parsing with IDNA is not free).
+    pub messages_url: reqwest::Url,
+    pub count_tokens_url: reqwest::Url,
+}
+
+impl UpstreamRt {
+    /// The upstream URL for `path` with the tenant's query string.
+    pub fn url_for(&self, path: &str, query: Option<&str>) -> Result<reqwest::Url, String> {
+        let mut url = match path {
+            "/v1/messages" => self.messages_url.clone(),
+            "/v1/messages/count_tokens" => self.count_tokens_url.clone(),
+            other => reqwest::Url::parse(&format!("{}{other}", self.config.url)).map_err(|e| e.to_string())?,
+        };
+        if query.is_some() {
+            url.set_query(query);
+        }
+        Ok(url)
+    }
 }
 
 impl UpstreamRt {
@@ -110,7 +128,12 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| {
+                let parse = |p: &str| {
+                    reqwest::Url::parse(&format!("{}{p}", u.url)).map_err(|e| format!("upstream {}: url: {e}", u.id))
+                };
                 Ok(Arc::new(UpstreamRt {
+                    messages_url: parse("/v1/messages")?,
+                    count_tokens_url: parse("/v1/messages/count_tokens")?,
                     config: u.clone(),
                     state: self
                         .upstream_states

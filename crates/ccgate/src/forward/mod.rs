@@ -215,13 +215,10 @@ fn remember_session(rt: &Runtime, key: &str, model: &str, served: usize, tried: 
 /// One attempt against one upstream.
 async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     let cfg = &upstream.config;
-    let mut url = String::with_capacity(cfg.url.len() + plan.path.len() + 16);
-    url.push_str(&cfg.url);
-    url.push_str(plan.path);
-    if let Some(q) = plan.query {
-        url.push('?');
-        url.push_str(q);
-    }
+    let url = match upstream.url_for(plan.path, plan.query) {
+        Ok(u) => u,
+        Err(e) => return AttemptResult::NoAnswer(AttemptError::Connect(format!("bad upstream URL: {e}")), FailureKind::Connect),
+    };
     let (body, upstream_model) = match (cfg.model_map.get(plan.model), &plan.model_span) {
         (Some(mapped), Some(span)) => (
             Bytes::from(crate::api::scan::rewrite_model(&plan.body, span, mapped)),
@@ -234,10 +231,9 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     let started = Instant::now();
     let send = upstream
         .client
-        .post(&url)
+        .post(url)
         .headers(headers)
         .body(body)
-        .timeout(cfg.timeouts.total)
         .send();
     let response = match tokio::time::timeout(cfg.timeouts.first_byte, send).await {
         Err(_) => {

@@ -50,8 +50,10 @@ struct Inner {
     settlement: Settlement,
     status: u16,
     idle: Duration,
-    idle_timer: Pin<Box<Sleep>>,
-    total_timer: Pin<Box<Sleep>>,
+    /// One timer for both deadlines: it fires at `min(last chunk + idle, total_deadline)`.
+    timer: Pin<Box<Sleep>>,
+    total_deadline: Instant,
+    last_data: Instant,
     drain_limit: Duration,
     /// Bytes of an incomplete SSE event, held until it completes.
     held: BytesMut,
@@ -95,8 +97,9 @@ impl Tee {
                 settlement,
                 status,
                 idle: cfg.idle,
-                idle_timer: Box::pin(tokio::time::sleep(cfg.idle)),
-                total_timer: Box::pin(tokio::time::sleep(cfg.total_remaining)),
+                timer: Box::pin(tokio::time::sleep(cfg.idle.min(cfg.total_remaining))),
+                total_deadline: Instant::now() + cfg.total_remaining,
+                last_data: Instant::now(),
                 drain_limit: cfg.drain_limit,
                 held: BytesMut::new(),
                 tail: None,
@@ -376,22 +379,27 @@ impl Stream for Tee {
                 }
                 return Poll::Ready(None);
             }
-            if inner.total_timer.as_mut().poll(cx).is_ready() {
-                inner.tail = inner.on_failure("total deadline exceeded".into());
-                inner.upstream_done = true;
-                continue;
-            }
-            if inner.idle_timer.as_mut().poll(cx).is_ready() {
-                let idle = human_duration(inner.idle);
-                inner.tail = inner.on_failure(format!("no data from upstream for {idle}"));
-                inner.upstream_done = true;
+            if inner.timer.as_mut().poll(cx).is_ready() {
+                // The timer is not pushed back on every chunk (that would re-arm it thousands of times per
+                // second); when it fires, it checks which deadline really passed and re-arms if neither did.
+                let now = Instant::now();
+                if now >= inner.total_deadline {
+                    inner.tail = inner.on_failure("total deadline exceeded".into());
+                    inner.upstream_done = true;
+                } else if now >= inner.last_data + inner.idle {
+                    let idle = human_duration(inner.idle);
+                    inner.tail = inner.on_failure(format!("no data from upstream for {idle}"));
+                    inner.upstream_done = true;
+                } else {
+                    let next = (inner.last_data + inner.idle).min(inner.total_deadline);
+                    inner.timer.as_mut().reset(next);
+                }
                 continue;
             }
             match inner.upstream.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
-                    let deadline = Instant::now() + inner.idle;
-                    inner.idle_timer.as_mut().reset(deadline);
+                    inner.last_data = Instant::now();
                     let out = inner.on_chunk(chunk);
                     if !out.is_empty() {
                         inner.sent += out.len() as u64;
