@@ -1,0 +1,44 @@
+//! Cost of translating one request, for profiling: `translate_cost FILE [ITERATIONS]` translates the OpenAI body
+//! in FILE repeatedly and prints the mean time per request.
+
+use ccgate_meter::ModelCaps;
+use ccgate_openai::{translate_request, TranslateOptions};
+use std::time::Instant;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let Some(path) = args.next() else {
+        eprintln!("usage: translate_cost FILE [ITERATIONS]");
+        std::process::exit(2);
+    };
+    let n: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
+    let body = std::fs::read(&path).unwrap_or_else(|e| {
+        eprintln!("cannot read {path}: {e}");
+        std::process::exit(2)
+    });
+    let caps = ModelCaps {
+        max_output_tokens: 64000,
+        default_max_tokens: 32000,
+        adaptive_thinking: true,
+        thinking: true,
+        exclusive_temperature_top_p: true,
+        fixed_sampling: false,
+        prefill: false,
+        structured_outputs: true,
+        max_effort: "max",
+    };
+    let opts = TranslateOptions::new("claude-sonnet-4-6", "claude-sonnet-4-6", caps, "tenant");
+    let start = Instant::now();
+    let mut out = 0;
+    for _ in 0..n {
+        match translate_request(&body, &opts) {
+            Ok(t) => out += t.body.len(),
+            Err(e) => {
+                eprintln!("{}", String::from_utf8_lossy(&e.to_body()));
+                std::process::exit(1);
+            }
+        }
+    }
+    let per = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!("{} bytes in, {} bytes out, {per:.1} µs per request", body.len(), out / n as usize);
+}
