@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 pub async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let g = gw.clone();
-    proxy::run_detached(&gw, Protocol::OpenAi, handle(g, req)).await
+    proxy::run_detached(&gw, Protocol::OpenAi, Box::pin(handle(g, req))).await
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>, request_id: Option<&str>) -> Response {

@@ -77,10 +77,14 @@ pub struct Admitted {
 
 /// Runs `f` on a tracked task so that the client hanging up does not cancel it; a panic inside becomes a 500 in
 /// the endpoint's protocol instead of a dropped connection.
-pub async fn run_detached<F>(gw: &Arc<Gateway>, protocol: Protocol, f: F) -> Response
-where
-    F: std::future::Future<Output = Response> + Send + 'static,
-{
+///
+/// The future arrives boxed: the request's state machine is large (it holds the upstream exchange), and moving it
+/// by value through each layer into the task costs more than the allocation.
+pub async fn run_detached(
+    gw: &Arc<Gateway>,
+    protocol: Protocol,
+    f: std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + 'static>>,
+) -> Response {
     match gw.tasks.spawn(f).await {
         Ok(r) => r,
         Err(e) => {

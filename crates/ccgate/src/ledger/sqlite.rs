@@ -100,11 +100,11 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    /// One transaction per batch: multi-row inserts (256 rows per statement), then one rollup upsert per
-    /// (day, tenant, model) group of the batch, so the writer's cost per request stays a few microseconds.
+    /// One transaction per batch: multi-row inserts, then multi-row rollup upserts of the batch's (day, tenant,
+    /// model) groups, so the writer's cost per request stays a few microseconds.
     async fn insert(&self, rows: &[Record]) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        for chunk in rows.chunks(256) {
+        for chunk in fixed_chunks(rows) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO requests (ts_ms, day, request_id, tenant_id, upstream_id, upstream_request_id, protocol,
                     endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
@@ -169,7 +169,7 @@ impl SqliteStore {
         }
         let groups: Vec<_> = groups.into_iter().collect();
         // One multi-row upsert per 64 groups: a statement round trip costs far more than a row.
-        for chunk in groups.chunks(64) {
+        for chunk in fixed_chunks(&groups) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens, cache_write_5m_tokens,
                     cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd, upstream_cost_nanousd,
@@ -241,6 +241,18 @@ impl SqliteStore {
     }
 }
 
+/// Splits `items` into chunks of 64, 16, 4 and 1: a multi-row statement's SQL depends on its row count, and these
+/// four sizes keep every statement in sqlx's prepared-statement cache (preparing a 64-row insert costs more than
+/// running it) while still needing few round trips to SQLite's worker thread.
+fn fixed_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = [64, 16, 4, 1].into_iter().find(|&s| items.len() >= s)?;
+        let (head, rest) = items.split_at(size);
+        items = rest;
+        Some(head)
+    })
+}
+
 impl Store for SqliteStore {
     fn insert_batch<'a>(&'a self, rows: &'a [Record]) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move { self.insert(rows).await.map_err(|e| e.to_string()) })
@@ -308,5 +320,45 @@ impl Store for SqliteStore {
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_use_four_sizes_and_cover_everything() {
+        let v: Vec<u32> = (0..150).collect();
+        let sizes: Vec<usize> = fixed_chunks(&v).map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![64, 64, 16, 4, 1, 1]);
+        assert_eq!(fixed_chunks(&v).flatten().copied().collect::<Vec<_>>(), v);
+        assert_eq!(fixed_chunks::<u32>(&[]).count(), 0);
+    }
+
+    #[tokio::test]
+    async fn batches_round_trip_into_rollups() {
+        let path = std::env::temp_dir().join(format!("ccgate-ledger-{}.db", uuid::Uuid::now_v7()));
+        let store = SqliteStore::open(&path).await.unwrap();
+        let rec = |tenant: &str, cost: i64, outcome: &'static str| Record {
+            day: "2026-11-27".into(),
+            tenant_id: tenant.into(),
+            model: "m".into(),
+            outcome,
+            status: 200,
+            cost_nanousd: cost,
+            input_tokens: 10,
+            priced: true,
+            billable: true,
+            ..Default::default()
+        };
+        let mut rows: Vec<Record> = (0..37).map(|i| rec(if i % 2 == 0 { "a" } else { "b" }, 5, "ok")).collect();
+        rows.push(rec("a", 1000, "rejected"));
+        store.insert_batch(&rows).await.unwrap();
+        assert_eq!(store.count_requests().await.unwrap(), 38);
+        let mut spend = store.spend_by_tenant(None).await.unwrap();
+        spend.sort();
+        assert_eq!(spend, vec![("a".to_string(), 19 * 5), ("b".to_string(), 18 * 5)]);
+        let _ = std::fs::remove_file(&path);
     }
 }
