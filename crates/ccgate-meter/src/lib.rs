@@ -17,6 +17,7 @@ pub mod pricing;
 pub mod sse;
 pub mod usage;
 pub mod wildcard;
+pub mod wire;
 
 pub use catalog::{caps_for, catalog, find_model, ModelCaps, ModelInfo};
 pub use pricing::{

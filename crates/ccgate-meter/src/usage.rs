@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::sse::SseFramer;
+use crate::wire::{Count, EventWire, MessageWire, UsageWire};
 
 /// Raw Anthropic usage of one request. `input_tokens` is the *uncached remainder* only.
 ///
@@ -41,25 +42,6 @@ pub struct Usage {
     pub cache_creation_1h_reported: Option<u64>,
 }
 
-/// Reads a token count: a non-negative JSON integer, or an integral non-negative float (some third-party upstreams
-/// emit `12.0`). Anything else (null, negative, string, fraction) is treated as absent.
-fn as_count(v: &Value) -> Option<u64> {
-    if let Some(n) = v.as_u64() {
-        return Some(n);
-    }
-    let f = v.as_f64()?;
-    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= 9_007_199_254_740_992.0)
-        .then_some(f as u64)
-}
-
-fn count_field(obj: &serde_json::Map<String, Value>, key: &str) -> Option<u64> {
-    obj.get(key).and_then(as_count)
-}
-
-fn string_field(obj: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
-    obj.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
 impl Usage {
     /// Usage from an Anthropic `usage` object (response body or `message_start.message.usage`).
     pub fn from_anthropic_usage(v: &Value) -> Usage {
@@ -83,48 +65,48 @@ impl Usage {
     /// * if the reported split sums to *more* than `cache_creation_input_tokens` (a stale or missing total), the
     ///   total is raised to the split's sum: billing never goes below what the upstream itemised.
     pub fn apply_override(&mut self, v: &Value) {
-        let Some(obj) = v.as_object() else { return };
-        if let Some(n) = count_field(obj, "input_tokens") {
-            self.input_tokens = n;
+        // The typed path is the one parser; a `Value` is routed through it so both entry points agree exactly.
+        if v.is_object() {
+            if let Ok(w) = serde_json::from_value::<UsageWire>(v.clone()) {
+                self.apply_wire(&w);
+            }
         }
-        if let Some(n) = count_field(obj, "cache_creation_input_tokens") {
-            self.cache_creation_input_tokens = n;
-        }
-        if let Some(n) = count_field(obj, "cache_read_input_tokens") {
-            self.cache_read_input_tokens = n;
-        }
-        if let Some(n) = count_field(obj, "output_tokens") {
-            self.output_tokens = n;
-        }
-        if let Some(cc) = obj.get("cache_creation").and_then(Value::as_object) {
-            if let Some(n) = count_field(cc, "ephemeral_5m_input_tokens") {
+    }
+
+    /// [`Usage::apply_override`] for an already-parsed [`UsageWire`] (the allocation-free path used by the meter).
+    pub fn apply_wire(&mut self, w: &UsageWire) {
+        let set = |dst: &mut u64, c: Count| {
+            if let Some(n) = c.0 {
+                *dst = n;
+            }
+        };
+        set(&mut self.input_tokens, w.input_tokens);
+        set(&mut self.cache_creation_input_tokens, w.cache_creation_input_tokens);
+        set(&mut self.cache_read_input_tokens, w.cache_read_input_tokens);
+        set(&mut self.output_tokens, w.output_tokens);
+        if let Some(cc) = &w.cache_creation.0 {
+            if let Some(n) = cc.ephemeral_5m_input_tokens.0 {
                 self.cache_creation_5m_reported = Some(n);
             }
-            if let Some(n) = count_field(cc, "ephemeral_1h_input_tokens") {
+            if let Some(n) = cc.ephemeral_1h_input_tokens.0 {
                 self.cache_creation_1h_reported = Some(n);
             }
         }
-        if let Some(d) = obj.get("output_tokens_details").and_then(Value::as_object) {
-            if let Some(n) = count_field(d, "thinking_tokens") {
-                self.thinking_tokens = Some(n);
+        if let Some(n) = w.output_tokens_details.0.as_ref().and_then(|d| d.thinking_tokens.0) {
+            self.thinking_tokens = Some(n);
+        }
+        if let Some(s) = &w.server_tool_use.0 {
+            set(&mut self.web_search_requests, s.web_search_requests);
+            set(&mut self.web_fetch_requests, s.web_fetch_requests);
+        }
+        for (dst, src) in [
+            (&mut self.service_tier, &w.service_tier),
+            (&mut self.inference_geo, &w.inference_geo),
+            (&mut self.speed, &w.speed),
+        ] {
+            if let Some(s) = &src.0 {
+                *dst = Some(s.clone());
             }
-        }
-        if let Some(s) = obj.get("server_tool_use").and_then(Value::as_object) {
-            if let Some(n) = count_field(s, "web_search_requests") {
-                self.web_search_requests = n;
-            }
-            if let Some(n) = count_field(s, "web_fetch_requests") {
-                self.web_fetch_requests = n;
-            }
-        }
-        if let Some(s) = string_field(obj, "service_tier") {
-            self.service_tier = Some(s);
-        }
-        if let Some(s) = string_field(obj, "inference_geo") {
-            self.inference_geo = Some(s);
-        }
-        if let Some(s) = string_field(obj, "speed") {
-            self.speed = Some(s);
         }
         self.recompute_cache_split();
     }
@@ -163,47 +145,18 @@ pub struct ResponseMeta {
     pub stop_reason: Option<String>,
 }
 
-/// Only the fields metering needs; `content` and everything else is skipped by serde without being materialised.
-#[derive(Deserialize)]
-struct ResponseShape {
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    model: Option<Value>,
-    #[serde(default)]
-    stop_reason: Option<Value>,
-    #[serde(default)]
-    usage: Option<Value>,
-}
-
-fn opt_str(v: &Option<Value>) -> Option<String> {
-    v.as_ref().and_then(Value::as_str).map(str::to_owned)
-}
-
 /// Usage and identification of a non-streaming `/v1/messages` answer. `None` if the body is not JSON or carries no
-/// `usage` object (e.g. an error body). Uses the same [`Usage::apply_override`] as the stream path.
+/// `usage` object (e.g. an error body). Uses the same [`Usage::apply_wire`] as the stream path; `content` and every
+/// other field is skipped by the parser without being materialised.
 pub fn usage_from_json_response(body: &[u8]) -> Option<(Usage, ResponseMeta)> {
-    let shape: ResponseShape = match serde_json::from_slice(body) {
-        Ok(s) => s,
-        // The typed parse rejects what a Value parse tolerates (e.g. a duplicated key); retry before giving up so
-        // an odd but readable body is still billed.
-        Err(_) => {
-            let v: Value = serde_json::from_slice(body).ok()?;
-            let field = |k: &str| v.get(k).cloned();
-            ResponseShape {
-                id: field("id"),
-                model: field("model"),
-                stop_reason: field("stop_reason"),
-                usage: field("usage"),
-            }
-        }
-    };
-    let usage_v = shape.usage.as_ref().filter(|u| u.is_object())?;
-    let usage = Usage::from_anthropic_usage(usage_v);
+    let shape: MessageWire = serde_json::from_slice(body).ok()?;
+    let usage_w = shape.usage.0?;
+    let mut usage = Usage::default();
+    usage.apply_wire(&usage_w);
     let meta = ResponseMeta {
-        id: opt_str(&shape.id),
-        model: opt_str(&shape.model),
-        stop_reason: opt_str(&shape.stop_reason),
+        id: shape.id.0,
+        model: shape.model.0,
+        stop_reason: shape.stop_reason.0,
     };
     Some((usage, meta))
 }
@@ -370,9 +323,13 @@ impl MeterState {
         match name {
             "content_block_delta" => self.output_chars += delta_payload_len(data) as u64,
             "message_stop" => self.saw_stop = true,
-            "message_start" | "message_delta" | "error" => {
+            "message_start" | "message_delta" => match serde_json::from_slice::<EventWire>(data) {
+                Ok(ev) => self.on_event_wire(name, ev),
+                Err(_) => self.parse_errors = self.parse_errors.saturating_add(1),
+            },
+            "error" => {
                 match serde_json::from_slice::<Value>(data) {
-                    Ok(v) => self.on_parsed(name, &v),
+                    Ok(v) => self.on_error(&v),
                     Err(_) => {
                         self.parse_errors = self.parse_errors.saturating_add(1);
                         if name == "error" {
@@ -394,10 +351,11 @@ impl MeterState {
     fn on_unnamed(&mut self, data: &[u8]) {
         use memchr::memmem::find;
         if find(data, b"message_").is_some() || find(data, b"\"error\"").is_some() {
-            if let Ok(v) = serde_json::from_slice::<Value>(data) {
-                let ty = v.get("type").and_then(Value::as_str).unwrap_or("");
-                match ty {
-                    "message_start" | "message_delta" | "error" => self.on_parsed(ty, &v),
+            if let Ok(ev) = serde_json::from_slice::<EventWire>(data) {
+                match ev.kind.0.as_deref().unwrap_or("") {
+                    "message_start" => self.on_event_wire("message_start", ev),
+                    "message_delta" => self.on_event_wire("message_delta", ev),
+                    "error" => self.on_event("error", data),
                     "message_stop" => self.saw_stop = true,
                     "content_block_delta" => self.output_chars += delta_payload_len(data) as u64,
                     _ => {}
@@ -408,52 +366,50 @@ impl MeterState {
         }
     }
 
-    fn on_parsed(&mut self, name: &str, v: &Value) {
+    fn on_event_wire(&mut self, name: &str, ev: EventWire) {
         match name {
             "message_start" => {
-                let Some(msg) = v.get("message") else { return };
+                let Some(msg) = ev.message.0 else { return };
                 self.saw_start = true;
-                if let Some(s) = msg.get("id").and_then(Value::as_str) {
-                    self.message_id = Some(s.to_owned());
+                if let Some(s) = msg.id.0 {
+                    self.message_id = Some(s);
                 }
-                if let Some(s) = msg.get("model").and_then(Value::as_str) {
-                    self.model = Some(s.to_owned());
+                if let Some(s) = msg.model.0 {
+                    self.model = Some(s);
                 }
-                if let Some(u) = msg.get("usage") {
+                if let Some(u) = msg.usage.0 {
                     // `usage = message_start.message.usage`; a repeated message_start (never seen from
                     // Anthropic) is merged with the same override rule rather than trusted to be complete.
-                    self.usage.apply_override(u);
-                    if let Some(n) = u.get("output_tokens").and_then(as_count) {
+                    self.usage.apply_wire(&u);
+                    if let Some(n) = u.output_tokens.0 {
                         self.start_output_tokens = n;
                     }
                 }
             }
             "message_delta" => {
                 self.saw_delta = true;
-                if let Some(u) = v.get("usage") {
-                    self.usage.apply_override(u);
+                if let Some(u) = ev.usage.0 {
+                    self.usage.apply_wire(&u);
                 }
-                if let Some(s) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    self.stop_reason = Some(s.to_owned());
+                if let Some(s) = ev.delta.0.and_then(|d| d.stop_reason.0) {
+                    self.stop_reason = Some(s);
                 }
-            }
-            "error" => {
-                let e = v.get("error");
-                let field = |k: &str| {
-                    e.and_then(|e| e.get(k))
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                };
-                self.error = Some(StreamError {
-                    error_type: match field("type") {
-                        "" => "unknown_error".to_owned(),
-                        t => t.to_owned(),
-                    },
-                    message: field("message").to_owned(),
-                });
             }
             _ => {}
         }
+    }
+
+    /// An in-stream `error` event (rare, so a `Value` parse is fine here).
+    fn on_error(&mut self, v: &Value) {
+        let e = v.get("error");
+        let field = |k: &str| e.and_then(|e| e.get(k)).and_then(Value::as_str).unwrap_or("");
+        self.error = Some(StreamError {
+            error_type: match field("type") {
+                "" => "unknown_error".to_owned(),
+                t => t.to_owned(),
+            },
+            message: field("message").to_owned(),
+        });
     }
 }
 
@@ -763,7 +719,8 @@ mod tests {
         m.on_event("content_block_delta", b"{\"text\"");
         let o = m.outcome();
         assert_eq!(o.status, StreamStatus::Error);
-        assert_eq!(o.parse_errors, 2);
+        // `{not json`, and `[]` where a message_delta object belongs; the error event is counted as an error.
+        assert_eq!(o.parse_errors, 3);
         assert!(!o.has_usage() || o.saw_message_delta);
     }
 

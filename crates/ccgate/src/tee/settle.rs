@@ -10,7 +10,7 @@ use crate::routing::health::{FailureKind, Outcome};
 use crate::state::Gateway;
 use ccgate_meter::pricing::PriceTable;
 use ccgate_meter::Usage;
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -132,7 +132,8 @@ impl Settlement {
         let now = Utc::now();
         let r = &mut self.record;
         r.ts_ms = now.timestamp_millis();
-        r.day = local_day(self.tz, now).format("%Y-%m-%d").to_string();
+        let day = local_day(self.tz, now);
+        r.day = format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day());
         r.status = status;
         r.outcome = ending.as_str();
         r.error_class = error_class.map(str::to_owned);
