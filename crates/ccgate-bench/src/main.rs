@@ -54,8 +54,8 @@ struct Args {
     /// Concurrent fast streams for the memory check (default 1000, smoke 100).
     #[arg(long)]
     streams: Option<usize>,
-    /// Repeat the whole matrix this many times and keep, per cell, the round with the median throughput
-    /// (default 3, smoke 1): the machine is shared, so one round can catch a burst of unrelated load.
+    /// Repeat the whole matrix this many times and keep, per cell, the quietest round (least CPU used by other
+    /// workloads on the machine; default 3, smoke 1).
     #[arg(long)]
     rounds: Option<usize>,
     /// Worker threads of the load generator.
@@ -451,6 +451,7 @@ fn spawn_no_marker(name: &str, cmd: Command, log: &Path) -> Result<(Child, Strin
 }
 
 fn main() -> Result<()> {
+
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads.max(1))
@@ -637,6 +638,9 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     let self_pid = std::process::id();
     let mut all_rounds: Vec<Vec<Value>> = Vec::new();
     let mut all_ok = true;
+    // Children of this process, so not the tree of `self_pid` (that would count them twice).
+    let ours_pids: Vec<u32> = [Some(mock_pid), Some(ccgate_pid), nginx_pid].into_iter().flatten().collect();
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     let rounds = if args.no_matrix { 0 } else { rounds_n };
     for round in 0..rounds {
         if rounds > 1 {
@@ -655,16 +659,21 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
                         PathKind::Nginx => nginx_pid,
                         _ => Some(ccgate_pid),
                     };
+                    let ours = ours_pids.clone();
                     let (st, cpu) = rt.block_on(async {
                         let sampler = tokio::spawn(async move {
                             tokio::time::sleep(warmup).await;
-                            let a = sample_cpu(proxy_pid, mock_pid, self_pid);
+                            let a = sample_cpu(proxy_pid, mock_pid, self_pid, &ours);
                             tokio::time::sleep(duration).await;
-                            let b = sample_cpu(proxy_pid, mock_pid, self_pid);
-                            [b[0] - a[0], b[1] - a[1], b[2] - a[2]]
+                            let b = sample_cpu(proxy_pid, mock_pid, self_pid, &ours);
+                            let mut d = [0.0; 5];
+                            for i in 0..5 {
+                                d[i] = b[i] - a[i];
+                            }
+                            d
                         });
                         let st = load::run(&t, c, warmup, duration).await;
-                        (st, sampler.await.unwrap_or([0.0; 3]))
+                        (st, sampler.await.unwrap_or([0.0; 5]))
                     });
                     let per_req = |s: f64| {
                         if st.requests > 0 {
@@ -683,6 +692,9 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
                         "proxy_cpu_us_per_req": proxy_pid.map(|_| round1(per_req(cpu[0]))),
                         "mock_cpu_us_per_req": round1(per_req(cpu[1])),
                         "loadgen_cpu_us_per_req": round1(per_req(cpu[2])),
+                        // CPU used on the machine by anything but the bench, the mock, nginx and ccgate, in % of
+                        // all cores over the measured window: other workloads sharing the machine.
+                        "foreign_cpu_pct": round1(((cpu[4] - cpu[3]).max(0.0) / (ncpu * duration.as_secs_f64()) * 100.0).min(100.0)),
                         "bytes_per_req": if st.requests > 0 { st.bytes / st.requests } else { 0 },
                         "error_samples": st.error_samples,
                     });
@@ -717,7 +729,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
         }
         all_rounds.push(runs);
     }
-    let runs = median_rows(all_rounds);
+    let runs = pick_rows(all_rounds);
     let matrix_peak = procs::status_mib(ccgate_pid, "VmHWM");
     let nginx_peak = nginx_pid.map(|p| procs::tree_status_mib(p, "VmHWM"));
 
@@ -873,9 +885,10 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     Ok(all_ok)
 }
 
-/// Per cell, the round with the median throughput (its latencies and CPU figures come along, so a row stays one
-/// consistent measurement); errors are summed over the rounds and every round's throughput is kept.
-fn median_rows(rounds: Vec<Vec<Value>>) -> Vec<Value> {
+/// Per cell, the quietest round: the one where other workloads on the machine used the least CPU (its
+/// latencies and CPU figures come along, so a row stays one consistent measurement). Errors are summed over the
+/// rounds, and every round's throughput and foreign CPU are kept.
+fn pick_rows(rounds: Vec<Vec<Value>>) -> Vec<Value> {
     let Some(first) = rounds.first() else {
         return Vec::new();
     };
@@ -884,18 +897,22 @@ fn median_rows(rounds: Vec<Vec<Value>>) -> Vec<Value> {
     }
     (0..first.len())
         .map(|i| {
-            let mut cells: Vec<&Value> = rounds.iter().filter_map(|r| r.get(i)).collect();
+            let cells: Vec<&Value> = rounds.iter().filter_map(|r| r.get(i)).collect();
             let errors: u64 = cells.iter().filter_map(|c| c["errors"].as_u64()).sum();
             let all: Vec<f64> = cells.iter().filter_map(|c| c["rps"].as_f64()).collect();
-            cells.sort_by(|a, b| {
-                a["rps"]
-                    .as_f64()
-                    .partial_cmp(&b["rps"].as_f64())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
-            let mut row = cells[cells.len() / 2].clone();
+            let foreign: Vec<f64> = cells.iter().filter_map(|c| c["foreign_cpu_pct"].as_f64()).collect();
+            let best = cells
+                .iter()
+                .min_by(|a, b| {
+                    let fa = a["foreign_cpu_pct"].as_f64().unwrap_or(0.0);
+                    let fb = b["foreign_cpu_pct"].as_f64().unwrap_or(0.0);
+                    fa.partial_cmp(&fb).unwrap_or(std::cmp::Ordering::Equal)
+                })
+                .expect("one round");
+            let mut row = (*best).clone();
             row["errors"] = json!(errors);
             row["rps_rounds"] = json!(all);
+            row["foreign_cpu_pct_rounds"] = json!(foreign);
             row
         })
         .collect()
@@ -1000,11 +1017,14 @@ fn git_describe() -> Option<String> {
     Some(s)
 }
 
-fn sample_cpu(proxy: Option<u32>, mock: u32, me: u32) -> [f64; 3] {
+/// [proxy tree, mock, load generator, all of ours, whole machine busy] CPU seconds.
+fn sample_cpu(proxy: Option<u32>, mock: u32, me: u32, ours: &[u32]) -> [f64; 5] {
     [
         proxy.map(procs::tree_cpu_seconds).unwrap_or(0.0),
         procs::cpu_seconds(mock),
         procs::cpu_seconds(me),
+        procs::cpu_seconds(me) + ours.iter().map(|&p| procs::tree_cpu_seconds(p)).sum::<f64>(),
+        procs::machine_busy_seconds(),
     ]
 }
 

@@ -325,3 +325,13 @@ pub fn listen_drops() -> u64 {
         .filter_map(|(_, v)| v.parse::<u64>().ok())
         .sum()
 }
+
+/// CPU seconds the whole machine spent busy (user, nice, system, irq, softirq, steal), from /proc/stat.
+pub fn machine_busy_seconds() -> f64 {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = s.lines().find(|l| l.starts_with("cpu ")) else { return 0.0 };
+    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy: f64 = [0usize, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum();
+    busy / clk_tck()
+}

@@ -222,7 +222,7 @@ pub fn markdown(res: &Value) -> String {
     );
     let _ = writeln!(
         o,
-        "Machine: {} cores, {}, {} GiB RAM, Linux {}. Cells: {} s warm-up + {} s measured, {} round(s) (median kept); load generator on {} threads, sharing the cores with the system under test.\n",
+        "Machine: {} cores, {}, {} GiB RAM, Linux {}. Cells: {} s warm-up + {} s measured, {} round(s), the quietest kept per cell; load generator on {} threads, sharing the cores with the system under test.\n",
         m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["mem_gib"], m["kernel"].as_str().unwrap_or("?"),
         s["warmup_s"], s["duration_s"], s["rounds"], s["client_threads"]
     );
@@ -293,6 +293,16 @@ pub fn markdown(res: &Value) -> String {
     }
     if let Some(c) = cs.last() {
         let _ = writeln!(o, "\nCPU columns: utime+stime of the process (nginx: master + workers) over the measured window at c={c}, divided by the requests.");
+    }
+    let mut foreign: Vec<f64> = runs.iter().filter_map(|r| f(r, "foreign_cpu_pct")).collect();
+    if !foreign.is_empty() {
+        foreign.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        let _ = writeln!(
+            o,
+            "\nOther workloads on the machine during the kept cells (CPU not used by the bench, the mock, nginx or ccgate, % of all cores): median {:.1} %, max {:.1} %.",
+            foreign[foreign.len() / 2],
+            foreign[foreign.len() - 1]
+        );
     }
     let mut oa = Vec::new();
     for (body, label) in BODIES {
