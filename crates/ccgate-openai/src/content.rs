@@ -82,7 +82,7 @@ pub(crate) fn convert(
     }
 }
 
-fn convert_part(
+pub(crate) fn convert_part(
     part: &Value,
     param: &str,
     policy: PartPolicy,

@@ -24,13 +24,16 @@
 
 mod content;
 mod error;
+mod fast;
 mod format;
 mod json;
 mod messages;
 mod models;
 mod names;
 mod options;
+mod output;
 mod params;
+mod rawjson;
 mod reasoning;
 mod request;
 mod response;
@@ -41,7 +44,9 @@ mod usage;
 pub use error::{error_body, translate_error, TranslateError, UpstreamFormatError};
 pub use models::{model_object, models_list, requested_model, resolve_model, Resolved};
 pub use options::{ThinkingBudgets, TranslateOptions, DEFAULT_MAX_IMAGE_BYTES};
-pub use request::{translate_request, TranslatedRequest};
+pub use request::{
+    translate_request, translate_request_fast, translate_request_reference, TranslatedRequest,
+};
 pub use response::{finish_reason, translate_response, ResponseContext};
 pub use stream::StreamTranslator;
 pub use usage::{openai_usage, CompletionDetails, OpenAiUsage, PromptDetails};

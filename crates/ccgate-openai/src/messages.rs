@@ -8,6 +8,7 @@ use crate::content::{self, text_block, PartPolicy};
 use crate::error::TranslateError;
 use crate::json::{field, opt_cache_control, type_name, wrong_type};
 use crate::names::{IdMap, NameMap};
+use crate::output::Block;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -26,38 +27,18 @@ pub(crate) enum Role {
 
 /// One Anthropic message under construction.
 #[derive(Debug, Clone)]
-pub(crate) struct Turn {
+pub(crate) struct Turn<'a> {
     pub role: Role,
-    pub blocks: Vec<Value>,
+    pub blocks: Vec<Block<'a>>,
 }
 
-impl Turn {
-    /// The Anthropic message. A lone plain text block is sent as a string (the compact form of
-    /// §4.2's worked example); anything else as a block array.
-    pub(crate) fn to_value(&self) -> Value {
-        let role = match self.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
-        let content = match self.blocks.as_slice() {
-            [only] if is_plain_text(only) => only["text"].clone(),
-            blocks => Value::Array(blocks.to_vec()),
-        };
-        json!({"role": role, "content": content})
-    }
-
+impl Turn<'_> {
     fn tool_use_ids(&self) -> impl Iterator<Item = &str> {
-        self.blocks
-            .iter()
-            .filter(|b| block_type(b) == "tool_use")
-            .filter_map(|b| b.get("id").and_then(Value::as_str))
+        self.blocks.iter().filter_map(Block::tool_use_id)
     }
 
     fn tool_result_ids(&self) -> impl Iterator<Item = &str> {
-        self.blocks
-            .iter()
-            .filter(|b| block_type(b) == "tool_result")
-            .filter_map(|b| b.get("tool_use_id").and_then(Value::as_str))
+        self.blocks.iter().filter_map(Block::tool_result_id)
     }
 
     pub(crate) fn has_tool_use(&self) -> bool {
@@ -71,26 +52,16 @@ impl Turn {
     fn starts_with_thinking(&self) -> bool {
         self.blocks
             .first()
-            .is_some_and(|b| matches!(block_type(b), "thinking" | "redacted_thinking"))
+            .is_some_and(|b| matches!(b.kind(), "thinking" | "redacted_thinking"))
     }
-}
-
-fn block_type(b: &Value) -> &str {
-    b.get("type").and_then(Value::as_str).unwrap_or("")
-}
-
-fn is_plain_text(b: &Value) -> bool {
-    b.as_object().is_some_and(|o| {
-        o.len() == 2 && block_type(b) == "text" && o.get("text").is_some_and(Value::is_string)
-    })
 }
 
 /// Output of [`convert`].
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Conversation {
+pub(crate) struct Conversation<'a> {
     /// Top-level `system` text blocks, all system/developer messages in order (§4.2 step 1).
-    pub system: Vec<Value>,
-    pub turns: Vec<Turn>,
+    pub system: Vec<Block<'a>>,
+    pub turns: Vec<Turn<'a>>,
     /// The last turn is an assistant prefill (§4.2 step 11).
     pub prefill: bool,
     /// Upstream names of tools used in history, in first-use order (for §4.2 step 12).
@@ -99,7 +70,7 @@ pub(crate) struct Conversation {
     pub warnings: Vec<String>,
 }
 
-impl Conversation {
+impl Conversation<'_> {
     /// Whether any message carries `tool_use`/`tool_result` blocks.
     pub(crate) fn has_tool_blocks(&self) -> bool {
         self.turns
@@ -125,11 +96,6 @@ impl Conversation {
         let first_assistant = current.iter().find(|t| t.role == Role::Assistant);
         in_tool_loop && !first_assistant.is_some_and(Turn::starts_with_thinking)
     }
-
-    /// The Anthropic `messages` array.
-    pub(crate) fn messages_value(&self) -> Value {
-        Value::Array(self.turns.iter().map(Turn::to_value).collect())
-    }
 }
 
 /// Per-request state shared by the message converters.
@@ -140,7 +106,10 @@ pub(crate) struct Ctx<'n> {
 }
 
 /// Converts the `messages` array (§4.2 steps 1–11).
-pub(crate) fn convert(messages: &Value, ctx: &mut Ctx<'_>) -> Result<Conversation, TranslateError> {
+pub(crate) fn convert(
+    messages: &Value,
+    ctx: Ctx<'_>,
+) -> Result<Conversation<'static>, TranslateError> {
     let list = match messages {
         Value::Array(a) => a,
         other => return Err(wrong_type("messages", "an array", other)),
@@ -151,14 +120,68 @@ pub(crate) fn convert(messages: &Value, ctx: &mut Ctx<'_>) -> Result<Conversatio
             "Invalid 'messages': empty array. Expected an array with at least one message",
         ));
     }
-    let mut conv = Conversation::default();
-    let mut ids = IdMap::default();
-    // upstream tool_use id → client id, for readable pairing errors.
-    let mut client_ids: HashMap<String, String> = HashMap::new();
-    let mut turns: Vec<Turn> = Vec::with_capacity(list.len());
-    let mut seen_names: HashSet<String> = HashSet::new();
-
+    let mut c = Converter::new(ctx, list.len());
     for (i, m) in list.iter().enumerate() {
+        c.message(i, m)?;
+    }
+    c.finish()
+}
+
+/// The state of one `messages` conversion: messages are fed in order, by [`Converter::message`]
+/// (Value-based, every rule) or by the fast path's converter ([`crate::fast`]), which handles the
+/// common shapes and hands everything else to [`Converter::message`]. [`Converter::finish`] then
+/// applies the rules that concern the whole conversation.
+pub(crate) struct Converter<'n, 'a> {
+    pub ctx: Ctx<'n>,
+    pub conv: Conversation<'a>,
+    pub ids: IdMap,
+    /// upstream tool_use id → client id, for readable pairing errors.
+    pub client_ids: HashMap<String, String>,
+    turns: Vec<Turn<'a>>,
+    seen_names: HashSet<String>,
+}
+
+impl<'n, 'a> Converter<'n, 'a> {
+    pub(crate) fn new(ctx: Ctx<'n>, messages: usize) -> Self {
+        Self {
+            ctx,
+            conv: Conversation::default(),
+            ids: IdMap::default(),
+            client_ids: HashMap::new(),
+            turns: Vec::with_capacity(messages),
+            seen_names: HashSet::new(),
+        }
+    }
+
+    /// Blocks of a system or developer message.
+    pub(crate) fn push_system(&mut self, blocks: impl IntoIterator<Item = Block<'a>>) {
+        self.conv.system.extend(blocks);
+    }
+
+    /// A user message, or a tool message (one `tool_result` block).
+    pub(crate) fn push_user(&mut self, blocks: Vec<Block<'a>>) {
+        self.turns.push(Turn {
+            role: Role::User,
+            blocks,
+        });
+    }
+
+    /// An assistant message; records the tools it uses (§4.2 step 12).
+    pub(crate) fn push_assistant(&mut self, blocks: Vec<Block<'a>>) {
+        for n in blocks.iter().filter_map(Block::tool_use_name) {
+            if self.seen_names.insert(n.to_owned()) {
+                self.conv.history_tool_names.push(n.to_owned());
+            }
+        }
+        self.turns.push(Turn {
+            role: Role::Assistant,
+            blocks,
+        });
+    }
+
+    /// Converts message `i` (§4.2 steps 1, 3–10).
+    pub(crate) fn message(&mut self, i: usize, m: &Value) -> Result<(), TranslateError> {
+        let max_image_bytes = self.ctx.max_image_bytes;
         let p = format!("messages[{i}]");
         let Some(obj) = m.as_object() else {
             return Err(wrong_type(&p, "an object", m));
@@ -178,46 +201,35 @@ pub(crate) fn convert(messages: &Value, ctx: &mut Ctx<'_>) -> Result<Conversatio
             "system" | "developer" => {
                 let c = required_content(obj, &p)?;
                 let mut blocks =
-                    content::convert(c, &format!("{p}.content"), PartPolicy::System, ctx.max_image_bytes)?;
+                    content::convert(c, &format!("{p}.content"), PartPolicy::System, max_image_bytes)?;
                 apply_cache_control(&mut blocks, cache_control);
-                conv.system.extend(blocks);
+                self.push_system(blocks.into_iter().map(Block::Value));
             }
             "user" => {
                 let c = required_content(obj, &p)?;
                 let mut blocks =
-                    content::convert(c, &format!("{p}.content"), PartPolicy::User, ctx.max_image_bytes)?;
+                    content::convert(c, &format!("{p}.content"), PartPolicy::User, max_image_bytes)?;
                 apply_cache_control(&mut blocks, cache_control);
-                turns.push(Turn {
-                    role: Role::User,
-                    blocks,
-                });
+                self.push_user(blocks.into_iter().map(Block::Value).collect());
             }
             "assistant" => {
-                let mut blocks = assistant_blocks(obj, &p, ctx, &mut ids, &mut client_ids, &mut conv)?;
-                for b in &blocks {
-                    if block_type(b) == "tool_use" {
-                        if let Some(n) = b.get("name").and_then(Value::as_str) {
-                            if seen_names.insert(n.to_owned()) {
-                                conv.history_tool_names.push(n.to_owned());
-                            }
-                        }
-                    }
-                }
+                let mut blocks = assistant_blocks(
+                    obj,
+                    &p,
+                    &mut self.ctx,
+                    &mut self.ids,
+                    &mut self.client_ids,
+                    &mut self.conv,
+                )?;
                 apply_cache_control(&mut blocks, cache_control);
-                turns.push(Turn {
-                    role: Role::Assistant,
-                    blocks,
-                });
+                self.push_assistant(blocks.into_iter().map(Block::Value).collect());
             }
             "tool" => {
-                let mut block = tool_result(obj, &p, ctx, &ids)?;
+                let mut block = tool_result(obj, &p, &self.ctx, &self.ids)?;
                 if let (Some(cc), Some(o)) = (cache_control, block.as_object_mut()) {
                     o.insert("cache_control".into(), cc);
                 }
-                turns.push(Turn {
-                    role: Role::User,
-                    blocks: vec![block],
-                });
+                self.push_user(vec![Block::Value(block)]);
             }
             "function" => {
                 return Err(TranslateError::invalid(
@@ -234,49 +246,63 @@ pub(crate) fn convert(messages: &Value, ctx: &mut Ctx<'_>) -> Result<Conversatio
                 ))
             }
         }
+        Ok(())
     }
 
-    let turns_before_drop: Vec<(Role, bool)> = turns
-        .iter()
-        .map(|t| (t.role, !t.blocks.is_empty()))
-        .collect();
-    // Step 9: drop messages left without content; a message with tool blocks is never empty.
-    turns.retain(|t| !t.blocks.is_empty());
-    // Steps 2–3: merge runs of the same role; tool results first in user messages.
-    let mut turns = merge(turns);
-    check_pairing(&turns, &client_ids)?;
+    /// The rules on the whole conversation (§4.2 steps 2, 3, 9, 11) and the pairing check (§2.9).
+    pub(crate) fn finish(self) -> Result<Conversation<'a>, TranslateError> {
+        let Self {
+            ctx,
+            mut conv,
+            client_ids,
+            mut turns,
+            ..
+        } = self;
+        let turns_before_drop: Vec<(Role, bool)> = turns
+            .iter()
+            .map(|t| (t.role, !t.blocks.is_empty()))
+            .collect();
+        // Step 9: drop messages left without content; a message with tool blocks is never empty.
+        turns.retain(|t| !t.blocks.is_empty());
+        // Steps 2–3: merge runs of the same role; tool results first in user messages.
+        let mut turns = merge(turns);
+        check_pairing(&turns, &client_ids)?;
 
-    // Step 11: a trailing assistant message is a prefill, but only if the client ended with one.
-    // When blank user messages were dropped after an assistant message, the client still meant
-    // "answer now", so a placeholder user turn keeps that meaning instead of inventing a prefill.
-    // A blank trailing assistant message is no prefill either: it is dropped like any blank one.
-    let client_ends_with_assistant = turns_before_drop
-        .last()
-        .is_some_and(|(role, non_empty)| *role == Role::Assistant && *non_empty);
-    if !client_ends_with_assistant && turns.last().is_some_and(|t| t.role == Role::Assistant) {
-        turns.push(placeholder_user());
-    }
-    if let Some(last) = turns.last_mut().filter(|t| t.role == Role::Assistant) {
-        strip_trailing_whitespace(last);
-        if !ctx.allow_prefill {
-            return Err(TranslateError::invalid(
-                "messages",
-                "This model does not support a trailing assistant message (prefill); end the conversation with a user or tool message",
-            ));
+        // Step 11: a trailing assistant message is a prefill, but only if the client ended with
+        // one. When blank user messages were dropped after an assistant message, the client still
+        // meant "answer now", so a placeholder user turn keeps that meaning instead of inventing a
+        // prefill. A blank trailing assistant message is no prefill either: it is dropped like any
+        // blank one.
+        let client_ends_with_assistant = turns_before_drop
+            .last()
+            .is_some_and(|(role, non_empty)| *role == Role::Assistant && *non_empty);
+        if !client_ends_with_assistant && turns.last().is_some_and(|t| t.role == Role::Assistant) {
+            turns.push(placeholder_user());
         }
-        conv.prefill = true;
+        if let Some(last) = turns.last_mut().filter(|t| t.role == Role::Assistant) {
+            strip_trailing_whitespace(last);
+            if !ctx.allow_prefill {
+                return Err(TranslateError::invalid(
+                    "messages",
+                    "This model does not support a trailing assistant message (prefill); end the conversation with a user or tool message",
+                ));
+            }
+            conv.prefill = true;
+        }
+        if turns.first().is_none_or(|t| t.role != Role::User) {
+            turns.insert(0, placeholder_user());
+        }
+        conv.turns = turns;
+        Ok(conv)
     }
-    if turns.first().is_none_or(|t| t.role != Role::User) {
-        turns.insert(0, placeholder_user());
-    }
-    conv.turns = turns;
-    Ok(conv)
 }
 
-fn placeholder_user() -> Turn {
+fn placeholder_user() -> Turn<'static> {
     Turn {
         role: Role::User,
-        blocks: vec![json!({"type": "text", "text": PLACEHOLDER_USER_TEXT})],
+        blocks: vec![Block::Value(
+            json!({"type": "text", "text": PLACEHOLDER_USER_TEXT}),
+        )],
     }
 }
 
@@ -310,7 +336,7 @@ fn assistant_blocks(
     ctx: &mut Ctx<'_>,
     ids: &mut IdMap,
     client_ids: &mut HashMap<String, String>,
-    conv: &mut Conversation,
+    conv: &mut Conversation<'_>,
 ) -> Result<Vec<Value>, TranslateError> {
     if field(obj, "function_call").is_some() {
         return Err(TranslateError::invalid(
@@ -444,7 +470,7 @@ fn thinking_blocks(obj: &Map<String, Value>, p: &str) -> Result<Vec<Value>, Tran
 fn arguments(
     value: Option<&Value>,
     param: &str,
-    conv: &mut Conversation,
+    conv: &mut Conversation<'_>,
 ) -> Result<Value, TranslateError> {
     match value {
         None => Ok(json!({})),
@@ -511,8 +537,8 @@ fn tool_result(
 
 /// Sort rank inside a merged message: user → tool results before anything else (§4.2 step 3);
 /// assistant → thinking first (§2.3, §4.2 step 13), tool_use after text (§4.2 step 4).
-fn rank(role: Role, b: &Value) -> u8 {
-    match (role, block_type(b)) {
+fn rank(role: Role, b: &Block<'_>) -> u8 {
+    match (role, b.kind()) {
         (Role::User, "tool_result") => 0,
         (Role::User, _) => 1,
         (Role::Assistant, "thinking" | "redacted_thinking") => 0,
@@ -523,8 +549,8 @@ fn rank(role: Role, b: &Value) -> u8 {
 
 /// Merges runs of the same role into one message (§4.2 step 2) and orders blocks by [`rank`]
 /// (stable, so relative order within a rank is kept).
-fn merge(turns: Vec<Turn>) -> Vec<Turn> {
-    let mut out: Vec<Turn> = Vec::with_capacity(turns.len());
+fn merge(turns: Vec<Turn<'_>>) -> Vec<Turn<'_>> {
+    let mut out: Vec<Turn<'_>> = Vec::with_capacity(turns.len());
     for t in turns {
         match out.last_mut() {
             Some(prev) if prev.role == t.role => prev.blocks.extend(t.blocks),
@@ -542,7 +568,7 @@ fn merge(turns: Vec<Turn>) -> Vec<Turn> {
 /// next (user) message, and each `tool_result` answers a call of the message just before it. OpenAI
 /// itself rejects transcripts breaking this, so a 400 is faithful.
 fn check_pairing(
-    turns: &[Turn],
+    turns: &[Turn<'_>],
     client_ids: &HashMap<String, String>,
 ) -> Result<(), TranslateError> {
     let client = |id: &str| client_ids.get(id).cloned().unwrap_or_else(|| id.to_owned());
@@ -598,13 +624,8 @@ fn check_pairing(
 
 /// Prefill: Anthropic rejects trailing whitespace in the final assistant content (§4.2 step 11).
 /// Blank blocks were dropped already, so trimming never empties a block.
-fn strip_trailing_whitespace(turn: &mut Turn) {
-    if let Some(Value::Object(last)) = turn.blocks.last_mut() {
-        if last.get("type").and_then(Value::as_str) == Some("text") {
-            if let Some(Value::String(s)) = last.get_mut("text") {
-                let trimmed = s.trim_end().len();
-                s.truncate(trimmed);
-            }
-        }
+fn strip_trailing_whitespace(turn: &mut Turn<'_>) {
+    if let Some(last) = turn.blocks.last_mut() {
+        last.trim_text_end();
     }
 }

@@ -4,13 +4,16 @@
 //! [`crate::tools`], [`crate::params`], [`crate::reasoning`], [`crate::format`]).
 
 use crate::error::TranslateError;
+use crate::fast::{self, RawTool};
 use crate::format::{self, ResponseFormat};
 use crate::json::{field, opt_bool, wrong_type};
 use crate::messages::{self, Conversation};
 use crate::models::model_field;
 use crate::names::NameMap;
 use crate::options::TranslateOptions;
+use crate::output::{Block, Body, ToolDef};
 use crate::params;
+use crate::rawjson::{self, Raw};
 use crate::reasoning::{self, Thinking};
 use crate::response::ResponseContext;
 use crate::tools::{self, Choice, ClientTool};
@@ -35,7 +38,67 @@ pub struct TranslatedRequest {
 /// `invalid_request_error` naming the field ([`TranslateError`]). OpenAI fields without an
 /// Anthropic meaning (`seed`, `logprobs`, penalties, `store`, `service_tier`, `metadata`, …) are
 /// dropped silently (§4.1).
+///
+/// Two readers share one translation: the fast path ([`translate_request_fast`]: the body read by
+/// [`crate::rawjson`], long strings and schemas copied as JSON text, see [`crate::fast`]) serves
+/// ordinary requests; whatever it does not accept — including every request that gets a 400 —
+/// goes through the reference path ([`translate_request_reference`]: the body as a
+/// `serde_json::Value` tree), which decides. In debug builds every fast result is checked against
+/// the reference path.
 pub fn translate_request(
+    body: &[u8],
+    opts: &TranslateOptions<'_>,
+) -> Result<TranslatedRequest, TranslateError> {
+    match translate_request_fast(body, opts) {
+        Some(t) => {
+            #[cfg(debug_assertions)]
+            check_against_reference(body, opts, &t);
+            Ok(t)
+        }
+        None => translate_request_reference(body, opts),
+    }
+}
+
+/// The fast path of [`translate_request`] alone: `None` when the request is outside its subset
+/// or would be refused. Public for tests and benchmarks.
+#[doc(hidden)]
+pub fn translate_request_fast(
+    body: &[u8],
+    opts: &TranslateOptions<'_>,
+) -> Option<TranslatedRequest> {
+    let root = rawjson::parse(std::str::from_utf8(body).ok()?)?;
+    let Raw::Obj { members, .. } = &root else {
+        return None;
+    };
+    // `messages` and `tools` stay raw; the other (small) members become the `Value`s the shared
+    // code reads.
+    let (mut messages, mut tools, mut others) = (None, None, Map::new());
+    for (key, value) in members {
+        match &*key.decoded()? {
+            "messages" => messages = Some(value),
+            "tools" => tools = Some(value),
+            k => {
+                others.insert(k.to_owned(), value.to_value()?);
+            }
+        }
+    }
+    // `model` must be a non-empty string (`model_field`).
+    if others
+        .get("model")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return None;
+    }
+    Translation::new(&others, Source::Raw { messages, tools }, opts, body.len())
+        .run()
+        .ok()
+}
+
+/// The reference path of [`translate_request`] alone (`serde_json::Value` tree). Public for tests
+/// and benchmarks.
+#[doc(hidden)]
+pub fn translate_request_reference(
     body: &[u8],
     opts: &TranslateOptions<'_>,
 ) -> Result<TranslatedRequest, TranslateError> {
@@ -50,24 +113,105 @@ pub fn translate_request(
             "Request body must be a JSON object",
         ));
     };
-    Translation::new(obj, opts).run()
+    Translation::new(obj, Source::Tree, opts, body.len()).run()
+}
+
+/// Debug builds: a fast-path result must equal the reference path's (same JSON value, same
+/// context and warnings).
+#[cfg(debug_assertions)]
+fn check_against_reference(body: &[u8], opts: &TranslateOptions<'_>, fast: &TranslatedRequest) {
+    let reference = match translate_request_reference(body, opts) {
+        Ok(r) => r,
+        Err(e) => panic!("fast path accepted a request the reference path refuses: {e}"),
+    };
+    let json = |b: &[u8]| serde_json::from_slice::<Value>(b).expect("translated body is JSON");
+    assert_eq!(
+        json(&fast.body),
+        json(&reference.body),
+        "fast and reference translations differ"
+    );
+    assert_eq!(
+        (fast.stream, fast.include_usage, &fast.warnings),
+        (
+            reference.stream,
+            reference.include_usage,
+            &reference.warnings
+        )
+    );
+    assert_eq!(
+        format!("{:?}", fast.response_ctx),
+        format!("{:?}", reference.response_ctx)
+    );
+}
+
+/// Where `tools` and `messages` are read from; every other member comes from `obj`.
+enum Source<'r, 'a> {
+    /// The reference path: `obj` is the whole body.
+    Tree,
+    /// The fast path.
+    Raw {
+        messages: Option<&'r Raw<'a>>,
+        tools: Option<&'r Raw<'a>>,
+    },
+}
+
+/// Validated client tools, as read by either path.
+enum ClientTools<'a> {
+    Tree(Vec<ClientTool>),
+    Raw(Vec<RawTool<'a>>),
+}
+
+impl<'a> ClientTools<'a> {
+    fn names(&self) -> Vec<&str> {
+        match self {
+            ClientTools::Tree(t) => t.iter().map(|t| t.name.as_str()).collect(),
+            ClientTools::Raw(t) => t.iter().map(|t| &*t.name).collect(),
+        }
+    }
+
+    /// Anthropic definitions, names mapped in declaration order.
+    fn definitions(self, names: &mut NameMap, pass_strict: bool) -> Vec<ToolDef<'a>> {
+        match self {
+            ClientTools::Tree(t) => t
+                .iter()
+                .map(|t| ToolDef::Value(tools::anthropic_tool(t, names.map(&t.name), pass_strict)))
+                .collect(),
+            ClientTools::Raw(t) => t
+                .into_iter()
+                .map(|t| {
+                    let name = names.map(&t.name);
+                    t.definition(name, pass_strict)
+                })
+                .collect(),
+        }
+    }
 }
 
 /// State of one translation.
-struct Translation<'r, 'o> {
+struct Translation<'r, 'o, 'a> {
     obj: &'r Map<String, Value>,
+    source: Source<'r, 'a>,
     opts: &'r TranslateOptions<'o>,
     names: NameMap,
     warnings: Vec<String>,
+    /// Length of the request body, to size the output buffer.
+    body_len: usize,
 }
 
-impl<'r, 'o> Translation<'r, 'o> {
-    fn new(obj: &'r Map<String, Value>, opts: &'r TranslateOptions<'o>) -> Self {
+impl<'r, 'o, 'a> Translation<'r, 'o, 'a> {
+    fn new(
+        obj: &'r Map<String, Value>,
+        source: Source<'r, 'a>,
+        opts: &'r TranslateOptions<'o>,
+        body_len: usize,
+    ) -> Self {
         Self {
             obj,
+            source,
             opts,
             names: NameMap::default(),
             warnings: Vec::new(),
+            body_len,
         }
     }
 
@@ -79,42 +223,46 @@ impl<'r, 'o> Translation<'r, 'o> {
         let stream = opt_bool(obj, "stream", "stream")?.unwrap_or(false);
         let include_usage = stream && include_usage(obj)?;
 
-        let client_tools = tools::parse_tools(field(obj, "tools"))?;
-        reserve_names(obj, &client_tools, &mut self.names);
-        let choice = tools::parse_tool_choice(field(obj, "tool_choice"), &client_tools)?;
+        let client_tools = match self.source {
+            Source::Tree => ClientTools::Tree(tools::parse_tools(field(obj, "tools"))?),
+            Source::Raw { tools, .. } => ClientTools::Raw(fast::parse_tools(tools)?),
+        };
+        let tool_names = client_tools.names();
+        let has_client_tools = !tool_names.is_empty();
+        self.reserve_names(&tool_names)?;
+        let choice = tools::parse_tool_choice_for(field(obj, "tool_choice"), &tool_names)?;
         let parallel = opt_bool(obj, "parallel_tool_calls", "parallel_tool_calls")?;
         let response_format = format::parse(field(obj, "response_format"))?;
         let effort = reasoning::parse_effort(field(obj, "reasoning_effort"))?;
 
-        let Some(messages) = obj.get("messages") else {
-            return Err(TranslateError::invalid(
-                "messages",
-                "Missing required parameter: 'messages'",
-            ));
+        let ctx = messages::Ctx {
+            names: &mut self.names,
+            max_image_bytes: self.opts.max_image_bytes,
+            allow_prefill: caps.prefill,
         };
-        let mut conv = messages::convert(
-            messages,
-            &mut messages::Ctx {
-                names: &mut self.names,
-                max_image_bytes: self.opts.max_image_bytes,
-                allow_prefill: caps.prefill,
-            },
-        )?;
+        let mut conv: Conversation<'a> = match self.source {
+            Source::Tree => {
+                let Some(messages) = obj.get("messages") else {
+                    return Err(missing_messages());
+                };
+                messages::convert(messages, ctx)?
+            }
+            Source::Raw { messages, .. } => {
+                fast::convert(messages.ok_or_else(missing_messages)?, ctx)?
+            }
+        };
         self.warnings.append(&mut conv.warnings);
 
-        let mut tool_defs: Vec<Value> = client_tools
-            .iter()
-            .map(|t| tools::anthropic_tool(t, self.names.map(&t.name), caps.structured_outputs))
-            .collect();
+        let mut tool_defs = client_tools.definitions(&mut self.names, caps.structured_outputs);
 
         // response_format (§4.1).
         let mut output_format = None;
         let mut json_tool = None;
         match response_format {
             None | Some(ResponseFormat::Text) => {}
-            Some(ResponseFormat::JsonObject) => conv
-                .system
-                .push(json!({"type": "text", "text": format::JSON_OBJECT_INSTRUCTION})),
+            Some(ResponseFormat::JsonObject) => conv.system.push(Block::Value(
+                json!({"type": "text", "text": format::JSON_OBJECT_INSTRUCTION}),
+            )),
             Some(ResponseFormat::JsonSchema { schema, .. }) if caps.structured_outputs => {
                 output_format = Some(json!({"type": "json_schema", "schema": schema}));
             }
@@ -123,18 +271,20 @@ impl<'r, 'o> Translation<'r, 'o> {
                 description,
             }) => {
                 let name = self.names.allocate_internal(format::JSON_TOOL_NAME);
-                tool_defs.push(json!({
+                tool_defs.push(ToolDef::Value(json!({
                     "name": name,
                     "description": format::json_tool_description(description.as_deref()),
                     "input_schema": tools::object_schema(Some(&schema), "response_format.json_schema.schema")?,
-                }));
+                })));
                 json_tool = Some(name);
             }
         }
 
         let mut tool_choice = match &json_tool {
-            Some(jt) => Some(self.json_tool_choice(choice.as_ref(), &client_tools, jt, parallel)),
-            None if client_tools.is_empty() => None,
+            Some(jt) => {
+                Some(self.json_tool_choice(choice.as_ref(), has_client_tools, jt, parallel))
+            }
+            None if !has_client_tools => None,
             None => tools::anthropic_tool_choice(choice.as_ref(), parallel, &mut self.names),
         };
 
@@ -147,11 +297,11 @@ impl<'r, 'o> Translation<'r, 'o> {
                 .history_tool_names
                 .iter()
                 .map(|n| {
-                    json!({
+                    ToolDef::Value(json!({
                         "name": n,
                         "description": "A tool used earlier in this conversation. It is no longer available.",
                         "input_schema": tools::empty_schema(),
-                    })
+                    }))
                 })
                 .collect();
             tool_choice = Some(json!({"type": "none"}));
@@ -189,16 +339,6 @@ impl<'r, 'o> Translation<'r, 'o> {
         if stream {
             out.insert("stream".into(), Value::Bool(true));
         }
-        if !conv.system.is_empty() {
-            out.insert(
-                "system".into(),
-                Value::Array(std::mem::take(&mut conv.system)),
-            );
-        }
-        out.insert("messages".into(), conv.messages_value());
-        if !tool_defs.is_empty() {
-            out.insert("tools".into(), Value::Array(tool_defs));
-        }
         if let Some(tc) = tool_choice {
             out.insert("tool_choice".into(), tc);
         }
@@ -232,7 +372,14 @@ impl<'r, 'o> Translation<'r, 'o> {
             out.insert("metadata".into(), json!({"user_id": u}));
         }
 
-        let body = serde_json::to_vec(&Value::Object(out)).map_err(|e| {
+        let body = Body {
+            small: &out,
+            system: &conv.system,
+            messages: &conv.turns,
+            tools: &tool_defs,
+        }
+        .to_vec(self.body_len)
+        .map_err(|e| {
             TranslateError::general(format!("Could not serialise the translated request: {e}"))
         })?;
         Ok(TranslatedRequest {
@@ -250,6 +397,36 @@ impl<'r, 'o> Translation<'r, 'o> {
         })
     }
 
+    /// Reserves every valid tool name of the request before any rewriting (§4.2 step 6), so
+    /// rewritten names can never take a name the client actually uses. Best effort: malformed
+    /// entries are reported later by the validating passes.
+    fn reserve_names(&mut self, tool_names: &[&str]) -> Result<(), TranslateError> {
+        for t in tool_names {
+            self.names.reserve(t);
+        }
+        match self.source {
+            Source::Tree => {
+                let Some(Value::Array(msgs)) = self.obj.get("messages") else {
+                    return Ok(());
+                };
+                let history = msgs
+                    .iter()
+                    .filter_map(|m| m.get("tool_calls").and_then(Value::as_array))
+                    .flatten()
+                    .filter_map(|c| c.get("function")?.get("name")?.as_str());
+                for n in history {
+                    self.names.reserve(n);
+                }
+            }
+            Source::Raw { messages, .. } => {
+                for n in fast::history_tool_names(messages)? {
+                    self.names.reserve(&n);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// §4.3 plus the cases where thinking must stay off even though it was asked for:
     /// * the current tool loop's assistant message has no thinking block (§4.2 step 13, option (a):
     ///   CCGate keeps no thinking cache, and plain OpenAI clients never echo thinking);
@@ -259,7 +436,7 @@ impl<'r, 'o> Translation<'r, 'o> {
     fn thinking(
         &mut self,
         effort: Option<reasoning::Effort>,
-        conv: &Conversation,
+        conv: &Conversation<'_>,
         json_tool: bool,
     ) -> Thinking {
         let plan = reasoning::plan(effort, &self.opts.caps, &self.opts.thinking_budgets);
@@ -292,13 +469,13 @@ impl<'r, 'o> Translation<'r, 'o> {
     fn json_tool_choice(
         &mut self,
         choice: Option<&Choice>,
-        client_tools: &[ClientTool],
+        has_client_tools: bool,
         json_tool: &str,
         parallel: Option<bool>,
     ) -> Value {
         let mut v = match choice {
             Some(Choice::Named(n)) => json!({"type": "tool", "name": self.names.map(n)}),
-            Some(Choice::Auto) | Some(Choice::Required) | None if !client_tools.is_empty() => {
+            Some(Choice::Auto) | Some(Choice::Required) | None if has_client_tools => {
                 json!({"type": "any"})
             }
             _ => json!({"type": "tool", "name": json_tool}),
@@ -348,22 +525,6 @@ fn reject_legacy_functions(obj: &Map<String, Value>) -> Result<(), TranslateErro
     Ok(())
 }
 
-/// Reserves every valid tool name of the request before any rewriting (§4.2 step 6), so rewritten
-/// names can never take a name the client actually uses. Best effort: malformed entries are
-/// reported later by the validating passes.
-fn reserve_names(obj: &Map<String, Value>, client_tools: &[ClientTool], names: &mut NameMap) {
-    for t in client_tools {
-        names.reserve(&t.name);
-    }
-    let Some(Value::Array(msgs)) = obj.get("messages") else {
-        return;
-    };
-    let history = msgs
-        .iter()
-        .filter_map(|m| m.get("tool_calls").and_then(Value::as_array))
-        .flatten()
-        .filter_map(|c| c.get("function")?.get("name")?.as_str());
-    for n in history {
-        names.reserve(n);
-    }
+fn missing_messages() -> TranslateError {
+    TranslateError::invalid("messages", "Missing required parameter: 'messages'")
 }

@@ -170,12 +170,22 @@ pub(crate) enum Choice {
     Named(String),
 }
 
-/// Validates `tool_choice` against the declared tools (OpenAI rejects forcing an undeclared
-/// function, and `required`/named choices without tools). `auto`/`none` without tools are
-/// harmless and dropped.
+/// [`parse_tool_choice_for`] with the tools' names.
+#[cfg(test)]
 pub(crate) fn parse_tool_choice(
     value: Option<&Value>,
     tools: &[ClientTool],
+) -> Result<Option<Choice>, TranslateError> {
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    parse_tool_choice_for(value, &names)
+}
+
+/// Validates `tool_choice` against the declared tools, given by their client names (OpenAI
+/// rejects forcing an undeclared function, and `required`/named choices without tools).
+/// `auto`/`none` without tools are harmless and dropped.
+pub(crate) fn parse_tool_choice_for(
+    value: Option<&Value>,
+    tools: &[&str],
 ) -> Result<Option<Choice>, TranslateError> {
     let choice = match value {
         None => return Ok(None),
@@ -231,7 +241,7 @@ pub(crate) fn parse_tool_choice(
             "tool_choice",
             "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified",
         )),
-        Choice::Named(n) if !tools.iter().any(|t| &t.name == n) => Err(TranslateError::invalid(
+        Choice::Named(n) if !tools.contains(&n.as_str()) => Err(TranslateError::invalid(
             "tool_choice.function.name",
             format!("Invalid value for 'tool_choice': no function named '{n}' was specified in 'tools'"),
         )),

@@ -1,0 +1,582 @@
+//! A strict, borrowing JSON reader for the request fast path ([`crate::fast`]).
+//!
+//! [`parse`] builds a tree whose strings are the still-escaped tokens of the input, so text can be
+//! copied into the translated body without being unescaped and escaped again, and whose objects and
+//! arrays remember their source text, so a subtree (a tool schema, a `cache_control` object) can be
+//! copied whole.
+//!
+//! The reader accepts a **subset** of what `serde_json` accepts, with the same meaning. Whenever a
+//! document is not plainly equivalent under both readers it answers `None`, and the caller falls
+//! back to the `serde_json::Value` path, which produces the exact result or 400. Refused here:
+//! * anything `serde_json` rejects (syntax, control characters in strings, bad escapes, lone
+//!   surrogates, numbers out of range);
+//! * duplicate keys in any object (`Value` keeps the last one; copying the text would keep both);
+//! * nesting deeper than [`MAX_DEPTH`] (`serde_json` stops at 128);
+//! * numbers whose `f64` conversion by `serde_json` might not be exact (more than 15 significant
+//!   digits, or a decimal exponent beyond ±22), and integers of more than 18 digits: copied text
+//!   must mean exactly what the re-serialised `Value` would.
+
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// Deepest nesting accepted (objects and arrays), well below `serde_json`'s limit of 128.
+pub(crate) const MAX_DEPTH: usize = 100;
+
+/// A JSON string token as it appears in the input.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JsonStr<'a> {
+    /// The token with its quotes and escapes: valid JSON as it stands.
+    pub quoted: &'a str,
+    /// Whether the token contains a backslash escape.
+    escaped: bool,
+}
+
+impl<'a> JsonStr<'a> {
+    /// The text between the quotes, still escaped.
+    fn inner(&self) -> &'a str {
+        &self.quoted[1..self.quoted.len() - 1]
+    }
+
+    /// The string value. `None` cannot happen for tokens produced by [`parse`]; callers treat it as
+    /// "not for the fast path".
+    pub(crate) fn decoded(&self) -> Option<Cow<'a, str>> {
+        if self.escaped {
+            serde_json::from_str::<String>(self.quoted)
+                .ok()
+                .map(Cow::Owned)
+        } else {
+            Some(Cow::Borrowed(self.inner()))
+        }
+    }
+
+    /// Whether the value equals `s`.
+    pub(crate) fn is(&self, s: &str) -> bool {
+        if self.escaped {
+            self.decoded().is_some_and(|d| d == s)
+        } else {
+            self.inner() == s
+        }
+    }
+
+    /// Whether the value is the empty string.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.quoted.len() == 2
+    }
+
+    /// [`crate::json::is_blank`] of the value, usually decided by the first character.
+    pub(crate) fn is_blank(&self) -> Option<bool> {
+        for c in self.inner().chars() {
+            if c == '\\' {
+                return self.decoded().map(|d| crate::json::is_blank(&d));
+            }
+            if !c.is_whitespace() {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+}
+
+/// A parsed JSON value borrowing from the input.
+#[derive(Debug, Clone)]
+pub(crate) enum Raw<'a> {
+    Null,
+    Bool(bool),
+    /// The number token, exactly as written.
+    Num(&'a str),
+    Str(JsonStr<'a>),
+    Arr {
+        span: &'a str,
+        items: Vec<Raw<'a>>,
+    },
+    /// Members in input order; keys are unique.
+    Obj {
+        span: &'a str,
+        members: Vec<(JsonStr<'a>, Raw<'a>)>,
+    },
+}
+
+impl<'a> Raw<'a> {
+    /// The value's JSON text in the input (for literals, their canonical spelling).
+    pub(crate) fn span(&self) -> &'a str {
+        match self {
+            Raw::Null => "null",
+            Raw::Bool(true) => "true",
+            Raw::Bool(false) => "false",
+            Raw::Num(s) => s,
+            Raw::Str(s) => s.quoted,
+            Raw::Arr { span, .. } | Raw::Obj { span, .. } => span,
+        }
+    }
+
+    /// Member `key` of an object (`None` for other values), like `Value::get`.
+    pub(crate) fn get(&self, key: &str) -> Option<&Raw<'a>> {
+        match self {
+            Raw::Obj { members, .. } => members.iter().find(|(k, _)| k.is(key)).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Member `key`, absent when missing or `null`, like [`crate::json::field`].
+    pub(crate) fn field(&self, key: &str) -> Option<&Raw<'a>> {
+        self.get(key).filter(|v| !matches!(v, Raw::Null))
+    }
+
+    pub(crate) fn as_str(&self) -> Option<&JsonStr<'a>> {
+        match self {
+            Raw::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_array(&self) -> Option<&[Raw<'a>]> {
+        match self {
+            Raw::Arr { items, .. } => Some(items),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_object(&self) -> bool {
+        matches!(self, Raw::Obj { .. })
+    }
+
+    /// Whether this is the string `s`.
+    pub(crate) fn is_str(&self, s: &str) -> bool {
+        self.as_str().is_some_and(|j| j.is(s))
+    }
+
+    /// The same value as a `serde_json::Value` (parsed from its text, so exactly what the slow path
+    /// holds for it). `None` cannot happen for values produced by [`parse`].
+    pub(crate) fn to_value(&self) -> Option<Value> {
+        serde_json::from_str(self.span()).ok()
+    }
+}
+
+/// Parses a whole document, or `None` when it is outside the accepted subset (see the module
+/// documentation).
+pub(crate) fn parse(text: &str) -> Option<Raw<'_>> {
+    let mut p = Parser {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
+    p.skip_ws();
+    let v = p.value()?;
+    p.skip_ws();
+    (p.pos == p.bytes.len()).then_some(v)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    depth: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn value(&mut self) -> Option<Raw<'a>> {
+        match self.peek()? {
+            b'{' => self.object(),
+            b'[' => self.array(),
+            b'"' => self.string().map(Raw::Str),
+            b't' => self.literal("true", Raw::Bool(true)),
+            b'f' => self.literal("false", Raw::Bool(false)),
+            b'n' => self.literal("null", Raw::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &str, v: Raw<'a>) -> Option<Raw<'a>> {
+        if self.bytes[self.pos..].starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Some(v)
+        } else {
+            None
+        }
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// After a member or element: `,` (then whitespace) or the closing bracket. Returns whether the
+    /// container continues.
+    fn next_or_close(&mut self, close: u8) -> Option<bool> {
+        self.skip_ws();
+        match self.peek()? {
+            b',' => {
+                self.pos += 1;
+                self.skip_ws();
+                Some(true)
+            }
+            c if c == close => {
+                self.pos += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    fn object(&mut self) -> Option<Raw<'a>> {
+        let start = self.pos;
+        self.enter()?;
+        self.pos += 1;
+        self.skip_ws();
+        let mut members = Vec::new();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+        } else {
+            loop {
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                let key = self.string()?;
+                self.skip_ws();
+                if self.peek()? != b':' {
+                    return None;
+                }
+                self.pos += 1;
+                self.skip_ws();
+                let v = self.value()?;
+                members.push((key, v));
+                if !self.next_or_close(b'}')? {
+                    break;
+                }
+            }
+        }
+        self.depth -= 1;
+        if has_duplicate_keys(&members)? {
+            return None;
+        }
+        Some(Raw::Obj {
+            span: &self.text[start..self.pos],
+            members,
+        })
+    }
+
+    fn array(&mut self) -> Option<Raw<'a>> {
+        let start = self.pos;
+        self.enter()?;
+        self.pos += 1;
+        self.skip_ws();
+        let mut items = Vec::new();
+        if self.peek()? == b']' {
+            self.pos += 1;
+        } else {
+            loop {
+                items.push(self.value()?);
+                if !self.next_or_close(b']')? {
+                    break;
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(Raw::Arr {
+            span: &self.text[start..self.pos],
+            items,
+        })
+    }
+
+    fn string(&mut self) -> Option<JsonStr<'a>> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            self.pos = find_special(self.bytes, self.pos);
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(JsonStr {
+                        quoted: &self.text[start..self.pos],
+                        escaped,
+                    });
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                // A control character: serde_json rejects it.
+                _ => return None,
+            }
+        }
+    }
+
+    /// One escape sequence at `pos` (the backslash), validated as `serde_json` validates escapes
+    /// of strings: surrogates must come in leading/trailing pairs.
+    fn escape(&mut self) -> Option<()> {
+        match *self.bytes.get(self.pos + 1)? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                self.pos += 2;
+                Some(())
+            }
+            b'u' => {
+                let n = self.hex4(self.pos + 2)?;
+                self.pos += 6;
+                match n {
+                    0xDC00..=0xDFFF => None,
+                    0xD800..=0xDBFF => {
+                        if self.bytes.get(self.pos..self.pos + 2)? != b"\\u" {
+                            return None;
+                        }
+                        let n2 = self.hex4(self.pos + 2)?;
+                        self.pos += 6;
+                        (0xDC00..=0xDFFF).contains(&n2).then_some(())
+                    }
+                    _ => Some(()),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn hex4(&self, at: usize) -> Option<u16> {
+        let digits = self.bytes.get(at..at + 4)?;
+        let mut n: u16 = 0;
+        for &d in digits {
+            n = n * 16 + u16::from((d as char).to_digit(16)? as u8);
+        }
+        Some(n)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Option<Raw<'a>> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        let int_digits = match self.peek()? {
+            b'0' => {
+                self.pos += 1;
+                1
+            }
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        };
+        let mut frac_digits = 0;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            frac_digits = self.digits();
+            if frac_digits == 0 {
+                return None;
+            }
+        }
+        let mut exponent: Option<i64> = None;
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            let negative = match self.peek() {
+                Some(b'-') => {
+                    self.pos += 1;
+                    true
+                }
+                Some(b'+') => {
+                    self.pos += 1;
+                    false
+                }
+                _ => false,
+            };
+            let exp_start = self.pos;
+            let n = self.digits();
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let e: i64 = self.text[exp_start..self.pos].parse().ok()?;
+            exponent = Some(if negative { -e } else { e });
+        }
+        let token = &self.text[start..self.pos];
+        let exact = match exponent {
+            None if frac_digits == 0 => int_digits <= 18,
+            e => {
+                // serde_json computes significand × 10^scale: exact when the significand fits in
+                // f64's 53 bits and 10^scale is an exact f64 (|scale| ≤ 22).
+                let scale = e.unwrap_or(0) - frac_digits as i64;
+                let significant = token
+                    .bytes()
+                    .take_while(|b| !matches!(b, b'e' | b'E'))
+                    .filter(u8::is_ascii_digit)
+                    .skip_while(|b| *b == b'0')
+                    .count();
+                significant <= 15 && scale.abs() <= 22
+            }
+        };
+        exact.then_some(Raw::Num(token))
+    }
+}
+
+/// Keys must be unique (see the module documentation). `None` when a key cannot be decoded.
+fn has_duplicate_keys(members: &[(JsonStr<'_>, Raw<'_>)]) -> Option<bool> {
+    if members.len() < 2 {
+        return Some(false);
+    }
+    let mut keys: Vec<Cow<'_, str>> = Vec::with_capacity(members.len());
+    for (k, _) in members {
+        keys.push(k.decoded()?);
+    }
+    if keys.len() <= 16 {
+        return Some(keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k)));
+    }
+    keys.sort_unstable();
+    Some(keys.windows(2).any(|w| w[0] == w[1]))
+}
+
+/// Index of the first byte at or after `from` that ends a plain run inside a string: `"`, `\` or a
+/// control character; `bytes.len()` when there is none. Tests 16 bytes at a time with a
+/// branch-free fold, which the compiler turns into vector compares, and looks for the position
+/// only in the chunk that has one.
+fn find_special(bytes: &[u8], mut from: usize) -> usize {
+    const CHUNK: usize = 16;
+    fn special(b: u8) -> bool {
+        (b == b'"') | (b == b'\\') | (b < 0x20)
+    }
+    while let Some(chunk) = bytes.get(from..from + CHUNK) {
+        let Ok(chunk) = <&[u8; CHUNK]>::try_from(chunk) else {
+            break;
+        };
+        if chunk.iter().fold(false, |acc, &b| acc | special(b)) {
+            break;
+        }
+        from += CHUNK;
+    }
+    while let Some(&b) = bytes.get(from) {
+        if special(b) {
+            return from;
+        }
+        from += 1;
+    }
+    from
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same_as_serde(text: &str) {
+        let Some(raw) = parse(text) else {
+            return;
+        };
+        let expected: Value = serde_json::from_str(text).expect("accepted by serde_json");
+        assert_eq!(raw.to_value(), Some(expected.clone()), "{text}");
+        assert_eq!(to_value_by_hand(&raw), expected, "{text}");
+    }
+
+    /// Builds the Value from the tree itself (keys and strings decoded by [`JsonStr::decoded`]).
+    fn to_value_by_hand(raw: &Raw<'_>) -> Value {
+        match raw {
+            Raw::Null => Value::Null,
+            Raw::Bool(b) => Value::Bool(*b),
+            Raw::Num(n) => serde_json::from_str(n).unwrap(),
+            Raw::Str(s) => Value::String(s.decoded().unwrap().into_owned()),
+            Raw::Arr { items, .. } => Value::Array(items.iter().map(to_value_by_hand).collect()),
+            Raw::Obj { members, .. } => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.decoded().unwrap().into_owned(), to_value_by_hand(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn accepts_plain_documents_with_serde_meaning() {
+        for text in [
+            r#"{"a":[1,-2,3.5,-0,0.25e2,1E-3,true,false,null,"x"],"b":{"c":"d\n\"\\\/\b\f\r\t\u00e9\ud83d\ude00"}}"#,
+            " [ ] ",
+            "{}",
+            r#""\u0000""#,
+            "123456789012345678",
+            "-0.000000000000001",
+            "0.000123456789012345",
+            r#"{"k\u0065y":1,"key2":2}"#,
+            "\"日本語\"",
+        ] {
+            assert!(parse(text).is_some(), "{text}");
+            same_as_serde(text);
+        }
+    }
+
+    #[test]
+    fn refuses_what_serde_refuses_or_might_read_differently() {
+        for text in [
+            "",
+            "{",
+            "[1,]",
+            r#"{"a":1,}"#,
+            "01",
+            "1.",
+            "-",
+            "tru",
+            "nul",
+            "[1] x",
+            "\"\u{1}\"",
+            r#""\x""#,
+            r#""\ud800""#,
+            r#""\udc00""#,
+            r#""\ud800\u0041""#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1,"\u0061":2}"#,
+            "1e400",
+            "0.30000000000000004",
+            "1234567890123456789",
+            "1e23",
+            "0.1234567890123456",
+            "{\"a\" 1}",
+        ] {
+            assert!(parse(text).is_none(), "{text:?}");
+        }
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(parse(&deep).is_none());
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_some());
+    }
+
+    #[test]
+    fn tokens_and_spans() {
+        let text = r#"{"t": "a\nb", "o": {"x": [1, 2]}, "n": null}"#;
+        let raw = parse(text).unwrap();
+        assert_eq!(raw.get("t").unwrap().span(), r#""a\nb""#);
+        assert_eq!(
+            raw.get("t").unwrap().as_str().unwrap().decoded().unwrap(),
+            "a\nb"
+        );
+        assert_eq!(raw.get("o").unwrap().span(), r#"{"x": [1, 2]}"#);
+        assert!(raw.get("n").is_some() && raw.field("n").is_none());
+        let blank = parse(r#"[" \n\t", " \u00a0", "\u3000x", ""]"#).unwrap();
+        let b: Vec<_> = blank
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().is_blank().unwrap())
+            .collect();
+        assert_eq!(b, [true, true, false, true]);
+    }
+
+    #[test]
+    fn long_strings_with_specials_at_every_offset() {
+        for n in 0..80 {
+            let s = format!("\"{}\\n{}\"", "a".repeat(n), "b".repeat(80 - n));
+            same_as_serde(&s);
+            assert!(parse(&s).is_some());
+            let ctl = format!("\"{}\u{1f}\"", "a".repeat(n));
+            assert!(parse(&ctl).is_none());
+        }
+    }
+}
