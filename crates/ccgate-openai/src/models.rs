@@ -42,6 +42,18 @@ pub fn resolve_model(
 /// capabilities before calling [`crate::translate_request`]. Errors are the same 400s that
 /// `translate_request` would produce.
 pub fn requested_model(body: &[u8]) -> Result<String, TranslateError> {
+    // Fast path: the body checked by the strict reader without building a tree below the top
+    // level. Anything it refuses, and every error, goes through `serde_json` for the exact answer.
+    let fast = std::str::from_utf8(body)
+        .ok()
+        .and_then(crate::rawjson::parse_shallow)
+        .and_then(|root| {
+            let model = root.get("model")?.as_str().filter(|m| !m.is_empty())?;
+            Some(model.decoded()?.into_owned())
+        });
+    if let Some(model) = fast {
+        return Ok(model);
+    }
     let root: Value = serde_json::from_slice(body)
         .map_err(|e| TranslateError::general(format!("Request body is not valid JSON: {e}")))?;
     model_field(&root)

@@ -155,16 +155,13 @@ impl<'a> Raw<'a> {
 /// Parses a whole document, or `None` when it is outside the accepted subset (see the module
 /// documentation).
 pub(crate) fn parse(text: &str) -> Option<Raw<'_>> {
-    let mut p = Parser {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-        depth: 0,
-    };
-    p.skip_ws();
-    let v = p.value()?;
-    p.skip_ws();
-    (p.pos == p.bytes.len()).then_some(v)
+    Parser::new(text, usize::MAX).document()
+}
+
+/// Like [`parse`] (same checks of the whole document), but only the top-level container gets its
+/// members or items: nested containers come back empty. For reading one top-level field cheaply.
+pub(crate) fn parse_shallow(text: &str) -> Option<Raw<'_>> {
+    Parser::new(text, 1).document()
 }
 
 struct Parser<'a> {
@@ -172,9 +169,31 @@ struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
     depth: usize,
+    /// Containers deeper than this are checked but left empty.
+    build_depth: usize,
+    /// Keys of the objects being read, innermost last, for the duplicate check.
+    keys: Vec<JsonStr<'a>>,
 }
 
 impl<'a> Parser<'a> {
+    fn new(text: &'a str, build_depth: usize) -> Self {
+        Self {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+            build_depth,
+            keys: Vec::new(),
+        }
+    }
+
+    fn document(mut self) -> Option<Raw<'a>> {
+        self.skip_ws();
+        let v = self.value()?;
+        self.skip_ws();
+        (self.pos == self.bytes.len()).then_some(v)
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -233,6 +252,8 @@ impl<'a> Parser<'a> {
     fn object(&mut self) -> Option<Raw<'a>> {
         let start = self.pos;
         self.enter()?;
+        let build = self.depth <= self.build_depth;
+        let keys_start = self.keys.len();
         self.pos += 1;
         self.skip_ws();
         let mut members = Vec::new();
@@ -251,16 +272,20 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 self.skip_ws();
                 let v = self.value()?;
-                members.push((key, v));
+                self.keys.push(key);
+                if build {
+                    members.push((key, v));
+                }
                 if !self.next_or_close(b'}')? {
                     break;
                 }
             }
         }
         self.depth -= 1;
-        if has_duplicate_keys(&members)? {
+        if has_duplicate_keys(&self.keys[keys_start..])? {
             return None;
         }
+        self.keys.truncate(keys_start);
         Some(Raw::Obj {
             span: &self.text[start..self.pos],
             members,
@@ -270,6 +295,7 @@ impl<'a> Parser<'a> {
     fn array(&mut self) -> Option<Raw<'a>> {
         let start = self.pos;
         self.enter()?;
+        let build = self.depth <= self.build_depth;
         self.pos += 1;
         self.skip_ws();
         let mut items = Vec::new();
@@ -277,7 +303,10 @@ impl<'a> Parser<'a> {
             self.pos += 1;
         } else {
             loop {
-                items.push(self.value()?);
+                let v = self.value()?;
+                if build {
+                    items.push(v);
+                }
                 if !self.next_or_close(b']')? {
                     break;
                 }
@@ -423,19 +452,23 @@ impl<'a> Parser<'a> {
 }
 
 /// Keys must be unique (see the module documentation). `None` when a key cannot be decoded.
-fn has_duplicate_keys(members: &[(JsonStr<'_>, Raw<'_>)]) -> Option<bool> {
-    if members.len() < 2 {
+fn has_duplicate_keys(keys: &[JsonStr<'_>]) -> Option<bool> {
+    if keys.len() < 2 {
         return Some(false);
     }
-    let mut keys: Vec<Cow<'_, str>> = Vec::with_capacity(members.len());
-    for (k, _) in members {
-        keys.push(k.decoded()?);
+    if keys.len() <= 16 && !keys.iter().any(|k| k.escaped) {
+        return Some(
+            keys.iter()
+                .enumerate()
+                .any(|(i, k)| keys[..i].iter().any(|p| p.quoted == k.quoted)),
+        );
     }
-    if keys.len() <= 16 {
-        return Some(keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k)));
+    let mut decoded: Vec<Cow<'_, str>> = Vec::with_capacity(keys.len());
+    for k in keys {
+        decoded.push(k.decoded()?);
     }
-    keys.sort_unstable();
-    Some(keys.windows(2).any(|w| w[0] == w[1]))
+    decoded.sort_unstable();
+    Some(decoded.windows(2).any(|w| w[0] == w[1]))
 }
 
 /// Index of the first byte at or after `from` that ends a plain run inside a string: `"`, `\` or a
@@ -546,6 +579,17 @@ mod tests {
         assert!(parse(&deep).is_none());
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse(&ok).is_some());
+    }
+
+    #[test]
+    fn shallow_reads_the_top_level_and_checks_everything() {
+        let raw = parse_shallow(r#"{"model":"m","messages":[{"a":1}],"o":{"x":[]}}"#).unwrap();
+        assert!(raw.get("model").unwrap().is_str("m"));
+        assert_eq!(raw.get("messages").unwrap().as_array().unwrap().len(), 0);
+        assert_eq!(raw.get("o").unwrap().span(), r#"{"x":[]}"#);
+        assert!(parse_shallow(r#"{"model":"m","messages":[{"a":1,"a":2}]}"#).is_none());
+        assert!(parse_shallow(r#"{"model":"m","messages":[{"a":"\ud800"}]}"#).is_none());
+        assert!(parse_shallow(r#"{"model":"m","x":1e999}"#).is_none());
     }
 
     #[test]

@@ -9,13 +9,25 @@
 mod common;
 
 use ccgate_meter::ModelCaps;
-use ccgate_openai::{translate_request, translate_request_fast, translate_request_reference};
+use ccgate_openai::{
+    requested_model, translate_request, translate_request_fast, translate_request_reference,
+};
 use common::{caps_adaptive, caps_budget, opts};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+/// `requested_model` gives the model a `Value` tree holds, and refuses what that refuses.
+fn check_requested_model(body: &[u8]) {
+    let expected = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("model").and_then(Value::as_str).map(str::to_owned))
+        .filter(|m| !m.is_empty());
+    assert_eq!(requested_model(body).ok(), expected);
+}
+
 /// Compares both paths on `body`; returns whether the fast path answered.
 fn compare(body: &[u8], caps: ModelCaps) -> bool {
+    check_requested_model(body);
     let o = opts(caps);
     let fast = translate_request_fast(body, &o);
     let reference = translate_request_reference(body, &o);
