@@ -9,6 +9,10 @@
 //!   [`translate_error`] (upstream error statuses), [`error_body`] (the gateway's own errors).
 //! * [`models_list`] for `GET /v1/models`.
 //!
+//! Requests are read on a fast path that copies long strings and tool schemas into the Anthropic
+//! body as JSON text (`rawjson`, `fast`, `output`); anything unusual, and every 400, goes through
+//! the `serde_json::Value` reference path, which decides (see [`translate_request`]).
+//!
 //! Usage numbers are never computed here: the gateway meters the upstream answer with
 //! `ccgate-meter` and passes the resulting [`ccgate_meter::Usage`].
 //!

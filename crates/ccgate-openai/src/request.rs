@@ -40,7 +40,7 @@ pub struct TranslatedRequest {
 /// dropped silently (§4.1).
 ///
 /// Two readers share one translation: the fast path ([`translate_request_fast`]: the body read by
-/// [`crate::rawjson`], long strings and schemas copied as JSON text, see [`crate::fast`]) serves
+/// the strict reader `rawjson`, long strings and schemas copied as JSON text, see `fast`) serves
 /// ordinary requests; whatever it does not accept — including every request that gets a 400 —
 /// goes through the reference path ([`translate_request_reference`]: the body as a
 /// `serde_json::Value` tree), which decides. In debug builds every fast result is checked against
