@@ -326,12 +326,46 @@ pub fn listen_drops() -> u64 {
         .sum()
 }
 
-/// CPU seconds the whole machine spent busy (user, nice, system, irq, softirq, steal), from /proc/stat.
+/// CPU seconds the whole machine spent in processes (user, nice, system, steal), from /proc/stat. Interrupt and
+/// softirq time is left out: it is not charged to any process (loopback traffic of our own shows up there).
 pub fn machine_busy_seconds() -> f64 {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = s.lines().find(|l| l.starts_with("cpu ")) else { return 0.0 };
-    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let Some(line) = s.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal ...
-    let busy: f64 = [0usize, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum();
-    busy / clk_tck()
+    let busy: f64 = [0usize, 1, 2, 7].iter().filter_map(|&i| v.get(i)).sum();
+    busy / clk_tck() - kernel_threads_cpu_seconds()
+}
+
+/// utime + stime of the kernel's own threads (kthreadd and its children: ksoftirqd, kworkers), which do work
+/// for our traffic too.
+fn kernel_threads_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(i) = st.rfind(')') else { continue };
+        let f: Vec<&str> = st[i + 2..].split_whitespace().collect();
+        let ppid: u32 = f.get(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+        if pid == 2 || ppid == 2 {
+            let ut: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+            let stt: f64 = f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+            total += ut + stt;
+        }
+    }
+    total / clk_tck()
 }

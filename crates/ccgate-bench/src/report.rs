@@ -12,7 +12,10 @@ const PATHS: [(&str, &str); 4] = [
 const BODIES: [(&str, &str); 3] = [("small", "small"), ("large", "75 KB"), ("sse", "SSE")];
 
 fn path_name(key: &str) -> &str {
-    PATHS.iter().find(|(k, _)| *k == key).map_or(key, |(_, n)| n)
+    PATHS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(key, |(_, n)| n)
 }
 
 fn find<'a>(runs: &'a [Value], path: &str, body: &str, conns: u64) -> Option<&'a Value> {
@@ -294,7 +297,10 @@ pub fn markdown(res: &Value) -> String {
     if let Some(c) = cs.last() {
         let _ = writeln!(o, "\nCPU columns: utime+stime of the process (nginx: master + workers) over the measured window at c={c}, divided by the requests.");
     }
-    let mut foreign: Vec<f64> = runs.iter().filter_map(|r| f(r, "foreign_cpu_pct")).collect();
+    let mut foreign: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| f(r, "foreign_cpu_pct"))
+        .collect();
     if !foreign.is_empty() {
         foreign.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
         let _ = writeln!(
@@ -375,14 +381,18 @@ pub fn markdown(res: &Value) -> String {
         for st in streams {
             let _ = writeln!(
                 o,
-                "- {} concurrent fast SSE streams via {} (closed loop): {} streams/s, p99 {} µs, peak RSS {} MiB (from {} MiB), {} errors",
+                "- {} concurrent fast SSE streams via {} (closed loop): {} streams/s, p99 {} µs, peak RSS {} MiB (from {} MiB), {} errors; other workloads {} %",
                 st["streams"], path_name(st["path"].as_str().unwrap_or("")), num(f(st, "rps")), num(f(st, "p99_us")),
-                num(f(st, "peak_rss_mib")), num(f(st, "rss_before_mib")), st["errors"]
+                num(f(st, "peak_rss_mib")), num(f(st, "rss_before_mib")), st["errors"], num(f(st, "foreign_cpu_pct"))
             );
         }
     }
     for (key, label, who) in [
-        ("slow_streams_direct_baseline", "straight to the mock (baseline)", "mock"),
+        (
+            "slow_streams_direct_baseline",
+            "straight to the mock (baseline)",
+            "mock",
+        ),
         ("slow_streams", "through ccgate /anthropic", "ccgate"),
     ] {
         let sl = &cg[key];
@@ -391,10 +401,10 @@ pub fn markdown(res: &Value) -> String {
         }
         let _ = writeln!(
             o,
-            "- {} slow SSE streams {label} (one connection each, opened over {} s, {} ms between events, ~25 events): {} completed, {} errors, peak {} open at once; {who} peak RSS {} MiB (from {} MiB), peak {} fds, CPU {} s; TTFB p50 {} ms / p99 {} ms; stream p50 {} s / max {} s; kernel listen-queue drops {}",
+            "- {} slow SSE streams {label} (one connection each, opened over {} s, {} ms between events, ~25 events): {} completed, {} errors, peak {} open at once; {who} peak RSS {} MiB (from {} MiB), peak {} fds, CPU {} s; TTFB p50 {} ms / p99 {} ms; stream p50 {} s / max {} s; kernel listen-queue drops {}; other workloads {} %",
             sl["streams"], sl["ramp_s"], sl["event_delay_ms"], sl["completed"], sl["errors"], sl["peak_open"],
-            num(f(sl, "peak_rss_mib")), num(f(sl, "rss_before_mib")), sl["peak_fds"], sl["server_cpu_s"],
-            num(f(sl, "ttfb_p50_ms")), num(f(sl, "ttfb_p99_ms")), sl["stream_p50_s"], sl["stream_max_s"], sl["listen_drops"]
+            num(f(sl, "peak_rss_mib")), num(f(sl, "rss_before_mib")), sl["peak_fds"], num(f(sl, "server_cpu_s")),
+            num(f(sl, "ttfb_p50_ms")), num(f(sl, "ttfb_p99_ms")), sl["stream_p50_s"], sl["stream_max_s"], sl["listen_drops"], num(f(sl, "foreign_cpu_pct"))
         );
     }
 
