@@ -68,7 +68,6 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
     }
     let upstream_body = Bytes::from(translated.body);
     let scanned = scan::scan(&upstream_body).unwrap_or_default();
-    let original_user = scan::scan(&body).ok().and_then(|s| s.user);
     let max_tokens = scanned.max_tokens.unwrap_or(0);
     let settlement = match proxy::admit(
         &gw,
@@ -84,8 +83,11 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
         Ok(s) => s,
         Err((e, s)) => return proxy::reject(e, s, Protocol::OpenAi),
     };
+    // The OpenAI `user` arrives upstream as `metadata.user_id` = a hash of tenant and user: the same identity,
+    // so it keys affinity without scanning the client's body a second time.
     let mut for_session = scanned.clone();
-    for_session.user = original_user;
+    for_session.user = scanned.user_id.clone();
+    for_session.user_id = None;
     let session = proxy::session_for(&a, &for_session);
     let dispatched = proxy::dispatch(
         &a,
