@@ -11,7 +11,7 @@
 //! tenant's requests actually cost. The first is an upper bound for any honest answer; the second catches
 //! upstreams whose reported usage exceeds what the body suggests (cached system prompts, server-side tools).
 //! With no history at all (a tenant's first request since start), one request runs alone until it settles
-//! (waiting at most [`COLD_START_WAIT`]), so a cold burst cannot race past a budget either.
+//! (waiting at most [`ADMISSION_WAIT`]), so a cold burst cannot race past a budget either.
 //!
 //! Windows follow `server.timezone`: a day starts at local midnight, a week on Monday, a month on the 1st.
 
@@ -102,9 +102,10 @@ pub fn midnight_rfc3339(tz: Tz, day: NaiveDate) -> String {
     }
 }
 
-/// How long a request waits for the tenant's first request to settle before it is admitted on its own worst-case
-/// estimate.
-pub const COLD_START_WAIT: Duration = Duration::from_secs(10);
+/// How long a request waits for in-flight requests of its tenant to settle: the first request after start (no cost
+/// history yet), or the requests holding the last of a budget. After that: admitted on its own estimate (cold
+/// start) or refused with 429 and `retry-after` (budget still reserved).
+pub const ADMISSION_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 struct Book {
@@ -240,7 +241,7 @@ pub fn estimate_cost(
 
 enum Refusal {
     Refused(ApiError),
-    /// No cost history yet and a blind request is in flight: wait for it to settle.
+    /// Wait for an in-flight request of this tenant to settle, then try again.
     Wait,
 }
 
@@ -253,7 +254,7 @@ pub async fn admit(
     estimate_nanousd: i64,
     counts_toward_limits: bool,
 ) -> Result<Admission, ApiError> {
-    let deadline = tokio::time::Instant::now() + COLD_START_WAIT;
+    let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
     loop {
         let notified = state.settled.notified();
         tokio::pin!(notified);
@@ -350,7 +351,23 @@ fn reserve_budget(
             *slot = (start, 0);
         }
         let spent = slot.1;
-        if spent + book.reserved >= max {
+        if spent < max && spent + book.reserved >= max {
+            // Not exhausted: the rest is reserved by requests in flight. Wait for them to settle (they may leave
+            // room, or use it up), rather than tell the tenant a budget is gone that is not.
+            if may_wait {
+                return Err(Refusal::Wait);
+            }
+            return Err(Refusal::Refused(ApiError::RateLimited(
+                format!(
+                    "the rest of the {} budget (${} of ${}) is reserved by requests in flight; retry when they finish",
+                    w.name(),
+                    usd(max - spent),
+                    usd(max)
+                ),
+                5,
+            )));
+        }
+        if spent >= max {
             let resets_at = match w.next_start(today) {
                 Some(d) => midnight_rfc3339(tz, d),
                 None => "never (total budget)".to_string(),
@@ -450,6 +467,28 @@ mod tests {
         );
         first.settle(1_000_000_000);
         assert!(waiter.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn reserved_remainder_waits_then_admits_or_refuses() {
+        let st = Arc::new(TenantState::default());
+        st.load_observed_peak(0);
+        let l = limits(3.0);
+        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true).await.unwrap();
+        // The whole budget is reserved, not spent: a second request waits instead of getting a false 402.
+        let (st2, l2) = (st.clone(), l.clone());
+        let waiter = tokio::spawn(async move { admit(&st2, &l2, chrono_tz::UTC, 1, true).await.map(|a| a.settle(0)) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        held.settle(1_000_000_000); // cheaper than reserved: room is left
+        assert!(waiter.await.unwrap().is_ok());
+        // Now spend it all while another request waits: that one gets the real 402.
+        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true).await.unwrap();
+        let (st2, l2) = (st.clone(), l.clone());
+        let waiter = tokio::spawn(async move { admit(&st2, &l2, chrono_tz::UTC, 1, true).await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        held.settle(2_000_000_000);
+        assert!(matches!(waiter.await.unwrap(), Err(ApiError::BudgetExceeded { .. })));
     }
 
     #[test]
