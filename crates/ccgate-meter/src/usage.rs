@@ -81,7 +81,10 @@ impl Usage {
             }
         };
         set(&mut self.input_tokens, w.input_tokens);
-        set(&mut self.cache_creation_input_tokens, w.cache_creation_input_tokens);
+        set(
+            &mut self.cache_creation_input_tokens,
+            w.cache_creation_input_tokens,
+        );
         set(&mut self.cache_read_input_tokens, w.cache_read_input_tokens);
         set(&mut self.output_tokens, w.output_tokens);
         if let Some(cc) = &w.cache_creation.0 {
@@ -92,7 +95,12 @@ impl Usage {
                 self.cache_creation_1h_reported = Some(n);
             }
         }
-        if let Some(n) = w.output_tokens_details.0.as_ref().and_then(|d| d.thinking_tokens.0) {
+        if let Some(n) = w
+            .output_tokens_details
+            .0
+            .as_ref()
+            .and_then(|d| d.thinking_tokens.0)
+        {
             self.thinking_tokens = Some(n);
         }
         if let Some(s) = &w.server_tool_use.0 {
@@ -327,21 +335,19 @@ impl MeterState {
                 Ok(ev) => self.on_event_wire(name, ev),
                 Err(_) => self.parse_errors = self.parse_errors.saturating_add(1),
             },
-            "error" => {
-                match serde_json::from_slice::<Value>(data) {
-                    Ok(v) => self.on_error(&v),
-                    Err(_) => {
-                        self.parse_errors = self.parse_errors.saturating_add(1);
-                        if name == "error" {
-                            self.error = Some(StreamError {
-                                error_type: "unparseable_error_event".to_owned(),
-                                message: String::from_utf8_lossy(&data[..data.len().min(512)])
-                                    .into_owned(),
-                            });
-                        }
+            "error" => match serde_json::from_slice::<Value>(data) {
+                Ok(v) => self.on_error(&v),
+                Err(_) => {
+                    self.parse_errors = self.parse_errors.saturating_add(1);
+                    if name == "error" {
+                        self.error = Some(StreamError {
+                            error_type: "unparseable_error_event".to_owned(),
+                            message: String::from_utf8_lossy(&data[..data.len().min(512)])
+                                .into_owned(),
+                        });
                     }
                 }
-            }
+            },
             "message" => self.on_unnamed(data),
             _ => {}
         }
@@ -402,7 +408,11 @@ impl MeterState {
     /// An in-stream `error` event (rare, so a `Value` parse is fine here).
     fn on_error(&mut self, v: &Value) {
         let e = v.get("error");
-        let field = |k: &str| e.and_then(|e| e.get(k)).and_then(Value::as_str).unwrap_or("");
+        let field = |k: &str| {
+            e.and_then(|e| e.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
         self.error = Some(StreamError {
             error_type: match field("type") {
                 "" => "unknown_error".to_owned(),

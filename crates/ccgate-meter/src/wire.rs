@@ -28,7 +28,8 @@ impl<'de> Deserialize<'de> for Count {
                 Ok(Count(u64::try_from(v).ok()))
             }
             fn visit_f64<E>(self, f: f64) -> Result<Count, E> {
-                let ok = f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= 9_007_199_254_740_992.0;
+                let ok =
+                    f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= 9_007_199_254_740_992.0;
                 Ok(Count(ok.then_some(f as u64)))
             }
             fn visit_str<E>(self, _: &str) -> Result<Count, E> {
@@ -294,7 +295,8 @@ mod tests {
     #[test]
     fn duplicate_keys_keep_the_last_and_escaped_keys_match() {
         let m: MessageWire =
-            serde_json::from_str(r#"{"id":"a","id":"b","\u0075sage":{"output_tokens":3}}"#).unwrap();
+            serde_json::from_str(r#"{"id":"a","id":"b","\u0075sage":{"output_tokens":3}}"#)
+                .unwrap();
         assert_eq!(m.id.0.as_deref(), Some("b"));
         assert_eq!(m.usage.0.unwrap().output_tokens.0, Some(3));
         assert!(serde_json::from_str::<MessageWire>("[1]").is_err());

@@ -132,7 +132,11 @@ pub fn tool_mode_plan(
                 .unwrap_or_default();
             // Newer Claude Code sends mid-conversation `system` messages (under a beta); the turn that matters is
             // the last user/assistant one.
-            let last_user = messages.iter().rev().find(|m| m.role != "system").filter(|m| m.role == "user");
+            let last_user = messages
+                .iter()
+                .rev()
+                .find(|m| m.role != "system")
+                .filter(|m| m.role == "user");
             if let Some(result) = last_user.and_then(|m| first_tool_result(&m.content)) {
                 let snippet: String = result.chars().take(200).collect();
                 return text_plan(cfg, &format!("Tool result received: {snippet}"));

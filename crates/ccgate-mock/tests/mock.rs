@@ -35,7 +35,13 @@ async fn json_of(resp: reqwest::Response) -> Value {
 
 /// Raw bytes as sent: no transparent decompression, so the gzip test sees what the mock put on the wire.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().no_gzip().no_brotli().no_deflate().build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .no_gzip()
+        .no_brotli()
+        .no_deflate()
+        .build()
+        .unwrap()
 }
 
 fn body(stream: bool) -> Value {

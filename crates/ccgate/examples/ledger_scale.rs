@@ -10,12 +10,21 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let rows: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let path = std::path::PathBuf::from(args.next().unwrap_or_else(|| "/tmp/ledger-scale.db".into()));
+    let rows: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let path =
+        std::path::PathBuf::from(args.next().unwrap_or_else(|| "/tmp/ledger-scale.db".into()));
     let _ = std::fs::remove_file(&path);
     let store = SqliteStore::open(&path).await?;
     let tenants = 50;
-    let models = ["claude-sonnet-4-6", "claude-opus-4-6", "claude-haiku-4-5-20251001", "claude-sonnet-4-5-20250929"];
+    let models = [
+        "claude-sonnet-4-6",
+        "claude-opus-4-6",
+        "claude-haiku-4-5-20251001",
+        "claude-sonnet-4-5-20250929",
+    ];
     let days = 365;
     let start = Instant::now();
     let mut batch = Vec::with_capacity(512);
@@ -47,20 +56,46 @@ async fn main() -> Result<(), String> {
             batch.clear();
         }
         if i > 0 && i % 1_000_000 == 0 {
-            eprintln!("{i} rows, {:.0} rows/s", i as f64 / start.elapsed().as_secs_f64());
+            eprintln!(
+                "{i} rows, {:.0} rows/s",
+                i as f64 / start.elapsed().as_secs_f64()
+            );
         }
     }
     store.insert_batch(&batch).await?;
     let secs = start.elapsed().as_secs_f64();
-    println!("inserted {rows} rows in {secs:.1} s ({:.0} rows/s)", rows as f64 / secs);
-    let time = |label: &str, t: Instant| println!("{label:<48} {:>8.2} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "inserted {rows} rows in {secs:.1} s ({:.0} rows/s)",
+        rows as f64 / secs
+    );
+    let time = |label: &str, t: Instant| {
+        println!("{label:<48} {:>8.2} ms", t.elapsed().as_secs_f64() * 1e3)
+    };
 
     let t = Instant::now();
-    let r = store.usage(&UsageQuery { tenant_id: Some("tenant-7".into()), from_day: None, to_day: None }).await?;
-    time(&format!("usage, one tenant, all time ({} rollup rows)", r.rows.len()), t);
+    let r = store
+        .usage(&UsageQuery {
+            tenant_id: Some("tenant-7".into()),
+            from_day: None,
+            to_day: None,
+        })
+        .await?;
+    time(
+        &format!("usage, one tenant, all time ({} rollup rows)", r.rows.len()),
+        t,
+    );
     let t = Instant::now();
-    let r = store.usage(&UsageQuery { tenant_id: None, from_day: Some("2025-03-01".into()), to_day: Some("2025-03-31".into()) }).await?;
-    time(&format!("usage, all tenants, one month ({} rows)", r.rows.len()), t);
+    let r = store
+        .usage(&UsageQuery {
+            tenant_id: None,
+            from_day: Some("2025-03-01".into()),
+            to_day: Some("2025-03-31".into()),
+        })
+        .await?;
+    time(
+        &format!("usage, all tenants, one month ({} rows)", r.rows.len()),
+        t,
+    );
     let t = Instant::now();
     let r = store.usage(&UsageQuery::default()).await?;
     time(&format!("usage, everything ({} rows)", r.rows.len()), t);
@@ -69,7 +104,12 @@ async fn main() -> Result<(), String> {
     time("budget window spend, all tenants", t);
     let t = Instant::now();
     // What start-up asks: the last 24 hours of one tenant (the newest day of the generated data).
-    store.peak_cost("tenant-7", 1_735_689_600_000 + (days as i64 - 1) * 86_400_000).await?;
+    store
+        .peak_cost(
+            "tenant-7",
+            1_735_689_600_000 + (days as i64 - 1) * 86_400_000,
+        )
+        .await?;
     time("peak cost, one tenant, last day", t);
     let t = Instant::now();
     let n = store.count_requests().await?;

@@ -39,7 +39,8 @@ impl UpstreamRt {
         let mut url = match path {
             "/v1/messages" => self.messages_url.clone(),
             "/v1/messages/count_tokens" => self.count_tokens_url.clone(),
-            other => reqwest::Url::parse(&format!("{}{other}", self.config.url)).map_err(|e| e.to_string())?,
+            other => reqwest::Url::parse(&format!("{}{other}", self.config.url))
+                .map_err(|e| e.to_string())?,
         };
         if query.is_some() {
             url.set_query(query);
@@ -129,7 +130,8 @@ impl Gateway {
             .iter()
             .map(|u| {
                 let parse = |p: &str| {
-                    reqwest::Url::parse(&format!("{}{p}", u.url)).map_err(|e| format!("upstream {}: url: {e}", u.id))
+                    reqwest::Url::parse(&format!("{}{p}", u.url))
+                        .map_err(|e| format!("upstream {}: url: {e}", u.id))
                 };
                 Ok(Arc::new(UpstreamRt {
                     messages_url: parse("/v1/messages")?,

@@ -15,7 +15,12 @@ use std::sync::Arc;
 
 pub async fn messages(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let g = gw.clone();
-    proxy::run_detached(&gw, Protocol::Anthropic, Box::pin(handle(g, Endpoint::Messages, req))).await
+    proxy::run_detached(
+        &gw,
+        Protocol::Anthropic,
+        Box::pin(handle(g, Endpoint::Messages, req)),
+    )
+    .await
 }
 
 pub async fn count_tokens(State(gw): State<Arc<Gateway>>, req: Request) -> Response {

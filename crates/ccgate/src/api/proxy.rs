@@ -226,6 +226,8 @@ pub fn session_for(a: &Admitted, scanned: &Scanned) -> Option<String> {
 
 /// Step 5, plus the bookkeeping of its outcome: returns either a streaming exchange for the tee, or a finished
 /// response (an upstream error answered as-is, or CCGate's own error) with the settlement already recorded.
+// Returned once per request and unpacked at once; boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Dispatched {
     Streaming(forward::Streaming, Settlement),
     Done(Response),

@@ -259,7 +259,9 @@ pub fn limits_json(
     }
     if let Some(rpm) = t.limits.rpm {
         let (used, next) = state.map(|s| s.rpm_window()).unwrap_or((0, None));
-        let resets_at = next.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| (Utc::now() + d).to_rfc3339());
+        let resets_at = next
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .map(|d| (Utc::now() + d).to_rfc3339());
         out.push(json!({"name": "rpm", "kind": "requests_per_minute", "max": rpm, "used": used,
             "remaining": rpm.saturating_sub(used), "window": "rolling 60 s", "resets_at": resets_at}));
     }

@@ -31,7 +31,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let dirs = &args.dirs;
     // A fresh clone has `config/` with only the `*.json.example` files: that is a first start too. A folder with
     // some live files but not others is a mistake the loader reports, not something to paper over.
-    let live = [config::load::SERVER_FILE, config::load::UPSTREAMS_FILE, config::load::TENANTS_FILE];
+    let live = [
+        config::load::SERVER_FILE,
+        config::load::UPSTREAMS_FILE,
+        config::load::TENANTS_FILE,
+    ];
     if live.iter().all(|f| !dirs.config_dir.join(f).exists()) {
         let boot = examples::bootstrap(&dirs.config_dir)
             .map_err(|e| format!("cannot create {}: {e}", dirs.config_dir.display()))?;
@@ -145,7 +149,13 @@ pub async fn load_budgets(
         }
     }
     let day_ago = Utc::now().timestamp_millis() - 86_400_000;
-    let tenant_ids: Vec<String> = gw.rt().config.tenants.iter().map(|t| t.id.clone()).collect();
+    let tenant_ids: Vec<String> = gw
+        .rt()
+        .config
+        .tenants
+        .iter()
+        .map(|t| t.id.clone())
+        .collect();
     for id in tenant_ids {
         if let Some(peak) = store.peak_cost(&id, day_ago).await? {
             gw.tenant_state(&id).load_observed_peak(peak);

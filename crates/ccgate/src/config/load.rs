@@ -438,7 +438,11 @@ fn validate_load_balancer(lb: raw::LoadBalancerSection) -> Result<LoadBalancerCo
     })
 }
 
-fn validate_timeouts(t: Option<TimeoutsSection>, default_total_ms: Option<u64>, path: &str) -> Result<Timeouts, ConfigError> {
+fn validate_timeouts(
+    t: Option<TimeoutsSection>,
+    default_total_ms: Option<u64>,
+    path: &str,
+) -> Result<Timeouts, ConfigError> {
     let t = t.unwrap_or_default();
     let out = Timeouts {
         connect: ms(t.connect.unwrap_or(15_000)),

@@ -197,7 +197,14 @@ enum AttemptResult {
 /// choice failed in this request, or is cooling down or unhealthy), so the session does not bounce back and
 /// rebuild its prompt cache twice. A spill past `maxConcurrency` is not a failure and pins nothing; serving from
 /// the rendezvous choice clears any pin.
-fn remember_session(rt: &Runtime, key: &str, model: &str, served: usize, tried: &[usize], pinned: Option<&str>) {
+fn remember_session(
+    rt: &Runtime,
+    key: &str,
+    model: &str,
+    served: usize,
+    tried: &[usize],
+    pinned: Option<&str>,
+) {
     let served_id = rt.upstreams[served].config.id.as_str();
     let choice = rt.balancer.rendezvous_choice(&rt.upstreams, model, key);
     let choice_idx = choice.and_then(|id| rt.upstreams.iter().position(|u| u.config.id == id));
@@ -217,7 +224,12 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     let cfg = &upstream.config;
     let url = match upstream.url_for(plan.path, plan.query) {
         Ok(u) => u,
-        Err(e) => return AttemptResult::NoAnswer(AttemptError::Connect(format!("bad upstream URL: {e}")), FailureKind::Connect),
+        Err(e) => {
+            return AttemptResult::NoAnswer(
+                AttemptError::Connect(format!("bad upstream URL: {e}")),
+                FailureKind::Connect,
+            )
+        }
     };
     let (body, upstream_model) = match (cfg.model_map.get(plan.model), &plan.model_span) {
         (Some(mapped), Some(span)) => (
@@ -229,12 +241,7 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     let headers = headers::upstream_request_headers(plan.headers, cfg);
     let in_flight = InFlight::new(upstream.clone());
     let started = Instant::now();
-    let send = upstream
-        .client
-        .post(url)
-        .headers(headers)
-        .body(body)
-        .send();
+    let send = upstream.client.post(url).headers(headers).body(body).send();
     let response = match tokio::time::timeout(cfg.timeouts.first_byte, send).await {
         Err(_) => {
             return AttemptResult::NoAnswer(

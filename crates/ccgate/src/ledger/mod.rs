@@ -120,7 +120,11 @@ fn log_lost(rec: &Record) {
 
 /// Drains the queue on a fixed tick instead of waking per record: at thousands of requests per second the
 /// request path then pays one lock-free `try_send` per record and no cross-thread wake-up.
-async fn write_loop(mut rx: mpsc::Receiver<Record>, store: Arc<dyn Store>, close: CancellationToken) {
+async fn write_loop(
+    mut rx: mpsc::Receiver<Record>,
+    store: Arc<dyn Store>,
+    close: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(BATCH_MAX);
     let mut tick = tokio::time::interval(BATCH_WINDOW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

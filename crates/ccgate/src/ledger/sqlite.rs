@@ -147,7 +147,10 @@ impl SqliteStore {
         }
         let mut groups: HashMap<(&str, &str, &str), [i64; 10]> = HashMap::new();
         // Refused requests stay in `requests` for audit but are not usage: they never reached an upstream.
-        for r in rows.iter().filter(|r| r.billable && r.outcome != "rejected") {
+        for r in rows
+            .iter()
+            .filter(|r| r.billable && r.outcome != "rejected")
+        {
             let g = groups.entry((&r.day, &r.tenant_id, &r.model)).or_default();
             let is_error = r.status >= 400 || r.outcome == "upstream_error";
             let unpriced = !r.priced && r.input_tokens + r.output_tokens > 0;
@@ -281,7 +284,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn peak_cost<'a>(&'a self, tenant_id: &'a str, since_ms: i64) -> BoxFuture<'a, Result<Option<i64>, String>> {
+    fn peak_cost<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        since_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>, String>> {
         Box::pin(async move {
             // Served by the (tenant_id, ts_ms) index: a range scan of one tenant's last day, not the table.
             sqlx::query_scalar(
@@ -352,13 +359,18 @@ mod tests {
             billable: true,
             ..Default::default()
         };
-        let mut rows: Vec<Record> = (0..37).map(|i| rec(if i % 2 == 0 { "a" } else { "b" }, 5, "ok")).collect();
+        let mut rows: Vec<Record> = (0..37)
+            .map(|i| rec(if i % 2 == 0 { "a" } else { "b" }, 5, "ok"))
+            .collect();
         rows.push(rec("a", 1000, "rejected"));
         store.insert_batch(&rows).await.unwrap();
         assert_eq!(store.count_requests().await.unwrap(), 38);
         let mut spend = store.spend_by_tenant(None).await.unwrap();
         spend.sort();
-        assert_eq!(spend, vec![("a".to_string(), 19 * 5), ("b".to_string(), 18 * 5)]);
+        assert_eq!(
+            spend,
+            vec![("a".to_string(), 19 * 5), ("b".to_string(), 18 * 5)]
+        );
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -51,7 +51,11 @@ pub trait Store: Send + Sync {
         from_day: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<(String, i64)>, String>>;
     /// The highest billed cost of a tenant's requests since `since_ms` (seeds budget reservations at start).
-    fn peak_cost<'a>(&'a self, tenant_id: &'a str, since_ms: i64) -> BoxFuture<'a, Result<Option<i64>, String>>;
+    fn peak_cost<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        since_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>, String>>;
     /// Deletes requests and rollups of days before `day`; returns rows deleted.
     fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, String>>;
     fn count_requests(&self) -> BoxFuture<'_, Result<i64, String>>;

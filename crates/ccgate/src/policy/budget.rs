@@ -160,8 +160,13 @@ impl TenantState {
     pub fn rpm_window(&self) -> (u32, Option<Duration>) {
         let now = Instant::now();
         let log = self.rpm.lock();
-        let live: Vec<&Instant> = log.iter().filter(|t| now.duration_since(**t) < Duration::from_secs(60)).collect();
-        let next = live.first().map(|t| Duration::from_secs(60).saturating_sub(now.duration_since(**t)));
+        let live: Vec<&Instant> = log
+            .iter()
+            .filter(|t| now.duration_since(**t) < Duration::from_secs(60))
+            .collect();
+        let next = live
+            .first()
+            .map(|t| Duration::from_secs(60).saturating_sub(now.duration_since(**t)));
         (live.len() as u32, next)
     }
 
@@ -474,21 +479,35 @@ mod tests {
         let st = Arc::new(TenantState::default());
         st.load_observed_peak(0);
         let l = limits(3.0);
-        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true).await.unwrap();
+        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true)
+            .await
+            .unwrap();
         // The whole budget is reserved, not spent: a second request waits instead of getting a false 402.
         let (st2, l2) = (st.clone(), l.clone());
-        let waiter = tokio::spawn(async move { admit(&st2, &l2, chrono_tz::UTC, 1, true).await.map(|a| a.settle(0)) });
+        let waiter = tokio::spawn(async move {
+            admit(&st2, &l2, chrono_tz::UTC, 1, true)
+                .await
+                .map(|a| a.settle(0))
+        });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished());
         held.settle(1_000_000_000); // cheaper than reserved: room is left
         assert!(waiter.await.unwrap().is_ok());
         // Now spend it all while another request waits: that one gets the real 402.
-        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true).await.unwrap();
+        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true)
+            .await
+            .unwrap();
         let (st2, l2) = (st.clone(), l.clone());
-        let waiter = tokio::spawn(async move { admit(&st2, &l2, chrono_tz::UTC, 1, true).await.map(|_| ()) });
+        let waiter =
+            tokio::spawn(
+                async move { admit(&st2, &l2, chrono_tz::UTC, 1, true).await.map(|_| ()) },
+            );
         tokio::time::sleep(Duration::from_millis(50)).await;
         held.settle(2_000_000_000);
-        assert!(matches!(waiter.await.unwrap(), Err(ApiError::BudgetExceeded { .. })));
+        assert!(matches!(
+            waiter.await.unwrap(),
+            Err(ApiError::BudgetExceeded { .. })
+        ));
     }
 
     #[test]

@@ -103,7 +103,11 @@ impl UpstreamState {
                     FailureKind::Overloaded if n < FAILURE_THRESHOLD => None,
                     // Overload is global and transient: even repeated 529s pause an upstream for seconds, never
                     // minutes, whatever retry-after says.
-                    FailureKind::Overloaded => Some(retry_after.unwrap_or(BASE_COOLDOWN).min(MAX_OVERLOAD_COOLDOWN)),
+                    FailureKind::Overloaded => Some(
+                        retry_after
+                            .unwrap_or(BASE_COOLDOWN)
+                            .min(MAX_OVERLOAD_COOLDOWN),
+                    ),
                     // The upstream told us how long: honour it exactly, whatever the failure count.
                     _ if retry_after.is_some() => retry_after.map(|d| d.min(MAX_COOLDOWN)),
                     FailureKind::Credentials => Some(Duration::from_secs(60)),
@@ -119,49 +123,6 @@ impl UpstreamState {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fail(kind: FailureKind, retry: Option<u64>) -> Outcome {
-        Outcome::Failure {
-            reason: "x".into(),
-            retry_after: retry.map(Duration::from_secs),
-            kind,
-        }
-    }
-
-    #[test]
-    fn one_529_does_not_cool_but_three_connect_errors_do() {
-        let s = UpstreamState::default();
-        s.record(&fail(FailureKind::Overloaded, None));
-        assert!(!s.is_cooling(now_ms()));
-        s.record(&fail(FailureKind::Connect, None));
-        s.record(&fail(FailureKind::Connect, None));
-        assert!(s.is_cooling(now_ms()));
-        s.record(&Outcome::Success {
-            latency: Duration::from_millis(5),
-        });
-        assert_eq!(s.consecutive_failures.load(Ordering::Relaxed), 0);
-    }
-
-    #[test]
-    fn one_529_with_a_long_retry_after_does_not_cool() {
-        let s = UpstreamState::default();
-        s.record(&fail(FailureKind::Overloaded, Some(120)));
-        assert!(!s.is_cooling(now_ms()));
-    }
-
-    #[test]
-    fn retry_after_is_honoured() {
-        let s = UpstreamState::default();
-        s.record(&fail(FailureKind::RateLimited, Some(7)));
-        let until = s.cooldown_until_ms.load(Ordering::Relaxed);
-        let d = until - now_ms();
-        assert!((6_000..=7_000).contains(&d), "{d}");
     }
 }
 
@@ -238,5 +199,48 @@ async fn probe(u: &crate::state::UpstreamRt) {
             tracing::warn!(upstream = %u.config.id, %reason, "upstream failed its health check");
         }
         *u.state.last_error.lock() = Some(reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail(kind: FailureKind, retry: Option<u64>) -> Outcome {
+        Outcome::Failure {
+            reason: "x".into(),
+            retry_after: retry.map(Duration::from_secs),
+            kind,
+        }
+    }
+
+    #[test]
+    fn one_529_does_not_cool_but_three_connect_errors_do() {
+        let s = UpstreamState::default();
+        s.record(&fail(FailureKind::Overloaded, None));
+        assert!(!s.is_cooling(now_ms()));
+        s.record(&fail(FailureKind::Connect, None));
+        s.record(&fail(FailureKind::Connect, None));
+        assert!(s.is_cooling(now_ms()));
+        s.record(&Outcome::Success {
+            latency: Duration::from_millis(5),
+        });
+        assert_eq!(s.consecutive_failures.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn one_529_with_a_long_retry_after_does_not_cool() {
+        let s = UpstreamState::default();
+        s.record(&fail(FailureKind::Overloaded, Some(120)));
+        assert!(!s.is_cooling(now_ms()));
+    }
+
+    #[test]
+    fn retry_after_is_honoured() {
+        let s = UpstreamState::default();
+        s.record(&fail(FailureKind::RateLimited, Some(7)));
+        let until = s.cooldown_until_ms.load(Ordering::Relaxed);
+        let d = until - now_ms();
+        assert!((6_000..=7_000).contains(&d), "{d}");
     }
 }

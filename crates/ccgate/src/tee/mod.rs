@@ -485,7 +485,12 @@ pub async fn read_full(
         let next = tokio::time::timeout(idle, stream.next());
         match tokio::time::timeout_at(deadline, next).await {
             Err(_) => return Err("total deadline exceeded".into()),
-            Ok(Err(_)) => return Err(format!("no data from upstream for {}", human_duration(idle))),
+            Ok(Err(_)) => {
+                return Err(format!(
+                    "no data from upstream for {}",
+                    human_duration(idle)
+                ))
+            }
             Ok(Ok(None)) => return Ok(buf.freeze()),
             Ok(Ok(Some(Ok(chunk)))) => buf.extend_from_slice(&chunk),
             Ok(Ok(Some(Err(e)))) => return Err(crate::forward::describe_reqwest_error(&e)),
@@ -498,7 +503,7 @@ pub fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms} ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{:.1} s", d.as_secs_f64())

@@ -17,7 +17,10 @@ async fn json_and_stream_round_trip_with_keys_swapped() {
         .post(format!("{}/anthropic/v1/messages?beta=true", gw.url))
         .header("authorization", format!("Bearer {TENANT_KEY}"))
         .header("anthropic-version", "2023-06-01")
-        .header("anthropic-beta", "context-management-2025-06-27,interleaved-thinking-2025-05-14")
+        .header(
+            "anthropic-beta",
+            "context-management-2025-06-27,interleaved-thinking-2025-05-14",
+        )
         .header("x-stainless-lang", "js")
         .header("x-claude-code-session-id", "sess-1")
         .header("x-forwarded-for", "10.0.0.1")
@@ -27,9 +30,14 @@ async fn json_and_stream_round_trip_with_keys_swapped() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers().get("request-id").is_some(), "upstream request-id is kept");
     assert!(
-        r.headers().keys().all(|k| !k.as_str().starts_with("anthropic-ratelimit-")),
+        r.headers().get("request-id").is_some(),
+        "upstream request-id is kept"
+    );
+    assert!(
+        r.headers()
+            .keys()
+            .all(|k| !k.as_str().starts_with("anthropic-ratelimit-")),
         "our upstream key's rate limits must not reach the tenant: {:?}",
         r.headers()
     );
@@ -37,35 +45,63 @@ async fn json_and_stream_round_trip_with_keys_swapped() {
     assert_eq!(v["content"][0]["text"], "Hello from the mock upstream.");
 
     let rec = m.last_request().unwrap();
-    assert_eq!(&rec.body[..], body.as_bytes(), "body must be forwarded byte for byte");
+    assert_eq!(
+        &rec.body[..],
+        body.as_bytes(),
+        "body must be forwarded byte for byte"
+    );
     assert_eq!(rec.path, "/v1/messages");
     assert_eq!(rec.query.as_deref(), Some("beta=true"));
     assert_eq!(rec.header("x-api-key"), Some(UPSTREAM_KEY));
     assert_eq!(rec.header("authorization"), None);
-    assert_eq!(rec.header("anthropic-beta"), Some("context-management-2025-06-27,interleaved-thinking-2025-05-14"));
+    assert_eq!(
+        rec.header("anthropic-beta"),
+        Some("context-management-2025-06-27,interleaved-thinking-2025-05-14")
+    );
     assert_eq!(rec.header("anthropic-version"), Some("2023-06-01"));
     assert_eq!(rec.header("x-stainless-lang"), Some("js"));
     assert_eq!(rec.header("accept-encoding"), Some("identity"));
     assert_eq!(rec.header("x-forwarded-for"), None);
     for (k, v) in &rec.headers {
-        assert!(!v.contains(TENANT_KEY), "tenant key leaked upstream in header {k}");
+        assert!(
+            !v.contains(TENANT_KEY),
+            "tenant key leaked upstream in header {k}"
+        );
     }
 
     // Streaming: the exact event sequence arrives.
     let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", true)).await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let text = r.text().await.unwrap();
-    let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
     assert_eq!(
         names,
-        ["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
     );
 }
 
 #[tokio::test]
 async fn first_event_arrives_before_upstream_finishes() {
-    let m = mock_with(MockConfig { chunks: 6, event_delay_ms: 250, ..Default::default() }).await;
+    let m = mock_with(MockConfig {
+        chunks: 6,
+        event_delay_ms: 250,
+        ..Default::default()
+    })
+    .await;
     let gw = Gateway::start(&Files::new(&[m.url()])).await;
     let started = Instant::now();
     let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", true)).await;
@@ -81,7 +117,10 @@ async fn first_event_arrives_before_upstream_finishes() {
     assert!(String::from_utf8_lossy(&rest).contains("message_stop"));
     // ~10 events at 250 ms each: the whole stream takes > 2 s; the first event must not wait for it.
     assert!(total > Duration::from_secs(2), "{total:?}");
-    assert!(first_at + Duration::from_millis(1500) < total, "first event at {first_at:?}, total {total:?}");
+    assert!(
+        first_at + Duration::from_millis(1500) < total,
+        "first event at {first_at:?}, total {total:?}"
+    );
 }
 
 #[tokio::test]
@@ -97,14 +136,22 @@ async fn unauthorized_and_forbidden_never_reach_upstream() {
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "authentication_error");
     }
-    let r = client().post(format!("{}/anthropic/v1/messages", gw.url)).json(&messages_body("claude-sonnet-4-6", false)).send().await.unwrap();
+    let r = client()
+        .post(format!("{}/anthropic/v1/messages", gw.url))
+        .json(&messages_body("claude-sonnet-4-6", false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // t1 may use *sonnet* and *haiku* only (case-insensitive).
     let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-opus-4-6", false)).await;
     assert_eq!(r.status(), 403);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "permission_error");
-    assert!(v["error"]["message"].as_str().unwrap().contains("claude-opus-4-6"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("claude-opus-4-6"));
     assert_eq!(m.request_count(), 0);
     let r = post_messages(&gw, TENANT_KEY, &messages_body("Claude-HAIKU-4-5", false)).await;
     assert_eq!(r.status(), 200);
@@ -157,14 +204,20 @@ async fn upstream_errors_pass_through_but_key_rejections_do_not() {
         .post(format!("{}/anthropic/v1/messages", gw.url))
         .header("x-api-key", TENANT_KEY)
         .header("x-mock-status", "400")
-        .header("x-mock-error-message", "prompt is too long: 300000 tokens > 200000 maximum")
+        .header(
+            "x-mock-error-message",
+            "prompt is too long: 300000 tokens > 200000 maximum",
+        )
         .json(&messages_body("claude-sonnet-4-6", false))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["message"], "prompt is too long: 300000 tokens > 200000 maximum");
+    assert_eq!(
+        v["error"]["message"],
+        "prompt is too long: 300000 tokens > 200000 maximum"
+    );
     assert_eq!(m.request_count(), 1, "a tenant-caused 400 is never retried");
 
     let r = client()
@@ -175,10 +228,17 @@ async fn upstream_errors_pass_through_but_key_rejections_do_not() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 502, "a tenant must never be told their key is bad when ours is");
+    assert_eq!(
+        r.status(),
+        502,
+        "a tenant must never be told their key is bad when ours is"
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "api_error");
-    assert!(v["error"]["message"].as_str().unwrap().contains("upstream credentials rejected"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("upstream credentials rejected"));
     assert!(!v.to_string().contains(UPSTREAM_KEY));
 }
 
@@ -190,18 +250,37 @@ async fn bad_input_gets_clear_errors_in_the_right_shape() {
     let gw = Gateway::start(&files).await;
     let c = client();
     let post = |path: &str, body: Vec<u8>| {
-        c.post(format!("{}{path}", gw.url)).header("x-api-key", TENANT_KEY).header("authorization", format!("Bearer {TENANT_KEY}")).body(body).send()
+        c.post(format!("{}{path}", gw.url))
+            .header("x-api-key", TENANT_KEY)
+            .header("authorization", format!("Bearer {TENANT_KEY}"))
+            .body(body)
+            .send()
     };
-    let r = post("/anthropic/v1/messages", b"{\"model\": \"claude-sonnet-4-6\", ".to_vec()).await.unwrap();
+    let r = post(
+        "/anthropic/v1/messages",
+        b"{\"model\": \"claude-sonnet-4-6\", ".to_vec(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "invalid_request_error");
-    let r = post("/anthropic/v1/messages", br#"{"max_tokens":5,"messages":[]}"#.to_vec()).await.unwrap();
+    let r = post(
+        "/anthropic/v1/messages",
+        br#"{"max_tokens":5,"messages":[]}"#.to_vec(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
     assert!(v["error"]["message"].as_str().unwrap().contains("model"));
-    let big = format!(r#"{{"model":"claude-sonnet-4-6","pad":"{}"}}"#, "x".repeat(1_100_000));
-    let r = post("/anthropic/v1/messages", big.into_bytes()).await.unwrap();
+    let big = format!(
+        r#"{{"model":"claude-sonnet-4-6","pad":"{}"}}"#,
+        "x".repeat(1_100_000)
+    );
+    let r = post("/anthropic/v1/messages", big.into_bytes())
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "request_too_large");
@@ -213,8 +292,15 @@ async fn bad_input_gets_clear_errors_in_the_right_shape() {
     let r = post("/openai/v1/nope", b"{}".to_vec()).await.unwrap();
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.unwrap();
-    assert!(v["error"]["message"].is_string() && v.get("type").is_none(), "OpenAI shape: {v}");
-    let r = c.get(format!("{}/anthropic/v1/messages", gw.url)).send().await.unwrap();
+    assert!(
+        v["error"]["message"].is_string() && v.get("type").is_none(),
+        "OpenAI shape: {v}"
+    );
+    let r = c
+        .get(format!("{}/anthropic/v1/messages", gw.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["type"], "error");
@@ -235,7 +321,10 @@ async fn slow_client_is_timed_out() {
     );
     s.write_all(head.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.expect("gateway must time out a stalled body").unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("gateway must time out a stalled body")
+        .unwrap();
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert_eq!(m.request_count(), 0);
@@ -247,10 +336,31 @@ async fn probes_health_models_and_count_tokens() {
     let gw = Gateway::start(&Files::new(&[m.url()])).await;
     let c = client();
     for path in ["/", "/anthropic"] {
-        assert_eq!(c.head(format!("{}{path}", gw.url)).send().await.unwrap().status(), 200);
-        assert_eq!(c.get(format!("{}{path}", gw.url)).send().await.unwrap().status(), 200);
+        assert_eq!(
+            c.head(format!("{}{path}", gw.url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            c.get(format!("{}{path}", gw.url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
     }
-    let h: Value = c.get(format!("{}/health", gw.url)).send().await.unwrap().json().await.unwrap();
+    let h: Value = c
+        .get(format!("{}/health", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h["status"], "ok");
     assert_eq!(h["upstreams"][0]["id"], "up1");
     assert_eq!(h["upstreams"][0]["in_flight"], 0);
@@ -266,9 +376,18 @@ async fn probes_health_models_and_count_tokens() {
         .json()
         .await
         .unwrap();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert!(!ids.is_empty());
-    assert!(ids.iter().all(|id| id.contains("sonnet") || id.contains("haiku")), "{ids:?}");
+    assert!(
+        ids.iter()
+            .all(|id| id.contains("sonnet") || id.contains("haiku")),
+        "{ids:?}"
+    );
     assert_eq!(m.request_count(), 0, "models are answered by CCGate");
 
     let r = c
@@ -289,7 +408,13 @@ async fn compressed_upstream_answers_are_decoded_and_metered() {
     let m = mock().await;
     let gw = Gateway::start(&Files::new(&[m.url()])).await;
     // The client's own accept-encoding must not reach the upstream; an upstream that compresses anyway is decoded.
-    let raw = reqwest::Client::builder().no_proxy().no_gzip().no_brotli().no_deflate().build().unwrap();
+    let raw = reqwest::Client::builder()
+        .no_proxy()
+        .no_gzip()
+        .no_brotli()
+        .no_deflate()
+        .build()
+        .unwrap();
     for stream in [false, true] {
         let r = raw
             .post(format!("{}/anthropic/v1/messages", gw.url))
@@ -302,11 +427,21 @@ async fn compressed_upstream_answers_are_decoded_and_metered() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        assert!(r.headers().get("content-encoding").is_none(), "{:?}", r.headers());
+        assert!(
+            r.headers().get("content-encoding").is_none(),
+            "{:?}",
+            r.headers()
+        );
         let text = r.text().await.unwrap();
         assert!(text.contains("Hello from the mock upstream."), "{text}");
-        assert_eq!(m.last_request().unwrap().header("accept-encoding"), Some("identity"));
+        assert_eq!(
+            m.last_request().unwrap().header("accept-encoding"),
+            Some("identity")
+        );
     }
     let u = wait_requests(&gw, 2).await;
-    assert_eq!(u["totals"]["output_tokens"], 66, "usage read from the decoded bodies: {u}");
+    assert_eq!(
+        u["totals"]["output_tokens"], 66,
+        "usage read from the decoded bodies: {u}"
+    );
 }

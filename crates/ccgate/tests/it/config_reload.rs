@@ -7,7 +7,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn ccgate(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ccgate")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_ccgate"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -16,31 +19,62 @@ fn config_errors_name_file_and_path_and_exit_nonzero() {
     let mut files = Files::new(&["http://127.0.0.1:9".to_string()]);
     files.upstreams["upstreams"][0]["weight"] = json!("heavy");
     files.write(&dir.0);
-    let out = ccgate(&["config", "validate", "--config-dir", dir.0.to_str().unwrap()]);
+    let out = ccgate(&[
+        "config",
+        "validate",
+        "--config-dir",
+        dir.0.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(r#"upstreams.json: upstreams[0].weight: expected a number, got "heavy""#), "{err}");
+    assert!(
+        err.contains(r#"upstreams.json: upstreams[0].weight: expected a number, got "heavy""#),
+        "{err}"
+    );
 
     // serve refuses to start on the same config.
     let data = TempDir::new("bad-data");
-    let out = ccgate(&["serve", "--config-dir", dir.0.to_str().unwrap(), "--data-dir", data.0.to_str().unwrap()]);
+    let out = ccgate(&[
+        "serve",
+        "--config-dir",
+        dir.0.to_str().unwrap(),
+        "--data-dir",
+        data.0.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("upstreams[0].weight"));
 
     let mut files = Files::new(&["http://127.0.0.1:9".to_string()]);
     files.tenants["tenants"][1]["key"] = json!(TENANT_KEY);
     files.write(&dir.0);
-    let out = ccgate(&["config", "validate", "--config-dir", dir.0.to_str().unwrap()]);
+    let out = ccgate(&[
+        "config",
+        "validate",
+        "--config-dir",
+        dir.0.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("tenants.json: tenants[1].key: duplicate tenant key"), "{err}");
+    assert!(
+        err.contains("tenants.json: tenants[1].key: duplicate tenant key"),
+        "{err}"
+    );
     assert!(!err.contains(TENANT_KEY), "keys never appear in errors");
 
     // Unknown fields only warn.
     let mut files = Files::new(&["http://127.0.0.1:9".to_string()]);
     files.upstreams["upstreams"][0]["colour"] = json!("blue");
     files.write(&dir.0);
-    let out = ccgate(&["config", "validate", "--config-dir", dir.0.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ccgate(&[
+        "config",
+        "validate",
+        "--config-dir",
+        dir.0.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("colour"));
 }
 
@@ -50,13 +84,20 @@ fn init_writes_examples_and_never_overwrites() {
     let cfg = dir.0.join("config");
     let out = ccgate(&["init", "--config-dir", cfg.to_str().unwrap()]);
     assert!(out.status.success());
-    for f in ["server.json.example", "upstreams.json.example", "tenants.json.example"] {
+    for f in [
+        "server.json.example",
+        "upstreams.json.example",
+        "tenants.json.example",
+    ] {
         assert!(cfg.join(f).exists(), "{f}");
     }
     std::fs::write(cfg.join("server.json.example"), "mine").unwrap();
     let out = ccgate(&["init", "--config-dir", cfg.to_str().unwrap()]);
     assert!(out.status.success());
-    assert_eq!(std::fs::read_to_string(cfg.join("server.json.example")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(cfg.join("server.json.example")).unwrap(),
+        "mine"
+    );
 }
 
 #[tokio::test]
@@ -65,7 +106,17 @@ async fn first_start_creates_config_and_prints_credentials_once() {
     let cfg = root.0.join("config");
     let data = root.0.join("data");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccgate"))
-        .args(["serve", "--port", "0", "--host", "127.0.0.1", "--config-dir", cfg.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--config-dir",
+            cfg.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
         .env_remove("ANTHROPIC_API_KEY")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -87,11 +138,25 @@ async fn first_start_creates_config_and_prints_credentials_once() {
     })
     .await
     .unwrap();
-    let key = printed.lines().find_map(|l| l.split("Demo tenant key:").nth(1)).unwrap().trim().to_string();
+    let key = printed
+        .lines()
+        .find_map(|l| l.split("Demo tenant key:").nth(1))
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(printed.contains("Admin login"), "{printed}");
-    assert!(cfg.join("tenants.json").exists() && cfg.join("server.json").exists() && cfg.join("upstreams.json").exists());
+    assert!(
+        cfg.join("tenants.json").exists()
+            && cfg.join("server.json").exists()
+            && cfg.join("upstreams.json").exists()
+    );
     // The demo key works (no upstream key: the request is refused upstream or fails to connect, but auth passes).
-    let r = client().get(format!("{url}/anthropic/v1/models")).header("x-api-key", &key).send().await.unwrap();
+    let r = client()
+        .get(format!("{url}/anthropic/v1/models"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     child.kill().await.unwrap();
 }
@@ -102,7 +167,12 @@ async fn hot_reload_applies_valid_edits_and_keeps_last_good_config() {
     let files = Files::new(&[m.url()]);
     let gw = Gateway::start(&files).await;
     let new_key = "fresh-tenant-key-0000000000";
-    assert_eq!(post_messages(&gw, new_key, &messages_body("claude-sonnet-4-6", false)).await.status(), 401);
+    assert_eq!(
+        post_messages(&gw, new_key, &messages_body("claude-sonnet-4-6", false))
+            .await
+            .status(),
+        401
+    );
 
     // A slow stream in flight must survive the reload.
     let slow = client()
@@ -116,11 +186,18 @@ async fn hot_reload_applies_valid_edits_and_keeps_last_good_config() {
         .unwrap();
 
     let mut tenants = files.tenants.clone();
-    tenants["tenants"].as_array_mut().unwrap().push(tenant("t3", new_key, &["*"]));
+    tenants["tenants"]
+        .as_array_mut()
+        .unwrap()
+        .push(tenant("t3", new_key, &["*"]));
     let edited = Instant::now();
     gw.write_config("tenants.json", &tenants);
     eventually(2, || async {
-        (post_messages(&gw, new_key, &messages_body("claude-sonnet-4-6", false)).await.status() == 200).then_some(())
+        (post_messages(&gw, new_key, &messages_body("claude-sonnet-4-6", false))
+            .await
+            .status()
+            == 200)
+            .then_some(())
     })
     .await;
     assert!(edited.elapsed() < Duration::from_secs(2));
@@ -129,21 +206,43 @@ async fn hot_reload_applies_valid_edits_and_keeps_last_good_config() {
     let mut bad = tenants.clone();
     bad["tenants"][0]["allowedModels"] = json!("not-a-list");
     gw.write_config("tenants.json", &bad);
-    eventually(3, || async { gw.logs().contains("tenants.json: tenants[0].allowedModels").then_some(()) }).await;
-    assert_eq!(post_messages(&gw, new_key, &messages_body("claude-sonnet-4-6", false)).await.status(), 200);
-    assert_eq!(post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", false)).await.status(), 200);
+    eventually(3, || async {
+        gw.logs()
+            .contains("tenants.json: tenants[0].allowedModels")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        post_messages(&gw, new_key, &messages_body("claude-sonnet-4-6", false))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", false))
+            .await
+            .status(),
+        200
+    );
 
     let mut body = Vec::new();
     let mut s = slow.bytes_stream();
     while let Some(c) = s.next().await {
         body.extend_from_slice(&c.unwrap());
     }
-    assert!(String::from_utf8_lossy(&body).contains("message_stop"), "in-flight stream completed across reloads");
+    assert!(
+        String::from_utf8_lossy(&body).contains("message_stop"),
+        "in-flight stream completed across reloads"
+    );
 
     // Removing a tenant takes effect too.
     gw.write_config("tenants.json", &files.tenants);
     eventually(2, || async {
-        (post_messages(&gw, new_key, &messages_body("claude-sonnet-4-6", false)).await.status() == 401).then_some(())
+        (post_messages(&gw, new_key, &messages_body("claude-sonnet-4-6", false))
+            .await
+            .status()
+            == 401)
+            .then_some(())
     })
     .await;
 }
