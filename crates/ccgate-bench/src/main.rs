@@ -714,7 +714,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
                             // CPU used on the machine by anything but the bench, the mock, nginx and ccgate, in % of
                             // all cores over the measured window: other workloads sharing the machine.
                             "foreign_cpu_pct": round1(((cpu[4] - cpu[3]).max(0.0) / (ncpu * duration.as_secs_f64()) * 100.0).min(100.0)),
-                            "bytes_per_req": if st.requests > 0 { st.bytes / st.requests } else { 0 },
+                            "bytes_per_req": st.bytes.checked_div(st.requests).unwrap_or(0),
                             "error_samples": st.error_samples,
                         });
                         println!(
@@ -733,7 +733,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
                             all_ok = false;
                             eprintln!("  errors: {:?}", st.error_samples);
                         }
-                        let quieter = kept.as_ref().map_or(true, |k| {
+                        let quieter = kept.as_ref().is_none_or(|k| {
                             row["foreign_cpu_pct"].as_f64().unwrap_or(0.0)
                                 < k["foreign_cpu_pct"].as_f64().unwrap_or(0.0)
                         });

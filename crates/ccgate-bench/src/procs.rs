@@ -257,7 +257,7 @@ pub fn raise_nofile() -> u64 {
                 r.rlim_cur = want;
             }
         }
-        r.rlim_cur as u64
+        r.rlim_cur
     }
 }
 
