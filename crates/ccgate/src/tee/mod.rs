@@ -67,12 +67,7 @@ struct Inner {
     sent: u64,
     /// `(upstream model, client model)`: map a `modelMap` rename back in the answer.
     model_rewrite: Option<(String, String)>,
-    /// The end (or error) of the upstream body, met while merging ready chunks; handled on the next poll.
-    stash: Option<Option<reqwest::Result<Bytes>>>,
 }
-
-/// Most bytes merged into one write to the client.
-const COALESCE_MAX: usize = 64 * 1024;
 
 pub struct Tee {
     inner: Option<Box<Inner>>,
@@ -113,7 +108,6 @@ impl Tee {
                 content_length,
                 sent: 0,
                 model_rewrite: cfg.model_rewrite,
-                stash: None,
             })),
         }
     }
@@ -402,39 +396,11 @@ impl Stream for Tee {
                 }
                 continue;
             }
-            let polled = match inner.stash.take() {
-                Some(p) => Poll::Ready(p),
-                None => inner.upstream.poll_next_unpin(cx),
-            };
-            match polled {
+            match inner.upstream.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
                     inner.last_data = Instant::now();
-                    let mut out = inner.on_chunk(chunk);
-                    // Chunks the upstream already delivered (an SSE answer often arrives as one HTTP chunk per
-                    // event) go out together: one write to the client instead of one per chunk. Nothing waits:
-                    // only what is ready now is merged.
-                    let mut merged: Option<BytesMut> = None;
-                    while merged.as_ref().map_or(out.len(), |m| m.len()) < COALESCE_MAX {
-                        match inner.upstream.poll_next_unpin(cx) {
-                            Poll::Ready(Some(Ok(more))) => {
-                                let more = inner.on_chunk(more);
-                                if !more.is_empty() {
-                                    merged
-                                        .get_or_insert_with(|| BytesMut::from(&out[..]))
-                                        .extend_from_slice(&more);
-                                }
-                            }
-                            Poll::Pending => break,
-                            Poll::Ready(end) => {
-                                inner.stash = Some(end);
-                                break;
-                            }
-                        }
-                    }
-                    if let Some(m) = merged {
-                        out = m.freeze();
-                    }
+                    let out = inner.on_chunk(chunk);
                     if !out.is_empty() {
                         inner.sent += out.len() as u64;
                         return Poll::Ready(Some(Ok(out)));
@@ -478,23 +444,6 @@ impl Drop for Tee {
             let _ = inner.on_eof();
             inner.settle(false);
             return;
-        }
-        // The upstream already ended (met while merging chunks) but the client left before taking the end.
-        match inner.stash.take() {
-            Some(None) => {
-                let _ = inner.on_eof();
-                inner.settle(true);
-                return;
-            }
-            Some(Some(Err(e))) => {
-                let _ = inner.on_failure(crate::forward::describe_reqwest_error(&e));
-                inner.settle(true);
-                return;
-            }
-            Some(Some(Ok(chunk))) => {
-                let _ = inner.on_chunk(chunk);
-            }
-            None => {}
         }
         // The client hung up mid-body: keep reading the upstream for exact usage, on a tracked task.
         let tasks = inner.settlement.gateway().tasks.clone();
