@@ -30,6 +30,10 @@ pub struct TranslatedRequest {
     pub include_usage: bool,
     /// What the response side needs.
     pub response_ctx: ResponseContext,
+    /// `max_tokens` as sent upstream (the gateway's budget reservation reads it; no need to scan `body` again).
+    pub max_tokens: u64,
+    /// `metadata.user_id` as sent upstream: the hashed OpenAI `user` (a session key for affinity).
+    pub user_id: Option<String>,
     /// Lossy decisions worth a log line (wrapped tool arguments, thinking turned off, …).
     pub warnings: Vec<String>,
 }
@@ -368,7 +372,7 @@ impl<'r, 'o, 'a> Translation<'r, 'o, 'a> {
         if let Some(s) = stop {
             out.insert("stop_sequences".into(), json!(s));
         }
-        if let Some(u) = user_id {
+        if let Some(u) = &user_id {
             out.insert("metadata".into(), json!({"user_id": u}));
         }
 
@@ -386,6 +390,8 @@ impl<'r, 'o, 'a> Translation<'r, 'o, 'a> {
             body,
             stream,
             include_usage,
+            max_tokens: u64::from(max_tokens),
+            user_id,
             response_ctx: ResponseContext {
                 client_model: self.opts.client_model.to_owned(),
                 tool_names: self.names.renamed(),

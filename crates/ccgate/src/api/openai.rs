@@ -67,8 +67,7 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
         tracing::info!(tenant = %a.tenant.config.id, warning = %w, "openai translation");
     }
     let upstream_body = Bytes::from(translated.body);
-    let scanned = scan::scan(&upstream_body).unwrap_or_default();
-    let max_tokens = scanned.max_tokens.unwrap_or(0);
+    let max_tokens = translated.max_tokens;
     let settlement = match proxy::admit(
         &gw,
         &a,
@@ -84,16 +83,27 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
         Err((e, s)) => return proxy::reject(e, s, Protocol::OpenAi),
     };
     // The OpenAI `user` arrives upstream as `metadata.user_id` = a hash of tenant and user: the same identity,
-    // so it keys affinity without scanning the client's body a second time.
-    let mut for_session = scanned.clone();
-    for_session.user = scanned.user_id.clone();
-    for_session.user_id = None;
+    // so it keys affinity without another pass over a body.
+    let for_session = scan::Scanned {
+        user: translated.user_id.clone(),
+        ..Default::default()
+    };
     let session = proxy::session_for(&a, &for_session);
+    // Where `model` sits in the translated body matters only to an upstream that renames it (`modelMap`).
+    let renamed =
+        a.rt.upstreams
+            .iter()
+            .any(|u| u.config.model_map.contains_key(&resolved.claude_model));
+    let model_span = if renamed {
+        scan::scan(&upstream_body).ok().and_then(|s| s.model_span)
+    } else {
+        None
+    };
     let dispatched = proxy::dispatch(
         &a,
         upstream_body,
         &resolved.claude_model,
-        scanned.model_span.clone(),
+        model_span,
         session.as_deref(),
         settlement,
         render_upstream_error,
