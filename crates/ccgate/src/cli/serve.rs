@@ -134,19 +134,31 @@ async fn wait_for_signal() {
     }
 }
 
+/// The ledger's spend per tenant in each budget window containing today: `(window, window start, tenant, spent)`.
+async fn window_spend(
+    store: &dyn Store,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<(Window, Option<chrono::NaiveDate>, String, i64)>, String> {
+    let today = local_day(tz, Utc::now());
+    let mut out = Vec::new();
+    for w in Window::ALL {
+        let start = w.start(today);
+        let from = start.map(|d| d.to_string());
+        for (tenant, spent) in store.spend_by_tenant(from.as_deref()).await? {
+            out.push((w, start, tenant, spent));
+        }
+    }
+    Ok(out)
+}
+
 /// Budgets continue where the ledger left off: the spend of the current day, week, month and all time.
 pub async fn load_budgets(
     gw: &Arc<Gateway>,
     store: &dyn Store,
     tz: chrono_tz::Tz,
 ) -> Result<(), String> {
-    let today = local_day(tz, Utc::now());
-    for w in Window::ALL {
-        let start = w.start(today);
-        let from = start.map(|d| d.to_string());
-        for (tenant, spent) in store.spend_by_tenant(from.as_deref()).await? {
-            gw.tenant_state(&tenant).load_spent(w, start, spent);
-        }
+    for (w, start, tenant, spent) in window_spend(store, tz).await? {
+        gw.tenant_state(&tenant).load_spent(w, start, spent);
     }
     let day_ago = Utc::now().timestamp_millis() - 86_400_000;
     let tenant_ids: Vec<String> = gw
@@ -223,15 +235,12 @@ pub async fn usage(
     let tz = cfg.server.timezone;
     let store = open_store(dirs).await?;
     let range = parse_range(from.as_deref(), to.as_deref())?;
-    let today = local_day(tz, Utc::now());
     // Offline: "used" comes from the ledger's rollups for each window.
-    let mut spent: std::collections::HashMap<(String, usize), i64> = Default::default();
-    for w in Window::ALL {
-        let start = w.start(today).map(|d| d.to_string());
-        for (t, s) in store.spend_by_tenant(start.as_deref()).await? {
-            spent.insert((t, w as usize), s);
-        }
-    }
+    let spent: std::collections::HashMap<(String, usize), i64> = window_spend(&store, tz)
+        .await?
+        .into_iter()
+        .map(|(w, _, t, s)| ((t, w as usize), s))
+        .collect();
     let used = |t: &crate::config::TenantConfig, w: Window| {
         spent.get(&(t.id.clone(), w as usize)).copied().unwrap_or(0)
     };

@@ -373,9 +373,7 @@ fn validate_admin(
         warnings.push(format!(
             "{SERVER_FILE}: admin.password: not set; admin login is disabled until it is"
         ));
-    } else if enabled
-        && (password.len() < 8 || password == "your-secure-password" || password == "admin123")
-    {
+    } else if enabled && AdminConfig::password_is_weak(&password) {
         warnings.push(format!(
             "{SERVER_FILE}: admin.password: weak or default password; admin login is refused until it has at least 8 characters and is not the example value"
         ));

@@ -51,6 +51,17 @@ pub struct AdminConfig {
     pub password: String,
 }
 
+impl AdminConfig {
+    /// Admin login is refused while the password is missing, shorter than 8 characters or an example value.
+    pub fn password_is_weak(password: &str) -> bool {
+        password.len() < 8 || password == "your-secure-password" || password == "admin123"
+    }
+
+    pub fn login_allowed(&self) -> bool {
+        self.enabled && !Self::password_is_weak(&self.password)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OpenAiConfig {
     pub enabled: bool,

@@ -17,7 +17,7 @@ use http::{HeaderMap, StatusCode};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What to send: the same for every attempt, except for the per-upstream model rename.
 pub struct Plan<'a> {
@@ -58,7 +58,6 @@ pub struct Streaming {
     pub response: reqwest::Response,
     pub in_flight: InFlight,
     pub upstream_model: String,
-    pub headers_after: Duration,
 }
 
 /// The result of forwarding.
@@ -273,7 +272,6 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
             response,
             in_flight,
             upstream_model,
-            headers_after,
         });
     }
     let headers = response.headers().clone();
