@@ -5,6 +5,7 @@
 
 use crate::auth::{hash_key, KeyHash};
 use crate::config::{Config, Loaded, TenantConfig, UpstreamConfig};
+use crate::forward::client::UpstreamClient;
 use crate::ledger::Ledger;
 use crate::policy::budget::TenantState;
 use crate::routing::{Balancer, SessionPins, UpstreamState};
@@ -27,26 +28,33 @@ pub struct TenantRt {
 pub struct UpstreamRt {
     pub config: UpstreamConfig,
     pub state: Arc<UpstreamState>,
-    pub client: reqwest::Client,
-    /// `{url}/v1/messages` and `{url}/v1/messages/count_tokens`, parsed once (URL parsing with IDNA is not free).
-    pub messages_url: reqwest::Url,
-    pub count_tokens_url: reqwest::Url,
+    pub client: UpstreamClient,
+    /// `{url}/v1/messages` and `{url}/v1/messages/count_tokens`, parsed once; cloning a `Uri` is a refcount.
+    pub messages_uri: http::Uri,
+    pub count_tokens_uri: http::Uri,
 }
 
 impl UpstreamRt {
     /// The upstream URL for `path` with the tenant's query string.
-    pub fn url_for(&self, path: &str, query: Option<&str>) -> Result<reqwest::Url, String> {
-        let mut url = match path {
-            "/v1/messages" => self.messages_url.clone(),
-            "/v1/messages/count_tokens" => self.count_tokens_url.clone(),
-            other => reqwest::Url::parse(&format!("{}{other}", self.config.url))
-                .map_err(|e| e.to_string())?,
+    pub fn url_for(&self, path: &str, query: Option<&str>) -> Result<http::Uri, String> {
+        let base = match path {
+            "/v1/messages" => &self.messages_uri,
+            "/v1/messages/count_tokens" => &self.count_tokens_uri,
+            other => return parse_uri(&format!("{}{other}", self.config.url), query),
         };
-        if query.is_some() {
-            url.set_query(query);
+        match query {
+            None => Ok(base.clone()),
+            Some(q) => parse_uri(&base.to_string(), Some(q)),
         }
-        Ok(url)
     }
+}
+
+fn parse_uri(base: &str, query: Option<&str>) -> Result<http::Uri, String> {
+    let text = match query {
+        Some(q) => format!("{base}?{q}"),
+        None => base.to_string(),
+    };
+    text.parse::<http::Uri>().map_err(|e| e.to_string())
 }
 
 impl UpstreamRt {
@@ -84,7 +92,7 @@ pub struct Gateway {
     pub tasks: TaskTracker,
     upstream_states: Mutex<HashMap<String, Arc<UpstreamState>>>,
     tenant_states: Mutex<HashMap<String, Arc<TenantState>>>,
-    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+    clients: Mutex<HashMap<ClientKey, UpstreamClient>>,
     pins: Arc<SessionPins>,
 }
 
@@ -130,12 +138,12 @@ impl Gateway {
             .iter()
             .map(|u| {
                 let parse = |p: &str| {
-                    reqwest::Url::parse(&format!("{}{p}", u.url))
+                    parse_uri(&format!("{}{p}", u.url), None)
                         .map_err(|e| format!("upstream {}: url: {e}", u.id))
                 };
                 Ok(Arc::new(UpstreamRt {
-                    messages_url: parse("/v1/messages")?,
-                    count_tokens_url: parse("/v1/messages/count_tokens")?,
+                    messages_uri: parse("/v1/messages")?,
+                    count_tokens_uri: parse("/v1/messages/count_tokens")?,
                     config: u.clone(),
                     state: self
                         .upstream_states
@@ -184,7 +192,7 @@ impl Gateway {
     }
 
     /// Upstreams share a pooled client unless their connect timeout or proxy differ; reloads keep the pools.
-    fn client_for(&self, u: &UpstreamConfig) -> Result<reqwest::Client, String> {
+    fn client_for(&self, u: &UpstreamConfig) -> Result<UpstreamClient, String> {
         let key = ClientKey {
             connect_timeout: u.timeouts.connect,
             proxy: u.proxy.clone(),
@@ -193,22 +201,8 @@ impl Gateway {
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
-        let mut b = reqwest::Client::builder()
-            .connect_timeout(key.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(2048)
-            .redirect(reqwest::redirect::Policy::none())
-            .http2_adaptive_window(true);
-        b = match &key.proxy {
-            Some(p) => b.proxy(
-                reqwest::Proxy::all(p).map_err(|e| format!("upstream {}: proxy: {e}", u.id))?,
-            ),
-            None => b.no_proxy(),
-        };
-        let client = b
-            .build()
-            .map_err(|e| format!("upstream {}: cannot build HTTP client: {e}", u.id))?;
+        let client = UpstreamClient::new(key.connect_timeout, key.proxy.as_deref())
+            .map_err(|e| format!("upstream {}: {e}", u.id))?;
         clients.insert(key, client.clone());
         Ok(client)
     }

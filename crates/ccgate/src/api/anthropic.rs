@@ -132,5 +132,5 @@ fn stream_back(
         model_rewrite,
     };
     let tee = Tee::new(s.response, mode, settlement, cfg);
-    proxy::body_response(head, Body::from_stream(tee))
+    proxy::body_response(head, Body::new(tee))
 }

@@ -145,7 +145,7 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
             .header(header::CACHE_CONTROL, "no-cache")
             .header("x-accel-buffering", "no")
             .header("x-request-id", request_id.as_str());
-        return proxy::body_response(builder, Body::from_stream(tee));
+        return proxy::body_response(builder, Body::new(tee));
     }
     let status = s.response.status().as_u16();
     let full = match tee::read_full(s.response, timeouts.idle, total_remaining).await {

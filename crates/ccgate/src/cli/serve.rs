@@ -378,7 +378,7 @@ pub async fn health(url: &str, as_json: bool) -> Result<(), String> {
     let resp = client.get(&url).send().await.map_err(|e| {
         format!(
             "cannot reach {url}: {}",
-            crate::forward::describe_reqwest_error(&e)
+            crate::forward::client::UpstreamError::from_reqwest(&e)
         )
     })?;
     let text = resp.text().await.map_err(|e| e.to_string())?;

@@ -7,12 +7,14 @@
 //! that belongs to the tee.
 
 pub mod classify;
+pub mod client;
 pub mod headers;
 
 use crate::routing::health::{FailureKind, Outcome};
 use crate::state::{Runtime, UpstreamRt};
 use bytes::Bytes;
 use classify::{classify_failure, Disposition};
+use client::{UpstreamBody, UpstreamResponse};
 use http::{HeaderMap, StatusCode};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -55,7 +57,7 @@ impl Drop for InFlight {
 
 /// A successful (2xx) exchange whose body has not been read yet.
 pub struct Streaming {
-    pub response: reqwest::Response,
+    pub response: UpstreamResponse,
     pub in_flight: InFlight,
     pub upstream_model: String,
 }
@@ -240,7 +242,11 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     let headers = headers::upstream_request_headers(plan.headers, cfg);
     let in_flight = InFlight::new(upstream.clone());
     let started = Instant::now();
-    let send = upstream.client.post(url).headers(headers).body(body).send();
+    let mut request = http::Request::new(body);
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = url;
+    *request.headers_mut() = headers;
+    let send = upstream.client.send(request);
     let response = match tokio::time::timeout(cfg.timeouts.first_byte, send).await {
         Err(_) => {
             return AttemptResult::NoAnswer(
@@ -252,11 +258,10 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
             )
         }
         Ok(Err(e)) => {
-            let msg = describe_reqwest_error(&e);
             let err = if e.is_timeout() {
-                AttemptError::Timeout(msg)
+                AttemptError::Timeout(e.to_string())
             } else {
-                AttemptError::Connect(msg)
+                AttemptError::Connect(e.to_string())
             };
             return AttemptResult::NoAnswer(err, FailureKind::Connect);
         }
@@ -277,7 +282,7 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     let headers = response.headers().clone();
     let body = match tokio::time::timeout(
         cfg.timeouts.first_byte,
-        read_bounded(response, MAX_ERROR_BODY),
+        read_bounded(response.into_body(), MAX_ERROR_BODY),
     )
     .await
     {
@@ -311,13 +316,10 @@ fn redact(body: Bytes, key: &str) -> Bytes {
     Bytes::from(text)
 }
 
-async fn read_bounded(mut response: reqwest::Response, max: usize) -> Result<Bytes, String> {
+async fn read_bounded(mut body: UpstreamBody, max: usize) -> Result<Bytes, String> {
     let mut buf = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| describe_reqwest_error(&e))?
-    {
+    while let Some(chunk) = client::next_chunk(&mut body).await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
         let room = max.saturating_sub(buf.len());
         buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if buf.len() >= max {
@@ -325,31 +327,4 @@ async fn read_bounded(mut response: reqwest::Response, max: usize) -> Result<Byt
         }
     }
     Ok(Bytes::from(buf))
-}
-
-/// A human-readable reason that never contains the upstream URL's credentials or our key.
-pub fn describe_reqwest_error(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let kind = if e.is_connect() {
-        "connection failed"
-    } else if e.is_timeout() {
-        "timed out"
-    } else if e.is_body() || e.is_decode() {
-        "response body broke"
-    } else if e.is_request() {
-        "request failed"
-    } else {
-        "upstream error"
-    };
-    let mut root = String::new();
-    let mut src = e.source();
-    while let Some(s) = src {
-        root = s.to_string();
-        src = s.source();
-    }
-    if root.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {root}")
-    }
 }

@@ -8,8 +8,7 @@ use super::store::{Store, UsageQuery, UsageReport, UsageRow, UsageTotals};
 use super::Record;
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
-use std::collections::HashMap;
+use sqlx::{Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -71,7 +70,10 @@ const SCHEMA: &[&str] = &[
 ];
 
 pub struct SqliteStore {
+    /// Reads, schema and maintenance.
     pool: SqlitePool,
+    /// The one connection that appends request rows (WAL: readers are never blocked by it).
+    writer: parking_lot::Mutex<rusqlite::Connection>,
 }
 
 impl SqliteStore {
@@ -97,109 +99,32 @@ impl SqliteStore {
                 .await
                 .map_err(|e| format!("ledger schema: {e}"))?;
         }
-        Ok(SqliteStore { pool })
+        let writer = rusqlite::Connection::open(path)
+            .and_then(|c| {
+                c.busy_timeout(Duration::from_secs(10))?;
+                c.pragma_update(None, "synchronous", "NORMAL")?;
+                c.set_prepared_statement_cache_capacity(8);
+                Ok(c)
+            })
+            .map_err(|e| format!("cannot open ledger {}: {e}", path.display()))?;
+        Ok(SqliteStore {
+            pool,
+            writer: parking_lot::Mutex::new(writer),
+        })
     }
 
-    /// One transaction per batch: multi-row inserts, then multi-row rollup upserts of the batch's (day, tenant,
-    /// model) groups, so the writer's cost per request stays a few microseconds.
-    async fn insert(&self, rows: &[Record]) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        for chunk in fixed_chunks(rows) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO requests (ts_ms, day, request_id, tenant_id, upstream_id, upstream_request_id, protocol,
-                    endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
-                    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
-                    web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms,
-                    ttft_ms, session_id, billable) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(r.ts_ms)
-                    .push_bind(&r.day)
-                    .push_bind(&r.request_id)
-                    .push_bind(&r.tenant_id)
-                    .push_bind(&r.upstream_id)
-                    .push_bind(&r.upstream_request_id)
-                    .push_bind(r.protocol)
-                    .push_bind(r.endpoint)
-                    .push_bind(&r.model)
-                    .push_bind(&r.upstream_model)
-                    .push_bind(r.stream)
-                    .push_bind(r.status as i64)
-                    .push_bind(r.outcome)
-                    .push_bind(&r.error_class)
-                    .push_bind(r.input_tokens)
-                    .push_bind(r.cache_write_5m_tokens)
-                    .push_bind(r.cache_write_1h_tokens)
-                    .push_bind(r.cache_read_tokens)
-                    .push_bind(r.output_tokens)
-                    .push_bind(r.thinking_tokens)
-                    .push_bind(r.web_search_requests)
-                    .push_bind(r.cost_nanousd)
-                    .push_bind(r.upstream_cost_nanousd)
-                    .push_bind(r.priced)
-                    .push_bind(&r.price_version)
-                    .push_bind(r.latency_ms)
-                    .push_bind(r.ttft_ms)
-                    .push_bind(&r.session_id)
-                    .push_bind(r.billable);
-            });
-            qb.build().execute(&mut *tx).await?;
+    /// One transaction per batch on the dedicated writer connection: a cached prepared insert per row, then one
+    /// upsert per (day, tenant, model) group of the batch into the rollups. The work is synchronous SQLite; on a
+    /// multi-threaded runtime it runs under `block_in_place` so requests on this worker move elsewhere meanwhile.
+    fn insert(&self, rows: &[Record]) -> Result<(), String> {
+        let run = || {
+            let mut conn = self.writer.lock();
+            write_batch(&mut conn, rows).map_err(|e| e.to_string())
+        };
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+            _ => run(),
         }
-        let mut groups: HashMap<(&str, &str, &str), [i64; 10]> = HashMap::new();
-        // Refused requests stay in `requests` for audit but are not usage: they never reached an upstream.
-        for r in rows
-            .iter()
-            .filter(|r| r.billable && r.outcome != "rejected")
-        {
-            let g = groups.entry((&r.day, &r.tenant_id, &r.model)).or_default();
-            let is_error = r.status >= 400 || r.outcome == "upstream_error";
-            let unpriced = !r.priced && r.input_tokens + r.output_tokens > 0;
-            let add = [
-                1,
-                r.input_tokens,
-                r.cache_write_5m_tokens,
-                r.cache_write_1h_tokens,
-                r.cache_read_tokens,
-                r.output_tokens,
-                r.cost_nanousd,
-                r.upstream_cost_nanousd,
-                i64::from(unpriced),
-                i64::from(is_error),
-            ];
-            for (a, b) in g.iter_mut().zip(add) {
-                *a += b;
-            }
-        }
-        let groups: Vec<_> = groups.into_iter().collect();
-        // One multi-row upsert per 64 groups: a statement round trip costs far more than a row.
-        for chunk in fixed_chunks(&groups) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens, cache_write_5m_tokens,
-                    cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd, upstream_cost_nanousd,
-                    unpriced_requests, errors) ",
-            );
-            qb.push_values(chunk, |mut b, ((day, tenant, model), t)| {
-                b.push_bind(*day).push_bind(*tenant).push_bind(*model);
-                for v in t {
-                    b.push_bind(*v);
-                }
-            });
-            qb.push(
-                " ON CONFLICT (day, tenant_id, model) DO UPDATE SET
-                    requests = requests + excluded.requests,
-                    input_tokens = input_tokens + excluded.input_tokens,
-                    cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
-                    cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
-                    cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-                    output_tokens = output_tokens + excluded.output_tokens,
-                    cost_nanousd = cost_nanousd + excluded.cost_nanousd,
-                    upstream_cost_nanousd = upstream_cost_nanousd + excluded.upstream_cost_nanousd,
-                    unpriced_requests = unpriced_requests + excluded.unpriced_requests,
-                    errors = errors + excluded.errors",
-            );
-            qb.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await
     }
 
     async fn query_usage(&self, q: &UsageQuery) -> Result<UsageReport, sqlx::Error> {
@@ -244,21 +169,117 @@ impl SqliteStore {
     }
 }
 
-/// Splits `items` into chunks of 64, 16, 4 and 1: a multi-row statement's SQL depends on its row count, and these
-/// four sizes keep every statement in sqlx's prepared-statement cache (preparing a 64-row insert costs more than
-/// running it) while still needing few round trips to SQLite's worker thread.
-fn fixed_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        let size = [64, 16, 4, 1].into_iter().find(|&s| items.len() >= s)?;
-        let (head, rest) = items.split_at(size);
-        items = rest;
-        Some(head)
-    })
+const INSERT_REQUEST: &str = "INSERT INTO requests (ts_ms, day, request_id, tenant_id, upstream_id,
+    upstream_request_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
+    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
+    web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
+    billable) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+    ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)";
+
+const UPSERT_ROLLUP: &str = "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens,
+    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd,
+    upstream_cost_nanousd, unpriced_requests, errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+    ON CONFLICT (day, tenant_id, model) DO UPDATE SET
+        requests = requests + excluded.requests,
+        input_tokens = input_tokens + excluded.input_tokens,
+        cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
+        cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
+        cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+        output_tokens = output_tokens + excluded.output_tokens,
+        cost_nanousd = cost_nanousd + excluded.cost_nanousd,
+        upstream_cost_nanousd = upstream_cost_nanousd + excluded.upstream_cost_nanousd,
+        unpriced_requests = unpriced_requests + excluded.unpriced_requests,
+        errors = errors + excluded.errors";
+
+fn write_batch(conn: &mut rusqlite::Connection, rows: &[Record]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare_cached(INSERT_REQUEST)?;
+        for r in rows {
+            insert.execute(rusqlite::params![
+                r.ts_ms,
+                r.day,
+                r.request_id,
+                r.tenant_id,
+                r.upstream_id,
+                r.upstream_request_id,
+                r.protocol,
+                r.endpoint,
+                r.model,
+                r.upstream_model,
+                r.stream,
+                r.status,
+                r.outcome,
+                r.error_class,
+                r.input_tokens,
+                r.cache_write_5m_tokens,
+                r.cache_write_1h_tokens,
+                r.cache_read_tokens,
+                r.output_tokens,
+                r.thinking_tokens,
+                r.web_search_requests,
+                r.cost_nanousd,
+                r.upstream_cost_nanousd,
+                r.priced,
+                r.price_version,
+                r.latency_ms,
+                r.ttft_ms,
+                r.session_id,
+                r.billable,
+            ])?;
+        }
+        let mut upsert = tx.prepare_cached(UPSERT_ROLLUP)?;
+        for ((day, tenant, model), t) in rollup_groups(rows) {
+            upsert.execute(rusqlite::params![
+                day, tenant, model, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9]
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// The batch's rows summed per (day, tenant, model): requests, the five token counts, cost, upstream cost,
+/// unpriced requests, errors. Refused requests stay in `requests` for audit but are not usage: they never reached
+/// an upstream.
+fn rollup_groups(rows: &[Record]) -> Vec<((&str, &str, &str), [i64; 10])> {
+    let mut groups: Vec<((&str, &str, &str), [i64; 10])> = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.billable && r.outcome != "rejected")
+    {
+        let key = (r.day.as_str(), r.tenant_id.as_str(), r.model.as_str());
+        // A batch holds a handful of groups: a linear search beats hashing three strings per row.
+        let idx = match groups.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                groups.push((key, [0; 10]));
+                groups.len() - 1
+            }
+        };
+        let is_error = r.status >= 400 || r.outcome == "upstream_error";
+        let unpriced = !r.priced && r.input_tokens + r.output_tokens > 0;
+        let add = [
+            1,
+            r.input_tokens,
+            r.cache_write_5m_tokens,
+            r.cache_write_1h_tokens,
+            r.cache_read_tokens,
+            r.output_tokens,
+            r.cost_nanousd,
+            r.upstream_cost_nanousd,
+            i64::from(unpriced),
+            i64::from(is_error),
+        ];
+        for (a, b) in groups[idx].1.iter_mut().zip(add) {
+            *a += b;
+        }
+    }
+    groups
 }
 
 impl Store for SqliteStore {
     fn insert_batch<'a>(&'a self, rows: &'a [Record]) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move { self.insert(rows).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.insert(rows) })
     }
 
     fn usage<'a>(&'a self, q: &'a UsageQuery) -> BoxFuture<'a, Result<UsageReport, String>> {
@@ -333,15 +354,6 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunks_use_four_sizes_and_cover_everything() {
-        let v: Vec<u32> = (0..150).collect();
-        let sizes: Vec<usize> = fixed_chunks(&v).map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![64, 64, 16, 4, 1, 1]);
-        assert_eq!(fixed_chunks(&v).flatten().copied().collect::<Vec<_>>(), v);
-        assert_eq!(fixed_chunks::<u32>(&[]).count(), 0);
-    }
 
     #[tokio::test]
     async fn batches_round_trip_into_rollups() {

@@ -166,10 +166,21 @@ pub fn spawn_checker(gw: std::sync::Arc<crate::state::Gateway>) {
 
 async fn probe(u: &crate::state::UpstreamRt) {
     let hc = &u.config.health_check;
-    let url = format!("{}{}", u.config.url, hc.path);
     let headers =
         crate::forward::headers::upstream_request_headers(&http::HeaderMap::new(), &u.config);
-    let result = tokio::time::timeout(hc.timeout, u.client.get(&url).headers(headers).send()).await;
+    let result = match u.url_for(&hc.path, None) {
+        Ok(uri) => {
+            let mut request = http::Request::new(bytes::Bytes::new());
+            *request.uri_mut() = uri;
+            *request.headers_mut() = headers;
+            tokio::time::timeout(hc.timeout, u.client.send(request)).await
+        }
+        Err(e) => {
+            *u.state.last_error.lock() = Some(format!("health check: bad URL: {e}"));
+            u.state.probe_unhealthy.store(true, Ordering::Relaxed);
+            return;
+        }
+    };
     let healthy = match &result {
         Ok(Ok(r)) => {
             let s = r.status().as_u16();
@@ -186,10 +197,7 @@ async fn probe(u: &crate::state::UpstreamRt) {
     } else if !healthy {
         let reason = match result {
             Ok(Ok(r)) => format!("health check: HTTP {}", r.status().as_u16()),
-            Ok(Err(e)) => format!(
-                "health check: {}",
-                crate::forward::describe_reqwest_error(&e)
-            ),
+            Ok(Err(e)) => format!("health check: {e}"),
             Err(_) => format!(
                 "health check: no answer within {} ms",
                 hc.timeout.as_millis()

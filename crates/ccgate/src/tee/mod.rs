@@ -12,13 +12,13 @@
 
 pub mod settle;
 
+use crate::forward::client::{next_chunk, UpstreamBody, UpstreamError, UpstreamResponse};
 use bytes::{Bytes, BytesMut};
 use ccgate_meter::sse::SseFramer;
 use ccgate_meter::usage::{usage_from_json_response, StreamMeter, StreamStatus};
 use ccgate_meter::Usage;
 use ccgate_openai::StreamTranslator;
-use futures_util::stream::BoxStream;
-use futures_util::{Stream, StreamExt};
+use http_body::{Body, Frame};
 use settle::{Ending, Settlement};
 use std::future::Future;
 use std::pin::Pin;
@@ -45,7 +45,9 @@ pub enum Mode {
 const MAX_JSON_COPY: usize = 64 << 20;
 
 struct Inner {
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: UpstreamBody,
+    /// A chunk (or error) read ahead while looking for the end of the stream, handed out next.
+    stashed: Option<Result<Bytes, UpstreamError>>,
     mode: Mode,
     settlement: Settlement,
     status: u16,
@@ -83,16 +85,21 @@ pub struct TeeConfig {
 
 impl Tee {
     pub fn new(
-        response: reqwest::Response,
+        response: UpstreamResponse,
         mode: Mode,
         settlement: Settlement,
         cfg: TeeConfig,
     ) -> Tee {
         let status = response.status().as_u16();
-        let content_length = response.content_length();
+        let content_length = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         Tee {
             inner: Some(Box::new(Inner {
-                upstream: response.bytes_stream().boxed(),
+                upstream: response.into_body(),
+                stashed: None,
                 mode,
                 settlement,
                 status,
@@ -114,6 +121,38 @@ impl Tee {
 }
 
 impl Inner {
+    /// The next upstream data chunk (a read-ahead one first); trailers are skipped.
+    fn poll_upstream(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, UpstreamError>>> {
+        if let Some(r) = self.stashed.take() {
+            return Poll::Ready(Some(r));
+        }
+        loop {
+            match Pin::new(&mut self.upstream).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stream's last event went by, so the upstream's end is due.
+    fn end_is_due(&self) -> bool {
+        match &self.mode {
+            Mode::AnthropicSse { meter } | Mode::OpenAiSse { meter, .. } => {
+                meter.saw_message_stop()
+            }
+            Mode::AnthropicJson { .. } => false,
+        }
+    }
+
     /// Processes one upstream chunk; returns the bytes for the client (possibly empty).
     fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
         self.settlement.set_ttft();
@@ -362,21 +401,27 @@ pub fn anthropic_error_event(error_type: &str, message: &str) -> Vec<u8> {
     format!("event: error\ndata: {data}\n\n").into_bytes()
 }
 
-impl Stream for Tee {
-    type Item = Result<Bytes, std::io::Error>;
+impl Body for Tee {
+    type Data = Bytes;
+    type Error = std::io::Error;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(inner) = self.inner.as_mut() else {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
         loop {
             if let Some(tail) = inner.tail.take() {
-                return Poll::Ready(Some(Ok(tail)));
+                if inner.upstream_done {
+                    this.finish();
+                }
+                return Poll::Ready(Some(Ok(Frame::data(tail))));
             }
             if inner.upstream_done {
-                if let Some(inner) = self.inner.take() {
-                    inner.settle(false);
-                }
+                this.finish();
                 return Poll::Ready(None);
             }
             if inner.timer.as_mut().poll(cx).is_ready() {
@@ -396,25 +441,40 @@ impl Stream for Tee {
                 }
                 continue;
             }
-            match inner.upstream.poll_next_unpin(cx) {
+            match inner.poll_upstream(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
                     inner.last_data = Instant::now();
-                    let out = inner.on_chunk(chunk);
-                    if !out.is_empty() {
-                        inner.sent += out.len() as u64;
-                        return Poll::Ready(Some(Ok(out)));
+                    let mut out = inner.on_chunk(chunk);
+                    if out.is_empty() {
+                        continue;
                     }
+                    if inner.end_is_due() {
+                        // Look for the end now: finishing with this frame lets hyper send the chunked
+                        // terminator in the same write as the last event.
+                        match inner.poll_upstream(cx) {
+                            Poll::Ready(None) => {
+                                if let Some(tail) = inner.on_eof() {
+                                    out = concat(&out, &tail);
+                                }
+                                inner.upstream_done = true;
+                                inner.sent += out.len() as u64;
+                                this.finish();
+                                return Poll::Ready(Some(Ok(Frame::data(out))));
+                            }
+                            Poll::Ready(Some(r)) => inner.stashed = Some(r),
+                            Poll::Pending => {}
+                        }
+                    }
+                    inner.sent += out.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    let reason = crate::forward::describe_reqwest_error(&e);
-                    inner.tail = inner.on_failure(reason);
+                    inner.tail = inner.on_failure(e.to_string());
                     inner.upstream_done = true;
                     if inner.tail.is_none() {
                         // JSON body cut short: end with an error so the client sees a broken response.
-                        if let Some(inner) = self.inner.take() {
-                            inner.settle(false);
-                        }
+                        this.finish();
                         return Poll::Ready(Some(Err(std::io::Error::other(
                             "upstream response broke",
                         ))));
@@ -427,6 +487,26 @@ impl Stream for Tee {
             }
         }
     }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_none()
+    }
+}
+
+impl Tee {
+    /// The upstream is done and everything owed to the client is out: record the request.
+    fn finish(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.settle(false);
+        }
+    }
+}
+
+fn concat(a: &[u8], b: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(a.len() + b.len());
+    v.extend_from_slice(a);
+    v.extend_from_slice(b);
+    Bytes::from(v)
 }
 
 impl Drop for Tee {
@@ -454,7 +534,13 @@ impl Drop for Tee {
         let drain = async move {
             let deadline = Instant::now() + inner.drain_limit;
             loop {
-                match tokio::time::timeout_at(deadline, inner.upstream.next()).await {
+                let next = match inner.stashed.take() {
+                    Some(r) => Ok(Some(r)),
+                    None => {
+                        tokio::time::timeout_at(deadline, next_chunk(&mut inner.upstream)).await
+                    }
+                };
+                match next {
                     Ok(Some(Ok(chunk))) => {
                         let _ = inner.on_chunk(chunk);
                     }
@@ -474,15 +560,15 @@ impl Drop for Tee {
 
 /// Reads a whole 2xx body (the `/openai` non-streaming path), with the idle and total deadlines.
 pub async fn read_full(
-    response: reqwest::Response,
+    response: UpstreamResponse,
     idle: Duration,
     total: Duration,
 ) -> Result<Bytes, String> {
-    let mut stream = response.bytes_stream();
+    let mut body = response.into_body();
     let mut buf = BytesMut::new();
     let deadline = Instant::now() + total;
     loop {
-        let next = tokio::time::timeout(idle, stream.next());
+        let next = tokio::time::timeout(idle, next_chunk(&mut body));
         match tokio::time::timeout_at(deadline, next).await {
             Err(_) => return Err("total deadline exceeded".into()),
             Ok(Err(_)) => {
@@ -493,7 +579,7 @@ pub async fn read_full(
             }
             Ok(Ok(None)) => return Ok(buf.freeze()),
             Ok(Ok(Some(Ok(chunk)))) => buf.extend_from_slice(&chunk),
-            Ok(Ok(Some(Err(e)))) => return Err(crate::forward::describe_reqwest_error(&e)),
+            Ok(Ok(Some(Err(e)))) => return Err(e.to_string()),
         }
     }
 }
