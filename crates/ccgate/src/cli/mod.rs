@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Overrides server.host.
     #[arg(long, env = "CCGATE_HOST")]
     pub host: Option<String>,
+    /// Request-serving threads, each with its own event loop, listening socket and upstream connection pool
+    /// (default: one per CPU).
+    #[arg(long, env = "CCGATE_WORKERS")]
+    pub workers: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,7 +115,11 @@ pub enum ConfigCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     serve::init_tracing();
+    // Requests are served on the per-CPU worker threads that `serve` starts; this runtime runs the control
+    // plane (config reloads, health checks, the ledger writer) and the other commands.
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ccgate-control")
         .enable_all()
         .build()
     {

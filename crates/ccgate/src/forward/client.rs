@@ -123,9 +123,30 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// One connection pool per worker thread: an upstream connection is driven by the thread that opened it, so a
+/// request served from the same thread's pool never hands its I/O to another thread. Slot 0 is the control
+/// plane's (health checks); slot `i` is worker `i`'s.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    inner: ClientKind,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    connect_timeout: Duration,
+    tls: Arc<rustls::ClientConfig>,
+    slots: Box<[std::sync::OnceLock<ClientKind>]>,
+}
+
+/// More workers than this share the last slot's pool (still correct, just cross-thread).
+const MAX_SLOTS: usize = 65;
+
+thread_local! {
+    static WORKER_SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Called once by each worker thread: which pool slot its requests use.
+pub fn set_worker_slot(slot: usize) {
+    WORKER_SLOT.with(|s| s.set(slot.min(MAX_SLOTS - 1)));
 }
 
 #[derive(Clone)]
@@ -140,9 +161,13 @@ const POOL_MAX_IDLE_PER_HOST: usize = 2048;
 
 impl UpstreamClient {
     pub fn new(connect_timeout: Duration, proxy: Option<&str>) -> Result<UpstreamClient, String> {
-        let inner = match proxy {
-            None => ClientKind::Direct(direct_client(connect_timeout)?),
-            Some(p) => ClientKind::Proxied(
+        let tls = Arc::new(tls_config()?);
+        let slots: Box<[std::sync::OnceLock<ClientKind>]> =
+            (0..MAX_SLOTS).map(|_| std::sync::OnceLock::new()).collect();
+        // A proxied upstream keeps one reqwest pool (rare, and reqwest spreads its own connections); a direct one
+        // gets a pool per worker, created on first use.
+        if let Some(p) = proxy {
+            let kind = ClientKind::Proxied(
                 reqwest::Client::builder()
                     .connect_timeout(connect_timeout)
                     .tcp_nodelay(true)
@@ -152,14 +177,33 @@ impl UpstreamClient {
                     .proxy(reqwest::Proxy::all(p).map_err(|e| format!("proxy: {e}"))?)
                     .build()
                     .map_err(|e| format!("cannot build HTTP client: {e}"))?,
-            ),
-        };
-        Ok(UpstreamClient { inner })
+            );
+            for slot in slots.iter() {
+                let _ = slot.set(kind.clone());
+            }
+        }
+        Ok(UpstreamClient {
+            shared: Arc::new(Shared {
+                connect_timeout,
+                tls,
+                slots,
+            }),
+        })
+    }
+
+    fn kind(&self) -> &ClientKind {
+        let slot = WORKER_SLOT.with(|s| s.get());
+        self.shared.slots[slot].get_or_init(|| {
+            ClientKind::Direct(direct_client(
+                self.shared.connect_timeout,
+                self.shared.tls.clone(),
+            ))
+        })
     }
 
     /// Sends one request; resolves when the response headers are in (the body streams afterwards).
     pub async fn send(&self, req: http::Request<Bytes>) -> Result<UpstreamResponse, UpstreamError> {
-        match &self.inner {
+        match self.kind() {
             ClientKind::Direct(c) => match c.request(req.map(Full::new)).await {
                 Ok(resp) => {
                     Ok(decode_if_compressed(resp.map(|b| {
@@ -185,23 +229,24 @@ impl UpstreamClient {
 
 fn direct_client(
     connect_timeout: Duration,
-) -> Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, String> {
+    tls: Arc<rustls::ClientConfig>,
+) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config()?)
+        .with_tls_config((*tls).clone())
         .https_or_http()
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+    Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
         .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(https))
+        .build(https)
 }
 
 /// Mozilla's roots (webpki-roots) plus whatever the system trusts, so a reseller behind a corporate CA works.

@@ -112,6 +112,89 @@ async fn serve_proxied(
 /// How long a client may take to send its request headers before the connection is closed.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Listening sockets for `workers` worker threads, all on `addr` (SO_REUSEPORT: the kernel spreads new
+/// connections over them). A plain bind first makes sure nobody else holds the port, since a second process
+/// with SO_REUSEPORT would otherwise be let in to share it.
+pub fn bind_listeners(
+    addr: std::net::SocketAddr,
+    workers: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let first = if addr.port() == 0 || workers == 1 || cfg!(not(unix)) {
+        bind_one(addr, workers > 1)?
+    } else {
+        drop(std::net::TcpListener::bind(addr)?);
+        bind_one(addr, true)?
+    };
+    let actual = first.local_addr()?;
+    let mut listeners = vec![first];
+    if cfg!(unix) {
+        for _ in 1..workers {
+            listeners.push(bind_one(actual, true)?);
+        }
+    }
+    Ok(listeners)
+}
+
+fn bind_one(
+    addr: std::net::SocketAddr,
+    reuse_port: bool,
+) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    #[cfg(not(unix))]
+    let _ = reuse_port;
+    socket.bind(addr)?;
+    socket.listen(4096)?.into_std()
+}
+
+/// Runs one worker per listener, each a thread with its own single-threaded runtime: a connection, its request
+/// task, its upstream connection and its timers all live on one thread, so a request never waits for a
+/// cross-thread wake-up (the nginx worker model). Returns when every worker has stopped accepting and finished
+/// its connections; tasks still draining upstreams keep their worker alive until `gw.tasks` is done.
+pub async fn serve_on_workers(
+    listeners: Vec<std::net::TcpListener>,
+    gw: Arc<Gateway>,
+) -> std::io::Result<()> {
+    let mut stopped = Vec::with_capacity(listeners.len());
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
+        stopped.push(rx);
+        let gw = gw.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name(format!("ccgate-worker-{index}"))
+            .spawn(move || {
+                crate::forward::client::set_worker_slot(index + 1);
+                runtime.block_on(async move {
+                    let result = match TcpListener::from_std(listener) {
+                        Ok(l) => serve(l, gw.clone()).await,
+                        Err(e) => Err(e),
+                    };
+                    let _ = tx.send(result);
+                    // Requests detached from their clients and streams being drained run on this runtime.
+                    gw.tasks.wait().await;
+                });
+            })?;
+    }
+    let mut result = Ok(());
+    for rx in stopped {
+        if let Ok(Err(e)) = rx.await {
+            result = Err(e);
+        }
+    }
+    result
+}
+
 /// Serves until `gw.shutdown` is cancelled, then stops accepting and gives open connections `grace` to finish.
 pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<()> {
     let app = router(gw.clone());
