@@ -471,36 +471,63 @@ fn has_duplicate_keys(keys: &[JsonStr<'_>]) -> Option<bool> {
     Some(decoded.windows(2).any(|w| w[0] == w[1]))
 }
 
-/// Index of the first byte at or after `from` that ends a plain run inside a string: `"`, `\` or a
-/// control character; `bytes.len()` when there is none. Tests 16 bytes at a time with a
-/// branch-free fold, which the compiler turns into vector compares, and looks for the position
-/// only in the chunk that has one.
-fn find_special(bytes: &[u8], mut from: usize) -> usize {
-    const CHUNK: usize = 16;
-    fn special(b: u8) -> bool {
-        (b == b'"') | (b == b'\\') | (b < 0x20)
+/// Index of the first byte at or after `from` that ends a plain run inside a string: `"`, `\\` or a
+/// control character; `bytes.len()` when there is none. memchr finds the quote or backslash with SIMD;
+/// an eight-bytes-at-a-time test then rules out control characters before it.
+fn find_special(bytes: &[u8], from: usize) -> usize {
+    let Some(rest) = bytes.get(from..) else {
+        return bytes.len();
+    };
+    let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+    let run = &rest[..end];
+    if has_control(run) {
+        if let Some(i) = run.iter().position(|&b| b < 0x20) {
+            return from + i;
+        }
     }
-    while let Some(chunk) = bytes.get(from..from + CHUNK) {
-        let Ok(chunk) = <&[u8; CHUNK]>::try_from(chunk) else {
-            break;
+    from + end
+}
+
+/// Whether any byte is below 0x20, eight at a time: `(x - 0x20…) & !x & 0x80…` is non-zero exactly when some
+/// byte of `x` is below 0x20 (the classic "has less than" bit trick, exact for bounds up to 128).
+fn has_control(run: &[u8]) -> bool {
+    const LOW: u64 = 0x2020_2020_2020_2020;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = run.chunks_exact(8);
+    for w in &mut words {
+        let Ok(w) = <[u8; 8]>::try_from(w) else {
+            return w.iter().any(|&b| b < 0x20);
         };
-        if chunk.iter().fold(false, |acc, &b| acc | special(b)) {
-            break;
+        let x = u64::from_le_bytes(w);
+        if x.wrapping_sub(LOW) & !x & HIGH != 0 {
+            return true;
         }
-        from += CHUNK;
     }
-    while let Some(&b) = bytes.get(from) {
-        if special(b) {
-            return from;
-        }
-        from += 1;
-    }
-    from
+    words.remainder().iter().any(|&b| b < 0x20)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_found_in_every_position() {
+        for len in 0..40 {
+            let clean = vec![b'a'; len];
+            assert!(!has_control(&clean));
+            for at in 0..len {
+                for bad in [0u8, 0x1f, b'\n'] {
+                    let mut v = clean.clone();
+                    v[at] = bad;
+                    assert!(has_control(&v), "len {len} at {at} byte {bad}");
+                }
+                let mut v = clean.clone();
+                v[at] = 0x20;
+                v[len - 1] = 0xff;
+                assert!(!has_control(&v));
+            }
+        }
+    }
 
     fn same_as_serde(text: &str) {
         let Some(raw) = parse(text) else {

@@ -621,3 +621,42 @@ proptest! {
         }
     }
 }
+
+/// The `text_delta` fast path (taken when the SSE `event:` name is given) writes byte for byte what the general
+/// path (taken when it is not) writes, whatever the text holds.
+#[test]
+fn text_delta_fast_path_matches_general_path() {
+    let texts = [
+        "plain",
+        "quotes \" and \\ backslashes",
+        "line\nbreak\ttab\r\u{1}\u{1f}",
+        "unicode é 你好 🎉 \u{2028}",
+        "",
+        "</script>",
+    ];
+    for include_usage in [false, true] {
+        for text in texts {
+            let events = [
+                (
+                    "message_start",
+                    json!({"type":"message_start","message":{"id":"msg_\"1","usage":{"input_tokens":3}}}),
+                ),
+                (
+                    "content_block_start",
+                    json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+                ),
+                (
+                    "content_block_delta",
+                    json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":text}}),
+                ),
+            ];
+            let u = Usage::default();
+            let mut fast = StreamTranslator::new(ctx(include_usage), "hint", 7);
+            let mut general = StreamTranslator::new(ctx(include_usage), "hint", 7);
+            let a = feed(&mut fast, &events, &u);
+            let unnamed: Vec<(&str, Value)> = events.iter().map(|(_, v)| ("", v.clone())).collect();
+            let b = feed(&mut general, &unnamed, &u);
+            assert_eq!(a, b, "text {text:?}, include_usage {include_usage}");
+        }
+    }
+}

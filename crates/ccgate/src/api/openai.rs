@@ -45,9 +45,19 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
         Ok(x) => x,
         Err(e) => return e.into_response_for(Protocol::OpenAi),
     };
-    let requested = match ccgate_openai::requested_model(&body) {
-        Ok(m) => m,
-        Err(e) => return json_response(StatusCode::BAD_REQUEST, e.to_body(), None),
+    // The lazy scan (memchr over strings, no tree) finds the model; the translation's strict parse validates the
+    // whole body next. Only when the scan finds no usable model does the strict reader run here, for the exact
+    // error. The model sent upstream is the resolved one, so the scan never decides what is sent.
+    let scanned_model = scan::scan(&body)
+        .ok()
+        .and_then(|s| s.model)
+        .filter(|m| !m.is_empty());
+    let requested = match scanned_model {
+        Some(m) => m,
+        None => match ccgate_openai::requested_model(&body) {
+            Ok(m) => m,
+            Err(e) => return json_response(StatusCode::BAD_REQUEST, e.to_body(), None),
+        },
     };
     let oa = &a.rt.config.openai;
     let resolved = ccgate_openai::resolve_model(&requested, &oa.models, &oa.default_model);

@@ -170,7 +170,11 @@ pub async fn load_budgets(
     for (w, start, tenant, spent) in window_spend(store, tz).await? {
         gw.tenant_state(&tenant).load_spent(w, start, spent);
     }
-    let day_ago = Utc::now().timestamp_millis() - 86_400_000;
+    // Yesterday and today in the budget timezone: at least the last 24 hours.
+    let since_day = (Utc::now() - chrono::Duration::days(1))
+        .with_timezone(&tz)
+        .format("%Y-%m-%d")
+        .to_string();
     let tenant_ids: Vec<String> = gw
         .rt()
         .config
@@ -179,7 +183,7 @@ pub async fn load_budgets(
         .map(|t| t.id.clone())
         .collect();
     for id in tenant_ids {
-        if let Some(peak) = store.peak_cost(&id, day_ago).await? {
+        if let Some(peak) = store.peak_cost(&id, &since_day).await? {
             gw.tenant_state(&id).load_observed_peak(peak);
         }
     }

@@ -46,10 +46,10 @@ const SCHEMA: &[&str] = &[
         session_id TEXT,
         billable INTEGER NOT NULL
     )",
-    "CREATE INDEX IF NOT EXISTS requests_tenant_ts ON requests (tenant_id, ts_ms)",
-    // Usage queries read the rollups; only `ccgate clean` filters requests by day, rarely enough for a scan.
-    // Each index on `requests` costs page writes on every insert, so there is just the one budgets need.
+    // Usage queries, budget windows and the start-up peak cost all read the rollups; only `ccgate clean` filters
+    // requests by day, rarely enough for a scan. An index on `requests` would cost B-tree work on every insert.
     "DROP INDEX IF EXISTS requests_day",
+    "DROP INDEX IF EXISTS requests_tenant_ts",
     "CREATE TABLE IF NOT EXISTS daily_rollup (
         day TEXT NOT NULL,
         tenant_id TEXT NOT NULL,
@@ -64,6 +64,7 @@ const SCHEMA: &[&str] = &[
         upstream_cost_nanousd INTEGER NOT NULL DEFAULT 0,
         unpriced_requests INTEGER NOT NULL DEFAULT 0,
         errors INTEGER NOT NULL DEFAULT 0,
+        max_cost_nanousd INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (day, tenant_id, model)
     )",
     "CREATE INDEX IF NOT EXISTS daily_rollup_tenant_day ON daily_rollup (tenant_id, day)",
@@ -98,6 +99,21 @@ impl SqliteStore {
                 .execute(&pool)
                 .await
                 .map_err(|e| format!("ledger schema: {e}"))?;
+        }
+        // Ledgers created before the rollups kept each group's most expensive request.
+        let has_max: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pragma_table_info('daily_rollup') WHERE name = 'max_cost_nanousd'",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| format!("ledger schema: {e}"))?;
+        if has_max == 0 {
+            sqlx::query(
+                "ALTER TABLE daily_rollup ADD COLUMN max_cost_nanousd INTEGER NOT NULL DEFAULT 0",
+            )
+            .execute(&pool)
+            .await
+            .map_err(|e| format!("ledger schema: {e}"))?;
         }
         let writer = rusqlite::Connection::open(path)
             .and_then(|c| {
@@ -176,9 +192,11 @@ const INSERT_REQUEST: &str = "INSERT INTO requests (ts_ms, day, request_id, tena
     billable) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
     ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)";
 
-const UPSERT_ROLLUP: &str = "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens,
+const UPSERT_ROLLUP: &str =
+    "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens,
     cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd,
-    upstream_cost_nanousd, unpriced_requests, errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+    upstream_cost_nanousd, unpriced_requests, errors, max_cost_nanousd)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
     ON CONFLICT (day, tenant_id, model) DO UPDATE SET
         requests = requests + excluded.requests,
         input_tokens = input_tokens + excluded.input_tokens,
@@ -189,7 +207,8 @@ const UPSERT_ROLLUP: &str = "INSERT INTO daily_rollup (day, tenant_id, model, re
         cost_nanousd = cost_nanousd + excluded.cost_nanousd,
         upstream_cost_nanousd = upstream_cost_nanousd + excluded.upstream_cost_nanousd,
         unpriced_requests = unpriced_requests + excluded.unpriced_requests,
-        errors = errors + excluded.errors";
+        errors = errors + excluded.errors,
+        max_cost_nanousd = MAX(max_cost_nanousd, excluded.max_cost_nanousd)";
 
 fn write_batch(conn: &mut rusqlite::Connection, rows: &[Record]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
@@ -231,7 +250,8 @@ fn write_batch(conn: &mut rusqlite::Connection, rows: &[Record]) -> rusqlite::Re
         let mut upsert = tx.prepare_cached(UPSERT_ROLLUP)?;
         for ((day, tenant, model), t) in rollup_groups(rows) {
             upsert.execute(rusqlite::params![
-                day, tenant, model, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9]
+                day, tenant, model, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9],
+                t[10]
             ])?;
         }
     }
@@ -239,10 +259,10 @@ fn write_batch(conn: &mut rusqlite::Connection, rows: &[Record]) -> rusqlite::Re
 }
 
 /// The batch's rows summed per (day, tenant, model): requests, the five token counts, cost, upstream cost,
-/// unpriced requests, errors. Refused requests stay in `requests` for audit but are not usage: they never reached
+/// unpriced requests, errors; then the most expensive request's cost. Refused requests stay in `requests` for audit but are not usage: they never reached
 /// an upstream.
-fn rollup_groups(rows: &[Record]) -> Vec<((&str, &str, &str), [i64; 10])> {
-    let mut groups: Vec<((&str, &str, &str), [i64; 10])> = Vec::new();
+fn rollup_groups(rows: &[Record]) -> Vec<((&str, &str, &str), [i64; 11])> {
+    let mut groups: Vec<((&str, &str, &str), [i64; 11])> = Vec::new();
     for r in rows
         .iter()
         .filter(|r| r.billable && r.outcome != "rejected")
@@ -252,7 +272,7 @@ fn rollup_groups(rows: &[Record]) -> Vec<((&str, &str, &str), [i64; 10])> {
         let idx = match groups.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
-                groups.push((key, [0; 10]));
+                groups.push((key, [0; 11]));
                 groups.len() - 1
             }
         };
@@ -270,9 +290,11 @@ fn rollup_groups(rows: &[Record]) -> Vec<((&str, &str, &str), [i64; 10])> {
             i64::from(unpriced),
             i64::from(is_error),
         ];
-        for (a, b) in groups[idx].1.iter_mut().zip(add) {
+        let totals = &mut groups[idx].1;
+        for (a, b) in totals.iter_mut().zip(add) {
             *a += b;
         }
+        totals[10] = totals[10].max(r.cost_nanousd);
     }
     groups
 }
@@ -308,15 +330,15 @@ impl Store for SqliteStore {
     fn peak_cost<'a>(
         &'a self,
         tenant_id: &'a str,
-        since_ms: i64,
+        since_day: &'a str,
     ) -> BoxFuture<'a, Result<Option<i64>, String>> {
         Box::pin(async move {
-            // Served by the (tenant_id, ts_ms) index: a range scan of one tenant's last day, not the table.
+            // Served by the (tenant_id, day) rollup index: a few rows, whatever the size of `requests`.
             sqlx::query_scalar(
-                "SELECT MAX(cost_nanousd) FROM requests WHERE tenant_id = ? AND ts_ms >= ? AND billable = 1",
+                "SELECT MAX(max_cost_nanousd) FROM daily_rollup WHERE tenant_id = ? AND day >= ?",
             )
             .bind(tenant_id)
-            .bind(since_ms)
+            .bind(since_day)
             .fetch_one(&self.pool)
             .await
             .map_err(|e| e.to_string())

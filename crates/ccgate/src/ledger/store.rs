@@ -50,11 +50,12 @@ pub trait Store: Send + Sync {
         &'a self,
         from_day: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<(String, i64)>, String>>;
-    /// The highest billed cost of a tenant's requests since `since_ms` (seeds budget reservations at start).
+    /// The highest billed cost of one of a tenant's requests on `since_day` or later (seeds budget reservations
+    /// at start).
     fn peak_cost<'a>(
         &'a self,
         tenant_id: &'a str,
-        since_ms: i64,
+        since_day: &'a str,
     ) -> BoxFuture<'a, Result<Option<i64>, String>>;
     /// Deletes requests and rollups of days before `day`; returns rows deleted.
     fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, String>>;
