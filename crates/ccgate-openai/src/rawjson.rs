@@ -472,62 +472,47 @@ fn has_duplicate_keys(keys: &[JsonStr<'_>]) -> Option<bool> {
 }
 
 /// Index of the first byte at or after `from` that ends a plain run inside a string: `"`, `\\` or a
-/// control character; `bytes.len()` when there is none. memchr finds the quote or backslash with SIMD;
-/// an eight-bytes-at-a-time test then rules out control characters before it.
+/// control character; `bytes.len()` when there is none. Eight bytes at a time (SWAR): most strings in a
+/// request are short, where a word loop beats setting up a SIMD search.
 fn find_special(bytes: &[u8], from: usize) -> usize {
-    let Some(rest) = bytes.get(from..) else {
-        return bytes.len();
-    };
-    let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
-    let run = &rest[..end];
-    if has_control(run) {
-        if let Some(i) = run.iter().position(|&b| b < 0x20) {
-            return from + i;
+    let mut i = from;
+    while let Some(w) = bytes.get(i..i + 8) {
+        let Ok(w) = <[u8; 8]>::try_from(w) else {
+            break;
+        };
+        let m = special_mask(u64::from_le_bytes(w));
+        if m != 0 {
+            // Each term's lowest flag is exact (false flags only sit above a true one), and the
+            // little-endian load puts the first byte lowest.
+            return i + (m.trailing_zeros() / 8) as usize;
         }
+        i += 8;
     }
-    from + end
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
 }
 
-/// Whether any byte is below 0x20, eight at a time: `(x - 0x20…) & !x & 0x80…` is non-zero exactly when some
-/// byte of `x` is below 0x20 (the classic "has less than" bit trick, exact for bounds up to 128).
-fn has_control(run: &[u8]) -> bool {
-    const LOW: u64 = 0x2020_2020_2020_2020;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut words = run.chunks_exact(8);
-    for w in &mut words {
-        let Ok(w) = <[u8; 8]>::try_from(w) else {
-            return w.iter().any(|&b| b < 0x20);
-        };
-        let x = u64::from_le_bytes(w);
-        if x.wrapping_sub(LOW) & !x & HIGH != 0 {
-            return true;
-        }
-    }
-    words.remainder().iter().any(|&b| b < 0x20)
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in (at least) the lowest byte of `x` that is `"`, `\\` or below 0x20: the classic
+/// "has zero byte" / "has byte less than n" tricks.
+fn special_mask(x: u64) -> u64 {
+    let zero = |y: u64| y.wrapping_sub(ONES) & !y & HIGHS;
+    let quote = zero(x ^ (ONES * u64::from(b'"')));
+    let backslash = zero(x ^ (ONES * u64::from(b'\\')));
+    let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+    quote | backslash | control
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_found_in_every_position() {
-        for len in 0..40 {
-            let clean = vec![b'a'; len];
-            assert!(!has_control(&clean));
-            for at in 0..len {
-                for bad in [0u8, 0x1f, b'\n'] {
-                    let mut v = clean.clone();
-                    v[at] = bad;
-                    assert!(has_control(&v), "len {len} at {at} byte {bad}");
-                }
-                let mut v = clean.clone();
-                v[at] = 0x20;
-                v[len - 1] = 0xff;
-                assert!(!has_control(&v));
-            }
-        }
-    }
 
     fn same_as_serde(text: &str) {
         let Some(raw) = parse(text) else {
@@ -552,6 +537,35 @@ mod tests {
                     .map(|(k, v)| (k.decoded().unwrap().into_owned(), to_value_by_hand(v)))
                     .collect(),
             ),
+        }
+    }
+
+    #[test]
+    fn specials_are_found_in_every_position() {
+        let naive = |b: &[u8], from: usize| {
+            (from..b.len())
+                .find(|&i| b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20)
+                .unwrap_or(b.len())
+        };
+        for len in 0..40 {
+            for at in 0..len {
+                for bad in [0u8, 0x1f, b'\n', b'"', b'\\', 0x20, b'!', 0x7f, 0xc3, 0xff] {
+                    for fill in [b'a', 0x21, 0xe9, 0x5b, 0x5d] {
+                        let mut v = vec![fill; len];
+                        v[at] = bad;
+                        if at + 1 < len {
+                            v[at + 1] = b'"';
+                        }
+                        for from in 0..=len {
+                            assert_eq!(
+                                find_special(&v, from),
+                                naive(&v, from),
+                                "{v:?} from {from}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
