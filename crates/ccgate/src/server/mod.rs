@@ -3,8 +3,9 @@
 //! # Request path
 //!
 //! ```text
-//! listener (TCP_NODELAY, header-read timeout, graceful shutdown)
-//!   → router (this file; CORS on /anthropic and /openai only; protocol-shaped 404/405)
+//! listener (one per worker thread, SO_REUSEPORT; TCP_NODELAY, header-read timeout, graceful shutdown)
+//!   → router (this file; CORS on /anthropic and /openai only; protocol-shaped 404/405; the proxied
+//!     endpoints go straight to their handlers when no CORS applies)
 //!   → api::proxy, top to bottom:
 //!       auth → body (size/time limits, lazy scan) → policy (allow-list, limits, budget reservation)
 //!       → routing (affinity, tiers, strategy) → forward (timeouts, failover before the first byte)
