@@ -36,30 +36,24 @@ pub struct UpstreamRt {
 impl UpstreamRt {
     /// The upstream URL for `path` with the tenant's query string.
     pub fn url_for(&self, path: &str, query: Option<&str>) -> Result<http::Uri, String> {
-        let base = match path {
-            "/v1/messages" => &self.messages_uri,
-            "/v1/messages/count_tokens" => &self.count_tokens_uri,
-            other => return parse_uri(&format!("{}{other}", self.config.url), query),
-        };
-        match query {
-            None => Ok(base.clone()),
-            Some(q) => parse_uri(&base.to_string(), Some(q)),
+        match (path, query) {
+            ("/v1/messages", None) => Ok(self.messages_uri.clone()),
+            ("/v1/messages/count_tokens", None) => Ok(self.count_tokens_uri.clone()),
+            _ => parse_uri(&self.config.url, path, query),
         }
     }
-}
 
-fn parse_uri(base: &str, query: Option<&str>) -> Result<http::Uri, String> {
-    let text = match query {
-        Some(q) => format!("{base}?{q}"),
-        None => base.to_string(),
-    };
-    text.parse::<http::Uri>().map_err(|e| e.to_string())
-}
-
-impl UpstreamRt {
     pub fn in_flight(&self) -> u32 {
         self.state.in_flight.load(Ordering::Relaxed)
     }
+}
+
+fn parse_uri(base: &str, path: &str, query: Option<&str>) -> Result<http::Uri, String> {
+    let text = match query {
+        Some(q) => format!("{base}{path}?{q}"),
+        None => format!("{base}{path}"),
+    };
+    text.parse::<http::Uri>().map_err(|e| e.to_string())
 }
 
 pub struct Runtime {
@@ -139,8 +133,7 @@ impl Gateway {
             .iter()
             .map(|u| {
                 let parse = |p: &str| {
-                    parse_uri(&format!("{}{p}", u.url), None)
-                        .map_err(|e| format!("upstream {}: url: {e}", u.id))
+                    parse_uri(&u.url, p, None).map_err(|e| format!("upstream {}: url: {e}", u.id))
                 };
                 Ok(Arc::new(UpstreamRt {
                     messages_uri: parse("/v1/messages")?,
