@@ -49,7 +49,8 @@ pub use error::{error_body, translate_error, TranslateError, UpstreamFormatError
 pub use models::{model_object, models_list, requested_model, resolve_model, Resolved};
 pub use options::{ThinkingBudgets, TranslateOptions, DEFAULT_MAX_IMAGE_BYTES};
 pub use request::{
-    translate_request, translate_request_fast, translate_request_reference, TranslatedRequest,
+    parse_request, translate_request, translate_request_fast, translate_request_reference,
+    ParsedRequest, TranslatedRequest,
 };
 pub use response::{finish_reason, translate_response, ResponseContext};
 pub use stream::StreamTranslator;

@@ -63,40 +63,133 @@ pub fn translate_request(
     }
 }
 
-/// The fast path of [`translate_request`] alone: `None` when the request is outside its subset
-/// or would be refused. Public for tests and benchmarks.
+/// A request body read once by the strict reader: the model it asks for, then its translation
+/// once the caller has resolved that model into [`TranslateOptions`]. Same answers as
+/// [`requested_model`](crate::requested_model) followed by [`translate_request`], with one read of
+/// the body instead of two.
+pub struct ParsedRequest<'a> {
+    body: &'a [u8],
+    model: String,
+    /// The fast path's parts; `None` sends [`ParsedRequest::translate`] to the reference path.
+    fast: Option<FastParts<'a>>,
+}
+
+struct FastParts<'a> {
+    root: Raw<'a>,
+    /// Every member but `messages` and `tools`, as the `Value`s the shared code reads.
+    others: Map<String, Value>,
+}
+
+/// Reads `body` and finds its `model` (errors exactly as [`requested_model`](crate::requested_model)).
+pub fn parse_request(body: &[u8]) -> Result<ParsedRequest<'_>, TranslateError> {
+    if let Some(fast) = fast_parts(body) {
+        let model = fast
+            .others
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned);
+        if let Some(model) = model {
+            return Ok(ParsedRequest {
+                body,
+                model,
+                fast: Some(fast),
+            });
+        }
+    }
+    Ok(ParsedRequest {
+        body,
+        model: crate::models::requested_model(body)?,
+        fast: None,
+    })
+}
+
+impl ParsedRequest<'_> {
+    /// The `model` the client asked for.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Translates with `opts` (see [`translate_request`]).
+    pub fn translate(
+        &self,
+        opts: &TranslateOptions<'_>,
+    ) -> Result<TranslatedRequest, TranslateError> {
+        match self
+            .fast
+            .as_ref()
+            .and_then(|f| run_fast(f, opts, self.body.len()))
+        {
+            Some(t) => {
+                #[cfg(debug_assertions)]
+                check_against_reference(self.body, opts, &t);
+                Ok(t)
+            }
+            None => translate_request_reference(self.body, opts),
+        }
+    }
+}
+
+/// The fast path alone: `None` when it does not take the request (the reference path decides).
+/// Public for tests and benchmarks.
 #[doc(hidden)]
 pub fn translate_request_fast(
     body: &[u8],
     opts: &TranslateOptions<'_>,
 ) -> Option<TranslatedRequest> {
+    run_fast(&fast_parts(body)?, opts, body.len())
+}
+
+fn fast_parts(body: &[u8]) -> Option<FastParts<'_>> {
     let root = rawjson::parse(std::str::from_utf8(body).ok()?)?;
     let Raw::Obj { members, .. } = &root else {
         return None;
     };
     // `messages` and `tools` stay raw; the other (small) members become the `Value`s the shared
     // code reads.
-    let (mut messages, mut tools, mut others) = (None, None, Map::new());
+    let mut others = Map::new();
+    for (key, value) in members {
+        let key = key.decoded()?;
+        if !matches!(&*key, "messages" | "tools") {
+            others.insert(key.into_owned(), value.to_value()?);
+        }
+    }
+    Some(FastParts { root, others })
+}
+
+fn run_fast(
+    parts: &FastParts<'_>,
+    opts: &TranslateOptions<'_>,
+    body_len: usize,
+) -> Option<TranslatedRequest> {
+    let Raw::Obj { members, .. } = &parts.root else {
+        return None;
+    };
+    let (mut messages, mut tools) = (None, None);
     for (key, value) in members {
         match &*key.decoded()? {
             "messages" => messages = Some(value),
             "tools" => tools = Some(value),
-            k => {
-                others.insert(k.to_owned(), value.to_value()?);
-            }
+            _ => {}
         }
     }
     // `model` must be a non-empty string (`model_field`).
-    if others
+    if parts
+        .others
         .get("model")
         .and_then(Value::as_str)
         .is_none_or(str::is_empty)
     {
         return None;
     }
-    Translation::new(&others, Source::Raw { messages, tools }, opts, body.len())
-        .run()
-        .ok()
+    Translation::new(
+        &parts.others,
+        Source::Raw { messages, tools },
+        opts,
+        body_len,
+    )
+    .run()
+    .ok()
 }
 
 /// The reference path of [`translate_request`] alone (`serde_json::Value` tree). Public for tests

@@ -10,19 +10,30 @@ mod common;
 
 use ccgate_meter::ModelCaps;
 use ccgate_openai::{
-    requested_model, translate_request, translate_request_fast, translate_request_reference,
+    parse_request, requested_model, translate_request, translate_request_fast,
+    translate_request_reference,
 };
 use common::{caps_adaptive, caps_budget, opts};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-/// `requested_model` gives the model a `Value` tree holds, and refuses what that refuses.
+/// `requested_model` gives the model a `Value` tree holds, and refuses what that refuses;
+/// `parse_request` finds the same model, or the same error.
 fn check_requested_model(body: &[u8]) {
     let expected = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v.get("model").and_then(Value::as_str).map(str::to_owned))
         .filter(|m| !m.is_empty());
     assert_eq!(requested_model(body).ok(), expected);
+    match (parse_request(body), requested_model(body)) {
+        (Ok(p), Ok(m)) => assert_eq!(p.model(), m),
+        (Err(a), Err(b)) => assert_eq!(a.to_body(), b.to_body()),
+        (a, b) => panic!(
+            "parse_request {:?} vs requested_model {:?}",
+            a.is_ok(),
+            b.is_ok()
+        ),
+    }
 }
 
 /// Compares both paths on `body`; returns whether the fast path answered.
@@ -31,6 +42,17 @@ fn compare(body: &[u8], caps: ModelCaps) -> bool {
     let o = opts(caps);
     let fast = translate_request_fast(body, &o);
     let reference = translate_request_reference(body, &o);
+    // Read once, then translated: the same answer as `translate_request`.
+    if let Ok(parsed) = parse_request(body) {
+        let once = parsed
+            .translate(&o)
+            .map(|t| t.body)
+            .map_err(|e| e.to_body());
+        let twice = translate_request(body, &o)
+            .map(|t| t.body)
+            .map_err(|e| e.to_body());
+        assert_eq!(once, twice, "{}", String::from_utf8_lossy(body));
+    }
     let Some(fast) = fast else {
         return false;
     };

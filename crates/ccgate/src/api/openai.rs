@@ -45,22 +45,14 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
         Ok(x) => x,
         Err(e) => return e.into_response_for(Protocol::OpenAi),
     };
-    // The lazy scan (memchr over strings, no tree) finds the model; the translation's strict parse validates the
-    // whole body next. Only when the scan finds no usable model does the strict reader run here, for the exact
-    // error. The model sent upstream is the resolved one, so the scan never decides what is sent.
-    let scanned_model = scan::scan(&body)
-        .ok()
-        .and_then(|s| s.model)
-        .filter(|m| !m.is_empty());
-    let requested = match scanned_model {
-        Some(m) => m,
-        None => match ccgate_openai::requested_model(&body) {
-            Ok(m) => m,
-            Err(e) => return json_response(StatusCode::BAD_REQUEST, e.to_body(), None),
-        },
+    // One strict read of the body: the model first (aliases resolve it into the options), then the translation.
+    let parsed = match ccgate_openai::parse_request(&body) {
+        Ok(p) => p,
+        Err(e) => return json_response(StatusCode::BAD_REQUEST, e.to_body(), None),
     };
+    let requested = parsed.model();
     let oa = &a.rt.config.openai;
-    let resolved = ccgate_openai::resolve_model(&requested, &oa.models, &oa.default_model);
+    let resolved = ccgate_openai::resolve_model(requested, &oa.models, &oa.default_model);
     let caps = ccgate_meter::catalog::caps_for(&resolved.claude_model);
     let mut opts = TranslateOptions::new(
         &resolved.claude_model,
@@ -69,10 +61,12 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
         &a.tenant.config.id,
     );
     opts.expose_reasoning = oa.expose_reasoning;
-    let translated = match ccgate_openai::translate_request(&body, &opts) {
+    let translated = match parsed.translate(&opts) {
         Ok(t) => t,
         Err(e) => return json_response(StatusCode::BAD_REQUEST, e.to_body(), None),
     };
+    // The parse tree is not needed during the upstream exchange.
+    drop(parsed);
     for w in &translated.warnings {
         tracing::info!(tenant = %a.tenant.config.id, warning = %w, "openai translation");
     }
