@@ -30,6 +30,7 @@ mod content;
 mod error;
 mod fast;
 mod format;
+mod hashing;
 mod json;
 mod messages;
 mod models;

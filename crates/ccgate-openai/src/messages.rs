@@ -6,11 +6,11 @@
 
 use crate::content::{self, text_block, PartPolicy};
 use crate::error::TranslateError;
+use crate::hashing::{HashMap, HashSet};
 use crate::json::{field, opt_cache_control, type_name, wrong_type};
 use crate::names::{IdMap, NameMap};
 use crate::output::Block;
 use serde_json::{json, Map, Value};
-use std::collections::{HashMap, HashSet};
 
 /// Text of the user turn inserted when a conversation does not start with a user message, or when
 /// dropping blank user messages would leave an assistant message last although the client did not
@@ -147,9 +147,9 @@ impl<'n, 'a> Converter<'n, 'a> {
             ctx,
             conv: Conversation::default(),
             ids: IdMap::default(),
-            client_ids: HashMap::new(),
+            client_ids: HashMap::default(),
             turns: Vec::with_capacity(messages),
-            seen_names: HashSet::new(),
+            seen_names: HashSet::default(),
         }
     }
 
@@ -358,7 +358,7 @@ fn assistant_blocks(
         Some(Value::Array(a)) => a,
         Some(other) => return Err(wrong_type(&format!("{p}.tool_calls"), "an array", other)),
     };
-    let mut in_message: HashSet<&str> = HashSet::new();
+    let mut in_message: HashSet<&str> = HashSet::default();
     for (j, call) in calls.iter().enumerate() {
         let cp = format!("{p}.tool_calls[{j}]");
         let Some(c) = call.as_object() else {
@@ -595,7 +595,7 @@ fn check_pairing(
                     .and_then(|j| turns.get(j))
                     .map(|prev| prev.tool_use_ids().collect())
                     .unwrap_or_default();
-                let mut seen = HashSet::new();
+                let mut seen = HashSet::default();
                 for id in t.tool_result_ids() {
                     if !calls.contains(id) {
                         return Err(TranslateError::invalid(

@@ -5,8 +5,9 @@
 //! (`server.tool`, `call:1`). Naive replacement makes `foo/bar` and `foo_bar` collide, so every
 //! rewrite goes through a per-request two-way map that guarantees distinct outputs.
 
+use crate::hashing::{HashMap, HashSet};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 /// Longest tool name Anthropic accepts.
 pub(crate) const MAX_TOOL_NAME: usize = 128;

@@ -153,8 +153,21 @@ impl<'a> Raw<'a> {
 }
 
 /// Parses a whole document, or `None` when it is outside the accepted subset (see the module
-/// documentation).
+/// documentation). Every level is checked, but containers deeper than [`BUILD_DEPTH`] come back
+/// empty (their `span` is all anyone reads of them).
 pub(crate) fn parse(text: &str) -> Option<Raw<'_>> {
+    Parser::new(text, BUILD_DEPTH).document()
+}
+
+/// The deepest container a translation looks into: a tool call's `function` object (body →
+/// `messages` → message → `tool_calls` → call → `function`). Deeper ones (the insides of tool
+/// schemas, of tool arguments, of image parts) are only ever copied as text, so building them
+/// would be allocation for nothing.
+const BUILD_DEPTH: usize = 6;
+
+/// [`parse`] with every container built, for tests of the reader itself.
+#[cfg(test)]
+fn parse_full(text: &str) -> Option<Raw<'_>> {
     Parser::new(text, usize::MAX).document()
 }
 
@@ -515,7 +528,7 @@ mod tests {
     use super::*;
 
     fn same_as_serde(text: &str) {
-        let Some(raw) = parse(text) else {
+        let Some(raw) = parse_full(text) else {
             return;
         };
         let expected: Value = serde_json::from_str(text).expect("accepted by serde_json");
@@ -538,6 +551,28 @@ mod tests {
                     .collect(),
             ),
         }
+    }
+
+    #[test]
+    fn containers_below_the_build_depth_keep_only_their_span() {
+        let text = r#"{"a":[{"b":{"c":[{"d":{"e":1}}]}}]}"#;
+        let raw = parse(text).unwrap();
+        // Depth 1 root, 2 `a`, 3 its object, 4 `b`, 5 `c`, 6 its object, 7 `d`: not built.
+        let six = raw.get("a").and_then(Raw::as_array).unwrap()[0]
+            .get("b")
+            .and_then(|b| b.get("c"))
+            .and_then(Raw::as_array)
+            .unwrap()[0]
+            .clone();
+        let seven = six.get("d").unwrap();
+        assert_eq!(seven.span(), r#"{"e":1}"#);
+        assert!(seven.get("e").is_none());
+        assert_eq!(parse_full(text).unwrap().to_value(), raw.to_value());
+        // Checks still cover every level.
+        assert!(parse(r#"{"a":[{"b":{"c":[{"d":{"e":1,"e":2}}]}}]}"#).is_none());
+        let raw_control = "{\"a\":[{\"b\":{\"c\":[{\"d\":{\"e\":\"x\u{1}y\"}}]}}]}";
+        assert!(parse(raw_control).is_none());
+        assert!(parse(&raw_control.replace('\u{1}', "")).is_some());
     }
 
     #[test]
