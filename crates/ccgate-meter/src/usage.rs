@@ -428,9 +428,19 @@ impl MeterState {
 /// (`signature_delta`, `citations_delta`) count 0. Keys are matched with their quotes, so `"text_delta"` or an
 /// escaped `\"text\"` inside a payload never matches.
 fn delta_payload_len(data: &[u8]) -> usize {
-    const KEYS: [&[u8]; 3] = [b"\"text\"", b"\"thinking\"", b"\"partial_json\""];
-    for key in KEYS {
-        let Some(i) = memchr::memmem::find(data, key) else {
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Built once: `memmem::find` would set up a searcher for every event of every stream.
+    static KEYS: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
+        [
+            Finder::new(b"\"text\""),
+            Finder::new(b"\"thinking\""),
+            Finder::new(b"\"partial_json\""),
+        ]
+    });
+    for finder in KEYS.iter() {
+        let key = finder.needle();
+        let Some(i) = finder.find(data) else {
             continue;
         };
         let mut j = i + key.len();
