@@ -5,3 +5,4 @@ mod common;
 
 mod anthropic;
 mod config_reload;
+mod workers;
