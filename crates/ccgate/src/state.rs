@@ -31,6 +31,11 @@ pub struct UpstreamRt {
     /// `{url}/v1/messages` and `{url}/v1/messages/count_tokens`, parsed once; cloning a `Uri` is a refcount.
     pub messages_uri: http::Uri,
     pub count_tokens_uri: http::Uri,
+    /// `config.url` without credentials: what request URIs are built from.
+    base_url: String,
+    /// `Authorization: Basic` from credentials in the configured URL (`http://user:pass@host`), sent when the
+    /// request carries no other `Authorization`, as HTTP clients do for such URLs.
+    url_auth: Option<http::HeaderValue>,
 }
 
 impl UpstreamRt {
@@ -39,13 +44,51 @@ impl UpstreamRt {
         match (path, query) {
             ("/v1/messages", None) => Ok(self.messages_uri.clone()),
             ("/v1/messages/count_tokens", None) => Ok(self.count_tokens_uri.clone()),
-            _ => parse_uri(&self.config.url, path, query),
+            _ => parse_uri(&self.base_url, path, query),
         }
+    }
+
+    /// The headers of a request to this upstream: the client's, cleaned, plus our credentials
+    /// ([`crate::forward::headers::upstream_request_headers`]), plus the URL's basic credentials if any.
+    pub fn request_headers(&self, client: &http::HeaderMap) -> http::HeaderMap {
+        let mut h = crate::forward::headers::upstream_request_headers(client, &self.config);
+        if let Some(auth) = &self.url_auth {
+            if !h.contains_key(http::header::AUTHORIZATION) {
+                h.insert(http::header::AUTHORIZATION, auth.clone());
+            }
+        }
+        h
     }
 
     pub fn in_flight(&self) -> u32 {
         self.state.in_flight.load(Ordering::Relaxed)
     }
+}
+
+/// Splits credentials off an upstream URL: the URL without them, and the `Basic` header they stand for.
+fn split_url_credentials(url: &str) -> Result<(String, Option<http::HeaderValue>), String> {
+    use base64::Engine;
+    use percent_encoding::percent_decode_str;
+    let mut parsed = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    if parsed.username().is_empty() && parsed.password().is_none() {
+        return Ok((url.to_string(), None));
+    }
+    let user = percent_decode_str(parsed.username()).decode_utf8_lossy();
+    let pass = parsed
+        .password()
+        .map(|p| percent_decode_str(p).decode_utf8_lossy())
+        .unwrap_or_default();
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    let mut auth = http::HeaderValue::from_str(&format!("Basic {token}"))
+        .map_err(|_| "credentials cannot form a header".to_string())?;
+    auth.set_sensitive(true);
+    // Cannot fail on an http(s) URL with a host, which config validation guarantees.
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    Ok((
+        parsed.as_str().trim_end_matches('/').to_string(),
+        Some(auth),
+    ))
 }
 
 fn parse_uri(base: &str, path: &str, query: Option<&str>) -> Result<http::Uri, String> {
@@ -132,12 +175,17 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| {
+                let (base_url, url_auth) = split_url_credentials(&u.url)
+                    .map_err(|e| format!("upstream {}: url: {e}", u.id))?;
                 let parse = |p: &str| {
-                    parse_uri(&u.url, p, None).map_err(|e| format!("upstream {}: url: {e}", u.id))
+                    parse_uri(&base_url, p, None)
+                        .map_err(|e| format!("upstream {}: url: {e}", u.id))
                 };
                 Ok(Arc::new(UpstreamRt {
                     messages_uri: parse("/v1/messages")?,
                     count_tokens_uri: parse("/v1/messages/count_tokens")?,
+                    base_url,
+                    url_auth,
                     config: u.clone(),
                     state: self
                         .upstream_states

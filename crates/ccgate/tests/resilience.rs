@@ -8,6 +8,7 @@
 #[path = "it/common.rs"]
 mod common;
 
+use base64::Engine;
 use ccgate_mock::{MockConfig, MockHandle};
 use common::*;
 use futures_util::StreamExt;
@@ -658,6 +659,15 @@ async fn all_failing_answers_in_each_protocols_shape_without_secrets() {
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "overloaded_error");
     assert!(!t.contains(UPSTREAM_KEY));
+    // The URL's credentials reach the upstream as HTTP basic auth (and not in the request line).
+    for (i, m) in ms.iter().enumerate() {
+        let req = m.last_request().expect("both upstreams tried");
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("user:url-password-{i}"))
+        );
+        assert_eq!(req.header("authorization"), Some(expected.as_str()));
+    }
 
     let r = post_openai(
         &gw,

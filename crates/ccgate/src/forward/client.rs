@@ -80,11 +80,7 @@ impl UpstreamError {
         } else {
             ErrorKind::Body
         };
-        let message = match root_cause(&e) {
-            r if r.is_empty() => "response body broke".to_string(),
-            r => format!("response body broke: {r}"),
-        };
-        UpstreamError { kind, message }
+        UpstreamError::new(kind, Some(&e))
     }
 
     pub fn from_reqwest(e: &reqwest::Error) -> UpstreamError {

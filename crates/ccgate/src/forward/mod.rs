@@ -239,7 +239,7 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
         ),
         _ => (plan.body.clone(), plan.model.to_string()),
     };
-    let headers = headers::upstream_request_headers(plan.headers, cfg);
+    let headers = upstream.request_headers(plan.headers);
     let in_flight = InFlight::new(upstream.clone());
     let started = Instant::now();
     let mut request = http::Request::new(body);

@@ -166,8 +166,7 @@ pub fn spawn_checker(gw: std::sync::Arc<crate::state::Gateway>) {
 
 async fn probe(u: &crate::state::UpstreamRt) {
     let hc = &u.config.health_check;
-    let headers =
-        crate::forward::headers::upstream_request_headers(&http::HeaderMap::new(), &u.config);
+    let headers = u.request_headers(&http::HeaderMap::new());
     let result = match u.url_for(&hc.path, None) {
         Ok(uri) => {
             let mut request = http::Request::new(bytes::Bytes::new());
