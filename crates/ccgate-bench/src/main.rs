@@ -795,13 +795,22 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
         procs.ccgate = c;
         env.ccgate = addr;
         // One request each way so the fresh process has its pools and lazies set up before the baseline.
+        // A slow start (a valgrind wrapper via --bin-dir, say) gets a few seconds before this counts as a failure.
         for p in [PathKind::Anthropic, PathKind::OpenAi] {
-            let st = rt.block_on(load::run(
-                &target(&env, p, BodyKind::Sse, &[]),
-                1,
-                Duration::ZERO,
-                Duration::from_millis(100),
-            ));
+            let mut attempts = 0;
+            let st = loop {
+                let st = rt.block_on(load::run(
+                    &target(&env, p, BodyKind::Sse, &[]),
+                    1,
+                    Duration::ZERO,
+                    Duration::from_millis(100),
+                ));
+                attempts += 1;
+                if (st.errors == 0 && st.requests > 0) || attempts >= 50 {
+                    break st;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            };
             if st.errors > 0 || st.requests == 0 {
                 bail!(
                     "fresh ccgate does not answer on {}: {:?}",

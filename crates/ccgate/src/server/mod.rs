@@ -27,7 +27,6 @@ use axum::Router;
 use futures_util::future::Either;
 use http::{header, Method};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -112,6 +111,40 @@ async fn serve_proxied(
 
 /// How long a client may take to send its request headers before the connection is closed.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HTTP/2 client preface (RFC 9113 §3.4): a connection that opens with it speaks h2c with prior knowledge.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+enum Sniffed {
+    Http1,
+    Http2,
+}
+
+/// Tells HTTP/1 from h2c by peeking at the first bytes, without consuming them.
+///
+/// Peeking, rather than reading the bytes and replaying them (hyper-util's `auto` builder does that), lets hyper's
+/// HTTP/1 reader start on an empty socket: the replayed prefix made its first buffer grow from 8 to 16 KiB on every
+/// connection, a third of the heap a held stream costs. Almost every connection is decided by its first byte or two
+/// ("POST" differs from "PRI " at the second); a client that stalls inside the preface is given up on after the
+/// header-read timeout, like one that stalls inside its request head.
+async fn sniff_protocol(stream: &tokio::net::TcpStream) -> Option<Sniffed> {
+    let sniff = async {
+        let mut buf = [0u8; H2_PREFACE.len()];
+        loop {
+            let n = stream.peek(&mut buf).await.ok()?;
+            if n == 0 || buf[..n] != H2_PREFACE[..n] {
+                // EOF included: hyper's HTTP/1 side closes it quietly.
+                return Some(Sniffed::Http1);
+            }
+            if n == H2_PREFACE.len() {
+                return Some(Sniffed::Http2);
+            }
+            // A strict prefix of the preface so far; the socket stays readable, so wait before peeking again.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(HEADER_READ_TIMEOUT, sniff).await.ok().flatten()
+}
 
 /// Listening sockets for `workers` worker threads, all on `addr` (SO_REUSEPORT: the kernel spreads new
 /// connections over them). A plain bind first makes sure nobody else holds the port, since a second process
@@ -199,14 +232,13 @@ pub async fn serve_on_workers(
 /// Serves until `gw.shutdown` is cancelled, then stops accepting and gives open connections `grace` to finish.
 pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<()> {
     let app = router(gw.clone());
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
-    builder
-        .http2()
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -224,7 +256,6 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<(
             _ = gw.shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(stream);
         let app = app.clone();
         let gw = gw.clone();
         let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -234,10 +265,14 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<(
                 None => Either::Right(app.clone().oneshot(req)),
             }
         });
-        let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
-        let conn = graceful.watch(conn);
+        let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let result = match sniff_protocol(&stream).await {
+                Some(Sniffed::Http2) => watcher.watch(http2.serve_connection(TokioIo::new(stream), svc)).await,
+                Some(Sniffed::Http1) => watcher.watch(http1.serve_connection(TokioIo::new(stream), svc)).await,
+                None => return,
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

@@ -62,3 +62,60 @@ async fn every_connection_is_served_whichever_worker_takes_it() {
     }
     assert_eq!(m.request_count(), 24);
 }
+
+/// The listener tells h2c (prior knowledge) from HTTP/1 by peeking: both are served on the same port, and metered.
+#[tokio::test]
+async fn h2c_prior_knowledge_and_http1_share_the_port() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2
+        .post(format!("{}/anthropic/v1/messages", gw.url))
+        .header("x-api-key", TENANT_KEY)
+        .json(&messages_body("claude-sonnet-4-6", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert!(r.text().await.unwrap().contains("message_stop"));
+    let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", false)).await;
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    assert_eq!(r.status(), 200);
+    assert_eq!(m.request_count(), 2);
+}
+
+/// A request head that arrives a byte at a time, starting like the h2 preface ("P"), is still read as HTTP/1.
+#[tokio::test]
+async fn a_request_trickling_in_byte_by_byte_is_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    for b in b"PRI-not-a-preface /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".iter().take(3) {
+        s.write_all(&[*b]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // "PRI" so far is a prefix of the preface; the fourth byte settles it.
+    s.write_all(b"-not-a-preface /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("answered")
+        .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    // Not a valid method for any route, but an HTTP/1 answer all the same, not a dropped connection.
+    assert!(out.starts_with("HTTP/1.1 "), "{out}");
+    let mut s = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://")).await.unwrap();
+    for b in b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n" {
+        s.write_all(&[*b]).await.unwrap();
+    }
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+}
