@@ -119,3 +119,40 @@ async fn a_request_trickling_in_byte_by_byte_is_served() {
     s.read_to_end(&mut out).await.unwrap();
     assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
 }
+
+/// A request pipelined behind one still in flight arrives while hyper's EOF probe (a small buffer in the vendored
+/// patch) is the only read posted; its head, split across writes and longer than that buffer, is still read whole
+/// and answered after the first, in order.
+#[tokio::test]
+async fn a_request_pipelined_behind_one_in_flight_is_answered_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let body = messages_body("claude-sonnet-4-6", false).to_string();
+    let first = format!(
+        "POST /anthropic/v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {TENANT_KEY}\r\n\
+         x-mock-first-byte-delay-ms: 400\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let filler = "a".repeat(1500);
+    let second = format!("GET /health HTTP/1.1\r\nhost: x\r\nx-filler: {filler}\r\nconnection: close\r\n\r\n");
+    let mut s = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://")).await.unwrap();
+    s.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (a, b) = second.split_at(20);
+    s.write_all(a.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(b.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("both answered")
+        .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    let first_at = out.find("HTTP/1.1 200").expect("first answer");
+    let msg_at = out.find("\"type\":\"message\"").expect("the message");
+    let second_at = out[first_at + 1..].find("HTTP/1.1 200").expect("second answer") + first_at + 1;
+    assert!(msg_at < second_at, "{out}");
+    assert!(out[second_at..].contains("\"status\""), "{out}");
+    assert_eq!(m.request_count(), 1);
+}

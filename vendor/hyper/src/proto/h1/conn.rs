@@ -512,7 +512,8 @@ where
     fn force_io_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         debug_assert!(!self.state.is_read_closed());
 
-        let result = ready!(self.io.poll_read_from_io(cx));
+        // CCGate patch: only EOF probes come here (see `Buffered::poll_probe_from_io`).
+        let result = ready!(self.io.poll_probe_from_io(cx));
         Poll::Ready(result.map_err(|e| {
             trace!(error = %e, "force_io_read; io error");
             self.state.close();

@@ -17,6 +17,9 @@ pub(crate) const INIT_BUFFER_SIZE: usize = 8192;
 /// The minimum value that can be set to max buffer size.
 pub(crate) const MINIMUM_MAX_BUFFER_SIZE: usize = INIT_BUFFER_SIZE;
 
+/// CCGate patch: the buffer of an EOF probe (`Buffered::poll_probe_from_io`).
+const PROBE_BUFFER_SIZE: usize = 512;
+
 /// The default maximum read buffer size. If the buffer gets this big and
 /// a message is still not complete, a `TooLarge` error is triggered.
 // Note: if this changes, update server::conn::Http::max_buf_size docs.
@@ -225,6 +228,43 @@ where
                 trace!("parse eof");
                 return Poll::Ready(Err(crate::Error::new_incomplete()));
             }
+        }
+    }
+
+    /// CCGate patch: the read a connection keeps posted only to notice EOF (or the start of a pipelined message)
+    /// while a message is in flight, or while a client connection idles in the pool.
+    ///
+    /// Stock hyper reserves a full read-strategy buffer (8 KiB) for it. On a server that buffer is a second one: the
+    /// first is still held by the request's head and body, which the service keeps until it has forwarded them. So
+    /// when the buffer is empty, this swaps it for a small one: a pipelined message that shows up is read on from
+    /// there (the usual reserve grows it), and the large buffer is freed as soon as the message's bytes are dropped,
+    /// instead of for as long as the connection lives. See vendor/README.md.
+    pub(crate) fn poll_probe_from_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read_buf.is_empty() && self.read_buf.capacity() > PROBE_BUFFER_SIZE {
+            self.read_buf = BytesMut::with_capacity(PROBE_BUFFER_SIZE);
+        }
+        if self.read_buf_remaining_mut() == 0 {
+            return self.poll_read_from_io(cx);
+        }
+        self.read_blocked = false;
+        // SAFETY: as in `poll_read_from_io`.
+        let dst = unsafe { self.read_buf.chunk_mut().as_uninit_slice_mut() };
+        let mut buf = ReadBuf::uninit(dst);
+        match Pin::new(&mut self.io).poll_read(cx, buf.unfilled()) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                trace!("received {} bytes while probing", n);
+                // Safety: we just read that many bytes into the uninitialized part of the buffer.
+                unsafe {
+                    self.read_buf.advance_mut(n);
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                self.read_blocked = true;
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
     }
 
