@@ -16,7 +16,7 @@ out=${OUT:-/tmp/ccgate-callgrind}
 for tool in valgrind callgrind_control wrk; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install valgrind wrk)" >&2; exit 2; }
 done
-cargo build --release -p ccgate -p ccgate-mock -p ccgate-bench --example dump_bodies >/dev/null
+cargo build --release -p ccgate -p ccgate-mock -p ccgate-bench --bins --example dump_bodies >/dev/null
 rm -rf "$out" && mkdir -p "$out/conf" "$out/data"
 target/release/examples/dump_bodies "$out/bodies" >/dev/null
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -27,6 +27,32 @@ struct TextDelta<'a> {
     text: Option<Cow<'a, str>>,
 }
 
+/// `message_start`, as far as the translation reads it (the id; usage is the meter's).
+#[derive(Deserialize)]
+struct MessageStartEvent<'a> {
+    #[serde(borrow, default)]
+    message: Option<MessageId<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MessageId<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+}
+
+/// `message_delta`, as far as the translation reads it.
+#[derive(Deserialize)]
+struct MessageDeltaEvent<'a> {
+    #[serde(borrow, default)]
+    delta: Option<StopReason<'a>>,
+}
+
+#[derive(Deserialize)]
+struct StopReason<'a> {
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
+}
+
 /// What an open Anthropic content block is, from the client's point of view.
 #[derive(Debug)]
 enum Block {
@@ -82,6 +108,9 @@ pub struct StreamTranslator {
     next_slot: u32,
     stop_reason: Option<String>,
     finished: bool,
+    /// `data: {"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,"delta":{"content":` for text
+    /// deltas, built once the id is final (the first chunk fixes it).
+    content_head: Vec<u8>,
 }
 
 #[derive(Serialize)]
@@ -108,6 +137,42 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
+/// A text delta exactly as Anthropic writes it, `{"type":"content_block_delta","index":N,"delta":{"type":
+/// "text_delta","text":"…"}}`, whose text serde_json would write back byte for byte: its index and the text's
+/// escaped body, to be copied out without decoding and re-encoding it. Anything else (other key order, extra
+/// fields, `\u` or `\/` escapes, which serde_json writes differently) returns `None` and takes the parsing path.
+fn canonical_text_delta(data: &[u8]) -> Option<(u64, &[u8])> {
+    const HEAD: &[u8] = br#"{"type":"content_block_delta","index":"#;
+    const MID: &[u8] = br#","delta":{"type":"text_delta","text":""#;
+    const TAIL: &[u8] = br#""}}"#;
+    let rest = data.strip_prefix(HEAD)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    // JSON has no leading zeros; nine digits cannot overflow.
+    if digits == 0 || digits > 9 || (digits > 1 && rest[0] == b'0') {
+        return None;
+    }
+    let index = rest[..digits]
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    let escaped = rest[digits..].strip_prefix(MID)?.strip_suffix(TAIL)?;
+    let mut i = 0;
+    while i < escaped.len() {
+        match escaped[i] {
+            // An unescaped quote means the string ended before the suffix: not this shape. A raw control
+            // character is invalid JSON.
+            b'"' | 0..=0x1f => return None,
+            b'\\' => match escaped.get(i + 1) {
+                // The escapes serde_json itself writes for these characters.
+                Some(b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f') => i += 2,
+                _ => return None,
+            },
+            _ => i += 1,
+        }
+    }
+    std::str::from_utf8(escaped).ok()?;
+    Some((index, escaped))
+}
+
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
@@ -122,6 +187,7 @@ impl StreamTranslator {
             created: now_unix,
             started: false,
             blocks: HashMap::new(),
+            content_head: Vec::new(),
             next_slot: 0,
             stop_reason: None,
             finished: false,
@@ -149,7 +215,7 @@ impl StreamTranslator {
         if self.finished {
             return;
         }
-        if name == "content_block_delta" && self.text_delta(data, out) {
+        if self.by_name(name, data, usage, out) {
             return;
         }
         let ev: Value = serde_json::from_slice(data).unwrap_or(Value::Null);
@@ -184,6 +250,45 @@ impl StreamTranslator {
                 self.finished = true;
             }
             _ => {}
+        }
+    }
+
+    /// The events whose `event:` name says what they are, handled without building a `serde_json::Value` tree:
+    /// the frequent ones, read through typed views. Returns `false` to leave an event to the general path (no
+    /// name, or data these views cannot read), which then behaves exactly as before.
+    fn by_name(&mut self, name: &str, data: &[u8], usage: &Usage, out: &mut Vec<u8>) -> bool {
+        match name {
+            "content_block_delta" => self.text_delta(data, out),
+            "ping" => {
+                out.extend_from_slice(b": keep-alive\n\n");
+                true
+            }
+            "message_stop" => {
+                self.finish(usage, out);
+                true
+            }
+            "message_start" => {
+                let Ok(ev) = serde_json::from_slice::<MessageStartEvent<'_>>(data) else {
+                    return false;
+                };
+                if !self.started {
+                    if let Some(id) = ev.message.and_then(|m| m.id) {
+                        self.id = format!("chatcmpl-{id}");
+                    }
+                    self.ensure_started(out);
+                }
+                true
+            }
+            "message_delta" => {
+                let Ok(ev) = serde_json::from_slice::<MessageDeltaEvent<'_>>(data) else {
+                    return false;
+                };
+                if let Some(r) = ev.delta.and_then(|d| d.stop_reason) {
+                    self.stop_reason = Some(r.into_owned());
+                }
+                true
+            }
+            _ => false,
         }
     }
 
@@ -232,6 +337,17 @@ impl StreamTranslator {
     /// The fast path for a `text_delta`: the same chunk `content` writes, built without `Value`s. Returns
     /// false when the event is not a plain text delta (the general path then handles it).
     fn text_delta(&mut self, data: &[u8], out: &mut Vec<u8>) -> bool {
+        if let Some((index, escaped)) = canonical_text_delta(data) {
+            if !matches!(self.blocks.get(&index), Some(Block::Text) | None) || escaped.is_empty() {
+                return true;
+            }
+            self.content_chunk(out, |out| {
+                out.push(b'"');
+                out.extend_from_slice(escaped);
+                out.push(b'"');
+            });
+            return true;
+        }
         let Ok(ev) = serde_json::from_slice::<TextDeltaEvent<'_>>(data) else {
             return false;
         };
@@ -241,22 +357,31 @@ impl StreamTranslator {
         if !matches!(self.blocks.get(&ev.index), Some(Block::Text) | None) || text.is_empty() {
             return true;
         }
+        self.content_chunk(out, |out| push_json_str(out, text));
+        true
+    }
+
+    /// Writes a `{"content": …}` chunk, field for field what `write(&Chunk { .. })` produces; `text` writes the
+    /// JSON string literal.
+    fn content_chunk(&mut self, out: &mut Vec<u8>, text: impl FnOnce(&mut Vec<u8>)) {
         self.ensure_started(out);
-        // Field for field what `write(&Chunk { .. })` produces for `{"content": text}`.
-        out.extend_from_slice(b"data: {\"id\":");
-        push_json_str(out, &self.id);
-        out.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
-        out.extend_from_slice(self.created.to_string().as_bytes());
-        out.extend_from_slice(b",\"model\":");
-        push_json_str(out, &self.ctx.client_model);
-        out.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
-        push_json_str(out, text);
+        if self.content_head.is_empty() {
+            let head = &mut self.content_head;
+            head.extend_from_slice(b"data: {\"id\":");
+            push_json_str(head, &self.id);
+            head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+            head.extend_from_slice(self.created.to_string().as_bytes());
+            head.extend_from_slice(b",\"model\":");
+            push_json_str(head, &self.ctx.client_model);
+            head.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+        }
+        out.extend_from_slice(&self.content_head);
+        text(out);
         out.extend_from_slice(b"},\"finish_reason\":null}]");
         if self.ctx.include_usage {
             out.extend_from_slice(b",\"usage\":null");
         }
         out.extend_from_slice(b"}\n\n");
-        true
     }
 
     fn content(&mut self, text: &str, out: &mut Vec<u8>) {
@@ -414,5 +539,46 @@ impl StreamTranslator {
         }
         out.extend_from_slice(b"data: [DONE]\n\n");
         self.finished = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_text_delta;
+
+    fn delta(index: &str, text: &str) -> Vec<u8> {
+        format!(r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":"{text}"}}}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn canonical_text_deltas_are_copied_through() {
+        assert_eq!(canonical_text_delta(&delta("0", "hi")), Some((0, &b"hi"[..])));
+        assert_eq!(
+            canonical_text_delta(&delta("12", r#"a \"b\" \\ \n\r\t\b\f é"#)),
+            Some((12, r#"a \"b\" \\ \n\r\t\b\f é"#.as_bytes()))
+        );
+        assert_eq!(canonical_text_delta(&delta("3", "")), Some((3, &b""[..])));
+    }
+
+    #[test]
+    fn anything_serde_json_would_write_differently_is_parsed_instead() {
+        for (index, text) in [
+            ("0", r"caf\u00e9"),
+            ("0", r"a\/b"),
+            ("0", "raw\"quote"),
+            ("0", "tab\tinside"),
+            ("0", r"dangling\"),
+            ("01", "x"),
+            ("", "x"),
+            ("1234567890", "x"),
+        ] {
+            assert_eq!(canonical_text_delta(&delta(index, text)), None, "{index} {text}");
+        }
+        assert_eq!(canonical_text_delta(b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\xff\"}}"), None);
+        assert_eq!(
+            canonical_text_delta(br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x","y":1}}"#),
+            None
+        );
     }
 }

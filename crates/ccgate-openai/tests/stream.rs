@@ -660,3 +660,111 @@ fn text_delta_fast_path_matches_general_path() {
         }
     }
 }
+
+/// Text deltas in the upstream's own bytes (not re-serialised by serde_json first): the copy-through path for
+/// Anthropic's exact shape, and the parsing path for every variation of it, write what the general path writes.
+#[test]
+fn text_delta_raw_bytes_match_general_path() {
+    let deltas: &[&str] = &[
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"plain"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a \"q\" \\ b\nc\td\r\b\f"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"caf\u00e9 \u001F \/ end"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"é 你好 🎉"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"unknown block"}}"#,
+        r#"{"type":"content_block_delta","index":01,"delta":{"type":"text_delta","text":"leading zero"}}"#,
+        r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"thinking block"}}"#,
+        r#"{"index":0,"type":"content_block_delta","delta":{"text":"other order","type":"text_delta"}}"#,
+        r#"{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "spaced"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"extra","x":1}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"raw"ctl"}}"#,
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"tab\tin\"}}",
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"trailing\\"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"dangling\"}}"#,
+    ];
+    let start: [(&str, &[u8]); 3] = [
+        ("message_start", br#"{"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":3}}}"#),
+        ("content_block_start", br#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+        ("content_block_start", br#"{"type":"content_block_start","index":2,"content_block":{"type":"thinking","thinking":""}}"#),
+    ];
+    let mut invalid_utf8 = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"#.to_vec();
+    invalid_utf8.extend_from_slice(b"\xff\"}}");
+    let mut all: Vec<Vec<u8>> = deltas.iter().map(|d| d.as_bytes().to_vec()).collect();
+    all.push(invalid_utf8);
+    let u = Usage::default();
+    for include_usage in [false, true] {
+        let mut fast = StreamTranslator::new(ctx(include_usage), "hint", 7);
+        let mut general = StreamTranslator::new(ctx(include_usage), "hint", 7);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for (name, data) in start {
+            fast.on_event(name, data, &u, &mut a);
+            general.on_event("", data, &u, &mut b);
+        }
+        for d in &all {
+            fast.on_event("content_block_delta", d, &u, &mut a);
+            general.on_event("", d, &u, &mut b);
+            assert_eq!(
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b),
+                "after {:?}",
+                String::from_utf8_lossy(d)
+            );
+        }
+    }
+}
+
+/// Events read by name through typed views (`message_start`, `message_delta`, `message_stop`, `ping`) translate
+/// exactly as the general path translates them (which reads the kind from the JSON `type` when no name is given),
+/// including the odd shapes the typed views hand back to it.
+#[test]
+fn events_read_by_name_match_general_path() {
+    let starts: &[&str] = &[
+        r#"{"type":"message_start","message":{"id":"msg_\"x\u00e9","model":"m","usage":{"input_tokens":3}}}"#,
+        r#"{"type":"message_start","message":{"id":7}}"#,
+        r#"{"type":"message_start","message":null}"#,
+        r#"{"type":"message_start","message":"text"}"#,
+        r#"{"type":"message_start"}"#,
+    ];
+    let deltas: &[&str] = &[
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":5}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":null}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":3}}"#,
+        r#"{"type":"message_delta","delta":[]}"#,
+        r#"{"type":"message_delta"}"#,
+    ];
+    let text = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"#;
+    let block = br#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#;
+    let u = Usage {
+        input_tokens: 3,
+        output_tokens: 5,
+        ..Usage::default()
+    };
+    for include_usage in [false, true] {
+        for start in starts {
+            for delta in deltas {
+                let events: [(&str, &[u8]); 7] = [
+                    ("message_start", start.as_bytes()),
+                    ("message_start", starts[0].as_bytes()),
+                    ("content_block_start", block),
+                    ("ping", br#"{"type":"ping"}"#),
+                    ("content_block_delta", text),
+                    ("message_delta", delta.as_bytes()),
+                    ("message_stop", br#"{"type":"message_stop"}"#),
+                ];
+                let mut named = StreamTranslator::new(ctx(include_usage), "hint", 7);
+                let mut general = StreamTranslator::new(ctx(include_usage), "hint", 7);
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                for (name, data) in events {
+                    named.on_event(name, data, &u, &mut a);
+                    general.on_event("", data, &u, &mut b);
+                }
+                assert_eq!(
+                    String::from_utf8_lossy(&a),
+                    String::from_utf8_lossy(&b),
+                    "start {start}, delta {delta}"
+                );
+            }
+        }
+    }
+}
