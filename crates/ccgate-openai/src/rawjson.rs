@@ -485,9 +485,15 @@ fn has_duplicate_keys(keys: &[JsonStr<'_>]) -> Option<bool> {
 }
 
 /// Index of the first byte at or after `from` that ends a plain run inside a string: `"`, `\\` or a
-/// control character; `bytes.len()` when there is none. Eight bytes at a time (SWAR): most strings in a
-/// request are short, where a word loop beats setting up a SIMD search.
+/// control character; `bytes.len()` when there is none. Sixteen bytes at a time with SSE2 (part of every
+/// x86_64 CPU; the long prompts and tool results of a Claude Code request are where the time goes), then
+/// eight at a time (SWAR) and byte by byte for the tail and on other targets.
 fn find_special(bytes: &[u8], from: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    let from = match find_special_sse2(bytes, from) {
+        Ok(found) => return found,
+        Err(rest) => rest,
+    };
     let mut i = from;
     while let Some(w) = bytes.get(i..i + 8) {
         let Ok(w) = <[u8; 8]>::try_from(w) else {
@@ -508,6 +514,39 @@ fn find_special(bytes: &[u8], from: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// `Ok(index)` of the first special byte found in whole 16-byte blocks from `from`, or `Err(index)` of the
+/// first byte of the remaining tail (shorter than 16 bytes) when the blocks hold none.
+#[cfg(target_arch = "x86_64")]
+fn find_special_sse2(bytes: &[u8], from: usize) -> Result<usize, usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let mut i = from;
+    // SAFETY: SSE2 is in the x86_64 baseline, so these intrinsics are always available; every load reads the
+    // 16 bytes at `i..i + 16`, which the loop condition keeps inside `bytes` (unaligned loads are allowed).
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let max_control = _mm_set1_epi8(0x1f);
+        while i + 16 <= bytes.len() {
+            let x = _mm_loadu_si128(bytes.as_ptr().add(i).cast::<__m128i>());
+            // x <= 0x1f (unsigned) exactly when min(x, 0x1f) == x.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(x, max_control), x);
+            let hits = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+                control,
+            );
+            let mask = _mm_movemask_epi8(hits) as u32;
+            if mask != 0 {
+                return Ok(i + mask.trailing_zeros() as usize);
+            }
+            i += 16;
+        }
+    }
+    Err(i)
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
