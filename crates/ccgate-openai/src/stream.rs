@@ -553,7 +553,10 @@ mod tests {
 
     #[test]
     fn canonical_text_deltas_are_copied_through() {
-        assert_eq!(canonical_text_delta(&delta("0", "hi")), Some((0, &b"hi"[..])));
+        assert_eq!(
+            canonical_text_delta(&delta("0", "hi")),
+            Some((0, &b"hi"[..]))
+        );
         assert_eq!(
             canonical_text_delta(&delta("12", r#"a \"b\" \\ \n\r\t\b\f é"#)),
             Some((12, r#"a \"b\" \\ \n\r\t\b\f é"#.as_bytes()))
@@ -573,7 +576,11 @@ mod tests {
             ("", "x"),
             ("1234567890", "x"),
         ] {
-            assert_eq!(canonical_text_delta(&delta(index, text)), None, "{index} {text}");
+            assert_eq!(
+                canonical_text_delta(&delta(index, text)),
+                None,
+                "{index} {text}"
+            );
         }
         assert_eq!(canonical_text_delta(b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\xff\"}}"), None);
         assert_eq!(

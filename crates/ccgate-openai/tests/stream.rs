@@ -687,7 +687,9 @@ fn text_delta_raw_bytes_match_general_path() {
         ("content_block_start", br#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
         ("content_block_start", br#"{"type":"content_block_start","index":2,"content_block":{"type":"thinking","thinking":""}}"#),
     ];
-    let mut invalid_utf8 = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"#.to_vec();
+    let mut invalid_utf8 =
+        br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"#
+            .to_vec();
     invalid_utf8.extend_from_slice(b"\xff\"}}");
     let mut all: Vec<Vec<u8>> = deltas.iter().map(|d| d.as_bytes().to_vec()).collect();
     all.push(invalid_utf8);
@@ -733,8 +735,10 @@ fn events_read_by_name_match_general_path() {
         r#"{"type":"message_delta","delta":[]}"#,
         r#"{"type":"message_delta"}"#,
     ];
-    let text = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"#;
-    let block = br#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#;
+    let text =
+        br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"#;
+    let block =
+        br#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#;
     let u = Usage {
         input_tokens: 3,
         output_tokens: 5,

@@ -143,7 +143,10 @@ async fn sniff_protocol(stream: &tokio::net::TcpStream) -> Option<Sniffed> {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     };
-    tokio::time::timeout(HEADER_READ_TIMEOUT, sniff).await.ok().flatten()
+    tokio::time::timeout(HEADER_READ_TIMEOUT, sniff)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Listening sockets for `workers` worker threads, all on `addr` (SO_REUSEPORT: the kernel spreads new
@@ -268,8 +271,16 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<(
         let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
         tokio::spawn(async move {
             let result = match sniff_protocol(&stream).await {
-                Some(Sniffed::Http2) => watcher.watch(http2.serve_connection(TokioIo::new(stream), svc)).await,
-                Some(Sniffed::Http1) => watcher.watch(http1.serve_connection(TokioIo::new(stream), svc)).await,
+                Some(Sniffed::Http2) => {
+                    watcher
+                        .watch(http2.serve_connection(TokioIo::new(stream), svc))
+                        .await
+                }
+                Some(Sniffed::Http1) => {
+                    watcher
+                        .watch(http1.serve_connection(TokioIo::new(stream), svc))
+                        .await
+                }
                 None => return,
             };
             if let Err(e) = result {

@@ -88,36 +88,52 @@ async fn h2c_prior_knowledge_and_http1_share_the_port() {
     assert_eq!(m.request_count(), 2);
 }
 
+/// A raw connection to the gateway, for requests that no HTTP client would send that way.
+async fn raw_connection(gw: &Gateway) -> tokio::net::TcpStream {
+    let s = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Everything the gateway writes until it closes the connection (the requests end with `connection: close`).
+async fn read_until_closed(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("the gateway answers and closes")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A request head that arrives a byte at a time, starting like the h2 preface ("P"), is still read as HTTP/1.
 #[tokio::test]
 async fn a_request_trickling_in_byte_by_byte_is_served() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let m = mock().await;
     let gw = Gateway::start(&Files::new(&[m.url()])).await;
-    let addr = gw.url.trim_start_matches("http://").to_string();
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    for b in b"PRI-not-a-preface /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".iter().take(3) {
+    let mut s = raw_connection(&gw).await;
+    for b in b"PRI-not-a-preface /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        .iter()
+        .take(3)
+    {
         s.write_all(&[*b]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // "PRI" so far is a prefix of the preface; the fourth byte settles it.
-    s.write_all(b"-not-a-preface /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+    s.write_all(b"-not-a-preface /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .await
-        .expect("answered")
         .unwrap();
-    let out = String::from_utf8_lossy(&out);
+    let out = read_until_closed(&mut s).await;
     // Not a valid method for any route, but an HTTP/1 answer all the same, not a dropped connection.
     assert!(out.starts_with("HTTP/1.1 "), "{out}");
-    let mut s = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://")).await.unwrap();
+    let mut s = raw_connection(&gw).await;
     for b in b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n" {
         s.write_all(&[*b]).await.unwrap();
     }
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+    assert!(read_until_closed(&mut s).await.starts_with("HTTP/1.1 200"));
 }
 
 /// A request pipelined behind one still in flight arrives while hyper's EOF probe (a small buffer in the vendored
@@ -125,7 +141,7 @@ async fn a_request_trickling_in_byte_by_byte_is_served() {
 /// and answered after the first, in order.
 #[tokio::test]
 async fn a_request_pipelined_behind_one_in_flight_is_answered_in_order() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let m = mock().await;
     let gw = Gateway::start(&Files::new(&[m.url()])).await;
     let body = messages_body("claude-sonnet-4-6", false).to_string();
@@ -135,23 +151,24 @@ async fn a_request_pipelined_behind_one_in_flight_is_answered_in_order() {
         body.len()
     );
     let filler = "a".repeat(1500);
-    let second = format!("GET /health HTTP/1.1\r\nhost: x\r\nx-filler: {filler}\r\nconnection: close\r\n\r\n");
-    let mut s = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://")).await.unwrap();
+    let second = format!(
+        "GET /health HTTP/1.1\r\nhost: x\r\nx-filler: {filler}\r\nconnection: close\r\n\r\n"
+    );
+    let mut s = raw_connection(&gw).await;
     s.write_all(first.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (a, b) = second.split_at(20);
     s.write_all(a.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     s.write_all(b.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
-        .await
-        .expect("both answered")
-        .unwrap();
-    let out = String::from_utf8_lossy(&out);
+    let out = read_until_closed(&mut s).await;
     let first_at = out.find("HTTP/1.1 200").expect("first answer");
     let msg_at = out.find("\"type\":\"message\"").expect("the message");
-    let second_at = out[first_at + 1..].find("HTTP/1.1 200").expect("second answer") + first_at + 1;
+    let second_at = out[first_at + 1..]
+        .find("HTTP/1.1 200")
+        .expect("second answer")
+        + first_at
+        + 1;
     assert!(msg_at < second_at, "{out}");
     assert!(out[second_at..].contains("\"status\""), "{out}");
     assert_eq!(m.request_count(), 1);
