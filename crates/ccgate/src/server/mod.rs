@@ -130,6 +130,7 @@ enum Sniffed {
 async fn sniff_protocol(stream: &tokio::net::TcpStream) -> Option<Sniffed> {
     let sniff = async {
         let mut buf = [0u8; H2_PREFACE.len()];
+        let mut wait = Duration::from_millis(1);
         loop {
             let n = stream.peek(&mut buf).await.ok()?;
             if n == 0 || buf[..n] != H2_PREFACE[..n] {
@@ -139,8 +140,11 @@ async fn sniff_protocol(stream: &tokio::net::TcpStream) -> Option<Sniffed> {
             if n == H2_PREFACE.len() {
                 return Some(Sniffed::Http2);
             }
-            // A strict prefix of the preface so far; the socket stays readable, so wait before peeking again.
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            // A strict prefix of the preface so far. The socket stays readable, so wait before peeking again,
+            // longer each time: a client that sends "P" and stalls costs a few wake-ups a second, not a
+            // thousand, until the timeout drops it.
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(64));
         }
     };
     tokio::time::timeout(HEADER_READ_TIMEOUT, sniff)
