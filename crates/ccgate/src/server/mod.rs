@@ -264,6 +264,7 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let shutdown = gw.shutdown.clone();
         let gw = gw.clone();
         let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let req = req.map(axum::body::Body::new);
@@ -274,7 +275,13 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<(
         });
         let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
         tokio::spawn(async move {
-            let result = match sniff_protocol(&stream).await {
+            // The watcher is held from here, so a shutdown waits for this connection; one that has not sent its
+            // first bytes by then has no request to finish and is closed.
+            let sniffed = tokio::select! {
+                s = sniff_protocol(&stream) => s,
+                _ = shutdown.cancelled() => None,
+            };
+            let result = match sniffed {
                 Some(Sniffed::Http2) => {
                     watcher
                         .watch(http2.serve_connection(TokioIo::new(stream), svc))

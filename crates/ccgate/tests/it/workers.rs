@@ -173,3 +173,21 @@ async fn a_request_pipelined_behind_one_in_flight_is_answered_in_order() {
     assert!(out[second_at..].contains("\"status\""), "{out}");
     assert_eq!(m.request_count(), 1);
 }
+
+/// A connection that was opened but has not sent a byte yet does not hold up a shutdown: the gateway stops
+/// waiting for its first bytes and exits at once instead of after the grace period.
+#[tokio::test]
+async fn a_silent_connection_does_not_delay_shutdown() {
+    let m = mock().await;
+    let mut gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let _silent = raw_connection(&gw).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let status = gw.terminate().await;
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?} (the grace period is 30 s)",
+        started.elapsed()
+    );
+}
