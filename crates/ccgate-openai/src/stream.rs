@@ -338,14 +338,13 @@ impl StreamTranslator {
     /// false when the event is not a plain text delta (the general path then handles it).
     fn text_delta(&mut self, data: &[u8], out: &mut Vec<u8>) -> bool {
         if let Some((index, escaped)) = canonical_text_delta(data) {
-            if !matches!(self.blocks.get(&index), Some(Block::Text) | None) || escaped.is_empty() {
-                return true;
+            if self.shows_text(index) && !escaped.is_empty() {
+                self.content_chunk(out, |out| {
+                    out.push(b'"');
+                    out.extend_from_slice(escaped);
+                    out.push(b'"');
+                });
             }
-            self.content_chunk(out, |out| {
-                out.push(b'"');
-                out.extend_from_slice(escaped);
-                out.push(b'"');
-            });
             return true;
         }
         let Ok(ev) = serde_json::from_slice::<TextDeltaEvent<'_>>(data) else {
@@ -354,11 +353,16 @@ impl StreamTranslator {
         let (Some(text), "text_delta") = (&ev.delta.text, ev.delta.kind.as_ref()) else {
             return false;
         };
-        if !matches!(self.blocks.get(&ev.index), Some(Block::Text) | None) || text.is_empty() {
-            return true;
+        if self.shows_text(ev.index) && !text.is_empty() {
+            self.content_chunk(out, |out| push_json_str(out, text));
         }
-        self.content_chunk(out, |out| push_json_str(out, text));
         true
+    }
+
+    /// Whether text deltas of block `index` reach the client as `content`: a text block, or one whose start was
+    /// never seen.
+    fn shows_text(&self, index: u64) -> bool {
+        matches!(self.blocks.get(&index), Some(Block::Text) | None)
     }
 
     /// Writes a `{"content": …}` chunk, field for field what `write(&Chunk { .. })` produces; `text` writes the
