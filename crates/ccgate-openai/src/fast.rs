@@ -389,7 +389,7 @@ fn arguments<'a>(
     if s.trim().is_empty() {
         return Ok(Some(Piece::Json("{}".into())));
     }
-    if matches!(rawjson::parse(&s), Some(Raw::Obj { .. })) {
+    if rawjson::is_object_document(&s) {
         return Ok(Some(Piece::Json(s)));
     }
     Ok(Some(match serde_json::from_str::<Value>(&s) {

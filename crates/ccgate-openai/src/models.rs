@@ -44,7 +44,7 @@ pub fn resolve_model(
 pub fn requested_model(body: &[u8]) -> Result<String, TranslateError> {
     // Fast path: the body checked by the strict reader without building a tree below the top
     // level. Anything it refuses, and every error, goes through `serde_json` for the exact answer.
-    let fast = std::str::from_utf8(body)
+    let fast = simdutf8::basic::from_utf8(body)
         .ok()
         .and_then(crate::rawjson::parse_shallow)
         .and_then(|root| {

@@ -41,9 +41,7 @@ impl<'a> JsonStr<'a> {
     /// "not for the fast path".
     pub(crate) fn decoded(&self) -> Option<Cow<'a, str>> {
         if self.escaped {
-            serde_json::from_str::<String>(self.quoted)
-                .ok()
-                .map(Cow::Owned)
+            unescape(self.inner()).map(Cow::Owned)
         } else {
             Some(Cow::Borrowed(self.inner()))
         }
@@ -75,6 +73,53 @@ impl<'a> JsonStr<'a> {
         }
         Some(true)
     }
+}
+
+/// The value of a string token's inside. Tokens from [`parse`] hold only the escapes it validated
+/// (surrogates in pairs); `None` for anything else, which callers treat as "not for the fast path".
+fn unescape(inner: &str) -> Option<String> {
+    let mut out = String::with_capacity(inner.len());
+    let mut rest = inner;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let esc = rest.as_bytes().get(at + 1)?;
+        rest = &rest[at + 2..];
+        let c = match esc {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(rest)?;
+                rest = &rest[4..];
+                if (0xD800..0xDC00).contains(&hi) {
+                    let lo = rest.strip_prefix("\\u").and_then(hex4)?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return None;
+                    }
+                    rest = &rest[6..];
+                    char::from_u32(0x10000 + ((u32::from(hi) - 0xD800) << 10) + (u32::from(lo) - 0xDC00))?
+                } else {
+                    char::from_u32(u32::from(hi))?
+                }
+            }
+            _ => return None,
+        };
+        out.push(c);
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The four hex digits at the start of `s`.
+fn hex4(s: &str) -> Option<u16> {
+    u16::from_str_radix(s.get(..4)?, 16)
+        .ok()
+        .filter(|_| s.as_bytes()[..4].iter().all(u8::is_ascii_hexdigit))
 }
 
 /// A parsed JSON value borrowing from the input.
@@ -164,6 +209,16 @@ pub(crate) fn parse(text: &str) -> Option<Raw<'_>> {
 /// schemas, of tool arguments, of image parts) are only ever copied as text, so building them
 /// would be allocation for nothing.
 const BUILD_DEPTH: usize = 6;
+
+/// [`BUILD_DEPTH`] under the top-level `tools`: a tool (3) → `function` (4) → `parameters` (5), whose
+/// members are read for `type` and whose values (`properties`, `required`, …) are only copied as text.
+/// A Claude Code request carries two dozen schemas, so their insides are most of the tree otherwise.
+const TOOLS_BUILD_DEPTH: usize = 5;
+
+/// Whether `text` is one JSON object in the accepted subset (every check of [`parse`], nothing built).
+pub(crate) fn is_object_document(text: &str) -> bool {
+    matches!(Parser::new(text, 0).document(), Some(Raw::Obj { .. }))
+}
 
 /// [`parse`] with every container built, for tests of the reader itself.
 #[cfg(test)]
@@ -284,7 +339,13 @@ impl<'a> Parser<'a> {
                 }
                 self.pos += 1;
                 self.skip_ws();
-                let v = self.value()?;
+                let outer_build_depth = self.build_depth;
+                if self.depth == 1 && key.quoted == "\"tools\"" {
+                    self.build_depth = self.build_depth.min(TOOLS_BUILD_DEPTH);
+                }
+                let v = self.value();
+                self.build_depth = outer_build_depth;
+                let v = v?;
                 self.keys.push(key);
                 if build {
                     members.push((key, v));
@@ -589,6 +650,52 @@ mod tests {
                     .map(|(k, v)| (k.decoded().unwrap().into_owned(), to_value_by_hand(v)))
                     .collect(),
             ),
+        }
+    }
+
+    fn decoded_token(token: &str) -> Option<String> {
+        Some(parse_full(token)?.as_str()?.decoded()?.into_owned())
+    }
+
+    /// Every char as a `\\uXXXX` escape (surrogate pairs above U+FFFF), in upper or lower case.
+    fn all_escaped(s: &str, upper: bool) -> String {
+        let mut out = String::from("\"");
+        for unit in s.encode_utf16() {
+            if upper {
+                out.push_str(&format!("\\u{unit:04X}"));
+            } else {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn unescaping_matches_serde_json() {
+        for token in [
+            r#""plain""#,
+            r#""a\"b\\c\/d\b\f\n\r\t""#,
+            r#""\u0041\u00e9\u4e2d\ud83d\ude00 tail""#,
+            r#""\uD83D\uDE00 mixed \u00E9 \u0000""#,
+            r#""ends in an escape\\""#,
+            r#""\\u0041 is not an escape""#,
+        ] {
+            let expected: String = serde_json::from_str(token).unwrap();
+            assert_eq!(decoded_token(token), Some(expected), "{token}");
+        }
+        for bad in [r#""\ud83d alone""#, r#""\ude00""#, r#""\u+041""#, r#""\x""#] {
+            assert!(serde_json::from_str::<String>(bad).is_err(), "{bad}");
+            assert_eq!(decoded_token(bad), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_unescapes_as_serde_json_reads_it(s in proptest::prelude::any::<String>()) {
+            for token in [serde_json::to_string(&s).unwrap(), all_escaped(&s, true), all_escaped(&s, false)] {
+                proptest::prop_assert_eq!(decoded_token(&token), Some(s.clone()), "{}", token);
+            }
         }
     }
 

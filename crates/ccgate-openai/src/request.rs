@@ -141,7 +141,7 @@ pub fn translate_request_fast(
 }
 
 fn fast_parts(body: &[u8]) -> Option<FastParts<'_>> {
-    let root = rawjson::parse(std::str::from_utf8(body).ok()?)?;
+    let root = rawjson::parse(simdutf8::basic::from_utf8(body).ok()?)?;
     let Raw::Obj { members, .. } = &root else {
         return None;
     };
