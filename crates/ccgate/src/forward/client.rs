@@ -1,9 +1,9 @@
 //! The upstream HTTP client: pooled keep-alive connections (HTTP/1.1, or HTTP/2 when a TLS upstream offers it),
 //! TCP_NODELAY, rustls with the webpki and the system's roots.
 //!
-//! Direct upstreams use hyper's pooled client straight: the request's `http::Uri` is parsed once per upstream
-//! and cloned per request, and no redirect/retry middleware runs (we never follow redirects, and failover
-//! decides retries). Upstreams behind an outbound `proxy` (http, https or socks5) go through reqwest, whose
+//! Direct `http://` upstreams use this thread's own pool ([`super::pool`]); direct `https://` ones use hyper-util's
+//! pooled client (HTTP/2 through ALPN). Either way the request's `http::Uri` is parsed once per upstream and cloned
+//! per request, and no redirect/retry middleware runs (we never follow redirects, and failover decides retries). Upstreams behind an outbound `proxy` (http, https or socks5) go through reqwest, whose
 //! proxy support is proven; both kinds answer with the same [`UpstreamResponse`].
 
 use bytes::Bytes;
@@ -61,6 +61,27 @@ impl UpstreamError {
             _ => what.to_string(),
         };
         UpstreamError { kind, message }
+    }
+
+    pub(crate) fn message(kind: ErrorKind, message: &str) -> UpstreamError {
+        UpstreamError {
+            kind,
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn from_io(kind: ErrorKind, e: &std::io::Error) -> UpstreamError {
+        UpstreamError::new(kind, Some(e))
+    }
+
+    /// A failure of a pooled connection before the response headers.
+    pub(crate) fn from_send(e: hyper::Error) -> UpstreamError {
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Other
+        };
+        UpstreamError::new(kind, Some(&e))
     }
 
     fn from_legacy(e: &hyper_util::client::legacy::Error) -> UpstreamError {
@@ -200,6 +221,12 @@ impl UpstreamClient {
     /// Sends one request; resolves when the response headers are in (the body streams afterwards).
     pub async fn send(&self, req: http::Request<Bytes>) -> Result<UpstreamResponse, UpstreamError> {
         match self.kind() {
+            ClientKind::Direct(_) if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) => {
+                let resp = super::pool::send(req.map(Full::new), self.shared.connect_timeout).await?;
+                Ok(decode_if_compressed(resp.map(|b| {
+                    b.map_err(UpstreamError::from_body).boxed_unsync()
+                })))
+            }
             ClientKind::Direct(c) => match c.request(req.map(Full::new)).await {
                 Ok(resp) => {
                     Ok(decode_if_compressed(resp.map(|b| {

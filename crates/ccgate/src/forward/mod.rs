@@ -9,6 +9,7 @@
 pub mod classify;
 pub mod client;
 pub mod headers;
+mod pool;
 
 use crate::routing::health::{FailureKind, Outcome};
 use crate::state::{Runtime, UpstreamRt};

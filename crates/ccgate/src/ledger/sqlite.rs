@@ -185,12 +185,74 @@ impl SqliteStore {
     }
 }
 
-const INSERT_REQUEST: &str = "INSERT INTO requests (ts_ms, day, request_id, tenant_id, upstream_id,
+const REQUEST_COLUMNS: &str = "ts_ms, day, request_id, tenant_id, upstream_id,
     upstream_request_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
     cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
     web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
-    billable) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-    ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)";
+    billable";
+/// Parameters per row of `requests`: the number of columns above.
+const REQUEST_PARAMS: usize = 29;
+/// Rows per multi-row INSERT. Each statement execution has a fixed cost (VDBE start-up, halt, reset,
+/// unbinding) comparable to a row's own; 32 rows share it at 928 parameters, far below SQLite's limit (32,766).
+const ROWS_PER_INSERT: usize = 32;
+
+static INSERT_CHUNK: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_requests_sql(ROWS_PER_INSERT));
+static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_requests_sql(1));
+
+/// `INSERT INTO requests (…) VALUES (?,…),(?,…)…` for `rows` rows, parameters numbered in row order.
+fn insert_requests_sql(rows: usize) -> String {
+    let one_row = format!("({})", vec!["?"; REQUEST_PARAMS].join(", "));
+    format!(
+        "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES {}",
+        vec![one_row.as_str(); rows].join(", ")
+    )
+}
+
+/// Binds `r` to parameters `first ..= first + REQUEST_PARAMS - 1`, in [`REQUEST_COLUMNS`] order.
+fn bind_request(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    first: usize,
+    r: &Record,
+) -> rusqlite::Result<()> {
+    let mut i = first;
+    let mut bind = |v: &dyn rusqlite::ToSql| {
+        let res = stmt.raw_bind_parameter(i, v);
+        i += 1;
+        res
+    };
+    bind(&r.ts_ms)?;
+    bind(&r.day)?;
+    bind(&r.request_id)?;
+    bind(&r.tenant_id)?;
+    bind(&r.upstream_id)?;
+    bind(&r.upstream_request_id)?;
+    bind(&r.protocol)?;
+    bind(&r.endpoint)?;
+    bind(&r.model)?;
+    bind(&r.upstream_model)?;
+    bind(&r.stream)?;
+    bind(&r.status)?;
+    bind(&r.outcome)?;
+    bind(&r.error_class)?;
+    bind(&r.input_tokens)?;
+    bind(&r.cache_write_5m_tokens)?;
+    bind(&r.cache_write_1h_tokens)?;
+    bind(&r.cache_read_tokens)?;
+    bind(&r.output_tokens)?;
+    bind(&r.thinking_tokens)?;
+    bind(&r.web_search_requests)?;
+    bind(&r.cost_nanousd)?;
+    bind(&r.upstream_cost_nanousd)?;
+    bind(&r.priced)?;
+    bind(&r.price_version)?;
+    bind(&r.latency_ms)?;
+    bind(&r.ttft_ms)?;
+    bind(&r.session_id)?;
+    bind(&r.billable)?;
+    debug_assert_eq!(i, first + REQUEST_PARAMS);
+    Ok(())
+}
 
 const UPSERT_ROLLUP: &str =
     "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens,
@@ -213,39 +275,23 @@ const UPSERT_ROLLUP: &str =
 fn write_batch(conn: &mut rusqlite::Connection, rows: &[Record]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut insert = tx.prepare_cached(INSERT_REQUEST)?;
-        for r in rows {
-            insert.execute(rusqlite::params![
-                r.ts_ms,
-                r.day,
-                r.request_id,
-                r.tenant_id,
-                r.upstream_id,
-                r.upstream_request_id,
-                r.protocol,
-                r.endpoint,
-                r.model,
-                r.upstream_model,
-                r.stream,
-                r.status,
-                r.outcome,
-                r.error_class,
-                r.input_tokens,
-                r.cache_write_5m_tokens,
-                r.cache_write_1h_tokens,
-                r.cache_read_tokens,
-                r.output_tokens,
-                r.thinking_tokens,
-                r.web_search_requests,
-                r.cost_nanousd,
-                r.upstream_cost_nanousd,
-                r.priced,
-                r.price_version,
-                r.latency_ms,
-                r.ttft_ms,
-                r.session_id,
-                r.billable,
-            ])?;
+        let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+        if chunks.len() > 0 {
+            let mut insert = tx.prepare_cached(&INSERT_CHUNK)?;
+            for chunk in &mut chunks {
+                for (n, r) in chunk.iter().enumerate() {
+                    bind_request(&mut insert, 1 + n * REQUEST_PARAMS, r)?;
+                }
+                insert.raw_execute()?;
+            }
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut insert = tx.prepare_cached(&INSERT_ONE)?;
+            for r in rest {
+                bind_request(&mut insert, 1, r)?;
+                insert.raw_execute()?;
+            }
         }
         let mut upsert = tx.prepare_cached(UPSERT_ROLLUP)?;
         for ((day, tenant, model), t) in rollup_groups(rows) {
@@ -405,6 +451,84 @@ mod tests {
             spend,
             vec![("a".to_string(), 19 * 5), ("b".to_string(), 18 * 5)]
         );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Every column lands where it belongs, in a full multi-row chunk and in the single-row rest.
+    #[tokio::test]
+    async fn every_field_is_stored_in_its_column() {
+        let path = std::env::temp_dir().join(format!("ccgate-ledger-{}.db", uuid::Uuid::now_v7()));
+        let store = SqliteStore::open(&path).await.unwrap();
+        let rec = |i: i64| Record {
+            ts_ms: 1_000 + i,
+            day: format!("2026-11-{:02}", 1 + i % 28),
+            request_id: format!("req-{i}"),
+            tenant_id: format!("tenant-{i}"),
+            upstream_id: (i % 2 == 0).then(|| format!("up-{i}")),
+            upstream_request_id: Some(format!("ureq-{i}")),
+            protocol: "openai",
+            endpoint: "chat_completions",
+            model: format!("model-{i}"),
+            upstream_model: Some(format!("umodel-{i}")),
+            stream: i % 3 == 0,
+            status: 200 + i as u16,
+            outcome: "partial",
+            error_class: Some(format!("err-{i}")),
+            input_tokens: 10 * i + 1,
+            cache_write_5m_tokens: 10 * i + 2,
+            cache_write_1h_tokens: 10 * i + 3,
+            cache_read_tokens: 10 * i + 4,
+            output_tokens: 10 * i + 5,
+            thinking_tokens: Some(10 * i + 6),
+            web_search_requests: 10 * i + 7,
+            cost_nanousd: 10 * i + 8,
+            upstream_cost_nanousd: 10 * i + 9,
+            priced: i % 2 == 1,
+            price_version: format!("pv-{i}"),
+            latency_ms: 100 + i,
+            ttft_ms: Some(50 + i),
+            session_id: Some(format!("sess-{i}")),
+            billable: i % 4 != 0,
+        };
+        let n = ROWS_PER_INSERT as i64 + 3;
+        let rows: Vec<Record> = (0..n).map(rec).collect();
+        store.insert_batch(&rows).await.unwrap();
+        let stored = sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM requests ORDER BY ts_ms"))
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(stored.len() as i64, n);
+        for (i, row) in stored.iter().enumerate() {
+            let r = rec(i as i64);
+            let text = |c: usize| row.get::<Option<String>, _>(c);
+            let int = |c: usize| row.get::<Option<i64>, _>(c);
+            assert_eq!(int(0), Some(r.ts_ms));
+            assert_eq!(text(1), Some(r.day.clone()));
+            assert_eq!(text(2), Some(r.request_id.clone()));
+            assert_eq!(text(3), Some(r.tenant_id.clone()));
+            assert_eq!(text(4), r.upstream_id.clone());
+            assert_eq!(text(5), r.upstream_request_id.clone());
+            assert_eq!(text(6).as_deref(), Some(r.protocol));
+            assert_eq!(text(7).as_deref(), Some(r.endpoint));
+            assert_eq!(text(8), Some(r.model.clone()));
+            assert_eq!(text(9), r.upstream_model.clone());
+            assert_eq!(int(10), Some(i64::from(r.stream)));
+            assert_eq!(int(11), Some(i64::from(r.status)));
+            assert_eq!(text(12).as_deref(), Some(r.outcome));
+            assert_eq!(text(13), r.error_class.clone());
+            let counts: Vec<Option<i64>> = (14..=18).map(int).collect();
+            assert_eq!(counts, (1..=5).map(|k| Some(10 * i as i64 + k)).collect::<Vec<_>>());
+            assert_eq!(int(19), r.thinking_tokens);
+            assert_eq!(int(20), Some(r.web_search_requests));
+            assert_eq!(int(21), Some(r.cost_nanousd));
+            assert_eq!(int(22), Some(r.upstream_cost_nanousd));
+            assert_eq!(int(23), Some(i64::from(r.priced)));
+            assert_eq!(text(24), Some(r.price_version.clone()));
+            assert_eq!(int(25), Some(r.latency_ms));
+            assert_eq!(int(26), r.ttft_ms);
+            assert_eq!(text(27), r.session_id.clone());
+            assert_eq!(int(28), Some(i64::from(r.billable)));
+        }
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -93,6 +93,24 @@ pub fn local_day(tz: Tz, at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&tz).date_naive()
 }
 
+/// `day` as the ledger's `YYYY-MM-DD` key. Written digit by digit: it runs once per request, and `format!`
+/// costs about as much as the rest of the settlement's bookkeeping.
+pub fn day_key(day: NaiveDate) -> String {
+    let (y, m, d) = (day.year(), day.month(), day.day());
+    let Ok(y @ 0..=9999) = u32::try_from(y) else {
+        return format!("{y:04}-{m:02}-{d:02}");
+    };
+    let digits = [y / 1000, y / 100 % 10, y / 10 % 10, y % 10, m / 10, m % 10, d / 10, d % 10];
+    let mut key = String::with_capacity(10);
+    for (i, digit) in digits.into_iter().enumerate() {
+        if i == 4 || i == 6 {
+            key.push('-');
+        }
+        key.push(char::from(b'0' + digit as u8));
+    }
+    key
+}
+
 /// Local midnight of `day` in `tz`, as RFC 3339 (the reset time shown to tenants).
 pub fn midnight_rfc3339(tz: Tz, day: NaiveDate) -> String {
     let naive = day.and_hms_opt(0, 0, 0).unwrap_or_default();
@@ -561,5 +579,18 @@ mod tests {
             midnight_rfc3339(chrono_tz::Asia::Shanghai, d),
             "2026-11-27T00:00:00+08:00"
         );
+    }
+
+    #[test]
+    fn day_keys_are_zero_padded_iso_dates() {
+        let mut day = NaiveDate::from_ymd_opt(1999, 12, 25).unwrap();
+        for _ in 0..800 {
+            assert_eq!(day_key(day), day.format("%Y-%m-%d").to_string());
+            day = day.succ_opt().unwrap();
+        }
+        for (y, m, d) in [(5, 1, 9), (987, 10, 1), (9999, 12, 31), (10000, 1, 1), (-3, 2, 1)] {
+            let day = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(day_key(day), format!("{:04}-{:02}-{:02}", y, m, d));
+        }
     }
 }

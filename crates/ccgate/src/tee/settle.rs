@@ -5,12 +5,12 @@
 
 use crate::forward::InFlight;
 use crate::ledger::Record;
-use crate::policy::budget::{local_day, Admission};
+use crate::policy::budget::{day_key, local_day, Admission};
 use crate::routing::health::{FailureKind, Outcome};
 use crate::state::Gateway;
 use ccgate_meter::pricing::PriceTable;
 use ccgate_meter::Usage;
-use chrono::{Datelike, Utc};
+use chrono::Utc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -132,8 +132,7 @@ impl Settlement {
         let now = Utc::now();
         let r = &mut self.record;
         r.ts_ms = now.timestamp_millis();
-        let day = local_day(self.tz, now);
-        r.day = format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day());
+        r.day = day_key(local_day(self.tz, now));
         r.status = status;
         r.outcome = ending.as_str();
         r.error_class = error_class.map(str::to_owned);
