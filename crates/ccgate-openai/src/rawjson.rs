@@ -52,7 +52,9 @@ impl<'a> JsonStr<'a> {
         if self.escaped {
             self.decoded().is_some_and(|d| d == s)
         } else {
-            self.inner() == s
+            // Bytes, not `inner()`: the quotes are ASCII, so no char-boundary checks are needed.
+            let q = self.quoted.as_bytes();
+            q.len() == s.len() + 2 && &q[1..q.len() - 1] == s.as_bytes()
         }
     }
 
@@ -102,7 +104,9 @@ fn unescape(inner: &str) -> Option<String> {
                         return None;
                     }
                     rest = &rest[6..];
-                    char::from_u32(0x10000 + ((u32::from(hi) - 0xD800) << 10) + (u32::from(lo) - 0xDC00))?
+                    char::from_u32(
+                        0x10000 + ((u32::from(hi) - 0xD800) << 10) + (u32::from(lo) - 0xDC00),
+                    )?
                 } else {
                     char::from_u32(u32::from(hi))?
                 }
@@ -395,23 +399,25 @@ impl<'a> Parser<'a> {
 
     fn string(&mut self) -> Option<JsonStr<'a>> {
         let start = self.pos;
-        self.pos += 1;
+        let mut i = start + 1;
         let mut escaped = false;
         loop {
-            self.pos = find_special(self.bytes, self.pos);
-            match self.peek()? {
-                b'"' => {
-                    self.pos += 1;
+            i = find_special(self.bytes, i);
+            match self.bytes.get(i) {
+                Some(b'"') => {
+                    self.pos = i + 1;
                     return Some(JsonStr {
-                        quoted: &self.text[start..self.pos],
+                        quoted: self.text.get(start..=i)?,
                         escaped,
                     });
                 }
-                b'\\' => {
+                Some(b'\\') => {
                     escaped = true;
+                    self.pos = i;
                     self.escape()?;
+                    i = self.pos;
                 }
-                // A control character: serde_json rejects it.
+                // A control character (serde_json rejects it), or the end of the input.
                 _ => return None,
             }
         }
@@ -551,9 +557,27 @@ fn has_duplicate_keys(keys: &[JsonStr<'_>]) -> Option<bool> {
 /// eight at a time (SWAR) and byte by byte for the tail and on other targets.
 fn find_special(bytes: &[u8], from: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
-    let from = match find_special_sse2(bytes, from) {
-        Ok(found) => return found,
-        Err(rest) => rest,
+    let from = {
+        let mut from = from;
+        // Most strings (keys, names, short values) end within their first 16 bytes: one SSE2 block, and only
+        // longer runs go on to the wider AVX2 loop (whose call and set-up would cost more than they save here).
+        if from + 16 <= bytes.len() {
+            if let Ok(found) = find_special_sse2(&bytes[..from + 16], from) {
+                return found;
+            }
+            from += 16;
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 was just detected on this CPU.
+                match unsafe { find_special_avx2(bytes, from) } {
+                    Ok(found) => return found,
+                    Err(rest) => from = rest,
+                }
+            }
+        }
+        match find_special_sse2(bytes, from) {
+            Ok(found) => return found,
+            Err(rest) => rest,
+        }
     };
     let mut i = from;
     while let Some(w) = bytes.get(i..i + 8) {
@@ -606,6 +630,38 @@ fn find_special_sse2(bytes: &[u8], from: usize) -> Result<usize, usize> {
             }
             i += 16;
         }
+    }
+    Err(i)
+}
+
+/// [`find_special_sse2`] 32 bytes at a time, for CPUs with AVX2 (most x86_64 servers): the prompts and tool
+/// results that make up most of a Claude Code request are long strings.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn find_special_avx2(bytes: &[u8], from: usize) -> Result<usize, usize> {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
+        _mm256_or_si256, _mm256_set1_epi8,
+    };
+    let mut i = from;
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let max_control = _mm256_set1_epi8(0x1f);
+    while i + 32 <= bytes.len() {
+        // SAFETY: the loop condition keeps the 32 bytes at `i..i + 32` inside `bytes` (unaligned loads are
+        // allowed).
+        let x = unsafe { _mm256_loadu_si256(bytes.as_ptr().add(i).cast::<__m256i>()) };
+        // x <= 0x1f (unsigned) exactly when min(x, 0x1f) == x.
+        let control = _mm256_cmpeq_epi8(_mm256_min_epu8(x, max_control), x);
+        let hits = _mm256_or_si256(
+            _mm256_or_si256(_mm256_cmpeq_epi8(x, quote), _mm256_cmpeq_epi8(x, backslash)),
+            control,
+        );
+        let mask = _mm256_movemask_epi8(hits) as u32;
+        if mask != 0 {
+            return Ok(i + mask.trailing_zeros() as usize);
+        }
+        i += 32;
     }
     Err(i)
 }
@@ -728,7 +784,8 @@ mod tests {
                 .find(|&i| b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20)
                 .unwrap_or(b.len())
         };
-        for len in 0..40 {
+        // Up to 80 bytes: two AVX2 blocks, an SSE2 block, SWAR words and bytes, found from any start.
+        for len in 0..80 {
             for at in 0..len {
                 for bad in [0u8, 0x1f, b'\n', b'"', b'\\', 0x20, b'!', 0x7f, 0xc3, 0xff] {
                     for fill in [b'a', 0x21, 0xe9, 0x5b, 0x5d] {
@@ -737,7 +794,8 @@ mod tests {
                         if at + 1 < len {
                             v[at + 1] = b'"';
                         }
-                        for from in 0..=len {
+                        let starts = [0, 1, 15, 17, 31, 33, at.saturating_sub(1), at, at + 1, len];
+                        for from in starts.into_iter().filter(|&f| f <= len) {
                             assert_eq!(
                                 find_special(&v, from),
                                 naive(&v, from),

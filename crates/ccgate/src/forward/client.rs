@@ -222,7 +222,8 @@ impl UpstreamClient {
     pub async fn send(&self, req: http::Request<Bytes>) -> Result<UpstreamResponse, UpstreamError> {
         match self.kind() {
             ClientKind::Direct(_) if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) => {
-                let resp = super::pool::send(req.map(Full::new), self.shared.connect_timeout).await?;
+                let resp =
+                    super::pool::send(req.map(Full::new), self.shared.connect_timeout).await?;
                 Ok(decode_if_compressed(resp.map(|b| {
                     b.map_err(UpstreamError::from_body).boxed_unsync()
                 })))

@@ -141,16 +141,20 @@ async fn connect(addr: &Authority, timeout: Duration) -> Result<Sender, Upstream
     let port = addr.port_u16().unwrap_or(80);
     // An IPv6 literal comes bracketed in a URI.
     let host = addr.host().trim_start_matches('[').trim_end_matches(']');
-    let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await {
-        Err(_) => {
-            return Err(UpstreamError::message(
-                ErrorKind::Timeout,
-                &format!("connection failed: timed out after {} ms", timeout.as_millis()),
-            ))
-        }
-        Ok(Err(e)) => return Err(UpstreamError::from_io(ErrorKind::Connect, &e)),
-        Ok(Ok(s)) => s,
-    };
+    let stream =
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await {
+            Err(_) => {
+                return Err(UpstreamError::message(
+                    ErrorKind::Timeout,
+                    &format!(
+                        "connection failed: timed out after {} ms",
+                        timeout.as_millis()
+                    ),
+                ))
+            }
+            Ok(Err(e)) => return Err(UpstreamError::from_io(ErrorKind::Connect, &e)),
+            Ok(Ok(s)) => s,
+        };
     let _ = stream.set_nodelay(true);
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))

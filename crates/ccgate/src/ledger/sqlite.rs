@@ -198,7 +198,8 @@ const ROWS_PER_INSERT: usize = 32;
 
 static INSERT_CHUNK: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| insert_requests_sql(ROWS_PER_INSERT));
-static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_requests_sql(1));
+static INSERT_ONE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_requests_sql(1));
 
 /// `INSERT INTO requests (…) VALUES (?,…),(?,…)…` for `rows` rows, parameters numbered in row order.
 fn insert_requests_sql(rows: usize) -> String {
@@ -493,10 +494,12 @@ mod tests {
         let n = ROWS_PER_INSERT as i64 + 3;
         let rows: Vec<Record> = (0..n).map(rec).collect();
         store.insert_batch(&rows).await.unwrap();
-        let stored = sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM requests ORDER BY ts_ms"))
-            .fetch_all(&store.pool)
-            .await
-            .unwrap();
+        let stored = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests ORDER BY ts_ms"
+        ))
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
         assert_eq!(stored.len() as i64, n);
         for (i, row) in stored.iter().enumerate() {
             let r = rec(i as i64);
@@ -517,7 +520,10 @@ mod tests {
             assert_eq!(text(12).as_deref(), Some(r.outcome));
             assert_eq!(text(13), r.error_class.clone());
             let counts: Vec<Option<i64>> = (14..=18).map(int).collect();
-            assert_eq!(counts, (1..=5).map(|k| Some(10 * i as i64 + k)).collect::<Vec<_>>());
+            assert_eq!(
+                counts,
+                (1..=5).map(|k| Some(10 * i as i64 + k)).collect::<Vec<_>>()
+            );
             assert_eq!(int(19), r.thinking_tokens);
             assert_eq!(int(20), Some(r.web_search_requests));
             assert_eq!(int(21), Some(r.cost_nanousd));

@@ -100,7 +100,16 @@ pub fn day_key(day: NaiveDate) -> String {
     let Ok(y @ 0..=9999) = u32::try_from(y) else {
         return format!("{y:04}-{m:02}-{d:02}");
     };
-    let digits = [y / 1000, y / 100 % 10, y / 10 % 10, y % 10, m / 10, m % 10, d / 10, d % 10];
+    let digits = [
+        y / 1000,
+        y / 100 % 10,
+        y / 10 % 10,
+        y % 10,
+        m / 10,
+        m % 10,
+        d / 10,
+        d % 10,
+    ];
     let mut key = String::with_capacity(10);
     for (i, digit) in digits.into_iter().enumerate() {
         if i == 4 || i == 6 {
@@ -588,7 +597,13 @@ mod tests {
             assert_eq!(day_key(day), day.format("%Y-%m-%d").to_string());
             day = day.succ_opt().unwrap();
         }
-        for (y, m, d) in [(5, 1, 9), (987, 10, 1), (9999, 12, 31), (10000, 1, 1), (-3, 2, 1)] {
+        for (y, m, d) in [
+            (5, 1, 9),
+            (987, 10, 1),
+            (9999, 12, 31),
+            (10000, 1, 1),
+            (-3, 2, 1),
+        ] {
             let day = NaiveDate::from_ymd_opt(y, m, d).unwrap();
             assert_eq!(day_key(day), format!("{:04}-{:02}-{:02}", y, m, d));
         }
