@@ -107,8 +107,14 @@ impl Gateway {
     }
 
     pub async fn start_in(config: TempDir, data: TempDir) -> Gateway {
+        Self::start_with_args(config, data, &[]).await
+    }
+
+    /// [`Gateway::start_in`] with extra arguments to `ccgate serve` (e.g. `--workers 1`).
+    pub async fn start_with_args(config: TempDir, data: TempDir, args: &[&str]) -> Gateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ccgate"))
             .arg("serve")
+            .args(args)
             .arg("--config-dir")
             .arg(&config.0)
             .arg("--data-dir")

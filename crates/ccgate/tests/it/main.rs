@@ -5,4 +5,5 @@ mod common;
 
 mod anthropic;
 mod config_reload;
+mod upstream_pool;
 mod workers;
