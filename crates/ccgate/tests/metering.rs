@@ -649,6 +649,46 @@ async fn client_disconnect_mid_stream_is_metered_in_full() {
     assert_totals(&u["totals"], 1, tok, cost(SONNET, tok), "totals");
 }
 
+/// The client gives up before the upstream has even answered: the request is finished in the background (the
+/// upstream is not asked twice) and metered in full, as a client abort.
+#[tokio::test]
+async fn client_leaving_before_the_answer_starts_is_metered_in_full() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let tok = Tok {
+        input: 2222,
+        output: 333,
+        ..Default::default()
+    };
+    for stream in [false, true] {
+        let mut h = mock_headers(tok);
+        h.push(("x-mock-first-byte-delay-ms", "700".into()));
+        let body = messages_body("claude-sonnet-4-6", stream);
+        let send = post_h(&gw, TENANT_KEY, &body, &h);
+        let gave_up = tokio::time::timeout(Duration::from_millis(200), send).await;
+        assert!(gave_up.is_err(), "the answer should not have started yet");
+    }
+    let rows = wait_rows(&gw, 2).await;
+    for r in &rows {
+        assert_eq!(r.outcome, "client_aborted", "{r:?}");
+        assert_eq!(r.tok, tok, "{r:?}");
+        assert_eq!(r.cost, cost(SONNET, tok));
+    }
+    assert_eq!(m.request_count(), 2);
+    let u = admin_usage(&gw).await;
+    assert_totals(
+        &u["totals"],
+        2,
+        Tok {
+            input: 4444,
+            output: 666,
+            ..Default::default()
+        },
+        2 * cost(SONNET, tok),
+        "totals",
+    );
+}
+
 #[tokio::test]
 async fn upstream_break_mid_stream_is_metered() {
     let m = mock().await;

@@ -75,22 +75,75 @@ pub struct Admitted {
     pub endpoint: Endpoint,
 }
 
-/// Runs `f` on a tracked task so that the client hanging up does not cancel it; a panic inside becomes a 500 in
-/// the endpoint's protocol instead of a dropped connection.
+/// Runs the request future `f` so that the client hanging up does not cancel it, and a panic inside becomes a
+/// 500 in the endpoint's protocol instead of a dropped connection.
 ///
-/// The future arrives boxed: the request's state machine is large (it holds the upstream exchange), and moving it
-/// by value through each layer into the task costs more than the allocation.
+/// `f` runs inline, on the connection's own task, as long as the client waits for it. If the client goes away
+/// first, hyper drops this future, and [`DetachOnDrop`] hands the unfinished request to a tracked task that runs
+/// it to the end (shutdown waits for those), so the upstream exchange is still metered. Spawning every request
+/// onto its own task did the same, but cost a task, a join handle and two atomic operations on the shared
+/// tracker per request, for a case that is rare.
+///
+/// The future arrives boxed: the request's state machine is large (it holds the upstream exchange), and a box can
+/// move to another task after it has been polled.
 pub async fn run_detached(
     gw: &Arc<Gateway>,
     protocol: Protocol,
     f: std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + 'static>>,
 ) -> Response {
-    match gw.tasks.spawn(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "request task failed");
+    let mut request = DetachOnDrop {
+        request: Some(f),
+        tasks: &gw.tasks,
+    };
+    std::future::poll_fn(|cx| request.poll_inline(cx))
+        .await
+        .unwrap_or_else(|| {
+            tracing::error!("request task failed: it panicked");
             ApiError::Internal("the gateway failed while handling this request".into())
                 .into_response_for(protocol)
+        })
+}
+
+type RequestFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + 'static>>;
+
+/// A request future that, if dropped before it finished, finishes on a tracked task instead.
+struct DetachOnDrop<'a> {
+    request: Option<RequestFuture>,
+    tasks: &'a tokio_util::task::TaskTracker,
+}
+
+impl DetachOnDrop<'_> {
+    /// Polls the request; `Ready(None)` if it panicked (the panic was already reported by the panic hook).
+    fn poll_inline(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Response>> {
+        let Some(request) = self.request.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| request.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(response)) => {
+                self.request = None;
+                std::task::Poll::Ready(Some(response))
+            }
+            Err(_) => {
+                self.request = None;
+                std::task::Poll::Ready(None)
+            }
+        }
+    }
+}
+
+impl Drop for DetachOnDrop<'_> {
+    fn drop(&mut self) {
+        let Some(request) = self.request.take() else {
+            return;
+        };
+        // Outside a runtime (the process is ending) the request is dropped, and its settlement records it.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(self.tasks.track_future(request));
         }
     }
 }
