@@ -65,8 +65,10 @@ async fn handle(gw: Arc<Gateway>, req: Request) -> Response {
         Ok(t) => t,
         Err(e) => return json_response(StatusCode::BAD_REQUEST, e.to_body(), None),
     };
-    // The parse tree is not needed during the upstream exchange.
+    // Neither the parse tree nor the client's body is needed during the upstream exchange: freed now, their memory
+    // is reused while still in cache (at 256 concurrent 75 KB requests that matters).
     drop(parsed);
+    drop(body);
     for w in &translated.warnings {
         tracing::info!(tenant = %a.tenant.config.id, warning = %w, "openai translation");
     }
