@@ -9,8 +9,9 @@
 //! 6. **tee**: bytes to the client, usage on the side (`crate::tee`);
 //! 7. **ledger**: the settlement prices, settles and records (`crate::tee::settle`, `crate::ledger`).
 //!
-//! Each request runs on a tracked task, so a client hanging up while CCGate waits for an upstream cannot cancel
-//! the metering of a request the upstream may already be billing.
+//! A request runs inline on its connection's task; if the client hangs up while CCGate waits for an upstream, it
+//! moves to a tracked task ([`run_detached`]), so that cannot cancel the metering of a request the upstream may
+//! already be billing.
 
 use super::scan::{self, Scanned};
 use crate::error::{ApiError, Protocol};
