@@ -87,11 +87,7 @@ pub struct Admitted {
 ///
 /// The future arrives boxed: the request's state machine is large (it holds the upstream exchange), and a box can
 /// move to another task after it has been polled.
-pub async fn run_detached(
-    gw: &Arc<Gateway>,
-    protocol: Protocol,
-    f: std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + 'static>>,
-) -> Response {
+pub async fn run_detached(gw: &Arc<Gateway>, protocol: Protocol, f: RequestFuture) -> Response {
     let mut request = DetachOnDrop {
         request: Some(f),
         tasks: &gw.tasks,
