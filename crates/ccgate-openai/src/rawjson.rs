@@ -96,10 +96,10 @@ fn unescape(inner: &str) -> Option<String> {
             b'r' => '\r',
             b't' => '\t',
             b'u' => {
-                let hi = hex4(rest)?;
+                let hi = hex4(rest.as_bytes())?;
                 rest = &rest[4..];
                 if (0xD800..0xDC00).contains(&hi) {
-                    let lo = rest.strip_prefix("\\u").and_then(hex4)?;
+                    let lo = hex4(rest.strip_prefix("\\u")?.as_bytes())?;
                     if !(0xDC00..0xE000).contains(&lo) {
                         return None;
                     }
@@ -119,11 +119,11 @@ fn unescape(inner: &str) -> Option<String> {
     Some(out)
 }
 
-/// The four hex digits at the start of `s`.
-fn hex4(s: &str) -> Option<u16> {
-    u16::from_str_radix(s.get(..4)?, 16)
-        .ok()
-        .filter(|_| s.as_bytes()[..4].iter().all(u8::is_ascii_hexdigit))
+/// The value of the four hex digits that start `s` (a `\\u` escape's), for the reader and the decoder alike.
+fn hex4(s: &[u8]) -> Option<u16> {
+    s.get(..4)?.iter().try_fold(0u16, |n, &d| {
+        Some(n * 16 + (d as char).to_digit(16)? as u16)
+    })
 }
 
 /// A parsed JSON value borrowing from the input.
@@ -432,7 +432,7 @@ impl<'a> Parser<'a> {
                 Some(())
             }
             b'u' => {
-                let n = self.hex4(self.pos + 2)?;
+                let n = hex4(self.bytes.get(self.pos + 2..)?)?;
                 self.pos += 6;
                 match n {
                     0xDC00..=0xDFFF => None,
@@ -440,7 +440,7 @@ impl<'a> Parser<'a> {
                         if self.bytes.get(self.pos..self.pos + 2)? != b"\\u" {
                             return None;
                         }
-                        let n2 = self.hex4(self.pos + 2)?;
+                        let n2 = hex4(self.bytes.get(self.pos + 2..)?)?;
                         self.pos += 6;
                         (0xDC00..=0xDFFF).contains(&n2).then_some(())
                     }
@@ -449,15 +449,6 @@ impl<'a> Parser<'a> {
             }
             _ => None,
         }
-    }
-
-    fn hex4(&self, at: usize) -> Option<u16> {
-        let digits = self.bytes.get(at..at + 4)?;
-        let mut n: u16 = 0;
-        for &d in digits {
-            n = n * 16 + u16::from((d as char).to_digit(16)? as u8);
-        }
-        Some(n)
     }
 
     fn digits(&mut self) -> usize {
