@@ -96,22 +96,6 @@ fn split_url_credentials(url: &str) -> Result<(String, Option<http::HeaderValue>
     ))
 }
 
-/// The `Host` header for `uri`: its host, and its port unless that is the scheme's default (as HTTP clients
-/// write it).
-fn host_header(uri: &http::Uri) -> Option<http::HeaderValue> {
-    let host = uri.host()?;
-    let default_port = match uri.scheme_str() {
-        Some("https") => Some(443),
-        Some("http") => Some(80),
-        _ => None,
-    };
-    let text = match uri.port_u16() {
-        Some(port) if Some(port) != default_port => format!("{host}:{port}"),
-        _ => host.to_string(),
-    };
-    http::HeaderValue::from_str(&text).ok()
-}
-
 fn parse_uri(base: &str, path: &str, query: Option<&str>) -> Result<http::Uri, String> {
     let text = match query {
         Some(q) => format!("{base}{path}?{q}"),
@@ -204,7 +188,7 @@ impl Gateway {
                 };
                 let messages_uri = parse("/v1/messages")?;
                 Ok(Arc::new(UpstreamRt {
-                    host: host_header(&messages_uri),
+                    host: crate::forward::headers::host_header(&messages_uri),
                     messages_uri,
                     count_tokens_uri: parse("/v1/messages/count_tokens")?,
                     base_url,
@@ -316,25 +300,5 @@ fn placeholder_runtime() -> Runtime {
         balancer: Balancer::new(Strategy::WeightedRoundRobin, &[]),
         pricing: Arc::new(PriceTable::builtin()),
         pins: Arc::new(SessionPins::default()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_header;
-
-    #[test]
-    fn host_header_omits_only_the_default_port() {
-        for (url, host) in [
-            ("http://127.0.0.1:8080/v1/messages", "127.0.0.1:8080"),
-            ("https://api.anthropic.com/v1/messages", "api.anthropic.com"),
-            ("http://example.com:80/v1/messages", "example.com"),
-            ("https://relay.example:443/x", "relay.example"),
-            ("https://relay.example:8443/x", "relay.example:8443"),
-            ("http://[::1]:9000/v1/messages", "[::1]:9000"),
-        ] {
-            let uri: http::Uri = url.parse().unwrap();
-            assert_eq!(host_header(&uri).unwrap(), host, "{url}");
-        }
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Direct `http://` upstreams use this thread's own pool ([`super::pool`]); direct `https://` ones use hyper-util's
 //! pooled client (HTTP/2 through ALPN). Either way the request's `http::Uri` is parsed once per upstream and cloned
-//! per request, and no redirect/retry middleware runs (we never follow redirects, and failover decides retries). Upstreams behind an outbound `proxy` (http, https or socks5) go through reqwest, whose
-//! proxy support is proven; both kinds answer with the same [`UpstreamResponse`].
+//! per request, and no redirect/retry middleware runs (we never follow redirects, and failover decides retries).
+//! Upstreams behind an outbound `proxy` (http, https or socks5) go through reqwest, whose proxy support is proven;
+//! all kinds answer with the same [`UpstreamResponse`].
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;

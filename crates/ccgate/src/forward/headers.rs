@@ -31,6 +31,22 @@ fn drop_request_header(name: &HeaderName) -> bool {
         || n.starts_with("sec-")
 }
 
+/// The `Host` header for `uri`: its host, and its port unless that is the scheme's default (as HTTP clients
+/// write it).
+pub fn host_header(uri: &http::Uri) -> Option<http::HeaderValue> {
+    let host = uri.host()?;
+    let default_port = match uri.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    };
+    let text = match uri.port_u16() {
+        Some(port) if Some(port) != default_port => format!("{host}:{port}"),
+        _ => host.to_string(),
+    };
+    http::HeaderValue::from_str(&text).ok()
+}
+
 /// Builds the upstream request headers: the client's headers minus the dropped ones, `anthropic-version`
 /// defaulted, `accept-encoding: identity` (a gzipped SSE would blind the usage parser), the upstream's own
 /// configured headers (which override), then the upstream credential.
@@ -189,5 +205,20 @@ mod tests {
         assert!(keep_response_header(&HeaderName::from_static(
             "content-type"
         )));
+    }
+
+    #[test]
+    fn host_header_omits_only_the_default_port() {
+        for (url, host) in [
+            ("http://127.0.0.1:8080/v1/messages", "127.0.0.1:8080"),
+            ("https://api.anthropic.com/v1/messages", "api.anthropic.com"),
+            ("http://example.com:80/v1/messages", "example.com"),
+            ("https://relay.example:443/x", "relay.example"),
+            ("https://relay.example:8443/x", "relay.example:8443"),
+            ("http://[::1]:9000/v1/messages", "[::1]:9000"),
+        ] {
+            let uri: http::Uri = url.parse().unwrap();
+            assert_eq!(host_header(&uri).unwrap(), host, "{url}");
+        }
     }
 }

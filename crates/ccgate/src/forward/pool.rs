@@ -94,8 +94,9 @@ pub async fn send(
         .authority()
         .cloned()
         .ok_or_else(|| UpstreamError::message(ErrorKind::Other, "upstream URL has no host"))?;
+    // Requests built by `UpstreamRt::request_headers` carry `Host` already; this covers any other caller.
     if !req.headers().contains_key(http::header::HOST) {
-        if let Ok(host) = http::HeaderValue::from_str(addr.as_str()) {
+        if let Some(host) = super::headers::host_header(req.uri()) {
             req.headers_mut().insert(http::header::HOST, host);
         }
     }
