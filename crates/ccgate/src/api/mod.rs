@@ -6,6 +6,7 @@ pub mod openai;
 pub mod probes;
 pub mod proxy;
 pub mod scan;
+pub mod skip;
 pub mod usage;
 
 use crate::error::ApiError;

@@ -1,9 +1,12 @@
 //! A lazy scan of a request body: finds the few top-level fields the gateway needs (`model`, `stream`,
-//! `max_tokens`, `metadata.user_id`) without building a JSON tree of a 100 KB Claude Code body. It walks the
-//! bytes once, skipping strings with memchr, and checks that brackets balance; only the interesting values are
-//! decoded. The body itself is forwarded as the original bytes.
+//! `max_tokens`, `metadata.user_id`) without building a JSON tree of a 100 KB Claude Code body. It reads the
+//! top-level object's keys and scalars itself and hands nested objects and arrays to [`skip_container`], which
+//! checks that their brackets balance at SIMD speed; only the interesting values are decoded. The body itself is
+//! forwarded as the original bytes.
 
 use std::ops::Range;
+
+use super::skip::skip_container;
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Scanned {
@@ -154,58 +157,42 @@ impl Scanner<'_> {
         }
     }
 
-    /// Skips any JSON value, checking that brackets balance and strings terminate.
+    /// Skips any JSON value. Objects and arrays go to [`skip_container`] (brackets pair up, strings end); a
+    /// top-level string or literal is checked here.
     fn skip_value(&mut self) -> Result<(), ScanError> {
-        let mut depth: Vec<u8> = Vec::new();
-        loop {
-            self.ws();
-            match self.peek() {
-                None => return Err(self.err("unexpected end of body")),
-                Some(b'"') => {
-                    self.string_span()?;
-                }
-                Some(c @ (b'{' | b'[')) => {
-                    depth.push(if c == b'{' { b'}' } else { b']' });
-                    self.i += 1;
-                    continue;
-                }
-                Some(c @ (b'}' | b']')) => {
-                    if depth.pop() != Some(c) {
-                        return Err(self.err("mismatched bracket"));
-                    }
-                    self.i += 1;
-                }
-                Some(b',' | b':') if !depth.is_empty() => {
-                    self.i += 1;
-                    continue;
-                }
-                Some(_) => {
-                    // number, true, false, null: run to the next delimiter.
-                    let start = self.i;
-                    while let Some(c) = self.peek() {
-                        if matches!(
-                            c,
-                            b',' | b'}' | b']' | b':' | b' ' | b'\n' | b'\r' | b'\t' | b'"'
-                        ) {
-                            break;
-                        }
-                        self.i += 1;
-                    }
-                    let lit = &self.b[start..self.i];
-                    let ok = lit == b"true"
-                        || lit == b"false"
-                        || lit == b"null"
-                        || (!lit.is_empty()
-                            && lit.iter().all(|c| {
-                                c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E')
-                            }));
-                    if !ok {
-                        return Err(self.err("invalid literal"));
-                    }
-                }
+        match self.peek() {
+            None => Err(self.err("unexpected end of body")),
+            Some(b'"') => self.string_span().map(drop),
+            Some(b'{' | b'[') => {
+                self.i = skip_container(self.b, self.i)
+                    .map_err(|e| ScanError(format!("malformed JSON: {e}")))?;
+                Ok(())
             }
-            if depth.is_empty() {
-                return Ok(());
+            Some(_) => {
+                // number, true, false, null: run to the next delimiter.
+                let start = self.i;
+                while let Some(c) = self.peek() {
+                    if matches!(
+                        c,
+                        b',' | b'}' | b']' | b':' | b' ' | b'\n' | b'\r' | b'\t' | b'"'
+                    ) {
+                        break;
+                    }
+                    self.i += 1;
+                }
+                let lit = &self.b[start..self.i];
+                let ok = lit == b"true"
+                    || lit == b"false"
+                    || lit == b"null"
+                    || (!lit.is_empty()
+                        && lit.iter().all(|c| {
+                            c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E')
+                        }));
+                if ok {
+                    Ok(())
+                } else {
+                    Err(self.err("invalid literal"))
+                }
             }
         }
     }
