@@ -38,6 +38,8 @@ pub struct UpstreamRt {
     url_auth: Option<http::HeaderValue>,
     /// `Host` for requests to this upstream, built once (the HTTP client would otherwise `format!` it per request).
     host: Option<http::HeaderValue>,
+    /// The upstream key as the headers `auth_header` asks for, built once.
+    credentials: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl UpstreamRt {
@@ -53,7 +55,11 @@ impl UpstreamRt {
     /// The headers of a request to this upstream: the client's, cleaned, plus our credentials
     /// ([`crate::forward::headers::upstream_request_headers`]), plus the URL's basic credentials if any.
     pub fn request_headers(&self, client: &http::HeaderMap) -> http::HeaderMap {
-        let mut h = crate::forward::headers::upstream_request_headers(client, &self.config);
+        let mut h = crate::forward::headers::upstream_request_headers(
+            client,
+            &self.config,
+            &self.credentials,
+        );
         if let Some(auth) = &self.url_auth {
             if !h.contains_key(http::header::AUTHORIZATION) {
                 h.insert(http::header::AUTHORIZATION, auth.clone());
@@ -189,6 +195,7 @@ impl Gateway {
                 let messages_uri = parse("/v1/messages")?;
                 Ok(Arc::new(UpstreamRt {
                     host: crate::forward::headers::host_header(&messages_uri),
+                    credentials: crate::forward::headers::credential_headers(u),
                     messages_uri,
                     count_tokens_uri: parse("/v1/messages/count_tokens")?,
                     base_url,

@@ -47,18 +47,45 @@ pub fn host_header(uri: &http::Uri) -> Option<http::HeaderValue> {
     http::HeaderValue::from_str(&text).ok()
 }
 
+const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The headers that carry an upstream's credential, built once per upstream at config load (per request
+/// they would cost a `format!` and two header-value checks).
+pub fn credential_headers(upstream: &UpstreamConfig) -> Vec<(HeaderName, HeaderValue)> {
+    if upstream.key.is_empty() {
+        return Vec::new();
+    }
+    let key = HeaderValue::from_str(&upstream.key).ok();
+    let bearer = HeaderValue::from_str(&format!("Bearer {}", upstream.key)).ok();
+    let (Some(mut key), Some(mut bearer)) = (key, bearer) else {
+        return Vec::new();
+    };
+    key.set_sensitive(true);
+    bearer.set_sensitive(true);
+    match upstream.auth_header {
+        AuthHeader::XApiKey => vec![(X_API_KEY, key)],
+        AuthHeader::Bearer => vec![(header::AUTHORIZATION, bearer)],
+        AuthHeader::Both => vec![(X_API_KEY, key), (header::AUTHORIZATION, bearer)],
+    }
+}
+
 /// Builds the upstream request headers: the client's headers minus the dropped ones, `anthropic-version`
 /// defaulted, `accept-encoding: identity` (a gzipped SSE would blind the usage parser), the upstream's own
-/// configured headers (which override), then the upstream credential.
-pub fn upstream_request_headers(client: &HeaderMap, upstream: &UpstreamConfig) -> HeaderMap {
+/// configured headers (which override), then the upstream credential (from [`credential_headers`]).
+pub fn upstream_request_headers(
+    client: &HeaderMap,
+    upstream: &UpstreamConfig,
+    credentials: &[(HeaderName, HeaderValue)],
+) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(client.len() + 4);
     for (name, value) in client {
         if !drop_request_header(name) {
             out.append(name.clone(), value.clone());
         }
     }
-    if !out.contains_key("anthropic-version") {
-        out.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+    if !out.contains_key(&ANTHROPIC_VERSION) {
+        out.insert(ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
     }
     out.insert(
         header::ACCEPT_ENCODING,
@@ -71,25 +98,8 @@ pub fn upstream_request_headers(client: &HeaderMap, upstream: &UpstreamConfig) -
             out.insert(name.clone(), value.clone());
         }
     }
-    if !upstream.key.is_empty() {
-        let key = HeaderValue::from_str(&upstream.key).ok();
-        let bearer = HeaderValue::from_str(&format!("Bearer {}", upstream.key)).ok();
-        if let (Some(mut key), Some(mut bearer)) = (key, bearer) {
-            key.set_sensitive(true);
-            bearer.set_sensitive(true);
-            match upstream.auth_header {
-                AuthHeader::XApiKey => {
-                    out.insert("x-api-key", key);
-                }
-                AuthHeader::Bearer => {
-                    out.insert(header::AUTHORIZATION, bearer);
-                }
-                AuthHeader::Both => {
-                    out.insert("x-api-key", key);
-                    out.insert(header::AUTHORIZATION, bearer);
-                }
-            }
-        }
+    for (name, value) in credentials {
+        out.insert(name.clone(), value.clone());
     }
     out
 }
@@ -147,6 +157,7 @@ pub fn keep_response_header(name: &HeaderName) -> bool {
 }
 
 pub fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    to.reserve(from.len());
     for (name, value) in from {
         if keep_response_header(name) {
             to.append(name.clone(), value.clone());
@@ -175,7 +186,8 @@ mod tests {
         h.insert("x-stainless-lang", "js".parse().unwrap());
         h.insert("accept-encoding", "gzip, br".parse().unwrap());
         h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
-        let out = upstream_request_headers(&h, &upstream(AuthHeader::XApiKey));
+        let u = upstream(AuthHeader::XApiKey);
+        let out = upstream_request_headers(&h, &u, &credential_headers(&u));
         assert_eq!(out["x-api-key"], "upstream-secret");
         assert!(out.get("authorization").is_none());
         assert_eq!(out["anthropic-beta"], "a,b");
@@ -183,7 +195,8 @@ mod tests {
         assert_eq!(out["accept-encoding"], "identity");
         assert_eq!(out["x-stainless-lang"], "js");
         assert!(out.get("x-forwarded-for").is_none());
-        let out = upstream_request_headers(&h, &upstream(AuthHeader::Bearer));
+        let u = upstream(AuthHeader::Bearer);
+        let out = upstream_request_headers(&h, &u, &credential_headers(&u));
         assert_eq!(out["authorization"], "Bearer upstream-secret");
         assert!(out.get("x-api-key").is_none());
     }

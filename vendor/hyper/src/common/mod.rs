@@ -9,6 +9,8 @@ pub(crate) mod either;
     all(feature = "server", feature = "http1"),
 ))]
 pub(crate) mod future;
+#[cfg(all(any(feature = "client", feature = "server"), feature = "http1"))]
+pub(crate) mod header_name;
 pub(crate) mod io;
 pub(crate) mod lock;
 #[cfg(all(any(feature = "client", feature = "server"), feature = "http1"))]

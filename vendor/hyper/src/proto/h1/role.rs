@@ -36,7 +36,8 @@ const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
 macro_rules! header_name {
     ($bytes:expr) => {{
         {
-            match HeaderName::from_bytes($bytes) {
+            // CCGate patch: names come from a per-thread cache (`common/header_name.rs`).
+            match crate::common::header_name::header_name($bytes) {
                 Ok(name) => name,
                 Err(e) => maybe_panic!(e),
             }
