@@ -278,6 +278,7 @@ impl<'a> Parser<'a> {
 
     fn value(&mut self) -> Option<Raw<'a>> {
         match self.peek()? {
+            b'{' | b'[' if self.depth >= self.build_depth => self.checked_only(),
             b'{' => self.object(),
             b'[' => self.array(),
             b'"' => self.string().map(Raw::Str),
@@ -287,6 +288,42 @@ impl<'a> Parser<'a> {
             b'-' | b'0'..=b'9' => self.number(),
             _ => None,
         }
+    }
+
+    /// A container below the build depth, which is only checked. Clients send the same tool schemas (and
+    /// often the same tool-call arguments) on every turn, so a large subtree that passed is remembered per
+    /// thread by its exact bytes, and the next time it is found by a structural skip and one comparison
+    /// instead of being read token by token. The check depends on nothing but the bytes and the depth it
+    /// starts at (for [`MAX_DEPTH`]), so a remembered subtree passes again at the same or a shallower depth.
+    fn checked_only(&mut self) -> Option<Raw<'a>> {
+        let start = self.pos;
+        // A structural error means the full check would refuse the subtree too.
+        let end = ccgate_meter::json_skip::skip_container(self.bytes, start).ok()?;
+        let subtree = &self.bytes[start..end];
+        if subtree.len() >= checked::MIN_LEN && checked::contains(subtree, self.depth) {
+            self.pos = end;
+            let span = self.text.get(start..end)?;
+            return Some(if subtree[0] == b'{' {
+                Raw::Obj {
+                    span,
+                    members: Vec::new(),
+                }
+            } else {
+                Raw::Arr {
+                    span,
+                    items: Vec::new(),
+                }
+            });
+        }
+        let v = if subtree[0] == b'{' {
+            self.object()?
+        } else {
+            self.array()?
+        };
+        if subtree.len() >= checked::MIN_LEN && self.pos == end {
+            checked::insert(subtree, self.depth);
+        }
+        Some(v)
     }
 
     fn literal(&mut self, word: &str, v: Raw<'a>) -> Option<Raw<'a>> {
@@ -519,6 +556,66 @@ impl<'a> Parser<'a> {
             }
         };
         exact.then_some(Raw::Num(token))
+    }
+}
+
+/// Subtrees that passed [`Parser::checked_only`]'s full check, per thread.
+mod checked {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// Smaller subtrees are cheaper to check than to look up.
+    pub(super) const MIN_LEN: usize = 128;
+    /// Past either bound the memory is dropped and refilled by the next requests.
+    const MAX_ENTRIES: usize = 1024;
+    const MAX_BYTES: usize = 4 << 20;
+
+    #[derive(Default)]
+    struct Checked {
+        /// By fingerprint: the subtree's bytes and the deepest starting depth it passed at.
+        entries: HashMap<u64, (Box<[u8]>, usize)>,
+        bytes: usize,
+    }
+
+    thread_local! {
+        static CHECKED: RefCell<Checked> = RefCell::new(Checked::default());
+    }
+
+    /// Length and three 8-byte windows, mixed: cheap, and the bytes are compared in full on a match.
+    fn fingerprint(b: &[u8]) -> u64 {
+        let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]));
+        let n = b.len();
+        let mut h = n as u64;
+        for w in [word(0), word(n / 2 - 4), word(n - 8)] {
+            h = (h.rotate_left(23) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+        h
+    }
+
+    pub(super) fn contains(subtree: &[u8], depth: usize) -> bool {
+        CHECKED
+            .try_with(|c| {
+                c.borrow()
+                    .entries
+                    .get(&fingerprint(subtree))
+                    .is_some_and(|(bytes, max_depth)| depth <= *max_depth && **bytes == *subtree)
+            })
+            .unwrap_or(false)
+    }
+
+    pub(super) fn insert(subtree: &[u8], depth: usize) {
+        let _ = CHECKED.try_with(|c| {
+            let mut c = c.borrow_mut();
+            if c.entries.len() >= MAX_ENTRIES || c.bytes + subtree.len() > MAX_BYTES {
+                c.entries.clear();
+                c.bytes = 0;
+            }
+            c.bytes += subtree.len();
+            let key = fingerprint(subtree);
+            if let Some((old, _)) = c.entries.insert(key, (subtree.into(), depth)) {
+                c.bytes -= old.len();
+            }
+        });
     }
 }
 
@@ -766,6 +863,44 @@ mod tests {
         let raw_control = "{\"a\":[{\"b\":{\"c\":[{\"d\":{\"e\":\"x\u{1}y\"}}]}}]}";
         assert!(parse(raw_control).is_none());
         assert!(parse(&raw_control.replace('\u{1}', "")).is_some());
+    }
+
+    #[test]
+    fn remembered_subtrees_pass_only_as_they_would_have() {
+        // `is_object_document` builds nothing, so every container goes through `checked_only`.
+        let long = "x".repeat(checked::MIN_LEN);
+        let good = format!(
+            r#"{{"type":"object","properties":{{"q":{{"type":"string","description":"{long}"}}}}}}"#
+        );
+        let wrapped = format!(r#"{{"a":[{{"b":{{"c":[{{"d":{good}}}]}}}}]}}"#);
+        for _ in 0..3 {
+            assert!(is_object_document(&good));
+            let raw = parse(&wrapped).unwrap();
+            let d = raw.get("a").and_then(Raw::as_array).unwrap()[0]
+                .get("b")
+                .and_then(|b| b.get("c"))
+                .and_then(Raw::as_array)
+                .unwrap()[0]
+                .get("d")
+                .unwrap()
+                .span();
+            assert_eq!(d, good);
+        }
+        // One byte off is another subtree, checked in full: a duplicate key, a raw control character.
+        let dup = good.replace(r#""type":"string","#, r#""type":"string","type":"x","#);
+        let control = good.replacen('x', "\u{1}", 1);
+        for bad in [dup, control] {
+            assert!(bad.len() >= checked::MIN_LEN);
+            for _ in 0..2 {
+                assert!(!is_object_document(&bad), "{bad}");
+                assert!(parse(&wrapped.replace(&good, &bad)).is_none());
+            }
+        }
+        // Nesting that was fine where a subtree was first seen is refused deeper down.
+        let nested = format!("{}\"{long}\"{}", "[".repeat(60), "]".repeat(60));
+        assert!(is_object_document(&format!(r#"{{"n":{nested}}}"#)));
+        let deeper = format!("{}{nested}{}", "[".repeat(45), "]".repeat(45));
+        assert!(!is_object_document(&format!(r#"{{"n":{deeper}}}"#)));
     }
 
     #[test]

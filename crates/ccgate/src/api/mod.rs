@@ -6,7 +6,6 @@ pub mod openai;
 pub mod probes;
 pub mod proxy;
 pub mod scan;
-pub mod skip;
 pub mod usage;
 
 use crate::error::ApiError;

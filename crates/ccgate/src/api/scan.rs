@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use super::skip::skip_container;
+use ccgate_meter::json_skip::skip_container;
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Scanned {

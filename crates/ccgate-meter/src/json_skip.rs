@@ -1,6 +1,7 @@
 //! Finds where a JSON object or array ends, 64 bytes at a time.
 //!
-//! A Claude Code request is ~75 KB, almost all of it inside `system`, `messages` and `tools`, and the gateway
+//! Used by the gateway's lazy scan of `/anthropic` request bodies, and by the `/openai` reader to find a
+//! subtree it has already checked. A Claude Code request is ~75 KB, almost all of it inside `system`, `messages` and `tools`, and the gateway
 //! needs none of it: only where each top-level value ends, so that it can read the few top-level fields it does
 //! need. Walking those bytes one at a time (and calling memchr once per string, for ~1,600 mostly short strings)
 //! cost ~340k instructions per request. This module does the walk the way simdjson's first stage does: per
