@@ -9,8 +9,8 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,6 +39,31 @@ impl Target {
         }
         req
     }
+}
+
+impl Target {
+    /// The request in absolute form, as HTTP/2 carries `:scheme` and `:authority`.
+    fn request_h2(&self) -> Request<Full<Bytes>> {
+        let mut req = self.request();
+        *req.uri_mut() = format!("http://{}{}", self.addr, self.path)
+            .parse()
+            .expect("uri");
+        req
+    }
+}
+
+/// An HTTP/2 connection without TLS (prior knowledge), its driver spawned; the sender is cloned per stream.
+async fn connect_h2(addr: SocketAddr) -> Result<http2::SendRequest<Full<Bytes>>, String> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| format!("h2 handshake: {e}"))?;
+    tokio::spawn(conn);
+    Ok(sender)
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -323,6 +348,53 @@ pub async fn run(target: &Target, conns: usize, warmup: Duration, duration: Dura
     total
 }
 
+/// Reads a held stream to its end; returns the time to its first body bytes. Counts it in `open` meanwhile.
+async fn read_held_stream(
+    resp: http::Response<hyper::body::Incoming>,
+    target: &Target,
+    open: &AtomicUsize,
+    peak: &AtomicUsize,
+    t0: Instant,
+) -> Result<Duration, String> {
+    let status = resp.status();
+    let now_open = open.fetch_add(1, Ordering::Relaxed) + 1;
+    peak.fetch_max(now_open, Ordering::Relaxed);
+    let mut body = resp.into_body();
+    let mut ttfb = None;
+    let mut last = Bytes::new();
+    let res = loop {
+        match body.frame().await {
+            None => break Ok(()),
+            Some(Ok(f)) => {
+                if let Ok(d) = f.into_data() {
+                    if ttfb.is_none() {
+                        ttfb = Some(t0.elapsed());
+                    }
+                    if !d.is_empty() {
+                        last = d;
+                    }
+                }
+            }
+            Some(Err(e)) => break Err(format!("body: {e}")),
+        }
+    };
+    open.fetch_sub(1, Ordering::Relaxed);
+    res?;
+    if !status.is_success() {
+        return Err(format!("status {status}"));
+    }
+    if let Some(expect) = target.expect_tail {
+        let end = last
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        if !last[..end].ends_with(expect) {
+            return Err("stream ended early".to_string());
+        }
+    }
+    Ok(ttfb.unwrap_or_default())
+}
+
 /// Result of the many-slow-streams test.
 pub struct HoldStats {
     pub started: u64,
@@ -335,29 +407,55 @@ pub struct HoldStats {
     pub wall: Duration,
 }
 
-/// `n` clients, each on its own connection, each holding one (slow) stream open until it ends. Connections are
-/// opened at `rate` per second. `open` counts streams whose response head arrived and whose body has not ended.
+/// `n` clients each holding one (slow) stream open until it ends: each on its own HTTP/1.1 connection, or with
+/// `h2_streams_per_conn`, `n / k` HTTP/2 connections carrying `k` streams each. Streams start at `rate` per second.
+/// `open` counts streams whose response head arrived and whose body has not ended.
 pub async fn hold_streams(
     target: &Target,
     n: usize,
     rate: f64,
     limit: Duration,
     open: Arc<AtomicUsize>,
+    h2_streams_per_conn: Option<usize>,
 ) -> HoldStats {
     let target = Arc::new(target.clone());
     let start = Instant::now();
     let peak = Arc::new(AtomicUsize::new(0));
     let completed = Arc::new(AtomicU64::new(0));
+    let per_conn = h2_streams_per_conn.map(|k| k.max(1));
+    let h2_conns: Arc<Vec<tokio::sync::OnceCell<http2::SendRequest<Full<Bytes>>>>> = Arc::new(
+        (0..per_conn.map_or(0, |k| n.div_ceil(k)))
+            .map(|_| tokio::sync::OnceCell::new())
+            .collect(),
+    );
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
         let target = target.clone();
         let open = open.clone();
         let peak = peak.clone();
         let completed = completed.clone();
+        let h2_conns = h2_conns.clone();
         let at = start + Duration::from_secs_f64(i as f64 / rate);
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
             let fut = async {
+                if let Some(k) = per_conn {
+                    let mut sender = h2_conns[i / k]
+                        .get_or_try_init(|| connect_h2(target.addr))
+                        .await?
+                        .clone();
+                    let t0 = Instant::now();
+                    sender
+                        .ready()
+                        .await
+                        .map_err(|e| format!("not ready: {e}"))?;
+                    let resp = sender
+                        .send_request(target.request_h2())
+                        .await
+                        .map_err(|e| format!("send: {e}"))?;
+                    let ttfb = read_held_stream(resp, &target, &open, &peak, t0).await?;
+                    return Ok((ttfb, t0.elapsed()));
+                }
                 let (mut sender, conn) = connect(target.addr).await?;
                 tokio::pin!(conn);
                 let t0 = Instant::now();
@@ -370,43 +468,7 @@ pub async fn hold_streams(
                         .send_request(target.request())
                         .await
                         .map_err(|e| format!("send: {e}"))?;
-                    let status = resp.status();
-                    let now_open = open.fetch_add(1, Ordering::Relaxed) + 1;
-                    peak.fetch_max(now_open, Ordering::Relaxed);
-                    let mut body = resp.into_body();
-                    let mut ttfb = None;
-                    let mut last = Bytes::new();
-                    let res = loop {
-                        match body.frame().await {
-                            None => break Ok(()),
-                            Some(Ok(f)) => {
-                                if let Ok(d) = f.into_data() {
-                                    if ttfb.is_none() {
-                                        ttfb = Some(t0.elapsed());
-                                    }
-                                    if !d.is_empty() {
-                                        last = d;
-                                    }
-                                }
-                            }
-                            Some(Err(e)) => break Err(format!("body: {e}")),
-                        }
-                    };
-                    open.fetch_sub(1, Ordering::Relaxed);
-                    res?;
-                    if !status.is_success() {
-                        return Err(format!("status {status}"));
-                    }
-                    if let Some(expect) = target.expect_tail {
-                        let end = last
-                            .iter()
-                            .rposition(|b| !b.is_ascii_whitespace())
-                            .map_or(0, |i| i + 1);
-                        if !last[..end].ends_with(expect) {
-                            return Err("stream ended early".to_string());
-                        }
-                    }
-                    Ok::<_, String>(ttfb.unwrap_or_default())
+                    read_held_stream(resp, &target, &open, &peak, t0).await
                 };
                 tokio::pin!(body_fut);
                 let mut conn_done = false;

@@ -82,6 +82,10 @@ struct Args {
     /// Skip the slow-stream run straight against the mock (the baseline of the ccgate one).
     #[arg(long)]
     no_slow_baseline: bool,
+    /// Streams per connection in the HTTP/2 (h2c) slow-stream run, which holds the full --slow-streams through
+    /// ccgate with one socket each side per stream group instead of per stream; 0 skips that run.
+    #[arg(long, default_value_t = 100)]
+    slow_h2_streams_per_conn: usize,
     /// Skip the matrix (only the stream checks).
     #[arg(long)]
     no_matrix: bool,
@@ -786,6 +790,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     let mut streams_json = Vec::new();
     let mut slow_json = Value::Null;
     let mut slow_direct_json = Value::Null;
+    let mut slow_h2_json = Value::Null;
     let mut ccgate_pid = ccgate_pid;
     let mut fresh_rss = None;
     if !args.no_streams {
@@ -881,6 +886,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
                 slow_n,
                 args.slow_event_delay_ms,
                 watch_pid,
+                None,
                 &mut all_ok,
             );
             if sp == PathKind::Direct {
@@ -890,6 +896,22 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
                 slow_json["requested"] = json!(slow_requested);
                 slow_json["nofile_limit"] = json!(nofile);
             }
+        }
+        // The same through ccgate over HTTP/2: every requested stream, whatever the fd limit, as ccgate then
+        // holds one client socket per connection and one upstream socket per stream.
+        if args.slow_h2_streams_per_conn > 0 {
+            std::thread::sleep(Duration::from_secs(2));
+            slow_h2_json = slow_streams(
+                rt,
+                &env,
+                PathKind::Anthropic,
+                slow_requested.min(nofile.saturating_sub(200) as usize),
+                args.slow_event_delay_ms,
+                ccgate_pid,
+                Some(args.slow_h2_streams_per_conn),
+                &mut all_ok,
+            );
+            slow_h2_json["requested"] = json!(slow_requested);
         }
     }
 
@@ -934,6 +956,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             "streams": streams_json,
             "slow_streams": slow_json,
             "slow_streams_direct_baseline": slow_direct_json,
+            "slow_streams_h2": slow_h2_json,
         },
         "nginx": { "peak_rss_mib_matrix_all_processes": nginx_peak.map(round1) },
     });
@@ -998,6 +1021,7 @@ fn slow_streams(
     n: usize,
     delay_ms: u64,
     pid: u32,
+    h2_streams_per_conn: Option<usize>,
     all_ok: &mut bool,
 ) -> Value {
     let delay = delay_ms.to_string();
@@ -1030,15 +1054,25 @@ fn slow_streams(
     let cpu0 = procs::cpu_seconds(pid);
     let limit = Duration::from_secs_f64(ramp + 60.0);
     println!(
-        "holding {n} slow streams ({delay_ms} ms between events) on {}...",
-        path.name()
+        "holding {n} slow streams ({delay_ms} ms between events) on {}{}...",
+        path.name(),
+        h2_streams_per_conn.map_or(String::new(), |k| format!(
+            " over HTTP/2, {k} per connection"
+        ))
     );
     let mut ours: Vec<u32> = [env.mock_pid, Some(pid)].into_iter().flatten().collect();
     ours.sort_unstable();
     ours.dedup();
     let f0 = foreign_sample(&ours);
     let t0 = Instant::now();
-    let hs = rt.block_on(load::hold_streams(&t, n, rate, limit, open));
+    let hs = rt.block_on(load::hold_streams(
+        &t,
+        n,
+        rate,
+        limit,
+        open,
+        h2_streams_per_conn,
+    ));
     let foreign = foreign_pct(f0, foreign_sample(&ours), t0.elapsed());
     stop.store(true, Ordering::Relaxed);
     let (max_rss, max_fds) = sampler.join().unwrap_or_default();
@@ -1065,6 +1099,7 @@ fn slow_streams(
     }
     json!({
         "path": path.key(), "streams": n, "event_delay_ms": delay_ms, "ramp_s": ramp,
+        "h2_streams_per_conn": h2_streams_per_conn,
         "completed": hs.completed, "errors": hs.errors, "peak_open": hs.peak_open,
         "peak_rss_mib": round1(peak), "sampled_max_rss_mib": round1(max_rss), "rss_before_mib": round1(rss0),
         "peak_was_reset": reset, "peak_fds": max_fds, "listen_drops": drops,

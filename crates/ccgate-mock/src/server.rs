@@ -117,7 +117,16 @@ pub(crate) async fn spawn(
     addr: SocketAddr,
     shared: Arc<Shared>,
 ) -> std::io::Result<(SocketAddr, ListenerSlot, JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await?;
+    // A deep accept queue, as the gateway's and the benchmark's nginx have: a gateway opening thousands of
+    // upstream connections at once must not see SYNs dropped (tokio's `bind` asks for 1,024).
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(4096)?;
     let local = listener.local_addr()?;
     let slot: ListenerSlot = Arc::new(Mutex::new(Some(listener)));
     let task = tokio::spawn(accept_loop(slot.clone(), shared));
