@@ -879,16 +879,13 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             } else {
                 ccgate_pid
             };
-            let v = slow_streams(
-                rt,
-                &env,
-                sp,
-                slow_n,
-                args.slow_event_delay_ms,
-                watch_pid,
-                None,
-                &mut all_ok,
-            );
+            let run = SlowRun {
+                path: sp,
+                n: slow_n,
+                delay_ms: args.slow_event_delay_ms,
+                h2_streams_per_conn: None,
+            };
+            let v = slow_streams(rt, &env, run, watch_pid, &mut all_ok);
             if sp == PathKind::Direct {
                 slow_direct_json = v;
             } else {
@@ -901,16 +898,13 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
         // holds one client socket per connection and one upstream socket per stream.
         if args.slow_h2_streams_per_conn > 0 {
             std::thread::sleep(Duration::from_secs(2));
-            slow_h2_json = slow_streams(
-                rt,
-                &env,
-                PathKind::Anthropic,
-                slow_requested.min(nofile.saturating_sub(200) as usize),
-                args.slow_event_delay_ms,
-                ccgate_pid,
-                Some(args.slow_h2_streams_per_conn),
-                &mut all_ok,
-            );
+            let run = SlowRun {
+                path: PathKind::Anthropic,
+                n: slow_requested.min(nofile.saturating_sub(200) as usize),
+                delay_ms: args.slow_event_delay_ms,
+                h2_streams_per_conn: Some(args.slow_h2_streams_per_conn),
+            };
+            slow_h2_json = slow_streams(rt, &env, run, ccgate_pid, &mut all_ok);
             slow_h2_json["requested"] = json!(slow_requested);
         }
     }
@@ -1013,17 +1007,29 @@ fn pick_rows(rounds: Vec<Vec<Value>>) -> Vec<Value> {
         .collect()
 }
 
-/// Holds `n` slow streams on `path` and watches `pid` (the server side: ccgate, or the mock for direct).
-fn slow_streams(
-    rt: &tokio::runtime::Runtime,
-    env: &Env,
+/// One slow-stream run: `n` streams on `path`, `delay_ms` between events, over HTTP/1.1 or (with
+/// `h2_streams_per_conn`) HTTP/2.
+struct SlowRun {
     path: PathKind,
     n: usize,
     delay_ms: u64,
-    pid: u32,
     h2_streams_per_conn: Option<usize>,
+}
+
+/// Holds a [`SlowRun`]'s streams and watches `pid` (the server side: ccgate, or the mock for direct).
+fn slow_streams(
+    rt: &tokio::runtime::Runtime,
+    env: &Env,
+    run: SlowRun,
+    pid: u32,
     all_ok: &mut bool,
 ) -> Value {
+    let SlowRun {
+        path,
+        n,
+        delay_ms,
+        h2_streams_per_conn,
+    } = run;
     let delay = delay_ms.to_string();
     let t = target(
         env,
