@@ -204,7 +204,8 @@ fn render_upstream_error(status: StatusCode, headers: &HeaderMap, body: Bytes) -
         }
     }
     if let Some(v) = headers.get("request-id").cloned() {
-        resp.headers_mut().insert("x-upstream-request-id", v);
+        resp.headers_mut()
+            .insert(http::HeaderName::from_static("x-upstream-request-id"), v);
     }
     resp
 }

@@ -372,6 +372,10 @@ pub async fn dispatch(
 }
 
 /// Response head for a streamed 2xx: the upstream's headers minus the ones that describe our key or the hop.
+/// Header names as constants: inserting by `&str` would copy a non-standard name into a new allocation.
+const X_CCGATE_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-ccgate-request-id");
+const X_ACCEL_BUFFERING: http::HeaderName = http::HeaderName::from_static("x-accel-buffering");
+
 pub fn response_head(
     status: StatusCode,
     upstream_headers: &HeaderMap,
@@ -382,11 +386,11 @@ pub fn response_head(
     if let Some(h) = builder.headers_mut() {
         crate::forward::headers::copy_response_headers(upstream_headers, h);
         if let Ok(v) = HeaderValue::from_str(request_id) {
-            h.insert("x-ccgate-request-id", v);
+            h.insert(X_CCGATE_REQUEST_ID, v);
         }
         if is_sse {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            h.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
         }
     }
     builder

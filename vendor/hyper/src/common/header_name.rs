@@ -37,8 +37,12 @@ pub(crate) fn header_name(bytes: &[u8]) -> Result<HeaderName, InvalidHeaderName>
             cache.resize(SLOTS, None);
         }
         match &cache[slot] {
-            // Names are stored lower-cased, as `from_bytes` makes them; the input may be in any case.
-            Some(name) if name.as_str().as_bytes().eq_ignore_ascii_case(bytes) => {
+            // Names are stored lower-cased, as `from_bytes` makes them; the input is too, nearly always (a
+            // plain comparison), but may be in any case.
+            Some(name)
+                if name.as_str().as_bytes() == bytes
+                    || name.as_str().as_bytes().eq_ignore_ascii_case(bytes) =>
+            {
                 Some(Ok(name.clone()))
             }
             Some(_) => None,
