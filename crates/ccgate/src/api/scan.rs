@@ -229,6 +229,56 @@ mod tests {
     }
 
     #[test]
+    fn finds_fields_behind_a_claude_code_sized_body() {
+        // Long strings full of brackets, quotes and backslashes, nested tool schemas, and the fields the gateway
+        // reads placed after all of it, so the skip has to get every block edge right to find them.
+        let tricky = "}]\"\\{[ \\\\\" \\n x".repeat(40);
+        let messages: Vec<serde_json::Value> = (0..120)
+            .map(|i| {
+                serde_json::json!({"role": if i % 2 == 0 { "user" } else { "assistant" },
+                    "content": [{"type": "text", "text": format!("{i} {tricky}")},
+                                {"type": "tool_result", "tool_use_id": format!("t{i}"), "content": [{"type":"text","text": tricky}]}]})
+            })
+            .collect();
+        let tools: Vec<serde_json::Value> = (0..24)
+            .map(|i| serde_json::json!({"name": format!("tool_{i}"), "description": tricky,
+                "input_schema": {"type":"object","properties":{"a":{"type":"array","items":{"type":"string","enum":["]","}"]}}}}}))
+            .collect();
+        let body = serde_json::json!({
+            "system": [{"type": "text", "text": tricky, "cache_control": {"type": "ephemeral"}}],
+            "messages": messages,
+            "tools": tools,
+            "metadata": {"user_id": "{\"session_id\":\"s-1\"}"},
+            "max_tokens": 32000,
+            "stream": true,
+            "model": "claude-sonnet-4-6",
+        });
+        for text in [
+            serde_json::to_vec(&body).unwrap(),
+            serde_json::to_vec_pretty(&body).unwrap(),
+        ] {
+            assert!(text.len() > 64 * 1024);
+            let s = scan(&text).unwrap();
+            assert_eq!(s.model.as_deref(), Some("claude-sonnet-4-6"));
+            assert!(s.stream);
+            assert_eq!(s.max_tokens, Some(32000));
+            assert_eq!(s.user_id.as_deref(), Some(r#"{"session_id":"s-1"}"#));
+            let rewritten = rewrite_model(&text, &s.model_span.unwrap(), "other");
+            let mut want = body.clone();
+            want["model"] = "other".into();
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&rewritten).unwrap(),
+                want
+            );
+            // One bracket too many deep inside is caught.
+            let mut broken = text.clone();
+            let at = broken.windows(6).position(|w| w == b"\"tool_").unwrap();
+            broken.insert(at, b'[');
+            assert!(scan(&broken).is_err());
+        }
+    }
+
+    #[test]
     fn rejects_malformed() {
         for bad in [
             &b"{"[..],
