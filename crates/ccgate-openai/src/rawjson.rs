@@ -297,6 +297,14 @@ impl<'a> Parser<'a> {
     /// starts at (for [`MAX_DEPTH`]), so a remembered subtree passes again at the same or a shallower depth.
     fn checked_only(&mut self) -> Option<Raw<'a>> {
         let start = self.pos;
+        if self.bytes.len() - start < checked::MIN_LEN {
+            // Too short to be remembered: the skip would only add work.
+            return if self.bytes[start] == b'{' {
+                self.object()
+            } else {
+                self.array()
+            };
+        }
         // A structural error means the full check would refuse the subtree too.
         let end = ccgate_meter::json_skip::skip_container(self.bytes, start).ok()?;
         let subtree = &self.bytes[start..end];
