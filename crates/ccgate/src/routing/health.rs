@@ -188,24 +188,26 @@ async fn probe(u: &crate::state::UpstreamRt) {
         }
         _ => false,
     };
+    let reason = (!healthy).then(|| match result {
+        Ok(Ok(r)) => format!("health check: HTTP {}", r.status().as_u16()),
+        Ok(Err(e)) => format!("health check: {e}"),
+        Err(_) => format!(
+            "health check: no answer within {} ms",
+            hc.timeout.as_millis()
+        ),
+    });
+    // The reason is in place before the upstream shows as unhealthy: `/health` must never report one without
+    // the other.
+    if let Some(reason) = &reason {
+        *u.state.last_error.lock() = Some(reason.clone());
+    }
     let was_unhealthy = u.state.probe_unhealthy.swap(!healthy, Ordering::Relaxed);
     if healthy && was_unhealthy {
         tracing::info!(upstream = %u.config.id, "health check passed; upstream back in rotation");
         u.state.consecutive_failures.store(0, Ordering::Relaxed);
         u.state.cooldown_until_ms.store(0, Ordering::Relaxed);
-    } else if !healthy {
-        let reason = match result {
-            Ok(Ok(r)) => format!("health check: HTTP {}", r.status().as_u16()),
-            Ok(Err(e)) => format!("health check: {e}"),
-            Err(_) => format!(
-                "health check: no answer within {} ms",
-                hc.timeout.as_millis()
-            ),
-        };
-        if !was_unhealthy {
-            tracing::warn!(upstream = %u.config.id, %reason, "upstream failed its health check");
-        }
-        *u.state.last_error.lock() = Some(reason);
+    } else if let (Some(reason), false) = (&reason, was_unhealthy) {
+        tracing::warn!(upstream = %u.config.id, %reason, "upstream failed its health check");
     }
 }
 
