@@ -299,16 +299,13 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         if self.bytes.len() - start < checked::MIN_LEN {
             // Too short to be remembered: the skip would only add work.
-            return if self.bytes[start] == b'{' {
-                self.object()
-            } else {
-                self.array()
-            };
+            return self.container();
         }
         // A structural error means the full check would refuse the subtree too.
         let end = ccgate_meter::json_skip::skip_container(self.bytes, start).ok()?;
         let subtree = &self.bytes[start..end];
-        if subtree.len() >= checked::MIN_LEN && checked::contains(subtree, self.depth) {
+        let rememberable = subtree.len() >= checked::MIN_LEN;
+        if rememberable && checked::contains(subtree, self.depth) {
             self.pos = end;
             let span = self.text.get(start..end)?;
             return Some(if subtree[0] == b'{' {
@@ -323,15 +320,20 @@ impl<'a> Parser<'a> {
                 }
             });
         }
-        let v = if subtree[0] == b'{' {
-            self.object()?
-        } else {
-            self.array()?
-        };
-        if subtree.len() >= checked::MIN_LEN && self.pos == end {
+        let v = self.container()?;
+        if rememberable && self.pos == end {
             checked::insert(subtree, self.depth);
         }
         Some(v)
+    }
+
+    /// The object or array at `pos`.
+    fn container(&mut self) -> Option<Raw<'a>> {
+        if self.peek()? == b'{' {
+            self.object()
+        } else {
+            self.array()
+        }
     }
 
     fn literal(&mut self, word: &str, v: Raw<'a>) -> Option<Raw<'a>> {
