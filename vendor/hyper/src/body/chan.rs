@@ -1,3 +1,4 @@
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -8,10 +9,18 @@ use http::HeaderMap;
 
 use crate::common::lock::LockResultExt;
 
+// CCGate patch: the channel holds a short queue of chunks instead of one. A connection task that has several
+// chunks already in its read buffer (an upstream's whole SSE answer often arrives in one read) hands them all
+// over in one turn, so the receiving side sees them at once and writes them to its peer in one syscall instead
+// of one per chunk plus one for the end. Bounded in chunks and bytes, so back-pressure works as before.
+const QUEUE_MAX_CHUNKS: usize = 8;
+const QUEUE_MAX_BYTES: usize = 64 * 1024;
+
 pub(crate) fn channel(wanter: bool) -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
-            item: None,
+            data: VecDeque::new(),
+            queued_bytes: 0,
             pending_error: None,
             trailers: None,
             sender_open: true,
@@ -52,14 +61,24 @@ struct Shared {
 }
 
 struct State {
-    item: Option<Result<Bytes, crate::Error>>,
-    // An error must not displace data which was already accepted. The old
-    // mpsc channel achieved this by sending the error from a cloned sender.
+    data: VecDeque<Bytes>,
+    queued_bytes: usize,
+    // An error must not displace data which was already accepted: it is
+    // delivered after every queued chunk.
     pending_error: Option<crate::Error>,
     trailers: Option<HeaderMap>,
     sender_open: bool,
     receiver_open: bool,
     want: bool,
+}
+
+impl State {
+    fn has_room(&self) -> bool {
+        self.want
+            && self.pending_error.is_none()
+            && self.data.len() < QUEUE_MAX_CHUNKS
+            && self.queued_bytes < QUEUE_MAX_BYTES
+    }
 }
 
 impl Sender {
@@ -68,7 +87,7 @@ impl Sender {
         let state = self.shared.state.lock().panic_if_poisoned();
         if !state.receiver_open {
             Poll::Ready(Err(crate::Error::new_closed()))
-        } else if state.want && state.item.is_none() && state.pending_error.is_none() {
+        } else if state.has_room() {
             Poll::Ready(Ok(()))
         } else {
             Poll::Pending
@@ -90,14 +109,11 @@ impl Sender {
 
     pub(crate) fn try_send_data(&mut self, chunk: Bytes) -> Result<(), Bytes> {
         let mut state = self.shared.state.lock().panic_if_poisoned();
-        if !state.receiver_open
-            || !state.want
-            || state.item.is_some()
-            || state.pending_error.is_some()
-        {
+        if !state.receiver_open || !state.has_room() {
             return Err(chunk);
         }
-        state.item = Some(Ok(chunk));
+        state.queued_bytes += chunk.len();
+        state.data.push_back(chunk);
         drop(state);
         self.shared.receiver_waker.wake();
         Ok(())
@@ -135,9 +151,7 @@ impl Sender {
         if !state.receiver_open {
             return;
         }
-        if state.item.is_none() {
-            state.item = Some(Err(err));
-        } else if state.pending_error.is_none() {
+        if state.pending_error.is_none() {
             state.pending_error = Some(err);
         }
         drop(state);
@@ -171,10 +185,16 @@ impl Receiver {
         } else {
             false
         };
-        if let Some(item) = state.item.take() {
+        if let Some(chunk) = state.data.pop_front() {
+            // The sender waits only while the queue is full: wake it on that edge, not on every chunk.
+            let was_full = state.data.len() + 1 >= QUEUE_MAX_CHUNKS
+                || state.queued_bytes >= QUEUE_MAX_BYTES;
+            state.queued_bytes -= chunk.len();
             drop(state);
-            self.shared.sender_waker.wake();
-            return Poll::Ready(Some(item));
+            if was_full || wake_sender {
+                self.shared.sender_waker.wake();
+            }
+            return Poll::Ready(Some(Ok(chunk)));
         }
         if let Some(err) = state.pending_error.take() {
             drop(state);
@@ -260,6 +280,34 @@ mod tests {
         assert_eq!(recv(&mut rx).await.unwrap().unwrap(), "data");
         assert!(recv(&mut rx).await.unwrap().is_err());
         assert!(recv(&mut rx).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn queued_chunks_arrive_in_order_up_to_the_bound() {
+        let (mut tx, mut rx) = channel(false);
+        for i in 0..QUEUE_MAX_CHUNKS {
+            tx.try_send_data(Bytes::from(i.to_string())).unwrap();
+        }
+        // Full: the next chunk is refused and poll_ready waits.
+        assert!(tx.try_send_data(Bytes::from_static(b"over")).is_err());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(tx.poll_ready(&mut cx).is_pending());
+        assert_eq!(recv(&mut rx).await.unwrap().unwrap(), "0");
+        assert!(tx.poll_ready(&mut cx).is_ready());
+        tx.send_error(crate::Error::new_incomplete());
+        drop(tx);
+        for i in 1..QUEUE_MAX_CHUNKS {
+            assert_eq!(recv(&mut rx).await.unwrap().unwrap(), i.to_string());
+        }
+        assert!(recv(&mut rx).await.unwrap().is_err());
+        assert!(recv(&mut rx).await.is_none());
+    }
+
+    #[test]
+    fn queued_bytes_bound_the_queue() {
+        let (mut tx, _rx) = channel(false);
+        tx.try_send_data(Bytes::from(vec![0u8; QUEUE_MAX_BYTES])).unwrap();
+        assert!(tx.try_send_data(Bytes::from_static(b"x")).is_err());
     }
 
     #[tokio::test]

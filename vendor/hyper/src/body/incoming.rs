@@ -447,14 +447,17 @@ mod tests {
 
     #[cfg(feature = "http1")]
     #[test]
-    fn channel_buffers_one() {
+    fn channel_buffers_a_bounded_queue() {
+        // CCGate patch: the channel queues up to 8 chunks (see chan.rs).
         let (mut tx, _rx) = Incoming::channel();
 
-        tx.try_send_data("chunk 1".into()).expect("send 1");
+        for _ in 0..8 {
+            tx.try_send_data("chunk".into()).expect("send");
+        }
 
         // buffer is now full
-        let chunk2 = tx.try_send_data("chunk 2".into()).expect_err("send 2");
-        assert_eq!(chunk2, "chunk 2");
+        let over = tx.try_send_data("chunk 9".into()).expect_err("send 9");
+        assert_eq!(over, "chunk 9");
     }
 
     #[cfg(all(feature = "http1", any(feature = "client", feature = "server")))]
