@@ -571,6 +571,9 @@ fn check_pairing(
     turns: &[Turn<'_>],
     client_ids: &HashMap<String, String>,
 ) -> Result<(), TranslateError> {
+    if pairing_is_clean(turns) {
+        return Ok(());
+    }
     let client = |id: &str| client_ids.get(id).cloned().unwrap_or_else(|| id.to_owned());
     for (k, t) in turns.iter().enumerate() {
         match t.role {
@@ -620,6 +623,51 @@ fn check_pairing(
         }
     }
     Ok(())
+}
+
+/// What [`check_pairing`] checks, for the common case where it passes, without hash sets: every call is answered
+/// by the next turn, every result answers a call of the turn before, and none twice. A request is translated on
+/// every turn of a conversation, with a few ids per turn, so sorted lists beat building sets. When this says no,
+/// [`check_pairing`] finds which rule broke first, for its message.
+fn pairing_is_clean(turns: &[Turn<'_>]) -> bool {
+    for (k, t) in turns.iter().enumerate() {
+        match t.role {
+            Role::Assistant => {
+                let calls: Vec<&str> = t.tool_use_ids().collect();
+                if calls.is_empty() {
+                    continue;
+                }
+                let mut answered: Vec<&str> = turns
+                    .get(k + 1)
+                    .map(|n| n.tool_result_ids().collect())
+                    .unwrap_or_default();
+                answered.sort_unstable();
+                if calls.iter().any(|id| answered.binary_search(id).is_err()) {
+                    return false;
+                }
+            }
+            Role::User => {
+                let mut results: Vec<&str> = t.tool_result_ids().collect();
+                if results.is_empty() {
+                    continue;
+                }
+                let mut calls: Vec<&str> = k
+                    .checked_sub(1)
+                    .and_then(|j| turns.get(j))
+                    .map(|prev| prev.tool_use_ids().collect())
+                    .unwrap_or_default();
+                calls.sort_unstable();
+                if results.iter().any(|id| calls.binary_search(id).is_err()) {
+                    return false;
+                }
+                results.sort_unstable();
+                if results.windows(2).any(|w| w[0] == w[1]) {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 /// Prefill: Anthropic rejects trailing whitespace in the final assistant content (§4.2 step 11).

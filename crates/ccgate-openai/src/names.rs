@@ -76,56 +76,75 @@ fn fresh(original: &str, max_len: usize, taken: impl Fn(&str) -> bool) -> String
 ///
 /// Call [`NameMap::reserve`] for every name of the request first, so valid names keep their
 /// spelling and rewritten names avoid them; [`NameMap::map`] then never yields a collision.
+///
+/// Almost every name is valid and maps to itself, so those are kept once, in a set; only the
+/// rewritten names (and internal ones) pay for a two-way map.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct NameMap {
-    to_upstream: HashMap<String, String>,
-    /// upstream → client, for every mapped name (identity entries included).
-    to_client: HashMap<String, String>,
+    /// Client names that are also their upstream names.
+    same: HashSet<String>,
+    /// client → upstream, for rewritten names.
+    renamed_to_upstream: HashMap<String, String>,
+    /// upstream → client, for rewritten names and upstream-only ones.
+    renamed_to_client: HashMap<String, String>,
 }
 
 impl NameMap {
+    /// Whether an upstream name is in use.
+    fn upstream_taken(&self, name: &str) -> bool {
+        self.same.contains(name) || self.renamed_to_client.contains_key(name)
+    }
+
+    /// Room for `n` more names that map to themselves, so reserving a request's tools grows the set once.
+    pub(crate) fn expect(&mut self, n: usize) {
+        self.same.reserve(n);
+    }
+
     /// Claims a name that is already valid, so it maps to itself.
     pub(crate) fn reserve(&mut self, name: &str) {
         if is_valid_ident(name, MAX_TOOL_NAME)
-            && !self.to_upstream.contains_key(name)
-            && !self.to_client.contains_key(name)
+            && !self.renamed_to_upstream.contains_key(name)
+            && !self.upstream_taken(name)
         {
-            self.to_upstream.insert(name.to_owned(), name.to_owned());
-            self.to_client.insert(name.to_owned(), name.to_owned());
+            self.same.insert(name.to_owned());
         }
     }
 
     /// Upstream name for a client name, allocating one on first use.
     pub(crate) fn map(&mut self, client: &str) -> String {
-        if let Some(u) = self.to_upstream.get(client) {
+        if self.same.contains(client) {
+            return client.to_owned();
+        }
+        if let Some(u) = self.renamed_to_upstream.get(client) {
             return u.clone();
         }
-        let upstream =
-            if is_valid_ident(client, MAX_TOOL_NAME) && !self.to_client.contains_key(client) {
-                client.to_owned()
-            } else {
-                fresh(client, MAX_TOOL_NAME, |c| self.to_client.contains_key(c))
-            };
-        self.to_upstream.insert(client.to_owned(), upstream.clone());
-        self.to_client.insert(upstream.clone(), client.to_owned());
+        if is_valid_ident(client, MAX_TOOL_NAME) && !self.upstream_taken(client) {
+            self.same.insert(client.to_owned());
+            return client.to_owned();
+        }
+        let upstream = fresh(client, MAX_TOOL_NAME, |c| self.upstream_taken(c));
+        self.renamed_to_upstream
+            .insert(client.to_owned(), upstream.clone());
+        self.renamed_to_client
+            .insert(upstream.clone(), client.to_owned());
         upstream
     }
 
     /// Allocates an upstream-only name (the structured-output tool) that no client name uses.
     pub(crate) fn allocate_internal(&mut self, wanted: &str) -> String {
-        let name = if self.to_client.contains_key(wanted) {
-            fresh(wanted, MAX_TOOL_NAME, |c| self.to_client.contains_key(c))
+        let name = if self.upstream_taken(wanted) {
+            fresh(wanted, MAX_TOOL_NAME, |c| self.upstream_taken(c))
         } else {
             wanted.to_owned()
         };
-        self.to_client.insert(name.clone(), name.clone());
+        self.renamed_to_client.insert(name.clone(), name.clone());
         name
     }
 
     /// upstream → client for the names that were actually rewritten; the response side restores
     /// them (§4.2 step 6).
     pub(crate) fn renamed(&self) -> BTreeMap<String, String> {
-        self.to_upstream
+        self.renamed_to_upstream
             .iter()
             .filter(|(c, u)| c != u)
             .map(|(c, u)| (u.clone(), c.clone()))

@@ -245,6 +245,11 @@ struct Parser<'a> {
     build_depth: usize,
     /// Keys of the objects being read, innermost last, for the duplicate check.
     keys: Vec<JsonStr<'a>>,
+    /// Members and items of the containers being built, innermost last. Each container takes its own run off
+    /// the top when it closes, into a vector of exactly its size: one allocation per container, where pushing
+    /// into a fresh vector grew it two or three times.
+    members: Vec<(JsonStr<'a>, Raw<'a>)>,
+    items: Vec<Raw<'a>>,
 }
 
 impl<'a> Parser<'a> {
@@ -256,6 +261,8 @@ impl<'a> Parser<'a> {
             depth: 0,
             build_depth,
             keys: Vec::new(),
+            members: Vec::new(),
+            items: Vec::new(),
         }
     }
 
@@ -292,23 +299,18 @@ impl<'a> Parser<'a> {
 
     /// A container below the build depth, which is only checked. Clients send the same tool schemas (and
     /// often the same tool-call arguments) on every turn, so a large subtree that passed is remembered per
-    /// thread by its exact bytes, and the next time it is found by a structural skip and one comparison
-    /// instead of being read token by token. The check depends on nothing but the bytes and the depth it
-    /// starts at (for [`MAX_DEPTH`]), so a remembered subtree passes again at the same or a shallower depth.
+    /// thread by its exact bytes, and the next time it is recognised by one comparison instead of being read
+    /// token by token. A complete JSON value's bytes decide where it ends, so input that starts with a
+    /// remembered subtree holds exactly that subtree there. The check depends on nothing but the bytes and the
+    /// depth it starts at (for [`MAX_DEPTH`]), so a remembered subtree passes again at the same or a shallower
+    /// depth.
     fn checked_only(&mut self) -> Option<Raw<'a>> {
         let start = self.pos;
-        if self.bytes.len() - start < checked::MIN_LEN {
-            // Too short to be remembered: the skip would only add work.
-            return self.container();
-        }
-        // A structural error means the full check would refuse the subtree too.
-        let end = ccgate_meter::json_skip::skip_container(self.bytes, start).ok()?;
-        let subtree = &self.bytes[start..end];
-        let rememberable = subtree.len() >= checked::MIN_LEN;
-        if rememberable && checked::contains(subtree, self.depth) {
-            self.pos = end;
-            let span = self.text.get(start..end)?;
-            return Some(if subtree[0] == b'{' {
+        let rest = &self.bytes[start..];
+        if let Some(len) = checked::find(rest, self.depth) {
+            self.pos = start + len;
+            let span = self.text.get(start..self.pos)?;
+            return Some(if rest[0] == b'{' {
                 Raw::Obj {
                     span,
                     members: Vec::new(),
@@ -321,9 +323,7 @@ impl<'a> Parser<'a> {
             });
         }
         let v = self.container()?;
-        if rememberable && self.pos == end {
-            checked::insert(subtree, self.depth);
-        }
+        checked::insert(&self.bytes[start..self.pos], self.depth);
         Some(v)
     }
 
@@ -373,9 +373,9 @@ impl<'a> Parser<'a> {
         self.enter()?;
         let build = self.depth <= self.build_depth;
         let keys_start = self.keys.len();
+        let members_start = self.members.len();
         self.pos += 1;
         self.skip_ws();
-        let mut members = Vec::new();
         if self.peek()? == b'}' {
             self.pos += 1;
         } else {
@@ -399,7 +399,7 @@ impl<'a> Parser<'a> {
                 let v = v?;
                 self.keys.push(key);
                 if build {
-                    members.push((key, v));
+                    self.members.push((key, v));
                 }
                 if !self.next_or_close(b'}')? {
                     break;
@@ -413,7 +413,7 @@ impl<'a> Parser<'a> {
         self.keys.truncate(keys_start);
         Some(Raw::Obj {
             span: &self.text[start..self.pos],
-            members,
+            members: self.members.drain(members_start..).collect(),
         })
     }
 
@@ -421,16 +421,16 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         self.enter()?;
         let build = self.depth <= self.build_depth;
+        let items_start = self.items.len();
         self.pos += 1;
         self.skip_ws();
-        let mut items = Vec::new();
         if self.peek()? == b']' {
             self.pos += 1;
         } else {
             loop {
                 let v = self.value()?;
                 if build {
-                    items.push(v);
+                    self.items.push(v);
                 }
                 if !self.next_or_close(b']')? {
                     break;
@@ -440,7 +440,7 @@ impl<'a> Parser<'a> {
         self.depth -= 1;
         Some(Raw::Arr {
             span: &self.text[start..self.pos],
-            items,
+            items: self.items.drain(items_start..).collect(),
         })
     }
 
@@ -576,14 +576,21 @@ mod checked {
 
     /// Smaller subtrees are cheaper to check than to look up.
     pub(super) const MIN_LEN: usize = 128;
+    /// Subtrees are found by a fingerprint of their first bytes (at most [`MIN_LEN`], so every remembered
+    /// subtree has them), then compared in full.
+    const KEY_LEN: usize = 64;
+    /// Remembered subtrees sharing a fingerprint: bounds the comparisons one lookup can cost.
+    const MAX_PER_KEY: usize = 8;
     /// Past either bound the memory is dropped and refilled by the next requests.
     const MAX_ENTRIES: usize = 1024;
     const MAX_BYTES: usize = 4 << 20;
 
     #[derive(Default)]
     struct Checked {
-        /// By fingerprint: the subtree's bytes and the deepest starting depth it passed at.
-        entries: HashMap<u64, (Box<[u8]>, usize)>,
+        /// By fingerprint of the first [`KEY_LEN`] bytes: each subtree's bytes and the deepest starting depth
+        /// it passed at.
+        entries: HashMap<u64, Vec<(Box<[u8]>, usize)>>,
+        count: usize,
         bytes: usize,
     }
 
@@ -591,40 +598,64 @@ mod checked {
         static CHECKED: RefCell<Checked> = RefCell::new(Checked::default());
     }
 
-    /// Length and three 8-byte windows, mixed: cheap, and the bytes are compared in full on a match.
-    fn fingerprint(b: &[u8]) -> u64 {
-        let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]));
-        let n = b.len();
-        let mut h = n as u64;
-        for w in [word(0), word(n / 2 - 4), word(n - 8)] {
+    fn fingerprint(prefix: &[u8; KEY_LEN]) -> u64 {
+        let mut h = 0u64;
+        for w in prefix.chunks_exact(8) {
+            let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
             h = (h.rotate_left(23) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
         h
     }
 
-    pub(super) fn contains(subtree: &[u8], depth: usize) -> bool {
-        CHECKED
-            .try_with(|c| {
-                c.borrow()
-                    .entries
-                    .get(&fingerprint(subtree))
-                    .is_some_and(|(bytes, max_depth)| depth <= *max_depth && **bytes == *subtree)
-            })
-            .unwrap_or(false)
+    fn key(bytes: &[u8]) -> Option<u64> {
+        if bytes.len() < MIN_LEN {
+            return None;
+        }
+        bytes.first_chunk::<KEY_LEN>().map(fingerprint)
     }
 
+    /// Length of the remembered subtree that `rest` starts with, if one passed at `depth` or deeper.
+    pub(super) fn find(rest: &[u8], depth: usize) -> Option<usize> {
+        let key = key(rest)?;
+        CHECKED
+            .try_with(|c| {
+                c.borrow().entries.get(&key).and_then(|bucket| {
+                    bucket.iter().find_map(|(bytes, max_depth)| {
+                        (depth <= *max_depth && rest.starts_with(bytes)).then_some(bytes.len())
+                    })
+                })
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Remembers `subtree`, which passed the full check starting at `depth`.
     pub(super) fn insert(subtree: &[u8], depth: usize) {
+        let Some(key) = key(subtree) else {
+            return;
+        };
         let _ = CHECKED.try_with(|c| {
             let mut c = c.borrow_mut();
-            if c.entries.len() >= MAX_ENTRIES || c.bytes + subtree.len() > MAX_BYTES {
+            if let Some(bucket) = c.entries.get_mut(&key) {
+                if let Some((_, max_depth)) = bucket.iter_mut().find(|(b, _)| **b == *subtree) {
+                    *max_depth = (*max_depth).max(depth);
+                    return;
+                }
+                if bucket.len() >= MAX_PER_KEY {
+                    return;
+                }
+            }
+            if c.count >= MAX_ENTRIES || c.bytes + subtree.len() > MAX_BYTES {
                 c.entries.clear();
+                c.count = 0;
                 c.bytes = 0;
             }
+            c.count += 1;
             c.bytes += subtree.len();
-            let key = fingerprint(subtree);
-            if let Some((old, _)) = c.entries.insert(key, (subtree.into(), depth)) {
-                c.bytes -= old.len();
-            }
+            c.entries
+                .entry(key)
+                .or_default()
+                .push((subtree.into(), depth));
         });
     }
 }
@@ -896,10 +927,17 @@ mod tests {
                 .span();
             assert_eq!(d, good);
         }
-        // One byte off is another subtree, checked in full: a duplicate key, a raw control character.
+        // One byte off is another subtree, checked in full: a duplicate key, a raw control character, a
+        // difference only at the end (same fingerprint as `good`), a subtree cut short at the input's end.
         let dup = good.replace(r#""type":"string","#, r#""type":"string","type":"x","#);
         let control = good.replacen('x', "\u{1}", 1);
-        for bad in [dup, control] {
+        let late = format!(
+            "{}\u{1}{}",
+            &good[..good.len() - 5],
+            &good[good.len() - 4..]
+        );
+        let unclosed = good[..good.len() - 1].to_owned();
+        for bad in [dup, control, late, unclosed] {
             assert!(bad.len() >= checked::MIN_LEN);
             for _ in 0..2 {
                 assert!(!is_object_document(&bad), "{bad}");

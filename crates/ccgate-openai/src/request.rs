@@ -500,6 +500,7 @@ impl<'r, 'o, 'a> Translation<'r, 'o, 'a> {
     /// rewritten names can never take a name the client actually uses. Best effort: malformed
     /// entries are reported later by the validating passes.
     fn reserve_names(&mut self, tool_names: &[&str]) -> Result<(), TranslateError> {
+        self.names.expect(tool_names.len());
         for t in tool_names {
             self.names.reserve(t);
         }

@@ -293,6 +293,31 @@ fn tool_pairing_errors() {
         caps_adaptive(),
     );
     assert!(e.message.contains("directly follow"), "{e}");
+    // Two results for one call.
+    let e = err(
+        &json!({"model":"m","tools":tools,"messages":[user("x"),
+            {"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}},
+                                              {"id":"b","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"a","content":"1"},
+            {"role":"tool","tool_call_id":"b","content":"2"},
+            {"role":"tool","tool_call_id":"a","content":"again"}]}),
+        caps_adaptive(),
+    );
+    assert!(
+        e.message
+            .contains("More than one tool message answers tool_call_id 'a'"),
+        "{e}"
+    );
+    // Parallel calls answered in another order are fine.
+    tr(
+        &json!({"model":"m","tools":tools,"messages":[user("x"),
+            {"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}},
+                                              {"id":"b","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"b","content":"2"},
+            {"role":"tool","tool_call_id":"a","content":"1"}]}),
+        caps_adaptive(),
+    )
+    .unwrap();
 }
 
 #[test]
