@@ -3,9 +3,13 @@
 use crate::error::UpstreamFormatError;
 use crate::usage::{openai_usage, OpenAiUsage};
 use ccgate_meter::Usage;
-use serde::Serialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Everything the response side needs from the request side.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,8 +99,184 @@ pub(crate) struct FunctionCall {
     pub arguments: String,
 }
 
-fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
+/// The fields of an Anthropic message that the translation reads, borrowed from the body. Read like a `Value`
+/// would be: unknown fields are skipped, a repeated key keeps its last value, and a field of another type than
+/// expected reads as absent. Content blocks stay raw until their type is known, so only thinking blocks and tool
+/// inputs (whose JSON is passed on) are built as values.
+#[derive(Default)]
+struct MessageView<'a> {
+    kind: Str<'a>,
+    id: Str<'a>,
+    stop_reason: Str<'a>,
+    content: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Default)]
+struct BlockView<'a> {
+    kind: Str<'a>,
+    text: Str<'a>,
+    thinking: Str<'a>,
+    name: Str<'a>,
+    id: Str<'a>,
+    input: Option<&'a RawValue>,
+}
+
+/// A string field; any other JSON value reads as absent.
+#[derive(Default)]
+struct Str<'a>(Option<Cow<'a, str>>);
+
+impl Str<'_> {
+    fn get(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Some(Cow::Owned(v))))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Str<'de>, E> {
+                Ok(Str(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Str<'de>, E> {
+                Ok(Str(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Str<'de>, E> {
+                Ok(Str(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Str<'de>, E> {
+                Ok(Str(None))
+            }
+            fn visit_unit<E>(self) -> Result<Str<'de>, E> {
+                Ok(Str(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Str<'de>, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Str(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Str<'de>, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Str(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `content`: the raw blocks of an array; any other JSON value reads as absent.
+struct RawList<'a>(Option<Vec<&'a RawValue>>);
+
+impl<'de> Deserialize<'de> for RawList<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawList<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<RawList<'de>, A::Error> {
+                let mut blocks = Vec::with_capacity(s.size_hint().unwrap_or(0).min(16));
+                while let Some(b) = s.next_element::<&'de RawValue>()? {
+                    blocks.push(b);
+                }
+                Ok(RawList(Some(blocks)))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<RawList<'de>, E> {
+                Ok(RawList(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<RawList<'de>, E> {
+                Ok(RawList(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<RawList<'de>, E> {
+                Ok(RawList(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<RawList<'de>, E> {
+                Ok(RawList(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<RawList<'de>, E> {
+                Ok(RawList(None))
+            }
+            fn visit_unit<E>(self) -> Result<RawList<'de>, E> {
+                Ok(RawList(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<RawList<'de>, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(RawList(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageView<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MessageView<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<MessageView<'de>, A::Error> {
+                let mut out = MessageView::default();
+                while let Some(k) = m.next_key::<Str<'de>>()? {
+                    match k.get().unwrap_or("") {
+                        "type" => out.kind = m.next_value()?,
+                        "id" => out.id = m.next_value()?,
+                        "stop_reason" => out.stop_reason = m.next_value()?,
+                        "content" => out.content = m.next_value::<RawList<'de>>()?.0,
+                        _ => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockView<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BlockView<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<BlockView<'de>, A::Error> {
+                let mut out = BlockView::default();
+                while let Some(k) = m.next_key::<Str<'de>>()? {
+                    match k.get().unwrap_or("") {
+                        "type" => out.kind = m.next_value()?,
+                        "text" => out.text = m.next_value()?,
+                        "thinking" => out.thinking = m.next_value()?,
+                        "name" => out.name = m.next_value()?,
+                        "id" => out.id = m.next_value()?,
+                        "input" => out.input = Some(m.next_value()?),
+                        _ => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// Translates a non-streaming Anthropic message (§5.1). `usage` is the caller's metered parse of
@@ -114,41 +294,54 @@ pub fn translate_response(
     ctx: &ResponseContext,
     now_unix: i64,
 ) -> Result<Vec<u8>, UpstreamFormatError> {
-    let msg: Value = serde_json::from_slice(anthropic_body)
-        .map_err(|e| UpstreamFormatError(format!("not JSON: {e}")))?;
-    if str_field(&msg, "type") == Some("error") {
+    let not_json = |e: serde_json::Error| UpstreamFormatError(format!("not JSON: {e}"));
+    // Any JSON that is not an object reads as an object without fields, as `Value::get` would see it.
+    let msg = match serde_json::from_slice::<MessageView<'_>>(anthropic_body) {
+        Ok(m) => m,
+        Err(e) if e.is_data() => {
+            serde_json::from_slice::<IgnoredAny>(anthropic_body).map_err(not_json)?;
+            MessageView::default()
+        }
+        Err(e) => return Err(not_json(e)),
+    };
+    if msg.kind.get() == Some("error") {
         return Err(UpstreamFormatError(
             "an error object in a success response".into(),
         ));
     }
-    let Some(blocks) = msg.get("content").and_then(Value::as_array) else {
+    let Some(blocks) = msg.content.as_deref() else {
         return Err(UpstreamFormatError("no content array".into()));
     };
     let mut text: Option<String> = None;
     let mut reasoning = String::new();
     let mut thinking_blocks = Vec::new();
     let mut tool_calls = Vec::new();
-    for b in blocks {
-        match str_field(b, "type").unwrap_or("") {
+    let as_value = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).map_err(not_json);
+    for raw in blocks {
+        // A block that is not an object has no type and is skipped.
+        let Ok(b) = serde_json::from_str::<BlockView<'_>>(raw.get()) else {
+            continue;
+        };
+        match b.kind.get().unwrap_or("") {
             "text" => text
                 .get_or_insert_with(String::new)
-                .push_str(str_field(b, "text").unwrap_or("")),
+                .push_str(b.text.get().unwrap_or("")),
             "thinking" => {
-                reasoning.push_str(str_field(b, "thinking").unwrap_or(""));
-                thinking_blocks.push(b.clone());
+                reasoning.push_str(b.thinking.get().unwrap_or(""));
+                thinking_blocks.push(as_value(raw)?);
             }
-            "redacted_thinking" => thinking_blocks.push(b.clone()),
+            "redacted_thinking" => thinking_blocks.push(as_value(raw)?),
             "tool_use" => {
-                let name = str_field(b, "name").unwrap_or("");
-                let input = match b.get("input") {
-                    Some(v) if !v.is_null() => v.to_string(),
+                let name = b.name.get().unwrap_or("");
+                let input = match b.input {
+                    Some(v) if v.get() != "null" => as_value(v)?.to_string(),
                     _ => "{}".to_owned(),
                 };
                 if ctx.is_json_tool(name) {
                     text.get_or_insert_with(String::new).push_str(&input);
                 } else {
                     tool_calls.push(ToolCall {
-                        id: str_field(b, "id").unwrap_or("").to_owned(),
+                        id: b.id.get().unwrap_or("").to_owned(),
                         kind: "function",
                         function: FunctionCall {
                             name: ctx.client_tool_name(name).to_owned(),
@@ -160,10 +353,10 @@ pub fn translate_response(
             _ => {}
         }
     }
-    let finish = finish_reason(str_field(&msg, "stop_reason"), tool_calls.len());
+    let finish = finish_reason(msg.stop_reason.get(), tool_calls.len());
     let expose = ctx.expose_reasoning;
     let completion = Completion {
-        id: format!("chatcmpl-{}", str_field(&msg, "id").unwrap_or("unknown")),
+        id: format!("chatcmpl-{}", msg.id.get().unwrap_or("unknown")),
         object: "chat.completion",
         created: now_unix,
         model: &ctx.client_model,
@@ -188,6 +381,221 @@ pub fn translate_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+        v.get(key).and_then(Value::as_str)
+    }
+
+    /// The translation as it was written over a `Value` tree, before the borrowed view: the reference the
+    /// view must agree with.
+    fn reference(
+        anthropic_body: &[u8],
+        usage: &Usage,
+        ctx: &ResponseContext,
+        now_unix: i64,
+    ) -> Result<Vec<u8>, UpstreamFormatError> {
+        let msg: Value = serde_json::from_slice(anthropic_body)
+            .map_err(|e| UpstreamFormatError(format!("not JSON: {e}")))?;
+        if str_field(&msg, "type") == Some("error") {
+            return Err(UpstreamFormatError(
+                "an error object in a success response".into(),
+            ));
+        }
+        let Some(blocks) = msg.get("content").and_then(Value::as_array) else {
+            return Err(UpstreamFormatError("no content array".into()));
+        };
+        let mut text: Option<String> = None;
+        let mut reasoning = String::new();
+        let mut thinking_blocks = Vec::new();
+        let mut tool_calls = Vec::new();
+        for b in blocks {
+            match str_field(b, "type").unwrap_or("") {
+                "text" => text
+                    .get_or_insert_with(String::new)
+                    .push_str(str_field(b, "text").unwrap_or("")),
+                "thinking" => {
+                    reasoning.push_str(str_field(b, "thinking").unwrap_or(""));
+                    thinking_blocks.push(b.clone());
+                }
+                "redacted_thinking" => thinking_blocks.push(b.clone()),
+                "tool_use" => {
+                    let name = str_field(b, "name").unwrap_or("");
+                    let input = match b.get("input") {
+                        Some(v) if !v.is_null() => v.to_string(),
+                        _ => "{}".to_owned(),
+                    };
+                    if ctx.is_json_tool(name) {
+                        text.get_or_insert_with(String::new).push_str(&input);
+                    } else {
+                        tool_calls.push(ToolCall {
+                            id: str_field(b, "id").unwrap_or("").to_owned(),
+                            kind: "function",
+                            function: FunctionCall {
+                                name: ctx.client_tool_name(name).to_owned(),
+                                arguments: input,
+                            },
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        let finish = finish_reason(str_field(&msg, "stop_reason"), tool_calls.len());
+        let expose = ctx.expose_reasoning;
+        let completion = Completion {
+            id: format!("chatcmpl-{}", str_field(&msg, "id").unwrap_or("unknown")),
+            object: "chat.completion",
+            created: now_unix,
+            model: &ctx.client_model,
+            choices: [Choice {
+                index: 0,
+                message: Message {
+                    role: "assistant",
+                    content: text,
+                    reasoning_content: (expose && !reasoning.is_empty()).then_some(reasoning),
+                    thinking_blocks: if expose { thinking_blocks } else { Vec::new() },
+                    tool_calls,
+                    refusal: None,
+                },
+                logprobs: None,
+                finish_reason: finish,
+            }],
+            usage: openai_usage(usage),
+        };
+        serde_json::to_vec(&completion).map_err(|e| UpstreamFormatError(e.to_string()))
+    }
+
+    fn contexts() -> [ResponseContext; 2] {
+        let mut tool_names = BTreeMap::new();
+        tool_names.insert("search_web".to_owned(), "search.web".to_owned());
+        [
+            ResponseContext {
+                client_model: "gpt-4o".into(),
+                ..Default::default()
+            },
+            ResponseContext {
+                client_model: "gpt-4o".into(),
+                tool_names,
+                json_tool: Some("json_response".into()),
+                expose_reasoning: true,
+                include_usage: false,
+            },
+        ]
+    }
+
+    fn agree(body: &[u8]) {
+        let usage = Usage {
+            input_tokens: 25,
+            output_tokens: 12,
+            ..Default::default()
+        };
+        for ctx in contexts() {
+            let want = reference(body, &usage, &ctx, 7).map_err(|e| e.0);
+            let got = translate_response(body, &usage, &ctx, 7).map_err(|e| e.0);
+            match (&want, &got) {
+                (Ok(w), Ok(g)) => assert_eq!(
+                    String::from_utf8_lossy(w),
+                    String::from_utf8_lossy(g),
+                    "{}",
+                    String::from_utf8_lossy(body)
+                ),
+                (Err(_), Err(_)) => {}
+                _ => panic!("{want:?} vs {got:?} for {}", String::from_utf8_lossy(body)),
+            }
+        }
+    }
+
+    #[test]
+    fn borrowed_view_agrees_with_the_value_tree() {
+        let bodies = [
+            json!({"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"Hello \"there\"\né"}],"stop_reason":"end_turn","usage":{"input_tokens":1}}).to_string(),
+            json!({"id":"msg_2","content":[{"type":"thinking","thinking":"hmm","signature":"sig"},{"type":"redacted_thinking","data":"xx"},{"type":"text","text":"a"},{"type":"text","text":"b"}]}).to_string(),
+            json!({"id":"msg_3","content":[{"type":"tool_use","id":"toolu_1","name":"search_web","input":{"q":"rust","n":[1,2.5,{"z":null}]}},{"type":"tool_use","id":"toolu_2","name":"f","input":null},{"type":"tool_use","id":"toolu_3","name":"g"}],"stop_reason":"tool_use"}).to_string(),
+            json!({"content":[{"type":"tool_use","name":"json_response","input":{"answer":42}}],"stop_reason":"tool_use"}).to_string(),
+            json!({"id":7,"type":null,"content":[1,"x",null,[],{"type":3},{"type":"text","text":5},{"type":"server_tool_use","id":"s"}],"stop_reason":{"a":1}}).to_string(),
+            json!({"type":"error","error":{"type":"overloaded_error"}}).to_string(),
+            json!({"id":"m","content":"not an array"}).to_string(),
+            json!({"id":"m"}).to_string(),
+            r#"{"id":"a","id":"b","content":[{"type":"text","text":"x","text":"y"}],"content":[{"type":"text","text":"last"}]}"#.to_owned(),
+            r#"{"content":[{"type":"tool_use","name":"f","input":{"b":1,"a":2,"b":3}}]}"#.to_owned(),
+            r#"{"content":[{"type":"text","text":"x"}], "extra": [1, {"k": "v"}], "usage": {"output_tokens": 3}}"#.to_owned(),
+            "[1,2]".to_owned(),
+            "\"text\"".to_owned(),
+            "null".to_owned(),
+            "nope".to_owned(),
+            r#"{"content":[{"type":"text","text":"unterminated}]}"#.to_owned(),
+            r#"{"content":[{"type":"text","text":"x"}]} trailing"#.to_owned(),
+        ];
+        for b in &bodies {
+            agree(b.as_bytes());
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            "[a-z\"\\\n é]{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z]{1,3}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn arb_block() -> impl Strategy<Value = Value> {
+        let kind = prop_oneof![
+            Just(json!("text")),
+            Just(json!("thinking")),
+            Just(json!("redacted_thinking")),
+            Just(json!("tool_use")),
+            Just(json!("server_tool_use")),
+            arb_json(),
+        ];
+        let name = prop_oneof![
+            Just(json!("search_web")),
+            Just(json!("json_response")),
+            arb_json()
+        ];
+        (
+            kind,
+            arb_json(),
+            name,
+            arb_json(),
+            prop::option::of(arb_json()),
+            any::<bool>(),
+        )
+            .prop_map(|(kind, text, name, id, input, thinking)| {
+                let mut b = serde_json::Map::new();
+                b.insert("type".into(), kind);
+                b.insert(if thinking { "thinking" } else { "text" }.into(), text);
+                b.insert("name".into(), name);
+                b.insert("id".into(), id);
+                if let Some(i) = input {
+                    b.insert("input".into(), i);
+                }
+                Value::Object(b)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn borrowed_view_agrees_on_generated_messages(
+            blocks in prop::collection::vec(prop_oneof![arb_block(), arb_json()], 0..5),
+            id in arb_json(),
+            stop in prop_oneof![Just(json!("tool_use")), Just(json!("end_turn")), arb_json()],
+        ) {
+            let body = json!({"id": id, "type": "message", "content": blocks, "stop_reason": stop});
+            agree(body.to_string().as_bytes());
+            agree(serde_json::to_string_pretty(&body).unwrap_or_default().as_bytes());
+        }
+    }
 
     #[test]
     fn finish_reasons() {
