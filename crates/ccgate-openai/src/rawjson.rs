@@ -589,9 +589,14 @@ mod checked {
     struct Checked {
         /// By fingerprint of the first [`KEY_LEN`] bytes: each subtree's bytes and the deepest starting depth
         /// it passed at.
-        entries: HashMap<u64, Vec<(Box<[u8]>, usize)>>,
+        entries: HashMap<u64, Vec<Entry>>,
         count: usize,
         bytes: usize,
+    }
+
+    struct Entry {
+        bytes: Box<[u8]>,
+        max_depth: usize,
     }
 
     thread_local! {
@@ -620,8 +625,9 @@ mod checked {
         CHECKED
             .try_with(|c| {
                 c.borrow().entries.get(&key).and_then(|bucket| {
-                    bucket.iter().find_map(|(bytes, max_depth)| {
-                        (depth <= *max_depth && rest.starts_with(bytes)).then_some(bytes.len())
+                    bucket.iter().find_map(|e| {
+                        (depth <= e.max_depth && rest.starts_with(&e.bytes))
+                            .then_some(e.bytes.len())
                     })
                 })
             })
@@ -637,8 +643,8 @@ mod checked {
         let _ = CHECKED.try_with(|c| {
             let mut c = c.borrow_mut();
             if let Some(bucket) = c.entries.get_mut(&key) {
-                if let Some((_, max_depth)) = bucket.iter_mut().find(|(b, _)| **b == *subtree) {
-                    *max_depth = (*max_depth).max(depth);
+                if let Some(e) = bucket.iter_mut().find(|e| *e.bytes == *subtree) {
+                    e.max_depth = e.max_depth.max(depth);
                     return;
                 }
                 if bucket.len() >= MAX_PER_KEY {
@@ -652,10 +658,10 @@ mod checked {
             }
             c.count += 1;
             c.bytes += subtree.len();
-            c.entries
-                .entry(key)
-                .or_default()
-                .push((subtree.into(), depth));
+            c.entries.entry(key).or_default().push(Entry {
+                bytes: subtree.into(),
+                max_depth: depth,
+            });
         });
     }
 }
