@@ -446,10 +446,17 @@ impl<'a> Parser<'a> {
 
     fn string(&mut self) -> Option<JsonStr<'a>> {
         let start = self.pos;
+        if let Some(end) = short_plain_string_end(self.bytes, start + 1) {
+            self.pos = end + 1;
+            return Some(JsonStr {
+                quoted: self.text.get(start..=end)?,
+                escaped: false,
+            });
+        }
         let mut i = start + 1;
         let mut escaped = false;
         loop {
-            i = find_special(self.bytes, i);
+            i = find_string_stop(self.bytes, i, &mut escaped);
             match self.bytes.get(i) {
                 Some(b'"') => {
                     self.pos = i + 1;
@@ -686,72 +693,145 @@ fn has_duplicate_keys(keys: &[JsonStr<'_>]) -> Option<bool> {
     Some(decoded.windows(2).any(|w| w[0] == w[1]))
 }
 
-/// Index of the first byte at or after `from` that ends a plain run inside a string: `"`, `\\` or a
-/// control character; `bytes.len()` when there is none. Sixteen bytes at a time with SSE2 (part of every
-/// x86_64 CPU; the long prompts and tool results of a Claude Code request are where the time goes), then
-/// eight at a time (SWAR) and byte by byte for the tail and on other targets.
-fn find_special(bytes: &[u8], from: usize) -> usize {
+/// Index of the first byte at or after `from` where a string's plain run stops: a `"`, a control character, or
+/// a backslash that does not start one of the two-byte escapes (`\"` `\\` `\/` `\b` `\f` `\n` `\r` `\t`);
+/// `bytes.len()` when there is none. The two-byte escapes are valid wherever they appear, so they are stepped
+/// over here, inside the block loop, and `escaped` is set: a prompt's `\n`s no longer each cost a return to the
+/// reader and a fresh scan. Sixteen bytes at a time with SSE2 (part of every x86_64 CPU), thirty-two with AVX2
+/// for long runs, and byte by byte for the tail and on other targets.
+fn find_string_stop(bytes: &[u8], from: usize, escaped: &mut bool) -> usize {
+    #[allow(unused_mut)]
+    let mut i = from;
     #[cfg(target_arch = "x86_64")]
-    let from = {
-        let mut from = from;
+    {
         // Most strings (keys, names, short values) end within their first 16 bytes: one SSE2 block, and only
         // longer runs go on to the wider AVX2 loop (whose call and set-up would cost more than they save here).
-        if from + 16 <= bytes.len() {
-            if let Ok(found) = find_special_sse2(&bytes[..from + 16], from) {
-                return found;
+        if i + 16 <= bytes.len() {
+            match scan_sse2(bytes, i, 1, escaped) {
+                Ok(found) => return found,
+                Err(rest) => i = rest,
             }
-            from += 16;
             if std::is_x86_feature_detected!("avx2") {
                 // SAFETY: AVX2 was just detected on this CPU.
-                match unsafe { find_special_avx2(bytes, from) } {
+                match unsafe { scan_avx2(bytes, i, escaped) } {
                     Ok(found) => return found,
-                    Err(rest) => from = rest,
+                    Err(rest) => i = rest,
                 }
             }
         }
-        match find_special_sse2(bytes, from) {
+        match scan_sse2(bytes, i, usize::MAX, escaped) {
             Ok(found) => return found,
-            Err(rest) => rest,
+            Err(rest) => i = rest,
         }
-    };
-    let mut i = from;
-    while let Some(w) = bytes.get(i..i + 8) {
-        let Ok(w) = <[u8; 8]>::try_from(w) else {
-            break;
-        };
-        let m = special_mask(u64::from_le_bytes(w));
-        if m != 0 {
-            // Each term's lowest flag is exact (false flags only sit above a true one), and the
-            // little-endian load puts the first byte lowest.
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
     }
     while let Some(&b) = bytes.get(i) {
+        if b == b'\\' && bytes.get(i + 1).is_some_and(|&n| is_two_byte_escape(n)) {
+            *escaped = true;
+            i += 2;
+            continue;
+        }
         if b == b'"' || b == b'\\' || b < 0x20 {
             return i;
         }
         i += 1;
     }
-    i
+    bytes.len()
 }
 
-/// `Ok(index)` of the first special byte found in whole 16-byte blocks from `from`, or `Err(index)` of the
-/// first byte of the remaining tail (shorter than 16 bytes) when the blocks hold none.
+/// Index of the closing quote of a string whose inside starts at `from`, when one 16-byte block shows it before
+/// any backslash or control character. Keys and most values are that short and plain, and this check is inlined
+/// into the reader, so they do not pay for [`find_string_stop`]'s calls; `None` sends the rest there.
+#[inline(always)]
+fn short_plain_string_end(bytes: &[u8], from: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
+            _mm_or_si128, _mm_set1_epi8,
+        };
+        if from + 16 > bytes.len() {
+            return None;
+        }
+        // SAFETY: SSE2 is in the x86_64 baseline; the load reads `from..from + 16`, inside `bytes` (checked above).
+        let mask = unsafe {
+            let x = _mm_loadu_si128(bytes.as_ptr().add(from).cast::<__m128i>());
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+            let hits = _mm_or_si128(
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8)),
+                    _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8)),
+                ),
+                control,
+            );
+            _mm_movemask_epi8(hits) as u32
+        };
+        if mask == 0 {
+            return None;
+        }
+        let at = from + mask.trailing_zeros() as usize;
+        (bytes.get(at) == Some(&b'"')).then_some(at)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (bytes, from);
+        None
+    }
+}
+
+/// The byte after a backslash in a two-byte escape.
+fn is_two_byte_escape(b: u8) -> bool {
+    matches!(b, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
+}
+
+/// A block's hits (`mask`, bit k for `bytes[block + k]`, a block `width` bytes wide), walked in order: two-byte
+/// escapes are stepped over; anything else stops the scan. `Err(next)` when the block holds no stop, `next`
+/// being where the scan goes on (past an escape that ends beyond the block, or the next block).
+#[inline(always)]
+fn walk_hits(
+    bytes: &[u8],
+    block: usize,
+    width: usize,
+    mut mask: u64,
+    escaped: &mut bool,
+) -> Result<usize, usize> {
+    while mask != 0 {
+        let at = block + mask.trailing_zeros() as usize;
+        if bytes[at] != b'\\' || !bytes.get(at + 1).is_some_and(|&n| is_two_byte_escape(n)) {
+            return Ok(at);
+        }
+        *escaped = true;
+        let next = at + 2 - block;
+        if next >= width {
+            return Err(block + next);
+        }
+        mask &= !0u64 << next;
+    }
+    Err(block + width)
+}
+
+/// `Ok(index)` of the first stop (see [`find_string_stop`]) found in whole 16-byte blocks from `from`, at most
+/// `max_blocks` of them, or `Err(index)` where the scan goes on (the tail shorter than 16 bytes, or the block
+/// after the last one scanned).
 #[cfg(target_arch = "x86_64")]
-fn find_special_sse2(bytes: &[u8], from: usize) -> Result<usize, usize> {
+fn scan_sse2(
+    bytes: &[u8],
+    from: usize,
+    max_blocks: usize,
+    escaped: &mut bool,
+) -> Result<usize, usize> {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
     };
     let mut i = from;
+    let mut blocks = 0;
     // SAFETY: SSE2 is in the x86_64 baseline, so these intrinsics are always available; every load reads the
     // 16 bytes at `i..i + 16`, which the loop condition keeps inside `bytes` (unaligned loads are allowed).
     unsafe {
         let quote = _mm_set1_epi8(b'"' as i8);
         let backslash = _mm_set1_epi8(b'\\' as i8);
         let max_control = _mm_set1_epi8(0x1f);
-        while i + 16 <= bytes.len() {
+        while i + 16 <= bytes.len() && blocks < max_blocks {
             let x = _mm_loadu_si128(bytes.as_ptr().add(i).cast::<__m128i>());
             // x <= 0x1f (unsigned) exactly when min(x, 0x1f) == x.
             let control = _mm_cmpeq_epi8(_mm_min_epu8(x, max_control), x);
@@ -760,20 +840,25 @@ fn find_special_sse2(bytes: &[u8], from: usize) -> Result<usize, usize> {
                 control,
             );
             let mask = _mm_movemask_epi8(hits) as u32;
-            if mask != 0 {
-                return Ok(i + mask.trailing_zeros() as usize);
+            if mask == 0 {
+                i += 16;
+            } else {
+                match walk_hits(bytes, i, 16, u64::from(mask), escaped) {
+                    Ok(stop) => return Ok(stop),
+                    Err(next) => i = next,
+                }
             }
-            i += 16;
+            blocks += 1;
         }
     }
     Err(i)
 }
 
-/// [`find_special_sse2`] 32 bytes at a time, for CPUs with AVX2 (most x86_64 servers): the prompts and tool
-/// results that make up most of a Claude Code request are long strings.
+/// [`scan_sse2`] 32 bytes at a time and without a block limit, for CPUs with AVX2 (most x86_64 servers): the
+/// prompts and tool results that make up most of a Claude Code request are long strings.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn find_special_avx2(bytes: &[u8], from: usize) -> Result<usize, usize> {
+unsafe fn scan_avx2(bytes: &[u8], from: usize, escaped: &mut bool) -> Result<usize, usize> {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
         _mm256_or_si256, _mm256_set1_epi8,
@@ -793,25 +878,16 @@ unsafe fn find_special_avx2(bytes: &[u8], from: usize) -> Result<usize, usize> {
             control,
         );
         let mask = _mm256_movemask_epi8(hits) as u32;
-        if mask != 0 {
-            return Ok(i + mask.trailing_zeros() as usize);
+        if mask == 0 {
+            i += 32;
+        } else {
+            match walk_hits(bytes, i, 32, u64::from(mask), escaped) {
+                Ok(stop) => return Ok(stop),
+                Err(next) => i = next,
+            }
         }
-        i += 32;
     }
     Err(i)
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// High bit set in (at least) the lowest byte of `x` that is `"`, `\\` or below 0x20: the classic
-/// "has zero byte" / "has byte less than n" tricks.
-fn special_mask(x: u64) -> u64 {
-    let zero = |y: u64| y.wrapping_sub(ONES) & !y & HIGHS;
-    let quote = zero(x ^ (ONES * u64::from(b'"')));
-    let backslash = zero(x ^ (ONES * u64::from(b'\\')));
-    let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
-    quote | backslash | control
 }
 
 #[cfg(test)]
@@ -958,29 +1034,50 @@ mod tests {
     }
 
     #[test]
-    fn specials_are_found_in_every_position() {
+    fn stops_are_found_in_every_position() {
+        // Byte by byte: the reference for the SIMD blocks.
         let naive = |b: &[u8], from: usize| {
-            (from..b.len())
-                .find(|&i| b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20)
-                .unwrap_or(b.len())
+            let mut escaped = false;
+            let mut i = from;
+            while i < b.len() {
+                if b[i] == b'\\' && b.get(i + 1).is_some_and(|n| b"\"\\/bfnrt".contains(n)) {
+                    escaped = true;
+                    i += 2;
+                    continue;
+                }
+                if b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20 {
+                    return (i, escaped);
+                }
+                i += 1;
+            }
+            (b.len(), escaped)
         };
-        // Up to 80 bytes: two AVX2 blocks, an SSE2 block, SWAR words and bytes, found from any start.
+        // Up to 80 bytes: two AVX2 blocks, SSE2 blocks and the byte tail, found from any start, with escapes
+        // (valid and not) placed across every block edge, alone and in runs.
         for len in 0..80 {
             for at in 0..len {
                 for bad in [0u8, 0x1f, b'\n', b'"', b'\\', 0x20, b'!', 0x7f, 0xc3, 0xff] {
-                    for fill in [b'a', 0x21, 0xe9, 0x5b, 0x5d] {
-                        let mut v = vec![fill; len];
-                        v[at] = bad;
-                        if at + 1 < len {
-                            v[at + 1] = b'"';
-                        }
-                        let starts = [0, 1, 15, 17, 31, 33, at.saturating_sub(1), at, at + 1, len];
-                        for from in starts.into_iter().filter(|&f| f <= len) {
-                            assert_eq!(
-                                find_special(&v, from),
-                                naive(&v, from),
-                                "{v:?} from {from}"
-                            );
+                    for after in [b'"', b'n', b'\\', b'u', b'x', b'/'] {
+                        for fill in [b'a', 0x21, 0xe9, 0x5b, 0x5d, b'\\'] {
+                            let mut v = vec![fill; len];
+                            if fill == b'\\' {
+                                // Runs of escapes: `\n\n\n…`.
+                                for pair in v.chunks_mut(2) {
+                                    pair[pair.len() - 1] = b'n';
+                                    pair[0] = b'\\';
+                                }
+                            }
+                            v[at] = bad;
+                            if at + 1 < len {
+                                v[at + 1] = after;
+                            }
+                            let starts =
+                                [0, 1, 15, 17, 31, 33, at.saturating_sub(1), at, at + 1, len];
+                            for from in starts.into_iter().filter(|&f| f <= len) {
+                                let mut escaped = false;
+                                let got = find_string_stop(&v, from, &mut escaped);
+                                assert_eq!((got, escaped), naive(&v, from), "{v:?} from {from}");
+                            }
                         }
                     }
                 }
