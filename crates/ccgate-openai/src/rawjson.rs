@@ -82,7 +82,7 @@ impl<'a> JsonStr<'a> {
 fn unescape(inner: &str) -> Option<String> {
     let mut out = String::with_capacity(inner.len());
     let mut rest = inner;
-    while let Some(at) = rest.find('\\') {
+    while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
         out.push_str(&rest[..at]);
         let esc = rest.as_bytes().get(at + 1)?;
         rest = &rest[at + 2..];
