@@ -99,27 +99,63 @@ pub(crate) struct FunctionCall {
     pub arguments: String,
 }
 
-/// The fields of an Anthropic message that the translation reads, borrowed from the body. Read like a `Value`
-/// would be: unknown fields are skipped, a repeated key keeps its last value, and a field of another type than
-/// expected reads as absent. Content blocks stay raw until their type is known, so only thinking blocks and tool
-/// inputs (whose JSON is passed on) are built as values.
-#[derive(Default)]
-struct MessageView<'a> {
-    kind: Str<'a>,
-    id: Str<'a>,
-    stop_reason: Str<'a>,
-    content: Option<Vec<&'a RawValue>>,
+/// A view of a JSON object borrowed from the body: known keys fill their fields, unknown keys are skipped, and a
+/// repeated key keeps its last value, as a `Value` parse would.
+macro_rules! borrowed_view {
+    ($(#[$doc:meta])* $name:ident<$lt:lifetime> { $($key:literal => $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Default)]
+        struct $name<$lt> {
+            $($field: $ty),*
+        }
+
+        impl<'de> Deserialize<'de> for $name<'de> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $name<'de>;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<$name<'de>, A::Error> {
+                        let mut out = $name::default();
+                        while let Some(k) = m.next_key::<Str<'de>>()? {
+                            match k.get().unwrap_or("") {
+                                $($key => out.$field = m.next_value()?,)*
+                                _ => {
+                                    m.next_value::<IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
 }
 
-#[derive(Default)]
-struct BlockView<'a> {
-    kind: Str<'a>,
-    text: Str<'a>,
-    thinking: Str<'a>,
-    name: Str<'a>,
-    id: Str<'a>,
-    input: Option<&'a RawValue>,
-}
+borrowed_view!(
+    /// The fields of an Anthropic message that the translation reads. A field of another type than expected
+    /// reads as absent. Content blocks stay raw until their type is known, so only thinking blocks and tool
+    /// inputs (whose JSON is passed on) are built as values.
+    MessageView<'a> {
+        "type" => kind: Str<'a>,
+        "id" => id: Str<'a>,
+        "stop_reason" => stop_reason: Str<'a>,
+        "content" => content: RawList<'a>,
+    }
+);
+
+borrowed_view!(BlockView<'a> {
+    "type" => kind: Str<'a>,
+    "text" => text: Str<'a>,
+    "thinking" => thinking: Str<'a>,
+    "name" => name: Str<'a>,
+    "id" => id: Str<'a>,
+    "input" => input: Option<&'a RawValue>,
+});
 
 /// A string field; any other JSON value reads as absent.
 #[derive(Default)]
@@ -177,6 +213,7 @@ impl<'de> Deserialize<'de> for Str<'de> {
 }
 
 /// `content`: the raw blocks of an array; any other JSON value reads as absent.
+#[derive(Default)]
 struct RawList<'a>(Option<Vec<&'a RawValue>>);
 
 impl<'de> Deserialize<'de> for RawList<'de> {
@@ -221,64 +258,6 @@ impl<'de> Deserialize<'de> for RawList<'de> {
     }
 }
 
-impl<'de> Deserialize<'de> for MessageView<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = MessageView<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<MessageView<'de>, A::Error> {
-                let mut out = MessageView::default();
-                while let Some(k) = m.next_key::<Str<'de>>()? {
-                    match k.get().unwrap_or("") {
-                        "type" => out.kind = m.next_value()?,
-                        "id" => out.id = m.next_value()?,
-                        "stop_reason" => out.stop_reason = m.next_value()?,
-                        "content" => out.content = m.next_value::<RawList<'de>>()?.0,
-                        _ => {
-                            m.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockView<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = BlockView<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<BlockView<'de>, A::Error> {
-                let mut out = BlockView::default();
-                while let Some(k) = m.next_key::<Str<'de>>()? {
-                    match k.get().unwrap_or("") {
-                        "type" => out.kind = m.next_value()?,
-                        "text" => out.text = m.next_value()?,
-                        "thinking" => out.thinking = m.next_value()?,
-                        "name" => out.name = m.next_value()?,
-                        "id" => out.id = m.next_value()?,
-                        "input" => out.input = Some(m.next_value()?),
-                        _ => {
-                            m.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
 /// Translates a non-streaming Anthropic message (§5.1). `usage` is the caller's metered parse of
 /// the same body (one parser for both paths, §2.6); `now_unix` becomes `created`.
 ///
@@ -309,7 +288,7 @@ pub fn translate_response(
             "an error object in a success response".into(),
         ));
     }
-    let Some(blocks) = msg.content.as_deref() else {
+    let Some(blocks) = msg.content.0.as_deref() else {
         return Err(UpstreamFormatError("no content array".into()));
     };
     let mut text: Option<String> = None;
