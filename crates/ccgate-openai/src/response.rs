@@ -291,10 +291,7 @@ pub fn translate_response(
     let Some(blocks) = msg.content.0.as_deref() else {
         return Err(UpstreamFormatError("no content array".into()));
     };
-    let mut text: Option<String> = None;
-    let mut reasoning = String::new();
-    let mut thinking_blocks = Vec::new();
-    let mut tool_calls = Vec::new();
+    let mut answer = Answer::default();
     let as_value = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).map_err(not_json);
     for raw in blocks {
         // A block that is not an object has no type and is skipped.
@@ -302,59 +299,103 @@ pub fn translate_response(
             continue;
         };
         match b.kind.get().unwrap_or("") {
-            "text" => text
-                .get_or_insert_with(String::new)
-                .push_str(b.text.get().unwrap_or("")),
-            "thinking" => {
-                reasoning.push_str(b.thinking.get().unwrap_or(""));
-                thinking_blocks.push(as_value(raw)?);
-            }
-            "redacted_thinking" => thinking_blocks.push(as_value(raw)?),
+            "text" => answer.text(b.text.get().unwrap_or("")),
+            "thinking" => answer.thinking(b.thinking.get().unwrap_or(""), as_value(raw)?),
+            "redacted_thinking" => answer.redacted_thinking(as_value(raw)?),
             "tool_use" => {
-                let name = b.name.get().unwrap_or("");
                 let input = match b.input {
                     Some(v) if v.get() != "null" => as_value(v)?.to_string(),
                     _ => "{}".to_owned(),
                 };
-                if ctx.is_json_tool(name) {
-                    text.get_or_insert_with(String::new).push_str(&input);
-                } else {
-                    tool_calls.push(ToolCall {
-                        id: b.id.get().unwrap_or("").to_owned(),
-                        kind: "function",
-                        function: FunctionCall {
-                            name: ctx.client_tool_name(name).to_owned(),
-                            arguments: input,
-                        },
-                    });
-                }
+                answer.tool_use(
+                    b.id.get().unwrap_or(""),
+                    b.name.get().unwrap_or(""),
+                    input,
+                    ctx,
+                );
             }
             _ => {}
         }
     }
-    let finish = finish_reason(msg.stop_reason.get(), tool_calls.len());
-    let expose = ctx.expose_reasoning;
-    let completion = Completion {
-        id: format!("chatcmpl-{}", msg.id.get().unwrap_or("unknown")),
-        object: "chat.completion",
-        created: now_unix,
-        model: &ctx.client_model,
-        choices: [Choice {
-            index: 0,
-            message: Message {
-                role: "assistant",
-                content: text,
-                reasoning_content: (expose && !reasoning.is_empty()).then_some(reasoning),
-                thinking_blocks: if expose { thinking_blocks } else { Vec::new() },
-                tool_calls,
-                refusal: None,
-            },
-            logprobs: None,
-            finish_reason: finish,
-        }],
-        usage: openai_usage(usage),
-    };
-    serde_json::to_vec(&completion).map_err(|e| UpstreamFormatError(e.to_string()))
+    answer.completion(msg.id.get(), msg.stop_reason.get(), usage, ctx, now_unix)
+}
+
+/// The parts of the answer gathered from the content blocks, in order, then written as a `chat.completion`.
+#[derive(Default)]
+struct Answer {
+    text: Option<String>,
+    reasoning: String,
+    thinking_blocks: Vec<Value>,
+    tool_calls: Vec<ToolCall>,
+}
+
+impl Answer {
+    fn text(&mut self, t: &str) {
+        self.text.get_or_insert_with(String::new).push_str(t);
+    }
+
+    fn thinking(&mut self, thinking: &str, block: Value) {
+        self.reasoning.push_str(thinking);
+        self.thinking_blocks.push(block);
+    }
+
+    fn redacted_thinking(&mut self, block: Value) {
+        self.thinking_blocks.push(block);
+    }
+
+    /// A `tool_use` block; `input` is its JSON. The `json_schema` tool's input is the answer itself.
+    fn tool_use(&mut self, id: &str, name: &str, input: String, ctx: &ResponseContext) {
+        if ctx.is_json_tool(name) {
+            self.text(&input);
+        } else {
+            self.tool_calls.push(ToolCall {
+                id: id.to_owned(),
+                kind: "function",
+                function: FunctionCall {
+                    name: ctx.client_tool_name(name).to_owned(),
+                    arguments: input,
+                },
+            });
+        }
+    }
+
+    fn completion(
+        self,
+        id: Option<&str>,
+        stop_reason: Option<&str>,
+        usage: &Usage,
+        ctx: &ResponseContext,
+        now_unix: i64,
+    ) -> Result<Vec<u8>, UpstreamFormatError> {
+        let finish = finish_reason(stop_reason, self.tool_calls.len());
+        let expose = ctx.expose_reasoning;
+        let completion = Completion {
+            id: format!("chatcmpl-{}", id.unwrap_or("unknown")),
+            object: "chat.completion",
+            created: now_unix,
+            model: &ctx.client_model,
+            choices: [Choice {
+                index: 0,
+                message: Message {
+                    role: "assistant",
+                    content: self.text,
+                    reasoning_content: (expose && !self.reasoning.is_empty())
+                        .then_some(self.reasoning),
+                    thinking_blocks: if expose {
+                        self.thinking_blocks
+                    } else {
+                        Vec::new()
+                    },
+                    tool_calls: self.tool_calls,
+                    refusal: None,
+                },
+                logprobs: None,
+                finish_reason: finish,
+            }],
+            usage: openai_usage(usage),
+        };
+        serde_json::to_vec(&completion).map_err(|e| UpstreamFormatError(e.to_string()))
+    }
 }
 
 #[cfg(test)]
@@ -367,8 +408,8 @@ mod tests {
         v.get(key).and_then(Value::as_str)
     }
 
-    /// The translation as it was written over a `Value` tree, before the borrowed view: the reference the
-    /// view must agree with.
+    /// The reading as it was written over a `Value` tree, before the borrowed view: the reference the view must
+    /// agree with. Both hand the blocks to the same [`Answer`].
     fn reference(
         anthropic_body: &[u8],
         usage: &Usage,
@@ -385,65 +426,30 @@ mod tests {
         let Some(blocks) = msg.get("content").and_then(Value::as_array) else {
             return Err(UpstreamFormatError("no content array".into()));
         };
-        let mut text: Option<String> = None;
-        let mut reasoning = String::new();
-        let mut thinking_blocks = Vec::new();
-        let mut tool_calls = Vec::new();
+        let mut answer = Answer::default();
         for b in blocks {
             match str_field(b, "type").unwrap_or("") {
-                "text" => text
-                    .get_or_insert_with(String::new)
-                    .push_str(str_field(b, "text").unwrap_or("")),
-                "thinking" => {
-                    reasoning.push_str(str_field(b, "thinking").unwrap_or(""));
-                    thinking_blocks.push(b.clone());
-                }
-                "redacted_thinking" => thinking_blocks.push(b.clone()),
+                "text" => answer.text(str_field(b, "text").unwrap_or("")),
+                "thinking" => answer.thinking(str_field(b, "thinking").unwrap_or(""), b.clone()),
+                "redacted_thinking" => answer.redacted_thinking(b.clone()),
                 "tool_use" => {
-                    let name = str_field(b, "name").unwrap_or("");
                     let input = match b.get("input") {
                         Some(v) if !v.is_null() => v.to_string(),
                         _ => "{}".to_owned(),
                     };
-                    if ctx.is_json_tool(name) {
-                        text.get_or_insert_with(String::new).push_str(&input);
-                    } else {
-                        tool_calls.push(ToolCall {
-                            id: str_field(b, "id").unwrap_or("").to_owned(),
-                            kind: "function",
-                            function: FunctionCall {
-                                name: ctx.client_tool_name(name).to_owned(),
-                                arguments: input,
-                            },
-                        });
-                    }
+                    let id = str_field(b, "id").unwrap_or("");
+                    answer.tool_use(id, str_field(b, "name").unwrap_or(""), input, ctx);
                 }
                 _ => {}
             }
         }
-        let finish = finish_reason(str_field(&msg, "stop_reason"), tool_calls.len());
-        let expose = ctx.expose_reasoning;
-        let completion = Completion {
-            id: format!("chatcmpl-{}", str_field(&msg, "id").unwrap_or("unknown")),
-            object: "chat.completion",
-            created: now_unix,
-            model: &ctx.client_model,
-            choices: [Choice {
-                index: 0,
-                message: Message {
-                    role: "assistant",
-                    content: text,
-                    reasoning_content: (expose && !reasoning.is_empty()).then_some(reasoning),
-                    thinking_blocks: if expose { thinking_blocks } else { Vec::new() },
-                    tool_calls,
-                    refusal: None,
-                },
-                logprobs: None,
-                finish_reason: finish,
-            }],
-            usage: openai_usage(usage),
-        };
-        serde_json::to_vec(&completion).map_err(|e| UpstreamFormatError(e.to_string()))
+        answer.completion(
+            str_field(&msg, "id"),
+            str_field(&msg, "stop_reason"),
+            usage,
+            ctx,
+            now_unix,
+        )
     }
 
     fn contexts() -> [ResponseContext; 2] {
