@@ -745,26 +745,10 @@ fn find_string_stop(bytes: &[u8], from: usize, escaped: &mut bool) -> usize {
 fn short_plain_string_end(bytes: &[u8], from: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
-            _mm_or_si128, _mm_set1_epi8,
-        };
         if from + 16 > bytes.len() {
             return None;
         }
-        // SAFETY: SSE2 is in the x86_64 baseline; the load reads `from..from + 16`, inside `bytes` (checked above).
-        let mask = unsafe {
-            let x = _mm_loadu_si128(bytes.as_ptr().add(from).cast::<__m128i>());
-            let control = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
-            let hits = _mm_or_si128(
-                _mm_or_si128(
-                    _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8)),
-                    _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8)),
-                ),
-                control,
-            );
-            _mm_movemask_epi8(hits) as u32
-        };
+        let mask = sse2_stop_mask(bytes, from);
         if mask == 0 {
             return None;
         }
@@ -819,39 +803,48 @@ fn scan_sse2(
     max_blocks: usize,
     escaped: &mut bool,
 ) -> Result<usize, usize> {
+    let mut i = from;
+    let mut blocks = 0;
+    while i + 16 <= bytes.len() && blocks < max_blocks {
+        let mask = sse2_stop_mask(bytes, i);
+        if mask == 0 {
+            i += 16;
+        } else {
+            match walk_hits(bytes, i, 16, u64::from(mask), escaped) {
+                Ok(stop) => return Ok(stop),
+                Err(next) => i = next,
+            }
+        }
+        blocks += 1;
+    }
+    Err(i)
+}
+
+/// Bit k set when `bytes[at + k]` (k < 16) is `"`, a backslash or a control character. Panics unless
+/// `at + 16 <= bytes.len()`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sse2_stop_mask(bytes: &[u8], at: usize) -> u32 {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
     };
-    let mut i = from;
-    let mut blocks = 0;
-    // SAFETY: SSE2 is in the x86_64 baseline, so these intrinsics are always available; every load reads the
-    // 16 bytes at `i..i + 16`, which the loop condition keeps inside `bytes` (unaligned loads are allowed).
+    let block = &bytes[at..at + 16];
+    // SAFETY: SSE2 is in the x86_64 baseline, so these intrinsics are always available; the load reads the 16
+    // bytes of `block` (unaligned loads are allowed).
     unsafe {
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        let max_control = _mm_set1_epi8(0x1f);
-        while i + 16 <= bytes.len() && blocks < max_blocks {
-            let x = _mm_loadu_si128(bytes.as_ptr().add(i).cast::<__m128i>());
-            // x <= 0x1f (unsigned) exactly when min(x, 0x1f) == x.
-            let control = _mm_cmpeq_epi8(_mm_min_epu8(x, max_control), x);
-            let hits = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
-                control,
-            );
-            let mask = _mm_movemask_epi8(hits) as u32;
-            if mask == 0 {
-                i += 16;
-            } else {
-                match walk_hits(bytes, i, 16, u64::from(mask), escaped) {
-                    Ok(stop) => return Ok(stop),
-                    Err(next) => i = next,
-                }
-            }
-            blocks += 1;
-        }
+        let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        // x <= 0x1f (unsigned) exactly when min(x, 0x1f) == x.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+        let hits = _mm_or_si128(
+            _mm_or_si128(
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8)),
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8)),
+            ),
+            control,
+        );
+        _mm_movemask_epi8(hits) as u32
     }
-    Err(i)
 }
 
 /// [`scan_sse2`] 32 bytes at a time and without a block limit, for CPUs with AVX2 (most x86_64 servers): the
