@@ -6,6 +6,7 @@
 //! rollups that the usage API and budgets read. Shutdown closes the channel and waits for the writer, so a
 //! record accepted is a record stored.
 
+mod raw_insert;
 pub mod sqlite;
 pub mod store;
 

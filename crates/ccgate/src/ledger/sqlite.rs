@@ -5,6 +5,7 @@
 //! scanning millions of requests.
 
 use super::store::{Store, UsageQuery, UsageReport, UsageRow, UsageTotals};
+use super::raw_insert::{RawInsert, REQUEST_PARAMS};
 use super::Record;
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-const SCHEMA: &[&str] = &[
+pub(super) const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS requests (
         id INTEGER PRIMARY KEY,
         ts_ms INTEGER NOT NULL,
@@ -74,7 +75,33 @@ pub struct SqliteStore {
     /// Reads, schema and maintenance.
     pool: SqlitePool,
     /// The one connection that appends request rows (WAL: readers are never blocked by it).
-    writer: parking_lot::Mutex<rusqlite::Connection>,
+    writer: parking_lot::Mutex<Writer>,
+}
+
+/// The writer connection with its two request INSERTs. Fields drop in declaration order: the statements are
+/// finalised before the connection closes, as SQLite requires.
+struct Writer {
+    insert_chunk: RawInsert,
+    insert_one: RawInsert,
+    conn: rusqlite::Connection,
+}
+
+impl Writer {
+    fn open(path: &Path) -> rusqlite::Result<Writer> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.set_prepared_statement_cache_capacity(8);
+        Ok(Writer {
+            insert_chunk: RawInsert::prepare(
+                &conn,
+                &insert_requests_sql(ROWS_PER_INSERT),
+                ROWS_PER_INSERT,
+            )?,
+            insert_one: RawInsert::prepare(&conn, &insert_requests_sql(1), 1)?,
+            conn,
+        })
+    }
 }
 
 impl SqliteStore {
@@ -115,27 +142,20 @@ impl SqliteStore {
             .await
             .map_err(|e| format!("ledger schema: {e}"))?;
         }
-        let writer = rusqlite::Connection::open(path)
-            .and_then(|c| {
-                c.busy_timeout(Duration::from_secs(10))?;
-                c.pragma_update(None, "synchronous", "NORMAL")?;
-                c.set_prepared_statement_cache_capacity(8);
-                Ok(c)
-            })
-            .map_err(|e| format!("cannot open ledger {}: {e}", path.display()))?;
+        let writer = Writer::open(path).map_err(|e| format!("cannot open ledger {}: {e}", path.display()))?;
         Ok(SqliteStore {
             pool,
             writer: parking_lot::Mutex::new(writer),
         })
     }
 
-    /// One transaction per batch on the dedicated writer connection: a cached prepared insert per row, then one
+    /// One transaction per batch on the dedicated writer connection: a prepared 32-row insert per 32 rows, then one
     /// upsert per (day, tenant, model) group of the batch into the rollups. The work is synchronous SQLite; on a
     /// multi-threaded runtime it runs under `block_in_place` so requests on this worker move elsewhere meanwhile.
     fn insert(&self, rows: &[Record]) -> Result<(), String> {
         let run = || {
-            let mut conn = self.writer.lock();
-            write_batch(&mut conn, rows).map_err(|e| e.to_string())
+            let mut writer = self.writer.lock();
+            write_batch(&mut writer, rows).map_err(|e| e.to_string())
         };
         match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
             Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
@@ -190,69 +210,17 @@ const REQUEST_COLUMNS: &str = "ts_ms, day, request_id, tenant_id, upstream_id,
     cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
     web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
     billable";
-/// Parameters per row of `requests`: the number of columns above.
-const REQUEST_PARAMS: usize = 29;
 /// Rows per multi-row INSERT. Each statement execution has a fixed cost (VDBE start-up, halt, reset,
 /// unbinding) comparable to a row's own; 32 rows share it at 928 parameters, far below SQLite's limit (32,766).
 const ROWS_PER_INSERT: usize = 32;
 
-static INSERT_CHUNK: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| insert_requests_sql(ROWS_PER_INSERT));
-static INSERT_ONE: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| insert_requests_sql(1));
-
 /// `INSERT INTO requests (…) VALUES (?,…),(?,…)…` for `rows` rows, parameters numbered in row order.
-fn insert_requests_sql(rows: usize) -> String {
+pub(super) fn insert_requests_sql(rows: usize) -> String {
     let one_row = format!("({})", vec!["?"; REQUEST_PARAMS].join(", "));
     format!(
         "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES {}",
         vec![one_row.as_str(); rows].join(", ")
     )
-}
-
-/// Binds `r` to parameters `first ..= first + REQUEST_PARAMS - 1`, in [`REQUEST_COLUMNS`] order.
-fn bind_request(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    first: usize,
-    r: &Record,
-) -> rusqlite::Result<()> {
-    let mut i = first;
-    let mut bind = |v: &dyn rusqlite::ToSql| {
-        let res = stmt.raw_bind_parameter(i, v);
-        i += 1;
-        res
-    };
-    bind(&r.ts_ms)?;
-    bind(&r.day)?;
-    bind(&r.request_id)?;
-    bind(&r.tenant_id)?;
-    bind(&r.upstream_id)?;
-    bind(&r.upstream_request_id)?;
-    bind(&r.protocol)?;
-    bind(&r.endpoint)?;
-    bind(&r.model)?;
-    bind(&r.upstream_model)?;
-    bind(&r.stream)?;
-    bind(&r.status)?;
-    bind(&r.outcome)?;
-    bind(&r.error_class)?;
-    bind(&r.input_tokens)?;
-    bind(&r.cache_write_5m_tokens)?;
-    bind(&r.cache_write_1h_tokens)?;
-    bind(&r.cache_read_tokens)?;
-    bind(&r.output_tokens)?;
-    bind(&r.thinking_tokens)?;
-    bind(&r.web_search_requests)?;
-    bind(&r.cost_nanousd)?;
-    bind(&r.upstream_cost_nanousd)?;
-    bind(&r.priced)?;
-    bind(&r.price_version)?;
-    bind(&r.latency_ms)?;
-    bind(&r.ttft_ms)?;
-    bind(&r.session_id)?;
-    bind(&r.billable)?;
-    debug_assert_eq!(i, first + REQUEST_PARAMS);
-    Ok(())
 }
 
 const UPSERT_ROLLUP: &str =
@@ -273,26 +241,15 @@ const UPSERT_ROLLUP: &str =
         errors = errors + excluded.errors,
         max_cost_nanousd = MAX(max_cost_nanousd, excluded.max_cost_nanousd)";
 
-fn write_batch(conn: &mut rusqlite::Connection, rows: &[Record]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+fn write_batch(writer: &mut Writer, rows: &[Record]) -> rusqlite::Result<()> {
+    let tx = writer.conn.transaction()?;
     {
         let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
-        if chunks.len() > 0 {
-            let mut insert = tx.prepare_cached(&INSERT_CHUNK)?;
-            for chunk in &mut chunks {
-                for (n, r) in chunk.iter().enumerate() {
-                    bind_request(&mut insert, 1 + n * REQUEST_PARAMS, r)?;
-                }
-                insert.raw_execute()?;
-            }
+        for chunk in &mut chunks {
+            writer.insert_chunk.execute(chunk)?;
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut insert = tx.prepare_cached(&INSERT_ONE)?;
-            for r in rest {
-                bind_request(&mut insert, 1, r)?;
-                insert.raw_execute()?;
-            }
+        for r in chunks.remainder() {
+            writer.insert_one.execute(std::slice::from_ref(r))?;
         }
         let mut upsert = tx.prepare_cached(UPSERT_ROLLUP)?;
         for ((day, tenant, model), t) in rollup_groups(rows) {
@@ -494,6 +451,8 @@ mod tests {
         let n = ROWS_PER_INSERT as i64 + 3;
         let rows: Vec<Record> = (0..n).map(rec).collect();
         store.insert_batch(&rows).await.unwrap();
+        // The rows were bound without a copy: the stored values must not depend on them any more.
+        drop(rows);
         let stored = sqlx::query(&format!(
             "SELECT {REQUEST_COLUMNS} FROM requests ORDER BY ts_ms"
         ))
