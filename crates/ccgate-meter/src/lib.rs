@@ -15,6 +15,7 @@
 //! [`PriceTable::version`] on the row. Non-streaming bodies go through [`usage::usage_from_json_response`].
 
 pub mod catalog;
+mod fast_read;
 pub mod json_skip;
 pub mod pricing;
 pub mod sse;

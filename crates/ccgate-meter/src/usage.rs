@@ -157,7 +157,7 @@ pub struct ResponseMeta {
 /// `usage` object (e.g. an error body). Uses the same [`Usage::apply_wire`] as the stream path; `content` and every
 /// other field is skipped by the parser without being materialised.
 pub fn usage_from_json_response(body: &[u8]) -> Option<(Usage, ResponseMeta)> {
-    let shape: MessageWire = serde_json::from_slice(body).ok()?;
+    let shape: MessageWire = crate::fast_read::from_slice(body).ok()?;
     let usage_w = shape.usage.0?;
     let mut usage = Usage::default();
     usage.apply_wire(&usage_w);
@@ -331,7 +331,7 @@ impl MeterState {
         match name {
             "content_block_delta" => self.output_chars += delta_payload_len(data) as u64,
             "message_stop" => self.saw_stop = true,
-            "message_start" | "message_delta" => match serde_json::from_slice::<EventWire>(data) {
+            "message_start" | "message_delta" => match crate::fast_read::from_slice::<EventWire>(data) {
                 Ok(ev) => self.on_event_wire(name, ev),
                 Err(_) => self.parse_errors = self.parse_errors.saturating_add(1),
             },
@@ -357,7 +357,7 @@ impl MeterState {
     fn on_unnamed(&mut self, data: &[u8]) {
         use memchr::memmem::find;
         if find(data, b"message_").is_some() || find(data, b"\"error\"").is_some() {
-            if let Ok(ev) = serde_json::from_slice::<EventWire>(data) {
+            if let Ok(ev) = crate::fast_read::from_slice::<EventWire>(data) {
                 match ev.kind.0.as_deref().unwrap_or("") {
                     "message_start" => self.on_event_wire("message_start", ev),
                     "message_delta" => self.on_event_wire("message_delta", ev),
