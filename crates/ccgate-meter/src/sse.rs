@@ -48,7 +48,7 @@
 //! slipped through, §6) from growing the side-parser without bound. The decision depends only on the byte stream,
 //! never on how it was chunked.
 
-use memchr::memchr2;
+use memchr::memchr2_iter;
 
 /// Default cap on one line and on one event's accumulated `data`.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
@@ -149,15 +149,18 @@ impl SseFramer {
                 rest = &rest[1..];
             }
         }
-        while !rest.is_empty() {
-            let Some(pos) = memchr2(b'\n', b'\r', rest) else {
-                self.append_tail(rest);
-                return;
-            };
-            let line_bytes = &rest[..pos];
-            let terminator = rest[pos];
+        // The data of an event whose single `data:` line lies in this chunk is handed out from the chunk itself;
+        // it is copied into `self.data` only if the chunk ends before the event does.
+        let mut borrowed = None;
+        let mut start = 0;
+        // One searcher for the whole chunk: set up once, not once per line.
+        for pos in memchr2_iter(b'\n', b'\r', rest) {
+            if pos < start {
+                continue; // the `\n` of a `\r\n` already consumed
+            }
+            let line_bytes = &rest[start..pos];
             let mut next = pos + 1;
-            if terminator == b'\r' {
+            if rest[pos] == b'\r' {
                 match rest.get(next) {
                     Some(b'\n') => next += 1,
                     Some(_) => {}
@@ -167,15 +170,21 @@ impl SseFramer {
             }
             if self.line.is_empty() && !self.skipping_line {
                 // Fast path: the whole line is inside this chunk; process it in place.
-                self.complete_line(line_bytes, out);
+                self.complete_line(line_bytes, Some(&mut borrowed), out);
             } else {
                 self.append_tail(line_bytes);
                 let line = std::mem::take(&mut self.line);
-                self.complete_line(&line, out);
+                self.complete_line(&line, None::<&mut Option<&[u8]>>, out);
                 self.line = line;
                 self.line.clear();
             }
-            rest = &rest[next..];
+            start = next;
+        }
+        if let Some(data) = borrowed {
+            self.data.extend_from_slice(data);
+        }
+        if start < rest.len() {
+            self.append_tail(&rest[start..]);
         }
     }
 
@@ -184,11 +193,11 @@ impl SseFramer {
     pub fn finish<F: FnMut(SseEvent<'_>)>(&mut self, out: &mut F) {
         if !self.line.is_empty() || self.skipping_line {
             let line = std::mem::take(&mut self.line);
-            self.complete_line(&line, out);
+            self.complete_line(&line, None::<&mut Option<&[u8]>>, out);
             self.line = line;
             self.line.clear();
         }
-        self.dispatch(out);
+        self.dispatch(None, out);
         self.pending_cr = false;
         self.first_line = true;
     }
@@ -205,7 +214,14 @@ impl SseFramer {
         self.line.extend_from_slice(bytes);
     }
 
-    fn complete_line<F: FnMut(SseEvent<'_>)>(&mut self, mut line: &[u8], out: &mut F) {
+    /// Processes one complete line. `borrowed` is given when `line` lies in the caller's chunk: the event's data
+    /// may then stay there (see [`SseFramer::push`]) instead of being copied.
+    fn complete_line<'c, F: FnMut(SseEvent<'_>)>(
+        &mut self,
+        mut line: &'c [u8],
+        borrowed: Option<&mut Option<&'c [u8]>>,
+        out: &mut F,
+    ) {
         // Length check before BOM stripping, so the buffered and in-place paths agree byte for byte.
         if std::mem::take(&mut self.skipping_line) || line.len() > self.max_event_bytes {
             self.first_line = false;
@@ -216,34 +232,53 @@ impl SseFramer {
             line = &line[BOM.len()..];
         }
         if line.is_empty() {
-            self.dispatch(out);
+            let data = borrowed.and_then(Option::take);
+            self.dispatch(data, out);
             return;
         }
         if line[0] == b':' {
             return; // comment / keep-alive
         }
-        let (field, value) = match memchr::memchr(b':', line) {
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+        // The two fields every Anthropic event has are recognised by their prefix; others by their first colon.
+        let (field, value): (&[u8], &[u8]) = if let Some(v) = line.strip_prefix(b"data:") {
+            (b"data", v)
+        } else if let Some(v) = line.strip_prefix(b"event:") {
+            (b"event", v)
+        } else {
+            match memchr::memchr(b':', line) {
+                Some(i) => (&line[..i], &line[i + 1..]),
+                None => (line, &b""[..]),
             }
-            None => (line, &b""[..]),
         };
+        let value = value.strip_prefix(b" ").unwrap_or(value);
         match field {
             b"data" => {
                 if self.event_oversized {
                     return;
                 }
+                let held = borrowed.as_ref().and_then(|b| b.map(<[u8]>::len));
                 let extra = value.len() + usize::from(self.has_data);
-                if self.data.len() + extra > self.max_event_bytes {
+                if self.data.len() + held.unwrap_or(0) + extra > self.max_event_bytes {
                     self.event_oversized = true;
                     self.data.clear();
+                    if let Some(b) = borrowed {
+                        *b = None;
+                    }
                     return;
                 }
-                if self.has_data {
-                    self.data.push(b'\n');
+                match borrowed {
+                    // The event's first data line: keep it where it is.
+                    Some(b) if !self.has_data => *b = Some(value),
+                    _ => {
+                        if let Some(earlier) = borrowed.and_then(Option::take) {
+                            self.data.extend_from_slice(earlier);
+                        }
+                        if self.has_data {
+                            self.data.push(b'\n');
+                        }
+                        self.data.extend_from_slice(value);
+                    }
                 }
-                self.data.extend_from_slice(value);
                 self.has_data = true;
             }
             b"event" => {
@@ -254,7 +289,8 @@ impl SseFramer {
         }
     }
 
-    fn dispatch<F: FnMut(SseEvent<'_>)>(&mut self, out: &mut F) {
+    /// Ends the event being built. `borrowed` is its data when that still lies in the caller's chunk.
+    fn dispatch<F: FnMut(SseEvent<'_>)>(&mut self, borrowed: Option<&[u8]>, out: &mut F) {
         if self.event_oversized {
             self.oversized_events += 1;
         } else if self.has_data {
@@ -265,7 +301,7 @@ impl SseFramer {
             };
             out(SseEvent {
                 event: name,
-                data: &self.data,
+                data: borrowed.unwrap_or(&self.data),
             });
         }
         self.event.clear();
