@@ -17,6 +17,28 @@ use serde::de::DeserializeOwned;
 #[derive(Debug)]
 pub(crate) struct Unsure;
 
+/// How [`Reader::string_end`] treats each byte inside a string.
+const PLAIN: u8 = 0;
+const QUOTE: u8 = 1;
+const BACKSLASH: u8 = 2;
+const CONTROL: u8 = 3;
+const NON_ASCII: u8 = 4;
+static STRING_BYTE: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match c {
+            0..=0x1f => CONTROL,
+            0x22 => QUOTE,
+            0x5c => BACKSLASH,
+            0x80.. => NON_ASCII,
+            _ => PLAIN,
+        };
+        c += 1;
+    }
+    t
+};
+
 /// Deeper nesting is left to serde (whose limit is 128).
 const MAX_DEPTH: usize = 100;
 
@@ -140,24 +162,24 @@ impl<'a> Reader<'a> {
     fn string_end(&mut self, escapes: bool) -> Result<usize, Unsure> {
         let mut i = self.i + 1;
         loop {
-            let Some(&c) = self.b.get(i) else {
-                return Err(Unsure);
-            };
-            match c {
-                b'"' => {
+            // The strings the meter meets are short: a table lookup per byte beats setting up a SIMD search.
+            while self.b.get(i).is_some_and(|&c| STRING_BYTE[usize::from(c)] == PLAIN) {
+                i += 1;
+            }
+            match self.b.get(i).map(|&c| STRING_BYTE[usize::from(c)]) {
+                Some(QUOTE) => {
                     self.i = i + 1;
                     return Ok(self.i);
                 }
-                b'\\' if escapes => match self.b.get(i + 1) {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
-                    _ => return Err(Unsure),
-                },
-                0..=0x1f | b'\\' => return Err(Unsure),
-                0x80.. => {
+                Some(NON_ASCII) => {
                     self.non_ascii = true;
                     i += 1;
                 }
-                _ => i += 1,
+                Some(BACKSLASH) if escapes => match self.b.get(i + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                    _ => return Err(Unsure),
+                },
+                _ => return Err(Unsure),
             }
         }
     }

@@ -428,6 +428,35 @@ impl MeterState {
 /// (`signature_delta`, `citations_delta`) count 0. Keys are matched with their quotes, so `"text_delta"` or an
 /// escaped `\"text\"` inside a payload never matches.
 fn delta_payload_len(data: &[u8]) -> usize {
+    trailing_payload_len(data).unwrap_or_else(|| payload_len_by_key(data))
+}
+
+/// [`delta_payload_len`] for the shape Anthropic sends, `…,"text":"PAYLOAD"}}` with the payload last, read from
+/// the end without searching the event for its keys. `None` for any other shape.
+fn trailing_payload_len(data: &[u8]) -> Option<usize> {
+    let body = data.strip_suffix(b"\"}}")?;
+    let escaped = |q: usize| body[..q].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1;
+    if escaped(body.len()) {
+        return None; // `\"}}`: the quote belongs to the payload
+    }
+    let mut end = body.len();
+    // The opening quote is the last unescaped one: a JSON string holds no other.
+    let open = loop {
+        let q = memchr::memrchr(b'"', &body[..end])?;
+        if !escaped(q) {
+            break q;
+        }
+        end = q;
+    };
+    let key = &body[..open];
+    [&b"\"text\":"[..], b"\"thinking\":", b"\"partial_json\":"]
+        .iter()
+        .any(|k| key.ends_with(k))
+        .then(|| body.len() - open - 1)
+}
+
+/// [`delta_payload_len`] for any shape: finds the payload's key.
+fn payload_len_by_key(data: &[u8]) -> usize {
     use memchr::memmem::Finder;
     use std::sync::LazyLock;
     // Built once: `memmem::find` would set up a searcher for every event of every stream.
@@ -744,6 +773,25 @@ mod tests {
         assert!(!o.has_usage() || o.saw_message_delta);
     }
 
+    proptest! {
+        /// The read from the end gives what the search by key gives, for every delta Anthropic can send.
+        #[test]
+        fn payload_len_from_the_end_matches_the_search(
+            payload in "[a-z \"\\\\/\n\t\u{1}é😀{}:,]{0,40}",
+            kind in 0usize..3,
+            index in 0u32..5,
+        ) {
+            let (delta_type, key) = [("text_delta", "text"), ("thinking_delta", "thinking"), ("input_json_delta", "partial_json")][kind];
+            let data = format!(
+                r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"{delta_type}","{key}":{}}}}}"#,
+                serde_json::to_string(&payload).unwrap()
+            );
+            let fast = trailing_payload_len(data.as_bytes());
+            prop_assert!(fast.is_some(), "{}", data);
+            prop_assert_eq!(fast, Some(payload_len_by_key(data.as_bytes())));
+        }
+    }
+
     #[test]
     fn payload_len_handles_escapes_and_key_order() {
         assert_eq!(
@@ -760,6 +808,13 @@ mod tests {
             ),
             0
         );
+        // Shapes the read from the end leaves to the search: another payload key, an unterminated payload.
+        let signature = br#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQ"}}"#;
+        assert_eq!(trailing_payload_len(signature), None);
+        assert_eq!(delta_payload_len(signature), 0);
+        let cut = br#"{"delta":{"type":"text_delta","text":"ab\"}}"#;
+        assert_eq!(trailing_payload_len(cut), None);
+        assert_eq!(delta_payload_len(cut), 6);
     }
 
     // ---- property: random sequences of partial usage objects; final equals last-seen per field ----

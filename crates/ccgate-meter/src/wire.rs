@@ -287,7 +287,6 @@ lenient_struct!(
 lenient_struct!(
     /// A non-streaming answer, or `message_start.message`.
     MessageWire {
-        "type" => kind: Text,
         "id" => id: Text,
         "model" => model: Text,
         "stop_reason" => stop_reason: Text,
