@@ -88,11 +88,18 @@ fn openai(c: &mut Criterion) {
         ("translate_request_small", bodies::openai_small(false)),
         ("translate_request_75kb", bodies::openai_large()),
     ] {
-        assert!(translate_request(&body, &opts).is_ok(), "{name} must translate");
+        assert!(
+            translate_request(&body, &opts).is_ok(),
+            "{name} must translate"
+        );
         g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_function(name, |b| b.iter(|| translate_request(black_box(&body), &opts)));
+        g.bench_function(name, |b| {
+            b.iter(|| translate_request(black_box(&body), &opts))
+        });
     }
-    let usage = usage_from_json_response(ANSWER.as_bytes()).map(|(u, _)| u).unwrap_or_default();
+    let usage = usage_from_json_response(ANSWER.as_bytes())
+        .map(|(u, _)| u)
+        .unwrap_or_default();
     let ctx = context();
     g.throughput(Throughput::Bytes(ANSWER.len() as u64));
     g.bench_function("translate_response", |b| {

@@ -163,7 +163,11 @@ impl<'a> Reader<'a> {
         let mut i = self.i + 1;
         loop {
             // The strings the meter meets are short: a table lookup per byte beats setting up a SIMD search.
-            while self.b.get(i).is_some_and(|&c| STRING_BYTE[usize::from(c)] == PLAIN) {
+            while self
+                .b
+                .get(i)
+                .is_some_and(|&c| STRING_BYTE[usize::from(c)] == PLAIN)
+            {
                 i += 1;
             }
             match self.b.get(i).map(|&c| STRING_BYTE[usize::from(c)]) {
@@ -345,11 +349,17 @@ mod tests {
         ];
         for d in docs {
             assert!(agrees(d.as_bytes()), "not taken: {d}");
-            assert!(read_document::<EventWire>(d.as_bytes()).is_some(), "not taken: {d}");
+            assert!(
+                read_document::<EventWire>(d.as_bytes()).is_some(),
+                "not taken: {d}"
+            );
         }
         let ev: EventWire = from_slice(docs[2].as_bytes()).unwrap();
         assert_eq!(ev.usage.0.unwrap().output_tokens.0, Some(89));
-        assert_eq!(ev.delta.0.unwrap().stop_reason.0.as_deref(), Some("tool_use"));
+        assert_eq!(
+            ev.delta.0.unwrap().stop_reason.0.as_deref(),
+            Some("tool_use")
+        );
     }
 
     #[test]
@@ -380,9 +390,12 @@ mod tests {
         }
         // Invalid UTF-8 inside a skipped string: serde refuses, so must the fast reader.
         assert!(!agrees(b"{\"x\":\"\xff\",\"usage\":{\"output_tokens\":1}}"));
-        assert!(agrees("{\"x\":\"é😀\",\"usage\":{\"output_tokens\":1}}".as_bytes()));
+        assert!(agrees(
+            "{\"x\":\"é😀\",\"usage\":{\"output_tokens\":1}}".as_bytes()
+        ));
         // The answer through the fallback is serde's.
-        let m: MessageWire = from_slice(br#"{"id":"a\nb","usage":{"output_tokens":12.0}}"#).unwrap();
+        let m: MessageWire =
+            from_slice(br#"{"id":"a\nb","usage":{"output_tokens":12.0}}"#).unwrap();
         assert_eq!(m.id.0.as_deref(), Some("a\nb"));
         assert_eq!(m.usage.0.unwrap().output_tokens.0, Some(12));
         let deep = format!("{}{}", "[".repeat(150), "]".repeat(150));
@@ -390,11 +403,30 @@ mod tests {
     }
 
     const KEYS: &[&str] = &[
-        "type", "id", "model", "stop_reason", "usage", "message", "delta", "content", "input_tokens",
-        "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation",
-        "ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens", "output_tokens_details",
-        "thinking_tokens", "server_tool_use", "web_search_requests", "web_fetch_requests",
-        "service_tier", "inference_geo", "speed", "x",
+        "type",
+        "id",
+        "model",
+        "stop_reason",
+        "usage",
+        "message",
+        "delta",
+        "content",
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "cache_creation",
+        "ephemeral_5m_input_tokens",
+        "ephemeral_1h_input_tokens",
+        "output_tokens_details",
+        "thinking_tokens",
+        "server_tool_use",
+        "web_search_requests",
+        "web_fetch_requests",
+        "service_tier",
+        "inference_geo",
+        "speed",
+        "x",
     ];
 
     fn json_value() -> impl Strategy<Value = Value> {
@@ -423,9 +455,7 @@ mod tests {
     fn edit() -> impl Strategy<Value = (usize, Option<u8>)> {
         (
             any::<usize>(),
-            prop::option::of(prop::sample::select(
-                &b"\"\\{}[],:0-e.5 \x01\x80\xffu"[..],
-            )),
+            prop::option::of(prop::sample::select(&b"\"\\{}[],:0-e.5 \x01\x80\xffu"[..])),
         )
     }
 

@@ -331,10 +331,12 @@ impl MeterState {
         match name {
             "content_block_delta" => self.output_chars += delta_payload_len(data) as u64,
             "message_stop" => self.saw_stop = true,
-            "message_start" | "message_delta" => match crate::fast_read::from_slice::<EventWire>(data) {
-                Ok(ev) => self.on_event_wire(name, ev),
-                Err(_) => self.parse_errors = self.parse_errors.saturating_add(1),
-            },
+            "message_start" | "message_delta" => {
+                match crate::fast_read::from_slice::<EventWire>(data) {
+                    Ok(ev) => self.on_event_wire(name, ev),
+                    Err(_) => self.parse_errors = self.parse_errors.saturating_add(1),
+                }
+            }
             "error" => match serde_json::from_slice::<Value>(data) {
                 Ok(v) => self.on_error(&v),
                 Err(_) => {

@@ -5,8 +5,8 @@
 //! replace: a field of an unexpected type reads as absent instead of failing the whole parse (third-party
 //! upstreams send `12.0` for counts, `null` for objects, and so on), and unknown fields are skipped.
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use crate::fast_read::{FastRead, Reader, Unsure};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
 

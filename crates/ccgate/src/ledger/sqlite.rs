@@ -4,8 +4,8 @@
 //! same transaction as the inserts, so usage queries and budget windows read a few hundred rollup rows instead of
 //! scanning millions of requests.
 
-use super::store::{Store, UsageQuery, UsageReport, UsageRow, UsageTotals};
 use super::raw_insert::{RawInsert, REQUEST_PARAMS};
+use super::store::{Store, UsageQuery, UsageReport, UsageRow, UsageTotals};
 use super::Record;
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -142,7 +142,8 @@ impl SqliteStore {
             .await
             .map_err(|e| format!("ledger schema: {e}"))?;
         }
-        let writer = Writer::open(path).map_err(|e| format!("cannot open ledger {}: {e}", path.display()))?;
+        let writer = Writer::open(path)
+            .map_err(|e| format!("cannot open ledger {}: {e}", path.display()))?;
         Ok(SqliteStore {
             pool,
             writer: parking_lot::Mutex::new(writer),
