@@ -112,30 +112,38 @@ impl<'a> Reader<'a> {
         mut member: impl FnMut(&mut Self, &[u8]) -> Result<(), Unsure>,
     ) -> Result<(), Unsure> {
         self.expect(b'{')?;
+        self.items(b'}', |r| {
+            let key = r.plain_string()?;
+            r.expect(b':')?;
+            r.ws();
+            member(r, key)
+        })
+    }
+
+    /// The items of the container just opened, up to and including `close`: `item` reads one (the reader sits on
+    /// it), this reads the separators and keeps the nesting depth.
+    fn items(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Result<(), Unsure>,
+    ) -> Result<(), Unsure> {
         self.enter()?;
         self.ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            self.depth -= 1;
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            let key = self.plain_string()?;
-            self.expect(b':')?;
-            self.ws();
-            member(self, key)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Ok(());
+        if self.peek() != Some(close) {
+            loop {
+                self.ws();
+                item(self)?;
+                self.ws();
+                match self.peek() {
+                    Some(b',') => self.i += 1,
+                    Some(c) if c == close => break,
+                    _ => return Err(Unsure),
                 }
-                _ => return Err(Unsure),
             }
         }
+        self.i += 1;
+        self.depth -= 1;
+        Ok(())
     }
 
     fn enter(&mut self) -> Result<(), Unsure> {
@@ -204,27 +212,7 @@ impl<'a> Reader<'a> {
 
     fn skip_array(&mut self) -> Result<(), Unsure> {
         self.i += 1;
-        self.enter()?;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.i += 1;
-            self.depth -= 1;
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            self.skip_value()?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                _ => return Err(Unsure),
-            }
-        }
+        self.items(b']', Self::skip_value)
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<(), Unsure> {
