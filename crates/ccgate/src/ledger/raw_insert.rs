@@ -11,8 +11,23 @@ use rusqlite::ffi;
 use std::ffi::{c_int, CString};
 use std::ptr::NonNull;
 
-/// Parameters per row, in the order [`bind_row`] binds them (the `REQUEST_COLUMNS` of the INSERT).
-pub(super) const REQUEST_PARAMS: usize = 29;
+/// The columns of `requests` that a row fills, in the order [`bind_row`] binds them: the two must change together.
+pub(super) const REQUEST_COLUMNS: &str = "ts_ms, day, request_id, tenant_id, upstream_id,
+    upstream_request_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
+    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
+    web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
+    billable";
+/// Parameters per row: the number of [`REQUEST_COLUMNS`].
+const REQUEST_PARAMS: usize = 29;
+
+/// `INSERT INTO requests (…) VALUES (?,…),(?,…)…` for `rows` rows, parameters numbered in row order.
+fn insert_requests_sql(rows: usize) -> String {
+    let one_row = format!("({})", vec!["?"; REQUEST_PARAMS].join(", "));
+    format!(
+        "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES {}",
+        vec![one_row.as_str(); rows].join(", ")
+    )
+}
 
 /// A prepared INSERT of a fixed number of rows. It must be dropped before the connection it was prepared on
 /// (SQLite refuses to close a connection with live statements); [`super::sqlite::Writer`] declares it first.
@@ -26,12 +41,16 @@ pub(super) struct RawInsert {
 unsafe impl Send for RawInsert {}
 
 impl RawInsert {
-    /// Prepares `sql`, an INSERT of `rows` rows of [`REQUEST_PARAMS`] parameters each, on `conn`.
-    pub(super) fn prepare(
+    /// Prepares the INSERT of `rows` rows on `conn`.
+    pub(super) fn for_rows(
         conn: &rusqlite::Connection,
-        sql: &str,
         rows: usize,
     ) -> rusqlite::Result<RawInsert> {
+        RawInsert::prepare(conn, &insert_requests_sql(rows), rows)
+    }
+
+    /// Prepares `sql`, an INSERT of `rows` rows of [`REQUEST_PARAMS`] parameters each, on `conn`.
+    fn prepare(conn: &rusqlite::Connection, sql: &str, rows: usize) -> rusqlite::Result<RawInsert> {
         let text = CString::new(sql).map_err(|_| rusqlite::Error::InvalidQuery)?;
         // SAFETY: `conn` is open; the handle stays valid while `conn` lives, and the `Writer` that owns both drops
         // this statement first.
@@ -206,7 +225,7 @@ impl Binder {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sqlite::{insert_requests_sql, SCHEMA};
+    use super::super::sqlite::SCHEMA;
     use super::*;
 
     fn row(ts_ms: i64, tenant: &str) -> Record {
@@ -261,7 +280,7 @@ mod tests {
              BEGIN SELECT RAISE(ABORT, 'negative timestamp'); END",
         )
         .unwrap();
-        let mut two = RawInsert::prepare(&conn, &insert_requests_sql(2), 2).unwrap();
+        let mut two = RawInsert::for_rows(&conn, 2).unwrap();
         let err = two
             .execute(&[row(1, "first"), row(-1, "refused")])
             .unwrap_err();

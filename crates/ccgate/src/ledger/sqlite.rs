@@ -4,7 +4,7 @@
 //! same transaction as the inserts, so usage queries and budget windows read a few hundred rollup rows instead of
 //! scanning millions of requests.
 
-use super::raw_insert::{RawInsert, REQUEST_PARAMS};
+use super::raw_insert::RawInsert;
 use super::store::{Store, UsageQuery, UsageReport, UsageRow, UsageTotals};
 use super::Record;
 use futures_util::future::BoxFuture;
@@ -93,12 +93,8 @@ impl Writer {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.set_prepared_statement_cache_capacity(8);
         Ok(Writer {
-            insert_chunk: RawInsert::prepare(
-                &conn,
-                &insert_requests_sql(ROWS_PER_INSERT),
-                ROWS_PER_INSERT,
-            )?,
-            insert_one: RawInsert::prepare(&conn, &insert_requests_sql(1), 1)?,
+            insert_chunk: RawInsert::for_rows(&conn, ROWS_PER_INSERT)?,
+            insert_one: RawInsert::for_rows(&conn, 1)?,
             conn,
         })
     }
@@ -206,23 +202,9 @@ impl SqliteStore {
     }
 }
 
-const REQUEST_COLUMNS: &str = "ts_ms, day, request_id, tenant_id, upstream_id,
-    upstream_request_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
-    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
-    web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
-    billable";
 /// Rows per multi-row INSERT. Each statement execution has a fixed cost (VDBE start-up, halt, reset,
 /// unbinding) comparable to a row's own; 32 rows share it at 928 parameters, far below SQLite's limit (32,766).
 const ROWS_PER_INSERT: usize = 32;
-
-/// `INSERT INTO requests (…) VALUES (?,…),(?,…)…` for `rows` rows, parameters numbered in row order.
-pub(super) fn insert_requests_sql(rows: usize) -> String {
-    let one_row = format!("({})", vec!["?"; REQUEST_PARAMS].join(", "));
-    format!(
-        "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES {}",
-        vec![one_row.as_str(); rows].join(", ")
-    )
-}
 
 const UPSERT_ROLLUP: &str =
     "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens,
@@ -380,6 +362,7 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::raw_insert::REQUEST_COLUMNS;
     use super::*;
 
     #[tokio::test]
