@@ -1,7 +1,8 @@
 //! `ccgate-bench [--smoke] [--out DIR]`: CCGate against direct access and nginx, in one run.
 //!
-//! Starts the fast mock upstream, nginx as a plain reverse proxy in front of it (if installed) and CCGate (auth
-//! and SQLite metering on), then measures every path with the same load generator, writes `DIR/latest.json` and
+//! Starts the fast mock upstream, nginx as a plain reverse proxy in front of it (if installed), the hyper floor
+//! (`ccgate-hyper-floor`: hyper + tokio alone, in CCGate's worker layout) and CCGate (auth and SQLite metering
+//! on), then measures every path with the same load generator, writes `DIR/latest.json` and
 //! `DIR/latest.md`, prints ratios against nginx and direct, and stops everything it started.
 //! Normally run through `bench/run.sh`, which builds the release binaries and installs nginx first.
 
@@ -70,7 +71,7 @@ struct Args {
     /// Do not start nginx (its rows are then missing).
     #[arg(long)]
     no_nginx: bool,
-    /// Only these paths (comma-separated: direct,nginx,anthropic,openai).
+    /// Only these paths (comma-separated: direct,nginx,floor,anthropic,openai).
     #[arg(long)]
     paths: Option<String>,
     /// Only these bodies (comma-separated: small,large,sse).
@@ -124,6 +125,8 @@ fn kill_registered() {
 pub enum PathKind {
     Direct,
     Nginx,
+    /// `ccgate-hyper-floor`: what the HTTP stack alone costs.
+    Floor,
     Anthropic,
     OpenAi,
 }
@@ -133,6 +136,7 @@ impl PathKind {
         match self {
             PathKind::Direct => "direct",
             PathKind::Nginx => "nginx",
+            PathKind::Floor => "hyper floor",
             PathKind::Anthropic => "ccgate /anthropic",
             PathKind::OpenAi => "ccgate /openai",
         }
@@ -141,6 +145,7 @@ impl PathKind {
         match self {
             PathKind::Direct => "direct",
             PathKind::Nginx => "nginx",
+            PathKind::Floor => "floor",
             PathKind::Anthropic => "anthropic",
             PathKind::OpenAi => "openai",
         }
@@ -177,6 +182,7 @@ struct Env {
     mock: SocketAddr,
     mock_pid: Option<u32>,
     nginx: Option<SocketAddr>,
+    floor: SocketAddr,
     ccgate: SocketAddr,
     bodies: Bodies,
 }
@@ -198,6 +204,7 @@ fn target(env: &Env, path: PathKind, body: BodyKind, extra: &[(&'static str, &st
     let (addr, uri) = match path {
         PathKind::Direct => (env.mock, "/v1/messages"),
         PathKind::Nginx => (env.nginx.expect("nginx"), "/v1/messages"),
+        PathKind::Floor => (env.floor, "/v1/messages"),
         PathKind::Anthropic => (env.ccgate, "/anthropic/v1/messages"),
         PathKind::OpenAi => (env.ccgate, "/openai/v1/chat/completions"),
     };
@@ -215,7 +222,7 @@ fn target(env: &Env, path: PathKind, body: BodyKind, extra: &[(&'static str, &st
         (http::header::CONTENT_TYPE, hv("application/json")),
     ];
     match path {
-        PathKind::Direct | PathKind::Nginx => {
+        PathKind::Direct | PathKind::Nginx | PathKind::Floor => {
             headers.push((HeaderName::from_static("x-api-key"), hv("k")));
             headers.push((
                 HeaderName::from_static("anthropic-version"),
@@ -255,6 +262,7 @@ fn target(env: &Env, path: PathKind, body: BodyKind, extra: &[(&'static str, &st
 struct Procs {
     mock: Child,
     nginx: Option<Child>,
+    floor: Child,
     ccgate: Child,
 }
 
@@ -378,7 +386,7 @@ fn start_all(
     tmp: &Path,
     bins: &Path,
     notes: &mut Vec<String>,
-) -> Result<(Procs, SocketAddr, Option<SocketAddr>, SocketAddr)> {
+) -> Result<(Procs, Started)> {
     // Mock.
     let mut cmd = Command::new(bins.join("ccgate-mock"));
     cmd.args([
@@ -438,17 +446,44 @@ fn start_all(
         notes.push(msg.into());
     }
 
+    // The hyper floor, with as many workers as CCGate and nginx.
+    let mut cmd = Command::new(bins.join("ccgate-hyper-floor"));
+    cmd.arg("--upstream").arg(mock_addr.to_string());
+    let (floor, line) = Child::spawn(
+        "ccgate-hyper-floor",
+        cmd,
+        &tmp.join("floor.log"),
+        "ccgate-hyper-floor listening on",
+        Duration::from_secs(20),
+        libc::SIGKILL,
+    )?;
+    register(&floor);
+    let floor_addr = procs::addr_in(&line)?;
+    println!("floor   pid {} on {floor_addr}", floor.pid);
+
     let (ccgate, ccgate_addr) = start_ccgate(tmp, bins, mock_addr, "ccgate", &args.ccgate_env)?;
     Ok((
         Procs {
             mock,
             nginx,
+            floor,
             ccgate,
         },
-        mock_addr,
-        nginx_addr,
-        ccgate_addr,
+        Started {
+            mock: mock_addr,
+            nginx: nginx_addr,
+            floor: floor_addr,
+            ccgate: ccgate_addr,
+        },
     ))
+}
+
+/// Where the started processes listen.
+struct Started {
+    mock: SocketAddr,
+    nginx: Option<SocketAddr>,
+    floor: SocketAddr,
+    ccgate: SocketAddr,
 }
 
 fn spawn_no_marker(name: &str, cmd: Command, log: &Path) -> Result<(Child, String)> {
@@ -534,7 +569,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             .context("exe dir")?
             .to_path_buf(),
     };
-    for b in ["ccgate", "ccgate-mock"] {
+    for b in ["ccgate", "ccgate-mock", "ccgate-hyper-floor"] {
         if !bins.join(b).is_file() {
             bail!("{} not found: build with `cargo build --release -p ccgate -p ccgate-mock -p ccgate-bench` (or use bench/run.sh)", bins.join(b).display());
         }
@@ -583,12 +618,13 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
         bodies.a_sse.len()
     );
 
-    let (mut procs, mock, nginx, ccgate) = start_all(args, &tmp, &bins, &mut notes)?;
+    let (mut procs, started) = start_all(args, &tmp, &bins, &mut notes)?;
     let mut env = Env {
-        mock,
+        mock: started.mock,
         mock_pid: Some(procs.mock.pid),
-        nginx,
-        ccgate,
+        nginx: started.nginx,
+        floor: started.floor,
+        ccgate: started.ccgate,
         bodies,
     };
 
@@ -597,6 +633,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     if env.nginx.is_some() {
         paths.push(PathKind::Nginx);
     }
+    paths.push(PathKind::Floor);
     paths.push(PathKind::Anthropic);
     paths.push(PathKind::OpenAi);
     let paths = parse_list(&args.paths, &paths, |p| p.key())?;
@@ -648,11 +685,12 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     let ccgate_pid = procs.ccgate.pid;
     let mock_pid = procs.mock.pid;
     let nginx_pid = procs.nginx.as_ref().map(|c| c.pid);
+    let floor_pid = procs.floor.pid;
     let self_pid = std::process::id();
     let mut all_rounds: Vec<Vec<Value>> = Vec::new();
     let mut all_ok = true;
     // Children of this process, so not the tree of `self_pid` (that would count them twice).
-    let ours_pids: Vec<u32> = [Some(mock_pid), Some(ccgate_pid), nginx_pid]
+    let ours_pids: Vec<u32> = [Some(mock_pid), Some(ccgate_pid), Some(floor_pid), nginx_pid]
         .into_iter()
         .flatten()
         .collect();
@@ -680,6 +718,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
                         let proxy_pid = match p {
                             PathKind::Direct => None,
                             PathKind::Nginx => nginx_pid,
+                            PathKind::Floor => Some(floor_pid),
                             _ => Some(ccgate_pid),
                         };
                         let ours = ours_pids.clone();
@@ -837,7 +876,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             let pids = procs::tree(pid);
             let reset = pids.iter().all(|&x| procs::reset_peak(x));
             let rss0: f64 = pids.iter().map(|&x| procs::status_mib(x, "VmRSS")).sum();
-            let ours: Vec<u32> = [Some(mock_pid), Some(ccgate_pid), nginx_pid]
+            let ours: Vec<u32> = [Some(mock_pid), Some(ccgate_pid), Some(floor_pid), nginx_pid]
                 .into_iter()
                 .flatten()
                 .collect();
@@ -914,6 +953,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     if let Some(n) = procs.nginx.as_mut() {
         n.stop(Duration::from_secs(3));
     }
+    procs.floor.stop(Duration::from_secs(1));
     procs.ccgate.stop(Duration::from_secs(3));
     procs.mock.stop(Duration::from_secs(1));
     if !ccgate_ok {

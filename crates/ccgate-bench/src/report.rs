@@ -3,9 +3,10 @@
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
-const PATHS: [(&str, &str); 4] = [
+const PATHS: [(&str, &str); 5] = [
     ("direct", "direct"),
     ("nginx", "nginx"),
+    ("floor", "hyper floor"),
     ("anthropic", "ccgate /anthropic"),
     ("openai", "ccgate /openai"),
 ];
