@@ -34,6 +34,10 @@ struct Args {
     /// Short run that checks the harness works (0.5 s cells, 200 slow streams); fails on any error.
     #[arg(long)]
     smoke: bool,
+    /// Measure nothing: read a results JSON written by an earlier run, recompute its ratios and targets, and write
+    /// it and its markdown report again (into --out, default the JSON's folder).
+    #[arg(long, value_name = "JSON")]
+    render: Option<PathBuf>,
     /// Output folder for latest.json and latest.md (default bench/results, smoke: target/bench-smoke).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -500,6 +504,17 @@ fn spawn_no_marker(name: &str, cmd: Command, log: &Path) -> Result<(Child, Strin
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(json) = &args.render {
+        let results: Value = serde_json::from_slice(
+            &std::fs::read(json).with_context(|| format!("read {}", json.display()))?,
+        )
+        .with_context(|| format!("{} is not a results JSON", json.display()))?;
+        let out_dir = match &args.out {
+            Some(o) => o.clone(),
+            None => json.parent().map(Path::to_path_buf).unwrap_or_default(),
+        };
+        return write_results(results, &out_dir);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads.max(1))
         .enable_all()
@@ -994,15 +1009,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
         },
         "nginx": { "peak_rss_mib_matrix_all_processes": nginx_peak.map(round1) },
     });
-    let results = report::with_ratios_and_targets(results);
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;
-    let json_path = out_dir.join("latest.json");
-    let md_path = out_dir.join("latest.md");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&results)? + "\n")?;
-    let md = report::markdown(&results);
-    std::fs::write(&md_path, &md)?;
-    println!("\n{}", report::summary(&results));
-    println!("wrote {} and {}", json_path.display(), md_path.display());
+    write_results(results, &out_dir)?;
     if all_ok {
         let _ = std::fs::remove_dir_all(&tmp);
     } else {
@@ -1220,4 +1227,18 @@ fn sample_cpu(proxy: Option<u32>, mock: u32, me: u32, ours: &[u32]) -> [f64; 5] 
 
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
+}
+
+/// Adds the ratios and targets to `results`, writes `latest.json` and `latest.md` into `out_dir` and prints the
+/// summary.
+fn write_results(results: Value, out_dir: &Path) -> Result<()> {
+    let results = report::with_ratios_and_targets(results);
+    std::fs::create_dir_all(out_dir).with_context(|| format!("create {}", out_dir.display()))?;
+    let json_path = out_dir.join("latest.json");
+    let md_path = out_dir.join("latest.md");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results)? + "\n")?;
+    std::fs::write(&md_path, report::markdown(&results))?;
+    println!("\n{}", report::summary(&results));
+    println!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
 }

@@ -59,6 +59,7 @@ pub fn with_ratios_and_targets(mut res: Value) -> Value {
                     "body": body, "conns": c, "path": path, "rps": x,
                     "vs_nginx": ratio(Some(x), rps("nginx")),
                     "vs_direct": ratio(Some(x), rps("direct")),
+                    "vs_floor": if matches!(path, "anthropic" | "openai") { ratio(Some(x), rps("floor")) } else { None },
                     "vs_anthropic": if path == "openai" { ratio(Some(x), rps("anthropic")) } else { None },
                 }));
             }
@@ -223,6 +224,52 @@ fn signed(x: Option<f64>) -> String {
     }
 }
 
+/// What the hyper floor says: how a proxy that is hyper + tokio and nothing else compares with nginx, and how much
+/// CPU CCGate's own work (auth, body scan, policy, routing, header rewrite, metering, ledger) adds to it.
+fn floor_section(
+    o: &mut String,
+    runs: &[Value],
+    cs: &[u64],
+    rget: &dyn Fn(&str, u64, &str, &str) -> Option<f64>,
+) {
+    let Some(&c) = cs.last() else { return };
+    let mut lines = Vec::new();
+    for (body, label) in BODIES {
+        let cpu = |path: &str| find(runs, path, body, c).and_then(|r| f(r, "proxy_cpu_us_per_req"));
+        let (Some(floor), Some(ours)) = (cpu("floor"), cpu("anthropic")) else {
+            continue;
+        };
+        let by_conns: Vec<String> = cs
+            .iter()
+            .map(|&c| {
+                format!(
+                    "c={c}: floor {} nginx, /anthropic {} floor",
+                    times(rget(body, c, "floor", "vs_nginx")),
+                    times(rget(body, c, "anthropic", "vs_floor"))
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "- {label}: {}; CPU per request at c={c}: floor {}, nginx {}, /anthropic {} µs (CCGate's own work: {} µs)",
+            by_conns.join("; "),
+            num(Some(floor)),
+            num(cpu("nginx")),
+            num(Some(ours)),
+            num(Some(ours - floor)),
+        ));
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\nThe hyper floor (`ccgate-hyper-floor`: hyper + tokio alone in CCGate's worker layout, no auth, metering or \
+         ledger) is what CCGate's HTTP stack costs by itself. Where it is at or below nginx's throughput, everything \
+         CCGate does per request has to fit in the gap between the two for CCGate to match nginx:\n\n{}",
+        lines.join("\n")
+    );
+}
+
 pub fn markdown(res: &Value) -> String {
     let runs: Vec<Value> = res["runs"].as_array().cloned().unwrap_or_default();
     let ratios: Vec<Value> = res["ratios"].as_array().cloned().unwrap_or_default();
@@ -332,6 +379,7 @@ pub fn markdown(res: &Value) -> String {
     if !oa.is_empty() {
         let _ = writeln!(o, "\n/openai ÷ /anthropic throughput: {}.", oa.join(", "));
     }
+    floor_section(&mut o, &runs, &cs, &rget);
 
     let _ = writeln!(o, "\n## Latency at concurrency 1 (µs)\n");
     let _ = writeln!(o, "| body | path | p50 | p99 | added p50 | added p99 | TTFB p50 | TTFB p99 | added TTFB p99 | proxy CPU µs/req | errors |");

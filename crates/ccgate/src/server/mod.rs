@@ -217,6 +217,7 @@ pub async fn serve_on_workers(
             .spawn(move || {
                 crate::forward::client::set_worker_slot(index + 1);
                 runtime.block_on(async move {
+                    tokio::spawn(anchor_timer_wheel());
                     let result = match TcpListener::from_std(listener) {
                         Ok(l) => serve(l, gw.clone()).await,
                         Err(e) => Err(e),
@@ -234,6 +235,28 @@ pub async fn serve_on_workers(
         }
     }
     result
+}
+
+/// How far ahead the worker's anchor timer is always due (see [`anchor_timer_wheel`]). Every per-request timer
+/// with a longer timeout (the header-read timer, the default connect, first-byte, idle and total upstream
+/// timeouts, the body-read timeout: all 15 s or more) is then registered without waking the driver.
+const TIMER_ANCHOR: Duration = Duration::from_secs(1);
+
+/// Keeps a timer pending on this worker's runtime that is always due within [`TIMER_ANCHOR`].
+///
+/// tokio wakes its own I/O driver (an eventfd write, then an `epoll_wait` that returns at once) whenever a timer is
+/// registered that is due before the earliest timer the driver last parked with, or when it parked with none
+/// (tokio-rs/tokio#5207: also on the current-thread runtime, whose driver cannot be parked while a task is being
+/// polled). A worker between requests has no timer at all, so each request's first timer (hyper's header-read
+/// timer, the upstream timeouts) cost a `write` and an extra `epoll_wait`: one of each per request at
+/// concurrency 1. With this timer pending, the driver always parks with a wake-up at most a second away, and the
+/// request timers, due later, are only put in the wheel. It costs one wake-up a second on an idle worker.
+async fn anchor_timer_wheel() {
+    let mut tick = tokio::time::interval(TIMER_ANCHOR);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
 }
 
 /// Serves until `gw.shutdown` is cancelled, then stops accepting and gives open connections `grace` to finish.
