@@ -392,23 +392,17 @@ fn start_all(
     notes: &mut Vec<String>,
 ) -> Result<(Procs, Started)> {
     // Mock.
-    let mut cmd = Command::new(bins.join("ccgate-mock"));
-    cmd.args([
-        "--port",
-        "0",
-        "--config-json",
-        r#"{"record":false,"chunks":20}"#,
-    ]);
-    let (mock, line) = Child::spawn(
+    let (mock, mock_addr) = spawn_listening(
+        bins,
         "ccgate-mock",
-        cmd,
+        &[
+            "--port",
+            "0",
+            "--config-json",
+            r#"{"record":false,"chunks":20}"#,
+        ],
         &tmp.join("mock.log"),
-        "ccgate-mock listening on",
-        Duration::from_secs(20),
-        libc::SIGKILL,
     )?;
-    register(&mock);
-    let mock_addr = procs::addr_in(&line)?;
     println!("mock    pid {} on {mock_addr}", mock.pid);
 
     // nginx.
@@ -451,18 +445,12 @@ fn start_all(
     }
 
     // The hyper floor, with as many workers as CCGate and nginx.
-    let mut cmd = Command::new(bins.join("ccgate-hyper-floor"));
-    cmd.arg("--upstream").arg(mock_addr.to_string());
-    let (floor, line) = Child::spawn(
+    let (floor, floor_addr) = spawn_listening(
+        bins,
         "ccgate-hyper-floor",
-        cmd,
+        &["--upstream", &mock_addr.to_string()],
         &tmp.join("floor.log"),
-        "ccgate-hyper-floor listening on",
-        Duration::from_secs(20),
-        libc::SIGKILL,
     )?;
-    register(&floor);
-    let floor_addr = procs::addr_in(&line)?;
     println!("floor   pid {} on {floor_addr}", floor.pid);
 
     let (ccgate, ccgate_addr) = start_ccgate(tmp, bins, mock_addr, "ccgate", &args.ccgate_env)?;
@@ -488,6 +476,29 @@ struct Started {
     nginx: Option<SocketAddr>,
     floor: SocketAddr,
     ccgate: SocketAddr,
+}
+
+/// Starts `bins/name` with `args` and waits for its `<name> listening on http://ADDR` line (the mock's and the
+/// floor's).
+fn spawn_listening(
+    bins: &Path,
+    name: &str,
+    args: &[&str],
+    log: &Path,
+) -> Result<(Child, SocketAddr)> {
+    let mut cmd = Command::new(bins.join(name));
+    cmd.args(args);
+    let (child, line) = Child::spawn(
+        name,
+        cmd,
+        log,
+        &format!("{name} listening on"),
+        Duration::from_secs(20),
+        libc::SIGKILL,
+    )?;
+    register(&child);
+    let addr = procs::addr_in(&line)?;
+    Ok((child, addr))
 }
 
 fn spawn_no_marker(name: &str, cmd: Command, log: &Path) -> Result<(Child, String)> {
