@@ -5,12 +5,33 @@
 #
 #   bench/run.sh            # full run (~6 minutes on 2 cores)
 #   bench/run.sh --smoke    # CI smoke mode: tiny durations, fails on any error (see bench/smoke.sh)
+#   bench/run.sh --with-litellm   # also LiteLLM's proxy as a peer (pip install into target/bench-venv)
 #   bench/run.sh --help     # all options (durations, paths, bodies, concurrencies, output folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 smoke=0
-for a in "$@"; do [ "$a" = "--smoke" ] && smoke=1; done
+litellm=0
+args=()
+for a in "$@"; do
+  case "$a" in
+    --smoke) smoke=1; args+=("$a") ;;
+    --with-litellm) litellm=1 ;;
+    *) args+=("$a") ;;
+  esac
+done
+set -- "${args[@]+"${args[@]}"}"
+
+# --with-litellm: LiteLLM's proxy as a further peer, installed from PyPI into target/bench-venv (once).
+if [ "$litellm" = 1 ]; then
+  venv=target/bench-venv
+  if [ ! -x "$venv/bin/litellm" ]; then
+    echo "installing LiteLLM into $venv..."
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'litellm[proxy]==1.108.7'
+  fi
+  set -- "$@" --litellm "$venv/bin/litellm"
+fi
 
 # 10,000 slow streams need ~20,000 sockets in ccgate alone.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

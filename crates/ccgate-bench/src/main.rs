@@ -75,7 +75,12 @@ struct Args {
     /// Do not start nginx (its rows are then missing).
     #[arg(long)]
     no_nginx: bool,
-    /// Only these paths (comma-separated: direct,nginx,floor,anthropic,openai).
+    /// Also measure LiteLLM's proxy (its Anthropic-format `/v1/messages`) in front of the same mock: the path
+    /// `litellm`, started from this `litellm` executable (`bench/run.sh --with-litellm` installs one). Its errors
+    /// are reported, never fatal.
+    #[arg(long, value_name = "BIN")]
+    litellm: Option<PathBuf>,
+    /// Only these paths (comma-separated: direct,nginx,floor,litellm,anthropic,openai).
     #[arg(long)]
     paths: Option<String>,
     /// Only these bodies (comma-separated: small,large,sse).
@@ -131,6 +136,8 @@ pub enum PathKind {
     Nginx,
     /// `ccgate-hyper-floor`: what the HTTP stack alone costs.
     Floor,
+    /// LiteLLM's proxy, a peer gateway (only with `--litellm`).
+    LiteLlm,
     Anthropic,
     OpenAi,
 }
@@ -141,6 +148,7 @@ impl PathKind {
             PathKind::Direct => "direct",
             PathKind::Nginx => "nginx",
             PathKind::Floor => "hyper floor",
+            PathKind::LiteLlm => "LiteLLM",
             PathKind::Anthropic => "ccgate /anthropic",
             PathKind::OpenAi => "ccgate /openai",
         }
@@ -150,6 +158,7 @@ impl PathKind {
             PathKind::Direct => "direct",
             PathKind::Nginx => "nginx",
             PathKind::Floor => "floor",
+            PathKind::LiteLlm => "litellm",
             PathKind::Anthropic => "anthropic",
             PathKind::OpenAi => "openai",
         }
@@ -181,12 +190,14 @@ impl BodyKind {
 }
 
 const TENANT_KEY: &str = "bench-tenant-key-0123456789";
+const LITELLM_KEY: &str = "sk-bench-litellm-master-key";
 
 struct Env {
     mock: SocketAddr,
     mock_pid: Option<u32>,
     nginx: Option<SocketAddr>,
     floor: SocketAddr,
+    litellm: Option<SocketAddr>,
     ccgate: SocketAddr,
     bodies: Bodies,
 }
@@ -209,6 +220,7 @@ fn target(env: &Env, path: PathKind, body: BodyKind, extra: &[(&'static str, &st
         PathKind::Direct => (env.mock, "/v1/messages"),
         PathKind::Nginx => (env.nginx.expect("nginx"), "/v1/messages"),
         PathKind::Floor => (env.floor, "/v1/messages"),
+        PathKind::LiteLlm => (env.litellm.expect("litellm"), "/v1/messages"),
         PathKind::Anthropic => (env.ccgate, "/anthropic/v1/messages"),
         PathKind::OpenAi => (env.ccgate, "/openai/v1/chat/completions"),
     };
@@ -228,6 +240,13 @@ fn target(env: &Env, path: PathKind, body: BodyKind, extra: &[(&'static str, &st
     match path {
         PathKind::Direct | PathKind::Nginx | PathKind::Floor => {
             headers.push((HeaderName::from_static("x-api-key"), hv("k")));
+            headers.push((
+                HeaderName::from_static("anthropic-version"),
+                hv("2023-06-01"),
+            ));
+        }
+        PathKind::LiteLlm => {
+            headers.push((HeaderName::from_static("x-api-key"), hv(LITELLM_KEY)));
             headers.push((
                 HeaderName::from_static("anthropic-version"),
                 hv("2023-06-01"),
@@ -267,6 +286,7 @@ struct Procs {
     mock: Child,
     nginx: Option<Child>,
     floor: Child,
+    litellm: Option<Child>,
     ccgate: Child,
 }
 
@@ -453,21 +473,73 @@ fn start_all(
     )?;
     println!("floor   pid {} on {floor_addr}", floor.pid);
 
+    let (litellm, litellm_addr) = match &args.litellm {
+        Some(bin) => {
+            let (c, addr) = start_litellm(bin, tmp, mock_addr)?;
+            (Some(c), Some(addr))
+        }
+        None => (None, None),
+    };
+
     let (ccgate, ccgate_addr) = start_ccgate(tmp, bins, mock_addr, "ccgate", &args.ccgate_env)?;
     Ok((
         Procs {
             mock,
             nginx,
             floor,
+            litellm,
             ccgate,
         },
         Started {
             mock: mock_addr,
             nginx: nginx_addr,
             floor: floor_addr,
+            litellm: litellm_addr,
             ccgate: ccgate_addr,
         },
     ))
+}
+
+/// LiteLLM's proxy in front of the mock, one model (`claude-sonnet-4-6`, what the bench bodies ask for) through its
+/// Anthropic provider, a master key, no database, one worker per core (as nginx and CCGate get), and the price
+/// table it ships with (no download at start).
+fn start_litellm(bin: &Path, tmp: &Path, mock: SocketAddr) -> Result<(Child, SocketAddr)> {
+    let port = procs::free_port()?;
+    let conf = tmp.join("litellm.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "model_list:\n  - model_name: claude-sonnet-4-6\n    litellm_params:\n      model: anthropic/claude-sonnet-4-6\n      api_base: http://{mock}\n      api_key: k\ngeneral_settings:\n  master_key: {LITELLM_KEY}\n"
+        ),
+    )?;
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config")
+        .arg(&conf)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--num_workers", &workers.to_string()])
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .env("LITELLM_LOG", "ERROR");
+    let (c, _) = Child::spawn(
+        "litellm",
+        cmd,
+        &tmp.join("litellm.log"),
+        // On stdout once the config is loaded; uvicorn's workers may still be starting, which the readiness
+        // requests below wait for.
+        "Proxy initialized with Config",
+        Duration::from_secs(180),
+        libc::SIGKILL,
+    )?;
+    register(&c);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    println!(
+        "litellm pid {} on {addr} ({workers} workers, {})",
+        c.pid,
+        bin.display()
+    );
+    Ok((c, addr))
 }
 
 /// Where the started processes listen.
@@ -475,6 +547,7 @@ struct Started {
     mock: SocketAddr,
     nginx: Option<SocketAddr>,
     floor: SocketAddr,
+    litellm: Option<SocketAddr>,
     ccgate: SocketAddr,
 }
 
@@ -650,6 +723,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
         mock_pid: Some(procs.mock.pid),
         nginx: started.nginx,
         floor: started.floor,
+        litellm: started.litellm,
         ccgate: started.ccgate,
         bodies,
     };
@@ -660,6 +734,9 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
         paths.push(PathKind::Nginx);
     }
     paths.push(PathKind::Floor);
+    if env.litellm.is_some() {
+        paths.push(PathKind::LiteLlm);
+    }
     paths.push(PathKind::Anthropic);
     paths.push(PathKind::OpenAi);
     let paths = parse_list(&args.paths, &paths, |p| p.key())?;
@@ -675,16 +752,31 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             .collect::<Result<_>>()?,
         None => vec![1, 32, 256],
     };
+    // A peer that cannot serve a body loses that body's rows (with a note); any other path failing stops the run.
+    let mut unanswered: Vec<(PathKind, BodyKind)> = Vec::new();
     for &p in &paths {
         for &b in &body_kinds {
             let t = target(&env, p, b, &[]);
-            let deadline = Instant::now() + Duration::from_secs(15);
+            // LiteLLM's workers import for many seconds after its master reports the config loaded.
+            let patience = if p == PathKind::LiteLlm { 120 } else { 15 };
+            let deadline = Instant::now() + Duration::from_secs(patience);
             loop {
                 let st = rt.block_on(load::run(&t, 1, Duration::ZERO, Duration::from_millis(50)));
                 if st.errors == 0 && st.requests > 0 {
                     break;
                 }
                 if Instant::now() > deadline {
+                    if p == PathKind::LiteLlm {
+                        let msg = format!(
+                            "LiteLLM never answered the {} body correctly ({:?}); its rows for that body are missing",
+                            b.label(),
+                            st.error_samples
+                        );
+                        eprintln!("NOTE: {msg}");
+                        notes.push(msg);
+                        unanswered.push((p, b));
+                        break;
+                    }
                     bail!(
                         "{} {} never answered correctly: {:?}",
                         p.name(),
@@ -712,14 +804,21 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     let mock_pid = procs.mock.pid;
     let nginx_pid = procs.nginx.as_ref().map(|c| c.pid);
     let floor_pid = procs.floor.pid;
+    let litellm_pid = procs.litellm.as_ref().map(|c| c.pid);
     let self_pid = std::process::id();
     let mut all_rounds: Vec<Vec<Value>> = Vec::new();
     let mut all_ok = true;
     // Children of this process, so not the tree of `self_pid` (that would count them twice).
-    let ours_pids: Vec<u32> = [Some(mock_pid), Some(ccgate_pid), Some(floor_pid), nginx_pid]
-        .into_iter()
-        .flatten()
-        .collect();
+    let ours_pids: Vec<u32> = [
+        Some(mock_pid),
+        Some(ccgate_pid),
+        Some(floor_pid),
+        nginx_pid,
+        litellm_pid,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1) as f64;
@@ -736,6 +835,9 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
                     if INTERRUPTED.load(Ordering::SeqCst) {
                         bail!("interrupted");
                     }
+                    if unanswered.contains(&(p, b)) {
+                        continue;
+                    }
                     // Re-measure a cell (bounded) while other workloads take more than --max-foreign % of the
                     // machine; keep the quietest attempt.
                     let mut kept: Option<Value> = None;
@@ -745,6 +847,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
                             PathKind::Direct => None,
                             PathKind::Nginx => nginx_pid,
                             PathKind::Floor => Some(floor_pid),
+                            PathKind::LiteLlm => litellm_pid,
                             _ => Some(ccgate_pid),
                         };
                         let ours = ours_pids.clone();
@@ -799,7 +902,10 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
                         st.errors
                     );
                         if st.errors > 0 {
-                            all_ok = false;
+                            // A peer's failures are its own result, not a failure of the benchmark.
+                            if p != PathKind::LiteLlm {
+                                all_ok = false;
+                            }
                             eprintln!("  errors: {:?}", st.error_samples);
                         }
                         let quieter = kept.as_ref().is_none_or(|k| {
@@ -902,10 +1008,16 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             let pids = procs::tree(pid);
             let reset = pids.iter().all(|&x| procs::reset_peak(x));
             let rss0: f64 = pids.iter().map(|&x| procs::status_mib(x, "VmRSS")).sum();
-            let ours: Vec<u32> = [Some(mock_pid), Some(ccgate_pid), Some(floor_pid), nginx_pid]
-                .into_iter()
-                .flatten()
-                .collect();
+            let ours: Vec<u32> = [
+                Some(mock_pid),
+                Some(ccgate_pid),
+                Some(floor_pid),
+                nginx_pid,
+                litellm_pid,
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             let f0 = foreign_sample(&ours);
             let st = rt.block_on(load::run(&t, streams_n, warmup, duration));
             let foreign = foreign_pct(f0, foreign_sample(&ours), warmup + duration);
@@ -980,6 +1092,9 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
         n.stop(Duration::from_secs(3));
     }
     procs.floor.stop(Duration::from_secs(1));
+    if let Some(l) = procs.litellm.as_mut() {
+        l.stop(Duration::from_secs(3));
+    }
     procs.ccgate.stop(Duration::from_secs(3));
     procs.mock.stop(Duration::from_secs(1));
     if !ccgate_ok {

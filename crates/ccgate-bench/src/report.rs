@@ -3,10 +3,11 @@
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
-const PATHS: [(&str, &str); 5] = [
+const PATHS: [(&str, &str); 6] = [
     ("direct", "direct"),
     ("nginx", "nginx"),
     ("floor", "hyper floor"),
+    ("litellm", "LiteLLM"),
     ("anthropic", "ccgate /anthropic"),
     ("openai", "ccgate /openai"),
 ];
@@ -213,7 +214,12 @@ fn num(x: Option<f64>) -> String {
 }
 
 fn times(x: Option<f64>) -> String {
-    x.map(|x| format!("{x:.2}×")).unwrap_or_else(|| "–".into())
+    match x {
+        None => "–".into(),
+        // A peer hundreds of times slower would otherwise read 0.00×.
+        Some(x) if x < 0.1 => format!("{x:.4}×"),
+        Some(x) => format!("{x:.2}×"),
+    }
 }
 
 fn signed(x: Option<f64>) -> String {
@@ -268,6 +274,43 @@ fn floor_section(
          CCGate does per request has to fit in the gap between the two for CCGate to match nginx:\n\n{}",
         lines.join("\n")
     );
+}
+
+/// CCGate against LiteLLM's proxy, when the run measured it (`--litellm`): throughput and latency at c=1.
+fn peer_section(o: &mut String, runs: &[Value], cs: &[u64]) {
+    let mut lines = Vec::new();
+    for (body, label) in BODIES {
+        let rps = |path: &str, c: u64| find(runs, path, body, c).and_then(|r| f(r, "rps"));
+        let by_conns: Vec<String> = cs
+            .iter()
+            .filter_map(|&c| {
+                let (ours, peer) = (rps("anthropic", c)?, rps("litellm", c)?);
+                (peer > 0.0).then(|| {
+                    format!(
+                        "c={c}: {} vs {} req/s ({:.0}×)",
+                        num(Some(ours)),
+                        num(Some(peer)),
+                        ours / peer
+                    )
+                })
+            })
+            .collect();
+        let p50 = |path: &str| find(runs, path, body, 1).and_then(|r| f(r, "p50_us"));
+        let latency = match (p50("anthropic"), p50("litellm")) {
+            (Some(a), Some(l)) => format!("; p50 at c=1: {} vs {} µs", num(Some(a)), num(Some(l))),
+            _ => String::new(),
+        };
+        if !by_conns.is_empty() || !latency.is_empty() {
+            lines.push(format!("- {label}: {}{latency}", by_conns.join(", ")));
+        }
+    }
+    if !lines.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nCCGate /anthropic against LiteLLM's proxy (`/v1/messages`, same mock, one worker per core):\n\n{}",
+            lines.join("\n")
+        );
+    }
 }
 
 pub fn markdown(res: &Value) -> String {
@@ -380,6 +423,7 @@ pub fn markdown(res: &Value) -> String {
         let _ = writeln!(o, "\n/openai ÷ /anthropic throughput: {}.", oa.join(", "));
     }
     floor_section(&mut o, &runs, &cs, &rget);
+    peer_section(&mut o, &runs, &cs);
 
     let _ = writeln!(o, "\n## Latency at concurrency 1 (µs)\n");
     let _ = writeln!(o, "| body | path | p50 | p99 | added p50 | added p99 | TTFB p50 | TTFB p99 | added TTFB p99 | proxy CPU µs/req | errors |");
