@@ -866,6 +866,9 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
                             let st = load::run(&t, c, warmup, duration).await;
                             (st, sampler.await.unwrap_or([0.0; 5]))
                         });
+                        if let (PathKind::LiteLlm, Some(pid)) = (p, litellm_pid) {
+                            wait_until_idle(pid, "LiteLLM");
+                        }
                         let per_req = |s: f64| {
                             if st.requests > 0 {
                                 s * 1e6 / st.requests as f64
@@ -1337,6 +1340,30 @@ fn foreign_pct(a: (f64, f64), b: (f64, f64), over: Duration) -> f64 {
 }
 
 /// [proxy tree, mock, load generator, all of ours, whole machine busy] CPU seconds.
+/// Waits (up to two minutes) until `pid` and its children use less than 5 % of a core. A Python proxy keeps working
+/// through the requests queued in it after the load generator has hung up, and would otherwise take CPU from the
+/// cells measured after it.
+fn wait_until_idle(pid: u32, name: &str) {
+    let step = Duration::from_millis(500);
+    let started = Instant::now();
+    let mut last = procs::tree_cpu_seconds(pid);
+    while started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(step);
+        let now = procs::tree_cpu_seconds(pid);
+        if now - last < 0.05 * step.as_secs_f64() {
+            if started.elapsed() > Duration::from_secs(2) {
+                println!(
+                    "    ({name} went idle after {:.1} s)",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            return;
+        }
+        last = now;
+    }
+    println!("    ({name} still busy after 120 s; the next cells share the machine with it)");
+}
+
 fn sample_cpu(proxy: Option<u32>, mock: u32, me: u32, ours: &[u32]) -> [f64; 5] {
     [
         proxy.map(procs::tree_cpu_seconds).unwrap_or(0.0),
