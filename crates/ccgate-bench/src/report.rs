@@ -270,8 +270,8 @@ fn floor_section(
     let _ = writeln!(
         o,
         "\nThe hyper floor (`ccgate-hyper-floor`: hyper + tokio alone in CCGate's worker layout, no auth, metering or \
-         ledger) is what CCGate's HTTP stack costs by itself. Where it is at or below nginx's throughput, everything \
-         CCGate does per request has to fit in the gap between the two for CCGate to match nginx:\n\n{}",
+         ledger) is what CCGate's HTTP stack costs by itself. For CCGate to match nginx, everything it does per \
+         request on top of that stack has to fit in the CPU between the floor and nginx:\n\n{}",
         lines.join("\n")
     );
 }
