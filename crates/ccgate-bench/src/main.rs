@@ -593,6 +593,12 @@ fn main() -> Result<()> {
             &std::fs::read(json).with_context(|| format!("read {}", json.display()))?,
         )
         .with_context(|| format!("{} is not a results JSON", json.display()))?;
+        if !results["runs"].is_array() {
+            bail!(
+                "{} has no \"runs\": not a results JSON written by ccgate-bench",
+                json.display()
+            );
+        }
         let out_dir = match &args.out {
             Some(o) => o.clone(),
             None => json.parent().map(Path::to_path_buf).unwrap_or_default(),
