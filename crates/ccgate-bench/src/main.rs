@@ -814,17 +814,21 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     let self_pid = std::process::id();
     let mut all_rounds: Vec<Vec<Value>> = Vec::new();
     let mut all_ok = true;
-    // Children of this process, so not the tree of `self_pid` (that would count them twice).
-    let ours_pids: Vec<u32> = [
-        Some(mock_pid),
-        Some(ccgate_pid),
-        Some(floor_pid),
-        nginx_pid,
-        litellm_pid,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    // Children of this process, so not the tree of `self_pid` (that would count them twice). The stream checks run
+    // on a fresh ccgate, hence the argument.
+    let ours_with = |ccgate_pid: u32| -> Vec<u32> {
+        [
+            Some(mock_pid),
+            Some(ccgate_pid),
+            Some(floor_pid),
+            nginx_pid,
+            litellm_pid,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    };
+    let ours_pids = ours_with(ccgate_pid);
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1) as f64;
@@ -1017,16 +1021,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
             let pids = procs::tree(pid);
             let reset = pids.iter().all(|&x| procs::reset_peak(x));
             let rss0: f64 = pids.iter().map(|&x| procs::status_mib(x, "VmRSS")).sum();
-            let ours: Vec<u32> = [
-                Some(mock_pid),
-                Some(ccgate_pid),
-                Some(floor_pid),
-                nginx_pid,
-                litellm_pid,
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            let ours = ours_with(ccgate_pid);
             let f0 = foreign_sample(&ours);
             let st = rt.block_on(load::run(&t, streams_n, warmup, duration));
             let foreign = foreign_pct(f0, foreign_sample(&ours), warmup + duration);
