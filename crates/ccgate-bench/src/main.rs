@@ -237,29 +237,22 @@ fn target(env: &Env, path: PathKind, body: BodyKind, extra: &[(&'static str, &st
         (http::header::HOST, hv(&addr.to_string())),
         (http::header::CONTENT_TYPE, hv("application/json")),
     ];
-    match path {
-        PathKind::Direct | PathKind::Nginx | PathKind::Floor => {
-            headers.push((HeaderName::from_static("x-api-key"), hv("k")));
+    // Every Anthropic-format path takes its key in `x-api-key`; they differ only in which key.
+    let anthropic_key = match path {
+        PathKind::Direct | PathKind::Nginx | PathKind::Floor => Some("k"),
+        PathKind::LiteLlm => Some(LITELLM_KEY),
+        PathKind::Anthropic => Some(TENANT_KEY),
+        PathKind::OpenAi => None,
+    };
+    match anthropic_key {
+        Some(key) => {
+            headers.push((HeaderName::from_static("x-api-key"), hv(key)));
             headers.push((
                 HeaderName::from_static("anthropic-version"),
                 hv("2023-06-01"),
             ));
         }
-        PathKind::LiteLlm => {
-            headers.push((HeaderName::from_static("x-api-key"), hv(LITELLM_KEY)));
-            headers.push((
-                HeaderName::from_static("anthropic-version"),
-                hv("2023-06-01"),
-            ));
-        }
-        PathKind::Anthropic => {
-            headers.push((HeaderName::from_static("x-api-key"), hv(TENANT_KEY)));
-            headers.push((
-                HeaderName::from_static("anthropic-version"),
-                hv("2023-06-01"),
-            ));
-        }
-        PathKind::OpenAi => headers.push((
+        None => headers.push((
             http::header::AUTHORIZATION,
             hv(&format!("Bearer {TENANT_KEY}")),
         )),
