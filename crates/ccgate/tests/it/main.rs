@@ -5,5 +5,9 @@ mod common;
 
 mod anthropic;
 mod config_reload;
+mod dashboard;
+mod metering;
+mod openai_api;
+mod resilience;
 mod upstream_pool;
 mod workers;

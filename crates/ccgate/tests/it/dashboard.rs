@@ -1,8 +1,6 @@
 //! The usage dashboard page: served at /dashboard and the admin path, with security headers and no CORS.
-#[path = "it/common.rs"]
-mod common;
 
-use common::*;
+use crate::common::*;
 
 const CSP_PREFIX: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:";
 
