@@ -41,6 +41,9 @@ pub enum ApiError {
     ModelNotAllowed { model: String, allowed: String },
     #[error("{0}")]
     BadRequest(String),
+    /// A request the `/openai` translator refuses; it names the offending `param`.
+    #[error("{}", .0.message)]
+    Translate(ccgate_openai::TranslateError),
     #[error("request body is larger than the limit of {limit_mb} MiB")]
     PayloadTooLarge { limit_mb: usize },
     #[error("the client sent the request body too slowly")]
@@ -69,6 +72,9 @@ pub enum ApiError {
     UpstreamTimeout(String),
     #[error("upstream credentials rejected; the gateway operator must check the upstream key")]
     UpstreamCredentials,
+    /// A 2xx answer CCGate could not read or translate: the fault is upstream, not the tenant's.
+    #[error("the upstream answer could not be translated: {0}")]
+    UpstreamUnreadable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -78,7 +84,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Translate(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -86,7 +92,9 @@ impl ApiError {
             ApiError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => overloaded_status(),
-            ApiError::UpstreamConnect(_) | ApiError::UpstreamCredentials => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamConnect(_)
+            | ApiError::UpstreamCredentials
+            | ApiError::UpstreamUnreadable(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -98,6 +106,7 @@ impl ApiError {
             ApiError::Unauthorized => "authentication_error",
             ApiError::ModelNotAllowed { .. } => "permission_error",
             ApiError::BadRequest(_)
+            | ApiError::Translate(_)
             | ApiError::RequestTimeout
             | ApiError::MethodNotAllowed { .. } => "invalid_request_error",
             ApiError::PayloadTooLarge { .. } => "request_too_large",
@@ -107,6 +116,7 @@ impl ApiError {
             ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => "overloaded_error",
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
+            | ApiError::UpstreamUnreadable(_)
             | ApiError::Internal(_) => "api_error",
             ApiError::UpstreamTimeout(_) => "timeout_error",
         }
@@ -125,7 +135,9 @@ impl ApiError {
                 "permission_error",
                 Some("model_not_allowed"),
             ),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", None),
+            ApiError::BadRequest(_) | ApiError::Translate(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_request_error", None)
+            }
             ApiError::PayloadTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",
@@ -161,7 +173,9 @@ impl ApiError {
                 "server_error",
                 Some("overloaded"),
             ),
-            ApiError::UpstreamConnect(_) | ApiError::UpstreamCredentials => (
+            ApiError::UpstreamConnect(_)
+            | ApiError::UpstreamCredentials
+            | ApiError::UpstreamUnreadable(_) => (
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
                 Some("upstream_error"),
@@ -178,7 +192,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "unauthorized",
             ApiError::ModelNotAllowed { .. } => "model_not_allowed",
-            ApiError::BadRequest(_) => "bad_request",
+            ApiError::BadRequest(_) | ApiError::Translate(_) => "bad_request",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::RequestTimeout => "client_timeout",
             ApiError::NotFound { .. } => "not_found",
@@ -190,7 +204,16 @@ impl ApiError {
             ApiError::UpstreamConnect(_) => "upstream_connect",
             ApiError::UpstreamTimeout(_) => "upstream_timeout",
             ApiError::UpstreamCredentials => "upstream_credentials",
+            ApiError::UpstreamUnreadable(_) => "upstream_unparseable",
             ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The status the tenant sees on `protocol` (what the ledger records for a refusal).
+    pub fn status_for(&self, protocol: Protocol) -> StatusCode {
+        match protocol {
+            Protocol::Anthropic => self.status(),
+            Protocol::OpenAi => self.openai_parts().0,
         }
     }
 
@@ -203,7 +226,11 @@ impl ApiError {
             ),
             Protocol::OpenAi => {
                 let (status, ty, code) = self.openai_parts();
-                (status, openai_error_body(&message, ty, code, None))
+                let body = match &self {
+                    ApiError::Translate(t) => Bytes::from(t.to_body()),
+                    _ => openai_error_body(&message, ty, code, None),
+                };
+                (status, body)
             }
         };
         let mut resp = (status, body).into_response();

@@ -13,14 +13,14 @@
 //! moves to a tracked task ([`run_detached`]), so that cannot cancel the metering of a request the upstream may
 //! already be billing.
 
-use super::scan::{self, Scanned};
 use crate::error::{ApiError, Protocol};
 use crate::forward::{self, AttemptError, Forwarded, Plan};
 use crate::ledger::Record;
 use crate::policy::{budget, permissions};
 use crate::routing::affinity;
-use crate::state::{Gateway, Runtime, TenantRt};
+use crate::state::{Gateway, Runtime, TenantRt, UpstreamRt};
 use crate::tee::settle::{Ending, Settlement};
+use crate::tee::TeeConfig;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
@@ -145,8 +145,122 @@ impl Drop for DetachOnDrop<'_> {
     }
 }
 
+/// One protocol on the shared request path: what differs between `/anthropic` and `/openai` (and the next API),
+/// and nothing else. [`handle`] runs the steps in order and calls the adapter at the two points where protocols
+/// differ: reading the tenant's body into an upstream request, and turning the upstream's answer back.
+pub trait Adapter {
+    /// What the adapter keeps from the request for building the answer (e.g. the `/openai` response context).
+    type Context: Send + 'static;
+    const PROTOCOL: Protocol;
+
+    /// Step 2, after the body is read: the upstream request and the fields the policy and routing need.
+    fn prepare(a: &Admitted, body: Bytes) -> Result<Prepared<Self::Context>, ApiError>;
+
+    /// A final non-2xx answer from the upstream, rendered for the tenant.
+    fn upstream_error(status: StatusCode, headers: &HeaderMap, body: Bytes) -> Response;
+
+    /// Step 6: the answer to a 2xx upstream exchange (usually a tee); the settlement is finished by it.
+    fn respond(
+        a: Admitted,
+        context: Self::Context,
+        exchange: Exchange,
+        settlement: Settlement,
+    ) -> impl std::future::Future<Output = Response> + Send;
+}
+
+/// What an adapter's [`Adapter::prepare`] hands the pipeline.
+pub struct Prepared<C> {
+    /// The Anthropic Messages body to send upstream.
+    pub upstream_body: Bytes,
+    /// The model the tenant asked for (recorded as `model`).
+    pub client_model: String,
+    /// The Claude model it resolves to: what the allow-list, prices and routing use.
+    pub claude_model: String,
+    /// Where `model` sits in `upstream_body`, for an upstream's `modelMap` rename.
+    pub model_span: Option<std::ops::Range<usize>>,
+    pub stream: bool,
+    /// `max_tokens` of the upstream request (0 when absent), for the budget's worst case.
+    pub max_tokens: u64,
+    /// Session hints for affinity: `metadata.user_id` and the OpenAI `user`.
+    pub user_id: Option<String>,
+    pub user: Option<String>,
+    pub context: C,
+}
+
+/// A 2xx upstream exchange whose body has not been read yet, handed to [`Adapter::respond`].
+pub struct Exchange {
+    pub response: forward::client::UpstreamResponse,
+    pub upstream: Arc<UpstreamRt>,
+    /// The model name the upstream was sent (after its `modelMap`).
+    pub upstream_model: String,
+}
+
+impl Exchange {
+    /// The tee's deadlines for this exchange.
+    pub fn tee_config(&self, a: &Admitted, model_rewrite: Option<(String, String)>) -> TeeConfig {
+        let timeouts = &self.upstream.config.timeouts;
+        TeeConfig {
+            idle: timeouts.idle,
+            total_remaining: timeouts.total.saturating_sub(a.started.elapsed()),
+            drain_limit: a.rt.config.server.disconnect_drain,
+            model_rewrite,
+        }
+    }
+}
+
+/// The whole request path for one protocol: auth → body → policy → routing → forward → tee → ledger.
+pub async fn handle<A: Adapter>(gw: Arc<Gateway>, endpoint: Endpoint, req: Request) -> Response {
+    let (a, body) = match authenticate_and_read(&gw, endpoint, req).await {
+        Ok(x) => x,
+        Err(e) => return e.into_response_for(A::PROTOCOL),
+    };
+    let prepared = match A::prepare(&a, body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response_for(A::PROTOCOL),
+    };
+    let settlement = match admit(&gw, &a, &prepared).await {
+        Ok(s) => s,
+        Err((e, s)) => return reject(e, s, A::PROTOCOL),
+    };
+    let session = session_for(&a, &prepared);
+    let Prepared {
+        upstream_body,
+        claude_model,
+        model_span,
+        context,
+        ..
+    } = prepared;
+    let plan = Plan {
+        path: a.endpoint.upstream_path(),
+        query: a.query.as_deref(),
+        headers: &a.headers,
+        body: upstream_body,
+        model: &claude_model,
+        model_span,
+        session: session.as_deref(),
+    };
+    match dispatch(&a, &plan, settlement, A::upstream_error).await {
+        Dispatched::Done(resp) => resp,
+        Dispatched::Streaming(s, mut settlement) => {
+            let upstream = s.in_flight.upstream().clone();
+            settlement.set_upstream(
+                Some(s.in_flight),
+                &upstream.config.id,
+                upstream.config.price_multiplier_milli,
+                &s.upstream_model,
+            );
+            let exchange = Exchange {
+                response: s.response,
+                upstream,
+                upstream_model: s.upstream_model,
+            };
+            A::respond(a, context, exchange, settlement).await
+        }
+    }
+}
+
 /// Steps 1–2: authenticate and read the body.
-pub async fn authenticate_and_read(
+async fn authenticate_and_read(
     gw: &Arc<Gateway>,
     endpoint: Endpoint,
     req: Request,
@@ -175,33 +289,19 @@ pub async fn authenticate_and_read(
     ))
 }
 
-pub fn scan_body(body: &[u8]) -> Result<(Scanned, String), ApiError> {
-    let scanned = scan::scan(body).map_err(|e| ApiError::BadRequest(e.0))?;
-    let model = scanned
-        .model
-        .clone()
-        .filter(|m| !m.trim().is_empty())
-        .ok_or_else(|| ApiError::BadRequest("model: field required".into()))?;
-    Ok((scanned, model))
-}
-
 /// Step 3: permission, limits and budget. Returns the settlement that will record the request.
-pub async fn admit(
+async fn admit<C>(
     gw: &Arc<Gateway>,
     a: &Admitted,
-    client_model: &str,
-    claude_model: &str,
-    body_len: usize,
-    max_tokens: u64,
-    stream: bool,
+    p: &Prepared<C>,
 ) -> Result<Settlement, (ApiError, Option<Settlement>)> {
     let record = Record {
         request_id: uuid::Uuid::now_v7().to_string(),
         tenant_id: a.tenant.config.id.clone(),
         protocol: a.endpoint.protocol().as_str(),
         endpoint: a.endpoint.as_str(),
-        model: client_model.to_string(),
-        stream,
+        model: p.client_model.clone(),
+        stream: p.stream,
         billable: a.endpoint.billable(),
         ..Default::default()
     };
@@ -212,16 +312,18 @@ pub async fn admit(
         record,
         a.started,
     );
-    settlement.price_model = claude_model.to_string();
-    if !permissions::model_allowed(&a.tenant.config.allowed_models, claude_model) {
+    settlement.price_model = p.claude_model.clone();
+    if !permissions::model_allowed(&a.tenant.config.allowed_models, &p.claude_model) {
         let err = ApiError::ModelNotAllowed {
-            model: claude_model.to_string(),
+            model: p.claude_model.clone(),
             allowed: a.tenant.config.allowed_models.join(", "),
         };
         return Err((err, Some(settlement)));
     }
-    let estimate = match a.rt.pricing.lookup(claude_model) {
-        Some((entry, _)) => budget::estimate_cost(body_len, max_tokens, &entry.rates),
+    let estimate = match a.rt.pricing.lookup(&p.claude_model) {
+        Some((entry, _)) => {
+            budget::estimate_cost(p.upstream_body.len(), p.max_tokens, &entry.rates)
+        }
         None => 0,
     };
     let limits = &a.tenant.config.limits;
@@ -242,17 +344,11 @@ pub async fn admit(
     }
 }
 
-/// Records a refusal (after the tenant is known) and renders it.
-pub fn reject(err: ApiError, settlement: Option<Settlement>, protocol: Protocol) -> Response {
+/// Records a refusal (after the tenant is known) and renders it; the row holds the status the tenant saw.
+fn reject(err: ApiError, settlement: Option<Settlement>, protocol: Protocol) -> Response {
     if let Some(s) = settlement {
-        let status = err.status().as_u16();
-        let status = if protocol == Protocol::OpenAi {
-            err.openai_parts().0.as_u16()
-        } else {
-            status
-        };
         s.finish(
-            status,
+            err.status_for(protocol).as_u16(),
             &Usage::default(),
             Ending::Rejected,
             Some(err.class()),
@@ -262,15 +358,15 @@ pub fn reject(err: ApiError, settlement: Option<Settlement>, protocol: Protocol)
 }
 
 /// Step 4: the session key for affinity, if enabled.
-pub fn session_for(a: &Admitted, scanned: &Scanned) -> Option<String> {
+fn session_for<C>(a: &Admitted, p: &Prepared<C>) -> Option<String> {
     if !a.rt.config.load_balancer.session_affinity {
         return None;
     }
     affinity::session_key(
         &a.tenant.config.id,
         &a.headers,
-        scanned.user_id.as_deref(),
-        scanned.user.as_deref(),
+        p.user_id.as_deref(),
+        p.user.as_deref(),
     )
 }
 
@@ -278,33 +374,23 @@ pub fn session_for(a: &Admitted, scanned: &Scanned) -> Option<String> {
 /// response (an upstream error answered as-is, or CCGate's own error) with the settlement already recorded.
 // Returned once per request and unpacked at once; boxing the large variant would only add an allocation.
 #[allow(clippy::large_enum_variant)]
-pub enum Dispatched {
+enum Dispatched {
     Streaming(forward::Streaming, Settlement),
     Done(Response),
 }
 
-pub async fn dispatch(
+async fn dispatch(
     a: &Admitted,
-    body: Bytes,
-    claude_model: &str,
-    model_span: Option<std::ops::Range<usize>>,
-    session: Option<&str>,
+    plan: &Plan<'_>,
     mut settlement: Settlement,
     render_upstream_error: impl FnOnce(StatusCode, &HeaderMap, Bytes) -> Response,
 ) -> Dispatched {
-    let plan = Plan {
-        path: a.endpoint.upstream_path(),
-        query: a.query.as_deref(),
-        headers: &a.headers,
-        body,
-        model: claude_model,
-        model_span,
-        session,
-    };
+    let session = plan.session;
+    let claude_model = plan.model;
     settlement.record.session_id =
         session.map(|s| s.rsplit('\u{1f}').next().unwrap_or(s).to_string());
     let protocol = a.endpoint.protocol();
-    match forward::forward(&a.rt, &plan).await {
+    match forward::forward(&a.rt, plan).await {
         Forwarded::Streaming(s) => {
             settlement.record.upstream_request_id = s
                 .response
@@ -356,12 +442,8 @@ pub async fn dispatch(
                 AttemptError::Timeout(m) => ApiError::UpstreamTimeout(m),
                 AttemptError::Credentials => ApiError::UpstreamCredentials,
             };
-            let status = match protocol {
-                Protocol::Anthropic => err.status(),
-                Protocol::OpenAi => err.openai_parts().0,
-            };
             settlement.finish(
-                status.as_u16(),
+                err.status_for(protocol).as_u16(),
                 &Usage::default(),
                 Ending::UpstreamError,
                 Some(err.class()),
