@@ -44,6 +44,8 @@ pub enum ApiError {
     /// A request the `/openai` translator refuses; it names the offending `param`.
     #[error("{}", .0.message)]
     Translate(ccgate_openai::TranslateError),
+    #[error("model {0:?} has no price in CCGate's price table, and this key has a USD budget, so it cannot be served; use a listed model (GET /v1/models) or ask the gateway operator to add a price in config/pricing.json")]
+    ModelUnpriced(String),
     #[error("request body is larger than the limit of {limit_mb} MiB")]
     PayloadTooLarge { limit_mb: usize },
     #[error("the client sent the request body too slowly")]
@@ -84,7 +86,9 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
-            ApiError::BadRequest(_) | ApiError::Translate(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Translate(_) | ApiError::ModelUnpriced(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -107,6 +111,7 @@ impl ApiError {
             ApiError::ModelNotAllowed { .. } => "permission_error",
             ApiError::BadRequest(_)
             | ApiError::Translate(_)
+            | ApiError::ModelUnpriced(_)
             | ApiError::RequestTimeout
             | ApiError::MethodNotAllowed { .. } => "invalid_request_error",
             ApiError::PayloadTooLarge { .. } => "request_too_large",
@@ -138,6 +143,11 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::Translate(_) => {
                 (StatusCode::BAD_REQUEST, "invalid_request_error", None)
             }
+            ApiError::ModelUnpriced(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("model_not_found"),
+            ),
             ApiError::PayloadTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",
@@ -193,6 +203,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::ModelNotAllowed { .. } => "model_not_allowed",
             ApiError::BadRequest(_) | ApiError::Translate(_) => "bad_request",
+            ApiError::ModelUnpriced(_) => "model_unpriced",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::RequestTimeout => "client_timeout",
             ApiError::NotFound { .. } => "not_found",

@@ -214,10 +214,11 @@ pub async fn handle<A: Adapter>(gw: Arc<Gateway>, endpoint: Endpoint, req: Reque
         Ok(x) => x,
         Err(e) => return e.into_response_for(A::PROTOCOL),
     };
-    let prepared = match A::prepare(&a, body) {
-        Ok(p) => p,
-        Err(e) => return e.into_response_for(A::PROTOCOL),
-    };
+    let prepared =
+        match A::prepare(&a, body).and_then(|p| check_model_name(&p.client_model).map(|()| p)) {
+            Ok(p) => p,
+            Err(e) => return e.into_response_for(A::PROTOCOL),
+        };
     let settlement = match admit(&gw, &a, &prepared).await {
         Ok(s) => s,
         Err((e, s)) => return reject(e, s, A::PROTOCOL),
@@ -275,7 +276,7 @@ async fn authenticate_and_read(
         rt.config.server.body_read_timeout,
     )
     .await?;
-    let query = parts.uri.query().map(str::to_owned);
+    let query = parts.uri.query().and_then(without_credentials);
     Ok((
         Admitted {
             rt,
@@ -287,6 +288,47 @@ async fn authenticate_and_read(
         },
         body,
     ))
+}
+
+/// Longest `model` accepted: real ids are under 64 bytes, and the name is stored, logged and shown on pages.
+const MAX_MODEL_NAME: usize = 256;
+
+/// A model name is printable ASCII of bounded length: a megabyte name would be stored and sent back on every
+/// usage page, and control characters would forge log lines.
+fn check_model_name(model: &str) -> Result<(), ApiError> {
+    if model.len() > MAX_MODEL_NAME {
+        return Err(ApiError::BadRequest(format!(
+            "model: the name is {} bytes long; at most {MAX_MODEL_NAME} are accepted",
+            model.len()
+        )));
+    }
+    if !model.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(ApiError::BadRequest(
+            "model: the name may contain only printable ASCII characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Query parameters that carry credentials: a client that put its tenant key in the URL must not have it
+/// forwarded to a third-party upstream.
+const CREDENTIAL_PARAMS: [&str; 5] = ["key", "api_key", "apikey", "token", "access_token"];
+
+/// The tenant's query string without credential-like parameters; the rest is forwarded as sent (Claude Code
+/// sends `?beta=true`). `None` when nothing is left.
+fn without_credentials(query: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+            !pair.is_empty()
+                && !CREDENTIAL_PARAMS
+                    .iter()
+                    .any(|c| name.trim().eq_ignore_ascii_case(c))
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
 }
 
 /// Step 3: permission, limits and budget. Returns the settlement that will record the request.
@@ -320,13 +362,20 @@ async fn admit<C>(
         };
         return Err((err, Some(settlement)));
     }
+    let limits = &a.tenant.config.limits;
     let estimate = match a.rt.pricing.lookup(&p.claude_model) {
         Some((entry, _)) => {
             budget::estimate_cost(p.upstream_body.len(), p.max_tokens, &entry.rates)
         }
+        // An unpriced model would spend nothing against a dollar budget: refused rather than served for free.
+        None if limits.has_usd_limit() && a.endpoint.billable() => {
+            return Err((
+                ApiError::ModelUnpriced(p.claude_model.clone()),
+                Some(settlement),
+            ));
+        }
         None => 0,
     };
-    let limits = &a.tenant.config.limits;
     match budget::admit(
         &a.tenant.state,
         limits,
@@ -483,4 +532,34 @@ pub fn body_response(builder: http::response::Builder, body: Body) -> Response {
         ApiError::Internal(format!("could not build the response: {e}"))
             .into_response_for(Protocol::Anthropic)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_parameters_are_dropped_and_the_rest_kept() {
+        assert_eq!(
+            without_credentials("beta=true").as_deref(),
+            Some("beta=true")
+        );
+        assert_eq!(
+            without_credentials("key=sk-1&beta=true&API_KEY=x&%74oken=y&a=1").as_deref(),
+            Some("beta=true&a=1")
+        );
+        assert_eq!(without_credentials("apikey=1&access_token=2"), None);
+        assert_eq!(without_credentials("keys=1").as_deref(), Some("keys=1"));
+    }
+
+    #[test]
+    fn model_names_are_bounded_and_printable() {
+        assert!(check_model_name("claude-sonnet-4-6").is_ok());
+        assert!(check_model_name(&"a".repeat(MAX_MODEL_NAME)).is_ok());
+        assert!(check_model_name(&"a".repeat(MAX_MODEL_NAME + 1)).is_err());
+        assert!(check_model_name("claude\nINFO forged").is_err());
+        assert!(check_model_name("claude\u{1b}[31m").is_err());
+        assert!(check_model_name("tab\tname").is_err());
+        assert!(check_model_name("claude-é").is_err());
+    }
 }

@@ -183,3 +183,17 @@ pub struct Limits {
     pub rpm: Option<u32>,
     pub max_concurrent: Option<u32>,
 }
+
+impl Limits {
+    /// Whether any limit is in dollars: such a tenant cannot be served a model CCGate cannot price.
+    pub fn has_usd_limit(&self) -> bool {
+        [
+            self.daily_nanousd,
+            self.weekly_nanousd,
+            self.monthly_nanousd,
+            self.total_nanousd,
+        ]
+        .iter()
+        .any(Option::is_some)
+    }
+}

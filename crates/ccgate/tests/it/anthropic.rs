@@ -445,3 +445,52 @@ async fn compressed_upstream_answers_are_decoded_and_metered() {
         "usage read from the decoded bodies: {u}"
     );
 }
+
+/// A tenant key put in the URL is not forwarded to the third-party upstream; other parameters are.
+#[tokio::test]
+async fn credential_query_parameters_are_not_forwarded() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let r = client()
+        .post(format!(
+            "{}/anthropic/v1/messages?beta=true&key={TENANT_KEY}&api_key=x&Access_Token=y",
+            gw.url
+        ))
+        .header("x-api-key", TENANT_KEY)
+        .json(&messages_body("claude-sonnet-4-6", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rec = m.last_request().unwrap();
+    assert_eq!(rec.query.as_deref(), Some("beta=true"));
+}
+
+/// Model names are stored, logged and shown on pages: huge names and control characters are refused up front.
+#[tokio::test]
+async fn absurd_model_names_are_refused_with_400() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let long = format!("claude-sonnet-{}", "x".repeat(300));
+    for model in [
+        long.as_str(),
+        "claude-sonnet-4-6\nINFO forged line",
+        "claude\u{1b}[31m",
+    ] {
+        let r = post_messages(&gw, TENANT2_KEY, &messages_body(model, false)).await;
+        assert_eq!(r.status(), 400, "{model:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        let r = post_chat(
+            &gw,
+            TENANT2_KEY,
+            &json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+            &[],
+        )
+        .await;
+        assert_eq!(r.status(), 400, "{model:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+    }
+    assert_eq!(m.request_count(), 0);
+}

@@ -596,6 +596,45 @@ async fn unknown_model_is_recorded_but_unpriced() {
     assert_eq!(t2["totals"]["unpriced_requests"], 1);
 }
 
+/// A model CCGate cannot price would spend nothing against a dollar budget: such a tenant is refused, in each
+/// protocol's shape, and the refusal is recorded; a tenant without a dollar limit is still served (above).
+#[tokio::test]
+async fn unpriced_model_is_refused_for_a_tenant_with_a_usd_budget() {
+    let m = mock().await;
+    let mut files = Files::new(&[m.url()]);
+    files.tenants["tenants"][1] =
+        tenant_with_limits("t2", TENANT2_KEY, &["*"], json!({"daily": {"maxUSD": 5}}));
+    let gw = Gateway::start(&files).await;
+    let r = post_messages(&gw, TENANT2_KEY, &messages_body("claude-sonnet-4-7", false)).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no price"),
+        "{body}"
+    );
+    let chat =
+        json!({"model": "claude-sonnet-4-7", "messages": [{"role": "user", "content": "hi"}]});
+    let r = post_chat(&gw, TENANT2_KEY, &chat, &[]).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+    assert_eq!(m.request_count(), 0, "nothing reached the upstream");
+    let rows = wait_rows(&gw, 2).await;
+    for r in &rows {
+        assert_eq!(r.outcome, "rejected");
+        assert_eq!(r.status, 400);
+        assert_eq!(r.error_class.as_deref(), Some("model_unpriced"), "{r:?}");
+    }
+    // A priced model is still served to the same tenant.
+    let r = post_messages(&gw, TENANT2_KEY, &messages_body("claude-sonnet-4-6", false)).await;
+    assert_eq!(r.status(), 200);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // 2–3. Streams that do not end normally are still metered.
 
