@@ -1,4 +1,6 @@
-//! `GET/HEAD /` (Claude Code's connectivity probe) and `GET /health`. Health never shows a key.
+//! `GET/HEAD /` (Claude Code's connectivity probe) and `GET /health`. Health never shows a key. Anyone gets the
+//! overall status (load balancers probe it); the per-upstream details, whose error texts can carry account
+//! details, need the admin credentials (HTTP Basic).
 
 use crate::routing::health::now_ms;
 use crate::state::Gateway;
@@ -16,8 +18,10 @@ pub async fn root() -> Response {
         .into_response()
 }
 
-pub async fn health(State(gw): State<Arc<Gateway>>) -> Response {
+pub async fn health(State(gw): State<Arc<Gateway>>, headers: http::HeaderMap) -> Response {
     let rt = gw.rt();
+    let admin = crate::auth::basic_credentials(&headers)
+        .is_some_and(|(u, p)| super::usage::admin_ok(&rt.config, &u, &p));
     let now = now_ms();
     let upstreams: Vec<serde_json::Value> = rt
         .upstreams
@@ -66,12 +70,14 @@ pub async fn health(State(gw): State<Arc<Gateway>>) -> Response {
     } else {
         "unavailable"
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": gw.started_at.elapsed().as_secs(),
-        "upstreams": upstreams,
     });
+    if admin {
+        body["upstreams"] = serde_json::Value::Array(upstreams);
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),

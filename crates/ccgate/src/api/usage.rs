@@ -12,7 +12,6 @@ use crate::state::Gateway;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use chrono::{NaiveDate, Utc};
 use http::{header, StatusCode};
 use serde::Deserialize;
@@ -117,21 +116,8 @@ fn identify(
         }
         _ => {}
     }
-    if let Some(auth) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        if let Some(b64) = auth
-            .strip_prefix("Basic ")
-            .or_else(|| auth.strip_prefix("basic "))
-        {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .ok()?;
-            let text = String::from_utf8(decoded).ok()?;
-            let (u, p) = text.split_once(':')?;
-            return admin_ok(cfg, u, p).then_some(Who::Admin);
-        }
+    if let Some((u, p)) = crate::auth::basic_credentials(headers) {
+        return admin_ok(cfg, &u, &p).then_some(Who::Admin);
     }
     if let Some(key) = ur.api_key.as_deref() {
         return crate::auth::tenant_for_key(rt, key).map(|t| Who::Tenant(t.config.clone()));

@@ -32,6 +32,22 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     }
 }
 
+/// `Authorization: Basic` credentials (user, password), if the request carries them.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = auth.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
 /// Resolves the presented key to an enabled tenant. Disabled tenants are indistinguishable from unknown keys.
 pub fn authenticate(rt: &Runtime, headers: &HeaderMap) -> Option<Arc<TenantRt>> {
     let key = presented_key(headers)?;

@@ -92,11 +92,14 @@ pub enum Command {
         #[arg(long, short)]
         yes: bool,
     },
-    /// Show a running gateway's upstream health as a table.
+    /// Show a running gateway's upstream health as a table (the admin credentials and the port come from
+    /// the config folder's server.json).
     Health {
-        /// The gateway's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:3000")]
-        url: String,
+        #[command(flatten)]
+        dirs: Dirs,
+        /// The gateway's base URL (default: http://127.0.0.1:<server.port>).
+        #[arg(long)]
+        url: Option<String>,
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
@@ -146,7 +149,9 @@ pub fn main() -> ExitCode {
                 json,
             }) => serve::usage(&dirs, tenant, from, to, json).await,
             Some(Command::Clean { dirs, before, yes }) => serve::clean(&dirs, before, yes).await,
-            Some(Command::Health { url, json }) => serve::health(&url, json).await,
+            Some(Command::Health { dirs, url, json }) => {
+                serve::health(&dirs, url.as_deref(), json).await
+            }
         }
     });
     match result {

@@ -382,14 +382,28 @@ pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(),
     Ok(())
 }
 
-pub async fn health(url: &str, as_json: bool) -> Result<(), String> {
-    let url = format!("{}/health", url.trim_end_matches('/'));
+pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> Result<(), String> {
+    // The config folder gives the port and the admin's credentials (the per-upstream details are the admin's);
+    // without a readable config the overall status is still shown.
+    let config = load_dir(&dirs.config_dir).ok().map(|l| l.config);
+    let base = match (url, &config) {
+        (Some(u), _) => u.trim_end_matches('/').to_string(),
+        (None, Some(c)) => format!("http://127.0.0.1:{}", c.server.port),
+        (None, None) => "http://127.0.0.1:3000".to_string(),
+    };
+    let url = format!("{base}/health");
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .no_proxy()
         .build()
         .map_err(|e| e.to_string())?;
-    let resp = client.get(&url).send().await.map_err(|e| {
+    let mut request = client.get(&url);
+    if let Some(admin) = config.as_ref().map(|c| &c.admin) {
+        if admin.login_allowed() {
+            request = request.basic_auth(&admin.username, Some(&admin.password));
+        }
+    }
+    let resp = request.send().await.map_err(|e| {
         format!(
             "cannot reach {url}: {}",
             crate::forward::client::UpstreamError::from_reqwest(&e)
@@ -416,6 +430,10 @@ pub fn render_health_table(v: &serde_json::Value) -> String {
         v["status"].as_str().unwrap_or("?"),
         cell(&v["uptime_seconds"])
     );
+    if v.get("upstreams").is_none() {
+        out.push_str("(upstream details need the admin credentials: run with --config-dir pointing at the gateway's config folder)\n");
+        return out;
+    }
     out.push_str(&format!(
         "{:<16} {:<20} {:<13} {:>4} {:>6} {:>9} {:>5} {:>11}  {:<25} {}\n",
         "ID",

@@ -353,14 +353,7 @@ async fn probes_health_models_and_count_tokens() {
             200
         );
     }
-    let h: Value = c
-        .get(format!("{}/health", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = health(&gw).await;
     assert_eq!(h["status"], "ok");
     assert_eq!(h["upstreams"][0]["id"], "up1");
     assert_eq!(h["upstreams"][0]["in_flight"], 0);

@@ -332,10 +332,11 @@ pub async fn restart_same_dirs(mut gw: Gateway) -> (std::process::ExitStatus, Ga
     (status, Gateway::start_in(config, data).await)
 }
 
-/// `GET /health` as JSON.
+/// `GET /health` as JSON, with the admin's credentials (the per-upstream details are the admin's).
 pub async fn health(gw: &Gateway) -> Value {
     client()
         .get(format!("{}/health", gw.url))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
         .send()
         .await
         .unwrap()
@@ -344,10 +345,11 @@ pub async fn health(gw: &Gateway) -> Value {
         .unwrap()
 }
 
-/// `GET /health` as raw text (to look for leaked secrets).
+/// `GET /health` as raw text, as the admin (to look for leaked secrets).
 pub async fn health_text(gw: &Gateway) -> String {
     client()
         .get(format!("{}/health", gw.url))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
         .send()
         .await
         .unwrap()

@@ -1350,6 +1350,19 @@ async fn health_json_shows_state_and_never_a_key() {
     assert!(up(&h, "up2")["latency_ewma_ms"].as_f64().unwrap() > 0.0);
     let text = health_text(&gw).await;
     assert!(!text.contains(UPSTREAM_KEY), "key in /health: {text}");
+    // Without the admin's credentials (or with wrong ones): the overall status only, no names or error texts.
+    for auth in [None, Some("wrong-password")] {
+        let mut req = client().get(format!("{}/health", gw.url));
+        if let Some(p) = auth {
+            req = req.basic_auth("admin", Some(p));
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["status"], h["status"]);
+        assert!(v.get("upstreams").is_none(), "{v}");
+        assert!(!v.to_string().contains("up1"), "{v}");
+    }
 }
 
 #[tokio::test]
@@ -1374,6 +1387,8 @@ async fn ccgate_health_prints_a_table() {
     .await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccgate"))
         .args(["health", "--url", &gw.url])
+        .arg("--config-dir")
+        .arg(&gw.config.0)
         .output()
         .await
         .unwrap();
@@ -1440,4 +1455,30 @@ async fn ccgate_health_prints_a_table() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Without `--url`, `ccgate health` finds the gateway at the port in server.json and shows the admin's details.
+#[tokio::test]
+async fn ccgate_health_reads_the_port_from_server_json() {
+    let ms = mocks(1).await;
+    let mut f = files_for(&ms);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    f.server["server"]["port"] = json!(port);
+    let gw = Gateway::start(&f).await;
+    assert!(gw.url.ends_with(&format!(":{port}")), "{}", gw.url);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccgate"))
+        .arg("health")
+        .arg("--config-dir")
+        .arg(&gw.config.0)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("status: ok"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("up1")), "{stdout}");
 }
