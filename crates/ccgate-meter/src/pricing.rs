@@ -19,10 +19,10 @@
 //!
 //! # Overrides
 //!
-//! [`PriceTable::with_overrides_json`] layers `config/pricing.json` on top of the built-in table. An override key
-//! replaces the built-in entry with the same key; a new wildcard key takes part in lookup by specificity. Because an
-//! exact id beats every wildcard, an override `*sonnet*` does **not** reprice `claude-sonnet-4-5-20250929` (which has
-//! a built-in exact entry): override the exact ids you serve (both the dated id and its alias) to change their price.
+//! [`PriceTable::with_overrides_json`] layers `config/pricing.json` on top of the built-in table. The operator's
+//! file wins, as the original's price file did: lookup tries the override exact ids, then the override wildcards
+//! (most specific first), and only then the built-in table (exact ids, then its wildcards). So an override
+//! `*haiku*` reprices every Haiku model; loading warns about each override that differs from a list price.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -304,6 +304,8 @@ pub struct PriceTable {
     version: String,
     /// Keys are ASCII-lowercased.
     exact: HashMap<String, PriceEntry>,
+    /// Exact ids from `config/pricing.json`, checked before everything else.
+    overridden: HashMap<String, PriceEntry>,
     /// Kept sorted so the first match is the winner (see the module docs).
     wildcards: Vec<WildEntry>,
 }
@@ -350,6 +352,7 @@ impl PriceTable {
         PriceTable {
             version: version.into(),
             exact: HashMap::new(),
+            overridden: HashMap::new(),
             wildcards: Vec::new(),
         }
     }
@@ -370,15 +373,23 @@ impl PriceTable {
         &self.version
     }
 
-    /// Exact id (case-insensitive) first, then the most specific wildcard; `None` = unpriced.
+    /// Overrides first (exact id, then the most specific wildcard), then the built-in table in the same order
+    /// (ids case-insensitive); `None` = unpriced.
     pub fn lookup(&self, model: &str) -> Option<(&PriceEntry, MatchKind<'_>)> {
-        if let Some(e) = self.exact.get(lower(model).as_ref()) {
-            return Some((e, MatchKind::Exact));
-        }
-        self.wildcards
-            .iter()
-            .find(|w| wildcard::matches(&w.pattern, model))
-            .map(|w| (&w.entry, MatchKind::Wildcard(w.pattern.as_str())))
+        let key = lower(model);
+        let wildcard = |from_override: bool| {
+            self.wildcards
+                .iter()
+                .filter(|w| w.from_override == from_override)
+                .find(|w| wildcard::matches(&w.pattern, model))
+                .map(|w| (&w.entry, MatchKind::Wildcard(w.pattern.as_str())))
+        };
+        self.overridden
+            .get(key.as_ref())
+            .map(|e| (e, MatchKind::Exact))
+            .or_else(|| wildcard(true))
+            .or_else(|| self.exact.get(key.as_ref()).map(|e| (e, MatchKind::Exact)))
+            .or_else(|| wildcard(false))
     }
 
     /// Cost of `usage` for `model` with default options; `None` when the model is unpriced.
@@ -397,7 +408,16 @@ impl PriceTable {
 
     /// All keys (exact ids, then wildcards in lookup order) with their entries, e.g. for an admin page.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &PriceEntry)> {
-        let mut exact: Vec<_> = self.exact.iter().map(|(k, e)| (k.as_str(), e)).collect();
+        let mut exact: Vec<_> = self
+            .overridden
+            .iter()
+            .chain(
+                self.exact
+                    .iter()
+                    .filter(|(k, _)| !self.overridden.contains_key(*k)),
+            )
+            .map(|(k, e)| (k.as_str(), e))
+            .collect();
         exact.sort_by(|a, b| a.0.cmp(b.0));
         exact.into_iter().chain(
             self.wildcards
@@ -418,11 +438,13 @@ impl PriceTable {
                 entry,
             });
             self.wildcards.sort_by(|a, b| {
-                b.specificity
-                    .cmp(&a.specificity)
-                    .then(b.from_override.cmp(&a.from_override))
+                b.from_override
+                    .cmp(&a.from_override)
+                    .then(b.specificity.cmp(&a.specificity))
                     .then(a.pattern.cmp(&b.pattern))
             });
+        } else if from_override {
+            self.overridden.insert(key, entry);
         } else {
             self.exact.insert(key, entry);
         }
@@ -445,8 +467,13 @@ impl PriceTable {
     /// Optional `"version"` string. The resulting version is `<base>+override-<fnv1a32 of text>` or, with a
     /// version, `<base>+<version>+override-<hash>`: the hash guarantees that two different files never share a
     /// label. Top-level keys starting with `$` or `_` (e.g. `$schema`, `_comment`) are ignored; any other unknown
-    /// top-level key is an error. A key present in both sections is an error.
-    pub fn with_overrides_json(&self, text: &str) -> Result<PriceTable, PricingError> {
+    /// top-level key (the original's `metadata` block, say) is a warning. A key present in both sections is an
+    /// error. The warnings also name every override that prices a model of this table differently from its list
+    /// price (the override still wins): the original's file prices `*haiku*` at Claude 3 Haiku's rates.
+    pub fn with_overrides_json(
+        &self,
+        text: &str,
+    ) -> Result<(PriceTable, Vec<String>), PricingError> {
         let root: Value =
             serde_json::from_str(text).map_err(|e| err("", format!("invalid JSON: {e}")))?;
         let Some(root) = root.as_object() else {
@@ -454,6 +481,7 @@ impl PriceTable {
         };
         let mut label: Option<&str> = None;
         let mut parsed: Vec<(String, PriceEntry)> = Vec::new();
+        let mut warnings = Vec::new();
         for (k, v) in root {
             match k.as_str() {
                 "version" => match v.as_str() {
@@ -473,12 +501,10 @@ impl PriceTable {
                     }
                 }
                 other if other.starts_with('$') || other.starts_with('_') => {}
-                other => {
-                    return Err(err(
-                        quote(other),
-                        "unknown key (expected \"modelPricing\", \"perMillion\" or \"version\")",
-                    ))
-                }
+                other => warnings.push(format!(
+                    "pricing.json: {}: unknown key, ignored (expected \"modelPricing\", \"perMillion\" or \"version\")",
+                    quote(other)
+                )),
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -495,6 +521,9 @@ impl PriceTable {
         }
         let mut t = self.clone();
         for (model, entry) in parsed {
+            if let Some(w) = self.differs_from_list_price(&model, &entry) {
+                warnings.push(w);
+            }
             t.insert(&model, entry, true);
         }
         let hash = fnv1a32(text.as_bytes());
@@ -502,7 +531,58 @@ impl PriceTable {
             Some(l) => format!("{}+{l}+override-{hash:08x}", self.version),
             None => format!("{}+override-{hash:08x}", self.version),
         };
-        Ok(t)
+        Ok((t, warnings))
+    }
+
+    /// A warning when `key` (a model id or pattern) matches models of this table whose list input or output price
+    /// differs from `entry`'s: one line per key, naming the models and both prices.
+    fn differs_from_list_price(&self, key: &str, entry: &PriceEntry) -> Option<String> {
+        let key_lower = key.to_ascii_lowercase();
+        let mut models: Vec<(&str, &PriceEntry)> = self
+            .exact
+            .iter()
+            .filter(|(model, _)| {
+                if wildcard::is_wildcard(&key_lower) {
+                    wildcard::matches(&key_lower, model)
+                } else {
+                    **model == key_lower
+                }
+            })
+            .filter(|(_, listed)| {
+                (listed.rates.input, listed.rates.output) != (entry.rates.input, entry.rates.output)
+            })
+            .map(|(model, listed)| (model.as_str(), listed))
+            .collect();
+        if models.is_empty() {
+            return None;
+        }
+        models.sort_by(|a, b| a.0.cmp(b.0));
+        let per_mtok =
+            |r: &Rates| format!("${}/${}", usd_per_mtok(r.input), usd_per_mtok(r.output));
+        let listed: Vec<String> = models
+            .iter()
+            .map(|(model, listed)| format!("{model} ({})", per_mtok(&listed.rates)))
+            .collect();
+        Some(format!(
+            "pricing.json: {}: prices at {} per MTok (input/output) models whose list price differs: {}; the override wins",
+            quote(key),
+            per_mtok(&entry.rates),
+            listed.join(", "),
+        ))
+    }
+}
+
+/// Pico-USD per token as USD per million tokens, without trailing zeros (`3`, `0.25`).
+fn usd_per_mtok(pico_per_token: u64) -> String {
+    let micro = pico_per_token; // pico-USD per token = micro-USD per MTok
+    let whole = micro / 1_000_000;
+    let frac = micro % 1_000_000;
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{:06}", frac)
+            .trim_end_matches('0')
+            .to_string()
     }
 }
 
@@ -1068,7 +1148,7 @@ mod tests {
                 r#"{"perMillion":{"claude-opus-4-6":{"input":5,"output":25,"cacheWrite5m":6.25,"cacheWrite1h":10,
                 "cacheRead":0.5,"fastMultiplier":6}}}"#,
             )
-            .unwrap();
+            .unwrap().0;
         let mut u = usage(1000, 0, 0, 0, 1000);
         u.speed = Some("fast".into());
         u.inference_geo = Some("US".into());
@@ -1144,7 +1224,7 @@ mod tests {
             "*sonnet*": {"input": 0.003, "output": 0.015, "cacheCreation": 0.00375, "cacheRead": 0.0003},
             "my-model": {"input": 0.001, "output": 0.002}
         }}"#;
-        let t = PriceTable::builtin().with_overrides_json(text).unwrap();
+        let t = PriceTable::builtin().with_overrides_json(text).unwrap().0;
         assert!(t.version().starts_with("builtin-2026-11+override-"));
         assert_eq!(t.version().len(), "builtin-2026-11+override-".len() + 8);
         let (e, kind) = t.lookup("my-model").unwrap();
@@ -1160,19 +1240,24 @@ mod tests {
             e.rates,
             r(3_000_000, 3_750_000, 6_000_000, 300_000, 15_000_000)
         );
-        // Exact built-in ids still beat the override wildcard.
-        assert_eq!(t.lookup("claude-sonnet-4-6").unwrap().1, MatchKind::Exact);
-        // More specific built-in family wildcards beat it too.
+        // The operator's file wins over the built-in table: its exact ids and its more specific wildcards.
+        assert_eq!(
+            t.lookup("claude-sonnet-4-6").unwrap().1,
+            MatchKind::Wildcard("*sonnet*")
+        );
         assert_eq!(
             t.lookup("claude-sonnet-4-6-20990101").unwrap().1,
-            MatchKind::Wildcard("claude-sonnet-4-6*")
+            MatchKind::Wildcard("*sonnet*")
         );
+        // Models the file does not match keep their list price.
+        assert_eq!(t.lookup("claude-opus-4-6").unwrap().1, MatchKind::Exact);
         // Same text ⇒ same version; different text ⇒ different version.
-        let t2 = PriceTable::builtin().with_overrides_json(text).unwrap();
+        let t2 = PriceTable::builtin().with_overrides_json(text).unwrap().0;
         assert_eq!(t.version(), t2.version());
         let t3 = PriceTable::builtin()
             .with_overrides_json(&text.replace("0.002", "0.0021"))
-            .unwrap();
+            .unwrap()
+            .0;
         assert_ne!(t.version(), t3.version());
     }
 
@@ -1183,7 +1268,7 @@ mod tests {
             "longContext": {"threshold": 200000, "input": 6.6, "output": 24.75, "cacheWrite5m": 8.25,
                             "cacheWrite1h": 13.2, "cacheRead": 0.66}}},
             "_comment": "markup 10%"}"#;
-        let t = PriceTable::builtin().with_overrides_json(text).unwrap();
+        let t = PriceTable::builtin().with_overrides_json(text).unwrap().0;
         assert!(t.version().starts_with("builtin-2026-11+acme-7+override-"));
         let c = t
             .cost(
@@ -1239,7 +1324,15 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e.path, r#"perMillion."m".longContext.threshold"#);
-        assert!(b.with_overrides_json(r#"{"modelPrices":{}}"#).is_err());
+        // An unknown top-level key (the original's `metadata` block) is a warning, not an error.
+        let (_, warnings) = b
+            .with_overrides_json(r#"{"metadata":{"updated":"2024"},"modelPricing":{}}"#)
+            .unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("\"metadata\": unknown key"),
+            "{warnings:?}"
+        );
         assert!(b.with_overrides_json("not json").is_err());
         assert!(b.with_overrides_json("[]").is_err());
         assert!(b
@@ -1254,11 +1347,30 @@ mod tests {
     }
 
     #[test]
+    fn overrides_below_the_list_price_are_named_once_per_pattern() {
+        // The original's pricing.json: `*haiku*` at Claude 3 Haiku's rates ($0.25/$1.25 per MTok).
+        let text = r#"{"modelPricing":{"*haiku*":{"input":0.00025,"output":0.00125},
+            "claude-sonnet-4-6":{"input":0.003,"output":0.015}}}"#;
+        let (t, warnings) = PriceTable::builtin().with_overrides_json(text).unwrap();
+        assert_eq!(
+            warnings.len(),
+            1,
+            "the sonnet override equals its list price: {warnings:?}"
+        );
+        let w = &warnings[0];
+        assert!(w.contains("\"*haiku*\""), "{w}");
+        assert!(w.contains("claude-haiku-4-5"), "{w}");
+        assert!(w.contains("$0.25/$1.25") && w.contains("$1/$5"), "{w}");
+        // The override still wins.
+        assert_eq!(t.lookup("claude-haiku-4-5").unwrap().0.rates.input, 250_000);
+    }
+
+    #[test]
     fn override_wildcard_specificity_and_tie_break() {
         let text = r#"{"perMillion":{
             "claude-*": {"input":1,"output":1,"cacheWrite5m":1,"cacheWrite1h":1,"cacheRead":1},
             "claude-sonnet-4-6*": {"input":9,"output":9,"cacheWrite5m":9,"cacheWrite1h":9,"cacheRead":9}}}"#;
-        let t = PriceTable::builtin().with_overrides_json(text).unwrap();
+        let t = PriceTable::builtin().with_overrides_json(text).unwrap().0;
         // Replaces the built-in family wildcard of the same key…
         assert_eq!(
             t.lookup("claude-sonnet-4-6-20990101")
@@ -1268,19 +1380,21 @@ mod tests {
                 .input,
             9_000_000
         );
-        // …but not the exact id.
+        // …and the built-in exact id it matches: the operator's file wins.
         assert_eq!(
             t.lookup("claude-sonnet-4-6").unwrap().0.rates.input,
-            3_000_000
+            9_000_000
         );
-        // The generic wildcard only catches what nothing more specific matches.
+        // Among overrides, the generic wildcard only catches what no more specific override matches.
         assert_eq!(
             t.lookup("claude-sonnet-4-7").unwrap().1,
             MatchKind::Wildcard("claude-*")
         );
         assert_eq!(
             t.lookup("claude-opus-4-5-20990101").unwrap().1,
-            MatchKind::Wildcard("claude-opus-4-5*")
+            MatchKind::Wildcard("claude-*")
         );
+        // A model no override matches keeps its list price.
+        assert_eq!(t.lookup("other-model"), None);
     }
 }

@@ -176,9 +176,15 @@ impl Gateway {
     /// Builds a runtime from a validated config and swaps it in. On error the current runtime stays.
     pub fn apply(&self, loaded: Loaded) -> Result<(), String> {
         let pricing = match &loaded.pricing_json {
-            Some(text) => PriceTable::builtin()
-                .with_overrides_json(text)
-                .map_err(|e| e.to_string())?,
+            Some(text) => {
+                let (table, warnings) = PriceTable::builtin()
+                    .with_overrides_json(text)
+                    .map_err(|e| e.to_string())?;
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                table
+            }
             None => PriceTable::builtin(),
         };
         let config = loaded.config;
@@ -271,7 +277,6 @@ fn placeholder_runtime() -> Runtime {
             server: ServerConfig {
                 host: String::new(),
                 port: 0,
-                timeout: Duration::from_secs(600),
                 timezone: chrono_tz::UTC,
                 cors_origins: vec![],
                 body_limit_bytes: 32 << 20,

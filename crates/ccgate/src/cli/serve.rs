@@ -211,9 +211,12 @@ pub fn validate(dirs: &Dirs) -> Result<(), String> {
         println!("warning: {w}");
     }
     if let Some(p) = &loaded.pricing_json {
-        ccgate_meter::pricing::PriceTable::builtin()
+        let (_, warnings) = ccgate_meter::pricing::PriceTable::builtin()
             .with_overrides_json(p)
-            .map_err(|e| format!("pricing.json: {e}"))?;
+            .map_err(|e| e.to_string())?;
+        for w in &warnings {
+            println!("warning: {w}");
+        }
     }
     let c = &loaded.config;
     println!(

@@ -1,7 +1,8 @@
 //! Reading and validating the config folder.
 //!
-//! Pipeline per file: strip `//` and `/* */` comments → parse JSON → replace `${ENV}` in every string → map
-//! onto the raw types (unknown fields become warnings) → validate into [`Config`]. Every error names the file
+//! Pipeline per file: parse JSONC (`//` and `/* */` comments and trailing commas allowed, a key repeated inside
+//! one object refused) → replace `${ENV}` in every string → map onto the raw types (unknown fields become
+//! warnings) → validate into [`Config`]. Every error names the file
 //! and the field path, e.g. `upstreams.json: upstreams[0].weight: expected a number, got "heavy"`.
 
 use super::raw::{self, LimitsSection, TimeoutsSection};
@@ -10,7 +11,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
 pub const SERVER_FILE: &str = "server.json";
@@ -92,7 +92,8 @@ pub fn load_dir_with_env(
     let tenants_raw: raw::TenantsFile = map_raw(TENANTS_FILE, tenants_value, &mut warnings)?;
     let pricing_json = read_json(dir, PRICING_FILE, env)?.map(|v| v.to_string());
 
-    // The original's `server.timeout` (ms), when given, is the default total deadline of an upstream exchange.
+    // The original's `server.timeout` (ms) was an idle timeout on the upstream socket: it is the default of
+    // every upstream's idle timer, and never a total cap (Claude Code turns stream for many minutes).
     let server_timeout_ms = server_raw.server.as_ref().and_then(|s| s.timeout);
     let config = Config {
         server: validate_server(server_raw.server.unwrap_or_default())?,
@@ -127,32 +128,93 @@ fn read_json(
             ))
         }
     };
-    let mut stripped = String::with_capacity(text.len());
-    json_comments::StripComments::new(text.as_bytes())
-        .read_to_string(&mut stripped)
-        .map_err(|e| ConfigError::new(file, "", format!("cannot strip comments: {e}")))?;
-    let mut value: Value = serde_json::from_str(&stripped).map_err(|e| {
+    let mut value = parse_jsonc(file, &text)?;
+    substitute_env(&mut value, &mut String::new(), file, env)?;
+    Ok(Some(value))
+}
+
+/// Parses a config file's text: JSON plus comments and trailing commas (people copy snippets that have them),
+/// nothing looser. A key given twice in one object is an error: which of the two was meant cannot be known.
+pub fn parse_jsonc(file: &str, text: &str) -> Result<Value, ConfigError> {
+    use jsonc_parser::{parse_to_ast, CollectOptions, ParseOptions};
+    let options = ParseOptions {
+        allow_comments: true,
+        allow_trailing_commas: true,
+        allow_loose_object_property_names: false,
+        allow_missing_commas: false,
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+        allow_bare_decimal_point_numbers: false,
+        allow_non_finite_numbers: false,
+        allow_extended_string_escapes: false,
+        ..Default::default()
+    };
+    let parsed = parse_to_ast(text, &CollectOptions::default(), &options).map_err(|e| {
         ConfigError::new(
             file,
             "",
             format!(
                 "invalid JSON at line {} column {}: {}",
-                e.line(),
-                e.column(),
-                strip_position(&e)
+                e.line_display(),
+                e.column_display(),
+                e.kind()
             ),
         )
     })?;
-    substitute_env(&mut value, &mut String::new(), file, env)?;
-    Ok(Some(value))
+    let Some(root) = parsed.value else {
+        return Err(ConfigError::new(file, "", "the file is empty"));
+    };
+    ast_to_value(file, root, &mut String::new())
 }
 
-fn strip_position(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
+/// The AST as a `serde_json::Value`, refusing repeated keys (named by their field path).
+fn ast_to_value(
+    file: &str,
+    node: jsonc_parser::ast::Value<'_>,
+    path: &mut String,
+) -> Result<Value, ConfigError> {
+    use jsonc_parser::ast::Value as Ast;
+    Ok(match node {
+        Ast::NullKeyword(_) => Value::Null,
+        Ast::BooleanLit(b) => Value::Bool(b.value),
+        Ast::StringLit(s) => Value::String(s.value.into_owned()),
+        Ast::NumberLit(n) => Value::Number(serde_json::from_str(n.value).map_err(|_| {
+            ConfigError::new(file, path.clone(), format!("invalid number {}", n.value))
+        })?),
+        Ast::Array(a) => {
+            let mut items = Vec::with_capacity(a.elements.len());
+            for (i, element) in a.elements.into_iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                items.push(ast_to_value(file, element, path)?);
+                path.truncate(len);
+            }
+            Value::Array(items)
+        }
+        Ast::Object(o) => {
+            let mut map = serde_json::Map::new();
+            for prop in o.properties {
+                let name = prop.name.into_string();
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&name);
+                if map.contains_key(&name) {
+                    return Err(ConfigError::new(
+                        file,
+                        path.clone(),
+                        "given twice in the same object; keep one",
+                    ));
+                }
+                let value = ast_to_value(file, prop.value, path)?;
+                path.truncate(len);
+                map.insert(name, value);
+            }
+            Value::Object(map)
+        }
+    })
 }
 
 /// Replaces `${NAME}` (and `${NAME:-default}`) in every string so that keys need not sit in files.
@@ -320,8 +382,7 @@ fn validate_server(s: raw::ServerSection) -> Result<ServerConfig, ConfigError> {
             )
         })?,
     };
-    let timeout = s.timeout.unwrap_or(600_000);
-    if timeout == 0 {
+    if s.timeout == Some(0) {
         return Err(ConfigError::new(
             f,
             "server.timeout",
@@ -342,7 +403,6 @@ fn validate_server(s: raw::ServerSection) -> Result<ServerConfig, ConfigError> {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "0.0.0.0".into()),
         port: s.port.unwrap_or(3000),
-        timeout: ms(timeout),
         timezone,
         cors_origins: s
             .cors
@@ -438,15 +498,15 @@ fn validate_load_balancer(lb: raw::LoadBalancerSection) -> Result<LoadBalancerCo
 
 fn validate_timeouts(
     t: Option<TimeoutsSection>,
-    default_total_ms: Option<u64>,
+    default_idle_ms: Option<u64>,
     path: &str,
 ) -> Result<Timeouts, ConfigError> {
     let t = t.unwrap_or_default();
     let out = Timeouts {
         connect: ms(t.connect.unwrap_or(15_000)),
         first_byte: ms(t.first_byte.unwrap_or(120_000)),
-        idle: ms(t.idle.unwrap_or(300_000)),
-        total: ms(t.total.or(default_total_ms).unwrap_or(1_800_000)),
+        idle: ms(t.idle.or(default_idle_ms).unwrap_or(300_000)),
+        total: ms(t.total.unwrap_or(1_800_000)),
     };
     for (name, d) in [
         ("connect", out.connect),
@@ -467,7 +527,7 @@ fn validate_timeouts(
 
 fn validate_upstreams(
     list: Option<Vec<raw::UpstreamEntry>>,
-    default_total_ms: Option<u64>,
+    default_idle_ms: Option<u64>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<UpstreamConfig>, ConfigError> {
     let f = UPSTREAMS_FILE;
@@ -599,7 +659,7 @@ fn validate_upstreams(
             model_map: u.model_map.unwrap_or_default(),
             headers,
             max_concurrency: u.max_concurrency,
-            timeouts: validate_timeouts(u.timeouts, default_total_ms, &p)?,
+            timeouts: validate_timeouts(u.timeouts, default_idle_ms, &p)?,
             proxy: u.proxy,
             price_multiplier_milli: (mult * 1000.0).round() as u32,
             health_check: HealthCheckConfig {

@@ -30,8 +30,6 @@ pub struct Config {
 pub struct ServerConfig {
     pub host: String,
     pub port: u16,
-    /// Total deadline of one upstream exchange unless an upstream sets its own (`server.timeout`, ms).
-    pub timeout: Duration,
     pub timezone: chrono_tz::Tz,
     /// `server.cors.origins`; `["*"]` allows any origin.
     pub cors_origins: Vec<String>,

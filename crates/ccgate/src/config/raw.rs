@@ -22,7 +22,8 @@ pub struct ServerFile {
 pub struct ServerSection {
     pub port: Option<u16>,
     pub host: Option<String>,
-    /// Original field, milliseconds: the total deadline of one upstream request.
+    /// Original field, milliseconds: how long an upstream may stay silent (the original's socket idle timeout);
+    /// the default of every upstream's `timeouts.idle`. Never a cap on a whole stream.
     pub timeout: Option<u64>,
     pub timezone: Option<String>,
     pub cors: Option<CorsSection>,
@@ -31,6 +32,8 @@ pub struct ServerSection {
     pub shutdown_grace_seconds: Option<u64>,
     pub client_disconnect_drain_seconds: Option<u64>,
     pub request_body_timeout_seconds: Option<u64>,
+    /// The original's HTTP keep-alive setting; accepted silently (CCGate keeps client connections alive).
+    pub keep_alive: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +131,9 @@ pub struct TenantEntry {
     pub enabled: Option<bool>,
     pub allowed_models: Option<Vec<String>>,
     pub limits: Option<LimitsSection>,
+    /// Written by the original's tenant tools; accepted silently, not used.
+    pub created_at: Option<Value>,
+    pub updated_at: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

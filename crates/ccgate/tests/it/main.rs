@@ -7,6 +7,7 @@ mod anthropic;
 mod config_reload;
 mod dashboard;
 mod metering;
+mod migration;
 mod openai_api;
 mod resilience;
 mod upstream_pool;
