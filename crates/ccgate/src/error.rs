@@ -69,6 +69,8 @@ pub enum ApiError {
     UpstreamTimeout(String),
     #[error("upstream credentials rejected; the gateway operator must check the upstream key")]
     UpstreamCredentials,
+    #[error("the upstream answered with a redirect (HTTP {0}), which the gateway does not follow; the gateway operator must check the upstream URL")]
+    UpstreamRedirect(u16),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -86,7 +88,9 @@ impl ApiError {
             ApiError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => overloaded_status(),
-            ApiError::UpstreamConnect(_) | ApiError::UpstreamCredentials => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamConnect(_)
+            | ApiError::UpstreamCredentials
+            | ApiError::UpstreamRedirect(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -107,6 +111,7 @@ impl ApiError {
             ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => "overloaded_error",
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
+            | ApiError::UpstreamRedirect(_)
             | ApiError::Internal(_) => "api_error",
             ApiError::UpstreamTimeout(_) => "timeout_error",
         }
@@ -161,7 +166,9 @@ impl ApiError {
                 "server_error",
                 Some("overloaded"),
             ),
-            ApiError::UpstreamConnect(_) | ApiError::UpstreamCredentials => (
+            ApiError::UpstreamConnect(_)
+            | ApiError::UpstreamCredentials
+            | ApiError::UpstreamRedirect(_) => (
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
                 Some("upstream_error"),
@@ -190,6 +197,7 @@ impl ApiError {
             ApiError::UpstreamConnect(_) => "upstream_connect",
             ApiError::UpstreamTimeout(_) => "upstream_timeout",
             ApiError::UpstreamCredentials => "upstream_credentials",
+            ApiError::UpstreamRedirect(_) => "upstream_redirect",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -355,6 +355,7 @@ pub async fn dispatch(
                 AttemptError::Connect(m) => ApiError::UpstreamConnect(m),
                 AttemptError::Timeout(m) => ApiError::UpstreamTimeout(m),
                 AttemptError::Credentials => ApiError::UpstreamCredentials,
+                AttemptError::Redirect(status) => ApiError::UpstreamRedirect(status.as_u16()),
             };
             let status = match protocol {
                 Protocol::Anthropic => err.status(),
