@@ -2,6 +2,7 @@
 //! through `/usage` and the ledger (`data/ccgate.db`). Expected costs are computed here from the published prices
 //! (protocols.md §9.2–§9.4), never copied from the gateway's output.
 
+
 use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};

@@ -2,8 +2,9 @@
 //! upstream (protocols.md §3–§6): routes and models, model resolution and the allow-list, response shapes,
 //! streaming (text, tools, usage, mid-stream failure), error translation, metering and CORS.
 
-use crate::common::*;
+
 use ccgate_mock::MockHandle;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -5,9 +5,10 @@
 //! Each mock answers with its own text (`served-by-N`), so a response tells which upstream produced it even when
 //! failover touched several.
 
-use crate::common::*;
+
 use base64::Engine;
 use ccgate_mock::{MockConfig, MockHandle};
+use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
