@@ -77,6 +77,8 @@ pub enum ApiError {
     /// A 2xx answer CCGate could not read or translate: the fault is upstream, not the tenant's.
     #[error("the upstream answer could not be translated: {0}")]
     UpstreamUnreadable(String),
+    #[error("the upstream answered with a redirect (HTTP {0}), which the gateway does not follow; the gateway operator must check the upstream URL")]
+    UpstreamRedirect(u16),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -98,7 +100,8 @@ impl ApiError {
             ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => overloaded_status(),
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
-            | ApiError::UpstreamUnreadable(_) => StatusCode::BAD_GATEWAY,
+            | ApiError::UpstreamUnreadable(_)
+            | ApiError::UpstreamRedirect(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -122,6 +125,7 @@ impl ApiError {
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
             | ApiError::UpstreamUnreadable(_)
+            | ApiError::UpstreamRedirect(_)
             | ApiError::Internal(_) => "api_error",
             ApiError::UpstreamTimeout(_) => "timeout_error",
         }
@@ -185,7 +189,8 @@ impl ApiError {
             ),
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
-            | ApiError::UpstreamUnreadable(_) => (
+            | ApiError::UpstreamUnreadable(_)
+            | ApiError::UpstreamRedirect(_) => (
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
                 Some("upstream_error"),
@@ -216,6 +221,7 @@ impl ApiError {
             ApiError::UpstreamTimeout(_) => "upstream_timeout",
             ApiError::UpstreamCredentials => "upstream_credentials",
             ApiError::UpstreamUnreadable(_) => "upstream_unparseable",
+            ApiError::UpstreamRedirect(_) => "upstream_redirect",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -4,7 +4,7 @@
 //! over from one runtime to the next, so a reload neither resets budgets nor forgets a failing upstream.
 
 use crate::config::{Config, Loaded, TenantConfig, UpstreamConfig};
-use crate::forward::client::UpstreamClient;
+use crate::forward::client::{ClientSettings, UpstreamClient};
 use crate::ledger::Ledger;
 use crate::policy::budget::TenantState;
 use crate::routing::{Balancer, SessionPins, UpstreamState};
@@ -36,8 +36,6 @@ pub struct UpstreamRt {
     /// `Authorization: Basic` from credentials in the configured URL (`http://user:pass@host`), sent when the
     /// request carries no other `Authorization`, as HTTP clients do for such URLs.
     url_auth: Option<http::HeaderValue>,
-    /// `Host` for requests to this upstream, built once (the HTTP client would otherwise `format!` it per request).
-    host: Option<http::HeaderValue>,
     /// The upstream key as the headers `auth_header` asks for, built once.
     credentials: Vec<(http::HeaderName, http::HeaderValue)>,
 }
@@ -64,9 +62,6 @@ impl UpstreamRt {
             if !h.contains_key(http::header::AUTHORIZATION) {
                 h.insert(http::header::AUTHORIZATION, auth.clone());
             }
-        }
-        if let Some(host) = &self.host {
-            h.entry(http::header::HOST).or_insert_with(|| host.clone());
         }
         h
     }
@@ -123,12 +118,6 @@ pub struct Runtime {
     pub pins: Arc<SessionPins>,
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct ClientKey {
-    connect_timeout: Duration,
-    proxy: Option<String>,
-}
-
 pub struct Gateway {
     pub runtime: ArcSwap<Runtime>,
     pub config_dir: PathBuf,
@@ -141,7 +130,9 @@ pub struct Gateway {
     pub tasks: TaskTracker,
     upstream_states: Mutex<HashMap<String, Arc<UpstreamState>>>,
     tenant_states: Mutex<HashMap<String, Arc<TenantState>>>,
-    clients: Mutex<HashMap<ClientKey, UpstreamClient>>,
+    /// Each upstream's client by id, with the settings it was built from: a reload keeps the pool of an upstream
+    /// whose transport settings did not change.
+    clients: Mutex<HashMap<String, (ClientSettings, UpstreamClient)>>,
     pins: Arc<SessionPins>,
 }
 
@@ -188,6 +179,7 @@ impl Gateway {
             None => PriceTable::builtin(),
         };
         let config = loaded.config;
+        let clients_in_use = self.clients_for(&config.upstreams)?;
         let upstreams: Vec<Arc<UpstreamRt>> = config
             .upstreams
             .iter()
@@ -200,7 +192,6 @@ impl Gateway {
                 };
                 let messages_uri = parse("/v1/messages")?;
                 Ok(Arc::new(UpstreamRt {
-                    host: crate::forward::headers::host_header(&messages_uri),
                     credentials: crate::forward::headers::credential_headers(u),
                     messages_uri,
                     count_tokens_uri: parse("/v1/messages/count_tokens")?,
@@ -213,10 +204,14 @@ impl Gateway {
                         .entry(u.id.clone())
                         .or_default()
                         .clone(),
-                    client: self.client_for(u)?,
+                    client: clients_in_use
+                        .get(&u.id)
+                        .map(|(_, c)| c.clone())
+                        .ok_or_else(|| format!("upstream {}: no client", u.id))?,
                 }))
             })
             .collect::<Result<_, String>>()?;
+        *self.clients.lock() = clients_in_use;
         let mut by_key = HashMap::new();
         let mut by_id = HashMap::new();
         for t in &config.tenants {
@@ -253,20 +248,29 @@ impl Gateway {
             .clone()
     }
 
-    /// Upstreams share a pooled client unless their connect timeout or proxy differ; reloads keep the pools.
-    fn client_for(&self, u: &UpstreamConfig) -> Result<UpstreamClient, String> {
-        let key = ClientKey {
-            connect_timeout: u.timeouts.connect,
-            proxy: u.proxy.clone(),
-        };
-        let mut clients = self.clients.lock();
-        if let Some(c) = clients.get(&key) {
-            return Ok(c.clone());
+    /// One client per upstream, built now so that a bad `proxy` or `caFile` fails the load; an upstream whose
+    /// transport settings are unchanged keeps its client, and with it its warm connections.
+    fn clients_for(
+        &self,
+        upstreams: &[UpstreamConfig],
+    ) -> Result<HashMap<String, (ClientSettings, UpstreamClient)>, String> {
+        let current = self.clients.lock();
+        let mut out = HashMap::with_capacity(upstreams.len());
+        for u in upstreams {
+            let settings = ClientSettings {
+                connect_timeout: u.timeouts.connect,
+                proxy: u.proxy.clone(),
+                ca_file: u.ca_file.clone(),
+            };
+            let client = match current.get(&u.id) {
+                Some((s, c)) if *s == settings => c.clone(),
+                _ => {
+                    UpstreamClient::new(&settings).map_err(|e| format!("upstream {}: {e}", u.id))?
+                }
+            };
+            out.insert(u.id.clone(), (settings, client));
         }
-        let client = UpstreamClient::new(key.connect_timeout, key.proxy.as_deref())
-            .map_err(|e| format!("upstream {}: {e}", u.id))?;
-        clients.insert(key, client.clone());
-        Ok(client)
+        Ok(out)
     }
 }
 

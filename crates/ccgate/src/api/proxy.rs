@@ -490,6 +490,7 @@ async fn dispatch(
                 AttemptError::Connect(m) => ApiError::UpstreamConnect(m),
                 AttemptError::Timeout(m) => ApiError::UpstreamTimeout(m),
                 AttemptError::Credentials => ApiError::UpstreamCredentials,
+                AttemptError::Redirect(status) => ApiError::UpstreamRedirect(status.as_u16()),
             };
             settlement.finish(
                 err.status_for(protocol).as_u16(),

@@ -45,8 +45,7 @@ pub struct ServeArgs {
     /// Overrides server.host.
     #[arg(long, env = "CCGATE_HOST")]
     pub host: Option<String>,
-    /// Request-serving threads, each with its own event loop, listening socket and upstream connection pool
-    /// (default: one per CPU).
+    /// Worker threads of the async runtime that serves requests (default: one per CPU).
     #[arg(long, env = "CCGATE_WORKERS")]
     pub workers: Option<usize>,
 }
@@ -118,15 +117,19 @@ pub enum ConfigCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     serve::init_tracing();
-    // Requests are served on the per-CPU worker threads that `serve` starts; this runtime runs the control
-    // plane (config reloads, health checks, the ledger writer) and the other commands.
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("ccgate-control")
-        .on_thread_start(yield_to_request_workers)
-        .enable_all()
-        .build()
-    {
+    // One multi-threaded runtime for everything: requests, config reloads, health probes and the ledger writer
+    // (whose synchronous SQLite batches run under `block_in_place`, so requests move to the other workers).
+    let workers = match &cli.command {
+        Some(Command::Serve(args)) => args.workers,
+        None => cli.serve.workers,
+        Some(_) => None,
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.thread_name("ccgate-worker").enable_all();
+    if let Some(n) = workers {
+        builder.worker_threads(n.max(1));
+    }
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -160,18 +163,5 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Lowers the scheduling priority of the calling thread (nice +10), so that the control plane's bursts (a ledger
-/// batch commit, a health probe round, a config reload) give way to the request workers when the CPUs are busy,
-/// rather than delaying whichever request arrives during them. Nothing on these threads is latency-bound: the
-/// ledger batches every 50 ms and requests never wait on it.
-fn yield_to_request_workers() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain integer arguments; on Linux the nice value is per thread, and `gettid` names this one. A
-    // refusal (seccomp, say) leaves the priority as it was.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
     }
 }

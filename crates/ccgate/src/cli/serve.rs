@@ -76,11 +76,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         ledger.clone(),
     )?;
     load_budgets(&gw, &*store, tz).await?;
-    let workers = args.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
     let listen_error = |e: std::io::Error| {
         format!("cannot listen on {host}:{port}: {e} (is the port in use? change server.port)")
     };
@@ -89,9 +84,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(listen_error)?
         .next()
         .ok_or_else(|| format!("cannot listen on {host}:{port}: the host name has no address"))?;
-    let listeners =
-        crate::server::bind_listeners(bind_addr, workers.max(1)).map_err(listen_error)?;
-    let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
+    let listener = crate::server::bind(bind_addr).map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // The port override must survive reloads, so reloads re-apply it (see Gateway::apply's caller).
     config::watch::spawn(gw.clone());
     crate::routing::health::spawn_checker(gw.clone());
@@ -109,7 +103,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         tracing::info!("shutdown requested");
         signal_gw.shutdown.cancel();
     });
-    crate::server::serve_on_workers(listeners, gw.clone())
+    crate::server::serve(listener, gw.clone())
         .await
         .map_err(|e| e.to_string())?;
     gw.tasks.close();
@@ -409,7 +403,7 @@ pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> Result<(),
     let resp = request.send().await.map_err(|e| {
         format!(
             "cannot reach {url}: {}",
-            crate::forward::client::UpstreamError::from_reqwest(&e)
+            crate::forward::client::UpstreamError::from_reqwest(e)
         )
     })?;
     let text = resp.text().await.map_err(|e| e.to_string())?;

@@ -100,7 +100,12 @@ pub fn load_dir_with_env(
         admin: validate_admin(server_raw.admin.unwrap_or_default(), &mut warnings)?,
         openai: validate_openai(server_raw.openai.unwrap_or_default())?,
         load_balancer: validate_load_balancer(upstreams_raw.load_balancer.unwrap_or_default())?,
-        upstreams: validate_upstreams(upstreams_raw.upstreams, server_timeout_ms, &mut warnings)?,
+        upstreams: validate_upstreams(
+            upstreams_raw.upstreams,
+            server_timeout_ms,
+            dir,
+            &mut warnings,
+        )?,
         tenants: validate_tenants(tenants_raw.tenants, &mut warnings)?,
     };
     Ok(Loaded {
@@ -528,6 +533,7 @@ fn validate_timeouts(
 fn validate_upstreams(
     list: Option<Vec<raw::UpstreamEntry>>,
     default_idle_ms: Option<u64>,
+    config_dir: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<UpstreamConfig>, ConfigError> {
     let f = UPSTREAMS_FILE;
@@ -621,6 +627,13 @@ fn validate_upstreams(
                 ));
             }
         }
+        let ca_file = match &u.ca_file {
+            Some(path) => Some(
+                read_ca_file(config_dir, path)
+                    .map_err(|message| ConfigError::new(f, format!("{p}.caFile"), message))?,
+            ),
+            None => None,
+        };
         let mult = u.price_multiplier.unwrap_or(1.0);
         if !mult.is_finite() || !(0.0..=100.0).contains(&mult) {
             return Err(ConfigError::new(
@@ -661,6 +674,7 @@ fn validate_upstreams(
             max_concurrency: u.max_concurrency,
             timeouts: validate_timeouts(u.timeouts, default_idle_ms, &p)?,
             proxy: u.proxy,
+            ca_file,
             price_multiplier_milli: (mult * 1000.0).round() as u32,
             health_check: HealthCheckConfig {
                 enabled: hc.enabled.unwrap_or(true),
@@ -671,6 +685,27 @@ fn validate_upstreams(
         });
     }
     Ok(out)
+}
+
+/// Reads a `caFile` (a relative path is taken from the config folder) and checks that it holds at least one
+/// PEM certificate; the message names the file.
+fn read_ca_file(config_dir: &Path, path: &str) -> Result<CaFile, String> {
+    let full = config_dir.join(path);
+    let pem = std::fs::read(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(CaFile {
+            path: full,
+            pem: pem.into(),
+        }),
+        Ok(_) => Err(format!(
+            "{} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+            full.display()
+        )),
+        Err(e) => Err(format!(
+            "{} is not a valid PEM certificate file: {e}",
+            full.display()
+        )),
+    }
 }
 
 fn usd_to_nano(v: f64) -> i64 {
@@ -912,7 +947,7 @@ pub mod tests_support {
             ..Default::default()
         };
         let mut w = Vec::new();
-        validate_upstreams(Some(vec![raw]), None, &mut w)
+        validate_upstreams(Some(vec![raw]), None, Path::new("."), &mut w)
             .unwrap()
             .remove(0)
     }

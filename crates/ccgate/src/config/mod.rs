@@ -92,6 +92,14 @@ pub struct HealthCheckConfig {
     pub path: String,
 }
 
+/// A `caFile`: where it was read from (for messages) and its PEM text as read at config load, so a file
+/// changed later takes effect with the next reload, not halfway.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CaFile {
+    pub path: std::path::PathBuf,
+    pub pem: std::sync::Arc<[u8]>,
+}
+
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
     pub id: String,
@@ -111,6 +119,8 @@ pub struct UpstreamConfig {
     pub max_concurrency: Option<u32>,
     pub timeouts: Timeouts,
     pub proxy: Option<String>,
+    /// Extra trusted roots for this upstream's TLS, read and checked at load.
+    pub ca_file: Option<CaFile>,
     /// What the reseller charges relative to list price, in thousandths (1000 = list price).
     pub price_multiplier_milli: u32,
     pub health_check: HealthCheckConfig,

@@ -83,6 +83,8 @@ pub struct UpstreamEntry {
     pub max_concurrency: Option<u32>,
     pub timeouts: Option<TimeoutsSection>,
     pub proxy: Option<String>,
+    /// PEM file of extra trusted root certificates for this upstream (relative to the config folder).
+    pub ca_file: Option<String>,
     pub price_multiplier: Option<f64>,
     pub health_check: Option<HealthCheckSection>,
 }

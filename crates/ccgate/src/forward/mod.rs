@@ -3,13 +3,13 @@
 //! Each attempt goes to an upstream the balancer picks, never one already tried by this request. A connection
 //! error, a timeout before the response headers, 429, 5xx, 529 or an upstream 401/403 moves on to the next
 //! upstream (up to `loadBalancer.maxAttempts`, when `failoverEnabled`). Tenant-caused 4xx (400, 404, 413, 422…)
-//! are answered verbatim. Once response headers of a 2xx are in hand the attempt is final: everything after
+//! are answered verbatim. A redirect (3xx) is never followed nor passed on: it is a failed attempt like a 5xx,
+//! and the tenant gets a 502 if no other upstream answers. Once response headers of a 2xx are in hand the attempt is final: everything after
 //! that belongs to the tee.
 
 pub mod classify;
 pub mod client;
 pub mod headers;
-mod pool;
 
 use crate::routing::health::{FailureKind, Outcome};
 use crate::state::{Runtime, UpstreamRt};
@@ -89,6 +89,8 @@ pub enum AttemptError {
     Timeout(String),
     /// Our upstream key was rejected (401/403) by every upstream tried.
     Credentials,
+    /// The upstream answered with a redirect (this status), which the gateway never follows.
+    Redirect(StatusCode),
 }
 
 /// Largest error body read into memory (error bodies are small; this bounds a hostile one).
@@ -161,6 +163,9 @@ pub async fn forward(rt: &Runtime, plan: &Plan<'_>) -> Forwarded {
             AttemptResult::NoAnswer(error, kind) => {
                 let reason = match &error {
                     AttemptError::Connect(m) | AttemptError::Timeout(m) => m.clone(),
+                    AttemptError::Redirect(status) => {
+                        format!("answered with a redirect (HTTP {})", status.as_u16())
+                    }
                     _ => "failed".into(),
                 };
                 upstream.state.record(&Outcome::Failure {
@@ -270,6 +275,11 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     };
     let headers_after = started.elapsed();
     let status = response.status();
+    if status.is_redirection() {
+        // Following it could send our key to another host; passing it on would send the tenant around the
+        // gateway. The answer (its `Location` included) is dropped unread: the upstream is misconfigured.
+        return AttemptResult::NoAnswer(AttemptError::Redirect(status), FailureKind::ServerError);
+    }
     if status.is_success() {
         upstream.state.record(&Outcome::Success {
             latency: headers_after,
@@ -317,6 +327,7 @@ fn redact(body: Bytes, key: &str) -> Bytes {
     Bytes::from(text)
 }
 
+/// Reads at most `max` bytes of a body (decoded bytes: a small compressed answer cannot blow up in memory).
 async fn read_bounded(mut body: UpstreamBody, max: usize) -> Result<Bytes, String> {
     let mut buf = Vec::new();
     while let Some(chunk) = client::next_chunk(&mut body).await {

@@ -3,7 +3,8 @@
 //! # Request path
 //!
 //! ```text
-//! listener (one per worker thread, SO_REUSEPORT; TCP_NODELAY, header-read timeout, graceful shutdown)
+//! listener (one socket, served by tokio's multi-threaded runtime; TCP_NODELAY, header-read timeout, h2c by
+//!   peeking, graceful shutdown)
 //!   → router (this file; CORS on /anthropic and /openai only; protocol-shaped 404/405; the proxied
 //!     endpoints go straight to their handlers when no CORS applies)
 //!   → api::proxy, top to bottom:
@@ -153,110 +154,19 @@ async fn sniff_protocol(stream: &tokio::net::TcpStream) -> Option<Sniffed> {
         .flatten()
 }
 
-/// Listening sockets for `workers` worker threads, all on `addr` (SO_REUSEPORT: the kernel spreads new
-/// connections over them). A plain bind first makes sure nobody else holds the port, since a second process
-/// with SO_REUSEPORT would otherwise be let in to share it.
-pub fn bind_listeners(
-    addr: std::net::SocketAddr,
-    workers: usize,
-) -> std::io::Result<Vec<std::net::TcpListener>> {
-    let first = if addr.port() == 0 || workers == 1 || cfg!(not(unix)) {
-        bind_one(addr, workers > 1)?
-    } else {
-        drop(std::net::TcpListener::bind(addr)?);
-        bind_one(addr, true)?
-    };
-    let actual = first.local_addr()?;
-    let mut listeners = vec![first];
-    if cfg!(unix) {
-        for _ in 1..workers {
-            listeners.push(bind_one(actual, true)?);
-        }
-    }
-    Ok(listeners)
-}
-
-fn bind_one(
-    addr: std::net::SocketAddr,
-    reuse_port: bool,
-) -> std::io::Result<std::net::TcpListener> {
+/// The listening socket, with a deep accept queue: a burst of new connections (a client fleet reconnecting after
+/// a restart) must not see SYNs dropped at tokio's default backlog of 1,024.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
+    // Lets a restarted gateway bind while the old one's connections sit in TIME_WAIT; it never lets two
+    // processes listen on the port at once.
     socket.set_reuseaddr(true)?;
-    #[cfg(unix)]
-    if reuse_port {
-        socket.set_reuseport(true)?;
-    }
-    #[cfg(not(unix))]
-    let _ = reuse_port;
     socket.bind(addr)?;
-    socket.listen(4096)?.into_std()
-}
-
-/// Runs one worker per listener, each a thread with its own single-threaded runtime: a connection, its request
-/// task, its upstream connection and its timers all live on one thread, so a request never waits for a
-/// cross-thread wake-up (the nginx worker model). Returns when every worker has stopped accepting and finished
-/// its connections; tasks still draining upstreams keep their worker alive until `gw.tasks` is done.
-pub async fn serve_on_workers(
-    listeners: Vec<std::net::TcpListener>,
-    gw: Arc<Gateway>,
-) -> std::io::Result<()> {
-    let mut stopped = Vec::with_capacity(listeners.len());
-    for (index, listener) in listeners.into_iter().enumerate() {
-        let (tx, rx) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
-        stopped.push(rx);
-        let gw = gw.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name(format!("ccgate-worker-{index}"))
-            .spawn(move || {
-                crate::forward::client::set_worker_slot(index + 1);
-                runtime.block_on(async move {
-                    tokio::spawn(anchor_timer_wheel());
-                    let result = match TcpListener::from_std(listener) {
-                        Ok(l) => serve(l, gw.clone()).await,
-                        Err(e) => Err(e),
-                    };
-                    let _ = tx.send(result);
-                    // Requests detached from their clients and streams being drained run on this runtime.
-                    gw.tasks.wait().await;
-                });
-            })?;
-    }
-    let mut result = Ok(());
-    for rx in stopped {
-        if let Ok(Err(e)) = rx.await {
-            result = Err(e);
-        }
-    }
-    result
-}
-
-/// How far ahead the worker's anchor timer is always due (see [`anchor_timer_wheel`]). Every per-request timer
-/// with a longer timeout (the header-read timer, the default connect, first-byte, idle and total upstream
-/// timeouts, the body-read timeout: all 15 s or more) is then registered without waking the driver.
-const TIMER_ANCHOR: Duration = Duration::from_secs(1);
-
-/// Keeps a timer pending on this worker's runtime that is always due within [`TIMER_ANCHOR`].
-///
-/// tokio wakes its own I/O driver (an eventfd write, then an `epoll_wait` that returns at once) whenever a timer is
-/// registered that is due before the earliest timer the driver last parked with, or when it parked with none
-/// (tokio-rs/tokio#5207: also on the current-thread runtime, whose driver cannot be parked while a task is being
-/// polled). A worker between requests has no timer at all, so each request's first timer (hyper's header-read
-/// timer, the upstream timeouts) cost a `write` and an extra `epoll_wait`: one of each per request at
-/// concurrency 1. With this timer pending, the driver always parks with a wake-up at most a second away, and the
-/// request timers, due later, are only put in the wheel. It costs one wake-up a second on an idle worker.
-async fn anchor_timer_wheel() {
-    let mut tick = tokio::time::interval(TIMER_ANCHOR);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-    }
+    socket.listen(4096)
 }
 
 /// Serves until `gw.shutdown` is cancelled, then stops accepting and gives open connections `grace` to finish.

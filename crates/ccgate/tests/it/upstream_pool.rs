@@ -1,5 +1,5 @@
-//! The per-worker pool of upstream connections (plain `http://` upstreams): connections are reused, and one the
-//! upstream has closed, or asked to close, is never used for the next request.
+//! The upstream client's keep-alive pool (plain `http://` upstreams): connections are reused, and one the upstream
+//! has closed, or asked to close, is never used for the next request.
 
 use crate::common::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -91,13 +91,9 @@ async fn read_request(sock: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Op
     }
 }
 
-/// One gateway worker, so that every request of the test goes through the same pool.
-async fn one_worker_gateway(upstream: &ScriptedUpstream) -> Gateway {
-    let files = Files::new(&[upstream.url.clone()]);
-    let config = TempDir::new("pool-cfg");
-    let data = TempDir::new("pool-data");
-    files.write(&config.0);
-    Gateway::start_with_args(config, data, &["--workers", "1"]).await
+/// A gateway whose one upstream is `upstream` (health probes off, so only requests open connections).
+async fn pool_gateway(upstream: &ScriptedUpstream) -> Gateway {
+    Gateway::start(&Files::new(&[upstream.url.clone()])).await
 }
 
 /// One request, its answer read to the end (as clients do before reusing their connection).
@@ -112,20 +108,17 @@ async fn ask(gw: &Gateway) -> u16 {
 #[tokio::test]
 async fn sequential_requests_share_one_upstream_connection() {
     let up = scripted_upstream(AfterAnswer::KeepAlive).await;
-    let gw = one_worker_gateway(&up).await;
-    assert_eq!(ask(&gw).await, 200);
-    // Health probes run on the control thread with a pool of their own, so count from here.
-    let opened = up.connections.load(Ordering::SeqCst);
+    let gw = pool_gateway(&up).await;
     for _ in 0..50 {
         assert_eq!(ask(&gw).await, 200);
     }
-    assert_eq!(up.connections.load(Ordering::SeqCst), opened);
+    assert_eq!(up.connections.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn an_upstream_that_says_close_gets_a_fresh_connection_each_time() {
     let up = scripted_upstream(AfterAnswer::SayClose).await;
-    let gw = one_worker_gateway(&up).await;
+    let gw = pool_gateway(&up).await;
     for _ in 0..5 {
         assert_eq!(ask(&gw).await, 200);
     }
@@ -135,7 +128,7 @@ async fn an_upstream_that_says_close_gets_a_fresh_connection_each_time() {
 #[tokio::test]
 async fn a_connection_the_upstream_closed_while_idle_is_not_reused() {
     let up = scripted_upstream(AfterAnswer::CloseSilently).await;
-    let gw = one_worker_gateway(&up).await;
+    let gw = pool_gateway(&up).await;
     for _ in 0..5 {
         assert_eq!(ask(&gw).await, 200);
         // Long enough for the upstream to hang up on the idle connection.

@@ -1,11 +1,10 @@
-//! The listener: one socket per worker thread on the same port (SO_REUSEPORT), and nobody else let in.
+//! The listener: one socket for HTTP/1 and h2c, and nobody else let in on its port.
 
 use crate::common::*;
 use std::process::Stdio;
 use std::time::Duration;
 
-/// Each worker has its own listening socket on the port, so a second CCGate started on that port must still be
-/// refused (SO_REUSEPORT would otherwise let it share the port and take half the traffic).
+/// A second CCGate started on a port in use is refused with a clear message, not let in to share it.
 #[tokio::test]
 async fn a_second_gateway_on_a_port_in_use_is_refused() {
     let m = mock().await;
@@ -35,9 +34,9 @@ async fn a_second_gateway_on_a_port_in_use_is_refused() {
     assert_eq!(r.status(), 200);
 }
 
-/// Many separate connections, spread by the kernel over the workers' sockets, all get answered and metered.
+/// Many separate connections at once, served by the runtime's workers, all get answered and metered.
 #[tokio::test]
-async fn every_connection_is_served_whichever_worker_takes_it() {
+async fn many_concurrent_connections_are_all_served() {
     let m = mock().await;
     let gw = Gateway::start(&Files::new(&[m.url()])).await;
     let mut tasks = Vec::new();
@@ -136,9 +135,8 @@ async fn a_request_trickling_in_byte_by_byte_is_served() {
     assert!(read_until_closed(&mut s).await.starts_with("HTTP/1.1 200"));
 }
 
-/// A request pipelined behind one still in flight arrives while hyper's EOF probe (a small buffer in the vendored
-/// patch) is the only read posted; its head, split across writes and longer than that buffer, is still read whole
-/// and answered after the first, in order.
+/// A request pipelined behind one still in flight, its head split across writes, is read whole and answered
+/// after the first, in order.
 #[tokio::test]
 async fn a_request_pipelined_behind_one_in_flight_is_answered_in_order() {
     use tokio::io::AsyncWriteExt;
