@@ -58,9 +58,6 @@ use memchr::memchr2_iter;
 /// that a stream without line ends cannot exhaust memory.
 pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
-/// Former name of [`MAX_EVENT_BYTES`].
-pub const DEFAULT_MAX_EVENT_BYTES: usize = MAX_EVENT_BYTES;
-
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One dispatched SSE event, borrowing the framer's buffers for the duration of the callback.
