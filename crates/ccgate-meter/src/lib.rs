@@ -6,8 +6,6 @@
 //! * [`pricing`]: the embedded price table, `config/pricing.json` overrides, exact integer cost arithmetic.
 //! * [`catalog`]: the model catalog (display names, limits, capability flags) used by `/v1/models` and translation.
 //! * [`wildcard`]: the case-insensitive `*` matcher shared by allow-lists, price keys and upstream `models`.
-//! * [`json_skip`]: where a JSON object or array ends, at SIMD speed; shared by the gateway's lazy request scan and
-//!   the `/openai` reader.
 //!
 //! Typical flow on the gateway: tee upstream bytes into [`StreamMeter::push_bytes`] (or feed
 //! [`StreamMeter::on_event`] from a framer the translator already runs), call [`StreamMeter::finish_bytes`] at end of
@@ -15,8 +13,6 @@
 //! [`PriceTable::version`] on the row. Non-streaming bodies go through [`usage::usage_from_json_response`].
 
 pub mod catalog;
-mod fast_read;
-pub mod json_skip;
 pub mod pricing;
 pub mod sse;
 pub mod usage;

@@ -43,15 +43,20 @@
 //!
 //! # Memory bound
 //!
-//! A line or an event's data larger than [`SseFramer::max_event_bytes`] (default 16 MiB) is not buffered: the event is
-//! dropped and counted in [`SseFramer::oversized_events`]. This keeps a misbehaving upstream (or a gzip body that
-//! slipped through, §6) from growing the side-parser without bound. The decision depends only on the byte stream,
-//! never on how it was chunked.
+//! A line or an event's data larger than [`SseFramer::max_event_bytes`] ([`MAX_EVENT_BYTES`], 16 MiB, by default) is
+//! not buffered: the event is dropped, counted in [`SseFramer::oversized_events`], and [`SseFramer::overflowed`]
+//! turns true so the caller can stop metering the stream or flag it. This keeps a misbehaving upstream (or a gzip body
+//! that slipped through, §6) from growing the side-parser without bound. The decision depends only on the byte
+//! stream, never on how it was chunked.
+//!
+//! Each push searches only its own chunk for line ends; the held tail of an incomplete line is never searched again,
+//! so framing costs O(bytes) whatever the chunking (a 200 MB line in small chunks must not cost quadratic time).
 
 use memchr::memchr2_iter;
 
-/// Default cap on one line and on one event's accumulated `data`.
-pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+/// Default cap on one line and on one event's accumulated `data`: far above any real Anthropic event, small enough
+/// that a stream without line ends cannot exhaust memory.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -103,7 +108,7 @@ impl Default for SseFramer {
 
 impl SseFramer {
     pub fn new() -> Self {
-        Self::with_max_event_bytes(DEFAULT_MAX_EVENT_BYTES)
+        Self::with_max_event_bytes(MAX_EVENT_BYTES)
     }
 
     /// A framer whose per-line and per-event data cap is `max` bytes.
@@ -130,6 +135,12 @@ impl SseFramer {
     /// Number of events dropped because a line or their data exceeded the cap.
     pub fn oversized_events(&self) -> u64 {
         self.oversized_events
+    }
+
+    /// `true` once an event was dropped for exceeding the cap: the stream was not framed completely, so a consumer
+    /// that meters or translates it should treat its view as incomplete.
+    pub fn overflowed(&self) -> bool {
+        self.oversized_events > 0 || self.skipping_line || self.event_oversized
     }
 
     /// Bytes currently buffered (incomplete line plus the event under construction).
@@ -433,6 +444,62 @@ mod tests {
         }
         assert_eq!(n, 1000);
         assert_eq!(f.buffered_bytes(), 0);
+    }
+
+    /// A 20 MB line (no line end) in chunks of 1 B to 64 KiB: the framer overflows at the cap, never holds more
+    /// than the cap, and the time stays linear (a quadratic rescan of the held tail would not finish here).
+    #[test]
+    fn huge_line_overflows_at_the_cap_in_linear_time() {
+        let line = vec![b'x'; 20 * 1024 * 1024];
+        let mut whole = b"data: ".to_vec();
+        whole.extend_from_slice(&line);
+        for chunk in [1usize, 7, 4096, 64 * 1024] {
+            let mut f = SseFramer::new();
+            let started = std::time::Instant::now();
+            let mut max_held = 0;
+            let mut evs = 0;
+            let mut overflowed_at = None;
+            let mut fed = 0;
+            for c in whole.chunks(chunk) {
+                f.push(c, &mut |_| evs += 1);
+                fed += c.len();
+                max_held = max_held.max(f.buffered_bytes());
+                if overflowed_at.is_none() && f.overflowed() {
+                    overflowed_at = Some(fed);
+                }
+            }
+            assert!(
+                max_held <= MAX_EVENT_BYTES,
+                "chunk {chunk}: held {max_held}"
+            );
+            let at = overflowed_at.expect("a 20 MB line must overflow");
+            assert!(
+                at > MAX_EVENT_BYTES && at <= MAX_EVENT_BYTES + chunk,
+                "chunk {chunk}: overflowed after {at} bytes"
+            );
+            // The line ends: the oversized event is dropped, not dispatched, and the framer recovers.
+            f.push(b"\n\ndata: ok\n\n", &mut |e| {
+                assert_eq!(e.data, b"ok");
+                evs += 1;
+            });
+            f.finish(&mut |_| evs += 1);
+            assert_eq!((evs, f.oversized_events()), (1, 1), "chunk {chunk}");
+            assert!(f.overflowed());
+            assert_eq!(f.buffered_bytes(), 0);
+            // Generous: linear work is well under a second even unoptimised; a rescan per 1-byte push is hours.
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "chunk {chunk}: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn overflowed_is_false_for_normal_streams() {
+        let mut f = SseFramer::new();
+        collect(&mut f, &[b"event: a\ndata: 1\n\n"]);
+        assert!(!f.overflowed());
     }
 
     fn sse_line() -> impl Strategy<Value = String> {

@@ -4,6 +4,7 @@
 //! priced identically on both (the litellm bug of §6 priced cache reads as input only when streaming).
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::sse::SseFramer;
@@ -157,7 +158,7 @@ pub struct ResponseMeta {
 /// `usage` object (e.g. an error body). Uses the same [`Usage::apply_wire`] as the stream path; `content` and every
 /// other field is skipped by the parser without being materialised.
 pub fn usage_from_json_response(body: &[u8]) -> Option<(Usage, ResponseMeta)> {
-    let shape: MessageWire = crate::fast_read::from_slice(body).ok()?;
+    let shape: MessageWire = serde_json::from_slice(body).ok()?;
     let usage_w = shape.usage.0?;
     let mut usage = Usage::default();
     usage.apply_wire(&usage_w);
@@ -222,7 +223,7 @@ impl StreamOutcome {
 /// translate the stream too) or raw bytes with [`StreamMeter::push_bytes`] + [`StreamMeter::finish_bytes`].
 ///
 /// Cost per event: JSON is parsed only for `message_start`, `message_delta` and `error` (a handful per stream);
-/// `message_stop` needs no parse; `content_block_delta` is scanned with `memchr` to count payload bytes for the
+/// `message_stop` needs no parse; `content_block_delta` is parsed for its payload string only, to count bytes for the
 /// output estimate; every other event is skipped by name.
 #[derive(Debug, Clone, Default)]
 pub struct StreamMeter {
@@ -331,12 +332,10 @@ impl MeterState {
         match name {
             "content_block_delta" => self.output_chars += delta_payload_len(data) as u64,
             "message_stop" => self.saw_stop = true,
-            "message_start" | "message_delta" => {
-                match crate::fast_read::from_slice::<EventWire>(data) {
-                    Ok(ev) => self.on_event_wire(name, ev),
-                    Err(_) => self.parse_errors = self.parse_errors.saturating_add(1),
-                }
-            }
+            "message_start" | "message_delta" => match serde_json::from_slice::<EventWire>(data) {
+                Ok(ev) => self.on_event_wire(name, ev),
+                Err(_) => self.parse_errors = self.parse_errors.saturating_add(1),
+            },
             "error" => match serde_json::from_slice::<Value>(data) {
                 Ok(v) => self.on_error(&v),
                 Err(_) => {
@@ -355,22 +354,19 @@ impl MeterState {
         }
     }
 
-    /// Unnamed event: classify by JSON `type`, parsing only when the bytes can be a metered event.
+    /// Unnamed event: classify by its JSON `type`. Rare (some third-party upstreams), so one extra parse of a
+    /// `content_block_delta` is fine here.
     fn on_unnamed(&mut self, data: &[u8]) {
-        use memchr::memmem::find;
-        if find(data, b"message_").is_some() || find(data, b"\"error\"").is_some() {
-            if let Ok(ev) = crate::fast_read::from_slice::<EventWire>(data) {
-                match ev.kind.0.as_deref().unwrap_or("") {
-                    "message_start" => self.on_event_wire("message_start", ev),
-                    "message_delta" => self.on_event_wire("message_delta", ev),
-                    "error" => self.on_event("error", data),
-                    "message_stop" => self.saw_stop = true,
-                    "content_block_delta" => self.output_chars += delta_payload_len(data) as u64,
-                    _ => {}
-                }
-            }
-        } else if find(data, b"\"content_block_delta\"").is_some() {
-            self.output_chars += delta_payload_len(data) as u64;
+        let Ok(ev) = serde_json::from_slice::<EventWire>(data) else {
+            return;
+        };
+        match ev.kind.0.as_deref().unwrap_or("") {
+            "message_start" => self.on_event_wire("message_start", ev),
+            "message_delta" => self.on_event_wire("message_delta", ev),
+            "error" => self.on_event("error", data),
+            "message_stop" => self.saw_stop = true,
+            "content_block_delta" => self.output_chars += delta_payload_len(data) as u64,
+            _ => {}
         }
     }
 
@@ -425,84 +421,37 @@ impl MeterState {
     }
 }
 
-/// Byte length of the `text` / `thinking` / `partial_json` string of a `content_block_delta`, found without a JSON
-/// parse. Counts the escaped form (an escaped quote counts 2): good enough for a chars/4 estimate. Other delta types
-/// (`signature_delta`, `citations_delta`) count 0. Keys are matched with their quotes, so `"text_delta"` or an
-/// escaped `\"text\"` inside a payload never matches.
+/// The part of a `content_block_delta` the output estimate reads: the payload string as raw JSON text.
+#[derive(Deserialize)]
+struct DeltaEvent<'a> {
+    #[serde(borrow)]
+    delta: Option<DeltaPayload<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaPayload<'a> {
+    #[serde(borrow)]
+    text: Option<&'a RawValue>,
+    #[serde(borrow)]
+    thinking: Option<&'a RawValue>,
+    #[serde(borrow)]
+    partial_json: Option<&'a RawValue>,
+}
+
+/// Byte length of the `text` / `thinking` / `partial_json` string of a `content_block_delta`, in its escaped form
+/// (an escaped quote counts 2): raw text keeps the parse from unescaping every token, and the count is only a
+/// chars/4 estimate. Other delta types (`signature_delta`, `citations_delta`), a non-string payload and an event
+/// that is not valid JSON count 0.
 fn delta_payload_len(data: &[u8]) -> usize {
-    trailing_payload_len(data).unwrap_or_else(|| payload_len_by_key(data))
-}
-
-/// [`delta_payload_len`] for the shape Anthropic sends, `…,"text":"PAYLOAD"}}` with the payload last, read from
-/// the end without searching the event for its keys. `None` for any other shape.
-fn trailing_payload_len(data: &[u8]) -> Option<usize> {
-    let body = data.strip_suffix(b"\"}}")?;
-    let escaped = |q: usize| body[..q].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1;
-    if escaped(body.len()) {
-        return None; // `\"}}`: the quote belongs to the payload
-    }
-    let mut end = body.len();
-    // The opening quote is the last unescaped one: a JSON string holds no other.
-    let open = loop {
-        let q = memchr::memrchr(b'"', &body[..end])?;
-        if !escaped(q) {
-            break q;
-        }
-        end = q;
+    let Ok(DeltaEvent { delta: Some(d) }) = serde_json::from_slice::<DeltaEvent<'_>>(data) else {
+        return 0;
     };
-    let key = &body[..open];
-    [&b"\"text\":"[..], b"\"thinking\":", b"\"partial_json\":"]
-        .iter()
-        .any(|k| key.ends_with(k))
-        .then(|| body.len() - open - 1)
-}
-
-/// [`delta_payload_len`] for any shape: finds the payload's key.
-fn payload_len_by_key(data: &[u8]) -> usize {
-    use memchr::memmem::Finder;
-    use std::sync::LazyLock;
-    // Built once: `memmem::find` would set up a searcher for every event of every stream.
-    static KEYS: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
-        [
-            Finder::new(b"\"text\""),
-            Finder::new(b"\"thinking\""),
-            Finder::new(b"\"partial_json\""),
-        ]
-    });
-    for finder in KEYS.iter() {
-        let key = finder.needle();
-        let Some(i) = finder.find(data) else {
-            continue;
-        };
-        let mut j = i + key.len();
-        while data.get(j).is_some_and(u8::is_ascii_whitespace) {
-            j += 1;
-        }
-        if data.get(j) != Some(&b':') {
-            continue;
-        }
-        j += 1;
-        while data.get(j).is_some_and(u8::is_ascii_whitespace) {
-            j += 1;
-        }
-        if data.get(j) != Some(&b'"') {
-            continue;
-        }
-        let start = j + 1;
-        let mut k = start;
-        while let Some(off) = data
-            .get(k..)
-            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
-        {
-            k += off;
-            if data[k] == b'"' {
-                return k - start;
-            }
-            k += 2; // skip the escaped character
-        }
-        return data.len().saturating_sub(start); // unterminated: count what is there
-    }
-    0
+    [d.text, d.thinking, d.partial_json]
+        .into_iter()
+        .flatten()
+        .map(RawValue::get)
+        .find(|raw| raw.starts_with('"'))
+        .map_or(0, |raw| raw.len().saturating_sub(2))
 }
 
 #[cfg(test)]
@@ -775,25 +724,6 @@ mod tests {
         assert!(!o.has_usage() || o.saw_message_delta);
     }
 
-    proptest! {
-        /// The read from the end gives what the search by key gives, for every delta Anthropic can send.
-        #[test]
-        fn payload_len_from_the_end_matches_the_search(
-            payload in "[a-z \"\\\\/\n\t\u{1}é😀{}:,]{0,40}",
-            kind in 0usize..3,
-            index in 0u32..5,
-        ) {
-            let (delta_type, key) = [("text_delta", "text"), ("thinking_delta", "thinking"), ("input_json_delta", "partial_json")][kind];
-            let data = format!(
-                r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"{delta_type}","{key}":{}}}}}"#,
-                serde_json::to_string(&payload).unwrap()
-            );
-            let fast = trailing_payload_len(data.as_bytes());
-            prop_assert!(fast.is_some(), "{}", data);
-            prop_assert_eq!(fast, Some(payload_len_by_key(data.as_bytes())));
-        }
-    }
-
     #[test]
     fn payload_len_handles_escapes_and_key_order() {
         assert_eq!(
@@ -810,13 +740,18 @@ mod tests {
             ),
             0
         );
-        // Shapes the read from the end leaves to the search: another payload key, an unterminated payload.
         let signature = br#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQ"}}"#;
-        assert_eq!(trailing_payload_len(signature), None);
         assert_eq!(delta_payload_len(signature), 0);
-        let cut = br#"{"delta":{"type":"text_delta","text":"ab\"}}"#;
-        assert_eq!(trailing_payload_len(cut), None);
-        assert_eq!(delta_payload_len(cut), 6);
+        assert_eq!(
+            delta_payload_len(br#"{"delta":{"type":"text_delta","text":"\u00e9\\"}}"#),
+            8
+        );
+        // Not JSON (cut inside the payload), or a payload that is not a string: nothing to count.
+        assert_eq!(
+            delta_payload_len(br#"{"delta":{"type":"text_delta","text":"ab\"}}"#),
+            0
+        );
+        assert_eq!(delta_payload_len(br#"{"delta":{"text":12}}"#), 0);
     }
 
     // ---- property: random sequences of partial usage objects; final equals last-seen per field ----

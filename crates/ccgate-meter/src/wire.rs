@@ -5,7 +5,6 @@
 //! replace: a field of an unexpected type reads as absent instead of failing the whole parse (third-party
 //! upstreams send `12.0` for counts, `null` for objects, and so on), and unknown fields are skipped.
 
-use crate::fast_read::{FastRead, Reader, Unsure};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -215,43 +214,7 @@ macro_rules! lenient_struct {
                 d.deserialize_map(V)
             }
         }
-
-        impl FastRead for $name {
-            fn fast_read(r: &mut Reader<'_>) -> Result<Self, Unsure> {
-                let mut out = $name::default();
-                r.object(|r, key| {
-                    $(if key == $key.as_bytes() {
-                        out.$field = FastRead::fast_read(r)?;
-                        return Ok(());
-                    })*
-                    r.skip_value()
-                })?;
-                Ok(out)
-            }
-        }
     };
-}
-
-impl FastRead for Count {
-    fn fast_read(r: &mut Reader<'_>) -> Result<Self, Unsure> {
-        r.count().map(Count)
-    }
-}
-
-impl FastRead for Text {
-    fn fast_read(r: &mut Reader<'_>) -> Result<Self, Unsure> {
-        r.text().map(|t| Text(t.map(str::to_owned)))
-    }
-}
-
-impl<T: FastRead> FastRead for Obj<T> {
-    fn fast_read(r: &mut Reader<'_>) -> Result<Self, Unsure> {
-        if r.at_object()? {
-            T::fast_read(r).map(|t| Obj(Some(t)))
-        } else {
-            Ok(Obj(None))
-        }
-    }
 }
 
 lenient_struct!(CacheCreationWire {

@@ -1,19 +1,11 @@
 //! Cost of translating one request, for profiling: `translate_cost FILE [ITERATIONS]` translates the OpenAI body
 //! in FILE repeatedly and prints the mean time per request, then the same for `requested_model` (which the gateway
-//! calls first). Build with `--release`: debug builds also run the reference path for every request (see
-//! `translate_request`).
+//! calls first). Build with `--release`.
 //!
-//! Measurements on `tests/golden/openai_large.json` (82 KB: long system prompt, 24 tools with schemas, 20 long
-//! messages with escapes) on a 2-core machine shared with other work. Wall times are noisy there (the process often
-//! gets half a core); CPU times come from `perf stat -e task-clock` over the whole run, divided by the iterations.
-//!
-//! | version                                                   | `translate_request`       | `requested_model` |
-//! |-----------------------------------------------------------|---------------------------|-------------------|
-//! | `Value` tree, clones, re-serialisation (before)           | 270–280 µs CPU (wall 280–600) | 120–220 µs wall |
-//! | fast path: strings and schemas copied as JSON text (after)| 51–55 µs CPU (wall 52–90)     | 30–43 µs wall   |
-//!
-//! Both together: 370 → 78 µs CPU per request. `translate_request_reference` alone still costs what the first row
-//! says; only requests the fast path does not take (400s, unusual JSON such as duplicate keys) pay it.
+//! History, on `tests/golden/openai_large.json` (82 KB: long system prompt, 24 tools with schemas, 20 long messages
+//! with escapes), 2-core shared machine: the `Value` tree path measured 270–280 µs CPU per request and a former
+//! hand-written fast path 51–55 µs. The fast path (its own JSON reader, `unsafe` SIMD and a second copy of the
+//! translation) was removed for one serde-based path; measure again with this example before optimising.
 
 use ccgate_meter::ModelCaps;
 use ccgate_openai::{requested_model, translate_request, TranslateOptions};

@@ -9,9 +9,8 @@
 //!   [`translate_error`] (upstream error statuses), [`error_body`] (the gateway's own errors).
 //! * [`models_list`] for `GET /v1/models`.
 //!
-//! Requests are read on a fast path that copies long strings and tool schemas into the Anthropic
-//! body as JSON text (`rawjson`, `fast`, `output`); anything unusual, and every 400, goes through
-//! the `serde_json::Value` reference path, which decides (see [`translate_request`]).
+//! Requests are read once into a `serde_json::Value` tree (top-level keys must be unique, see
+//! [`parse_request`]) and translated from it.
 //!
 //! Usage numbers are never computed here: the gateway meters the upstream answer with
 //! `ccgate-meter` and passes the resulting [`ccgate_meter::Usage`].
@@ -28,7 +27,6 @@
 
 mod content;
 mod error;
-mod fast;
 mod format;
 mod hashing;
 mod json;
@@ -38,7 +36,6 @@ mod names;
 mod options;
 mod output;
 mod params;
-mod rawjson;
 mod reasoning;
 mod request;
 mod response;
@@ -49,10 +46,7 @@ mod usage;
 pub use error::{error_body, translate_error, TranslateError, UpstreamFormatError};
 pub use models::{model_object, models_list, requested_model, resolve_model, Resolved};
 pub use options::{ThinkingBudgets, TranslateOptions, DEFAULT_MAX_IMAGE_BYTES};
-pub use request::{
-    parse_request, translate_request, translate_request_fast, translate_request_reference,
-    ParsedRequest, TranslatedRequest,
-};
+pub use request::{parse_request, translate_request, ParsedRequest, TranslatedRequest};
 pub use response::{finish_reason, translate_response, ResponseContext};
 pub use stream::StreamTranslator;
 pub use usage::{openai_usage, CompletionDetails, OpenAiUsage, PromptDetails};

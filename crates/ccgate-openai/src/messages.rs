@@ -27,12 +27,12 @@ pub(crate) enum Role {
 
 /// One Anthropic message under construction.
 #[derive(Debug, Clone)]
-pub(crate) struct Turn<'a> {
+pub(crate) struct Turn {
     pub role: Role,
-    pub blocks: Vec<Block<'a>>,
+    pub blocks: Vec<Block>,
 }
 
-impl Turn<'_> {
+impl Turn {
     fn tool_use_ids(&self) -> impl Iterator<Item = &str> {
         self.blocks.iter().filter_map(Block::tool_use_id)
     }
@@ -58,10 +58,10 @@ impl Turn<'_> {
 
 /// Output of [`convert`].
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Conversation<'a> {
+pub(crate) struct Conversation {
     /// Top-level `system` text blocks, all system/developer messages in order (§4.2 step 1).
-    pub system: Vec<Block<'a>>,
-    pub turns: Vec<Turn<'a>>,
+    pub system: Vec<Block>,
+    pub turns: Vec<Turn>,
     /// The last turn is an assistant prefill (§4.2 step 11).
     pub prefill: bool,
     /// Upstream names of tools used in history, in first-use order (for §4.2 step 12).
@@ -70,7 +70,7 @@ pub(crate) struct Conversation<'a> {
     pub warnings: Vec<String>,
 }
 
-impl Conversation<'_> {
+impl Conversation {
     /// Whether any message carries `tool_use`/`tool_result` blocks.
     pub(crate) fn has_tool_blocks(&self) -> bool {
         self.turns
@@ -106,10 +106,7 @@ pub(crate) struct Ctx<'n> {
 }
 
 /// Converts the `messages` array (§4.2 steps 1–11).
-pub(crate) fn convert(
-    messages: &Value,
-    ctx: Ctx<'_>,
-) -> Result<Conversation<'static>, TranslateError> {
+pub(crate) fn convert(messages: &Value, ctx: Ctx<'_>) -> Result<Conversation, TranslateError> {
     let list = match messages {
         Value::Array(a) => a,
         other => return Err(wrong_type("messages", "an array", other)),
@@ -127,21 +124,19 @@ pub(crate) fn convert(
     c.finish()
 }
 
-/// The state of one `messages` conversion: messages are fed in order, by [`Converter::message`]
-/// (Value-based, every rule) or by the fast path's converter ([`crate::fast`]), which handles the
-/// common shapes and hands everything else to [`Converter::message`]. [`Converter::finish`] then
-/// applies the rules that concern the whole conversation.
-pub(crate) struct Converter<'n, 'a> {
+/// The state of one `messages` conversion: messages are fed in order to [`Converter::message`];
+/// [`Converter::finish`] then applies the rules that concern the whole conversation.
+pub(crate) struct Converter<'n> {
     pub ctx: Ctx<'n>,
-    pub conv: Conversation<'a>,
+    pub conv: Conversation,
     pub ids: IdMap,
     /// upstream tool_use id → client id, for readable pairing errors.
     pub client_ids: HashMap<String, String>,
-    turns: Vec<Turn<'a>>,
+    turns: Vec<Turn>,
     seen_names: HashSet<String>,
 }
 
-impl<'n, 'a> Converter<'n, 'a> {
+impl<'n> Converter<'n> {
     pub(crate) fn new(ctx: Ctx<'n>, messages: usize) -> Self {
         Self {
             ctx,
@@ -154,12 +149,12 @@ impl<'n, 'a> Converter<'n, 'a> {
     }
 
     /// Blocks of a system or developer message.
-    pub(crate) fn push_system(&mut self, blocks: impl IntoIterator<Item = Block<'a>>) {
+    pub(crate) fn push_system(&mut self, blocks: impl IntoIterator<Item = Block>) {
         self.conv.system.extend(blocks);
     }
 
     /// A user message, or a tool message (one `tool_result` block).
-    pub(crate) fn push_user(&mut self, blocks: Vec<Block<'a>>) {
+    pub(crate) fn push_user(&mut self, blocks: Vec<Block>) {
         self.turns.push(Turn {
             role: Role::User,
             blocks,
@@ -167,7 +162,7 @@ impl<'n, 'a> Converter<'n, 'a> {
     }
 
     /// An assistant message; records the tools it uses (§4.2 step 12).
-    pub(crate) fn push_assistant(&mut self, blocks: Vec<Block<'a>>) {
+    pub(crate) fn push_assistant(&mut self, blocks: Vec<Block>) {
         for n in blocks.iter().filter_map(Block::tool_use_name) {
             if self.seen_names.insert(n.to_owned()) {
                 self.conv.history_tool_names.push(n.to_owned());
@@ -203,14 +198,14 @@ impl<'n, 'a> Converter<'n, 'a> {
                 let mut blocks =
                     content::convert(c, &format!("{p}.content"), PartPolicy::System, max_image_bytes)?;
                 apply_cache_control(&mut blocks, cache_control);
-                self.push_system(blocks.into_iter().map(Block::Value));
+                self.push_system(blocks.into_iter().map(Block));
             }
             "user" => {
                 let c = required_content(obj, &p)?;
                 let mut blocks =
                     content::convert(c, &format!("{p}.content"), PartPolicy::User, max_image_bytes)?;
                 apply_cache_control(&mut blocks, cache_control);
-                self.push_user(blocks.into_iter().map(Block::Value).collect());
+                self.push_user(blocks.into_iter().map(Block).collect());
             }
             "assistant" => {
                 let mut blocks = assistant_blocks(
@@ -222,14 +217,14 @@ impl<'n, 'a> Converter<'n, 'a> {
                     &mut self.conv,
                 )?;
                 apply_cache_control(&mut blocks, cache_control);
-                self.push_assistant(blocks.into_iter().map(Block::Value).collect());
+                self.push_assistant(blocks.into_iter().map(Block).collect());
             }
             "tool" => {
                 let mut block = tool_result(obj, &p, &self.ctx, &self.ids)?;
                 if let (Some(cc), Some(o)) = (cache_control, block.as_object_mut()) {
                     o.insert("cache_control".into(), cc);
                 }
-                self.push_user(vec![Block::Value(block)]);
+                self.push_user(vec![Block(block)]);
             }
             "function" => {
                 return Err(TranslateError::invalid(
@@ -250,7 +245,7 @@ impl<'n, 'a> Converter<'n, 'a> {
     }
 
     /// The rules on the whole conversation (§4.2 steps 2, 3, 9, 11) and the pairing check (§2.9).
-    pub(crate) fn finish(self) -> Result<Conversation<'a>, TranslateError> {
+    pub(crate) fn finish(self) -> Result<Conversation, TranslateError> {
         let Self {
             ctx,
             mut conv,
@@ -297,10 +292,10 @@ impl<'n, 'a> Converter<'n, 'a> {
     }
 }
 
-fn placeholder_user() -> Turn<'static> {
+fn placeholder_user() -> Turn {
     Turn {
         role: Role::User,
-        blocks: vec![Block::Value(
+        blocks: vec![Block(
             json!({"type": "text", "text": PLACEHOLDER_USER_TEXT}),
         )],
     }
@@ -336,7 +331,7 @@ fn assistant_blocks(
     ctx: &mut Ctx<'_>,
     ids: &mut IdMap,
     client_ids: &mut HashMap<String, String>,
-    conv: &mut Conversation<'_>,
+    conv: &mut Conversation,
 ) -> Result<Vec<Value>, TranslateError> {
     if field(obj, "function_call").is_some() {
         return Err(TranslateError::invalid(
@@ -470,7 +465,7 @@ fn thinking_blocks(obj: &Map<String, Value>, p: &str) -> Result<Vec<Value>, Tran
 fn arguments(
     value: Option<&Value>,
     param: &str,
-    conv: &mut Conversation<'_>,
+    conv: &mut Conversation,
 ) -> Result<Value, TranslateError> {
     match value {
         None => Ok(json!({})),
@@ -537,7 +532,7 @@ fn tool_result(
 
 /// Sort rank inside a merged message: user → tool results before anything else (§4.2 step 3);
 /// assistant → thinking first (§2.3, §4.2 step 13), tool_use after text (§4.2 step 4).
-fn rank(role: Role, b: &Block<'_>) -> u8 {
+fn rank(role: Role, b: &Block) -> u8 {
     match (role, b.kind()) {
         (Role::User, "tool_result") => 0,
         (Role::User, _) => 1,
@@ -549,8 +544,8 @@ fn rank(role: Role, b: &Block<'_>) -> u8 {
 
 /// Merges runs of the same role into one message (§4.2 step 2) and orders blocks by [`rank`]
 /// (stable, so relative order within a rank is kept).
-fn merge(turns: Vec<Turn<'_>>) -> Vec<Turn<'_>> {
-    let mut out: Vec<Turn<'_>> = Vec::with_capacity(turns.len());
+fn merge(turns: Vec<Turn>) -> Vec<Turn> {
+    let mut out: Vec<Turn> = Vec::with_capacity(turns.len());
     for t in turns {
         match out.last_mut() {
             Some(prev) if prev.role == t.role => prev.blocks.extend(t.blocks),
@@ -568,7 +563,7 @@ fn merge(turns: Vec<Turn<'_>>) -> Vec<Turn<'_>> {
 /// next (user) message, and each `tool_result` answers a call of the message just before it. OpenAI
 /// itself rejects transcripts breaking this, so a 400 is faithful.
 fn check_pairing(
-    turns: &[Turn<'_>],
+    turns: &[Turn],
     client_ids: &HashMap<String, String>,
 ) -> Result<(), TranslateError> {
     if pairing_is_clean(turns) {
@@ -629,7 +624,7 @@ fn check_pairing(
 /// by the next turn, every result answers a call of the turn before, and none twice. A request is translated on
 /// every turn of a conversation, with a few ids per turn, so sorted lists beat building sets. When this says no,
 /// [`check_pairing`] finds which rule broke first, for its message.
-fn pairing_is_clean(turns: &[Turn<'_>]) -> bool {
+fn pairing_is_clean(turns: &[Turn]) -> bool {
     for (k, t) in turns.iter().enumerate() {
         match t.role {
             Role::Assistant => {
@@ -672,7 +667,7 @@ fn pairing_is_clean(turns: &[Turn<'_>]) -> bool {
 
 /// Prefill: Anthropic rejects trailing whitespace in the final assistant content (§4.2 step 11).
 /// Blank blocks were dropped already, so trimming never empties a block.
-fn strip_trailing_whitespace(turn: &mut Turn<'_>) {
+fn strip_trailing_whitespace(turn: &mut Turn) {
     if let Some(last) = turn.blocks.last_mut() {
         last.trim_text_end();
     }

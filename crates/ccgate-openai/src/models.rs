@@ -3,7 +3,7 @@
 
 use crate::error::TranslateError;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Outcome of [`resolve_model`].
@@ -42,30 +42,11 @@ pub fn resolve_model(
 /// capabilities before calling [`crate::translate_request`]. Errors are the same 400s that
 /// `translate_request` would produce.
 pub fn requested_model(body: &[u8]) -> Result<String, TranslateError> {
-    // Fast path: the body checked by the strict reader without building a tree below the top
-    // level. Anything it refuses, and every error, goes through `serde_json` for the exact answer.
-    let fast = simdutf8::basic::from_utf8(body)
-        .ok()
-        .and_then(crate::rawjson::parse_shallow)
-        .and_then(|root| {
-            let model = root.get("model")?.as_str().filter(|m| !m.is_empty())?;
-            Some(model.decoded()?.into_owned())
-        });
-    if let Some(model) = fast {
-        return Ok(model);
-    }
-    let root: Value = serde_json::from_slice(body)
-        .map_err(|e| TranslateError::general(format!("Request body is not valid JSON: {e}")))?;
-    model_field(&root)
+    model_field(&crate::request::read_object(body)?)
 }
 
 /// `model` must be a non-empty string (OpenAI: "you must provide a model parameter").
-pub(crate) fn model_field(root: &Value) -> Result<String, TranslateError> {
-    let Some(obj) = root.as_object() else {
-        return Err(TranslateError::general(
-            "Request body must be a JSON object",
-        ));
-    };
+pub(crate) fn model_field(obj: &Map<String, Value>) -> Result<String, TranslateError> {
     match obj.get("model") {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(Value::String(_)) | None | Some(Value::Null) => Err(TranslateError::invalid(

@@ -4,20 +4,20 @@
 //! [`crate::tools`], [`crate::params`], [`crate::reasoning`], [`crate::format`]).
 
 use crate::error::TranslateError;
-use crate::fast::{self, RawTool};
 use crate::format::{self, ResponseFormat};
 use crate::json::{field, opt_bool, wrong_type};
 use crate::messages::{self, Conversation};
 use crate::models::model_field;
 use crate::names::NameMap;
 use crate::options::TranslateOptions;
-use crate::output::{Block, Body, ToolDef};
+use crate::output::{Block, Body};
 use crate::params;
-use crate::rawjson::{self, Raw};
 use crate::reasoning::{self, Thinking};
 use crate::response::ResponseContext;
-use crate::tools::{self, Choice, ClientTool};
+use crate::tools::{self, Choice};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::{json, Map, Value};
+use std::fmt;
 
 /// A translated request, ready to send upstream.
 #[derive(Debug, Clone)]
@@ -42,66 +42,29 @@ pub struct TranslatedRequest {
 /// `invalid_request_error` naming the field ([`TranslateError`]). OpenAI fields without an
 /// Anthropic meaning (`seed`, `logprobs`, penalties, `store`, `service_tier`, `metadata`, …) are
 /// dropped silently (§4.1).
-///
-/// Two readers share one translation: the fast path ([`translate_request_fast`]: the body read by
-/// the strict reader `rawjson`, long strings and schemas copied as JSON text, see `fast`) serves
-/// ordinary requests; whatever it does not accept — including every request that gets a 400 —
-/// goes through the reference path ([`translate_request_reference`]: the body as a
-/// `serde_json::Value` tree), which decides. In debug builds every fast result is checked against
-/// the reference path.
 pub fn translate_request(
     body: &[u8],
     opts: &TranslateOptions<'_>,
 ) -> Result<TranslatedRequest, TranslateError> {
-    match translate_request_fast(body, opts) {
-        Some(t) => {
-            #[cfg(debug_assertions)]
-            check_against_reference(body, opts, &t);
-            Ok(t)
-        }
-        None => translate_request_reference(body, opts),
-    }
+    parse_request(body)?.translate(opts)
 }
 
-/// A request body read once by the strict reader: the model it asks for, then its translation
-/// once the caller has resolved that model into [`TranslateOptions`]. Same answers as
+/// A request body read once: the model it asks for, then its translation once the caller has
+/// resolved that model into [`TranslateOptions`]. Same answers as
 /// [`requested_model`](crate::requested_model) followed by [`translate_request`], with one read of
 /// the body instead of two.
 pub struct ParsedRequest<'a> {
     body: &'a [u8],
     model: String,
-    /// The fast path's parts; `None` sends [`ParsedRequest::translate`] to the reference path.
-    fast: Option<FastParts<'a>>,
+    obj: Map<String, Value>,
 }
 
-struct FastParts<'a> {
-    root: Raw<'a>,
-    /// Every member but `messages` and `tools`, as the `Value`s the shared code reads.
-    others: Map<String, Value>,
-}
-
-/// Reads `body` and finds its `model` (errors exactly as [`requested_model`](crate::requested_model)).
+/// Reads `body` as a JSON object and finds its `model`. Refuses (400) what is not one JSON object,
+/// a repeated top-level key, and a missing or empty `model`.
 pub fn parse_request(body: &[u8]) -> Result<ParsedRequest<'_>, TranslateError> {
-    if let Some(fast) = fast_parts(body) {
-        let model = fast
-            .others
-            .get("model")
-            .and_then(Value::as_str)
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned);
-        if let Some(model) = model {
-            return Ok(ParsedRequest {
-                body,
-                model,
-                fast: Some(fast),
-            });
-        }
-    }
-    Ok(ParsedRequest {
-        body,
-        model: crate::models::requested_model(body)?,
-        fast: None,
-    })
+    let obj = read_object(body)?;
+    let model = model_field(&obj)?;
+    Ok(ParsedRequest { body, model, obj })
 }
 
 impl ParsedRequest<'_> {
@@ -115,179 +78,67 @@ impl ParsedRequest<'_> {
         &self,
         opts: &TranslateOptions<'_>,
     ) -> Result<TranslatedRequest, TranslateError> {
-        match self
-            .fast
-            .as_ref()
-            .and_then(|f| run_fast(f, opts, self.body.len()))
-        {
-            Some(t) => {
-                #[cfg(debug_assertions)]
-                check_against_reference(self.body, opts, &t);
-                Ok(t)
+        Translation::new(&self.obj, opts, self.body.len()).run()
+    }
+}
+
+/// The top-level object of `body`. A repeated key is refused rather than resolved: which copy wins
+/// differs between parsers (`serde_json::Value` keeps the last), and the gateway must act on the
+/// same `model` the client meant. Keys are compared unescaped, so `"\u006dodel"` is `model`.
+pub(crate) fn read_object(body: &[u8]) -> Result<Map<String, Value>, TranslateError> {
+    let members = match serde_json::from_slice::<Members>(body) {
+        Ok(m) => m.0,
+        // A data error here is the top-level visitor refusing a non-object; anything else is bad JSON.
+        Err(e) if e.is_data() => {
+            return Err(TranslateError::general(
+                "Request body must be a JSON object",
+            ))
+        }
+        Err(e) => {
+            return Err(TranslateError::general(format!(
+                "We could not parse the JSON body of your request: {e}"
+            )))
+        }
+    };
+    let mut obj = Map::new();
+    for (key, value) in members {
+        if obj.contains_key(&key) {
+            return Err(TranslateError::invalid(
+                key.clone(),
+                format!("Invalid request body: duplicate key `{key}`"),
+            ));
+        }
+        obj.insert(key, value);
+    }
+    Ok(obj)
+}
+
+/// The members of a JSON object in body order, duplicates kept (so [`read_object`] can refuse them).
+struct Members(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
             }
-            None => translate_request_reference(self.body, opts),
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Members, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(16));
+                while let Some(entry) = m.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Members(out))
+            }
         }
-    }
-}
-
-/// The fast path alone: `None` when it does not take the request (the reference path decides).
-/// Public for tests and benchmarks.
-#[doc(hidden)]
-pub fn translate_request_fast(
-    body: &[u8],
-    opts: &TranslateOptions<'_>,
-) -> Option<TranslatedRequest> {
-    run_fast(&fast_parts(body)?, opts, body.len())
-}
-
-fn fast_parts(body: &[u8]) -> Option<FastParts<'_>> {
-    let root = rawjson::parse(simdutf8::basic::from_utf8(body).ok()?)?;
-    let Raw::Obj { members, .. } = &root else {
-        return None;
-    };
-    // `messages` and `tools` stay raw; the other (small) members become the `Value`s the shared
-    // code reads.
-    let mut others = Map::new();
-    for (key, value) in members {
-        let key = key.decoded()?;
-        if !matches!(&*key, "messages" | "tools") {
-            others.insert(key.into_owned(), value.to_value()?);
-        }
-    }
-    Some(FastParts { root, others })
-}
-
-fn run_fast(
-    parts: &FastParts<'_>,
-    opts: &TranslateOptions<'_>,
-    body_len: usize,
-) -> Option<TranslatedRequest> {
-    let Raw::Obj { members, .. } = &parts.root else {
-        return None;
-    };
-    let (mut messages, mut tools) = (None, None);
-    for (key, value) in members {
-        match &*key.decoded()? {
-            "messages" => messages = Some(value),
-            "tools" => tools = Some(value),
-            _ => {}
-        }
-    }
-    // `model` must be a non-empty string (`model_field`).
-    if parts
-        .others
-        .get("model")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
-        return None;
-    }
-    Translation::new(
-        &parts.others,
-        Source::Raw { messages, tools },
-        opts,
-        body_len,
-    )
-    .run()
-    .ok()
-}
-
-/// The reference path of [`translate_request`] alone (`serde_json::Value` tree). Public for tests
-/// and benchmarks.
-#[doc(hidden)]
-pub fn translate_request_reference(
-    body: &[u8],
-    opts: &TranslateOptions<'_>,
-) -> Result<TranslatedRequest, TranslateError> {
-    let root: Value = serde_json::from_slice(body).map_err(|e| {
-        TranslateError::general(format!(
-            "We could not parse the JSON body of your request: {e}"
-        ))
-    })?;
-    model_field(&root)?;
-    let Some(obj) = root.as_object() else {
-        return Err(TranslateError::general(
-            "Request body must be a JSON object",
-        ));
-    };
-    Translation::new(obj, Source::Tree, opts, body.len()).run()
-}
-
-/// Debug builds: a fast-path result must equal the reference path's (same JSON value, same
-/// context and warnings).
-#[cfg(debug_assertions)]
-fn check_against_reference(body: &[u8], opts: &TranslateOptions<'_>, fast: &TranslatedRequest) {
-    let reference = match translate_request_reference(body, opts) {
-        Ok(r) => r,
-        Err(e) => panic!("fast path accepted a request the reference path refuses: {e}"),
-    };
-    let json = |b: &[u8]| serde_json::from_slice::<Value>(b).expect("translated body is JSON");
-    assert_eq!(
-        json(&fast.body),
-        json(&reference.body),
-        "fast and reference translations differ"
-    );
-    assert_eq!(
-        (fast.stream, fast.include_usage, &fast.warnings),
-        (
-            reference.stream,
-            reference.include_usage,
-            &reference.warnings
-        )
-    );
-    assert_eq!(
-        format!("{:?}", fast.response_ctx),
-        format!("{:?}", reference.response_ctx)
-    );
-}
-
-/// Where `tools` and `messages` are read from; every other member comes from `obj`.
-enum Source<'r, 'a> {
-    /// The reference path: `obj` is the whole body.
-    Tree,
-    /// The fast path.
-    Raw {
-        messages: Option<&'r Raw<'a>>,
-        tools: Option<&'r Raw<'a>>,
-    },
-}
-
-/// Validated client tools, as read by either path.
-enum ClientTools<'a> {
-    Tree(Vec<ClientTool>),
-    Raw(Vec<RawTool<'a>>),
-}
-
-impl<'a> ClientTools<'a> {
-    fn names(&self) -> Vec<&str> {
-        match self {
-            ClientTools::Tree(t) => t.iter().map(|t| t.name.as_str()).collect(),
-            ClientTools::Raw(t) => t.iter().map(|t| &*t.name).collect(),
-        }
-    }
-
-    /// Anthropic definitions, names mapped in declaration order.
-    fn definitions(self, names: &mut NameMap, pass_strict: bool) -> Vec<ToolDef<'a>> {
-        match self {
-            ClientTools::Tree(t) => t
-                .iter()
-                .map(|t| ToolDef::Value(tools::anthropic_tool(t, names.map(&t.name), pass_strict)))
-                .collect(),
-            ClientTools::Raw(t) => t
-                .into_iter()
-                .map(|t| {
-                    let name = names.map(&t.name);
-                    t.definition(name, pass_strict)
-                })
-                .collect(),
-        }
+        d.deserialize_map(V)
     }
 }
 
 /// State of one translation.
-struct Translation<'r, 'o, 'a> {
+struct Translation<'r, 'o> {
     obj: &'r Map<String, Value>,
-    source: Source<'r, 'a>,
     opts: &'r TranslateOptions<'o>,
     names: NameMap,
     warnings: Vec<String>,
@@ -295,16 +146,10 @@ struct Translation<'r, 'o, 'a> {
     body_len: usize,
 }
 
-impl<'r, 'o, 'a> Translation<'r, 'o, 'a> {
-    fn new(
-        obj: &'r Map<String, Value>,
-        source: Source<'r, 'a>,
-        opts: &'r TranslateOptions<'o>,
-        body_len: usize,
-    ) -> Self {
+impl<'r, 'o> Translation<'r, 'o> {
+    fn new(obj: &'r Map<String, Value>, opts: &'r TranslateOptions<'o>, body_len: usize) -> Self {
         Self {
             obj,
-            source,
             opts,
             names: NameMap::default(),
             warnings: Vec::new(),
@@ -320,11 +165,8 @@ impl<'r, 'o, 'a> Translation<'r, 'o, 'a> {
         let stream = opt_bool(obj, "stream", "stream")?.unwrap_or(false);
         let include_usage = stream && include_usage(obj)?;
 
-        let client_tools = match self.source {
-            Source::Tree => ClientTools::Tree(tools::parse_tools(field(obj, "tools"))?),
-            Source::Raw { tools, .. } => ClientTools::Raw(fast::parse_tools(tools)?),
-        };
-        let tool_names = client_tools.names();
+        let client_tools = tools::parse_tools(field(obj, "tools"))?;
+        let tool_names: Vec<&str> = client_tools.iter().map(|t| t.name.as_str()).collect();
         let has_client_tools = !tool_names.is_empty();
         self.reserve_names(&tool_names)?;
         let choice = tools::parse_tool_choice_for(field(obj, "tool_choice"), &tool_names)?;
@@ -337,27 +179,24 @@ impl<'r, 'o, 'a> Translation<'r, 'o, 'a> {
             max_image_bytes: self.opts.max_image_bytes,
             allow_prefill: caps.prefill,
         };
-        let mut conv: Conversation<'a> = match self.source {
-            Source::Tree => {
-                let Some(messages) = obj.get("messages") else {
-                    return Err(missing_messages());
-                };
-                messages::convert(messages, ctx)?
-            }
-            Source::Raw { messages, .. } => {
-                fast::convert(messages.ok_or_else(missing_messages)?, ctx)?
-            }
+        let Some(messages) = obj.get("messages") else {
+            return Err(missing_messages());
         };
+        let mut conv: Conversation = messages::convert(messages, ctx)?;
         self.warnings.append(&mut conv.warnings);
 
-        let mut tool_defs = client_tools.definitions(&mut self.names, caps.structured_outputs);
+        // Anthropic definitions, names mapped in declaration order.
+        let mut tool_defs: Vec<Value> = client_tools
+            .iter()
+            .map(|t| tools::anthropic_tool(t, self.names.map(&t.name), caps.structured_outputs))
+            .collect();
 
         // response_format (§4.1).
         let mut output_format = None;
         let mut json_tool = None;
         match response_format {
             None | Some(ResponseFormat::Text) => {}
-            Some(ResponseFormat::JsonObject) => conv.system.push(Block::Value(
+            Some(ResponseFormat::JsonObject) => conv.system.push(Block(
                 json!({"type": "text", "text": format::JSON_OBJECT_INSTRUCTION}),
             )),
             Some(ResponseFormat::JsonSchema { schema, .. }) if caps.structured_outputs => {
@@ -368,11 +207,11 @@ impl<'r, 'o, 'a> Translation<'r, 'o, 'a> {
                 description,
             }) => {
                 let name = self.names.allocate_internal(format::JSON_TOOL_NAME);
-                tool_defs.push(ToolDef::Value(json!({
+                tool_defs.push(json!({
                     "name": name,
                     "description": format::json_tool_description(description.as_deref()),
                     "input_schema": tools::object_schema(Some(&schema), "response_format.json_schema.schema")?,
-                })));
+                }));
                 json_tool = Some(name);
             }
         }
@@ -394,11 +233,11 @@ impl<'r, 'o, 'a> Translation<'r, 'o, 'a> {
                 .history_tool_names
                 .iter()
                 .map(|n| {
-                    ToolDef::Value(json!({
+                    json!({
                         "name": n,
                         "description": "A tool used earlier in this conversation. It is no longer available.",
                         "input_schema": tools::empty_schema(),
-                    }))
+                    })
                 })
                 .collect();
             tool_choice = Some(json!({"type": "none"}));
@@ -504,25 +343,16 @@ impl<'r, 'o, 'a> Translation<'r, 'o, 'a> {
         for t in tool_names {
             self.names.reserve(t);
         }
-        match self.source {
-            Source::Tree => {
-                let Some(Value::Array(msgs)) = self.obj.get("messages") else {
-                    return Ok(());
-                };
-                let history = msgs
-                    .iter()
-                    .filter_map(|m| m.get("tool_calls").and_then(Value::as_array))
-                    .flatten()
-                    .filter_map(|c| c.get("function")?.get("name")?.as_str());
-                for n in history {
-                    self.names.reserve(n);
-                }
-            }
-            Source::Raw { messages, .. } => {
-                for n in fast::history_tool_names(messages)? {
-                    self.names.reserve(&n);
-                }
-            }
+        let Some(Value::Array(msgs)) = self.obj.get("messages") else {
+            return Ok(());
+        };
+        let history = msgs
+            .iter()
+            .filter_map(|m| m.get("tool_calls").and_then(Value::as_array))
+            .flatten()
+            .filter_map(|c| c.get("function")?.get("name")?.as_str());
+        for n in history {
+            self.names.reserve(n);
         }
         Ok(())
     }
@@ -536,7 +366,7 @@ impl<'r, 'o, 'a> Translation<'r, 'o, 'a> {
     fn thinking(
         &mut self,
         effort: Option<reasoning::Effort>,
-        conv: &Conversation<'_>,
+        conv: &Conversation,
         json_tool: bool,
     ) -> Thinking {
         let plan = reasoning::plan(effort, &self.opts.caps, &self.opts.thinking_budgets);

@@ -735,3 +735,82 @@ fn stream_options_only_with_stream() {
     .unwrap();
     assert!(t.stream && !t.include_usage);
 }
+
+/// A repeated top-level key is a 400 naming it, also when spelled with escapes: the gateway must
+/// act on the one `model` the client sent, whichever copy another parser would keep.
+#[test]
+fn duplicate_top_level_keys_are_refused() {
+    use ccgate_openai::{parse_request, requested_model};
+    for (body, key) in [
+        (
+            r#"{"model":"claude-sonnet-4-6","model":"claude-opus-4-6","messages":[{"role":"user","content":"a"}]}"#,
+            "model",
+        ),
+        (
+            r#"{"model":"claude-sonnet-4-6","\u006dodel":"claude-opus-4-6","messages":[{"role":"user","content":"a"}]}"#,
+            "model",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"a"}],"m\u0065ssages":[]}"#,
+            "messages",
+        ),
+        (
+            r#"{"model":"m","stream":false,"messages":[{"role":"user","content":"a"}],"stream":true}"#,
+            "stream",
+        ),
+    ] {
+        let err = parse_request(body.as_bytes()).err().expect(body);
+        let v: Value = serde_json::from_slice(&err.to_body()).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{body}");
+        assert_eq!(v["error"]["param"], key, "{body}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("duplicate key `{key}`")),
+            "{message}"
+        );
+        let o = opts(caps_adaptive());
+        assert_eq!(
+            translate_request(body.as_bytes(), &o)
+                .unwrap_err()
+                .to_body(),
+            err.to_body()
+        );
+        assert!(requested_model(body.as_bytes()).is_err());
+    }
+    // Nested objects keep `serde_json::Value`'s rule (the last copy wins): only the top level is
+    // read by the gateway itself.
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"a","content":"b"}]}"#;
+    let t = translate_request(body.as_bytes(), &opts(caps_adaptive())).unwrap();
+    let v: Value = serde_json::from_slice(&t.body).unwrap();
+    assert_eq!(v["messages"][0]["content"], "b");
+}
+
+/// `parse_request` then `translate` answers exactly as `translate_request`, and the model it
+/// reads is the one `requested_model` reads.
+#[test]
+fn parse_then_translate_equals_translate_request() {
+    use ccgate_openai::{parse_request, requested_model};
+    let o = opts(caps_adaptive());
+    for body in [
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+        r#"{"model":"m","messages":[]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"a"}],"n":2}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"\ud800"}]}"#,
+        r#"{"model":"","messages":[{"role":"user","content":"a"}]}"#,
+        r#"{"model":5}"#,
+        "[1]",
+        "{",
+        "",
+    ] {
+        let once = parse_request(body.as_bytes()).and_then(|p| {
+            assert_eq!(p.model(), requested_model(body.as_bytes()).unwrap());
+            p.translate(&o)
+        });
+        let direct = translate_request(body.as_bytes(), &o);
+        match (once, direct) {
+            (Ok(a), Ok(b)) => assert_eq!(a.body, b.body, "{body}"),
+            (Err(a), Err(b)) => assert_eq!(a.to_body(), b.to_body(), "{body}"),
+            (a, b) => panic!("{body}: {:?} vs {:?}", a.is_ok(), b.is_ok()),
+        }
+    }
+}

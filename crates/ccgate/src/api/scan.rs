@@ -1,12 +1,19 @@
-//! A lazy scan of a request body: finds the few top-level fields the gateway needs (`model`, `stream`,
-//! `max_tokens`, `metadata.user_id`) without building a JSON tree of a 100 KB Claude Code body. It reads the
-//! top-level object's keys and scalars itself and hands nested objects and arrays to [`skip_container`], which
-//! checks that their brackets balance at SIMD speed; only the interesting values are decoded. The body itself is
-//! forwarded as the original bytes.
+//! Reads the few top-level fields the gateway needs from a request body (`model`, `stream`, `max_tokens`, `user`,
+//! `metadata.user_id`) without building a JSON tree of a 100 KB Claude Code body: serde_json validates the whole
+//! body, and every top-level value stays a [`RawValue`] borrowed from it, so only the interesting ones are decoded.
+//! The body itself is forwarded as the original bytes.
+//!
+//! Duplicate top-level keys are refused, compared after unescaping: the gateway checks `model` against allow-lists
+//! while the upstream reads the same body with its own parser, and `{"model":"a","\u006dodel":"b"}` must not let
+//! the two see different models.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
 use std::ops::Range;
 
-use ccgate_meter::json_skip::skip_container;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Scanned {
@@ -26,175 +33,102 @@ pub struct ScanError(pub String);
 
 /// Scans a JSON object body.
 pub fn scan(body: &[u8]) -> Result<Scanned, ScanError> {
-    let mut s = Scanner { b: body, i: 0 };
-    s.ws();
-    if s.peek() != Some(b'{') {
-        return Err(ScanError("request body must be a JSON object".into()));
-    }
-    s.i += 1;
     let mut out = Scanned::default();
-    s.ws();
-    if s.peek() == Some(b'}') {
-        s.i += 1;
-        return s.end(out);
-    }
-    loop {
-        s.ws();
-        let key = s.string_span()?;
-        s.ws();
-        if s.peek() != Some(b':') {
-            return Err(s.err("expected ':' after an object key"));
-        }
-        s.i += 1;
-        s.ws();
-        let vstart = s.i;
-        s.skip_value()?;
-        let vspan = vstart..s.i;
-        let val = &body[vspan.clone()];
-        match &body[key.start + 1..key.end - 1] {
-            b"model" => {
+    for (key, raw) in top_level(body)? {
+        let text = raw.get();
+        match &*key {
+            "model" => {
                 out.model = Some(
-                    decode_string(val)
-                        .ok_or_else(|| ScanError("model: expected a string".into()))?,
+                    serde_json::from_str::<String>(text)
+                        .map_err(|_| ScanError("model: expected a string".into()))?,
                 );
-                out.model_span = Some(vspan);
+                out.model_span = Some(span_in(body, raw)?);
             }
-            b"stream" => out.stream = val == b"true",
-            b"max_tokens" => {
-                out.max_tokens = std::str::from_utf8(val).ok().and_then(|t| t.parse().ok())
-            }
-            b"user" => out.user = decode_string(val),
-            b"metadata" => {
+            "stream" => out.stream = serde_json::from_str::<bool>(text).unwrap_or(false),
+            "max_tokens" => out.max_tokens = serde_json::from_str::<u64>(text).ok(),
+            "user" => out.user = serde_json::from_str::<String>(text).ok(),
+            "metadata" => {
                 #[derive(serde::Deserialize)]
                 struct Meta {
                     user_id: Option<String>,
                 }
-                out.user_id = serde_json::from_slice::<Meta>(val)
+                out.user_id = serde_json::from_str::<Meta>(text)
                     .ok()
                     .and_then(|m| m.user_id);
             }
             _ => {}
         }
-        s.ws();
-        match s.peek() {
-            Some(b',') => s.i += 1,
-            Some(b'}') => {
-                s.i += 1;
-                return s.end(out);
-            }
-            _ => return Err(s.err("expected ',' or '}' in the top-level object")),
-        }
+    }
+    Ok(out)
+}
+
+/// The members of the top-level object in body order, keys unescaped, values as raw text borrowed from `body`.
+/// Fails on anything that is not exactly one valid JSON object, and on a repeated key.
+pub(crate) fn top_level(body: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, ScanError> {
+    serde_json::from_slice::<TopLevel<'_>>(body)
+        .map(|t| t.0)
+        .map_err(|e| ScanError(format!("malformed JSON: {e}")))
+}
+
+/// Where `raw` lies in `body`. `raw` must have been borrowed from `body` (as [`top_level`] returns it).
+pub(crate) fn span_in(body: &[u8], raw: &RawValue) -> Result<Range<usize>, ScanError> {
+    let text = raw.get();
+    (text.as_ptr() as usize)
+        .checked_sub(body.as_ptr() as usize)
+        .map(|start| start..start + text.len())
+        .filter(|r| r.end <= body.len())
+        .ok_or_else(|| ScanError("internal: value not borrowed from the body".into()))
+}
+
+struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TopLevelVisitor)
     }
 }
 
-fn decode_string(val: &[u8]) -> Option<String> {
-    if val.first() != Some(&b'"') {
-        return None;
+struct TopLevelVisitor;
+
+impl<'de> Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("the request body to be a JSON object")
     }
-    // Fast path: no escapes.
-    let inner = &val[1..val.len().saturating_sub(1)];
-    if memchr::memchr(b'\\', inner).is_none() {
-        return std::str::from_utf8(inner).ok().map(str::to_owned);
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel<'de>, A::Error> {
+        let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+        let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+            }
+            members.push((key, map.next_value()?));
+        }
+        Ok(TopLevel(members))
     }
-    serde_json::from_slice::<String>(val).ok()
 }
 
-struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
-}
+/// An object key, unescaped; borrowed from the body when it holds no escape.
+struct Key<'a>(Cow<'a, str>);
 
-impl Scanner<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    fn err(&self, what: &str) -> ScanError {
-        ScanError(format!("malformed JSON: {what} at byte {}", self.i))
-    }
-
-    fn end(mut self, out: Scanned) -> Result<Scanned, ScanError> {
-        self.ws();
-        if self.i != self.b.len() {
-            return Err(self.err("unexpected data after the JSON object"));
-        }
-        Ok(out)
-    }
-
-    fn ws(&mut self) {
-        while let Some(c) = self.peek() {
-            if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
-                self.i += 1;
-            } else {
-                break;
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
             }
         }
-    }
-
-    /// Skips a string starting at a quote; returns its span including quotes.
-    fn string_span(&mut self) -> Result<Range<usize>, ScanError> {
-        if self.peek() != Some(b'"') {
-            return Err(self.err("expected a string"));
-        }
-        let start = self.i;
-        let mut j = self.i + 1;
-        loop {
-            match memchr::memchr2(b'"', b'\\', &self.b[j..]) {
-                None => return Err(self.err("unterminated string")),
-                Some(k) => {
-                    j += k;
-                    if self.b[j] == b'\\' {
-                        j += 2;
-                        if j > self.b.len() {
-                            return Err(self.err("unterminated string"));
-                        }
-                    } else {
-                        self.i = j + 1;
-                        return Ok(start..self.i);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Skips any JSON value. Objects and arrays go to [`skip_container`] (brackets pair up, strings end); a
-    /// top-level string or literal is checked here.
-    fn skip_value(&mut self) -> Result<(), ScanError> {
-        match self.peek() {
-            None => Err(self.err("unexpected end of body")),
-            Some(b'"') => self.string_span().map(drop),
-            Some(b'{' | b'[') => {
-                self.i = skip_container(self.b, self.i)
-                    .map_err(|e| ScanError(format!("malformed JSON: {e}")))?;
-                Ok(())
-            }
-            Some(_) => {
-                // number, true, false, null: run to the next delimiter.
-                let start = self.i;
-                while let Some(c) = self.peek() {
-                    if matches!(
-                        c,
-                        b',' | b'}' | b']' | b':' | b' ' | b'\n' | b'\r' | b'\t' | b'"'
-                    ) {
-                        break;
-                    }
-                    self.i += 1;
-                }
-                let lit = &self.b[start..self.i];
-                let ok = lit == b"true"
-                    || lit == b"false"
-                    || lit == b"null"
-                    || (!lit.is_empty()
-                        && lit.iter().all(|c| {
-                            c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E')
-                        }));
-                if ok {
-                    Ok(())
-                } else {
-                    Err(self.err("invalid literal"))
-                }
-            }
-        }
+        d.deserialize_str(V)
     }
 }
 
@@ -293,7 +227,62 @@ mod tests {
             assert!(scan(bad).is_err(), "{:?}", std::str::from_utf8(bad));
         }
         assert!(scan(b"{\"model\":5}").is_err());
+        assert!(scan(b"{\"model\":null}").is_err());
+        assert!(scan(b"{\"a\":1,}").is_err());
+        assert!(scan(b"{\"a\":\"\xff\"}").is_err());
         assert_eq!(scan(b" {} ").unwrap(), Scanned::default());
+    }
+
+    #[test]
+    fn rejects_duplicate_keys_plain_and_escaped() {
+        for (body, key) in [
+            (
+                &br#"{"model":"claude-sonnet-4-6","model":"claude-opus-4-6"}"#[..],
+                "model",
+            ),
+            (
+                br#"{"model":"claude-sonnet-4-6","\u006dodel":"claude-opus-4-6"}"#,
+                "model",
+            ),
+            (
+                br#"{"\u006dodel":"claude-opus-4-6","model":"claude-sonnet-4-6"}"#,
+                "model",
+            ),
+            (
+                br#"{"stream":false,"model":"m","str\u0065am":true}"#,
+                "stream",
+            ),
+            (br#"{"x":1,"model":"m","x":{"y":2}}"#, "x"),
+        ] {
+            let err = scan(body).unwrap_err();
+            assert!(
+                err.0.contains(&format!("duplicate key `{key}`")),
+                "{}: {}",
+                String::from_utf8_lossy(body),
+                err.0
+            );
+        }
+        // The same name in a nested object is not a top-level duplicate.
+        let s = scan(br#"{"metadata":{"model":"x"},"model":"m"}"#).unwrap();
+        assert_eq!(s.model.as_deref(), Some("m"));
+    }
+
+    #[test]
+    fn model_span_points_at_the_value() {
+        for body in [
+            &br#"{"model":"claude-sonnet-4-6"}"#[..],
+            br#"{ "a" : "\"model\": \"x\"" ,  "model"  :   "claude-sonnet-4-6"  , "b":[1] }"#,
+            b"{\n\t\"model\":\r\n \"claude-sonnet-4-6\"\n}",
+        ] {
+            let s = scan(body).unwrap();
+            let span = s.model_span.unwrap();
+            assert_eq!(&body[span], br#""claude-sonnet-4-6""#);
+        }
+        // An escaped value: the span covers the raw text, the model is decoded.
+        let body = br#"{"\u006dodel":"claude-\u0073onnet"}"#;
+        let s = scan(body).unwrap();
+        assert_eq!(s.model.as_deref(), Some("claude-sonnet"));
+        assert_eq!(&body[s.model_span.unwrap()], br#""claude-\u0073onnet""#);
     }
 
     proptest::proptest! {

@@ -367,32 +367,50 @@ fn last_event_end(b: &[u8]) -> Option<usize> {
     None
 }
 
-/// Replaces the first `"model": "<from>"` member in `bytes` with `"model": "<to>"`; `None` if there is none.
+/// Replaces the answer's model name `from` with `to`: the top-level `model` of a JSON body, or `message.model` of the
+/// first `message_start` event in SSE bytes. `None` when that model is absent or is not `from`. The value is located
+/// by the JSON parser, never by a text search: `"model"` inside a string (a quoted prompt, a tool input) is not the
+/// key. Only that value's bytes change.
 pub fn rewrite_first_model(bytes: &[u8], from: &str, to: &str) -> Option<Vec<u8>> {
-    let from_json = serde_json::to_string(from).ok()?;
+    let span = if bytes.trim_ascii_start().starts_with(b"{") {
+        model_span_if(bytes, bytes, from)?
+    } else {
+        bytes
+            .split(|&c| c == b'\n' || c == b'\r')
+            .filter_map(|line| line.strip_prefix(b"data:"))
+            .find_map(|data| message_start_model(bytes, data, from))??
+    };
     let to_json = serde_json::to_string(to).ok()?;
-    let finder = memchr::memmem::Finder::new(b"\"model\"");
-    for key_at in finder.find_iter(bytes) {
-        let mut i = key_at + 7;
-        while bytes.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
-            i += 1;
-        }
-        if bytes.get(i) != Some(&b':') {
-            continue;
-        }
-        i += 1;
-        while bytes.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
-            i += 1;
-        }
-        if bytes[i..].starts_with(from_json.as_bytes()) {
-            let mut out = Vec::with_capacity(bytes.len() + to_json.len());
-            out.extend_from_slice(&bytes[..i]);
-            out.extend_from_slice(to_json.as_bytes());
-            out.extend_from_slice(&bytes[i + from_json.len()..]);
-            return Some(out);
-        }
+    let mut out = Vec::with_capacity(bytes.len() + to_json.len());
+    out.extend_from_slice(&bytes[..span.start]);
+    out.extend_from_slice(to_json.as_bytes());
+    out.extend_from_slice(&bytes[span.end..]);
+    Some(out)
+}
+
+/// For the data of a `message_start` event: `Some` with the span in `whole` of `message.model` when it is `from`.
+/// `None` when `data` is not a `message_start` event, so the caller looks further.
+fn message_start_model(
+    whole: &[u8],
+    data: &[u8],
+    from: &str,
+) -> Option<Option<std::ops::Range<usize>>> {
+    let members = crate::api::scan::top_level(data).ok()?;
+    let field = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    if serde_json::from_str::<String>(field("type")?.get()).ok()? != "message_start" {
+        return None;
     }
-    None
+    Some(field("message").and_then(|m| model_span_if(whole, m.get().as_bytes(), from)))
+}
+
+/// The span in `whole` of the top-level `model` of the JSON object `obj` (a slice of `whole`), when it is `from`.
+fn model_span_if(whole: &[u8], obj: &[u8], from: &str) -> Option<std::ops::Range<usize>> {
+    let members = crate::api::scan::top_level(obj).ok()?;
+    let (_, raw) = members.iter().find(|(k, _)| k == "model")?;
+    if serde_json::from_str::<String>(raw.get()).ok()? != from {
+        return None;
+    }
+    crate::api::scan::span_in(whole, raw).ok()
 }
 
 pub fn anthropic_error_event(error_type: &str, message: &str) -> Vec<u8> {
@@ -634,6 +652,51 @@ data: {"type":"message_start","message":{"model": "sonnet-x","content":[]}}
             .unwrap()
             .contains(r#""model": "claude-sonnet-4-6""#));
         assert!(rewrite_first_model(br#"{"model":"other"}"#, "sonnet-x", "y").is_none());
+    }
+
+    #[test]
+    fn model_rewrite_ignores_model_inside_strings() {
+        // SSE: the first `"model": "sonnet-x"` in the text is inside a string, before the real key.
+        let b = concat!(
+            "event: message_start\n",
+            r#"data: {"type":"message_start","note":"{\"model\": \"sonnet-x\"}","message":{"id":"m","content":[],"#,
+            r#""x":"\"model\":\"sonnet-x\"","model":"sonnet-x","usage":{}}}"#,
+            "\n\n"
+        );
+        let out = String::from_utf8(
+            rewrite_first_model(b.as_bytes(), "sonnet-x", "claude-sonnet-4-6").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            b.replace(r#""model":"sonnet-x""#, r#""model":"claude-sonnet-4-6""#)
+        );
+        let data = out.lines().nth(1).unwrap().strip_prefix("data: ").unwrap();
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["message"]["model"], "claude-sonnet-4-6");
+        assert_eq!(v["note"], r#"{"model": "sonnet-x"}"#);
+
+        // JSON answer: a text block quoting `"model":"sonnet-x"` comes before the top-level key.
+        let b = br#"{"content":[{"type":"text","text":"\"model\":\"sonnet-x\""}], "model" : "sonnet-x","usage":{}}"#;
+        let out = rewrite_first_model(b, "sonnet-x", "claude-sonnet-4-6").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "claude-sonnet-4-6");
+        assert_eq!(v["content"][0]["text"], r#""model":"sonnet-x""#);
+
+        // Only `model` strings count: a `model` key of another event or nested object is not the answer's.
+        let other = "event: ping\ndata: {\"type\":\"ping\",\"model\":\"sonnet-x\"}\n\n";
+        assert!(rewrite_first_model(other.as_bytes(), "sonnet-x", "y").is_none());
+        assert!(
+            rewrite_first_model(br#"{"message":{"model":"sonnet-x"}}"#, "sonnet-x", "y").is_none()
+        );
+        // An unnamed message_start event (`data:` only) is found by its type.
+        let unnamed =
+            "data:{\"type\":\"message_start\",\"message\":{\"model\":\"sonnet-x\"}}\r\n\r\n";
+        let out = rewrite_first_model(unnamed.as_bytes(), "sonnet-x", "y").unwrap();
+        assert_eq!(
+            out,
+            b"data:{\"type\":\"message_start\",\"message\":{\"model\":\"y\"}}\r\n\r\n"
+        );
     }
 
     #[test]
