@@ -48,6 +48,30 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Every problem found in a config folder, in file order (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    pub fn first(&self) -> Option<&ConfigError> {
+        self.0.first()
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
 /// A validated config plus the warnings met on the way (unknown fields, weak passwords).
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -59,7 +83,7 @@ pub struct Loaded {
 
 /// Loads and validates `server.json`, `upstreams.json` and `tenants.json` (and `pricing.json` if present)
 /// from `dir`. `server.json` may be absent (defaults apply); the other two are required.
-pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
+pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigErrors> {
     let env = |name: &str| std::env::var(name).ok();
     load_dir_with_env(dir, &env)
 }
@@ -67,52 +91,106 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
 pub fn load_dir_with_env(
     dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Loaded, ConfigError> {
+) -> Result<Loaded, ConfigErrors> {
     let mut warnings = Vec::new();
-    let server_raw: raw::ServerFile = match read_json(dir, SERVER_FILE, env)? {
-        Some(v) => map_raw(SERVER_FILE, v, &mut warnings)?,
-        None => raw::ServerFile::default(),
+    // Every problem is collected, so `config validate` can list them all: each file, section and list entry is
+    // checked even when an earlier one failed.
+    let mut problems = Vec::new();
+    let mut read = |file: &str, required: bool| -> Option<Value> {
+        match read_json(dir, file, env) {
+            Ok(Some(v)) => Some(v),
+            Ok(None) if required => {
+                problems.push(ConfigError::new(
+                    file,
+                    "",
+                    format!("file not found in {}", dir.display()),
+                ));
+                None
+            }
+            Ok(None) => None,
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        }
     };
-    let upstreams_value = read_json(dir, UPSTREAMS_FILE, env)?.ok_or_else(|| {
-        ConfigError::new(
-            UPSTREAMS_FILE,
-            "",
-            format!("file not found in {}", dir.display()),
-        )
-    })?;
-    let upstreams_raw: raw::UpstreamsFile =
-        map_raw(UPSTREAMS_FILE, upstreams_value, &mut warnings)?;
-    let tenants_value = read_json(dir, TENANTS_FILE, env)?.ok_or_else(|| {
-        ConfigError::new(
-            TENANTS_FILE,
-            "",
-            format!("file not found in {}", dir.display()),
-        )
-    })?;
-    let tenants_raw: raw::TenantsFile = map_raw(TENANTS_FILE, tenants_value, &mut warnings)?;
-    let pricing_json = read_json(dir, PRICING_FILE, env)?.map(|v| v.to_string());
+    let server_value = read(SERVER_FILE, false);
+    let upstreams_value = read(UPSTREAMS_FILE, true);
+    let tenants_value = read(TENANTS_FILE, true);
+    let pricing_json = read(PRICING_FILE, false).map(|v| v.to_string());
+    let server_raw: raw::ServerFile = server_value
+        .and_then(|v| ok_or_note(map_raw(SERVER_FILE, v, &mut warnings), &mut problems))
+        .unwrap_or_default();
+    let upstreams_raw: Option<raw::UpstreamsFile> = upstreams_value
+        .and_then(|v| ok_or_note(map_raw(UPSTREAMS_FILE, v, &mut warnings), &mut problems));
+    let tenants_raw: Option<raw::TenantsFile> = tenants_value
+        .and_then(|v| ok_or_note(map_raw(TENANTS_FILE, v, &mut warnings), &mut problems));
 
     // The original's `server.timeout` (ms) was an idle timeout on the upstream socket: it is the default of
     // every upstream's idle timer, and never a total cap (Claude Code turns stream for many minutes).
     let server_timeout_ms = server_raw.server.as_ref().and_then(|s| s.timeout);
-    let config = Config {
-        server: validate_server(server_raw.server.unwrap_or_default())?,
-        admin: validate_admin(server_raw.admin.unwrap_or_default(), &mut warnings)?,
-        openai: validate_openai(server_raw.openai.unwrap_or_default())?,
-        load_balancer: validate_load_balancer(upstreams_raw.load_balancer.unwrap_or_default())?,
-        upstreams: validate_upstreams(
-            upstreams_raw.upstreams,
-            server_timeout_ms,
-            dir,
-            &mut warnings,
-        )?,
-        tenants: validate_tenants(tenants_raw.tenants, &mut warnings)?,
+    let server = ok_or_note(
+        validate_server(server_raw.server.unwrap_or_default()),
+        &mut problems,
+    );
+    let admin = ok_or_note(
+        validate_admin(server_raw.admin.unwrap_or_default(), &mut warnings),
+        &mut problems,
+    );
+    let openai = ok_or_note(
+        validate_openai(server_raw.openai.unwrap_or_default()),
+        &mut problems,
+    );
+    let (load_balancer, upstreams) = match upstreams_raw {
+        Some(u) => (
+            ok_or_note(
+                validate_load_balancer(u.load_balancer.unwrap_or_default()),
+                &mut problems,
+            ),
+            validate_upstreams(
+                u.upstreams,
+                server_timeout_ms,
+                dir,
+                &mut warnings,
+                &mut problems,
+            )
+            .map_err(|e| problems.push(e))
+            .ok(),
+        ),
+        None => (None, None),
     };
-    Ok(Loaded {
-        config,
-        warnings,
-        pricing_json,
-    })
+    let tenants = tenants_raw.and_then(|t| {
+        validate_tenants(t.tenants, &mut warnings, &mut problems)
+            .map_err(|e| problems.push(e))
+            .ok()
+    });
+    match (server, admin, openai, load_balancer, upstreams, tenants) {
+        (
+            Some(server),
+            Some(admin),
+            Some(openai),
+            Some(load_balancer),
+            Some(upstreams),
+            Some(tenants),
+        ) if problems.is_empty() => Ok(Loaded {
+            config: Config {
+                server,
+                admin,
+                openai,
+                load_balancer,
+                upstreams,
+                tenants,
+            },
+            warnings,
+            pricing_json,
+        }),
+        _ => Err(ConfigErrors(problems)),
+    }
+}
+
+/// The value, or `None` with the error noted.
+fn ok_or_note<T>(r: Result<T, ConfigError>, problems: &mut Vec<ConfigError>) -> Option<T> {
+    r.map_err(|e| problems.push(e)).ok()
 }
 
 /// Reads one file: `Ok(None)` if it does not exist.
@@ -535,6 +613,7 @@ fn validate_upstreams(
     default_idle_ms: Option<u64>,
     config_dir: &Path,
     warnings: &mut Vec<String>,
+    problems: &mut Vec<ConfigError>,
 ) -> Result<Vec<UpstreamConfig>, ConfigError> {
     let f = UPSTREAMS_FILE;
     let list = list.ok_or_else(|| {
@@ -543,146 +622,154 @@ fn validate_upstreams(
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(list.len());
     for (i, u) in list.into_iter().enumerate() {
-        let p = format!("upstreams[{i}]");
-        let id =
-            u.id.filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| ConfigError::new(f, format!("{p}.id"), "missing"))?;
-        if let Some(prev) = seen.insert(id.clone(), i) {
-            return Err(ConfigError::new(
-                f,
-                format!("{p}.id"),
-                format!("duplicate id {id:?} (also upstreams[{prev}].id)"),
-            ));
-        }
-        let url_text = u
-            .url
-            .ok_or_else(|| ConfigError::new(f, format!("{p}.url"), "missing"))?;
-        let parsed = reqwest::Url::parse(&url_text).map_err(|e| {
-            ConfigError::new(
-                f,
-                format!("{p}.url"),
-                format!("invalid URL {url_text:?}: {e}"),
-            )
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(ConfigError::new(
-                f,
-                format!("{p}.url"),
-                format!("expected an http:// or https:// URL, got {url_text:?}"),
-            ));
-        }
-        if parsed.query().is_some() {
-            return Err(ConfigError::new(
-                f,
-                format!("{p}.url"),
-                "must not contain a query string",
-            ));
-        }
-        let url = url_text.trim_end_matches('/').to_string();
-        let key = u.key.unwrap_or_default();
-        if key.is_empty() {
-            warnings.push(format!(
-                "{f}: {p}.key: empty; requests to this upstream carry no credential"
-            ));
-        }
-        let weight = u.weight.unwrap_or(1.0);
-        if !weight.is_finite() || weight < 0.0 || weight.fract() != 0.0 || weight > 1_000_000.0 {
-            return Err(ConfigError::new(
-                f,
-                format!("{p}.weight"),
-                format!("expected a whole number from 0 to 1000000, got {weight}"),
-            ));
-        }
-        let auth_header = match u.auth_header.as_deref() {
-            None | Some("x-api-key") => AuthHeader::XApiKey,
-            Some("bearer") | Some("Bearer") | Some("authorization") => AuthHeader::Bearer,
-            Some("both") => AuthHeader::Both,
-            Some(other) => {
+        // One entry at a time: a problem in one is reported and the others are still checked.
+        let entry = (|| -> Result<UpstreamConfig, ConfigError> {
+            let p = format!("upstreams[{i}]");
+            let id =
+                u.id.filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| ConfigError::new(f, format!("{p}.id"), "missing"))?;
+            if let Some(prev) = seen.insert(id.clone(), i) {
                 return Err(ConfigError::new(
                     f,
-                    format!("{p}.authHeader"),
-                    format!("expected \"x-api-key\", \"bearer\" or \"both\", got {other:?}"),
-                ))
-            }
-        };
-        let mut headers = Vec::new();
-        for (name, value) in u.headers.unwrap_or_default() {
-            let hn = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                ConfigError::new(f, format!("{p}.headers.{name}"), "invalid header name")
-            })?;
-            let hv = http::HeaderValue::from_str(&value).map_err(|_| {
-                ConfigError::new(f, format!("{p}.headers.{name}"), "invalid header value")
-            })?;
-            headers.push((hn, hv));
-        }
-        if let Some(proxy) = &u.proxy {
-            let ok = reqwest::Url::parse(proxy)
-                .map(|pu| matches!(pu.scheme(), "http" | "https" | "socks5" | "socks5h"))
-                .unwrap_or(false);
-            if !ok {
-                return Err(ConfigError::new(
-                    f,
-                    format!("{p}.proxy"),
-                    format!("expected an http://, https:// or socks5:// URL, got {proxy:?}"),
+                    format!("{p}.id"),
+                    format!("duplicate id {id:?} (also upstreams[{prev}].id)"),
                 ));
             }
+            let url_text = u
+                .url
+                .ok_or_else(|| ConfigError::new(f, format!("{p}.url"), "missing"))?;
+            let parsed = reqwest::Url::parse(&url_text).map_err(|e| {
+                ConfigError::new(
+                    f,
+                    format!("{p}.url"),
+                    format!("invalid URL {url_text:?}: {e}"),
+                )
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(ConfigError::new(
+                    f,
+                    format!("{p}.url"),
+                    format!("expected an http:// or https:// URL, got {url_text:?}"),
+                ));
+            }
+            if parsed.query().is_some() {
+                return Err(ConfigError::new(
+                    f,
+                    format!("{p}.url"),
+                    "must not contain a query string",
+                ));
+            }
+            let url = url_text.trim_end_matches('/').to_string();
+            let key = u.key.unwrap_or_default();
+            if key.is_empty() {
+                warnings.push(format!(
+                    "{f}: {p}.key: empty; requests to this upstream carry no credential"
+                ));
+            }
+            let weight = u.weight.unwrap_or(1.0);
+            if !weight.is_finite() || weight < 0.0 || weight.fract() != 0.0 || weight > 1_000_000.0
+            {
+                return Err(ConfigError::new(
+                    f,
+                    format!("{p}.weight"),
+                    format!("expected a whole number from 0 to 1000000, got {weight}"),
+                ));
+            }
+            let auth_header = match u.auth_header.as_deref() {
+                None | Some("x-api-key") => AuthHeader::XApiKey,
+                Some("bearer") | Some("Bearer") | Some("authorization") => AuthHeader::Bearer,
+                Some("both") => AuthHeader::Both,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        f,
+                        format!("{p}.authHeader"),
+                        format!("expected \"x-api-key\", \"bearer\" or \"both\", got {other:?}"),
+                    ))
+                }
+            };
+            let mut headers = Vec::new();
+            for (name, value) in u.headers.unwrap_or_default() {
+                let hn = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    ConfigError::new(f, format!("{p}.headers.{name}"), "invalid header name")
+                })?;
+                let hv = http::HeaderValue::from_str(&value).map_err(|_| {
+                    ConfigError::new(f, format!("{p}.headers.{name}"), "invalid header value")
+                })?;
+                headers.push((hn, hv));
+            }
+            if let Some(proxy) = &u.proxy {
+                let ok = reqwest::Url::parse(proxy)
+                    .map(|pu| matches!(pu.scheme(), "http" | "https" | "socks5" | "socks5h"))
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(ConfigError::new(
+                        f,
+                        format!("{p}.proxy"),
+                        format!("expected an http://, https:// or socks5:// URL, got {proxy:?}"),
+                    ));
+                }
+            }
+            let ca_file = match &u.ca_file {
+                Some(path) => Some(
+                    read_ca_file(config_dir, path)
+                        .map_err(|message| ConfigError::new(f, format!("{p}.caFile"), message))?,
+                ),
+                None => None,
+            };
+            let mult = u.price_multiplier.unwrap_or(1.0);
+            if !mult.is_finite() || !(0.0..=100.0).contains(&mult) {
+                return Err(ConfigError::new(
+                    f,
+                    format!("{p}.priceMultiplier"),
+                    format!("expected a number from 0 to 100, got {mult}"),
+                ));
+            }
+            if u.max_concurrency == Some(0) {
+                return Err(ConfigError::new(
+                    f,
+                    format!("{p}.maxConcurrency"),
+                    "must be at least 1 (omit it for no limit)",
+                ));
+            }
+            let hc = u.health_check.unwrap_or_default();
+            let hc_path = hc.path.unwrap_or_else(|| "/v1/models".into());
+            if !hc_path.starts_with('/') {
+                return Err(ConfigError::new(
+                    f,
+                    format!("{p}.healthCheck.path"),
+                    format!("must start with '/', got {hc_path:?}"),
+                ));
+            }
+            Ok(UpstreamConfig {
+                name: u.name.unwrap_or_else(|| id.clone()),
+                id,
+                url,
+                key,
+                description: u.description.unwrap_or_default(),
+                weight: weight as u32,
+                enabled: u.enabled.unwrap_or(true),
+                auth_header,
+                priority: u.priority.unwrap_or(0),
+                models: u.models.unwrap_or_default(),
+                model_map: u.model_map.unwrap_or_default(),
+                headers,
+                max_concurrency: u.max_concurrency,
+                timeouts: validate_timeouts(u.timeouts, default_idle_ms, &p)?,
+                proxy: u.proxy,
+                ca_file,
+                price_multiplier_milli: (mult * 1000.0).round() as u32,
+                health_check: HealthCheckConfig {
+                    enabled: hc.enabled.unwrap_or(true),
+                    interval: ms(hc.interval.unwrap_or(30_000).max(1000)),
+                    timeout: ms(hc.timeout.unwrap_or(5_000).max(100)),
+                    path: hc_path,
+                },
+            })
+        })();
+        match entry {
+            Ok(v) => out.push(v),
+            Err(e) => problems.push(e),
         }
-        let ca_file = match &u.ca_file {
-            Some(path) => Some(
-                read_ca_file(config_dir, path)
-                    .map_err(|message| ConfigError::new(f, format!("{p}.caFile"), message))?,
-            ),
-            None => None,
-        };
-        let mult = u.price_multiplier.unwrap_or(1.0);
-        if !mult.is_finite() || !(0.0..=100.0).contains(&mult) {
-            return Err(ConfigError::new(
-                f,
-                format!("{p}.priceMultiplier"),
-                format!("expected a number from 0 to 100, got {mult}"),
-            ));
-        }
-        if u.max_concurrency == Some(0) {
-            return Err(ConfigError::new(
-                f,
-                format!("{p}.maxConcurrency"),
-                "must be at least 1 (omit it for no limit)",
-            ));
-        }
-        let hc = u.health_check.unwrap_or_default();
-        let hc_path = hc.path.unwrap_or_else(|| "/v1/models".into());
-        if !hc_path.starts_with('/') {
-            return Err(ConfigError::new(
-                f,
-                format!("{p}.healthCheck.path"),
-                format!("must start with '/', got {hc_path:?}"),
-            ));
-        }
-        out.push(UpstreamConfig {
-            name: u.name.unwrap_or_else(|| id.clone()),
-            id,
-            url,
-            key,
-            description: u.description.unwrap_or_default(),
-            weight: weight as u32,
-            enabled: u.enabled.unwrap_or(true),
-            auth_header,
-            priority: u.priority.unwrap_or(0),
-            models: u.models.unwrap_or_default(),
-            model_map: u.model_map.unwrap_or_default(),
-            headers,
-            max_concurrency: u.max_concurrency,
-            timeouts: validate_timeouts(u.timeouts, default_idle_ms, &p)?,
-            proxy: u.proxy,
-            ca_file,
-            price_multiplier_milli: (mult * 1000.0).round() as u32,
-            health_check: HealthCheckConfig {
-                enabled: hc.enabled.unwrap_or(true),
-                interval: ms(hc.interval.unwrap_or(30_000).max(1000)),
-                timeout: ms(hc.timeout.unwrap_or(5_000).max(100)),
-                path: hc_path,
-            },
-        });
     }
     Ok(out)
 }
@@ -740,6 +827,7 @@ fn validate_limits(l: Option<LimitsSection>, p: &str) -> Result<Limits, ConfigEr
 fn validate_tenants(
     list: Option<Vec<raw::TenantEntry>>,
     warnings: &mut Vec<String>,
+    problems: &mut Vec<ConfigError>,
 ) -> Result<Vec<TenantConfig>, ConfigError> {
     let f = TENANTS_FILE;
     let list = list
@@ -748,51 +836,58 @@ fn validate_tenants(
     let mut keys: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(list.len());
     for (i, t) in list.into_iter().enumerate() {
-        let p = format!("tenants[{i}]");
-        let id =
-            t.id.filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| ConfigError::new(f, format!("{p}.id"), "missing"))?;
-        if let Some(prev) = ids.insert(id.clone(), i) {
-            return Err(ConfigError::new(
-                f,
-                format!("{p}.id"),
-                format!("duplicate id {id:?} (also tenants[{prev}].id)"),
-            ));
-        }
-        let key = t
-            .key
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| ConfigError::new(f, format!("{p}.key"), "missing"))?;
-        if let Some(prev) = keys.insert(key.clone(), i) {
-            // Never echo the key itself: config errors end up in logs.
-            return Err(ConfigError::new(
-                f,
-                format!("{p}.key"),
-                format!("duplicate tenant key (also used by tenants[{prev}])"),
-            ));
-        }
-        if key.len() < 16 {
-            warnings.push(format!(
-                "{f}: {p}.key: shorter than 16 characters; easy to guess"
-            ));
-        }
-        let allowed_models = match t.allowed_models {
-            Some(v) => v,
-            None => {
-                warnings.push(format!(
-                    "{f}: {p}.allowedModels: missing; the tenant may use every model"
+        // One entry at a time: a problem in one is reported and the others are still checked.
+        let entry = (|| -> Result<TenantConfig, ConfigError> {
+            let p = format!("tenants[{i}]");
+            let id =
+                t.id.filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| ConfigError::new(f, format!("{p}.id"), "missing"))?;
+            if let Some(prev) = ids.insert(id.clone(), i) {
+                return Err(ConfigError::new(
+                    f,
+                    format!("{p}.id"),
+                    format!("duplicate id {id:?} (also tenants[{prev}].id)"),
                 ));
-                vec!["*".into()]
             }
-        };
-        out.push(TenantConfig {
-            name: t.name.unwrap_or_else(|| id.clone()),
-            limits: validate_limits(t.limits, &p)?,
-            id,
-            key,
-            enabled: t.enabled.unwrap_or(true),
-            allowed_models,
-        });
+            let key = t
+                .key
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| ConfigError::new(f, format!("{p}.key"), "missing"))?;
+            if let Some(prev) = keys.insert(key.clone(), i) {
+                // Never echo the key itself: config errors end up in logs.
+                return Err(ConfigError::new(
+                    f,
+                    format!("{p}.key"),
+                    format!("duplicate tenant key (also used by tenants[{prev}])"),
+                ));
+            }
+            if key.len() < 16 {
+                warnings.push(format!(
+                    "{f}: {p}.key: shorter than 16 characters; easy to guess"
+                ));
+            }
+            let allowed_models = match t.allowed_models {
+                Some(v) => v,
+                None => {
+                    warnings.push(format!(
+                        "{f}: {p}.allowedModels: missing; the tenant may use every model"
+                    ));
+                    vec!["*".into()]
+                }
+            };
+            Ok(TenantConfig {
+                name: t.name.unwrap_or_else(|| id.clone()),
+                limits: validate_limits(t.limits, &p)?,
+                id,
+                key,
+                enabled: t.enabled.unwrap_or(true),
+                allowed_models,
+            })
+        })();
+        match entry {
+            Ok(v) => out.push(v),
+            Err(e) => problems.push(e),
+        }
     }
     Ok(out)
 }
@@ -946,9 +1041,11 @@ pub mod tests_support {
             key: Some("upstream-secret".into()),
             ..Default::default()
         };
-        let mut w = Vec::new();
-        validate_upstreams(Some(vec![raw]), None, Path::new("."), &mut w)
-            .unwrap()
-            .remove(0)
+        let (mut w, mut problems) = (Vec::new(), Vec::new());
+        let mut list =
+            validate_upstreams(Some(vec![raw]), None, Path::new("."), &mut w, &mut problems)
+                .unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        list.remove(0)
     }
 }

@@ -13,7 +13,7 @@ pub mod watch;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use load::{load_dir, ConfigError, Loaded};
+pub use load::{load_dir, ConfigError, ConfigErrors, Loaded};
 
 /// A fully validated configuration. Cheap to share behind an `Arc`; never mutated after construction.
 #[derive(Debug, Clone)]

@@ -217,3 +217,26 @@ async fn trailing_commas_and_comments_are_accepted_everywhere() {
     assert!(!ok, "{text}");
     assert_eq!(text.matches("pricing.json").count(), 1, "{text}");
 }
+#[tokio::test]
+async fn config_validate_reports_every_problem() {
+    let m = mock().await;
+    let mut files = Files::new(&[m.url()]);
+    files.upstreams["upstreams"][0]["weight"] = json!(-5);
+    files.upstreams["loadBalancer"] = json!({"strategy": "fastest"});
+    files.tenants["tenants"][0]["limits"] = json!({"daily": {"maxUSD": -1}});
+    files.tenants["tenants"][1]["id"] = json!("t1");
+    files.server["server"]["timezone"] = json!("Mars/Olympus");
+    let config = TempDir::new("many-cfg");
+    files.write(&config.0);
+    let (ok, text) = validate(&config.0).await;
+    assert!(!ok, "{text}");
+    for expected in [
+        "server.json: server.timezone",
+        "upstreams.json: loadBalancer.strategy",
+        "upstreams.json: upstreams[0].weight",
+        "tenants.json: tenants[0].limits.daily.maxUSD",
+        "tenants.json: tenants[1].id",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
