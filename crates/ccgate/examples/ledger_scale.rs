@@ -4,11 +4,11 @@
 //! `cargo run --release -p ccgate --example ledger_scale -- 10000000 /tmp/ledger-scale.db`
 
 use ccgate::ledger::sqlite::SqliteStore;
-use ccgate::ledger::{Record, Store, UsageQuery};
+use ccgate::ledger::{Outcome, Record, Store, UsageQuery};
 use std::time::Instant;
 
 #[tokio::main]
-async fn main() -> Result<(), String> {
+async fn main() -> Result<(), ccgate::ledger::LedgerError> {
     let mut args = std::env::args().skip(1);
     let rows: usize = args
         .next()
@@ -41,7 +41,7 @@ async fn main() -> Result<(), String> {
             model: models[i % models.len()].into(),
             stream: true,
             status: 200,
-            outcome: "ok",
+            outcome: Outcome::Ok,
             input_tokens: 100,
             output_tokens: 50,
             cost_nanousd: 1_050_000,

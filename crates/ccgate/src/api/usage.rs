@@ -5,8 +5,7 @@
 
 use crate::config::{Config, TenantConfig};
 use crate::error::{anthropic_error_body, ApiError, Protocol};
-use crate::ledger::store::UsageRow;
-use crate::ledger::{Store, UsageQuery, UsageTotals};
+use crate::ledger::{LedgerError, Store, UsageQuery, UsageRow, UsageTotals};
 use crate::policy::budget::{local_day, midnight_rfc3339, usd, TenantState, Window};
 use crate::state::Gateway;
 use axum::body::Body;
@@ -271,7 +270,7 @@ pub async fn tenant_report(
     tz: chrono_tz::Tz,
     used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
     state: Option<&TenantState>,
-) -> Result<Value, String> {
+) -> Result<Value, LedgerError> {
     let report = store.usage(&query(Some(&t.id), r)).await?;
     let rows: Vec<&UsageRow> = report.rows.iter().collect();
     let mut v = summarize(&rows);
@@ -290,7 +289,7 @@ pub async fn admin_report(
     tz: chrono_tz::Tz,
     used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
     state: &(dyn Fn(&str) -> Option<Arc<TenantState>> + Sync),
-) -> Result<Value, String> {
+) -> Result<Value, LedgerError> {
     let report = store.usage(&query(None, r)).await?;
     let all: Vec<&UsageRow> = report.rows.iter().collect();
     let mut v = summarize(&all);

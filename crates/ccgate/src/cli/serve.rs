@@ -4,7 +4,7 @@ use super::{Dirs, ServeArgs};
 use crate::api::usage::{admin_report, parse_range, tenant_report};
 use crate::config::{self, examples, load_dir};
 use crate::ledger::sqlite::SqliteStore;
-use crate::ledger::{Ledger, Store};
+use crate::ledger::{Ledger, LedgerError, Store, TenantSpend};
 use crate::policy::budget::{local_day, Window};
 use crate::state::Gateway;
 use chrono::Utc;
@@ -67,7 +67,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let host = loaded.config.server.host.clone();
     let port = loaded.config.server.port;
     let tz = loaded.config.server.timezone;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db_path(&dirs.data_dir)).await?);
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&db_path(&dirs.data_dir))
+            .await
+            .map_err(|e| e.to_string())?,
+    );
     let ledger = Ledger::start(store.clone());
     let gw = Gateway::new(
         loaded,
@@ -75,7 +79,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         dirs.data_dir.clone(),
         ledger.clone(),
     )?;
-    load_budgets(&gw, &*store, tz).await?;
+    load_budgets(&gw, &*store, tz)
+        .await
+        .map_err(|e| e.to_string())?;
     let listen_error = |e: std::io::Error| {
         format!("cannot listen on {host}:{port}: {e} (is the port in use? change server.port)")
     };
@@ -142,14 +148,14 @@ async fn wait_for_signal() {
 async fn window_spend(
     store: &dyn Store,
     tz: chrono_tz::Tz,
-) -> Result<Vec<(Window, Option<chrono::NaiveDate>, String, i64)>, String> {
+) -> Result<Vec<(Window, Option<chrono::NaiveDate>, TenantSpend)>, LedgerError> {
     let today = local_day(tz, Utc::now());
     let mut out = Vec::new();
     for w in Window::ALL {
         let start = w.start(today);
         let from = start.map(|d| d.to_string());
-        for (tenant, spent) in store.spend_by_tenant(from.as_deref()).await? {
-            out.push((w, start, tenant, spent));
+        for spend in store.spend_by_tenant(from.as_deref()).await? {
+            out.push((w, start, spend));
         }
     }
     Ok(out)
@@ -160,9 +166,10 @@ pub async fn load_budgets(
     gw: &Arc<Gateway>,
     store: &dyn Store,
     tz: chrono_tz::Tz,
-) -> Result<(), String> {
-    for (w, start, tenant, spent) in window_spend(store, tz).await? {
-        gw.tenant_state(&tenant).load_spent(w, start, spent);
+) -> Result<(), LedgerError> {
+    for (w, start, spend) in window_spend(store, tz).await? {
+        gw.tenant_state(&spend.tenant_id)
+            .load_spent(w, start, spend.cost_nanousd);
     }
     // Yesterday and today in the budget timezone: at least the last 24 hours.
     let since_day = (Utc::now() - chrono::Duration::days(1))
@@ -231,7 +238,7 @@ async fn open_store(dirs: &Dirs) -> Result<SqliteStore, String> {
             path.display()
         ));
     }
-    SqliteStore::open(&path).await
+    SqliteStore::open(&path).await.map_err(|e| e.to_string())
 }
 
 pub async fn usage(
@@ -248,9 +255,10 @@ pub async fn usage(
     let range = parse_range(from.as_deref(), to.as_deref())?;
     // Offline: "used" comes from the ledger's rollups for each window.
     let spent: std::collections::HashMap<(String, usize), i64> = window_spend(&store, tz)
-        .await?
+        .await
+        .map_err(|e| e.to_string())?
         .into_iter()
-        .map(|(w, _, t, s)| ((t, w as usize), s))
+        .map(|(w, _, s)| ((s.tenant_id, w as usize), s.cost_nanousd))
         .collect();
     let used = |t: &crate::config::TenantConfig, w: Window| {
         spent.get(&(t.id.clone(), w as usize)).copied().unwrap_or(0)
@@ -262,13 +270,17 @@ pub async fn usage(
                 .iter()
                 .find(|t| &t.id == id)
                 .ok_or_else(|| format!("no tenant with id {id:?} in tenants.json"))?;
-            let mut v = tenant_report(&store, t, &range, tz, &used, None).await?;
+            let mut v = tenant_report(&store, t, &range, tz, &used, None)
+                .await
+                .map_err(|e| e.to_string())?;
             v["tenants"] = serde_json::json!([{
                 "id": t.id, "name": t.name, "totals": v["totals"].clone(), "limits": v["limits"].clone()
             }]);
             v
         }
-        None => admin_report(&store, &cfg.tenants, &range, tz, &used, &|_| None).await?,
+        None => admin_report(&store, &cfg.tenants, &range, tz, &used, &|_| None)
+            .await
+            .map_err(|e| e.to_string())?,
     };
     if as_json {
         println!(
@@ -374,7 +386,7 @@ pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(),
         }
     }
     let store = open_store(dirs).await?;
-    let n = store.delete_before(&day).await?;
+    let n = store.delete_before(&day).await.map_err(|e| e.to_string())?;
     println!("Deleted {n} request record(s) ({what}).");
     Ok(())
 }

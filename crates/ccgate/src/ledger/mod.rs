@@ -6,14 +6,18 @@
 //! rollups that the usage API and budgets read. Shutdown closes the channel and waits for the writer, so a
 //! record accepted is a record stored.
 
-mod raw_insert;
+mod error;
+mod outcome;
+mod rollup;
 pub mod sqlite;
 pub mod store;
 
+pub use error::LedgerError;
+pub use outcome::Outcome;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
-pub use store::{Store, UsageQuery, UsageReport, UsageTotals};
+pub use store::{Store, TenantSpend, UsageQuery, UsageReport, UsageRow, UsageTotals};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -41,8 +45,7 @@ pub struct Record {
     pub upstream_model: Option<String>,
     pub stream: bool,
     pub status: u16,
-    /// `ok`, `partial`, `client_aborted`, `upstream_error`, `rejected`.
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     pub error_class: Option<String>,
     pub input_tokens: i64,
     pub cache_write_5m_tokens: i64,
@@ -184,5 +187,37 @@ async fn write_with_retry(store: &dyn Store, batch: &mut Vec<Record>) {
     }
     for r in batch.drain(..) {
         tracing::error!(record = %serde_json::to_string(&r).unwrap_or_default(), "ledger write failed for good; record logged here");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite::tests::TempDb;
+    use super::sqlite::SqliteStore;
+    use super::*;
+
+    /// A record accepted is a record stored: more than fit in one batch, and more than fit in the channel (the
+    /// overflow waits in tasks), all land by the time `flush_and_close` returns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_accepted_record_is_stored_by_the_close() {
+        let db = TempDb::new();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db.0).await.unwrap());
+        let ledger = Ledger::start(store.clone());
+        let n = CHANNEL_CAPACITY + 3 * BATCH_MAX + 7;
+        for i in 0..n {
+            ledger.record(Record {
+                day: "2026-11-27".into(),
+                tenant_id: "t".into(),
+                request_id: i.to_string(),
+                cost_nanousd: 3,
+                billable: true,
+                priced: true,
+                ..Default::default()
+            });
+        }
+        ledger.flush_and_close().await;
+        assert_eq!(store.count_requests().await.unwrap(), n as i64);
+        let spend = store.spend_by_tenant(None).await.unwrap();
+        assert_eq!(spend[0].cost_nanousd, 3 * n as i64);
     }
 }

@@ -2,20 +2,475 @@
 //!
 //! `requests` holds one row per request; `daily_rollup` holds one row per (day, tenant, model), updated in the
 //! same transaction as the inserts, so usage queries and budget windows read a few hundred rollup rows instead of
-//! scanning millions of requests.
+//! scanning millions of requests. The schema lives in versioned migrations under `migrations/sqlite/`.
 
-use super::raw_insert::RawInsert;
-use super::store::{Store, UsageQuery, UsageReport, UsageRow, UsageTotals};
-use super::Record;
+use super::rollup::rollup_groups;
+use super::store::{Store, TenantSpend, UsageQuery, UsageReport, UsageRow};
+use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-pub(super) const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS requests (
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    /// Reads, migrations and maintenance.
+    pool: SqlitePool,
+    /// The batch writer's own single connection: SQLite admits one writer at a time anyway, and with a pool of its
+    /// own a batch never waits for a connection behind readers (WAL: readers never wait for it either).
+    writer: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path) -> Result<SqliteStore, LedgerError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| LedgerError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let open_err = |source| LedgerError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.clone())
+            .await
+            .map_err(open_err)?;
+        add_legacy_max_cost(&pool).await?;
+        MIGRATOR.run(&pool).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(open_err)?;
+        Ok(SqliteStore { pool, writer })
+    }
+
+    /// One transaction per batch: the rows in multi-row INSERTs of [`ROWS_PER_INSERT`], then one upsert per
+    /// (day, tenant, model) group of the batch into the rollups. Dropped or failed before the commit, the
+    /// transaction rolls back: a batch is stored whole or not at all, so the writer can retry it.
+    async fn insert(&self, rows: &[Record]) -> Result<(), LedgerError> {
+        let mut tx = self.writer.begin().await?;
+        let mut insert =
+            QueryBuilder::<Sqlite>::new(format!("INSERT INTO requests ({REQUEST_COLUMNS}) "));
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            insert.reset();
+            insert.push_values(chunk, |mut b, r| {
+                b.push_bind(r.ts_ms)
+                    .push_bind(r.day.as_str())
+                    .push_bind(r.request_id.as_str())
+                    .push_bind(r.tenant_id.as_str())
+                    .push_bind(r.upstream_id.as_deref())
+                    .push_bind(r.upstream_request_id.as_deref())
+                    .push_bind(r.protocol)
+                    .push_bind(r.endpoint)
+                    .push_bind(r.model.as_str())
+                    .push_bind(r.upstream_model.as_deref())
+                    .push_bind(r.stream)
+                    .push_bind(i64::from(r.status))
+                    .push_bind(r.outcome)
+                    .push_bind(r.error_class.as_deref())
+                    .push_bind(r.input_tokens)
+                    .push_bind(r.cache_write_5m_tokens)
+                    .push_bind(r.cache_write_1h_tokens)
+                    .push_bind(r.cache_read_tokens)
+                    .push_bind(r.output_tokens)
+                    .push_bind(r.thinking_tokens)
+                    .push_bind(r.web_search_requests)
+                    .push_bind(r.cost_nanousd)
+                    .push_bind(r.upstream_cost_nanousd)
+                    .push_bind(r.priced)
+                    .push_bind(r.price_version.as_str())
+                    .push_bind(r.latency_ms)
+                    .push_bind(r.ttft_ms)
+                    .push_bind(r.session_id.as_deref())
+                    .push_bind(r.billable);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        for (k, d) in rollup_groups(rows) {
+            sqlx::query(UPSERT_ROLLUP)
+                .bind(k.day)
+                .bind(k.tenant_id)
+                .bind(k.model)
+                .bind(d.requests)
+                .bind(d.input_tokens)
+                .bind(d.cache_write_5m_tokens)
+                .bind(d.cache_write_1h_tokens)
+                .bind(d.cache_read_tokens)
+                .bind(d.output_tokens)
+                .bind(d.cost_nanousd)
+                .bind(d.upstream_cost_nanousd)
+                .bind(d.unpriced_requests)
+                .bind(d.errors)
+                .bind(d.max_cost_nanousd)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn query_usage(&self, q: &UsageQuery) -> Result<UsageReport, LedgerError> {
+        let rows = sqlx::query_as::<_, UsageRow>(
+            "SELECT day, tenant_id, model, requests, input_tokens, output_tokens,
+                    cache_write_5m_tokens + cache_write_1h_tokens AS cache_creation_input_tokens,
+                    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens AS cache_read_input_tokens,
+                    cost_nanousd, upstream_cost_nanousd, unpriced_requests, errors
+             FROM daily_rollup
+             WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)
+             ORDER BY day, tenant_id, model",
+        )
+        .bind(&q.tenant_id)
+        .bind(&q.from_day)
+        .bind(&q.to_day)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(UsageReport { rows })
+    }
+}
+
+/// Ledgers from before the rollups kept each group's most expensive request lack that column. Migration 0001 only
+/// creates what is missing, so the column is added here, before any migration can rely on it.
+async fn add_legacy_max_cost(pool: &SqlitePool) -> Result<(), LedgerError> {
+    let (columns, has_max): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(name = 'max_cost_nanousd'), 0) FROM pragma_table_info('daily_rollup')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if columns > 0 && has_max == 0 {
+        sqlx::query(
+            "ALTER TABLE daily_rollup ADD COLUMN max_cost_nanousd INTEGER NOT NULL DEFAULT 0",
+        )
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The columns of `requests` that a row fills, in the order [`SqliteStore::insert`] binds them.
+const REQUEST_COLUMNS: &str = "ts_ms, day, request_id, tenant_id, upstream_id,
+    upstream_request_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
+    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
+    web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
+    billable";
+
+/// Rows per multi-row INSERT: 32 × 29 = 928 parameters, far below SQLite's limit (32,766; 999 before 3.32). A
+/// fixed size keeps the statement text, and so sqlx's cached prepared statement, the same for every full chunk.
+const ROWS_PER_INSERT: usize = 32;
+
+const UPSERT_ROLLUP: &str =
+    "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens,
+    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd,
+    upstream_cost_nanousd, unpriced_requests, errors, max_cost_nanousd)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+    ON CONFLICT (day, tenant_id, model) DO UPDATE SET
+        requests = requests + excluded.requests,
+        input_tokens = input_tokens + excluded.input_tokens,
+        cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
+        cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
+        cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+        output_tokens = output_tokens + excluded.output_tokens,
+        cost_nanousd = cost_nanousd + excluded.cost_nanousd,
+        upstream_cost_nanousd = upstream_cost_nanousd + excluded.upstream_cost_nanousd,
+        unpriced_requests = unpriced_requests + excluded.unpriced_requests,
+        errors = errors + excluded.errors,
+        max_cost_nanousd = MAX(max_cost_nanousd, excluded.max_cost_nanousd)";
+
+impl Store for SqliteStore {
+    fn insert_batch<'a>(&'a self, rows: &'a [Record]) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(self.insert(rows))
+    }
+
+    fn usage<'a>(&'a self, q: &'a UsageQuery) -> BoxFuture<'a, Result<UsageReport, LedgerError>> {
+        Box::pin(self.query_usage(q))
+    }
+
+    fn spend_by_tenant<'a>(
+        &'a self,
+        from_day: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<TenantSpend>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as(
+                "SELECT tenant_id, SUM(cost_nanousd) AS cost_nanousd FROM daily_rollup
+                 WHERE (?1 IS NULL OR day >= ?1) GROUP BY tenant_id",
+            )
+            .bind(from_day)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn peak_cost<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        since_day: &'a str,
+    ) -> BoxFuture<'a, Result<Option<i64>, LedgerError>> {
+        Box::pin(async move {
+            // Served by the (tenant_id, day) rollup index: a few rows, whatever the size of `requests`.
+            Ok(sqlx::query_scalar(
+                "SELECT MAX(max_cost_nanousd) FROM daily_rollup WHERE tenant_id = ? AND day >= ?",
+            )
+            .bind(tenant_id)
+            .bind(since_day)
+            .fetch_one(&self.pool)
+            .await?)
+        })
+    }
+
+    fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, LedgerError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let deleted = sqlx::query("DELETE FROM requests WHERE day < ?")
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM daily_rollup WHERE day < ?")
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(deleted.rows_affected())
+        })
+    }
+
+    fn count_requests(&self) -> BoxFuture<'_, Result<i64, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM requests")
+                .fetch_one(&self.pool)
+                .await?)
+        })
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::ledger::{Outcome, UsageTotals};
+    use sqlx::{Connection, Row};
+    use std::path::PathBuf;
+
+    /// A fresh database path, removed with its WAL files when dropped.
+    pub(in crate::ledger) struct TempDb(pub PathBuf);
+
+    impl TempDb {
+        pub(in crate::ledger) fn new() -> TempDb {
+            TempDb(std::env::temp_dir().join(format!("ccgate-ledger-{}.db", uuid::Uuid::now_v7())))
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            for ext in ["db", "db-wal", "db-shm"] {
+                let _ = std::fs::remove_file(self.0.with_extension(ext));
+            }
+        }
+    }
+
+    fn rec(tenant: &str, cost: i64, outcome: Outcome) -> Record {
+        Record {
+            day: "2026-11-27".into(),
+            tenant_id: tenant.into(),
+            model: "m".into(),
+            outcome,
+            status: 200,
+            cost_nanousd: cost,
+            input_tokens: 10,
+            cache_write_5m_tokens: 1,
+            cache_write_1h_tokens: 2,
+            priced: true,
+            billable: true,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_round_trip_into_rollups() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.0).await.unwrap();
+        let mut rows: Vec<Record> = (0..37)
+            .map(|i| rec(if i % 2 == 0 { "a" } else { "b" }, 5, Outcome::Ok))
+            .collect();
+        rows.push(rec("a", 1000, Outcome::Rejected));
+        store.insert_batch(&rows).await.unwrap();
+        assert_eq!(store.count_requests().await.unwrap(), 38);
+        let mut spend = store.spend_by_tenant(None).await.unwrap();
+        spend.sort();
+        let spent = |t: &str, c| TenantSpend {
+            tenant_id: t.into(),
+            cost_nanousd: c,
+        };
+        assert_eq!(spend, vec![spent("a", 19 * 5), spent("b", 18 * 5)]);
+        let report = store
+            .usage(&UsageQuery {
+                tenant_id: Some("a".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.rows.len(), 1);
+        assert_eq!(
+            report.rows[0].totals,
+            UsageTotals {
+                requests: 19,
+                input_tokens: 190,
+                cache_creation_input_tokens: 19 * 3,
+                cache_write_5m_tokens: 19,
+                cache_write_1h_tokens: 19 * 2,
+                cost_nanousd: 19 * 5,
+                ..Default::default()
+            }
+        );
+        assert_eq!(store.peak_cost("a", "2026-11-01").await.unwrap(), Some(5));
+        assert_eq!(store.peak_cost("a", "2026-11-28").await.unwrap(), None);
+        assert_eq!(store.delete_before("2026-11-28").await.unwrap(), 38);
+        assert!(store
+            .usage(&UsageQuery::default())
+            .await
+            .unwrap()
+            .rows
+            .is_empty());
+    }
+
+    /// Every column lands where it belongs, in full multi-row chunks and in the shorter last one.
+    #[tokio::test]
+    async fn every_field_is_stored_in_its_column() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.0).await.unwrap();
+        let rec = |i: i64| Record {
+            ts_ms: 1_000 + i,
+            day: format!("2026-11-{:02}", 1 + i % 28),
+            request_id: format!("req-{i}"),
+            tenant_id: format!("tenant-{i}"),
+            upstream_id: (i % 2 == 0).then(|| format!("up-{i}")),
+            upstream_request_id: Some(format!("ureq-{i}")),
+            protocol: "openai",
+            endpoint: "chat_completions",
+            model: format!("model-{i}"),
+            upstream_model: Some(format!("umodel-{i}")),
+            stream: i % 3 == 0,
+            status: 200 + i as u16,
+            outcome: Outcome::ALL[i as usize % Outcome::ALL.len()],
+            error_class: Some(format!("err-{i}")),
+            input_tokens: 10 * i + 1,
+            cache_write_5m_tokens: 10 * i + 2,
+            cache_write_1h_tokens: 10 * i + 3,
+            cache_read_tokens: 10 * i + 4,
+            output_tokens: 10 * i + 5,
+            thinking_tokens: Some(10 * i + 6),
+            web_search_requests: 10 * i + 7,
+            // Beyond 2^53: an integer that went through a float would come back changed.
+            cost_nanousd: (1 << 60) + 10 * i + 8,
+            upstream_cost_nanousd: 10 * i + 9,
+            priced: i % 2 == 1,
+            price_version: format!("pv-{i}"),
+            latency_ms: 100 + i,
+            ttft_ms: Some(50 + i),
+            session_id: Some(format!("sess-{i}")),
+            billable: i % 4 != 0,
+        };
+        let n = 2 * ROWS_PER_INSERT as i64 + 3;
+        let rows: Vec<Record> = (0..n).map(rec).collect();
+        store.insert_batch(&rows).await.unwrap();
+        let stored = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests ORDER BY ts_ms"
+        ))
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(stored.len() as i64, n);
+        for (i, row) in stored.iter().enumerate() {
+            let r = rec(i as i64);
+            let text = |c: usize| row.get::<Option<String>, _>(c);
+            let int = |c: usize| row.get::<Option<i64>, _>(c);
+            assert_eq!(int(0), Some(r.ts_ms));
+            assert_eq!(text(1), Some(r.day.clone()));
+            assert_eq!(text(2), Some(r.request_id.clone()));
+            assert_eq!(text(3), Some(r.tenant_id.clone()));
+            assert_eq!(text(4), r.upstream_id.clone());
+            assert_eq!(text(5), r.upstream_request_id.clone());
+            assert_eq!(text(6).as_deref(), Some(r.protocol));
+            assert_eq!(text(7).as_deref(), Some(r.endpoint));
+            assert_eq!(text(8), Some(r.model.clone()));
+            assert_eq!(text(9), r.upstream_model.clone());
+            assert_eq!(int(10), Some(i64::from(r.stream)));
+            assert_eq!(int(11), Some(i64::from(r.status)));
+            assert_eq!(text(12).as_deref(), Some(r.outcome.as_str()));
+            assert_eq!(row.get::<Outcome, _>(12), r.outcome);
+            assert_eq!(text(13), r.error_class.clone());
+            let counts: Vec<Option<i64>> = (14..=18).map(int).collect();
+            assert_eq!(
+                counts,
+                (1..=5).map(|k| Some(10 * i as i64 + k)).collect::<Vec<_>>()
+            );
+            assert_eq!(int(19), r.thinking_tokens);
+            assert_eq!(int(20), Some(r.web_search_requests));
+            assert_eq!(int(21), Some(r.cost_nanousd));
+            assert_eq!(int(22), Some(r.upstream_cost_nanousd));
+            assert_eq!(int(23), Some(i64::from(r.priced)));
+            assert_eq!(text(24), Some(r.price_version.clone()));
+            assert_eq!(int(25), Some(r.latency_ms));
+            assert_eq!(int(26), r.ttft_ms);
+            assert_eq!(text(27), r.session_id.clone());
+            assert_eq!(int(28), Some(i64::from(r.billable)));
+        }
+    }
+
+    /// A batch is one transaction: a failure part-way stores none of its rows or rollups, and the store takes the
+    /// next batch as if nothing had happened.
+    #[tokio::test]
+    async fn a_failed_batch_stores_nothing_and_the_next_one_is_stored() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.0).await.unwrap();
+        // A trigger that refuses negative timestamps stands in for any failure inside the transaction.
+        sqlx::query(
+            "CREATE TRIGGER no_negative BEFORE INSERT ON requests WHEN NEW.ts_ms < 0
+             BEGIN SELECT RAISE(ABORT, 'negative timestamp'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let mut rows: Vec<Record> = (0..40).map(|_| rec("a", 5, Outcome::Ok)).collect();
+        rows[35].ts_ms = -1;
+        let err = store.insert_batch(&rows).await.unwrap_err();
+        assert!(err.to_string().contains("negative timestamp"), "{err}");
+        assert_eq!(store.count_requests().await.unwrap(), 0);
+        assert!(store.spend_by_tenant(None).await.unwrap().is_empty());
+        rows[35].ts_ms = 1;
+        store.insert_batch(&rows).await.unwrap();
+        assert_eq!(store.count_requests().await.unwrap(), 40);
+        assert_eq!(
+            store.spend_by_tenant(None).await.unwrap()[0].cost_nanousd,
+            200
+        );
+    }
+
+    /// The schema exactly as the code before versioned migrations created it (`CREATE TABLE IF NOT EXISTS` at
+    /// every start), optionally without the rollups' later `max_cost_nanousd` column.
+    async fn create_pre_migration_ledger(path: &Path, with_max_cost: bool) {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        let max_cost = if with_max_cost {
+            ",\n        max_cost_nanousd INTEGER NOT NULL DEFAULT 0"
+        } else {
+            ""
+        };
+        let schema = [
+            "CREATE TABLE IF NOT EXISTS requests (
         id INTEGER PRIMARY KEY,
         ts_ms INTEGER NOT NULL,
         day TEXT NOT NULL,
@@ -46,12 +501,12 @@ pub(super) const SCHEMA: &[&str] = &[
         ttft_ms INTEGER,
         session_id TEXT,
         billable INTEGER NOT NULL
-    )",
-    // Usage queries, budget windows and the start-up peak cost all read the rollups; only `ccgate clean` filters
-    // requests by day, rarely enough for a scan. An index on `requests` would cost B-tree work on every insert.
-    "DROP INDEX IF EXISTS requests_day",
-    "DROP INDEX IF EXISTS requests_tenant_ts",
-    "CREATE TABLE IF NOT EXISTS daily_rollup (
+    )"
+            .to_string(),
+            "DROP INDEX IF EXISTS requests_day".into(),
+            "DROP INDEX IF EXISTS requests_tenant_ts".into(),
+            format!(
+                "CREATE TABLE IF NOT EXISTS daily_rollup (
         day TEXT NOT NULL,
         tenant_id TEXT NOT NULL,
         model TEXT NOT NULL,
@@ -64,420 +519,77 @@ pub(super) const SCHEMA: &[&str] = &[
         cost_nanousd INTEGER NOT NULL DEFAULT 0,
         upstream_cost_nanousd INTEGER NOT NULL DEFAULT 0,
         unpriced_requests INTEGER NOT NULL DEFAULT 0,
-        errors INTEGER NOT NULL DEFAULT 0,
-        max_cost_nanousd INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0{max_cost},
         PRIMARY KEY (day, tenant_id, model)
-    )",
-    "CREATE INDEX IF NOT EXISTS daily_rollup_tenant_day ON daily_rollup (tenant_id, day)",
-];
-
-pub struct SqliteStore {
-    /// Reads, schema and maintenance.
-    pool: SqlitePool,
-    /// The one connection that appends request rows (WAL: readers are never blocked by it).
-    writer: parking_lot::Mutex<Writer>,
-}
-
-/// The writer connection with its two request INSERTs. Fields drop in declaration order: the statements are
-/// finalised before the connection closes, as SQLite requires.
-struct Writer {
-    insert_chunk: RawInsert,
-    insert_one: RawInsert,
-    conn: rusqlite::Connection,
-}
-
-impl Writer {
-    fn open(path: &Path) -> rusqlite::Result<Writer> {
-        let conn = rusqlite::Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.set_prepared_statement_cache_capacity(8);
-        Ok(Writer {
-            insert_chunk: RawInsert::for_rows(&conn, ROWS_PER_INSERT)?,
-            insert_one: RawInsert::for_rows(&conn, 1)?,
-            conn,
-        })
-    }
-}
-
-impl SqliteStore {
-    pub async fn open(path: &Path) -> Result<SqliteStore, String> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(|e| e.to_string())?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(|e| format!("cannot open ledger {}: {e}", path.display()))?;
-        for stmt in SCHEMA {
-            sqlx::query(stmt)
-                .execute(&pool)
-                .await
-                .map_err(|e| format!("ledger schema: {e}"))?;
-        }
-        // Ledgers created before the rollups kept each group's most expensive request.
-        let has_max: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pragma_table_info('daily_rollup') WHERE name = 'max_cost_nanousd'",
-        )
-        .fetch_one(&pool)
-        .await
-        .map_err(|e| format!("ledger schema: {e}"))?;
-        if has_max == 0 {
-            sqlx::query(
-                "ALTER TABLE daily_rollup ADD COLUMN max_cost_nanousd INTEGER NOT NULL DEFAULT 0",
-            )
-            .execute(&pool)
-            .await
-            .map_err(|e| format!("ledger schema: {e}"))?;
-        }
-        let writer = Writer::open(path)
-            .map_err(|e| format!("cannot open ledger {}: {e}", path.display()))?;
-        Ok(SqliteStore {
-            pool,
-            writer: parking_lot::Mutex::new(writer),
-        })
-    }
-
-    /// One transaction per batch on the dedicated writer connection: a prepared 32-row insert per 32 rows, then one
-    /// upsert per (day, tenant, model) group of the batch into the rollups. The work is synchronous SQLite; on a
-    /// multi-threaded runtime it runs under `block_in_place` so requests on this worker move elsewhere meanwhile.
-    fn insert(&self, rows: &[Record]) -> Result<(), String> {
-        let run = || {
-            let mut writer = self.writer.lock();
-            write_batch(&mut writer, rows).map_err(|e| e.to_string())
-        };
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
-            _ => run(),
-        }
-    }
-
-    async fn query_usage(&self, q: &UsageQuery) -> Result<UsageReport, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT day, tenant_id, model, requests, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
-                    cache_read_tokens, output_tokens, cost_nanousd, upstream_cost_nanousd, unpriced_requests, errors
-             FROM daily_rollup
-             WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)
-             ORDER BY day, tenant_id, model",
-        )
-        .bind(&q.tenant_id)
-        .bind(&q.from_day)
-        .bind(&q.to_day)
-        .fetch_all(&self.pool)
-        .await?;
-        let rows = rows
-            .into_iter()
-            .map(|r| {
-                let w5: i64 = r.get(5);
-                let w1: i64 = r.get(6);
-                UsageRow {
-                    day: r.get(0),
-                    tenant_id: r.get(1),
-                    model: r.get(2),
-                    totals: UsageTotals {
-                        requests: r.get(3),
-                        input_tokens: r.get(4),
-                        cache_write_5m_tokens: w5,
-                        cache_write_1h_tokens: w1,
-                        cache_creation_input_tokens: w5 + w1,
-                        cache_read_input_tokens: r.get(7),
-                        output_tokens: r.get(8),
-                        cost_nanousd: r.get(9),
-                        upstream_cost_nanousd: r.get(10),
-                        unpriced_requests: r.get(11),
-                        errors: r.get(12),
-                    },
-                }
-            })
-            .collect();
-        Ok(UsageReport { rows })
-    }
-}
-
-/// Rows per multi-row INSERT. Each statement execution has a fixed cost (VDBE start-up, halt, reset,
-/// unbinding) comparable to a row's own; 32 rows share it at 928 parameters, far below SQLite's limit (32,766).
-const ROWS_PER_INSERT: usize = 32;
-
-const UPSERT_ROLLUP: &str =
-    "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens,
-    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd,
-    upstream_cost_nanousd, unpriced_requests, errors, max_cost_nanousd)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-    ON CONFLICT (day, tenant_id, model) DO UPDATE SET
-        requests = requests + excluded.requests,
-        input_tokens = input_tokens + excluded.input_tokens,
-        cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
-        cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
-        cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-        output_tokens = output_tokens + excluded.output_tokens,
-        cost_nanousd = cost_nanousd + excluded.cost_nanousd,
-        upstream_cost_nanousd = upstream_cost_nanousd + excluded.upstream_cost_nanousd,
-        unpriced_requests = unpriced_requests + excluded.unpriced_requests,
-        errors = errors + excluded.errors,
-        max_cost_nanousd = MAX(max_cost_nanousd, excluded.max_cost_nanousd)";
-
-fn write_batch(writer: &mut Writer, rows: &[Record]) -> rusqlite::Result<()> {
-    let tx = writer.conn.transaction()?;
-    {
-        let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
-        for chunk in &mut chunks {
-            writer.insert_chunk.execute(chunk)?;
-        }
-        for r in chunks.remainder() {
-            writer.insert_one.execute(std::slice::from_ref(r))?;
-        }
-        let mut upsert = tx.prepare_cached(UPSERT_ROLLUP)?;
-        for ((day, tenant, model), t) in rollup_groups(rows) {
-            upsert.execute(rusqlite::params![
-                day, tenant, model, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9],
-                t[10]
-            ])?;
-        }
-    }
-    tx.commit()
-}
-
-/// The batch's rows summed per (day, tenant, model): requests, the five token counts, cost, upstream cost,
-/// unpriced requests, errors; then the most expensive request's cost. Refused requests stay in `requests` for audit but are not usage: they never reached
-/// an upstream.
-fn rollup_groups(rows: &[Record]) -> Vec<((&str, &str, &str), [i64; 11])> {
-    let mut groups: Vec<((&str, &str, &str), [i64; 11])> = Vec::new();
-    for r in rows
-        .iter()
-        .filter(|r| r.billable && r.outcome != "rejected")
-    {
-        let key = (r.day.as_str(), r.tenant_id.as_str(), r.model.as_str());
-        // A batch holds a handful of groups: a linear search beats hashing three strings per row.
-        let idx = match groups.iter().position(|(k, _)| *k == key) {
-            Some(i) => i,
-            None => {
-                groups.push((key, [0; 11]));
-                groups.len() - 1
-            }
-        };
-        let is_error = r.status >= 400 || r.outcome == "upstream_error";
-        let unpriced = !r.priced && r.input_tokens + r.output_tokens > 0;
-        let add = [
-            1,
-            r.input_tokens,
-            r.cache_write_5m_tokens,
-            r.cache_write_1h_tokens,
-            r.cache_read_tokens,
-            r.output_tokens,
-            r.cost_nanousd,
-            r.upstream_cost_nanousd,
-            i64::from(unpriced),
-            i64::from(is_error),
+    )"
+            ),
+            "CREATE INDEX IF NOT EXISTS daily_rollup_tenant_day ON daily_rollup (tenant_id, day)".into(),
+            "INSERT INTO requests (ts_ms, day, request_id, tenant_id, protocol, endpoint, model, stream, status,
+                outcome, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
+                output_tokens, web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version,
+                latency_ms, billable)
+             VALUES (1, '2026-01-02', 'old-req', 'old-tenant', 'anthropic', 'messages', 'm', 1, 200,
+                'client_aborted', 7, 0, 0, 0, 3, 0, 4200, 4200, 1, 'v', 9, 1)"
+                .into(),
+            "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens, output_tokens, cost_nanousd,
+                upstream_cost_nanousd)
+             VALUES ('2026-01-02', 'old-tenant', 'm', 1, 7, 3, 4200, 4200)"
+                .into(),
         ];
-        let totals = &mut groups[idx].1;
-        for (a, b) in totals.iter_mut().zip(add) {
-            *a += b;
+        for stmt in schema {
+            sqlx::query(&stmt).execute(&mut conn).await.unwrap();
         }
-        totals[10] = totals[10].max(r.cost_nanousd);
-    }
-    groups
-}
-
-impl Store for SqliteStore {
-    fn insert_batch<'a>(&'a self, rows: &'a [Record]) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move { self.insert(rows) })
+        conn.close().await.unwrap();
     }
 
-    fn usage<'a>(&'a self, q: &'a UsageQuery) -> BoxFuture<'a, Result<UsageReport, String>> {
-        Box::pin(async move { self.query_usage(q).await.map_err(|e| e.to_string()) })
-    }
-
-    fn spend_by_tenant<'a>(
-        &'a self,
-        from_day: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Vec<(String, i64)>, String>> {
-        Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT tenant_id, SUM(cost_nanousd) FROM daily_rollup WHERE (?1 IS NULL OR day >= ?1) GROUP BY tenant_id",
-            )
-            .bind(from_day)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| e.to_string())?;
-            Ok(rows
-                .into_iter()
-                .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
-                .collect())
-        })
-    }
-
-    fn peak_cost<'a>(
-        &'a self,
-        tenant_id: &'a str,
-        since_day: &'a str,
-    ) -> BoxFuture<'a, Result<Option<i64>, String>> {
-        Box::pin(async move {
-            // Served by the (tenant_id, day) rollup index: a few rows, whatever the size of `requests`.
-            sqlx::query_scalar(
-                "SELECT MAX(max_cost_nanousd) FROM daily_rollup WHERE tenant_id = ? AND day >= ?",
-            )
-            .bind(tenant_id)
-            .bind(since_day)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| e.to_string())
-        })
-    }
-
-    fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, String>> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
-            let a = sqlx::query("DELETE FROM requests WHERE day < ?")
-                .bind(day)
-                .execute(&mut *tx)
+    async fn opens_a_pre_migration_ledger(with_max_cost: bool) {
+        let db = TempDb::new();
+        create_pre_migration_ledger(&db.0, with_max_cost).await;
+        let store = SqliteStore::open(&db.0).await.unwrap();
+        let (request_id, outcome): (String, Outcome) =
+            sqlx::query_as("SELECT request_id, outcome FROM requests")
+                .fetch_one(&store.pool)
                 .await
-                .map_err(|e| e.to_string())?;
-            sqlx::query("DELETE FROM daily_rollup WHERE day < ?")
-                .bind(day)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| e.to_string())?;
-            tx.commit().await.map_err(|e| e.to_string())?;
-            Ok(a.rows_affected())
-        })
-    }
-
-    fn count_requests(&self) -> BoxFuture<'_, Result<i64, String>> {
-        Box::pin(async move {
-            sqlx::query_scalar("SELECT COUNT(*) FROM requests")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::raw_insert::REQUEST_COLUMNS;
-    use super::*;
-
-    #[tokio::test]
-    async fn batches_round_trip_into_rollups() {
-        let path = std::env::temp_dir().join(format!("ccgate-ledger-{}.db", uuid::Uuid::now_v7()));
-        let store = SqliteStore::open(&path).await.unwrap();
-        let rec = |tenant: &str, cost: i64, outcome: &'static str| Record {
-            day: "2026-11-27".into(),
-            tenant_id: tenant.into(),
-            model: "m".into(),
-            outcome,
-            status: 200,
-            cost_nanousd: cost,
-            input_tokens: 10,
-            priced: true,
-            billable: true,
-            ..Default::default()
-        };
-        let mut rows: Vec<Record> = (0..37)
-            .map(|i| rec(if i % 2 == 0 { "a" } else { "b" }, 5, "ok"))
-            .collect();
-        rows.push(rec("a", 1000, "rejected"));
-        store.insert_batch(&rows).await.unwrap();
-        assert_eq!(store.count_requests().await.unwrap(), 38);
-        let mut spend = store.spend_by_tenant(None).await.unwrap();
-        spend.sort();
+                .unwrap();
         assert_eq!(
-            spend,
-            vec![("a".to_string(), 19 * 5), ("b".to_string(), 18 * 5)]
+            (request_id.as_str(), outcome),
+            ("old-req", Outcome::ClientAborted)
         );
-        let _ = std::fs::remove_file(&path);
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(applied, [1]);
+        // The old rollup row goes on accumulating.
+        store
+            .insert_batch(&[Record {
+                day: "2026-01-02".into(),
+                tenant_id: "old-tenant".into(),
+                ..rec("old-tenant", 800, Outcome::Ok)
+            }])
+            .await
+            .unwrap();
+        drop(store);
+        // Opening again applies nothing new and loses nothing.
+        let store = SqliteStore::open(&db.0).await.unwrap();
+        assert_eq!(store.count_requests().await.unwrap(), 2);
+        let report = store.usage(&UsageQuery::default()).await.unwrap();
+        assert_eq!(report.rows.len(), 1);
+        assert_eq!(report.rows[0].totals.requests, 2);
+        assert_eq!(report.rows[0].totals.cost_nanousd, 5000);
+        assert_eq!(
+            store.peak_cost("old-tenant", "2026-01-01").await.unwrap(),
+            Some(800)
+        );
     }
 
-    /// Every column lands where it belongs, in a full multi-row chunk and in the single-row rest.
     #[tokio::test]
-    async fn every_field_is_stored_in_its_column() {
-        let path = std::env::temp_dir().join(format!("ccgate-ledger-{}.db", uuid::Uuid::now_v7()));
-        let store = SqliteStore::open(&path).await.unwrap();
-        let rec = |i: i64| Record {
-            ts_ms: 1_000 + i,
-            day: format!("2026-11-{:02}", 1 + i % 28),
-            request_id: format!("req-{i}"),
-            tenant_id: format!("tenant-{i}"),
-            upstream_id: (i % 2 == 0).then(|| format!("up-{i}")),
-            upstream_request_id: Some(format!("ureq-{i}")),
-            protocol: "openai",
-            endpoint: "chat_completions",
-            model: format!("model-{i}"),
-            upstream_model: Some(format!("umodel-{i}")),
-            stream: i % 3 == 0,
-            status: 200 + i as u16,
-            outcome: "partial",
-            error_class: Some(format!("err-{i}")),
-            input_tokens: 10 * i + 1,
-            cache_write_5m_tokens: 10 * i + 2,
-            cache_write_1h_tokens: 10 * i + 3,
-            cache_read_tokens: 10 * i + 4,
-            output_tokens: 10 * i + 5,
-            thinking_tokens: Some(10 * i + 6),
-            web_search_requests: 10 * i + 7,
-            cost_nanousd: 10 * i + 8,
-            upstream_cost_nanousd: 10 * i + 9,
-            priced: i % 2 == 1,
-            price_version: format!("pv-{i}"),
-            latency_ms: 100 + i,
-            ttft_ms: Some(50 + i),
-            session_id: Some(format!("sess-{i}")),
-            billable: i % 4 != 0,
-        };
-        let n = ROWS_PER_INSERT as i64 + 3;
-        let rows: Vec<Record> = (0..n).map(rec).collect();
-        store.insert_batch(&rows).await.unwrap();
-        // The rows were bound without a copy: the stored values must not depend on them any more.
-        drop(rows);
-        let stored = sqlx::query(&format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests ORDER BY ts_ms"
-        ))
-        .fetch_all(&store.pool)
-        .await
-        .unwrap();
-        assert_eq!(stored.len() as i64, n);
-        for (i, row) in stored.iter().enumerate() {
-            let r = rec(i as i64);
-            let text = |c: usize| row.get::<Option<String>, _>(c);
-            let int = |c: usize| row.get::<Option<i64>, _>(c);
-            assert_eq!(int(0), Some(r.ts_ms));
-            assert_eq!(text(1), Some(r.day.clone()));
-            assert_eq!(text(2), Some(r.request_id.clone()));
-            assert_eq!(text(3), Some(r.tenant_id.clone()));
-            assert_eq!(text(4), r.upstream_id.clone());
-            assert_eq!(text(5), r.upstream_request_id.clone());
-            assert_eq!(text(6).as_deref(), Some(r.protocol));
-            assert_eq!(text(7).as_deref(), Some(r.endpoint));
-            assert_eq!(text(8), Some(r.model.clone()));
-            assert_eq!(text(9), r.upstream_model.clone());
-            assert_eq!(int(10), Some(i64::from(r.stream)));
-            assert_eq!(int(11), Some(i64::from(r.status)));
-            assert_eq!(text(12).as_deref(), Some(r.outcome));
-            assert_eq!(text(13), r.error_class.clone());
-            let counts: Vec<Option<i64>> = (14..=18).map(int).collect();
-            assert_eq!(
-                counts,
-                (1..=5).map(|k| Some(10 * i as i64 + k)).collect::<Vec<_>>()
-            );
-            assert_eq!(int(19), r.thinking_tokens);
-            assert_eq!(int(20), Some(r.web_search_requests));
-            assert_eq!(int(21), Some(r.cost_nanousd));
-            assert_eq!(int(22), Some(r.upstream_cost_nanousd));
-            assert_eq!(int(23), Some(i64::from(r.priced)));
-            assert_eq!(text(24), Some(r.price_version.clone()));
-            assert_eq!(int(25), Some(r.latency_ms));
-            assert_eq!(int(26), r.ttft_ms);
-            assert_eq!(text(27), r.session_id.clone());
-            assert_eq!(int(28), Some(i64::from(r.billable)));
-        }
-        let _ = std::fs::remove_file(&path);
+    async fn a_ledger_made_before_migrations_opens_with_its_rows() {
+        opens_a_pre_migration_ledger(true).await;
+    }
+
+    #[tokio::test]
+    async fn a_ledger_made_before_the_peak_cost_column_gets_it() {
+        opens_a_pre_migration_ledger(false).await;
     }
 }

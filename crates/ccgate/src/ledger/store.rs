@@ -1,6 +1,6 @@
 //! The storage seam: SQLite today, PostgreSQL beside it later, same trait.
 
-use super::Record;
+use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
@@ -13,7 +13,8 @@ pub struct UsageQuery {
     pub to_day: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// Column names are the usage API's; a backend's query aliases its rollup columns to them.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, sqlx::FromRow)]
 pub struct UsageTotals {
     pub requests: i64,
     pub input_tokens: i64,
@@ -28,12 +29,20 @@ pub struct UsageTotals {
     pub errors: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
 pub struct UsageRow {
     pub tenant_id: String,
     pub day: String,
     pub model: String,
+    #[sqlx(flatten)]
     pub totals: UsageTotals,
+}
+
+/// A tenant's billed cost over some days.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
+pub struct TenantSpend {
+    pub tenant_id: String,
+    pub cost_nanousd: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -43,21 +52,22 @@ pub struct UsageReport {
 }
 
 pub trait Store: Send + Sync {
-    fn insert_batch<'a>(&'a self, rows: &'a [Record]) -> BoxFuture<'a, Result<(), String>>;
-    fn usage<'a>(&'a self, q: &'a UsageQuery) -> BoxFuture<'a, Result<UsageReport, String>>;
+    /// Stores the rows and their rollups in one transaction: all of them or none.
+    fn insert_batch<'a>(&'a self, rows: &'a [Record]) -> BoxFuture<'a, Result<(), LedgerError>>;
+    fn usage<'a>(&'a self, q: &'a UsageQuery) -> BoxFuture<'a, Result<UsageReport, LedgerError>>;
     /// Billed cost per tenant since `from_day` (inclusive; `None` = all time).
     fn spend_by_tenant<'a>(
         &'a self,
         from_day: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Vec<(String, i64)>, String>>;
+    ) -> BoxFuture<'a, Result<Vec<TenantSpend>, LedgerError>>;
     /// The highest billed cost of one of a tenant's requests on `since_day` or later (seeds budget reservations
     /// at start).
     fn peak_cost<'a>(
         &'a self,
         tenant_id: &'a str,
         since_day: &'a str,
-    ) -> BoxFuture<'a, Result<Option<i64>, String>>;
+    ) -> BoxFuture<'a, Result<Option<i64>, LedgerError>>;
     /// Deletes requests and rollups of days before `day`; returns rows deleted.
-    fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, String>>;
-    fn count_requests(&self) -> BoxFuture<'_, Result<i64, String>>;
+    fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, LedgerError>>;
+    fn count_requests(&self) -> BoxFuture<'_, Result<i64, LedgerError>>;
 }

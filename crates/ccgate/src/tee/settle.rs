@@ -4,7 +4,7 @@
 //! still writes a record, so no request that reached an upstream goes unrecorded.
 
 use crate::forward::InFlight;
-use crate::ledger::Record;
+use crate::ledger::{Outcome as RecordOutcome, Record};
 use crate::policy::budget::{day_key, local_day, Admission};
 use crate::routing::health::{FailureKind, Outcome};
 use crate::state::Gateway;
@@ -42,14 +42,14 @@ pub enum Ending {
     Rejected,
 }
 
-impl Ending {
-    fn as_str(self) -> &'static str {
-        match self {
-            Ending::Ok => "ok",
-            Ending::Partial => "partial",
-            Ending::ClientAborted => "client_aborted",
-            Ending::UpstreamError => "upstream_error",
-            Ending::Rejected => "rejected",
+impl From<Ending> for RecordOutcome {
+    fn from(e: Ending) -> RecordOutcome {
+        match e {
+            Ending::Ok => RecordOutcome::Ok,
+            Ending::Partial => RecordOutcome::Partial,
+            Ending::ClientAborted => RecordOutcome::ClientAborted,
+            Ending::UpstreamError => RecordOutcome::UpstreamError,
+            Ending::Rejected => RecordOutcome::Rejected,
         }
     }
 }
@@ -134,7 +134,7 @@ impl Settlement {
         r.ts_ms = now.timestamp_millis();
         r.day = day_key(local_day(self.tz, now));
         r.status = status;
-        r.outcome = ending.as_str();
+        r.outcome = ending.into();
         r.error_class = error_class.map(str::to_owned);
         r.latency_ms = self.started.elapsed().as_millis() as i64;
         r.input_tokens = usage.input_tokens as i64;
