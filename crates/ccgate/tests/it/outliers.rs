@@ -52,19 +52,26 @@ async fn send(c: &reqwest::Client, gw: &Gateway, stream: bool) -> (u16, String) 
 /// it must move to the other one as soon as its probe marks it unhealthy, not after the 120 s first-byte timeout.
 #[tokio::test]
 async fn requests_waiting_on_a_hung_upstream_move_when_its_probe_fails() {
-    let ms = [mock_with(ok_cfg(0)).await, mock_with(ok_cfg(1)).await];
+    // The mocks get their own runtime, so the test's own work cannot delay their answers (or their hanging).
+    let ms = [
+        ccgate_mock::start_background(ok_cfg(0)).unwrap(),
+        ccgate_mock::start_background(ok_cfg(1)).unwrap(),
+    ];
     let mut f = Files::new(&[ms[0].url(), ms[1].url()]);
     f.upstreams["loadBalancer"]["healthCheckEnabled"] = json!(true);
     f.upstreams["loadBalancer"]["strategy"] = json!("round_robin");
+    // Probes every 300 ms. Their timeout (1 s) gives the requests time to reach the hung upstream before it is
+    // marked unhealthy, so that the test sees them waiting there and moving.
     for i in 0..2 {
         f.upstreams["upstreams"][i]["healthCheck"] =
-            json!({"enabled": true, "interval": 300, "timeout": 300});
+            json!({"enabled": true, "interval": 300, "timeout": 1000});
     }
     let gw = Gateway::start(&f).await;
     let c = client();
     for _ in 0..4 {
         assert_eq!(send(&c, &gw, false).await.0, 200);
     }
+    let before = posts(&ms[0]);
     ms[0].set_config(MockConfig {
         hang: true,
         ..ok_cfg(0)
@@ -79,37 +86,108 @@ async fn requests_waiting_on_a_hung_upstream_move_when_its_probe_fails() {
             (status, body, start.elapsed())
         }
     }));
+    // One client for the polling: building one per call (common::health) costs the test thread milliseconds.
+    let admin = client();
     let watch_health = async {
         loop {
-            if up(&health(&gw).await, "up1")["status"] == "unhealthy" {
+            let h: Value = admin
+                .get(format!("{}/health", gw.url))
+                .basic_auth("admin", Some(ADMIN_PASSWORD))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if up(&h, "up1")["status"] == "unhealthy" {
                 return start.elapsed();
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
     let (results, unhealthy_at) = tokio::join!(requests, watch_health);
-    let hung_posts = posts(&ms[0]);
-    let slowest = results.iter().map(|r| r.2).max().unwrap();
+    let stuck = posts(&ms[0]) - before;
+    let moved = gw.logs().matches("moving the request").count();
     let mut latencies: Vec<Duration> = results.iter().map(|r| r.2).collect();
     latencies.sort();
+    let slowest = latencies[n - 1];
     println!(
-        "hung upstream: {n} requests, {hung_posts} sent to the hung upstream in all; marked unhealthy after {} ms; \
-         slowest request {} ms (median {} ms); stall after the mark {} ms",
+        "hung upstream: {n} requests, {stuck} reached the hung upstream, {moved} moved; marked unhealthy \
+         {} ms after the hang began; slowest request {} ms, median {} ms, fastest {} ms; slowest minus mark {} ms",
         unhealthy_at.as_millis(),
         slowest.as_millis(),
         latencies[n / 2].as_millis(),
+        latencies[0].as_millis(),
         slowest.saturating_sub(unhealthy_at).as_millis(),
     );
     for (status, body, _) in &results {
         assert_eq!(*status, 200, "{body}");
         assert!(body.contains("served-by-1"), "{body}");
     }
-    assert!(hung_posts > 10, "some requests waited on the hung upstream");
+    assert!(stuck >= 10, "requests waited on the hung upstream: {stuck}");
+    assert_eq!(moved, stuck, "each request that waited there moved");
     assert!(
         slowest < unhealthy_at + Duration::from_secs(2),
         "a request waited {slowest:?}, the upstream was marked unhealthy at {unhealthy_at:?}"
     );
-    assert!(gw.logs().contains("moving the request to another upstream"));
+}
+
+/// The same without health probes: when requests to the hung upstream time out and put it in a cooldown, the
+/// requests still waiting on it move at once instead of each waiting out its own first-byte timeout.
+#[tokio::test]
+async fn requests_waiting_on_an_upstream_that_enters_a_cooldown_move() {
+    let ms = [
+        ccgate_mock::start_background(ok_cfg(0)).unwrap(),
+        ccgate_mock::start_background(ok_cfg(1)).unwrap(),
+    ];
+    let mut f = Files::new(&[ms[0].url(), ms[1].url()]);
+    f.upstreams["loadBalancer"]["strategy"] = json!("round_robin");
+    let first_byte = Duration::from_millis(3000);
+    f.upstreams["upstreams"][0]["timeouts"] = json!({"firstByte": first_byte.as_millis() as u64});
+    let gw = Gateway::start(&f).await;
+    let c = client();
+    for _ in 0..2 {
+        assert_eq!(send(&c, &gw, false).await.0, 200);
+    }
+    ms[0].set_config(MockConfig {
+        hang: true,
+        ..ok_cfg(0)
+    });
+    let start = Instant::now();
+    let batch = |n: usize, delay: Duration| {
+        let c = c.clone();
+        let gw = &gw;
+        futures_util::future::join_all((0..n).map(move |_| {
+            let c = c.clone();
+            async move {
+                tokio::time::sleep(delay).await;
+                let (status, body) = send(&c, gw, false).await;
+                (status, body, start.elapsed())
+            }
+        }))
+    };
+    // The first wave's three requests to the hung upstream time out at ~3 s: three failures in a row start a
+    // cooldown. The second wave's, sent at 1.5 s, would wait until ~4.5 s.
+    let second_at = Duration::from_millis(1500);
+    let (first, second) = tokio::join!(batch(6, Duration::ZERO), batch(20, second_at));
+    let slowest = second.iter().map(|r| r.2).max().unwrap();
+    println!(
+        "cooldown: first wave done at {} ms; second wave (sent at {} ms) done at {} ms; without the move it \
+         would wait until ~{} ms",
+        first.iter().map(|r| r.2).max().unwrap().as_millis(),
+        second_at.as_millis(),
+        slowest.as_millis(),
+        (second_at + first_byte).as_millis()
+    );
+    for (status, body, _) in first.iter().chain(&second) {
+        assert_eq!(*status, 200, "{body}");
+        assert!(body.contains("served-by-1"), "{body}");
+    }
+    assert!(
+        slowest < second_at + first_byte - Duration::from_millis(800),
+        "the second wave waited until {slowest:?}"
+    );
+    assert_eq!(up(&health(&gw).await, "up1")["status"], "cooling_down");
 }
 
 /// With nowhere else to go, a request waiting on an upstream that turns unhealthy keeps waiting (a late answer
