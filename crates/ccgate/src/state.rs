@@ -134,6 +134,8 @@ pub struct Gateway {
     /// whose transport settings did not change.
     clients: Mutex<HashMap<String, (ClientSettings, UpstreamClient)>>,
     pins: Arc<SessionPins>,
+    /// Failed logins per client address (brute-force lockouts); lives for the process, across reloads.
+    pub throttle: crate::auth::throttle::Throttle,
 }
 
 impl Gateway {
@@ -155,6 +157,7 @@ impl Gateway {
             tenant_states: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
             pins: Arc::new(SessionPins::default()),
+            throttle: Default::default(),
         };
         gw.apply(loaded)?;
         Ok(Arc::new(gw))
@@ -202,7 +205,7 @@ impl Gateway {
                         .upstream_states
                         .lock()
                         .entry(u.id.clone())
-                        .or_default()
+                        .or_insert_with(|| Arc::new(UpstreamState::named(&u.id)))
                         .clone(),
                     client: clients_in_use
                         .get(&u.id)
@@ -287,6 +290,7 @@ fn placeholder_runtime() -> Runtime {
                 shutdown_grace: Duration::from_secs(30),
                 disconnect_drain: Duration::from_secs(120),
                 body_read_timeout: Duration::from_secs(60),
+                trust_proxy_headers: false,
             },
             admin: AdminConfig {
                 enabled: false,

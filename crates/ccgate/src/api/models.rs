@@ -42,9 +42,11 @@ pub async fn anthropic_list(
     req: Request,
 ) -> Response {
     let rt = gw.rt();
-    let Some(tenant) = auth::authenticate(&rt, req.headers()) else {
-        return ApiError::Unauthorized.into_response_for(Protocol::Anthropic);
-    };
+    let tenant =
+        match auth::tenant_throttled(&gw, &rt, req.headers(), req.extensions(), req.uri().path()) {
+            Ok(t) => t,
+            Err(e) => return e.into_response_for(Protocol::Anthropic),
+        };
     let all = allowed_catalog(&tenant.config.allowed_models);
     let limit = q
         .get("limit")
@@ -83,9 +85,11 @@ pub async fn anthropic_get(
     req: Request,
 ) -> Response {
     let rt = gw.rt();
-    let Some(tenant) = auth::authenticate(&rt, req.headers()) else {
-        return ApiError::Unauthorized.into_response_for(Protocol::Anthropic);
-    };
+    let tenant =
+        match auth::tenant_throttled(&gw, &rt, req.headers(), req.extensions(), req.uri().path()) {
+            Ok(t) => t,
+            Err(e) => return e.into_response_for(Protocol::Anthropic),
+        };
     match allowed_catalog(&tenant.config.allowed_models)
         .into_iter()
         .find(|m| m.id == id)
@@ -109,9 +113,11 @@ pub async fn openai_list(State(gw): State<Arc<Gateway>>, req: Request) -> Respon
         }
         .into_response_for(Protocol::OpenAi);
     }
-    let Some(tenant) = auth::authenticate(&rt, req.headers()) else {
-        return ApiError::Unauthorized.into_response_for(Protocol::OpenAi);
-    };
+    let tenant =
+        match auth::tenant_throttled(&gw, &rt, req.headers(), req.extensions(), req.uri().path()) {
+            Ok(t) => t,
+            Err(e) => return e.into_response_for(Protocol::OpenAi),
+        };
     let patterns = &tenant.config.allowed_models;
     let mut ids: Vec<(String, &str)> = rt
         .config

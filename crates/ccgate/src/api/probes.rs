@@ -18,10 +18,28 @@ pub async fn root() -> Response {
         .into_response()
 }
 
-pub async fn health(State(gw): State<Arc<Gateway>>, headers: http::HeaderMap) -> Response {
+pub async fn health(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -> Response {
     let rt = gw.rt();
-    let admin = crate::auth::basic_credentials(&headers)
-        .is_some_and(|(u, p)| super::usage::admin_ok(&rt.config, &u, &p));
+    let headers = req.headers();
+    // Credentials are checked (and throttled) only when sent: load balancers probe without any.
+    let admin = match crate::auth::basic_credentials(headers) {
+        None => false,
+        Some((u, p)) => {
+            let client = crate::auth::client_ip(
+                headers,
+                req.extensions(),
+                rt.config.server.trust_proxy_headers,
+            );
+            if let Err(e) = crate::auth::check_lockout(&gw, client) {
+                return e.into_response_for(crate::error::Protocol::Anthropic);
+            }
+            let ok = super::usage::admin_ok(&rt.config, &u, &p);
+            if !ok {
+                crate::auth::note_failure(&gw, client, "/health");
+            }
+            ok
+        }
+    };
     let now = now_ms();
     let upstreams: Vec<serde_json::Value> = rt
         .upstreams
@@ -37,8 +55,16 @@ pub async fn health(State(gw): State<Arc<Gateway>>, headers: http::HeaderMap) ->
                 "cooling_down"
             } else if probe_unhealthy {
                 "unhealthy"
+            } else if s.is_ejected(now) {
+                "ejected"
             } else {
                 "healthy"
+            };
+            let ejected_until = s.ejected_until_ms.load(Ordering::Relaxed);
+            let (error_rate, window_attempts) = if ejected_until > now {
+                (s.ejection_error_rate.load(Ordering::Relaxed), 0)
+            } else {
+                s.error_rate(now)
             };
             let last_error = s.last_error.lock().clone().map(|e| redact(&e, &u.config.key));
             serde_json::json!({
@@ -55,6 +81,12 @@ pub async fn health(State(gw): State<Arc<Gateway>>, headers: http::HeaderMap) ->
                 "requests_total": s.requests_total.load(Ordering::Relaxed),
                 "failures_total": s.failures_total.load(Ordering::Relaxed),
                 "last_error": last_error,
+                // Outlier detection (routing/health.rs): the error rate over the last minute (while ejected: the
+                // rate that caused it), the ejection, and the share of its traffic while it ramps back.
+                "error_rate_percent": error_rate,
+                "window_attempts": window_attempts,
+                "ejected_until": (ejected_until > now).then(|| chrono::DateTime::from_timestamp_millis(ejected_until as i64).map(|t| t.to_rfc3339())).flatten(),
+                "traffic_share_percent": s.traffic_share(now),
             })
         })
         .collect();

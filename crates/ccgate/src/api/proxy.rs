@@ -269,7 +269,13 @@ async fn authenticate_and_read(
     let started = Instant::now();
     let rt = gw.runtime.load_full();
     let (parts, body) = req.into_parts();
-    let tenant = crate::auth::authenticate(&rt, &parts.headers).ok_or(ApiError::Unauthorized)?;
+    let tenant = crate::auth::tenant_throttled(
+        gw,
+        &rt,
+        &parts.headers,
+        &parts.extensions,
+        parts.uri.path(),
+    )?;
     let body = super::read_body(
         body,
         rt.config.server.body_limit_bytes,

@@ -39,6 +39,15 @@ enum Who {
 pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let rt = gw.runtime.load_full();
     let (parts, body) = req.into_parts();
+    let client = crate::auth::client_ip(
+        &parts.headers,
+        &parts.extensions,
+        rt.config.server.trust_proxy_headers,
+    );
+    // Before anything is read: a locked-out address learns nothing, not even whether its JSON parses.
+    if let Err(e) = crate::auth::check_lockout(&gw, client) {
+        return e.into_response_for(Protocol::Anthropic);
+    }
     let body = match super::read_body(body, 1 << 20, rt.config.server.body_read_timeout).await {
         Ok(b) => b,
         Err(e) => return e.into_response_for(Protocol::Anthropic),
@@ -55,6 +64,9 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         }
     };
     let Some(who) = identify(&rt.config, &rt, &parts.headers, &ur) else {
+        if presents_credentials(&parts.headers, &ur) {
+            crate::auth::note_failure(&gw, client, "/usage");
+        }
         let msg = "invalid credentials: send a tenant key (x-api-key, Bearer, or {\"type\":\"tenant\",\"apiKey\":…}) or admin credentials (Basic auth or {\"type\":\"admin\",\"username\":…,\"password\":…})";
         return (
             StatusCode::UNAUTHORIZED,
@@ -122,6 +134,16 @@ fn identify(
         return crate::auth::tenant_for_key(rt, key).map(|t| Who::Tenant(t.config.clone()));
     }
     crate::auth::authenticate(rt, headers).map(|t| Who::Tenant(t.config.clone()))
+}
+
+/// Whether the request carries any credential: one that carries none is not a guess and is not counted.
+fn presents_credentials(headers: &http::HeaderMap, ur: &UsageRequest) -> bool {
+    ur.kind.is_some()
+        || ur.api_key.is_some()
+        || ur.username.is_some()
+        || ur.password.is_some()
+        || headers.contains_key(header::AUTHORIZATION)
+        || headers.contains_key("x-api-key")
 }
 
 pub fn admin_ok(cfg: &Config, user: &str, pass: &str) -> bool {

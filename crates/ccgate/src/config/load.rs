@@ -495,6 +495,7 @@ fn validate_server(s: raw::ServerSection) -> Result<ServerConfig, ConfigError> {
         shutdown_grace: Duration::from_secs(s.shutdown_grace_seconds.unwrap_or(30)),
         disconnect_drain: Duration::from_secs(s.client_disconnect_drain_seconds.unwrap_or(120)),
         body_read_timeout: Duration::from_secs(s.request_body_timeout_seconds.unwrap_or(60).max(1)),
+        trust_proxy_headers: s.trust_proxy_headers.unwrap_or(false),
     })
 }
 
@@ -760,7 +761,8 @@ fn validate_upstreams(
                 price_multiplier_milli: (mult * 1000.0).round() as u32,
                 health_check: HealthCheckConfig {
                     enabled: hc.enabled.unwrap_or(true),
-                    interval: ms(hc.interval.unwrap_or(30_000).max(1000)),
+                    // The checker wakes every 250 ms; a shorter interval would only be rounded up to that.
+                    interval: ms(hc.interval.unwrap_or(30_000).max(250)),
                     timeout: ms(hc.timeout.unwrap_or(5_000).max(100)),
                     path: hc_path,
                 },

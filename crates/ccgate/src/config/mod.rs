@@ -39,6 +39,10 @@ pub struct ServerConfig {
     pub disconnect_drain: Duration,
     /// How long a client may take to send its request body (slow or half-open clients are cut off).
     pub body_read_timeout: Duration,
+    /// `server.trustProxyHeaders`: the client address is the last hop of `X-Forwarded-For` (set by the reverse
+    /// proxy in front), not the TCP peer. Only for a gateway reachable through that proxy alone: otherwise a
+    /// client could name any address and escape the login throttle.
+    pub trust_proxy_headers: bool,
 }
 
 #[derive(Debug, Clone)]

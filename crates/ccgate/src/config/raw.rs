@@ -32,6 +32,7 @@ pub struct ServerSection {
     pub shutdown_grace_seconds: Option<u64>,
     pub client_disconnect_drain_seconds: Option<u64>,
     pub request_body_timeout_seconds: Option<u64>,
+    pub trust_proxy_headers: Option<bool>,
     /// The original's HTTP keep-alive setting; accepted silently (CCGate keeps client connections alive).
     pub keep_alive: Option<Value>,
 }

@@ -114,7 +114,21 @@ pub async fn forward(rt: &Runtime, plan: &Plan<'_>) -> Forwarded {
         tried.push(idx);
         let upstream = rt.upstreams[idx].clone();
         let more_left = tried.len() < max_attempts;
-        match attempt(&upstream, plan).await {
+        let result = if more_left {
+            attempt_or_move(rt, &upstream, plan, &tried, session).await
+        } else {
+            attempt(&upstream, plan).await
+        };
+        match result {
+            AttemptResult::Moved => {
+                tracing::warn!(upstream = %upstream.config.id, "upstream went down while this request waited for its response headers; moving the request to another upstream");
+                last = Some(Forwarded::Failed {
+                    error: AttemptError::Timeout(
+                        "the upstream went down before it answered".into(),
+                    ),
+                    upstream: Some(upstream),
+                });
+            }
             AttemptResult::Streaming(s) => {
                 if let Some(key) = plan.session {
                     remember_session(rt, key, plan.model, idx, &tried, pinned.as_deref());
@@ -198,6 +212,43 @@ enum AttemptResult {
     },
     /// No HTTP answer at all.
     NoAnswer(AttemptError, FailureKind),
+    /// Abandoned before its response headers: the upstream went down and another one can take the request.
+    Moved,
+}
+
+/// [`attempt`], abandoned when the upstream goes down (fails its health probe, or enters a cooldown because other
+/// requests to it could not connect, timed out or got 5xx) before its response headers arrived, if another
+/// upstream can take the request.
+/// Nothing has reached the client yet, so moving is safe; without this, every request waiting on an upstream that
+/// accepts connections and never answers waits out the whole first-byte timeout, although the probe noticed
+/// within one interval. With nowhere to go, the attempt keeps waiting: a late answer beats none.
+async fn attempt_or_move(
+    rt: &Runtime,
+    upstream: &Arc<UpstreamRt>,
+    plan: &Plan<'_>,
+    tried: &[usize],
+    session: Option<(&str, Option<&str>)>,
+) -> AttemptResult {
+    let attempt = attempt(upstream, plan);
+    tokio::pin!(attempt);
+    loop {
+        let woken = upstream.state.became_unavailable.notified();
+        tokio::pin!(woken);
+        // Registered before the state is read: a notification sent after the check is not missed.
+        woken.as_mut().enable();
+        if upstream.state.is_down(crate::routing::health::now_ms())
+            && rt
+                .balancer
+                .pick(&rt.upstreams, plan.model, tried, session)
+                .is_some()
+        {
+            return AttemptResult::Moved;
+        }
+        tokio::select! {
+            r = &mut attempt => return r,
+            () = &mut woken => {}
+        }
+    }
 }
 
 /// Pins a session to the upstream that served it when a *failure* moved it off its rendezvous choice (the
@@ -217,9 +268,8 @@ fn remember_session(
     let choice_idx = choice.and_then(|id| rt.upstreams.iter().position(|u| u.config.id == id));
     let moved_by_failure = choice_idx.is_some_and(|c| {
         let st = &rt.upstreams[c].state;
-        (c != served && tried.contains(&c))
-            || st.is_cooling(crate::routing::health::now_ms())
-            || st.probe_unhealthy.load(Ordering::Relaxed)
+        let now = crate::routing::health::now_ms();
+        (c != served && tried.contains(&c)) || st.is_down(now) || st.traffic_share(now) < 100
     });
     if moved_by_failure || pinned == Some(served_id) || choice == Some(served_id) {
         rt.pins.record(key, served_id, choice);
@@ -246,6 +296,7 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
         _ => (plan.body.clone(), plan.model.to_string()),
     };
     let headers = upstream.request_headers(plan.headers);
+    upstream.state.note_attempt();
     let in_flight = InFlight::new(upstream.clone());
     let started = Instant::now();
     let mut request = http::Request::new(body);

@@ -4,6 +4,8 @@
 //! Order of decisions: eligible upstreams (enabled, weight > 0, serve the model, not yet tried by this request,
 //! not cooling down or probe-unhealthy, below `maxConcurrency`) → the best priority tier that has one → session
 //! affinity (weighted rendezvous hashing) if the request has a session key, else the configured strategy.
+//! Upstreams ejected for their error rate (or ramping back) are left out of a first pass, and taken only if that
+//! finds nothing.
 
 use super::health::now_ms;
 use crate::config::Strategy;
@@ -76,12 +78,59 @@ impl Balancer {
                 && !tried.contains(&i)
                 && serves(&u.config.models, model)
         };
-        let eligible = |i: usize| {
+        let available = |i: usize| {
             base(i)
                 && upstreams[i]
                     .state
                     .is_available(now, upstreams[i].config.max_concurrency)
         };
+        // An upstream ejected for its error rate, or ramping back after an ejection, gets its share of traffic
+        // only while others can take the rest; when nothing else is available it serves as before.
+        // One draw per pick, so that the repeated eligibility checks of one pick agree.
+        let request_draw = std::cell::OnceCell::new();
+        let in_share = |i: usize| {
+            let share = upstreams[i].state.traffic_share(now);
+            share >= 100
+                || (share > 0 && {
+                    // A session's draw is fixed, so a session is not bounced between upstreams (and their prompt
+                    // caches) during the ramp: the sessions let back only grow as the share grows. It must not
+                    // hash like the rendezvous score, or the sessions that prefer an upstream would return last.
+                    let draw = match session {
+                        Some((key, _)) => (unit_hash(key, "\u{0}ramp") * 100.0) as u64,
+                        None => *request_draw.get_or_init(|| rand::thread_rng().gen_range(0..100)),
+                    };
+                    draw < share
+                })
+        };
+        let preferred = |i: usize| available(i) && in_share(i);
+        if let Some(i) = self.pick_among(upstreams, session, &preferred) {
+            return Some(i);
+        }
+        if let Some(i) = self.pick_among(upstreams, session, &available) {
+            return Some(i);
+        }
+        // Every candidate is cooling down or unhealthy: rather than refuse outright, try the one whose cooldown
+        // ends first. A stale cooldown must not lock tenants out when nothing better exists. Only for a request's
+        // first attempt: retries are capped by the healthy upstreams (a retry into a cooling upstream would hammer
+        // it and replace a real answer with, say, our key's rate limit).
+        if !tried.is_empty() {
+            return None;
+        }
+        upstreams
+            .iter()
+            .enumerate()
+            .filter(|(i, u)| base(*i) && u.config.max_concurrency.is_none_or(|m| u.in_flight() < m))
+            .min_by_key(|(_, u)| u.state.cooldown_until_ms.load(Ordering::Relaxed))
+            .map(|(i, _)| i)
+    }
+
+    /// The best tier with an `eligible` member, then affinity or the strategy within it.
+    fn pick_among(
+        &self,
+        upstreams: &[Arc<UpstreamRt>],
+        session: Option<(&str, Option<&str>)>,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
         for tier in &self.tiers {
             if !tier.members.iter().any(|&i| eligible(i)) {
                 continue;
@@ -98,23 +147,11 @@ impl Balancer {
                         return Some(i);
                     }
                 }
-                return rendezvous(upstreams, &tier.members, key, &eligible);
+                return rendezvous(upstreams, &tier.members, key, eligible);
             }
-            return self.pick_in_tier(upstreams, tier, &eligible);
+            return self.pick_in_tier(upstreams, tier, eligible);
         }
-        // Every candidate is cooling down or unhealthy: rather than refuse outright, try the one whose cooldown
-        // ends first. A stale cooldown must not lock tenants out when nothing better exists. Only for a request's
-        // first attempt: retries are capped by the healthy upstreams (a retry into a cooling upstream would hammer
-        // it and replace a real answer with, say, our key's rate limit).
-        if !tried.is_empty() {
-            return None;
-        }
-        upstreams
-            .iter()
-            .enumerate()
-            .filter(|(i, u)| base(*i) && u.config.max_concurrency.is_none_or(|m| u.in_flight() < m))
-            .min_by_key(|(_, u)| u.state.cooldown_until_ms.load(Ordering::Relaxed))
-            .map(|(i, _)| i)
+        None
     }
 
     fn pick_in_tier(
@@ -273,6 +310,11 @@ fn rendezvous(
 }
 
 pub fn rendezvous_score(key: &str, upstream_id: &str, weight: u32) -> f64 {
+    weight as f64 / -unit_hash(key, upstream_id).ln()
+}
+
+/// A hash of (key, upstream id) spread evenly over (0, 1).
+fn unit_hash(key: &str, upstream_id: &str) -> f64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in key
         .as_bytes()
@@ -287,8 +329,7 @@ pub fn rendezvous_score(key: &str, upstream_id: &str, weight: u32) -> f64 {
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d049bb133111eb);
     h ^= h >> 31;
-    let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64; // in (0, 1)
-    weight as f64 / -u.ln()
+    ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

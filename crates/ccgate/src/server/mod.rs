@@ -183,7 +183,7 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<(
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -200,7 +200,10 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<(
         let shutdown = gw.shutdown.clone();
         let gw = gw.clone();
         let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let req = req.map(axum::body::Body::new);
+            let mut req = req.map(axum::body::Body::new);
+            // The client's address, for the login throttle (`auth::client_ip`).
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             match proxied_endpoint(&req) {
                 Some(endpoint) => Either::Left(serve_proxied(gw.clone(), endpoint, req)),
                 None => Either::Right(app.clone().oneshot(req)),

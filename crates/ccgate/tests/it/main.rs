@@ -10,6 +10,8 @@ mod listener;
 mod metering;
 mod migration;
 mod openai_api;
+mod outliers;
 mod resilience;
+mod throttle;
 mod transport;
 mod upstream_pool;
