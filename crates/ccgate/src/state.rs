@@ -28,9 +28,10 @@ pub struct UpstreamRt {
     pub config: UpstreamConfig,
     pub state: Arc<UpstreamState>,
     pub client: UpstreamClient,
-    /// `{url}/v1/messages` and `{url}/v1/messages/count_tokens`, parsed once; cloning a `Uri` is a refcount.
-    pub messages_uri: http::Uri,
-    pub count_tokens_uri: http::Uri,
+    /// `{url}/v1/messages` and `{url}/v1/messages/count_tokens`, parsed once: a request clones one (a string
+    /// copy) and at most sets its query, instead of parsing the whole URL (host, IDNA) every time.
+    messages_url: reqwest::Url,
+    count_tokens_url: reqwest::Url,
     /// `config.url` without credentials: what request URIs are built from.
     base_url: String,
     /// `Authorization: Basic` from credentials in the configured URL (`http://user:pass@host`), sent when the
@@ -42,12 +43,16 @@ pub struct UpstreamRt {
 
 impl UpstreamRt {
     /// The upstream URL for `path` with the tenant's query string.
-    pub fn url_for(&self, path: &str, query: Option<&str>) -> Result<http::Uri, String> {
-        match (path, query) {
-            ("/v1/messages", None) => Ok(self.messages_uri.clone()),
-            ("/v1/messages/count_tokens", None) => Ok(self.count_tokens_uri.clone()),
-            _ => parse_uri(&self.base_url, path, query),
+    pub fn url_for(&self, path: &str, query: Option<&str>) -> Result<reqwest::Url, String> {
+        let mut url = match path {
+            "/v1/messages" => self.messages_url.clone(),
+            "/v1/messages/count_tokens" => self.count_tokens_url.clone(),
+            _ => parse_url(&self.base_url, path)?,
+        };
+        if query.is_some() {
+            url.set_query(query);
         }
+        Ok(url)
     }
 
     /// The headers of a request to this upstream: the client's, cleaned, plus our credentials
@@ -97,12 +102,8 @@ fn split_url_credentials(url: &str) -> Result<(String, Option<http::HeaderValue>
     ))
 }
 
-fn parse_uri(base: &str, path: &str, query: Option<&str>) -> Result<http::Uri, String> {
-    let text = match query {
-        Some(q) => format!("{base}{path}?{q}"),
-        None => format!("{base}{path}"),
-    };
-    text.parse::<http::Uri>().map_err(|e| e.to_string())
+fn parse_url(base: &str, path: &str) -> Result<reqwest::Url, String> {
+    reqwest::Url::parse(&format!("{base}{path}")).map_err(|e| e.to_string())
 }
 
 pub struct Runtime {
@@ -190,14 +191,12 @@ impl Gateway {
                 let (base_url, url_auth) = split_url_credentials(&u.url)
                     .map_err(|e| format!("upstream {}: url: {e}", u.id))?;
                 let parse = |p: &str| {
-                    parse_uri(&base_url, p, None)
-                        .map_err(|e| format!("upstream {}: url: {e}", u.id))
+                    parse_url(&base_url, p).map_err(|e| format!("upstream {}: url: {e}", u.id))
                 };
-                let messages_uri = parse("/v1/messages")?;
                 Ok(Arc::new(UpstreamRt {
                     credentials: crate::forward::headers::credential_headers(u),
-                    messages_uri,
-                    count_tokens_uri: parse("/v1/messages/count_tokens")?,
+                    messages_url: parse("/v1/messages")?,
+                    count_tokens_url: parse("/v1/messages/count_tokens")?,
                     base_url,
                     url_auth,
                     config: u.clone(),

@@ -166,8 +166,18 @@ impl UpstreamClient {
     }
 
     /// Sends one request; resolves when the response headers are in (the body streams afterwards).
-    pub async fn send(&self, req: http::Request<Bytes>) -> Result<UpstreamResponse, UpstreamError> {
-        let req = reqwest::Request::try_from(req).map_err(UpstreamError::from_reqwest)?;
+    pub async fn send(
+        &self,
+        method: http::Method,
+        url: reqwest::Url,
+        headers: http::HeaderMap,
+        body: Bytes,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let mut req = reqwest::Request::new(method, url);
+        *req.headers_mut() = headers;
+        if !body.is_empty() {
+            *req.body_mut() = Some(body.into());
+        }
         let resp = self
             .http
             .execute(req)

@@ -299,11 +299,7 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     upstream.state.note_attempt();
     let in_flight = InFlight::new(upstream.clone());
     let started = Instant::now();
-    let mut request = http::Request::new(body);
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = url;
-    *request.headers_mut() = headers;
-    let send = upstream.client.send(request);
+    let send = upstream.client.send(http::Method::POST, url, headers, body);
     let response = match tokio::time::timeout(cfg.timeouts.first_byte, send).await {
         Err(_) => {
             return AttemptResult::NoAnswer(

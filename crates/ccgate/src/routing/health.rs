@@ -369,11 +369,11 @@ async fn probe(u: &crate::state::UpstreamRt) {
     let hc = &u.config.health_check;
     let headers = u.request_headers(&http::HeaderMap::new());
     let result = match u.url_for(&hc.path, None) {
-        Ok(uri) => {
-            let mut request = http::Request::new(bytes::Bytes::new());
-            *request.uri_mut() = uri;
-            *request.headers_mut() = headers;
-            tokio::time::timeout(hc.timeout, u.client.send(request)).await
+        Ok(url) => {
+            let send = u
+                .client
+                .send(http::Method::GET, url, headers, bytes::Bytes::new());
+            tokio::time::timeout(hc.timeout, send).await
         }
         Err(e) => {
             *u.state.last_error.lock() = Some(format!("health check: bad URL: {e}"));
