@@ -37,7 +37,7 @@ impl Protocol {
 pub enum ApiError {
     #[error("invalid API key: provide your CCGate tenant key in the x-api-key header or as Authorization: Bearer")]
     Unauthorized,
-    #[error("model {model:?} is not allowed for this key; allowed: {allowed}")]
+    #[error("model {model:?} is not allowed for this key; this key may use: {allowed}. In Claude Code, pick one with /model or ANTHROPIC_MODEL (and ANTHROPIC_SMALL_FAST_MODEL for background tasks)")]
     ModelNotAllowed { model: String, allowed: String },
     #[error("{0}")]
     BadRequest(String),

@@ -148,10 +148,11 @@ async fn unauthorized_and_forbidden_never_reach_upstream() {
     assert_eq!(r.status(), 403);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "permission_error");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("claude-opus-4-6"));
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("claude-opus-4-6"), "{message}");
+    // It tells the tenant what it may use and how to choose in Claude Code.
+    assert!(message.contains("*sonnet*, *haiku*"), "{message}");
+    assert!(message.contains("ANTHROPIC_MODEL"), "{message}");
     assert_eq!(m.request_count(), 0);
     let r = post_messages(&gw, TENANT_KEY, &messages_body("Claude-HAIKU-4-5", false)).await;
     assert_eq!(r.status(), 200);
