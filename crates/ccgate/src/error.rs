@@ -66,6 +66,9 @@ pub enum ApiError {
     RateLimited(String, u64),
     #[error("no upstream is available for model {0:?} right now; try again shortly")]
     NoUpstream(String),
+    /// No enabled upstream serves the model at all: retrying cannot help until the operator changes the config.
+    #[error("no enabled upstream is configured for model {0:?}; use another model, or ask the gateway operator to add it to an upstream's `models`")]
+    NoUpstreamConfigured(String),
     #[error("all upstreams are overloaded or failing; last error: {0}")]
     UpstreamsExhausted(String),
     #[error("could not reach the upstream: {0}")]
@@ -98,6 +101,7 @@ impl ApiError {
             ApiError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => overloaded_status(),
+            ApiError::NoUpstreamConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
             | ApiError::UpstreamUnreadable(_)
@@ -122,6 +126,7 @@ impl ApiError {
             ApiError::BudgetExceeded { .. } => "billing_error",
             ApiError::RateLimited(..) => "rate_limit_error",
             ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => "overloaded_error",
+            ApiError::NoUpstreamConfigured(_) => "api_error",
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
             | ApiError::UpstreamUnreadable(_)
@@ -182,6 +187,11 @@ impl ApiError {
                 "rate_limit_error",
                 Some("rate_limit_exceeded"),
             ),
+            ApiError::NoUpstreamConfigured(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("model_not_available"),
+            ),
             ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
@@ -216,6 +226,7 @@ impl ApiError {
             ApiError::BudgetExceeded { .. } => "budget_exceeded",
             ApiError::RateLimited(..) => "rate_limited",
             ApiError::NoUpstream(_) => "no_upstream",
+            ApiError::NoUpstreamConfigured(_) => "no_upstream_configured",
             ApiError::UpstreamsExhausted(_) => "upstreams_exhausted",
             ApiError::UpstreamConnect(_) => "upstream_connect",
             ApiError::UpstreamTimeout(_) => "upstream_timeout",
@@ -262,7 +273,12 @@ impl ApiError {
                     h.insert(header::RETRY_AFTER, v);
                 }
             }
-            ApiError::BudgetExceeded { .. } => {
+            // Retrying cannot fix these; the Anthropic and OpenAI SDKs (and so Claude Code) honour the header
+            // instead of retrying a 5xx for minutes.
+            ApiError::BudgetExceeded { .. }
+            | ApiError::UpstreamCredentials
+            | ApiError::UpstreamRedirect(_)
+            | ApiError::NoUpstreamConfigured(_) => {
                 h.insert("x-should-retry", HeaderValue::from_static("false"));
             }
             _ => {}

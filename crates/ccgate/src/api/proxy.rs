@@ -492,6 +492,9 @@ async fn dispatch(
                 );
             }
             let err = match error {
+                AttemptError::NoUpstream if !model_is_served(&a.rt, claude_model) => {
+                    ApiError::NoUpstreamConfigured(claude_model.to_string())
+                }
                 AttemptError::NoUpstream => ApiError::NoUpstream(claude_model.to_string()),
                 AttemptError::Connect(m) => ApiError::UpstreamConnect(m),
                 AttemptError::Timeout(m) => ApiError::UpstreamTimeout(m),
@@ -507,6 +510,13 @@ async fn dispatch(
             Dispatched::Done(err.into_response_for(protocol))
         }
     }
+}
+
+/// Whether any enabled upstream is configured for `model` (if none is, no retry can succeed).
+fn model_is_served(rt: &Runtime, model: &str) -> bool {
+    rt.upstreams
+        .iter()
+        .any(|u| u.config.enabled && crate::routing::balancer::serves(&u.config.models, model))
 }
 
 /// Response head for a streamed 2xx: the upstream's headers minus the ones that describe our key or the hop.

@@ -234,6 +234,11 @@ async fn upstream_errors_pass_through_but_key_rejections_do_not() {
         502,
         "a tenant must never be told their key is bad when ours is"
     );
+    // Retrying cannot fix our key: the SDKs (and Claude Code) must not retry for minutes.
+    assert_eq!(
+        r.headers().get("x-should-retry").map(|v| v.as_bytes()),
+        Some(&b"false"[..])
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "api_error");
     assert!(v["error"]["message"]
@@ -487,4 +492,44 @@ async fn absurd_model_names_are_refused_with_400() {
         assert_eq!(v["error"]["type"], "invalid_request_error");
     }
     assert_eq!(m.request_count(), 0);
+}
+
+/// No enabled upstream serves the model: a clear error that retrying cannot fix, on both protocols; a model that
+/// is only temporarily unavailable keeps the retryable 529.
+#[tokio::test]
+async fn a_model_no_upstream_serves_is_not_retried() {
+    let m = mock().await;
+    let mut files = Files::new(&[m.url()]);
+    files.upstreams["upstreams"][0]["models"] = json!(["*haiku*"]);
+    let gw = Gateway::start(&files).await;
+    let r = post_messages(&gw, TENANT2_KEY, &messages_body("claude-opus-4-6", false)).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.headers().get("x-should-retry").map(|v| v.as_bytes()),
+        Some(&b"false"[..])
+    );
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no enabled upstream is configured for model"),
+        "{v}"
+    );
+    let r = post_chat(
+        &gw,
+        TENANT2_KEY,
+        &json!({"model": "claude-opus-4-6", "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.headers().get("x-should-retry").map(|v| v.as_bytes()),
+        Some(&b"false"[..])
+    );
+    assert_eq!(m.request_count(), 0);
+    // The model it serves still works.
+    let r = post_messages(&gw, TENANT2_KEY, &messages_body("claude-haiku-4-5", false)).await;
+    assert_eq!(r.status(), 200);
 }
