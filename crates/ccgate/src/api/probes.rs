@@ -10,7 +10,16 @@ use http::header;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub async fn root() -> Response {
+/// A browser (it asks for HTML) is sent to the dashboard, as the original served it at `/`; probes, Claude Code's
+/// included, keep their plain 200.
+pub async fn root(method: http::Method, headers: http::HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if method == http::Method::GET && wants_html {
+        return axum::response::Redirect::to("/dashboard").into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         "CCGate is running\n",

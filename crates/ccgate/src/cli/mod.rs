@@ -117,6 +117,10 @@ pub enum ConfigCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     serve::init_tracing();
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
+    if !serving {
+        restore_default_sigpipe();
+    }
     // One multi-threaded runtime for everything: requests, config reloads, health probes and the ledger writer
     // (whose synchronous SQLite batches run under `block_in_place`, so requests move to the other workers).
     let workers = match &cli.command {
@@ -163,5 +167,17 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The report commands print to stdout, which is often a pipe (`ccgate usage | head`). Rust ignores SIGPIPE, so a
+/// closed pipe turns every `println!` into a panic; with the default action the command ends quietly, as other
+/// Unix tools do. The gateway itself keeps ignoring it: a client hanging up must never end the process.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` only changes this process's disposition of SIGPIPE; it is called once, at start-up, before
+    // any thread of ours exists, with a valid signal number and the default handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -49,7 +49,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             boot.admin_password
         );
         println!(" Demo tenant key:                  {}", boot.tenant_key);
-        println!(" Upstream key: set ANTHROPIC_API_KEY, or edit upstreams.json.");
+        if std::env::var_os("ANTHROPIC_API_KEY").is_some_and(|v| !v.is_empty()) {
+            println!(" Upstream key: taken from ANTHROPIC_API_KEY.");
+        } else {
+            println!(" Upstream key: set ANTHROPIC_API_KEY, or edit upstreams.json.");
+        }
         println!(" These are printed once; they are stored in the config files.");
         println!("================================================================");
         let _ = std::io::stdout().flush();
@@ -101,7 +105,24 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     } else {
         addr
     };
-    println!("CCGate listening on http://{addr}  (Claude Code: ANTHROPIC_BASE_URL=http://{reachable}/anthropic)");
+    println!("CCGate listening on http://{addr}");
+    {
+        let rt = gw.rt();
+        let c = &rt.config;
+        let enabled = c.upstreams.iter().filter(|u| u.enabled).count();
+        println!(
+            "  {} upstream(s) ({enabled} enabled), {} tenant(s)",
+            c.upstreams.len(),
+            c.tenants.len()
+        );
+        println!("  Dashboard:        http://{reachable}/dashboard");
+        println!(
+            "  Anthropic API:    http://{reachable}/anthropic   (Claude Code: ANTHROPIC_BASE_URL)"
+        );
+        if c.openai.enabled {
+            println!("  OpenAI API:       http://{reachable}/openai/v1");
+        }
+    }
     let _ = std::io::stdout().flush();
     let signal_gw = gw.clone();
     tokio::spawn(async move {

@@ -96,6 +96,8 @@ pub struct Gateway {
     pub config: TempDir,
     pub data: TempDir,
     pub stderr: std::sync::Arc<parking_lot::Mutex<String>>,
+    /// What the gateway printed to stdout after its "listening" line.
+    pub stdout: std::sync::Arc<parking_lot::Mutex<String>>,
 }
 
 impl Gateway {
@@ -147,13 +149,22 @@ impl Gateway {
         })
         .await
         .unwrap_or_else(|_| panic!("ccgate did not start; stderr:\n{}", stderr.lock()));
-        tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+        let stdout = std::sync::Arc::new(parking_lot::Mutex::new(String::new()));
+        let stdout_sink = stdout.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = out.next_line().await {
+                let mut s = stdout_sink.lock();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
         Gateway {
             child,
             url,
             config,
             data,
             stderr,
+            stdout,
         }
     }
 

@@ -240,3 +240,70 @@ async fn config_validate_reports_every_problem() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+/// The start-up message tells a new user where everything is.
+#[tokio::test]
+async fn start_up_message_shows_the_urls_and_counts() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let out = eventually(5, || async {
+        let s = gw.stdout.lock().clone();
+        s.contains("OpenAI API").then_some(s)
+    })
+    .await;
+    assert!(
+        out.contains("1 upstream(s) (1 enabled), 2 tenant(s)"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{}/dashboard", gw.url)), "{out}");
+    assert!(out.contains(&format!("{}/anthropic", gw.url)), "{out}");
+    assert!(out.contains(&format!("{}/openai/v1", gw.url)), "{out}");
+}
+
+/// `/` sends a browser to the dashboard (the original served it there) and keeps a plain 200 for probes.
+#[tokio::test]
+async fn root_redirects_browsers_and_answers_probes() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let no_redirects = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirects
+        .get(format!("{}/", gw.url))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    assert_eq!(r.headers()["location"], "/dashboard");
+    for req in [
+        no_redirects.get(format!("{}/", gw.url)),
+        no_redirects.head(format!("{}/", gw.url)),
+        no_redirects
+            .head(format!("{}/", gw.url))
+            .header("accept", "text/html"),
+    ] {
+        assert_eq!(req.send().await.unwrap().status(), 200);
+    }
+}
+
+/// `ccgate … | head` must not panic when the pipe closes.
+#[tokio::test]
+async fn report_commands_end_quietly_on_a_closed_pipe() {
+    let m = mock().await;
+    let config = TempDir::new("pipe-cfg");
+    Files::new(&[m.url()]).write(&config.0);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccgate"))
+        .args(["config", "validate", "--config-dir"])
+        .arg(&config.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
