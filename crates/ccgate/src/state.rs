@@ -137,6 +137,16 @@ pub struct Gateway {
     pins: Arc<SessionPins>,
     /// Failed logins per client address (brute-force lockouts); lives for the process, across reloads.
     pub throttle: crate::auth::throttle::Throttle,
+    /// Set while the files on disk hold a config that was rejected (the last good one keeps running): what was
+    /// wrong and since when, for /health and the dashboard.
+    pub rejected_config: Mutex<Option<RejectedConfig>>,
+}
+
+/// A config reload that failed: the running config is not what the files say.
+#[derive(Debug, Clone)]
+pub struct RejectedConfig {
+    pub error: String,
+    pub since: chrono::DateTime<chrono::Utc>,
 }
 
 impl Gateway {
@@ -159,6 +169,7 @@ impl Gateway {
             clients: Mutex::new(HashMap::new()),
             pins: Arc::new(SessionPins::default()),
             throttle: Default::default(),
+            rejected_config: Mutex::new(None),
         };
         gw.apply(loaded)?;
         Ok(Arc::new(gw))

@@ -116,6 +116,18 @@ pub async fn health(State(gw): State<Arc<Gateway>>, req: axum::extract::Request)
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": gw.started_at.elapsed().as_secs(),
     });
+    // The running config is the last good one; the files on disk may say otherwise after a rejected reload.
+    let rejected = gw.rejected_config.lock().clone();
+    body["config"] = match (&rejected, admin) {
+        (None, _) => serde_json::json!({"status": "ok"}),
+        (Some(r), true) => serde_json::json!({
+            "status": "rejected",
+            "error": r.error,
+            "since": r.since.to_rfc3339(),
+            "note": "the files on disk were rejected; the last good config is still running",
+        }),
+        (Some(_), false) => serde_json::json!({"status": "rejected"}),
+    };
     if admin {
         body["upstreams"] = serde_json::Value::Array(upstreams);
     }

@@ -460,6 +460,13 @@ pub fn render_health_table(v: &serde_json::Value) -> String {
         v["status"].as_str().unwrap_or("?"),
         cell(&v["uptime_seconds"])
     );
+    if v["config"]["status"] == "rejected" {
+        out.push_str(&format!(
+            "CONFIG REJECTED since {}: the files on disk were not applied; the last good config is running.\n  {}\n\n",
+            v["config"]["since"].as_str().unwrap_or("?"),
+            v["config"]["error"].as_str().unwrap_or("(details need the admin credentials)")
+        ));
+    }
     if v.get("upstreams").is_none() {
         out.push_str("(upstream details need the admin credentials: run with --config-dir pointing at the gateway's config folder)\n");
         return out;

@@ -56,20 +56,26 @@ pub fn spawn(gw: Arc<Gateway>) {
                 continue;
             }
             last = now;
-            match load_dir(&dir) {
+            let outcome = match load_dir(&dir) {
                 Ok(loaded) => {
                     for w in &loaded.warnings {
                         tracing::warn!("{w}");
                     }
-                    match gw.apply(loaded) {
-                        Ok(()) => tracing::info!("configuration reloaded"),
-                        Err(e) => tracing::error!(
-                            "config reload rejected, keeping the last good config: {e}"
-                        ),
-                    }
+                    gw.apply(loaded)
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let mut rejected = gw.rejected_config.lock();
+            match outcome {
+                Ok(()) => {
+                    tracing::info!("configuration reloaded");
+                    *rejected = None;
                 }
                 Err(e) => {
-                    tracing::error!("config reload rejected, keeping the last good config: {e}")
+                    tracing::error!("config reload rejected, keeping the last good config: {e}");
+                    // `since` is when the files first stopped matching the running config.
+                    let since = rejected.as_ref().map_or_else(chrono::Utc::now, |r| r.since);
+                    *rejected = Some(crate::state::RejectedConfig { error: e, since });
                 }
             }
         }

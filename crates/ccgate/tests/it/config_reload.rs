@@ -2,7 +2,7 @@
 
 use crate::common::*;
 use futures_util::StreamExt;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -212,6 +212,27 @@ async fn hot_reload_applies_valid_edits_and_keeps_last_good_config() {
             .then_some(())
     })
     .await;
+    // /health says the running config is not what the files say: with the error and since when for the admin,
+    // only the fact for anyone else.
+    let h = health(&gw).await;
+    assert_eq!(h["config"]["status"], "rejected", "{h}");
+    assert!(
+        h["config"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("tenants.json: tenants[0].allowedModels"),
+        "{h}"
+    );
+    assert!(h["config"]["since"].is_string(), "{h}");
+    let public: Value = client()
+        .get(format!("{}/health", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(public["config"], json!({"status": "rejected"}));
     assert_eq!(
         post_messages(&gw, new_key, &messages_body("claude-sonnet-4-6", false))
             .await
@@ -235,7 +256,7 @@ async fn hot_reload_applies_valid_edits_and_keeps_last_good_config() {
         "in-flight stream completed across reloads"
     );
 
-    // Removing a tenant takes effect too.
+    // Removing a tenant takes effect too, and the files match the running config again.
     gw.write_config("tenants.json", &files.tenants);
     eventually(2, || async {
         (post_messages(&gw, new_key, &messages_body("claude-sonnet-4-6", false))
@@ -245,4 +266,5 @@ async fn hot_reload_applies_valid_edits_and_keeps_last_good_config() {
             .then_some(())
     })
     .await;
+    assert_eq!(health(&gw).await["config"]["status"], "ok");
 }
