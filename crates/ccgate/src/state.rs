@@ -38,6 +38,8 @@ pub struct UpstreamRt {
     url_auth: Option<http::HeaderValue>,
     /// The upstream key as the headers `auth_header` asks for, built once.
     credentials: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Cuts the upstream key out of its answers (`None`: no key, or one too short to redact safely).
+    pub redactor: Option<Arc<crate::forward::redact::Redactor>>,
 }
 
 impl UpstreamRt {
@@ -193,6 +195,7 @@ impl Gateway {
                 let messages_uri = parse("/v1/messages")?;
                 Ok(Arc::new(UpstreamRt {
                     credentials: crate::forward::headers::credential_headers(u),
+                    redactor: crate::forward::redact::Redactor::new(&u.key).map(Arc::new),
                     messages_uri,
                     count_tokens_uri: parse("/v1/messages/count_tokens")?,
                     base_url,
