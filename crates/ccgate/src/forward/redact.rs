@@ -29,10 +29,14 @@ pub struct Redactor {
     key: Box<str>,
     /// Raw, `\u`-escaped and base64 forms (deduplicated).
     finders: Vec<Finder<'static>>,
-    /// The JSON escapes that can stand for a character of the key (`\u` always; `\/`, `\\`, `\"` when the key has
-    /// that character): a document containing one may hold an escaped key that no fixed pattern matches. Other
+    /// The short JSON escapes that stand for a character of the key (`\/`, `\\`, `\"`, when the key has it): a
+    /// document containing one may hold an escaped key that no fixed pattern matches, so it is decoded. Other
     /// escapes (`\n`, common in text) cannot, so they cost no decoding.
     escapes: Vec<Finder<'static>>,
+    /// `\u`, checked for the character it stands for (see [`Redactor::has_escape`]).
+    u_escape: Finder<'static>,
+    /// The ASCII characters of the key; `None` when the key is not ASCII (then any `\u` escape counts).
+    key_chars: Option<[bool; 128]>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -71,16 +75,19 @@ impl Redactor {
                 .iter()
                 .map(|p| Finder::new(p).into_owned())
                 .collect(),
-            escapes: [
-                ("\\u", None),
-                ("\\/", Some('/')),
-                ("\\\\", Some('\\')),
-                ("\\\"", Some('"')),
-            ]
-            .into_iter()
-            .filter(|(_, c)| c.is_none_or(|c| key.contains(c)))
-            .map(|(e, _)| Finder::new(e).into_owned())
-            .collect(),
+            escapes: [("\\/", '/'), ("\\\\", '\\'), ("\\\"", '"')]
+                .into_iter()
+                .filter(|(_, c)| key.contains(*c))
+                .map(|(e, _)| Finder::new(e).into_owned())
+                .collect(),
+            u_escape: Finder::new(b"\\u").into_owned(),
+            key_chars: key.is_ascii().then(|| {
+                let mut set = [false; 128];
+                for b in key.bytes() {
+                    set[usize::from(b)] = true;
+                }
+                set
+            }),
         })
     }
 
@@ -121,8 +128,21 @@ impl Redactor {
         }
     }
 
+    /// Whether `bytes` hold an escape that may stand for a character of the key. A `\u` escape counts only when
+    /// it stands for one (for an ASCII key): `\u00e9`, or a Go encoder's `\u003c`, in an answer costs no decoding.
     fn has_escape(&self, bytes: &[u8]) -> bool {
         self.escapes.iter().any(|f| f.find(bytes).is_some())
+            || self.u_escape.find_iter(bytes).any(|i| {
+                let Some(set) = &self.key_chars else {
+                    return true;
+                };
+                let code = bytes
+                    .get(i + 2..i + 6)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u16::from_str_radix(h, 16).ok());
+                // Cut short or not hex: not an escape a JSON reader decodes.
+                code.is_some_and(|c| set.get(usize::from(c)).copied().unwrap_or(false))
+            })
     }
 
     /// Re-serialises `doc` with the key masked in its decoded strings, if it is JSON and holds the key.
