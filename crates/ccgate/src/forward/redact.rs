@@ -188,13 +188,9 @@ impl Redactor {
     /// Masks the key in every string (and object key) of `v`; `true` if anything changed.
     fn redact_value(&self, v: &mut Value) -> bool {
         match v {
-            Value::String(s) => {
-                if s.contains(&*self.key) {
-                    *s = s.replace(&*self.key, MASK);
-                    true
-                } else {
-                    false
-                }
+            Value::String(s) if s.contains(&*self.key) => {
+                *s = s.replace(&*self.key, MASK);
+                true
             }
             Value::Array(items) => items
                 .iter_mut()
