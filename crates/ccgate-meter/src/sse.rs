@@ -571,4 +571,49 @@ mod tests {
             prop_assert_eq!(small(&singles), small(&[&text[..]]));
         }
     }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Hostile input: arbitrary bytes in arbitrary chunks never panic, and no buffer ever holds more than the
+        /// cap, whatever the stream (endless lines, huge events, stray `\r`).
+        #[test]
+        fn arbitrary_bytes_never_panic_and_stay_under_the_cap(
+            bytes in proptest::collection::vec(prop_oneof![
+                4 => any::<u8>(),
+                2 => Just(b'\n'),
+                1 => Just(b'\r'),
+                2 => Just(b':'),
+                1 => Just(b'd'),
+            ], 0..400),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..16),
+            cap in 1usize..64,
+        ) {
+            let mut pos: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+            pos.sort_unstable();
+            let mut f = SseFramer::with_max_event_bytes(cap);
+            let mut delivered = 0usize;
+            let mut last = 0;
+            for p in pos.into_iter().chain(std::iter::once(bytes.len())) {
+                f.push(&bytes[last..p], &mut |ev: SseEvent<'_>| {
+                    assert!(ev.data.len() <= cap);
+                    delivered += 1;
+                });
+                prop_assert!(f.line.len() <= cap, "line {} > {cap}", f.line.len());
+                prop_assert!(f.data.len() <= cap, "data {} > {cap}", f.data.len());
+                prop_assert!(f.event.len() <= cap, "event {} > {cap}", f.event.len());
+                last = p;
+            }
+            f.finish(&mut |_| delivered += 1);
+            prop_assert_eq!(f.buffered_bytes(), 0);
+            // An overflow is reported whenever a line was longer than the cap.
+            let longest = bytes
+                .split(|&c| c == b'\n' || c == b'\r')
+                .map(<[u8]>::len)
+                .max()
+                .unwrap_or(0);
+            if longest > cap + BOM.len() {
+                prop_assert!(f.oversized_events() > 0);
+            }
+        }
+    }
 }

@@ -257,6 +257,12 @@ impl StreamMeter {
         framer.push(chunk, &mut |ev| state.on_event(ev.event, ev.data));
     }
 
+    /// `true` once the meter's own framer ([`StreamMeter::push_bytes`]) met a line or event past its cap: the
+    /// stream was not metered completely, and the caller should end it.
+    pub fn framing_overflowed(&self) -> bool {
+        self.framer.overflowed()
+    }
+
     /// End of the byte stream: flushes a trailing event that lacks its blank line.
     pub fn finish_bytes(&mut self) {
         let StreamMeter { framer, state } = self;
@@ -870,6 +876,59 @@ mod tests {
             prop_assert_eq!(u.cache_write_5m_tokens + u.cache_write_1h_tokens, u.cache_creation_input_tokens);
             prop_assert_eq!(u.cache_write_1h_tokens, c1.unwrap_or(0));
             prop_assert!(u.cache_write_5m_tokens >= c5.unwrap_or(0));
+        }
+    }
+
+    /// Fragments of Messages answers, to build hostile near-JSON.
+    fn json_fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("{".to_owned()),
+            Just("}".to_owned()),
+            Just("[".to_owned()),
+            Just("]".to_owned()),
+            Just(",".to_owned()),
+            Just(":".to_owned()),
+            Just("\"usage\"".to_owned()),
+            Just("\"input_tokens\"".to_owned()),
+            Just("\"output_tokens\"".to_owned()),
+            Just("\"cache_creation\"".to_owned()),
+            Just("\"ephemeral_5m_input_tokens\"".to_owned()),
+            Just("\"server_tool_use\"".to_owned()),
+            Just("\"id\"".to_owned()),
+            Just("\"model\"".to_owned()),
+            Just("null".to_owned()),
+            Just("-1".to_owned()),
+            Just("1e400".to_owned()),
+            Just("18446744073709551616".to_owned()),
+            "[0-9]{1,20}".prop_map(|s| s),
+            "\"[ -~]{0,8}\"".prop_map(|s| s),
+            Just("\"\\ud800\"".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// The usage reader sees hostile bodies: it answers `None` or a usage, never panics.
+        #[test]
+        fn usage_reader_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            frags in proptest::collection::vec(json_fragment(), 0..40),
+        ) {
+            let _ = usage_from_json_response(&bytes);
+            let text = frags.concat();
+            let _ = usage_from_json_response(text.as_bytes());
+            let wrapped = format!("{{\"usage\":{text}}}");
+            let _ = usage_from_json_response(wrapped.as_bytes());
+            // The stream meter too, on the same material as event data.
+            let mut m = StreamMeter::new();
+            for name in ["message_start", "message_delta", "content_block_delta", "error", "message"] {
+                m.on_event(name, &bytes);
+                m.on_event(name, text.as_bytes());
+                m.on_event(name, wrapped.as_bytes());
+            }
+            m.push_bytes(&bytes);
+            m.finish_bytes();
+            let _ = m.outcome();
         }
     }
 }

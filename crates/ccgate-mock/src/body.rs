@@ -22,6 +22,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum MockBody {
     Full(Option<Bytes>),
     Sse(Box<SseBody>),
+    /// Hostile answers: bombs and endless lines ([`crate::hostile`]).
+    Repeat(Box<crate::hostile::RepeatBody>),
 }
 
 impl MockBody {
@@ -50,6 +52,7 @@ impl Body for MockBody {
         match self.get_mut() {
             MockBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             MockBody::Sse(s) => s.poll_next(cx),
+            MockBody::Repeat(r) => r.poll_next(cx),
         }
     }
 
@@ -57,13 +60,14 @@ impl Body for MockBody {
         match self {
             MockBody::Full(b) => b.is_none(),
             MockBody::Sse(s) => s.done,
+            MockBody::Repeat(r) => r.is_end(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             MockBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            MockBody::Sse(_) => SizeHint::default(),
+            MockBody::Sse(_) | MockBody::Repeat(_) => SizeHint::default(),
         }
     }
 }
@@ -109,6 +113,12 @@ pub struct SseBody {
 }
 
 impl SseBody {
+    /// Applies `f` to every event (e.g. the hostile mock's key placeholders).
+    pub fn map_events(&mut self, f: impl Fn(Bytes) -> Bytes) {
+        self.first = self.first.take().map(&f);
+        self.events = self.events.iter().cloned().map(&f).collect();
+    }
+
     pub fn new(first: Bytes, events: Arc<[Bytes]>, opts: SseOptions) -> Self {
         let gz = opts
             .gzip

@@ -104,6 +104,25 @@ pub struct MockConfig {
     pub ping_every_events: Option<u32>,
     /// If set, API routes require `x-api-key: KEY` or `authorization: Bearer KEY`.
     pub require_key: Option<String>,
+    /// Hostile: the answer's text is this many bytes of `A`, generated lazily (a JSON answer, or one huge
+    /// `text_delta` when the request streams). With `gzip` it is a decompression bomb (about 1000:1).
+    pub bomb_bytes: Option<u64>,
+    /// Hostile, SSE: after `message_start`, a `data:` line that never ends (with `gzip`, a body whose decoded
+    /// bytes are always ready).
+    pub endless_line: bool,
+    /// Hostile, SSE: after `message_start`, `event: ping` for ever, as fast as the client reads (with `gzip`,
+    /// a body whose decoded bytes are always ready): only a deadline can end it.
+    pub endless_events: bool,
+    /// Hostile: the key the request carried replaces placeholders in the body (`text`, `error_message`,
+    /// `error_body`, `sse_error_message`) and in `extra_headers` values: `{{key}}` raw, `{{key_json}}` every
+    /// character `\u`-escaped, `{{key_mixed}}` every other one, `{{key_b64_N}}` / `{{key_b64url_N}}` base64 of the
+    /// key after N (0..=2) bytes of `x`.
+    pub echo_key: bool,
+    /// Hostile, SSE: after `message_start`, an `event: error` (`api_error`) with this message, then the end.
+    pub sse_error_message: Option<String>,
+    /// Hostile: `set-cookie`, `access-control-*`, `content-security-policy`, `refresh`,
+    /// `strict-transport-security`, … and, on non-SSE answers, `content-type: text/html`.
+    pub hostile_headers: bool,
 }
 
 impl Default for MockConfig {
@@ -143,6 +162,12 @@ impl Default for MockConfig {
             gzip: false,
             ping_every_events: None,
             require_key: None,
+            bomb_bytes: None,
+            endless_line: false,
+            endless_events: false,
+            echo_key: false,
+            sse_error_message: None,
+            hostile_headers: false,
         }
     }
 }
@@ -160,6 +185,7 @@ const STRING_FIELDS: &[&str] = &[
     "thinking_text",
     "stop_reason",
     "require_key",
+    "sse_error_message",
 ];
 
 /// True if the request carries any `x-mock-*` header (cheap check for the fast path).

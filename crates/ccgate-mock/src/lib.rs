@@ -15,6 +15,7 @@
 
 pub mod body;
 pub mod config;
+pub mod hostile;
 pub mod record;
 pub mod render;
 mod server;

@@ -27,6 +27,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::body::{gzip_all, MockBody, SseBody, SseOptions};
 use crate::config::{apply_overrides, has_overrides, MockConfig, ToolMode};
+use crate::hostile::{self, RepeatBody};
 use crate::record::{RecordedRequest, Recorder};
 use crate::render::{
     self, error_json, model_json_by_id, models_list_json, text_plan, tool_mode_plan, Prepared,
@@ -210,6 +211,8 @@ struct Ctx<'a> {
     cfg: &'a MockConfig,
     extra: &'a [(HeaderName, HeaderValue)],
     id: u64,
+    /// The request's key, when `echo_key` asks for its placeholders to be filled in.
+    key: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -222,9 +225,21 @@ impl Ctx<'_> {
         let mut resp = Response::new(body);
         *resp.status_mut() = status;
         let h = resp.headers_mut();
+        let sse = ctype == SSE;
         h.insert(CONTENT_TYPE, ctype);
         self.common_headers(h);
+        if self.cfg.hostile_headers {
+            hostile::add_hostile_headers(h, sse);
+        }
         resp
+    }
+
+    /// `bytes` with the key placeholders filled in (`echo_key`).
+    fn echo(&self, bytes: Bytes) -> Bytes {
+        match &self.key {
+            Some(k) => hostile::substitute(bytes, k),
+            None => bytes,
+        }
     }
 
     fn common_headers(&self, h: &mut HeaderMap) {
@@ -237,12 +252,19 @@ impl Ctx<'_> {
             }
         }
         for (k, v) in self.extra {
-            h.insert(k.clone(), v.clone());
+            let v = if self.key.is_some() {
+                HeaderValue::from_maybe_shared(self.echo(Bytes::copy_from_slice(v.as_bytes())))
+                    .unwrap_or_else(|_| v.clone())
+            } else {
+                v.clone()
+            };
+            h.insert(k.clone(), v);
         }
     }
 
     /// JSON (or raw) body, gzipped if configured.
     fn body(&self, status: StatusCode, ctype: HeaderValue, body: Bytes) -> Response<MockBody> {
+        let body = self.echo(body);
         if self.cfg.gzip {
             let mut r = self.response(status, ctype, MockBody::full(gzip_all(&body)));
             r.headers_mut()
@@ -375,6 +397,7 @@ async fn handle(
                         cfg: &active.cfg,
                         extra: &active.extra_headers,
                         id,
+                        key: None,
                     };
                     return Ok(ctx.own_error(400, &msg));
                 }
@@ -385,7 +408,16 @@ async fn handle(
     if cfg.record {
         shared.recorder.push(record(&parts, &body));
     }
-    let ctx = Ctx { cfg, extra, id };
+    let key = cfg
+        .echo_key
+        .then(|| hostile::request_key(&parts.headers))
+        .flatten();
+    let ctx = Ctx {
+        cfg,
+        extra,
+        id,
+        key,
+    };
 
     match route {
         Route::Root => {
@@ -491,7 +523,11 @@ fn messages(
         &built
     };
 
-    if !req.stream.unwrap_or(false) {
+    let stream = req.stream.unwrap_or(false);
+    if cfg.bomb_bytes.is_some() || ((cfg.endless_line || cfg.endless_events) && stream) {
+        return hostile_body(ctx, stream, model);
+    }
+    if !stream {
         return ctx.json(prepared.json_body(ctx.id, model));
     }
 
@@ -509,15 +545,83 @@ fn messages(
         prepared.sse_burst.clone()
     };
     let first = prepared.message_start(ctx.id, model);
-    let mut resp = ctx.response(
-        StatusCode::OK,
-        SSE,
-        MockBody::Sse(Box::new(SseBody::new(first, events, opts))),
-    );
+    let events = match &cfg.sse_error_message {
+        Some(msg) => vec![render::sse_event(
+            "error",
+            &format!(
+                "{{\"type\":\"error\",\"error\":{{\"type\":\"api_error\",\"message\":{}}}}}",
+                render::js(msg)
+            ),
+        )]
+        .into(),
+        None => events,
+    };
+    let mut sse = SseBody::new(first, events, opts);
+    if ctx.key.is_some() {
+        sse.map_events(|b| ctx.echo(b));
+    }
+    let mut resp = ctx.response(StatusCode::OK, SSE, MockBody::Sse(Box::new(sse)));
     let h = resp.headers_mut();
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if cfg.gzip {
         h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
+}
+
+/// A bomb (`bomb_bytes`) or an endless line (`endless_line`), gzipped when `gzip` is set.
+fn hostile_body(ctx: &Ctx<'_>, stream: bool, model: &[u8]) -> Response<MockBody> {
+    let cfg = ctx.cfg;
+    let model = String::from_utf8_lossy(model);
+    let usage = format!(
+        "{{\"input_tokens\":{},\"output_tokens\":1}}",
+        cfg.input_tokens
+    );
+    let (prefix, suffix) = if stream {
+        let start = format!(
+            "event: message_start\ndata: {{\"type\":\"message_start\",\"message\":{{\"id\":\"msg_mock_{}\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":{model},\"stop_reason\":null,\"usage\":{usage}}}}}\n\n\
+             event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{{\"type\":\"text\",\"text\":\"\"}}}}\n\n\
+             event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"",
+            ctx.id
+        );
+        let end = format!(
+            "\"}}}}\n\nevent: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":0}}\n\n\
+             event: message_delta\ndata: {{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"end_turn\",\"stop_sequence\":null}},\"usage\":{{\"output_tokens\":{}}}}}\n\n\
+             event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n",
+            cfg.output_tokens
+        );
+        (start, end)
+    } else {
+        let start = format!(
+            "{{\"id\":\"msg_mock_{}\",\"type\":\"message\",\"role\":\"assistant\",\"model\":{model},\"content\":[{{\"type\":\"text\",\"text\":\"",
+            ctx.id
+        );
+        let end = format!(
+            "\"}}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,\"usage\":{usage}}}"
+        );
+        (start, end)
+    };
+    let body = if cfg.endless_events && stream {
+        // message_start and the opening of a text block (whose delta is closed at once), then pings for ever.
+        let start = format!("{prefix}\"}}}}\n\n");
+        let ping = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
+        RepeatBody::of_units(start.as_bytes(), ping, None, b"", cfg.gzip)
+    } else {
+        let fill = if cfg.endless_line && stream {
+            None
+        } else {
+            Some(cfg.bomb_bytes.unwrap_or(0))
+        };
+        RepeatBody::new(prefix.as_bytes(), fill, suffix.as_bytes(), cfg.gzip)
+    };
+    let mut resp = ctx.response(
+        StatusCode::OK,
+        if stream { SSE } else { JSON },
+        MockBody::Repeat(Box::new(body)),
+    );
+    if cfg.gzip {
+        resp.headers_mut()
+            .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     resp
 }

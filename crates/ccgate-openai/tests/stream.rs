@@ -772,3 +772,65 @@ fn events_read_by_name_match_general_path() {
         }
     }
 }
+
+/// Pieces of Anthropic events, to build hostile streams: valid events out of order, broken JSON, wrong types.
+fn hostile_data() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..64),
+        Just(br#"{"type":"message_start","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}"#.to_vec()),
+        Just(br#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.to_vec()),
+        Just(br#"{"type":"content_block_start","index":4294967296,"content_block":{"type":"tool_use","id":"t","name":"n","input":{}}}"#.to_vec()),
+        Just(br#"{"type":"content_block_start","index":1,"content_block":{"type":"thinking","thinking":""}}"#.to_vec()),
+        Just(br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi \ud800"}}"#.to_vec()),
+        Just(br#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#.to_vec()),
+        Just(br#"{"type":"content_block_delta","index":9,"delta":{"type":"thinking_delta","thinking":"t"}}"#.to_vec()),
+        Just(br#"{"type":"content_block_delta","index":0,"delta":null}"#.to_vec()),
+        Just(br#"{"type":"content_block_stop","index":0}"#.to_vec()),
+        Just(br#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":-5}}"#.to_vec()),
+        Just(br#"{"type":"message_stop"}"#.to_vec()),
+        Just(br#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#.to_vec()),
+        Just(br#"{"type":"error","error":"not an object"}"#.to_vec()),
+        Just(b"{}".to_vec()),
+        Just(b"[]".to_vec()),
+        Just(b"".to_vec()),
+    ]
+}
+
+fn hostile_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("message_start".to_owned()),
+        Just("content_block_start".to_owned()),
+        Just("content_block_delta".to_owned()),
+        Just("content_block_stop".to_owned()),
+        Just("message_delta".to_owned()),
+        Just("message_stop".to_owned()),
+        Just("error".to_owned()),
+        Just("ping".to_owned()),
+        Just("message".to_owned()),
+        Just("".to_owned()),
+        "[a-z_]{1,12}".prop_map(|s| s),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// An untrusted upstream's stream, in any order and shape, never panics the translator, and whatever it emits
+    /// is UTF-8 (the client gets text/event-stream).
+    #[test]
+    fn hostile_streams_never_panic(
+        events in proptest::collection::vec((hostile_name(), hostile_data()), 0..40),
+        include_usage in any::<bool>(),
+        end_with_error in any::<bool>(),
+    ) {
+        let mut st = StreamTranslator::new(ctx(include_usage), "req", 0);
+        let mut out = Vec::new();
+        let u = Usage::default();
+        for (name, data) in &events {
+            st.on_event(name, data, &u, &mut out);
+        }
+        if end_with_error {
+            st.on_upstream_error("broken", "server_error", &mut out);
+        }
+        prop_assert!(std::str::from_utf8(&out).is_ok());
+    }
+}

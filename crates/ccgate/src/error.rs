@@ -80,6 +80,9 @@ pub enum ApiError {
     /// A 2xx answer CCGate could not read or translate: the fault is upstream, not the tenant's.
     #[error("the upstream answer could not be translated: {0}")]
     UpstreamUnreadable(String),
+    /// The upstream's answer decoded to more than CCGate buffers (a decompression bomb, or an endless line).
+    #[error("the upstream's answer is larger than the gateway accepts ({0} MiB decoded)")]
+    UpstreamBodyTooLarge(usize),
     #[error("the upstream answered with a redirect (HTTP {0}), which the gateway does not follow; the gateway operator must check the upstream URL")]
     UpstreamRedirect(u16),
     #[error("internal error: {0}")]
@@ -105,6 +108,7 @@ impl ApiError {
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
             | ApiError::UpstreamUnreadable(_)
+            | ApiError::UpstreamBodyTooLarge(_)
             | ApiError::UpstreamRedirect(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -130,6 +134,7 @@ impl ApiError {
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
             | ApiError::UpstreamUnreadable(_)
+            | ApiError::UpstreamBodyTooLarge(_)
             | ApiError::UpstreamRedirect(_)
             | ApiError::Internal(_) => "api_error",
             ApiError::UpstreamTimeout(_) => "timeout_error",
@@ -200,6 +205,7 @@ impl ApiError {
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
             | ApiError::UpstreamUnreadable(_)
+            | ApiError::UpstreamBodyTooLarge(_)
             | ApiError::UpstreamRedirect(_) => (
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
@@ -232,6 +238,7 @@ impl ApiError {
             ApiError::UpstreamTimeout(_) => "upstream_timeout",
             ApiError::UpstreamCredentials => "upstream_credentials",
             ApiError::UpstreamUnreadable(_) => "upstream_unparseable",
+            ApiError::UpstreamBodyTooLarge(_) => "upstream_body_too_large",
             ApiError::UpstreamRedirect(_) => "upstream_redirect",
             ApiError::Internal(_) => "internal",
         }

@@ -39,6 +39,8 @@ pub struct UpstreamRt {
     url_auth: Option<http::HeaderValue>,
     /// The upstream key as the headers `auth_header` asks for, built once.
     credentials: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Cuts the upstream key out of its answers (`None`: no key, or one too short to redact safely).
+    pub redactor: Option<Arc<crate::forward::redact::Redactor>>,
 }
 
 impl UpstreamRt {
@@ -206,6 +208,7 @@ impl Gateway {
                 };
                 Ok(Arc::new(UpstreamRt {
                     credentials: crate::forward::headers::credential_headers(u),
+                    redactor: crate::forward::redact::Redactor::new(&u.key).map(Arc::new),
                     messages_url: parse("/v1/messages")?,
                     count_tokens_url: parse("/v1/messages/count_tokens")?,
                     base_url,

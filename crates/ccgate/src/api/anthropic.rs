@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use ccgate_meter::usage::StreamMeter;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{header, HeaderMap, StatusCode};
 use std::sync::Arc;
 
 pub async fn messages(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
@@ -59,18 +59,12 @@ impl Adapter for Anthropic {
         })
     }
 
-    /// Upstream errors go to the tenant verbatim (Claude Code reads their wording to recover), minus our key's
-    /// rate-limit headers.
+    /// Upstream errors go to the tenant verbatim (Claude Code reads their wording to recover; our key was cut out
+    /// in `forward`), with only the allow-listed headers and a JSON content type.
     fn upstream_error(status: StatusCode, headers: &HeaderMap, body: Bytes) -> Response {
         let mut builder = Response::builder().status(status);
         if let Some(h) = builder.headers_mut() {
-            crate::forward::headers::copy_response_headers(headers, h);
-            if !h.contains_key(header::CONTENT_TYPE) {
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-            }
+            crate::forward::headers::copy_response_headers(headers, h, false);
         }
         proxy::body_response(builder, Body::from(body))
     }
@@ -82,7 +76,7 @@ impl Adapter for Anthropic {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("text/event-stream"));
-        let mut head = proxy::response_head(
+        let head = proxy::response_head(
             exchange.response.status(),
             exchange.response.headers(),
             &settlement.record.request_id,
@@ -94,15 +88,7 @@ impl Adapter for Anthropic {
                 settlement.record.model.clone(),
             )
         });
-        // A JSON body passes through unchanged, so the upstream's length is still true; clients like to have it.
-        if let (false, None, Some(len), Some(h)) = (
-            is_sse,
-            &model_rewrite,
-            exchange.response.headers().get(header::CONTENT_LENGTH),
-            head.headers_mut(),
-        ) {
-            h.insert(header::CONTENT_LENGTH, len.clone());
-        }
+        // No `content-length`: a JSON answer is held to its end and may change (key redaction, model rename).
         let mode = if is_sse {
             Mode::AnthropicSse {
                 meter: StreamMeter::new(),

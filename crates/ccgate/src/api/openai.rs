@@ -34,7 +34,7 @@ pub async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> R
     .await
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>, request_id: Option<&str>) -> Response {
+fn json_response(status: StatusCode, body: Bytes, request_id: Option<&str>) -> Response {
     let mut builder = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json");
@@ -107,7 +107,7 @@ impl Adapter for OpenAi {
         let (code, out) = ccgate_openai::translate_error(status.as_u16(), &body);
         let mut resp = json_response(
             StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
-            out,
+            Bytes::from(out),
             None,
         );
         for name in ["retry-after", "retry-after-ms"] {
@@ -150,15 +150,24 @@ impl Adapter for OpenAi {
         let status = exchange.response.status().as_u16();
         let full = match tee::read_full(exchange.response, cfg.idle, cfg.total_remaining).await {
             Ok(b) => b,
-            Err(reason) => {
-                settlement.note_upstream_failure(&reason);
+            Err(e) => {
+                let (err, class) = match e {
+                    tee::ReadError::TooLarge => (
+                        ApiError::UpstreamBodyTooLarge(tee::MAX_BUFFERED_BODY >> 20),
+                        tee::TOO_LARGE_CLASS,
+                    ),
+                    tee::ReadError::Failed(reason) => {
+                        (ApiError::UpstreamConnect(reason), "upstream_body_broken")
+                    }
+                };
+                settlement.note_upstream_failure(&err.to_string());
                 settlement.finish(
-                    502,
+                    err.status_for(Protocol::OpenAi).as_u16(),
                     &Default::default(),
                     Ending::UpstreamError,
-                    Some("upstream_body_broken"),
+                    Some(class),
                 );
-                return ApiError::UpstreamConnect(reason).into_response_for(Protocol::OpenAi);
+                return err.into_response_for(Protocol::OpenAi);
             }
         };
         let (usage, ending, class) = match tee::json_usage(&full) {
@@ -168,6 +177,12 @@ impl Adapter for OpenAi {
         match ccgate_openai::translate_response(&full, &usage, &context.response, now_unix) {
             Ok(out) => {
                 settlement.finish(status, &usage, ending, class);
+                // The translation decoded every string of the answer: an escaped key is plain text by now.
+                let out = Bytes::from(out);
+                let out = match &cfg.redactor {
+                    Some(r) => r.redact_document(out),
+                    None => out,
+                };
                 json_response(StatusCode::OK, out, Some(&request_id))
             }
             Err(e) => {

@@ -204,6 +204,7 @@ impl Exchange {
             total_remaining: timeouts.total.saturating_sub(a.started.elapsed()),
             drain_limit: a.rt.config.server.disconnect_drain,
             model_rewrite,
+            redactor: self.upstream.redactor.clone(),
         }
     }
 }
@@ -472,15 +473,18 @@ async fn dispatch(
                 .get("request-id")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            // The row holds the status the tenant saw (`/openai` turns an upstream 529 into 503, a 401 into 502);
+            // the upstream's own status is kept in the error class.
             let class = format!("upstream_http_{}", status.as_u16());
+            let response = render_upstream_error(status, &headers, body);
             // count_tokens answers with usage-free JSON; a 2xx never lands here.
             settlement.finish(
-                status.as_u16(),
+                response.status().as_u16(),
                 &Usage::default(),
                 Ending::UpstreamError,
                 Some(&class),
             );
-            Dispatched::Done(render_upstream_error(status, &headers, body))
+            Dispatched::Done(response)
         }
         Forwarded::Failed { error, upstream } => {
             if let Some(u) = &upstream {
@@ -500,6 +504,9 @@ async fn dispatch(
                 AttemptError::Timeout(m) => ApiError::UpstreamTimeout(m),
                 AttemptError::Credentials => ApiError::UpstreamCredentials,
                 AttemptError::Redirect(status) => ApiError::UpstreamRedirect(status.as_u16()),
+                AttemptError::BodyTooLarge => {
+                    ApiError::UpstreamBodyTooLarge(forward::MAX_ERROR_BODY >> 20)
+                }
             };
             settlement.finish(
                 err.status_for(protocol).as_u16(),
@@ -519,7 +526,7 @@ fn model_is_served(rt: &Runtime, model: &str) -> bool {
         .any(|u| u.config.enabled && crate::routing::balancer::serves(&u.config.models, model))
 }
 
-/// Response head for a streamed 2xx: the upstream's headers minus the ones that describe our key or the hop.
+/// Response head for a streamed 2xx: the upstream's allow-listed headers and the protocol's content type.
 /// Header names as constants: inserting by `&str` would copy a non-standard name into a new allocation.
 const X_CCGATE_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-ccgate-request-id");
 const X_ACCEL_BUFFERING: http::HeaderName = http::HeaderName::from_static("x-accel-buffering");
@@ -532,7 +539,7 @@ pub fn response_head(
 ) -> http::response::Builder {
     let mut builder = Response::builder().status(status);
     if let Some(h) = builder.headers_mut() {
-        crate::forward::headers::copy_response_headers(upstream_headers, h);
+        crate::forward::headers::copy_response_headers(upstream_headers, h, is_sse);
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert(X_CCGATE_REQUEST_ID, v);
         }

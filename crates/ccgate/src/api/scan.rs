@@ -301,4 +301,57 @@ mod tests {
             let _ = scan(&bytes);
         }
     }
+
+    mod fuzz {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn fragment() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("{".to_owned()),
+                Just("}".to_owned()),
+                Just("[".to_owned()),
+                Just("]".to_owned()),
+                Just(",".to_owned()),
+                Just(":".to_owned()),
+                Just(" ".to_owned()),
+                Just("\"model\"".to_owned()),
+                Just("\"\\u006dodel\"".to_owned()),
+                Just("\"stream\"".to_owned()),
+                Just("\"max_tokens\"".to_owned()),
+                Just("\"metadata\"".to_owned()),
+                Just("\"user_id\"".to_owned()),
+                Just("true".to_owned()),
+                Just("null".to_owned()),
+                Just("-0".to_owned()),
+                Just("99999999999999999999".to_owned()),
+                "\"[ -~]{0,6}\"".prop_map(|s| s),
+                "[0-9]{1,5}".prop_map(|s| s),
+                Just("\"\\".to_owned()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            /// The body scanner reads every tenant body first: hostile bytes are refused or read, never a panic,
+            /// and a found `model` span really holds the model.
+            #[test]
+            fn scanner_never_panics(
+                bytes in proptest::collection::vec(any::<u8>(), 0..512),
+                frags in proptest::collection::vec(fragment(), 0..48),
+            ) {
+                let _ = scan(&bytes);
+                let text = frags.concat();
+                for body in [text.clone(), format!("{{{text}}}"), format!("{{\"model\":\"m\",{text}}}")] {
+                    if let Ok(s) = scan(body.as_bytes()) {
+                        if let (Some(m), Some(span)) = (&s.model, &s.model_span) {
+                            let raw = &body.as_bytes()[span.clone()];
+                            let v: String = serde_json::from_slice(raw).unwrap();
+                            prop_assert_eq!(&v, m);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

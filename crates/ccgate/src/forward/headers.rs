@@ -118,35 +118,66 @@ fn merge_beta(out: &mut HeaderMap, extra: &HeaderValue) {
     }
 }
 
-/// Response headers never passed to the tenant: hop-by-hop, framing the server sets again, and the upstream
-/// key's rate-limit state (it describes *our* key, not the tenant; routing reads it instead).
+/// Response headers passed to the tenant: an allow-list, not a deny-list. A mirror site is untrusted and its
+/// answer reaches tenants (and browsers, on the console's origin): `set-cookie`, `access-control-*`,
+/// `content-security-policy`, `refresh`, `strict-transport-security` or a `content-type` of `text/html` would act
+/// there with CCGate's authority, and any header we do not know of may be the next one. What is kept, and why:
+///
+/// * `request-id`, `x-request-id`: what Anthropic's support (and the tenant's logs) need to find an exchange;
+/// * `retry-after`, `retry-after-ms`, `x-should-retry`: the SDKs and Claude Code back off and retry by them.
+///
+/// Dropped on purpose: `content-type` (CCGate sets the protocol's own, [`response_content_type`]); `content-length`
+/// (set by the caller, and only where the body is passed on unchanged); `cache-control` (SSE answers get CCGate's own
+/// `no-cache`); `anthropic-organization-id` and the `anthropic-ratelimit-*` family (they describe *our* account and
+/// key, not the tenant's; routing reads the rate-limit ones before they are dropped); hop-by-hop and framing headers.
+const PASSED_RESPONSE_HEADERS: [&str; 5] = [
+    "request-id",
+    "x-request-id",
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+];
+
 pub fn keep_response_header(name: &HeaderName) -> bool {
-    let n = name.as_str();
-    !(matches!(
-        n,
-        "connection"
-            | "keep-alive"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "set-cookie"
-            | "alt-svc"
-            | "content-length"
-    ) || n.starts_with("anthropic-ratelimit-")
-        || n.starts_with("anthropic-priority-")
-        || n.starts_with("proxy-")
-        || n.starts_with("cf-")
-        || n == "server"
-        || n == "via"
-        || n == "x-envoy-upstream-service-time")
+    PASSED_RESPONSE_HEADERS.contains(&name.as_str())
 }
 
-pub fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
-    to.reserve(from.len());
+/// The content type of an answer in CCGate's protocols: never the upstream's (which may be `text/html`).
+pub fn response_content_type(is_sse: bool) -> HeaderValue {
+    if is_sse {
+        HeaderValue::from_static("text/event-stream; charset=utf-8")
+    } else {
+        HeaderValue::from_static("application/json")
+    }
+}
+
+/// Copies the allowed upstream headers (see [`keep_response_header`]) and sets the protocol's content type.
+pub fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap, is_sse: bool) {
     for (name, value) in from {
         if keep_response_header(name) {
             to.append(name.clone(), value.clone());
+        }
+    }
+    to.insert(header::CONTENT_TYPE, response_content_type(is_sse));
+}
+
+/// Drops every header whose value carries our upstream key in a form we recognise (some upstreams echo the
+/// credential they were sent). Done before anything reads the headers, so no path can pass the key on.
+pub fn drop_key_bearing_headers(headers: &mut HeaderMap, redactor: &super::redact::Redactor) {
+    if !headers.values().any(|v| redactor.leaks(v.as_bytes())) {
+        return;
+    }
+    let old = std::mem::take(headers);
+    let mut name = None;
+    for (n, v) in old {
+        // `into_iter` names only the first value of a multi-valued header.
+        if let Some(n) = n {
+            name = Some(n);
+        }
+        if let Some(n) = &name {
+            if !redactor.leaks(v.as_bytes()) {
+                headers.append(n.clone(), v);
+            }
         }
     }
 }
@@ -196,13 +227,59 @@ mod tests {
     }
 
     #[test]
-    fn strips_ratelimit_headers() {
-        assert!(!keep_response_header(&HeaderName::from_static(
-            "anthropic-ratelimit-requests-remaining"
-        )));
-        assert!(keep_response_header(&HeaderName::from_static("request-id")));
-        assert!(keep_response_header(&HeaderName::from_static(
-            "content-type"
-        )));
+    fn response_headers_are_allow_listed() {
+        let mut from = HeaderMap::new();
+        for (k, v) in [
+            ("anthropic-ratelimit-requests-remaining", "1"),
+            ("anthropic-organization-id", "org"),
+            ("set-cookie", "a=b"),
+            ("access-control-allow-origin", "*"),
+            ("content-security-policy", "default-src *"),
+            ("refresh", "0; url=https://evil"),
+            ("strict-transport-security", "max-age=1"),
+            ("content-type", "text/html"),
+            ("content-length", "5"),
+            ("x-unknown", "1"),
+            ("request-id", "req_1"),
+            ("retry-after", "3"),
+            ("x-should-retry", "true"),
+        ] {
+            from.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let mut to = HeaderMap::new();
+        copy_response_headers(&from, &mut to, false);
+        let mut names: Vec<&str> = to.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "request-id",
+                "retry-after",
+                "x-should-retry"
+            ]
+        );
+        assert_eq!(to["content-type"], "application/json");
+        let mut to = HeaderMap::new();
+        copy_response_headers(&from, &mut to, true);
+        assert_eq!(to["content-type"], "text/event-stream; charset=utf-8");
+    }
+
+    #[test]
+    fn key_bearing_headers_are_dropped() {
+        let r = crate::forward::redact::Redactor::new("upstream-secret-key").unwrap();
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-echo",
+            HeaderValue::from_static("Bearer upstream-secret-key"),
+        );
+        h.append("x-multi", HeaderValue::from_static("fine"));
+        h.append("x-multi", HeaderValue::from_static("upstream-secret-key"));
+        h.append("request-id", HeaderValue::from_static("req_1"));
+        drop_key_bearing_headers(&mut h, &r);
+        assert!(h.get("x-echo").is_none());
+        assert_eq!(h.get_all("x-multi").iter().count(), 1);
+        assert_eq!(h["x-multi"], "fine");
+        assert_eq!(h["request-id"], "req_1");
     }
 }

@@ -10,6 +10,7 @@
 pub mod classify;
 pub mod client;
 pub mod headers;
+pub mod redact;
 
 use crate::routing::health::{FailureKind, Outcome};
 use crate::state::{Runtime, UpstreamRt};
@@ -91,10 +92,13 @@ pub enum AttemptError {
     Credentials,
     /// The upstream answered with a redirect (this status), which the gateway never follows.
     Redirect(StatusCode),
+    /// The upstream's error body decoded to more than [`MAX_ERROR_BODY`] (a decompression bomb, or garbage).
+    BodyTooLarge,
 }
 
-/// Largest error body read into memory (error bodies are small; this bounds a hostile one).
-const MAX_ERROR_BODY: usize = 1 << 20;
+/// Largest error body read into memory, decoded. Real error bodies are a few hundred bytes; one past this is not an
+/// error message, and passing a truncated one on would hand the tenant broken JSON.
+pub const MAX_ERROR_BODY: usize = 1 << 20;
 
 pub async fn forward(rt: &Runtime, plan: &Plan<'_>) -> Forwarded {
     let lb = &rt.config.load_balancer;
@@ -300,7 +304,7 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     let in_flight = InFlight::new(upstream.clone());
     let started = Instant::now();
     let send = upstream.client.send(http::Method::POST, url, headers, body);
-    let response = match tokio::time::timeout(cfg.timeouts.first_byte, send).await {
+    let mut response = match tokio::time::timeout(cfg.timeouts.first_byte, send).await {
         Err(_) => {
             return AttemptResult::NoAnswer(
                 AttemptError::Timeout(format!(
@@ -321,6 +325,9 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
         Ok(Ok(r)) => r,
     };
     let headers_after = started.elapsed();
+    if let Some(r) = &upstream.redactor {
+        headers::drop_key_bearing_headers(response.headers_mut(), r);
+    }
     let status = response.status();
     if status.is_redirection() {
         // Following it could send our key to another host; passing it on would send the tenant around the
@@ -344,9 +351,15 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     )
     .await
     {
-        Ok(Ok(b)) => redact(b, &cfg.key),
-        Ok(Err(e)) => {
+        Ok(Ok(b)) => match &upstream.redactor {
+            Some(r) => r.redact_document(b),
+            None => b,
+        },
+        Ok(Err(BodyError::Broken(e))) => {
             return AttemptResult::NoAnswer(AttemptError::Connect(e), FailureKind::Connect)
+        }
+        Ok(Err(BodyError::TooLarge)) => {
+            return AttemptResult::NoAnswer(AttemptError::BodyTooLarge, FailureKind::ServerError)
         }
         Err(_) => {
             return AttemptResult::NoAnswer(
@@ -364,26 +377,23 @@ async fn attempt(upstream: &Arc<UpstreamRt>, plan: &Plan<'_>) -> AttemptResult {
     }
 }
 
-/// Some upstreams echo the credential they were sent in their error text; error bodies reach tenants verbatim,
-/// so our key is cut out of them first.
-fn redact(body: Bytes, key: &str) -> Bytes {
-    if key.len() < 8 || memchr::memmem::find(&body, key.as_bytes()).is_none() {
-        return body;
-    }
-    let text = String::from_utf8_lossy(&body).replace(key, "[redacted]");
-    Bytes::from(text)
+enum BodyError {
+    TooLarge,
+    Broken(String),
 }
 
-/// Reads at most `max` bytes of a body (decoded bytes: a small compressed answer cannot blow up in memory).
-async fn read_bounded(mut body: UpstreamBody, max: usize) -> Result<Bytes, String> {
+/// Reads a body of at most `max` decoded bytes (a small compressed answer cannot blow up in memory).
+async fn read_bounded(mut body: UpstreamBody, max: usize) -> Result<Bytes, BodyError> {
     let mut buf = Vec::new();
     while let Some(chunk) = client::next_chunk(&mut body).await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        let room = max.saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if buf.len() >= max {
-            break;
+        let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
+        if buf.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge);
         }
+        buf.extend_from_slice(&chunk);
+        // A decoder with buffered input is always ready, so the timeout around this read would never get to run:
+        // spend the task's budget, which yields to the scheduler (and the timer) when it runs out.
+        tokio::task::consume_budget().await;
     }
     Ok(Bytes::from(buf))
 }

@@ -9,10 +9,21 @@
 //! * **Client disconnect**: when the client drops the body, the tee hands the upstream stream to a tracked task
 //!   that keeps reading it to the end (bounded by `server.clientDisconnectDrainSeconds`) so the usage is exact,
 //!   then records the request as `client_aborted`. Shutdown waits for these tasks before flushing the ledger.
+//! * **Hostile upstreams** (mirror sites are untrusted): nothing is buffered without a cap. A JSON answer is held
+//!   to its end within [`MAX_BUFFERED_BODY`]; an incomplete SSE event within [`MAX_HELD_EVENT`], as is each event
+//!   the side parsers frame. Past a cap the answer ends with the protocol's error (or, for JSON, whose head is
+//!   already out, a broken body) and is recorded as `upstream_body_too_large`. Caps on decoded bytes are enough
+//!   (no ratio check on the compressed size): memory is what a bomb attacks, streamed bytes leave at the client's
+//!   pace, and the total deadline bounds the CPU a stream can take, checked on every chunk because a decoder with
+//!   buffered input is always ready and never lets a timer fire. The tee also spends tokio's cooperative budget
+//!   per chunk, so one always-ready stream yields to the other requests of its worker.
+//! * **Key redaction**: every byte for the client passes the upstream's [`Redactor`] (whole events, or the whole
+//!   JSON document), so an upstream echoing our key cannot hand it to a tenant.
 
 pub mod settle;
 
 use crate::forward::client::{next_chunk, UpstreamBody, UpstreamError, UpstreamResponse};
+use crate::forward::redact::Redactor;
 use bytes::{Bytes, BytesMut};
 use ccgate_meter::sse::SseFramer;
 use ccgate_meter::usage::{usage_from_json_response, StreamMeter, StreamStatus};
@@ -22,6 +33,7 @@ use http_body::{Body, Frame};
 use settle::{Ending, Settlement};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -30,8 +42,9 @@ use tokio::time::{Instant, Sleep};
 pub enum Mode {
     /// `/anthropic` SSE: bytes unchanged, metered on the side.
     AnthropicSse { meter: StreamMeter },
-    /// `/anthropic` JSON: bytes unchanged; a copy is kept to read the usage at the end. When the upstream's
-    /// `modelMap` renamed the model, the body is held to the end so the name can be mapped back.
+    /// `/anthropic` JSON: the body is held to its end (within [`MAX_BUFFERED_BODY`]): the usage is read from it,
+    /// our key is cut out of its decoded strings, and a `modelMap` rename is mapped back. An upstream sends a
+    /// non-streamed answer all at once, when it is complete, so holding it costs the client no latency.
     AnthropicJson { copy: Vec<u8> },
     /// `/openai` streaming: Anthropic SSE in, OpenAI chunks out.
     OpenAiSse {
@@ -41,8 +54,16 @@ pub enum Mode {
     },
 }
 
-/// Largest JSON answer copied for metering; beyond it the usage is read from what was kept.
-const MAX_JSON_COPY: usize = 64 << 20;
+/// Largest answer buffered, decoded: a JSON answer (both endpoints). Real ones are far smaller (128k output
+/// tokens are well under 1 MiB of JSON); past it the upstream is sending something else, such as a gzip bomb.
+pub const MAX_BUFFERED_BODY: usize = 32 << 20;
+
+/// Largest incomplete SSE event held back, the same cap as the side parsers' ([`ccgate_meter::sse::MAX_EVENT_BYTES`]):
+/// an upstream streaming an endless line must not grow the buffer without bound.
+pub const MAX_HELD_EVENT: usize = ccgate_meter::sse::MAX_EVENT_BYTES;
+
+/// Error class of an answer cut at a cap.
+pub const TOO_LARGE_CLASS: &str = "upstream_body_too_large";
 
 struct Inner {
     upstream: UpstreamBody,
@@ -69,6 +90,14 @@ struct Inner {
     sent: u64,
     /// `(upstream model, client model)`: map a `modelMap` rename back in the answer.
     model_rewrite: Option<(String, String)>,
+    redactor: Option<Arc<Redactor>>,
+    /// The answer went past a cap (held event, framed event, or JSON body): it is ended, not read further.
+    over_cap: bool,
+    /// The body must end with an error rather than cleanly: a JSON answer that could not be completed (its 200
+    /// head is out; a broken body is the only signal left).
+    broken: bool,
+    /// Usage of a JSON answer, read at its end (the body itself then goes to the client).
+    json_usage: Option<Option<Usage>>,
 }
 
 pub struct Tee {
@@ -81,6 +110,8 @@ pub struct TeeConfig {
     pub drain_limit: Duration,
     /// `(upstream model, client model)` when a `modelMap` rename must be mapped back.
     pub model_rewrite: Option<(String, String)>,
+    /// The upstream's key redactor.
+    pub redactor: Option<Arc<Redactor>>,
 }
 
 impl Tee {
@@ -115,6 +146,10 @@ impl Tee {
                 content_length,
                 sent: 0,
                 model_rewrite: cfg.model_rewrite,
+                redactor: cfg.redactor,
+                over_cap: false,
+                broken: false,
+                json_usage: None,
             })),
         }
     }
@@ -153,22 +188,25 @@ impl Inner {
         }
     }
 
-    /// Processes one upstream chunk; returns the bytes for the client (possibly empty).
+    /// Processes one upstream chunk; returns the bytes for the client (possibly empty). Sets `over_cap` when the
+    /// answer went past a cap; the caller then ends it ([`Inner::on_over_cap`]).
     fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
         self.settlement.set_ttft();
         match &mut self.mode {
             Mode::AnthropicJson { copy } => {
-                let room = MAX_JSON_COPY.saturating_sub(copy.len());
-                copy.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if self.model_rewrite.is_some() {
-                    Bytes::new()
+                if copy.len() + chunk.len() > MAX_BUFFERED_BODY {
+                    self.over_cap = true;
                 } else {
-                    chunk
+                    copy.extend_from_slice(&chunk);
                 }
+                Bytes::new()
             }
             Mode::AnthropicSse { meter } => {
                 meter.push_bytes(&chunk);
                 let out = release_complete_events(&mut self.held, chunk);
+                if self.held.len() > MAX_HELD_EVENT || meter.framing_overflowed() {
+                    self.over_cap = true;
+                }
                 match &self.model_rewrite {
                     Some((from, to)) if !out.is_empty() => {
                         // The name sits in message_start, the first event; one rewrite and we are done.
@@ -188,21 +226,45 @@ impl Inner {
             } => {
                 let mut out = Vec::new();
                 translate(framer, meter, translator, Some(&chunk), &mut out);
+                if framer.overflowed() {
+                    self.over_cap = true;
+                }
                 Bytes::from(out)
             }
         }
+    }
+
+    /// Bytes for the client, past the key redactor. SSE output is whole events (see [`release_complete_events`]),
+    /// so a key cannot straddle two calls; a JSON answer was redacted as a document in [`Inner::on_eof`].
+    fn emit(&mut self, out: Bytes) -> Bytes {
+        let out = match (&self.redactor, &self.mode) {
+            (Some(r), Mode::AnthropicSse { .. } | Mode::OpenAiSse { .. }) if !out.is_empty() => {
+                r.redact_events(out)
+            }
+            _ => out,
+        };
+        self.sent += out.len() as u64;
+        out
     }
 
     /// The upstream ended cleanly (EOF). Returns any bytes still owed to the client.
     fn on_eof(&mut self) -> Option<Bytes> {
         let held = (!self.held.is_empty()).then(|| self.held.split().freeze());
         match &mut self.mode {
-            Mode::AnthropicJson { copy } => match self.model_rewrite.take() {
-                Some((from, to)) => Some(Bytes::from(
-                    rewrite_first_model(copy, &from, &to).unwrap_or_else(|| copy.clone()),
-                )),
-                None => held,
-            },
+            Mode::AnthropicJson { copy } => {
+                let body = std::mem::take(copy);
+                self.json_usage = Some(usage_from_json_response(&body).map(|(u, _)| u));
+                let body = match self.model_rewrite.take() {
+                    Some((from, to)) => rewrite_first_model(&body, &from, &to).unwrap_or(body),
+                    None => body,
+                };
+                let body = Bytes::from(body);
+                let body = match &self.redactor {
+                    Some(r) => r.redact_document(body),
+                    None => body,
+                };
+                (!body.is_empty()).then_some(body)
+            }
             Mode::AnthropicSse { meter } => {
                 meter.finish_bytes();
                 if meter.saw_message_stop() || meter.error().is_some() {
@@ -238,14 +300,34 @@ impl Inner {
         }
     }
 
+    /// The answer went past a cap: ends it like a failure, and drops what was buffered.
+    fn on_over_cap(&mut self) -> Option<Bytes> {
+        self.over_cap = true;
+        self.held = BytesMut::new();
+        if let Mode::AnthropicJson { copy } = &mut self.mode {
+            *copy = Vec::new();
+        }
+        let limit = match self.mode {
+            Mode::AnthropicJson { .. } => MAX_BUFFERED_BODY,
+            _ => MAX_HELD_EVENT,
+        };
+        self.on_failure(format!(
+            "the upstream's answer went past the gateway's limit of {} MiB",
+            limit >> 20
+        ))
+    }
+
     /// The upstream failed mid-stream (broken connection or a deadline): build the protocol's error ending.
     fn on_failure(&mut self, reason: String) -> Option<Bytes> {
         self.settlement.note_upstream_failure(&reason);
         let msg = format!("upstream stream interrupted: {reason}");
         self.failure = Some(reason);
         match &mut self.mode {
-            // Bytes of a JSON body were already sent; the only honest signal left is closing the connection.
-            Mode::AnthropicJson { .. } => None,
+            // The 200 head of a JSON answer is out; the only honest signal left is a broken body.
+            Mode::AnthropicJson { .. } => {
+                self.broken = true;
+                None
+            }
             Mode::AnthropicSse { .. } => {
                 self.held.clear();
                 Some(Bytes::from(anthropic_error_event("api_error", &msg)))
@@ -265,11 +347,14 @@ impl Inner {
             settlement,
             status,
             failure,
+            over_cap,
+            json_usage,
             ..
         } = *self;
         let (usage, stream_ending, error_class) = match &mode {
             Mode::AnthropicJson { copy } => {
-                let usage = usage_from_json_response(copy).map(|(u, _)| u);
+                let usage =
+                    json_usage.unwrap_or_else(|| usage_from_json_response(copy).map(|(u, _)| u));
                 // count_tokens answers carry no usage and are free: nothing is missing there.
                 let missing = usage.is_none() && settlement.record.billable;
                 (
@@ -291,7 +376,9 @@ impl Inner {
                 }
             }
         };
-        let (ending, class) = if failure.is_some() && stream_ending != Ending::Ok {
+        let (ending, class) = if over_cap {
+            (Ending::UpstreamError, Some(TOO_LARGE_CLASS))
+        } else if failure.is_some() && stream_ending != Ending::Ok {
             (
                 Ending::UpstreamError,
                 Some(error_class.unwrap_or("upstream_stream_broken")),
@@ -339,9 +426,13 @@ fn release_complete_events(held: &mut BytesMut, chunk: Bytes) -> Bytes {
             }
         }
     } else {
+        let old = held.len();
         held.extend_from_slice(&chunk);
-        match last_event_end(held) {
-            Some(end) => held.split_to(end).freeze(),
+        // What was held holds no blank line, so only the new bytes (and the 3 before them, where a blank line may
+        // start) are searched: an endless line must not cost a scan of everything held for every chunk.
+        let from = old.saturating_sub(3);
+        match last_event_end(&held[from..]) {
+            Some(end) => held.split_to(from + end).freeze(),
             None => Bytes::new(),
         }
     }
@@ -433,13 +524,20 @@ impl Body for Tee {
         };
         loop {
             if let Some(tail) = inner.tail.take() {
-                if inner.upstream_done {
+                let tail = inner.emit(tail);
+                if inner.upstream_done && !inner.broken {
                     this.finish();
                 }
                 return Poll::Ready(Some(Ok(Frame::data(tail))));
             }
             if inner.upstream_done {
+                let broken = inner.broken;
                 this.finish();
+                if broken {
+                    return Poll::Ready(Some(Err(std::io::Error::other(
+                        "upstream response broke",
+                    ))));
+                }
                 return Poll::Ready(None);
             }
             if inner.timer.as_mut().poll(cx).is_ready() {
@@ -459,11 +557,34 @@ impl Body for Tee {
                 }
                 continue;
             }
+            // An upstream whose bytes are always ready (a decoder with buffered input) never lets the timer above
+            // fire: the total deadline is also checked here, on every chunk.
+            let now = Instant::now();
+            if now >= inner.total_deadline {
+                inner.tail = inner.on_failure("total deadline exceeded".into());
+                inner.upstream_done = true;
+                continue;
+            }
+            // One unit of the task's cooperative budget per chunk: when it runs out, the task yields (tokio wakes
+            // it again) and the worker's other connections get their turn.
+            let coop = match tokio::task::coop::poll_proceed(cx) {
+                Poll::Ready(c) => c,
+                Poll::Pending => return Poll::Pending,
+            };
             match inner.poll_upstream(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
-                    inner.last_data = Instant::now();
+                    coop.made_progress();
+                    inner.last_data = now;
                     let mut out = inner.on_chunk(chunk);
+                    if inner.over_cap {
+                        inner.tail = inner.on_over_cap();
+                        inner.upstream_done = true;
+                        if out.is_empty() {
+                            continue;
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(inner.emit(out)))));
+                    }
                     if out.is_empty() {
                         continue;
                     }
@@ -476,7 +597,7 @@ impl Body for Tee {
                                     out = concat(&out, &tail);
                                 }
                                 inner.upstream_done = true;
-                                inner.sent += out.len() as u64;
+                                let out = inner.emit(out);
                                 this.finish();
                                 return Poll::Ready(Some(Ok(Frame::data(out))));
                             }
@@ -484,21 +605,15 @@ impl Body for Tee {
                             Poll::Pending => {}
                         }
                     }
-                    inner.sent += out.len() as u64;
-                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                    return Poll::Ready(Some(Ok(Frame::data(inner.emit(out)))));
                 }
                 Poll::Ready(Some(Err(e))) => {
+                    coop.made_progress();
                     inner.tail = inner.on_failure(e.to_string());
                     inner.upstream_done = true;
-                    if inner.tail.is_none() {
-                        // JSON body cut short: end with an error so the client sees a broken response.
-                        this.finish();
-                        return Poll::Ready(Some(Err(std::io::Error::other(
-                            "upstream response broke",
-                        ))));
-                    }
                 }
                 Poll::Ready(None) => {
+                    coop.made_progress();
                     inner.tail = inner.on_eof();
                     inner.upstream_done = true;
                 }
@@ -550,8 +665,13 @@ impl Drop for Tee {
             return;
         };
         let drain = async move {
-            let deadline = Instant::now() + inner.drain_limit;
+            let deadline = (Instant::now() + inner.drain_limit).min(inner.total_deadline);
             loop {
+                // Checked on every chunk, not only when the upstream makes us wait: an always-ready upstream
+                // (a decoder with buffered input) would otherwise keep this task busy past any deadline.
+                if Instant::now() >= deadline {
+                    break;
+                }
                 let next = match inner.stashed.take() {
                     Some(r) => Ok(Some(r)),
                     None => {
@@ -561,6 +681,10 @@ impl Drop for Tee {
                 match next {
                     Ok(Some(Ok(chunk))) => {
                         let _ = inner.on_chunk(chunk);
+                        if inner.over_cap {
+                            let _ = inner.on_over_cap();
+                            break;
+                        }
                     }
                     Ok(Some(Err(_))) | Err(_) => break,
                     Ok(None) => {
@@ -569,6 +693,8 @@ impl Drop for Tee {
                         break;
                     }
                 }
+                // Yields to the worker's other tasks whenever this one has used its budget.
+                tokio::task::consume_budget().await;
             }
             inner.settle(true);
         };
@@ -576,29 +702,49 @@ impl Drop for Tee {
     }
 }
 
-/// Reads a whole 2xx body (the `/openai` non-streaming path), with the idle and total deadlines.
+/// Why [`read_full`] gave up.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The body decoded to more than [`MAX_BUFFERED_BODY`].
+    TooLarge,
+    /// A deadline passed or the body broke (worded for the tenant).
+    Failed(String),
+}
+
+/// Reads a whole 2xx body (the `/openai` non-streaming path) of at most [`MAX_BUFFERED_BODY`] decoded bytes, with
+/// the idle and total deadlines.
 pub async fn read_full(
     response: UpstreamResponse,
     idle: Duration,
     total: Duration,
-) -> Result<Bytes, String> {
+) -> Result<Bytes, ReadError> {
     let mut body = response.into_body();
     let mut buf = BytesMut::new();
     let deadline = Instant::now() + total;
     loop {
+        // Checked on every chunk: the timeouts below only get to fire when the body makes us wait.
+        if Instant::now() >= deadline {
+            return Err(ReadError::Failed("total deadline exceeded".into()));
+        }
         let next = tokio::time::timeout(idle, next_chunk(&mut body));
         match tokio::time::timeout_at(deadline, next).await {
-            Err(_) => return Err("total deadline exceeded".into()),
+            Err(_) => return Err(ReadError::Failed("total deadline exceeded".into())),
             Ok(Err(_)) => {
-                return Err(format!(
+                return Err(ReadError::Failed(format!(
                     "no data from upstream for {}",
                     human_duration(idle)
-                ))
+                )))
             }
             Ok(Ok(None)) => return Ok(buf.freeze()),
-            Ok(Ok(Some(Ok(chunk)))) => buf.extend_from_slice(&chunk),
-            Ok(Ok(Some(Err(e)))) => return Err(e.to_string()),
+            Ok(Ok(Some(Ok(chunk)))) => {
+                if buf.len() + chunk.len() > MAX_BUFFERED_BODY {
+                    return Err(ReadError::TooLarge);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(Ok(Some(Err(e)))) => return Err(ReadError::Failed(e.to_string())),
         }
+        tokio::task::consume_budget().await;
     }
 }
 
@@ -706,5 +852,37 @@ data: {"type":"message_start","message":{"model": "sonnet-x","content":[]}}
         assert_eq!(last_event_end(b"a\nb\n"), None);
         assert_eq!(last_event_end(b"\n\n"), Some(2));
         assert_eq!(last_event_end(b"a\r\rb"), Some(3));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// However the bytes are chunked, what is released plus what is held is the input, in order; what is
+        /// released always ends on an event boundary, and what is held never holds a complete event.
+        #[test]
+        fn release_keeps_every_byte_and_holds_only_an_incomplete_event(
+            bytes in proptest::collection::vec(proptest::prop_oneof![
+                4 => proptest::prelude::any::<u8>(),
+                3 => proptest::strategy::Just(b'\n'),
+                1 => proptest::strategy::Just(b'\r'),
+            ], 0..1024),
+            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..16),
+        ) {
+            let mut pos: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+            pos.sort_unstable();
+            let mut held = BytesMut::new();
+            let mut out = Vec::new();
+            let mut last = 0;
+            for p in pos.into_iter().chain(std::iter::once(bytes.len())) {
+                let released = release_complete_events(&mut held, Bytes::copy_from_slice(&bytes[last..p]));
+                if !released.is_empty() {
+                    proptest::prop_assert_eq!(last_event_end(&released), Some(released.len()));
+                }
+                out.extend_from_slice(&released);
+                proptest::prop_assert_eq!(last_event_end(&held), None);
+                last = p;
+            }
+            out.extend_from_slice(&held);
+            proptest::prop_assert_eq!(out, bytes);
+        }
     }
 }

@@ -379,3 +379,51 @@ pub async fn post_openai(gw: &Gateway, body: &Value) -> reqwest::Response {
         .await
         .unwrap()
 }
+
+/// `POST /anthropic/v1/messages` with `key` and extra headers (e.g. `x-mock-*`).
+pub async fn post_anthropic_h(
+    gw: &Gateway,
+    key: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = client()
+        .post(format!("{}/anthropic/v1/messages", gw.url))
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .json(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+/// The ledger's rows once there are at least `n`.
+pub async fn ledger_rows_at_least(gw: &Gateway, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if gw.db_path().exists() {
+            let rows = ledger_rows(gw).await;
+            if rows.len() >= n {
+                return rows;
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "fewer than {n} ledger rows after 20 s; logs:\n{}",
+                gw.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A field of `/proc/<pid>/status` in kB (e.g. `VmHWM`, the peak resident set).
+pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
