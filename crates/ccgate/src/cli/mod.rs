@@ -1,6 +1,7 @@
 //! The command line: `ccgate [serve]`, `ccgate init`, `ccgate config validate`, `ccgate usage`, `ccgate clean`,
-//! `ccgate health` — the original's `pnpm` scripts as subcommands of one binary.
+//! `ccgate health`, `ccgate backup` — the original's `pnpm` scripts as subcommands of one binary.
 
+mod backup;
 mod serve;
 
 use clap::{Args, Parser, Subcommand};
@@ -91,6 +92,16 @@ pub enum Command {
         #[arg(long, short)]
         yes: bool,
     },
+    /// Write a consistent copy of the ledger to FILE (works while the gateway runs).
+    Backup {
+        #[command(flatten)]
+        dirs: Dirs,
+        /// Where to write the copy (a SQLite database file).
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show a running gateway's upstream health as a table (the admin credentials and the port come from
     /// the config folder's server.json).
     Health {
@@ -156,6 +167,9 @@ pub fn main() -> ExitCode {
                 json,
             }) => serve::usage(&dirs, tenant, from, to, json).await,
             Some(Command::Clean { dirs, before, yes }) => serve::clean(&dirs, before, yes).await,
+            Some(Command::Backup { dirs, file, force }) => backup::backup(&dirs, &file, force)
+                .await
+                .map_err(|e| e.to_string()),
             Some(Command::Health { dirs, url, json }) => {
                 serve::health(&dirs, url.as_deref(), json).await
             }

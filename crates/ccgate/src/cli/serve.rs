@@ -139,6 +139,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         tracing::warn!("some requests were still draining at shutdown; recording them now");
     }
     ledger.flush_and_close().await;
+    // Until a checkpoint the last writes live in ccgate.db-wal: after this, ccgate.db alone holds everything, so
+    // a copy of that one file (or a restore of it) is complete.
+    if let Err(e) = store.checkpoint().await {
+        tracing::warn!(error = %e, "ledger checkpoint at shutdown failed; the data is safe in ccgate.db-wal");
+    }
     tracing::info!("ledger flushed; bye");
     Ok(())
 }

@@ -17,4 +17,6 @@ pub enum LedgerError {
     Db(#[from] sqlx::Error),
     #[error("unknown outcome {0:?} in the ledger")]
     UnknownOutcome(String),
+    #[error("{} is not a UTF-8 path, which SQLite needs", .0.display())]
+    NonUtf8Path(PathBuf),
 }

@@ -17,7 +17,7 @@ pub use outcome::Outcome;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
-pub use store::{Store, TenantSpend, UsageQuery, UsageReport, UsageRow, UsageTotals};
+pub use store::{RefusalRow, Store, TenantSpend, UsageQuery, UsageReport, UsageRow, UsageTotals};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -5,7 +5,7 @@
 //! scanning millions of requests. The schema lives in versioned migrations under `migrations/sqlite/`.
 
 use super::rollup::rollup_groups;
-use super::store::{Store, TenantSpend, UsageQuery, UsageReport, UsageRow};
+use super::store::{RefusalRow, Store, TenantSpend, UsageQuery, UsageReport, UsageRow};
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
 use sqlx::migrate::Migrator;
@@ -250,6 +250,51 @@ impl Store for SqliteStore {
             Ok(sqlx::query_scalar("SELECT COUNT(*) FROM requests")
                 .fetch_one(&self.pool)
                 .await?)
+        })
+    }
+
+    fn refusals<'a>(
+        &'a self,
+        q: &'a UsageQuery,
+    ) -> BoxFuture<'a, Result<Vec<RefusalRow>, LedgerError>> {
+        Box::pin(async move {
+            // `outcome = 'rejected'` as a literal: it is what lets SQLite use the partial index of migration 0002.
+            Ok(sqlx::query_as(
+                "SELECT tenant_id, COALESCE(error_class, 'unknown') AS reason, status, COUNT(*) AS requests
+                 FROM requests
+                 WHERE outcome = 'rejected' AND (?1 IS NULL OR tenant_id = ?1)
+                   AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)
+                 GROUP BY tenant_id, reason, status
+                 ORDER BY tenant_id, reason, status",
+            )
+            .bind(&q.tenant_id)
+            .bind(&q.from_day)
+            .bind(&q.to_day)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn checkpoint(&self) -> BoxFuture<'_, Result<(), LedgerError>> {
+        Box::pin(async move {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn backup_into<'a>(&'a self, dest: &'a Path) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            let dest_str = dest
+                .to_str()
+                .ok_or_else(|| LedgerError::NonUtf8Path(dest.to_owned()))?;
+            // One read transaction: the copy is the ledger as of one moment, whatever the writer does meanwhile.
+            sqlx::query("VACUUM INTO ?")
+                .bind(dest_str)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
         })
     }
 }
@@ -559,7 +604,7 @@ pub(super) mod tests {
             .fetch_all(&store.pool)
             .await
             .unwrap();
-        assert_eq!(applied, [1]);
+        assert_eq!(applied, [1, 2]);
         // The old rollup row goes on accumulating.
         store
             .insert_batch(&[Record {
@@ -581,6 +626,93 @@ pub(super) mod tests {
             store.peak_cost("old-tenant", "2026-01-01").await.unwrap(),
             Some(800)
         );
+    }
+
+    #[tokio::test]
+    async fn refusals_are_counted_per_tenant_and_reason_within_the_days() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.0).await.unwrap();
+        let refused = |tenant: &str, day: &str, status: u16, class: &str| Record {
+            day: day.into(),
+            status,
+            error_class: Some(class.into()),
+            ..rec(tenant, 0, Outcome::Rejected)
+        };
+        let rows = vec![
+            refused("a", "2026-11-27", 403, "model_not_allowed"),
+            refused("a", "2026-11-27", 403, "model_not_allowed"),
+            refused("a", "2026-11-28", 429, "rate_limited"),
+            refused("b", "2026-11-27", 402, "budget_exceeded"),
+            // Not refusals: an upstream error and a success.
+            Record {
+                status: 502,
+                error_class: Some("upstream_connect".into()),
+                ..rec("a", 0, Outcome::UpstreamError)
+            },
+            rec("a", 5, Outcome::Ok),
+        ];
+        store.insert_batch(&rows).await.unwrap();
+        let row = |t: &str, reason: &str, status: i64, requests: i64| RefusalRow {
+            tenant_id: t.into(),
+            reason: reason.into(),
+            status,
+            requests,
+        };
+        let all = store.refusals(&UsageQuery::default()).await.unwrap();
+        assert_eq!(
+            all,
+            vec![
+                row("a", "model_not_allowed", 403, 2),
+                row("a", "rate_limited", 429, 1),
+                row("b", "budget_exceeded", 402, 1),
+            ]
+        );
+        let a_on_28 = store
+            .refusals(&UsageQuery {
+                tenant_id: Some("a".into()),
+                from_day: Some("2026-11-28".into()),
+                to_day: Some("2026-11-28".into()),
+            })
+            .await
+            .unwrap();
+        assert_eq!(a_on_28, vec![row("a", "rate_limited", 429, 1)]);
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM requests WHERE outcome = 'rejected' AND day >= '2026-11-01'",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert!(
+            plan.iter().any(|p| p.3.contains("requests_refused")),
+            "{plan:?}"
+        );
+    }
+
+    /// After the checkpoint the database file alone holds every row, and a backup is a complete ledger.
+    #[tokio::test]
+    async fn checkpoint_empties_the_wal_and_backup_copies_everything() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.0).await.unwrap();
+        let rows: Vec<Record> = (0..10).map(|_| rec("a", 5, Outcome::Ok)).collect();
+        store.insert_batch(&rows).await.unwrap();
+        store.checkpoint().await.unwrap();
+        let wal = db.0.with_extension("db-wal");
+        assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+        let copy = TempDb::new();
+        std::fs::copy(&db.0, &copy.0).unwrap();
+        let reopened = SqliteStore::open(&copy.0).await.unwrap();
+        assert_eq!(reopened.count_requests().await.unwrap(), 10);
+
+        let backup = TempDb::new();
+        store.backup_into(&backup.0).await.unwrap();
+        let restored = SqliteStore::open(&backup.0).await.unwrap();
+        assert_eq!(restored.count_requests().await.unwrap(), 10);
+        assert_eq!(
+            restored.spend_by_tenant(None).await.unwrap()[0].cost_nanousd,
+            50
+        );
+        // VACUUM INTO never overwrites.
+        assert!(store.backup_into(&backup.0).await.is_err());
     }
 
     #[tokio::test]

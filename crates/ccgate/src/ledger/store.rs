@@ -3,6 +3,7 @@
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
+use std::path::Path;
 
 #[derive(Debug, Clone, Default)]
 pub struct UsageQuery {
@@ -45,6 +46,18 @@ pub struct TenantSpend {
     pub cost_nanousd: i64,
 }
 
+/// Refused requests (outcome `rejected`: CCGate answered 401/402/403/429 or 400 before any upstream saw them) of
+/// one tenant for one reason.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
+pub struct RefusalRow {
+    pub tenant_id: String,
+    /// The ledger's `error_class` (`model_not_allowed`, `budget_exceeded`, `rate_limited`, …).
+    pub reason: String,
+    /// The status the tenant saw.
+    pub status: i64,
+    pub requests: i64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct UsageReport {
     /// Rollup rows (day × tenant × model) in the range.
@@ -70,4 +83,14 @@ pub trait Store: Send + Sync {
     /// Deletes requests and rollups of days before `day`; returns rows deleted.
     fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, LedgerError>>;
     fn count_requests(&self) -> BoxFuture<'_, Result<i64, LedgerError>>;
+    /// Refused requests per tenant, reason and status in the query's days (and tenant, if it names one).
+    fn refusals<'a>(
+        &'a self,
+        q: &'a UsageQuery,
+    ) -> BoxFuture<'a, Result<Vec<RefusalRow>, LedgerError>>;
+    /// Moves everything in the write-ahead log into the database file and empties the log, so that the file
+    /// alone holds all the data (called at a clean shutdown, after the last write).
+    fn checkpoint(&self) -> BoxFuture<'_, Result<(), LedgerError>>;
+    /// Writes a consistent copy of the whole ledger to `dest`, which must not exist, while writers go on.
+    fn backup_into<'a>(&'a self, dest: &'a Path) -> BoxFuture<'a, Result<(), LedgerError>>;
 }

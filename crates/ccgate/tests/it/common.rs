@@ -427,3 +427,43 @@ pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+/// Runs a `ccgate` command against this gateway's config and data folders; waits for it to end.
+pub async fn cli(gw: &Gateway, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ccgate"))
+        .args(args)
+        .arg("--config-dir")
+        .arg(&gw.config.0)
+        .arg("--data-dir")
+        .arg(&gw.data.0)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run ccgate")
+}
+
+/// Stdout and stderr of a finished command, as text.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Requests in a ledger file opened on its own (no `-wal` beside it is read unless it exists).
+pub async fn count_requests_in(path: &Path) -> i64 {
+    let url = format!("sqlite://{}", path.display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("open ledger copy");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests")
+        .fetch_one(&pool)
+        .await
+        .expect("the copy holds the requests table");
+    pool.close().await;
+    n
+}
