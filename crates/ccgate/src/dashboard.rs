@@ -110,6 +110,12 @@ mod tests {
         }
     }
 
+    /// The login page shows the gateway's message when the admin password is a refused default.
+    #[test]
+    fn page_explains_a_refused_default_password() {
+        assert!(PAGE.contains(crate::api::usage::ADMIN_PASSWORD_REFUSED));
+    }
+
     #[test]
     fn page_is_self_contained() {
         assert!(PAGE.contains("/usage"));

@@ -42,11 +42,15 @@ pub async fn health(State(gw): State<Arc<Gateway>>, req: axum::extract::Request)
             if let Err(e) = crate::auth::check_lockout(&gw, client) {
                 return e.into_response_for(crate::error::Protocol::Anthropic);
             }
-            let ok = super::usage::admin_ok(&rt.config, &u, &p);
-            if !ok {
-                crate::auth::note_failure(&gw, client, "/health");
+            match super::usage::admin_login(&rt.config, &u, &p) {
+                super::usage::AdminLogin::Accepted => true,
+                // The right credentials with a refused default password: not a guess, not counted.
+                super::usage::AdminLogin::Refused(_) => false,
+                super::usage::AdminLogin::Wrong => {
+                    crate::auth::note_failure(&gw, client, "/health");
+                    false
+                }
             }
-            ok
         }
     };
     let now = now_ms();

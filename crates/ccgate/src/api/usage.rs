@@ -3,6 +3,7 @@
 //! admin credentials as HTTP Basic auth. Optional `from`/`to` (YYYY-MM-DD, inclusive, local days in
 //! `server.timezone`). A tenant sees only itself; the admin sees every tenant.
 
+use crate::config::defaults::WeakPassword;
 use crate::config::{Config, TenantConfig};
 use crate::error::{anthropic_error_body, ApiError, Protocol};
 use crate::ledger::{LedgerError, Store, UsageQuery, UsageRow, UsageTotals};
@@ -34,6 +35,8 @@ struct UsageRequest {
 enum Who {
     Tenant(TenantConfig),
     Admin,
+    /// The admin's own credentials, refused because the configured password is a known default or too short.
+    RefusedAdmin(WeakPassword),
 }
 
 pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
@@ -75,6 +78,9 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         )
             .into_response();
     };
+    if let Who::RefusedAdmin(problem) = who {
+        return admin_refused_response(problem);
+    }
     let range = match parse_range(ur.from.as_deref(), ur.to.as_deref()) {
         Ok(r) => r,
         Err(m) => return ApiError::BadRequest(m).into_response_for(Protocol::Anthropic),
@@ -87,6 +93,7 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             let state = gw.tenant_state(&t.id);
             tenant_report(&*gw.ledger.store, &t, &range, tz, &live, Some(&state)).await
         }
+        Who::RefusedAdmin(problem) => return admin_refused_response(problem),
         Who::Admin => {
             admin_report(
                 &*gw.ledger.store,
@@ -122,13 +129,12 @@ fn identify(
                 .map(|t| Who::Tenant(t.config.clone()))
         }
         Some("admin") => {
-            return admin_ok(cfg, ur.username.as_deref()?, ur.password.as_deref()?)
-                .then_some(Who::Admin);
+            return admin_login(cfg, ur.username.as_deref()?, ur.password.as_deref()?).who();
         }
         _ => {}
     }
     if let Some((u, p)) = crate::auth::basic_credentials(headers) {
-        return admin_ok(cfg, &u, &p).then_some(Who::Admin);
+        return admin_login(cfg, &u, &p).who();
     }
     if let Some(key) = ur.api_key.as_deref() {
         return crate::auth::tenant_for_key(rt, key).map(|t| Who::Tenant(t.config.clone()));
@@ -146,14 +152,66 @@ fn presents_credentials(headers: &http::HeaderMap, ur: &UsageRequest) -> bool {
         || headers.contains_key("x-api-key")
 }
 
-pub fn admin_ok(cfg: &Config, user: &str, pass: &str) -> bool {
+/// What presented admin credentials amount to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminLogin {
+    Accepted,
+    /// Right username and password, but the password is one nobody may log in with: the admin is told so (a
+    /// guesser learns nothing it could use, as the login stays refused), and it is not counted as a failure.
+    Refused(WeakPassword),
+    Wrong,
+}
+
+impl AdminLogin {
+    fn who(self) -> Option<Who> {
+        match self {
+            AdminLogin::Accepted => Some(Who::Admin),
+            AdminLogin::Refused(p) => Some(Who::RefusedAdmin(p)),
+            AdminLogin::Wrong => None,
+        }
+    }
+}
+
+pub fn admin_login(cfg: &Config, user: &str, pass: &str) -> AdminLogin {
     let a = &cfg.admin;
-    if !a.login_allowed() {
-        return false;
+    if !a.enabled {
+        return AdminLogin::Wrong;
     }
     let u: bool = a.username.as_bytes().ct_eq(user.as_bytes()).into();
     let p: bool = a.password.as_bytes().ct_eq(pass.as_bytes()).into();
-    u & p
+    match (u & p, a.password_problem()) {
+        (false, _) => AdminLogin::Wrong,
+        (true, None) => AdminLogin::Accepted,
+        (true, Some(problem)) => AdminLogin::Refused(problem),
+    }
+}
+
+pub fn admin_ok(cfg: &Config, user: &str, pass: &str) -> bool {
+    admin_login(cfg, user, pass) == AdminLogin::Accepted
+}
+
+/// The error code the dashboard's login page looks for to show the message instead of "wrong credentials".
+pub const ADMIN_PASSWORD_REFUSED: &str = "admin_password_refused";
+
+pub fn admin_refused_message(problem: WeakPassword) -> String {
+    format!(
+        "Admin login refused: {}. Set your own admin.password in config/server.json (the gateway applies it within a second, no restart).",
+        problem.explain()
+    )
+}
+
+fn admin_refused_response(problem: WeakPassword) -> Response {
+    let body = json!({"type": "error", "error": {
+        "type": "permission_error",
+        "code": ADMIN_PASSWORD_REFUSED,
+        "message": admin_refused_message(problem),
+    }});
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 pub struct Range {

@@ -122,6 +122,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         if c.openai.enabled {
             println!("  OpenAI API:       http://{reachable}/openai/v1");
         }
+        if let Some(problem) = c.admin.password_problem() {
+            println!(
+                "  Admin login:      REFUSED: {}; set your own in {}",
+                problem.explain(),
+                dirs.config_dir.join(config::load::SERVER_FILE).display()
+            );
+        }
     }
     let _ = std::io::stdout().flush();
     let signal_gw = gw.clone();
@@ -452,6 +459,12 @@ pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> Result<(),
         return Ok(());
     }
     print!("{}", render_health_table(&v));
+    if let Some(problem) = config.as_ref().and_then(|c| c.admin.password_problem()) {
+        eprintln!(
+            "note: {}",
+            crate::api::usage::admin_refused_message(problem)
+        );
+    }
     if v["status"] == "unavailable" {
         return Err("no upstream is available".into());
     }

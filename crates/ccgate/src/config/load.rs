@@ -513,14 +513,15 @@ fn validate_admin(
     }
     let password = a.password.unwrap_or_default();
     let enabled = a.enabled.unwrap_or(true);
-    if enabled && password.is_empty() {
-        warnings.push(format!(
+    match (enabled, defaults::admin_password_problem(&password)) {
+        (true, Some(defaults::WeakPassword::Missing)) => warnings.push(format!(
             "{SERVER_FILE}: admin.password: not set; admin login is disabled until it is"
-        ));
-    } else if enabled && AdminConfig::password_is_weak(&password) {
-        warnings.push(format!(
-            "{SERVER_FILE}: admin.password: weak or default password; admin login is refused until it has at least 8 characters and is not the example value"
-        ));
+        )),
+        (true, Some(problem)) => warnings.push(format!(
+            "{SERVER_FILE}: {}; admin login (dashboard, /usage, /health details) is refused until you set your own password in {SERVER_FILE}",
+            problem.explain()
+        )),
+        _ => {}
     }
     Ok(AdminConfig {
         enabled,
@@ -863,9 +864,15 @@ fn validate_tenants(
                     format!("duplicate tenant key (also used by tenants[{prev}])"),
                 ));
             }
-            if key.len() < 16 {
+            // Never echo the key: a warning about it should not leak it into logs.
+            if defaults::is_example_tenant_key(&key) {
                 warnings.push(format!(
-                    "{f}: {p}.key: shorter than 16 characters; easy to guess"
+                    "{f}: {p}.key: an example value from the documentation; anyone who read it can use this tenant; set a long random key"
+                ));
+            } else if key.chars().count() < defaults::MIN_TENANT_KEY_LEN {
+                warnings.push(format!(
+                    "{f}: {p}.key: shorter than {} characters; easy to guess",
+                    defaults::MIN_TENANT_KEY_LEN
                 ));
             }
             let allowed_models = match t.allowed_models {

@@ -5,6 +5,7 @@
 //! `load.rs` turns it into the types below (or an error naming the file and field path), `examples.rs` holds the
 //! embedded example files, and `watch.rs` reloads on change, keeping the last good config when an edit is invalid.
 
+pub mod defaults;
 pub mod examples;
 pub mod load;
 pub mod raw;
@@ -54,9 +55,17 @@ pub struct AdminConfig {
 }
 
 impl AdminConfig {
-    /// Admin login is refused while the password is missing, shorter than 8 characters or an example value.
+    /// Admin login is refused while the password is missing, shorter than 8 characters or a known default or
+    /// example value ([`defaults::KNOWN_ADMIN_PASSWORDS`]).
     pub fn password_is_weak(password: &str) -> bool {
-        password.len() < 8 || password == "your-secure-password" || password == "admin123"
+        defaults::admin_password_problem(password).is_some()
+    }
+
+    /// Why the configured password cannot be used, if it cannot (`None` also while admin login is disabled).
+    pub fn password_problem(&self) -> Option<defaults::WeakPassword> {
+        self.enabled
+            .then(|| defaults::admin_password_problem(&self.password))
+            .flatten()
     }
 
     pub fn login_allowed(&self) -> bool {

@@ -2,6 +2,7 @@
 //! and readable tables.
 
 use crate::common::*;
+use serde_json::json;
 
 /// A clean shutdown leaves every row in `ccgate.db` itself (the WAL checkpointed), and `ccgate backup` copies a
 /// running gateway's ledger, refusing to overwrite unless told to.
@@ -47,4 +48,63 @@ async fn backups_are_complete_online_and_after_shutdown() {
     let copy = out_dir.0.join("copied.db");
     std::fs::copy(gw.db_path(), &copy).unwrap();
     assert_eq!(count_requests_in(&copy).await, 4);
+}
+
+/// The original's default admin password is refused like the examples, and the admin is told why (on the login
+/// page's answer, at start-up); example tenant keys are warned about.
+#[tokio::test]
+async fn default_credentials_are_refused_and_explained() {
+    let m = mock().await;
+    let mut files = Files::new(&[m.url()]);
+    files.server["admin"]["password"] = json!("changeme");
+    files.tenants["tenants"][1]["key"] = json!("your-unique-api-key");
+    let gw = Gateway::start(&files).await;
+
+    let login = |password: &'static str| {
+        let url = format!("{}/usage", gw.url);
+        async move {
+            client()
+                .post(url)
+                .json(&json!({"type": "admin", "username": "admin", "password": password}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = login("changeme").await;
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "admin_password_refused", "{body}");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("known default") && msg.contains("config/server.json"),
+        "{msg}"
+    );
+    // Wrong credentials stay "wrong credentials": nothing is said about the configured password.
+    assert_eq!(login("not-the-password").await.status(), 401);
+    // /health with the refused credentials: the public part only.
+    let h: serde_json::Value = client()
+        .get(format!("{}/health", gw.url))
+        .basic_auth("admin", Some("changeme"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(h.get("upstreams").is_none(), "{h}");
+
+    let banner = eventually(5, || async {
+        let out = gw.stdout.lock().clone();
+        out.contains("Admin login:").then_some(out)
+    })
+    .await;
+    assert!(
+        banner.contains("REFUSED") && banner.contains("server.json"),
+        "{banner}"
+    );
+    let logs = gw.logs();
+    assert!(logs.contains("admin.password is a known default"), "{logs}");
+    assert!(logs.contains("tenants[1].key: an example value"), "{logs}");
+    assert!(!logs.contains("your-unique-api-key"), "a key was logged");
 }
