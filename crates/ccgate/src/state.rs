@@ -131,7 +131,8 @@ pub struct Gateway {
     pub shutdown: CancellationToken,
     /// Tracks work that must finish before the ledger is flushed (streams drained after a client hung up).
     pub tasks: TaskTracker,
-    upstream_states: Mutex<HashMap<String, Arc<UpstreamState>>>,
+    /// Each upstream's live state by id, with the endpoint it was learnt from.
+    upstream_states: Mutex<HashMap<String, (Endpoint, Arc<UpstreamState>)>>,
     tenant_states: Mutex<HashMap<String, Arc<TenantState>>>,
     /// Each upstream's client by id, with the settings it was built from: a reload keeps the pool of an upstream
     /// whose transport settings did not change.
@@ -142,6 +143,30 @@ pub struct Gateway {
     /// Set while the files on disk hold a config that was rejected (the last good one keeps running): what was
     /// wrong and since when, for /health and the dashboard.
     pub rejected_config: Mutex<Option<RejectedConfig>>,
+}
+
+/// Where and how an upstream is reached: when any of it changes, its health so far is about another endpoint.
+#[derive(Debug, Clone, PartialEq)]
+struct Endpoint {
+    url: String,
+    key: String,
+    auth_header: crate::config::AuthHeader,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    proxy: Option<String>,
+    ca_file: Option<crate::config::CaFile>,
+}
+
+impl Endpoint {
+    fn of(u: &UpstreamConfig) -> Endpoint {
+        Endpoint {
+            url: u.url.clone(),
+            key: u.key.clone(),
+            auth_header: u.auth_header,
+            headers: u.headers.clone(),
+            proxy: u.proxy.clone(),
+            ca_file: u.ca_file.clone(),
+        }
+    }
 }
 
 /// A config reload that failed: the running config is not what the files say.
@@ -197,6 +222,9 @@ impl Gateway {
         };
         let config = loaded.config;
         let clients_in_use = self.clients_for(&config.upstreams)?;
+        // Upstreams whose endpoint changed start afresh, but only once the whole config is accepted: a rejected
+        // reload leaves the running upstreams' state alone.
+        let mut moved: Vec<(Arc<UpstreamState>, Endpoint)> = Vec::new();
         let upstreams: Vec<Arc<UpstreamRt>> = config
             .upstreams
             .iter()
@@ -214,12 +242,17 @@ impl Gateway {
                     base_url,
                     url_auth,
                     config: u.clone(),
-                    state: self
-                        .upstream_states
-                        .lock()
-                        .entry(u.id.clone())
-                        .or_insert_with(|| Arc::new(UpstreamState::named(&u.id)))
-                        .clone(),
+                    state: {
+                        let endpoint = Endpoint::of(u);
+                        let mut states = self.upstream_states.lock();
+                        let (known, state) = states.entry(u.id.clone()).or_insert_with(|| {
+                            (endpoint.clone(), Arc::new(UpstreamState::named(&u.id)))
+                        });
+                        if *known != endpoint {
+                            moved.push((state.clone(), endpoint));
+                        }
+                        state.clone()
+                    },
                     client: clients_in_use
                         .get(&u.id)
                         .map(|(_, c)| c.clone())
@@ -228,6 +261,13 @@ impl Gateway {
             })
             .collect::<Result<_, String>>()?;
         *self.clients.lock() = clients_in_use;
+        for (state, endpoint) in moved {
+            tracing::info!(upstream = %state.id, "upstream URL or credentials changed; its health starts afresh");
+            state.start_afresh();
+            if let Some(entry) = self.upstream_states.lock().get_mut(&state.id) {
+                entry.0 = endpoint;
+            }
+        }
         let mut by_key = HashMap::new();
         let mut by_id = HashMap::new();
         for t in &config.tenants {

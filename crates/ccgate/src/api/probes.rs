@@ -79,7 +79,11 @@ pub async fn health(State(gw): State<Arc<Gateway>>, req: axum::extract::Request)
             } else {
                 s.error_rate(now)
             };
-            let last_error = s.last_error.lock().clone().map(|e| redact(&e, &u.config.key));
+            let last_error = s.current_error();
+            let at = |ms: u64| {
+                chrono::DateTime::from_timestamp_millis(ms as i64).map(|t| t.to_rfc3339())
+            };
+            let last_success_ms = s.last_success_ms.load(Ordering::Relaxed);
             serde_json::json!({
                 "id": u.config.id,
                 "name": u.config.name,
@@ -93,7 +97,10 @@ pub async fn health(State(gw): State<Arc<Gateway>>, req: axum::extract::Request)
                 "latency_ewma_ms": s.latency_ewma_us.load(Ordering::Relaxed) as f64 / 1000.0,
                 "requests_total": s.requests_total.load(Ordering::Relaxed),
                 "failures_total": s.failures_total.load(Ordering::Relaxed),
-                "last_error": last_error,
+                // Only while no success came after it (routing/health.rs: `current_error`).
+                "last_error": last_error.as_ref().map(|e| redact(&e.text, &u.config.key)),
+                "last_error_at": last_error.as_ref().and_then(|e| at(e.at_ms)),
+                "last_success_at": (last_success_ms > 0).then(|| at(last_success_ms)).flatten(),
                 // Outlier detection (routing/health.rs): the error rate over the last minute (while ejected: the
                 // rate that caused it), the ejection, and the share of its traffic while it ramps back.
                 "error_rate_percent": error_rate,

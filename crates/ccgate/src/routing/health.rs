@@ -38,7 +38,11 @@ pub struct UpstreamState {
     pub latency_ewma_us: AtomicU64,
     pub requests_total: AtomicU64,
     pub failures_total: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
+    /// The most recent failure. Kept after a success, but [`UpstreamState::current_error`] shows it only while no
+    /// success came after it: `/health` says what is true now, not what was true before a recovery.
+    pub last_error: Mutex<Option<LastError>>,
+    /// Unix ms of the last success (response headers from a real request, or a passing health check); 0 = none.
+    pub last_success_ms: AtomicU64,
     /// Cooldown backoff level, raised by consecutive cooldowns and reset on success.
     pub backoff_level: AtomicU32,
     /// Woken when the upstream enters a cooldown or fails its probe: requests still waiting for its response
@@ -52,6 +56,14 @@ pub struct UpstreamState {
     pub ejections: AtomicU32,
     /// The error rate (percent) that caused the last ejection, for `/health` (the window starts empty after it).
     pub ejection_error_rate: AtomicU32,
+}
+
+/// A failure's text and when it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    pub text: String,
+    /// Unix ms.
+    pub at_ms: u64,
 }
 
 /// What one attempt against an upstream taught us about its health.
@@ -147,6 +159,40 @@ impl UpstreamState {
             id: id.to_string(),
             ..Default::default()
         }
+    }
+
+    /// Notes a failure's reason (shown until the next success).
+    pub fn set_error(&self, text: String) {
+        *self.last_error.lock() = Some(LastError {
+            text,
+            at_ms: now_ms(),
+        });
+    }
+
+    /// The last failure, unless the upstream has succeeded since (or its endpoint changed since: see
+    /// [`UpstreamState::start_afresh`]).
+    pub fn current_error(&self) -> Option<LastError> {
+        let success = self.last_success_ms.load(Ordering::Relaxed);
+        self.last_error
+            .lock()
+            .clone()
+            .filter(|e| e.at_ms >= success)
+    }
+
+    /// The upstream's URL or credentials changed: what was learnt about the old endpoint (errors, cooldowns,
+    /// ejections, latency, a failed probe) says nothing about the new one. Totals and in-flight counts stay.
+    pub fn start_afresh(&self) {
+        *self.last_error.lock() = None;
+        self.last_success_ms.store(0, Ordering::Relaxed);
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        self.backoff_level.store(0, Ordering::Relaxed);
+        self.cooldown_until_ms.store(0, Ordering::Relaxed);
+        self.probe_unhealthy.store(false, Ordering::Relaxed);
+        self.latency_ewma_us.store(0, Ordering::Relaxed);
+        self.window.lock().clear();
+        self.ejected_until_ms.store(0, Ordering::Relaxed);
+        self.ejections.store(0, Ordering::Relaxed);
+        self.ejection_error_rate.store(0, Ordering::Relaxed);
     }
 
     pub fn is_cooling(&self, now_ms: u64) -> bool {
@@ -271,6 +317,7 @@ impl UpstreamState {
         self.requests_total.fetch_add(1, Ordering::Relaxed);
         match outcome {
             Outcome::Success { latency } => {
+                self.last_success_ms.store(now_ms(), Ordering::Relaxed);
                 self.consecutive_failures.store(0, Ordering::Relaxed);
                 self.backoff_level.store(0, Ordering::Relaxed);
                 let sample = latency.as_micros() as u64;
@@ -289,7 +336,7 @@ impl UpstreamState {
                 kind,
             } => {
                 self.failures_total.fetch_add(1, Ordering::Relaxed);
-                *self.last_error.lock() = Some(reason.clone());
+                self.set_error(reason.clone());
                 if matches!(kind, FailureKind::Connect | FailureKind::ServerError) {
                     self.note_window_failure(now_ms());
                 }
@@ -376,7 +423,7 @@ async fn probe(u: &crate::state::UpstreamRt) {
             tokio::time::timeout(hc.timeout, send).await
         }
         Err(e) => {
-            *u.state.last_error.lock() = Some(format!("health check: bad URL: {e}"));
+            u.state.set_error(format!("health check: bad URL: {e}"));
             u.state.set_probe_unhealthy(true);
             return;
         }
@@ -399,8 +446,10 @@ async fn probe(u: &crate::state::UpstreamRt) {
     });
     // The reason is in place before the upstream shows as unhealthy: `/health` must never report one without
     // the other.
-    if let Some(reason) = &reason {
-        *u.state.last_error.lock() = Some(reason.clone());
+    match &reason {
+        Some(reason) => u.state.set_error(reason.clone()),
+        // A passing probe is a recovery: the error before it is history, not the upstream's state.
+        None => u.state.last_success_ms.store(now_ms(), Ordering::Relaxed),
     }
     let was_unhealthy = u.state.set_probe_unhealthy(!healthy);
     if healthy && was_unhealthy {
@@ -537,6 +586,38 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), woken)
             .await
             .expect("woken by the failed probe");
+    }
+
+    #[test]
+    fn an_error_is_shown_until_the_next_success() {
+        let s = UpstreamState::default();
+        assert_eq!(s.current_error(), None);
+        s.record(&fail(FailureKind::ServerError, None));
+        assert_eq!(s.current_error().map(|e| e.text), Some("x".to_string()));
+        // Successes within the same millisecond as the failure must still win once they come later.
+        std::thread::sleep(Duration::from_millis(2));
+        s.record(&Outcome::Success {
+            latency: Duration::from_millis(5),
+        });
+        assert_eq!(s.current_error(), None);
+        std::thread::sleep(Duration::from_millis(2));
+        s.record(&fail(FailureKind::Connect, None));
+        assert!(s.current_error().is_some());
+    }
+
+    #[test]
+    fn a_new_endpoint_starts_afresh_but_keeps_the_totals() {
+        let s = UpstreamState::default();
+        for _ in 0..3 {
+            s.record(&fail(FailureKind::Connect, None));
+        }
+        s.set_probe_unhealthy(true);
+        assert!(s.is_cooling(now_ms()));
+        s.start_afresh();
+        assert_eq!(s.current_error(), None);
+        assert!(s.is_available(now_ms(), None));
+        assert_eq!(s.consecutive_failures.load(Ordering::Relaxed), 0);
+        assert_eq!(s.failures_total.load(Ordering::Relaxed), 3);
     }
 
     #[test]

@@ -108,3 +108,50 @@ async fn default_credentials_are_refused_and_explained() {
     assert!(logs.contains("tenants[1].key: an example value"), "{logs}");
     assert!(!logs.contains("your-unique-api-key"), "a key was logged");
 }
+
+fn up1(h: &serde_json::Value) -> serde_json::Value {
+    h["upstreams"][0].clone()
+}
+
+/// `/health` says what is true now: an upstream's error is gone once it succeeds again, and a new URL does not
+/// inherit the errors of the old one.
+#[tokio::test]
+async fn upstream_errors_clear_on_recovery_and_on_a_new_url() {
+    let m = mock().await;
+    // Nothing listens on port 1: every attempt is a connection error.
+    let mut files = Files::new(&["http://127.0.0.1:1".to_string()]);
+    files.upstreams["loadBalancer"]["failoverEnabled"] = json!(false);
+    let gw = Gateway::start(&files).await;
+    let body = messages_body("claude-sonnet-4-6", false);
+    let r = post_messages(&gw, TENANT_KEY, &body).await;
+    assert!(r.status().is_server_error(), "{}", r.status());
+    let h = up1(&health(&gw).await);
+    assert!(h["last_error"].is_string(), "{h}");
+    assert!(h["last_error_at"].is_string(), "{h}");
+
+    // The URL is fixed: the old URL's error, failures and cooldown are not the new one's.
+    files.upstreams["upstreams"][0]["url"] = json!(m.url());
+    gw.write_config("upstreams.json", &files.upstreams);
+    let h = eventually(5, || async {
+        let h = up1(&health(&gw).await);
+        h["last_error"].is_null().then_some(h)
+    })
+    .await;
+    assert_eq!(h["status"], "healthy", "{h}");
+    assert_eq!(h["consecutive_failures"], 0, "{h}");
+    assert_eq!(post_messages(&gw, TENANT_KEY, &body).await.status(), 200);
+
+    // A failure shows; the next success clears it within moments.
+    let r = post_anthropic_h(&gw, TENANT_KEY, &body, &[("x-mock-status", "500")]).await;
+    assert_eq!(r.status(), 500);
+    let h = up1(&health(&gw).await);
+    assert!(h["last_error"].is_string(), "{h}");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(post_messages(&gw, TENANT_KEY, &body).await.status(), 200);
+    let h = eventually(3, || async {
+        let h = up1(&health(&gw).await);
+        h["last_error"].is_null().then_some(h)
+    })
+    .await;
+    assert!(h["last_success_at"].is_string(), "{h}");
+}
