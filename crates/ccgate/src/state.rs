@@ -143,6 +143,8 @@ pub struct Gateway {
     /// Set while the files on disk hold a config that was rejected (the last good one keeps running): what was
     /// wrong and since when, for /health and the dashboard.
     pub rejected_config: Mutex<Option<RejectedConfig>>,
+    /// Failed logins since start (wrong tenant key or admin password): they have no tenant, so no ledger row.
+    pub failed_logins: std::sync::atomic::AtomicU64,
 }
 
 /// Where and how an upstream is reached: when any of it changes, its health so far is about another endpoint.
@@ -197,6 +199,7 @@ impl Gateway {
             pins: Arc::new(SessionPins::default()),
             throttle: Default::default(),
             rejected_config: Mutex::new(None),
+            failed_logins: Default::default(),
         };
         gw.apply(loaded)?;
         Ok(Arc::new(gw))

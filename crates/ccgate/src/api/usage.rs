@@ -6,7 +6,7 @@
 use crate::config::defaults::WeakPassword;
 use crate::config::{Config, TenantConfig};
 use crate::error::{anthropic_error_body, ApiError, Protocol};
-use crate::ledger::{LedgerError, Store, UsageQuery, UsageRow, UsageTotals};
+use crate::ledger::{LedgerError, RefusalRow, Store, UsageQuery, UsageRow, UsageTotals};
 use crate::policy::budget::{local_day, midnight_rfc3339, usd, TenantState, Window};
 use crate::state::Gateway;
 use axum::body::Body;
@@ -88,6 +88,7 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let tz = rt.config.server.timezone;
     let today = local_day(tz, Utc::now());
     let live = |t: &TenantConfig, w: Window| gw.tenant_state(&t.id).spent(w, today);
+    let admin = matches!(who, Who::Admin);
     let result = match who {
         Who::Tenant(t) => {
             let state = gw.tenant_state(&t.id);
@@ -106,6 +107,12 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             .await
         }
     };
+    let result = result.map(|mut v| {
+        if admin {
+            v["unauthenticated"] = unauthenticated_json(&gw);
+        }
+        v
+    });
     match result {
         Ok(v) => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -212,6 +219,33 @@ fn admin_refused_response(problem: WeakPassword) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// Requests refused before a tenant was known (wrong or unknown key, wrong admin password) have no tenant to
+/// record them under, so the ledger never sees them; the gateway counts them since it started.
+fn unauthenticated_json(gw: &Gateway) -> Value {
+    let since =
+        Utc::now() - chrono::Duration::from_std(gw.started_at.elapsed()).unwrap_or_default();
+    json!({
+        "failed_logins": gw.failed_logins.load(std::sync::atomic::Ordering::Relaxed),
+        "since": since.to_rfc3339(),
+        "note": "wrong or unknown tenant keys and admin passwords since the gateway started; they have no tenant, so the ledger does not record them",
+    })
+}
+
+/// Refused requests (the rows' sum, and per reason and status) of the given ledger rows.
+pub fn refusals_json(rows: &[&RefusalRow]) -> Value {
+    let mut by: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+    for r in rows {
+        *by.entry((r.reason.as_str(), r.status)).or_default() += r.requests;
+    }
+    let total: i64 = by.values().sum();
+    let mut list: Vec<Value> = by
+        .into_iter()
+        .map(|((reason, status), n)| json!({"reason": reason, "status": status, "requests": n}))
+        .collect();
+    list.sort_by_key(|v| std::cmp::Reverse(v["requests"].as_i64().unwrap_or(0)));
+    json!({"requests": total, "by_reason": list})
 }
 
 pub struct Range {
@@ -352,8 +386,10 @@ pub async fn tenant_report(
     state: Option<&TenantState>,
 ) -> Result<Value, LedgerError> {
     let report = store.usage(&query(Some(&t.id), r)).await?;
+    let refused = store.refusals(&query(Some(&t.id), r)).await?;
     let rows: Vec<&UsageRow> = report.rows.iter().collect();
     let mut v = summarize(&rows);
+    v["refusals"] = refusals_json(&refused.iter().collect::<Vec<_>>());
     v["tenant"] = json!({"id": t.id, "name": t.name});
     v["from"] = json!(r.from.map(|d| d.to_string()));
     v["to"] = json!(r.to.map(|d| d.to_string()));
@@ -371,8 +407,14 @@ pub async fn admin_report(
     state: &(dyn Fn(&str) -> Option<Arc<TenantState>> + Sync),
 ) -> Result<Value, LedgerError> {
     let report = store.usage(&query(None, r)).await?;
+    let refused = store.refusals(&query(None, r)).await?;
     let all: Vec<&UsageRow> = report.rows.iter().collect();
     let mut v = summarize(&all);
+    v["refusals"] = refusals_json(&refused.iter().collect::<Vec<_>>());
+    let refusals_of = |id: &str| {
+        let rows: Vec<&RefusalRow> = refused.iter().filter(|x| x.tenant_id == id).collect();
+        refusals_json(&rows)
+    };
     let mut list = Vec::new();
     for t in tenants {
         let rows: Vec<&UsageRow> = report
@@ -384,6 +426,7 @@ pub async fn admin_report(
         tv["id"] = json!(t.id);
         tv["name"] = json!(t.name);
         tv["enabled"] = json!(t.enabled);
+        tv["refusals"] = refusals_of(&t.id);
         let st = state(&t.id);
         tv["limits"] = json!(limits_json(t, tz, used, st.as_deref()));
         list.push(tv);
@@ -396,8 +439,14 @@ pub async fn admin_report(
             orphans.entry(&row.tenant_id).or_default().push(row);
         }
     }
+    for row in &refused {
+        if !known.contains(row.tenant_id.as_str()) {
+            orphans.entry(&row.tenant_id).or_default();
+        }
+    }
     for (id, rows) in orphans {
         let mut tv = summarize(&rows);
+        tv["refusals"] = refusals_of(id);
         tv["id"] = json!(id);
         tv["name"] = json!(id);
         tv["enabled"] = json!(false);

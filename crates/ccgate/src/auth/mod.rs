@@ -122,6 +122,8 @@ fn lockout_error(ip: IpAddr, left: Duration) -> ApiError {
 
 /// Logs a failed login (address and endpoint, never the secret) and counts it against the address.
 pub fn note_failure(gw: &Gateway, client: Option<IpAddr>, endpoint: &str) {
+    gw.failed_logins
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Some(ip) = client else {
         tracing::warn!(endpoint, "authentication failed (client address unknown)");
         return;

@@ -2,7 +2,9 @@
 //! `ccgate health`, `ccgate backup` — the original's `pnpm` scripts as subcommands of one binary.
 
 mod backup;
+mod report;
 mod serve;
+mod table;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

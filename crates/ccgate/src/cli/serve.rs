@@ -1,5 +1,6 @@
 //! The subcommands' bodies.
 
+use super::table::Style;
 use super::{Dirs, ServeArgs};
 use crate::api::usage::{admin_report, parse_range, tenant_report};
 use crate::config::{self, examples, load_dir};
@@ -307,7 +308,8 @@ pub async fn usage(
                 .await
                 .map_err(|e| e.to_string())?;
             v["tenants"] = serde_json::json!([{
-                "id": t.id, "name": t.name, "totals": v["totals"].clone(), "limits": v["limits"].clone()
+                "id": t.id, "name": t.name, "totals": v["totals"].clone(), "limits": v["limits"].clone(),
+                "refusals": v["refusals"].clone()
             }]);
             v
         }
@@ -322,72 +324,8 @@ pub async fn usage(
         );
         return Ok(());
     }
-    print!("{}", render_usage_table(&report));
+    print!("{}", super::report::usage_table(&report, Style::stdout()));
     Ok(())
-}
-
-/// A JSON value as plain text; `serde_json::Value`'s own `Display` ignores width and alignment.
-fn cell(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
-fn render_usage_table(v: &serde_json::Value) -> String {
-    let mut out = String::new();
-    let row = |name: &str, t: &serde_json::Value| {
-        format!(
-            "{:<24} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
-            name,
-            cell(&t["requests"]),
-            cell(&t["input_tokens"]),
-            cell(&t["output_tokens"]),
-            cell(&t["cache_creation_input_tokens"]),
-            cell(&t["cache_read_input_tokens"]),
-            format!("${:.4}", t["cost_usd"].as_f64().unwrap_or(0.0)),
-        )
-    };
-    let header = format!(
-        "{:<24} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
-        "", "requests", "input", "output", "cache write", "cache read", "cost"
-    );
-    out.push_str(&format!(
-        "Usage {} .. {} ({})\n\n",
-        v["from"].as_str().unwrap_or("start"),
-        v["to"].as_str().unwrap_or("today"),
-        v["timezone"].as_str().unwrap_or("UTC")
-    ));
-    out.push_str("By tenant\n");
-    out.push_str(&header);
-    for t in v["tenants"].as_array().into_iter().flatten() {
-        out.push_str(&row(t["id"].as_str().unwrap_or("?"), &t["totals"]));
-        for l in t["limits"].as_array().into_iter().flatten() {
-            if l["kind"] == "usd" {
-                out.push_str(&format!(
-                    "    limit {:<8} max ${:.2}  used ${:.4}  remaining ${:.4}  resets {}\n",
-                    l["name"].as_str().unwrap_or(""),
-                    l["max_usd"].as_f64().unwrap_or(0.0),
-                    l["used_usd"].as_f64().unwrap_or(0.0),
-                    l["remaining_usd"].as_f64().unwrap_or(0.0),
-                    l["resets_at"].as_str().unwrap_or("never"),
-                ));
-            }
-        }
-    }
-    out.push_str(&row("TOTAL", &v["totals"]));
-    out.push_str("\nBy day\n");
-    out.push_str(&header);
-    for d in v["by_day"].as_array().into_iter().flatten() {
-        out.push_str(&row(d["day"].as_str().unwrap_or("?"), d));
-    }
-    out.push_str("\nBy model\n");
-    out.push_str(&header);
-    for m in v["by_model"].as_array().into_iter().flatten() {
-        out.push_str(&row(m["model"].as_str().unwrap_or("?"), m));
-    }
-    out
 }
 
 pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(), String> {
@@ -458,7 +396,7 @@ pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> Result<(),
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or(text));
         return Ok(());
     }
-    print!("{}", render_health_table(&v));
+    print!("{}", super::report::health_table(&v, Style::stdout()));
     if let Some(problem) = config.as_ref().and_then(|c| c.admin.password_problem()) {
         eprintln!(
             "note: {}",
@@ -469,53 +407,4 @@ pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> Result<(),
         return Err("no upstream is available".into());
     }
     Ok(())
-}
-
-pub fn render_health_table(v: &serde_json::Value) -> String {
-    let mut out = format!(
-        "CCGate {}  status: {}  uptime: {}s\n\n",
-        v["version"].as_str().unwrap_or("?"),
-        v["status"].as_str().unwrap_or("?"),
-        cell(&v["uptime_seconds"])
-    );
-    if v["config"]["status"] == "rejected" {
-        out.push_str(&format!(
-            "CONFIG REJECTED since {}: the files on disk were not applied; the last good config is running.\n  {}\n\n",
-            v["config"]["since"].as_str().unwrap_or("?"),
-            v["config"]["error"].as_str().unwrap_or("(details need the admin credentials)")
-        ));
-    }
-    if v.get("upstreams").is_none() {
-        out.push_str("(upstream details need the admin credentials: run with --config-dir pointing at the gateway's config folder)\n");
-        return out;
-    }
-    out.push_str(&format!(
-        "{:<16} {:<20} {:<13} {:>4} {:>6} {:>9} {:>5} {:>11}  {:<25} {}\n",
-        "ID",
-        "NAME",
-        "STATUS",
-        "PRIO",
-        "WEIGHT",
-        "IN-FLIGHT",
-        "FAILS",
-        "LATENCY",
-        "COOLDOWN UNTIL",
-        "LAST ERROR"
-    ));
-    for u in v["upstreams"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "{:<16} {:<20} {:<13} {:>4} {:>6} {:>9} {:>5} {:>9.1}ms  {:<25} {}\n",
-            u["id"].as_str().unwrap_or("?"),
-            u["name"].as_str().unwrap_or(""),
-            u["status"].as_str().unwrap_or("?"),
-            cell(&u["priority"]),
-            cell(&u["weight"]),
-            cell(&u["in_flight"]),
-            cell(&u["consecutive_failures"]),
-            u["latency_ewma_ms"].as_f64().unwrap_or(0.0),
-            u["cooldown_until"].as_str().unwrap_or("-"),
-            u["last_error"].as_str().unwrap_or("-"),
-        ));
-    }
-    out
 }

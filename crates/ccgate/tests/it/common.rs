@@ -430,8 +430,18 @@ pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
 
 /// Runs a `ccgate` command against this gateway's config and data folders; waits for it to end.
 pub async fn cli(gw: &Gateway, args: &[&str]) -> std::process::Output {
+    cli_with_env(gw, args, &[]).await
+}
+
+/// [`cli`] with extra environment variables (e.g. `COLUMNS`).
+pub async fn cli_with_env(
+    gw: &Gateway,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ccgate"))
         .args(args)
+        .envs(env.iter().copied())
         .arg("--config-dir")
         .arg(&gw.config.0)
         .arg("--data-dir")

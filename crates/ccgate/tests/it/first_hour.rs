@@ -155,3 +155,117 @@ async fn upstream_errors_clear_on_recovery_and_on_a_new_url() {
     .await;
     assert!(h["last_success_at"].is_string(), "{h}");
 }
+
+async fn tenant_usage(gw: &Gateway, key: &str) -> serde_json::Value {
+    client()
+        .post(format!("{}/usage", gw.url))
+        .json(&json!({"type": "tenant", "apiKey": key}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Refusals (403 here) show per tenant and reason to the admin (`/usage`, so the dashboard, and `ccgate usage`),
+/// each tenant sees only its own, and wrong keys, which have no tenant, are counted since start. The table fits
+/// 80 columns with a model name longer than any column.
+#[tokio::test]
+async fn refusals_show_per_tenant_and_reason_and_tables_fit() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    for _ in 0..2 {
+        let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-opus-4-1", false)).await;
+        assert_eq!(r.status(), 403);
+    }
+    let ok = post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", false)).await;
+    assert_eq!(ok.status(), 200);
+    let long_model = format!("claude-sonnet-4-6-{}", "x".repeat(60));
+    let ok = post_messages(&gw, TENANT2_KEY, &messages_body(&long_model, false)).await;
+    assert_eq!(ok.status(), 200);
+    let wrong = post_messages(
+        &gw,
+        "not-a-key-of-anyone-here",
+        &messages_body("claude-sonnet-4-6", false),
+    )
+    .await;
+    assert_eq!(wrong.status(), 401);
+
+    let u = eventually(10, || async {
+        let u = admin_usage(&gw).await;
+        (u["refusals"]["requests"] == 2 && u["totals"]["requests"] == 2).then_some(u)
+    })
+    .await;
+    let tenant = |id: &str| {
+        u["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        tenant("t1")["refusals"]["by_reason"],
+        json!([{"reason": "model_not_allowed", "status": 403, "requests": 2}])
+    );
+    assert_eq!(tenant("t2")["refusals"]["requests"], 0);
+    assert!(
+        u["unauthenticated"]["failed_logins"].as_i64().unwrap() >= 1,
+        "{u}"
+    );
+
+    // A tenant sees its own refusals, never another's, and not the gateway-wide login failures.
+    let t2 = tenant_usage(&gw, TENANT2_KEY).await;
+    assert_eq!(t2["refusals"]["requests"], 0, "{t2}");
+    assert!(t2.get("unauthenticated").is_none(), "{t2}");
+    assert!(t2.get("tenants").is_none(), "{t2}");
+    let t1 = tenant_usage(&gw, TENANT_KEY).await;
+    assert_eq!(t1["refusals"]["requests"], 2, "{t1}");
+
+    let out = cli_with_env(&gw, &["usage"], &[("COLUMNS", "80")]).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", output_text(&out));
+    for line in text.lines() {
+        assert!(line.chars().count() <= 80, "too wide: {line:?}\n{text}");
+    }
+    assert!(!text.contains('\x1b'), "colour in a pipe:\n{text}");
+    let header = text.lines().find(|l| l.starts_with("TENANT")).unwrap();
+    assert!(
+        header.contains("ERRORS") && header.contains("REFUSED"),
+        "{header}"
+    );
+    let t1_row: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("t1 "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // TENANT REQUESTS ERRORS REFUSED …
+    assert_eq!(&t1_row[..4], ["t1", "1", "0", "2"], "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("t1 ") && l.contains("model_not_allowed") && l.contains("403")),
+        "{text}"
+    );
+    let model_header = text.lines().find(|l| l.starts_with("MODEL")).unwrap();
+    // Cut in the middle: both ends of a model name tell models apart.
+    let long_row = text
+        .lines()
+        .find(|l| l.starts_with("claude-") && l.contains("…xxx"))
+        .unwrap_or_else(|| panic!("no cut model row:\n{text}"));
+    assert_eq!(
+        long_row.chars().count(),
+        model_header.chars().count(),
+        "columns out of line:\n{text}"
+    );
+
+    let health = cli_with_env(&gw, &["health", "--url", &gw.url], &[("COLUMNS", "80")]).await;
+    let htext = String::from_utf8_lossy(&health.stdout).to_string();
+    assert!(health.status.success(), "{}", output_text(&health));
+    for line in htext.lines() {
+        assert!(line.chars().count() <= 80, "too wide: {line:?}\n{htext}");
+    }
+    assert!(htext.lines().any(|l| l.starts_with("up1 ")), "{htext}");
+}
