@@ -107,13 +107,14 @@ pub struct Style {
 impl Style {
     /// For stdout: its terminal's width and colour, or [`DEFAULT_WIDTH`] and no colour when it is not a terminal.
     pub fn stdout() -> Style {
-        let terminal = std::io::stdout().is_terminal();
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Style {
             width: terminal_width()
                 .unwrap_or(DEFAULT_WIDTH)
                 .clamp(MIN_WIDTH, MAX_WIDTH),
-            colour: terminal && !no_color,
+            colour: wants_colour(
+                std::io::stdout().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            ),
         }
     }
 
@@ -131,6 +132,11 @@ impl Style {
             _ => text.to_string(),
         }
     }
+}
+
+/// Colour for a terminal only, and not when `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn wants_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// The terminal's columns: `COLUMNS` if set (a user's override, or a shell that exports it), else the terminal
@@ -326,6 +332,15 @@ mod tests {
             "connection …"
         );
         assert_eq!(fit("日本語のテナント名", 5, Cut::End), "日本語の…");
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(wants_colour(true, None));
+        assert!(wants_colour(true, Some(OsStr::new(""))));
+        assert!(!wants_colour(true, Some(OsStr::new("1"))));
+        assert!(!wants_colour(false, None));
     }
 
     #[test]
