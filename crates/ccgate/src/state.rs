@@ -148,7 +148,8 @@ pub struct Gateway {
 }
 
 /// Where and how an upstream is reached: when any of it changes, its health so far is about another endpoint.
-#[derive(Debug, Clone, PartialEq)]
+/// No `Debug`: it holds the upstream key.
+#[derive(Clone, PartialEq)]
 struct Endpoint {
     url: String,
     key: String,
