@@ -238,7 +238,7 @@ impl Table {
                 .map(|(t, tone)| (t.as_str(), *tone))
                 .unwrap_or(("", Tone::Plain));
             let text = fit(text, *width, col.cut);
-            let pad = width.saturating_sub(text.chars().count());
+            let pad = width.saturating_sub(display_width(&text));
             let padded = match col.align {
                 // No trailing spaces after the last column.
                 Align::Left if i == last => text,
@@ -255,10 +255,58 @@ impl Table {
     }
 }
 
-/// `text` in at most `width` characters, cut with an ellipsis where `cut` says.
+/// Columns a character takes on a terminal: 2 for East Asian wide and full-width characters (tenant names in
+/// Chinese, Japanese or Korean), 0 for combining marks and controls, 1 otherwise. A coarse table of the main
+/// ranges, enough to keep such names aligned without a Unicode-width dependency.
+fn char_width(c: char) -> usize {
+    let u = u32::from(c);
+    if u < 0x20 || (0x7f..0xa0).contains(&u) || (0x300..0x370).contains(&u) || u == 0x200b {
+        return 0;
+    }
+    let wide = (0x1100..=0x115f).contains(&u)
+        || (0x2e80..=0x303e).contains(&u)
+        || (0x3041..=0x33ff).contains(&u)
+        || (0x3400..=0x4dbf).contains(&u)
+        || (0x4e00..=0x9fff).contains(&u)
+        || (0xa000..=0xa4cf).contains(&u)
+        || (0xac00..=0xd7a3).contains(&u)
+        || (0xf900..=0xfaff).contains(&u)
+        || (0xfe30..=0xfe4f).contains(&u)
+        || (0xff00..=0xff60).contains(&u)
+        || (0xffe0..=0xffe6).contains(&u)
+        || (0x1f300..=0x1f64f).contains(&u)
+        || (0x1f900..=0x1f9ff).contains(&u)
+        || (0x20000..=0x3fffd).contains(&u);
+    if wide {
+        2
+    } else {
+        1
+    }
+}
+
+/// Columns `text` takes on a terminal.
+pub fn display_width(text: &str) -> usize {
+    text.chars().map(char_width).sum()
+}
+
+/// The longest start of `chars` that fits in `width` columns.
+fn take_width(chars: impl Iterator<Item = char>, width: usize) -> Vec<char> {
+    let mut used = 0;
+    let mut out = Vec::new();
+    for c in chars {
+        let w = char_width(c);
+        if used + w > width {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out
+}
+
+/// `text` in at most `width` terminal columns, cut with an ellipsis where `cut` says.
 pub fn fit(text: &str, width: usize, cut: Cut) -> String {
-    let n = text.chars().count();
-    if n <= width {
+    if display_width(text) <= width {
         return text.to_string();
     }
     if width == 0 {
@@ -266,13 +314,20 @@ pub fn fit(text: &str, width: usize, cut: Cut) -> String {
     }
     let keep = width - 1;
     match cut {
-        Cut::End => text.chars().take(keep).chain(['…']).collect(),
+        Cut::End => {
+            let mut out: String = take_width(text.chars(), keep).into_iter().collect();
+            out.push('…');
+            out
+        }
         Cut::Middle => {
-            let tail = keep / 2;
-            let head = keep - tail;
-            let start: String = text.chars().take(head).collect();
-            let end: String = text.chars().skip(n - tail).collect();
-            format!("{start}…{end}")
+            let tail_w = keep / 2;
+            let head: String = take_width(text.chars(), keep - tail_w)
+                .into_iter()
+                .collect();
+            let mut tail = take_width(text.chars().rev(), tail_w);
+            tail.reverse();
+            let tail: String = tail.into_iter().collect();
+            format!("{head}…{tail}")
         }
     }
 }
@@ -322,7 +377,7 @@ mod tests {
             20,
             Cut::Middle,
         );
-        assert_eq!(cut.chars().count(), 20);
+        assert_eq!(display_width(&cut), 20);
         assert!(
             cut.starts_with("claude-son") && cut.ends_with("variant"),
             "{cut}"
@@ -331,7 +386,10 @@ mod tests {
             fit("connection refused by peer", 12, Cut::End),
             "connection …"
         );
-        assert_eq!(fit("日本語のテナント名", 5, Cut::End), "日本語の…");
+        // Wide characters take two columns each.
+        assert_eq!(fit("日本語のテナント名", 7, Cut::End), "日本語…");
+        assert_eq!(display_width(&fit("日本語のテナント名", 8, Cut::Middle)), 7);
+        assert_eq!(display_width("租户-一"), 7);
     }
 
     #[test]
@@ -360,6 +418,11 @@ mod tests {
             Column::right("COST", 9),
         ]);
         t.row(vec!["short".into(), "1".into(), "$0.0001".into()]);
+        t.row(vec![
+            "家庭成员的密钥很长很长很长".into(),
+            "2".into(),
+            "$1.00".into(),
+        ]);
         t.row_toned(vec![
             (
                 "a-very-long-model-name-that-goes-on-and-on-and-on-forever".into(),
@@ -371,11 +434,11 @@ mod tests {
         t.note("last error: ".to_string() + &"x".repeat(200), Tone::Bad);
         let plain = t.render(Style::plain(40));
         for line in plain.lines() {
-            assert!(line.chars().count() <= 40, "{line:?}");
+            assert!(display_width(line) <= 40, "{line:?}");
         }
-        let rows: Vec<&str> = plain.lines().take(3).collect();
-        // Right-aligned columns end at the same place.
-        assert!(rows.iter().all(|r| r.chars().count() == 40), "{plain}");
+        let rows: Vec<&str> = plain.lines().take(4).collect();
+        // Right-aligned columns end at the same place, wide characters included.
+        assert!(rows.iter().all(|r| display_width(r) == 40), "{plain}");
         assert!(!plain.contains('\x1b'));
         let coloured = t.render(Style {
             width: 40,
