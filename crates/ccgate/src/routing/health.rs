@@ -395,16 +395,21 @@ pub fn spawn_checker(gw: std::sync::Arc<crate::state::Gateway>) {
                 continue;
             }
             let now = tokio::time::Instant::now();
+            // Keyed by id and URL: an upstream whose URL a reload changed is probed at once, so `/health` soon
+            // says whether the new endpoint works.
+            let key =
+                |u: &crate::state::UpstreamRt| format!("{}\u{1f}{}", u.config.id, u.config.url);
+            next_due.retain(|k, _| rt.upstreams.iter().any(|u| key(u) == *k));
             for u in rt
                 .upstreams
                 .iter()
                 .filter(|u| u.config.enabled && u.config.health_check.enabled)
             {
-                let due = next_due.get(&u.config.id).copied().unwrap_or(now);
+                let due = next_due.get(&key(u)).copied().unwrap_or(now);
                 if due > now {
                     continue;
                 }
-                next_due.insert(u.config.id.clone(), now + u.config.health_check.interval);
+                next_due.insert(key(u), now + u.config.health_check.interval);
                 let u = u.clone();
                 tokio::spawn(async move { probe(&u).await });
             }

@@ -269,3 +269,34 @@ async fn refusals_show_per_tenant_and_reason_and_tables_fit() {
     }
     assert!(htext.lines().any(|l| l.starts_with("up1 ")), "{htext}");
 }
+
+/// A reload that changes an upstream's URL has the new URL probed at once, not an interval later: `/health`
+/// soon says whether the new endpoint works.
+#[tokio::test]
+async fn a_new_upstream_url_is_probed_at_once() {
+    let mut files = Files::new(&["http://127.0.0.1:1".to_string()]);
+    files.upstreams["loadBalancer"]["healthCheckEnabled"] = json!(true);
+    files.upstreams["upstreams"][0]["healthCheck"] = json!({"interval": 600_000, "timeout": 500});
+    let gw = Gateway::start(&files).await;
+    eventually(5, || async {
+        (up1(&health(&gw).await)["status"] == "unhealthy").then_some(())
+    })
+    .await;
+    // Another address where nothing listens: the old URL's failed probe says nothing about it, the new probe does.
+    let reloaded_at = chrono::Utc::now();
+    files.upstreams["upstreams"][0]["url"] = json!("http://127.0.0.1:2");
+    gw.write_config("upstreams.json", &files.upstreams);
+    eventually(5, || async {
+        gw.logs().contains("its health starts afresh").then_some(())
+    })
+    .await;
+    eventually(5, || async {
+        let h = up1(&health(&gw).await);
+        let probed_after_reload = h["last_error_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t >= reloaded_at);
+        (h["status"] == "unhealthy" && probed_after_reload).then_some(())
+    })
+    .await;
+}
