@@ -20,6 +20,8 @@ pub enum BackupError {
     Exists(PathBuf),
     #[error("{} is the ledger itself; write the backup elsewhere", .0.display())]
     SameFile(PathBuf),
+    #[error("no folder {} to write the backup in", .0.display())]
+    NoFolder(PathBuf),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error("cannot write {}: {source}", path.display())]
@@ -39,6 +41,11 @@ pub async fn backup(dirs: &Dirs, dest: &Path, force: bool) -> Result<(), BackupE
     }
     if dest.exists() && !force {
         return Err(BackupError::Exists(dest.to_owned()));
+    }
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(BackupError::NoFolder(dir.to_owned()));
+        }
     }
     let store = SqliteStore::open(&db).await?;
     let partial = partial_name(dest);

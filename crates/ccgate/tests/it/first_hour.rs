@@ -23,6 +23,14 @@ async fn backups_are_complete_online_and_after_shutdown() {
     assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(count_requests_in(&dest).await, 3);
 
+    let nowhere = out_dir.0.join("missing-folder").join("b.db");
+    let out = cli(&gw, &["backup", nowhere.to_str().unwrap()]).await;
+    assert!(!out.status.success());
+    assert!(
+        output_text(&out).contains("no folder"),
+        "{}",
+        output_text(&out)
+    );
     let again = cli(&gw, &["backup", dest_arg]).await;
     assert!(!again.status.success());
     assert!(
