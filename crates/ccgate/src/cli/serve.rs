@@ -3,6 +3,7 @@
 use super::{Dirs, ServeArgs};
 use crate::api::usage::{admin_report, parse_range, tenant_report};
 use crate::config::{self, examples, load_dir};
+use crate::ledger::journal::{self, Journal};
 use crate::ledger::sqlite::SqliteStore;
 use crate::ledger::{Ledger, LedgerError, Store, TenantSpend};
 use crate::policy::budget::{local_day, Window};
@@ -76,7 +77,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?,
     );
-    let ledger = Ledger::start(store.clone());
+    let journal = replay_journal(&*store, &dirs.data_dir.join("journal"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let ledger = Ledger::start(store.clone(), Some(journal));
     let gw = Gateway::new(
         loaded,
         dirs.config_dir.clone(),
@@ -138,9 +142,61 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     if tokio::time::timeout(drain, gw.tasks.wait()).await.is_err() {
         tracing::warn!("some requests were still draining at shutdown; recording them now");
     }
-    ledger.flush_and_close().await;
+    let report = ledger.flush_and_close().await;
+    if report.unstored > 0 {
+        // A non-zero exit: whatever supervises the gateway must see that rows are not in the database.
+        return Err(if report.journaled {
+            format!(
+                "{} usage record(s) could not be written to the ledger database before exit; they are kept in {} \
+                 and will be stored at the next start",
+                report.unstored,
+                dirs.data_dir.join("journal").display()
+            )
+        } else {
+            format!(
+                "{} usage record(s) could not be stored and are only in the log above (search for \"ledger could not \
+                 store\")",
+                report.unstored
+            )
+        });
+    }
     tracing::info!("ledger flushed; bye");
     Ok(())
+}
+
+/// Stores what the crash journal holds from the last run (rows whose answers went out before a crash, and
+/// requests that were in flight), in one transaction, then starts the journal for this run.
+async fn replay_journal(store: &dyn Store, dir: &Path) -> Result<Journal, LedgerError> {
+    let journal_err = |source| LedgerError::Journal {
+        path: dir.to_owned(),
+        source,
+    };
+    let committed = store.journal_committed_seq().await?;
+    let replay = journal::read(dir, committed).map_err(journal_err)?;
+    if replay.unreadable > 0 {
+        tracing::warn!(
+            lines = replay.unreadable,
+            "crash journal: skipped lines cut off by the crash (a request whose line was being written)"
+        );
+    }
+    if !replay.rows.is_empty() {
+        store
+            .insert_batch(&replay.rows, Some(replay.max_seq))
+            .await?;
+        tracing::warn!(
+            rows = replay.rows.len(),
+            interrupted = replay.interrupted,
+            "crash journal: the last run ended without a clean shutdown; stored the rows it had not yet written \
+             (requests that were in flight are recorded as interrupted)"
+        );
+    }
+    for f in &replay.files {
+        std::fs::remove_file(f).map_err(journal_err)?;
+    }
+    Journal::open(dir, committed.max(replay.max_seq)).map_err(|source| LedgerError::NotWritable {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 async fn wait_for_signal() {
@@ -465,6 +521,15 @@ pub fn render_health_table(v: &serde_json::Value) -> String {
             "CONFIG REJECTED since {}: the files on disk were not applied; the last good config is running.\n  {}\n\n",
             v["config"]["since"].as_str().unwrap_or("?"),
             v["config"]["error"].as_str().unwrap_or("(details need the admin credentials)")
+        ));
+    }
+    if v["ledger"]["status"] == "degraded" {
+        out.push_str(&format!(
+            "LEDGER DEGRADED (last successful write {}): {}\n\n",
+            v["ledger"]["last_write"].as_str().unwrap_or("never"),
+            v["ledger"]["error"]
+                .as_str()
+                .unwrap_or("(details need the admin credentials)")
         ));
     }
     if v.get("upstreams").is_none() {
