@@ -1,4 +1,4 @@
-//! Anthropic usage, as reported by the upstream (protocols.md §2.5), and the stream meter (§2.6).
+//! Anthropic usage, as reported by the upstream (docs/protocols.md §2.5), and the stream meter (§2.6).
 //!
 //! One parser, [`Usage::apply_override`], serves both the streaming and the non-streaming path, so caching is
 //! priced identically on both (the litellm bug of §6 priced cache reads as input only when streaming).
@@ -55,7 +55,7 @@ impl Usage {
         u
     }
 
-    /// Applies a (possibly partial) `usage` object with the field-wise OVERRIDE rule of protocols.md §2.6: every field
+    /// Applies a (possibly partial) `usage` object with the field-wise OVERRIDE rule of docs/protocols.md §2.6: every field
     /// present and non-null replaces the current value, absent/null fields keep theirs, nothing is ever added.
     ///
     /// This is what makes `message_start` + `message_delta` come out right: the delta's cumulative `output_tokens`
@@ -63,7 +63,7 @@ impl Usage {
     /// the start's values instead of zeroing them. Nested objects (`cache_creation`, `server_tool_use`,
     /// `output_tokens_details`) are merged field by field too. A non-object `v` is ignored.
     ///
-    /// Afterwards the 5m/1h split is recomputed (protocols.md §2.5, §9.2):
+    /// Afterwards the 5m/1h split is recomputed (docs/protocols.md §2.5, §9.2):
     /// * `w1h = ephemeral_1h ?? 0`;
     /// * `w5m = ephemeral_5m ?? (total − w1h)`, plus any unattributed remainder `total − w5m − w1h` (so a missing
     ///   `cache_creation` object means "all writes are 5m", and a short split never drops writes);

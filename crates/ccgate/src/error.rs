@@ -1,5 +1,5 @@
 //! The tenant-facing error boundary: one enum for everything CCGate itself answers with, and one exhaustive
-//! mapping to an HTTP status and to the error shape of the protocol that was called (protocols.md §2.8, §3.4).
+//! mapping to an HTTP status and to the error shape of the protocol that was called (docs/protocols.md §2.8, §3.4).
 //!
 //! Upstream errors that are passed through verbatim never become an `ApiError`; only the cases where CCGate
 //! must speak for itself do.

@@ -5,3 +5,7 @@ CREATE TABLE IF NOT EXISTS ledger_journal (
     committed_seq INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO ledger_journal (id, committed_seq) VALUES (1, 0);
+
+-- Replay asks whether a request journaled as in flight reached the ledger after all; request ids are UUIDv7
+-- (time-ordered), so the index grows at its right edge and costs little per insert.
+CREATE INDEX IF NOT EXISTS requests_request_id ON requests (request_id);

@@ -179,13 +179,27 @@ async fn replay_journal(store: &dyn Store, dir: &Path) -> Result<Journal, Ledger
             "crash journal: skipped lines cut off by the crash (a request whose line was being written)"
         );
     }
-    if !replay.rows.is_empty() {
-        store
-            .insert_batch(&replay.rows, Some(replay.max_seq))
-            .await?;
+    // A request journaled in flight may have finished after all, its end line in a segment deleted since.
+    let ids: Vec<String> = replay
+        .in_flight
+        .iter()
+        .map(|r| r.request_id.clone())
+        .collect();
+    let stored: std::collections::HashSet<String> =
+        store.stored_request_ids(&ids).await?.into_iter().collect();
+    let interrupted: Vec<_> = replay
+        .in_flight
+        .into_iter()
+        .filter(|r| !stored.contains(&r.request_id))
+        .collect();
+    let interrupted_count = interrupted.len();
+    let mut rows = replay.rows;
+    rows.extend(interrupted);
+    if !rows.is_empty() {
+        store.insert_batch(&rows, Some(replay.max_seq)).await?;
         tracing::warn!(
-            rows = replay.rows.len(),
-            interrupted = replay.interrupted,
+            rows = rows.len(),
+            interrupted = interrupted_count,
             "crash journal: the last run ended without a clean shutdown; stored the rows it had not yet written \
              (requests that were in flight are recorded as interrupted)"
         );

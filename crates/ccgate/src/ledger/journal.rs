@@ -9,10 +9,12 @@
 //! * **Order.** Lines carry a sequence number, and a record is queued for the writer under the same lock that
 //!   numbered it, so the database commits `end` lines in sequence order. Each commit stores the highest number
 //!   it holds (`ledger_journal.committed_seq`): at start-up, `end` lines above it are the rows to add, those at
-//!   or below are already stored. Replay is idempotent.
-//! * **Segments** rotate at [`SEGMENT_BYTES`] and are deleted oldest first, once nothing they hold is pending:
-//!   a queued record or an in-flight request keeps a [`Hold`] on the segment of its latest line. Deleting in
-//!   order means a request's `start` line never outlives its `end` line.
+//!   or below are already stored. A request whose latest line is a `start` or `progress` line is recorded as
+//!   interrupted unless the database already has its request id (its `end` line may sit in a segment deleted
+//!   since). Replay is idempotent.
+//! * **Segments** rotate at [`SEGMENT_BYTES`] and are deleted once nothing they hold is pending: a queued record
+//!   or an in-flight request keeps a [`Hold`] on the segment of its latest line. A long stream therefore keeps
+//!   one small segment, not every segment written after it.
 //! * **Not fsynced.** A process crash loses nothing; a power loss or kernel crash can lose the lines (and the
 //!   SQLite WAL commits, `synchronous=NORMAL`) the OS had not yet written back, normally the last few seconds.
 
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A segment is sealed and a new one started past this size.
-pub const SEGMENT_BYTES: u64 = 8 << 20;
+pub const SEGMENT_BYTES: u64 = 1 << 20;
 
 /// After a failed write (a full disk), the next attempt to start a segment waits this long: a failing disk must
 /// not cost every request a doomed `open(2)`.
@@ -90,11 +92,11 @@ struct State {
 /// What the journal held at start-up.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// Rows to store: finished records past the committed sequence, and requests that were in flight (as
-    /// [`Outcome::Interrupted`]).
+    /// Finished records past the committed sequence: to store.
     pub rows: Vec<Record>,
-    /// How many of `rows` were in flight.
-    pub interrupted: usize,
+    /// Requests whose latest line is `start` or `progress`, as [`Outcome::Interrupted`]: to store unless the
+    /// database has their request id already.
+    pub in_flight: Vec<Record>,
     /// The highest sequence number seen.
     pub max_seq: u64,
     /// Lines that could not be read (the one being written at the crash, or a disk that filled up mid-line).
@@ -145,18 +147,18 @@ pub fn read(dir: &Path, committed_seq: u64) -> std::io::Result<Replay> {
         replay.files.push(path);
     }
     let mut rows: Vec<(u64, Record)> = Vec::new();
+    let mut in_flight: Vec<(u64, Record)> = Vec::new();
     for line in latest.into_values() {
         match line.kind {
             Kind::End if line.seq > committed_seq => rows.push((line.seq, line.rec)),
             Kind::End => {}
-            Kind::Start | Kind::Progress => {
-                replay.interrupted += 1;
-                rows.push((line.seq, interrupted(line.rec)));
-            }
+            Kind::Start | Kind::Progress => in_flight.push((line.seq, interrupted(line.rec))),
         }
     }
     rows.sort_by_key(|(seq, _)| *seq);
+    in_flight.sort_by_key(|(seq, _)| *seq);
     replay.rows = rows.into_iter().map(|(_, r)| r).collect();
+    replay.in_flight = in_flight.into_iter().map(|(_, r)| r).collect();
     Ok(replay)
 }
 
@@ -201,21 +203,20 @@ impl Journal {
         }
     }
 
-    /// Deletes sealed segments, oldest first, while nothing holds them.
+    /// Deletes the sealed segments nothing holds any more.
     pub fn prune(&self) {
         let mut st = self.state.lock();
-        while let Some(front) = st.sealed.front() {
-            if Arc::strong_count(front) > 1 {
-                break;
+        st.sealed.retain(|seg| {
+            if Arc::strong_count(seg) > 1 {
+                return true;
             }
-            if let Some(seg) = st.sealed.pop_front() {
-                if let Err(e) = std::fs::remove_file(&seg.path) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        tracing::warn!(path = %seg.path.display(), error = %e, "cannot delete a journal segment");
-                    }
+            if let Err(e) = std::fs::remove_file(&seg.path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %seg.path.display(), error = %e, "cannot delete a journal segment");
                 }
             }
-        }
+            false
+        });
     }
 
     /// Seals the current segment: called once every record is stored, so a clean stop leaves no segment behind.
@@ -354,6 +355,7 @@ mod tests {
         let mut got: Vec<(String, Outcome, i64)> = replay
             .rows
             .iter()
+            .chain(&replay.in_flight)
             .map(|r| (r.request_id.clone(), r.outcome, r.cost_nanousd))
             .collect();
         got.sort_by(|a, b| a.0.cmp(&b.0));
@@ -364,7 +366,7 @@ mod tests {
                 ("c".into(), Outcome::Ok, 7)
             ]
         );
-        assert_eq!((replay.interrupted, replay.max_seq), (1, 6));
+        assert_eq!((replay.in_flight.len(), replay.max_seq), (1, 6));
         assert_eq!(replay.rows[0].protocol, "anthropic");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -385,7 +387,7 @@ mod tests {
     }
 
     #[test]
-    fn segments_go_oldest_first_once_released() {
+    fn a_segment_goes_once_nothing_holds_it() {
         let dir = temp_dir();
         let j = Journal::open(&dir, 0).unwrap();
         let first = j.lock().append(Kind::Start, &rec("a", 0)).1;
@@ -398,8 +400,8 @@ mod tests {
         j.prune();
         assert_eq!(
             segments_in(&dir).unwrap().len(),
-            3,
-            "the second waits for the first"
+            2,
+            "the second goes although the first is held (a long stream pins only its own segment)"
         );
         drop(first);
         j.prune();

@@ -509,6 +509,12 @@ mod tests {
         fn journal_committed_seq(&self) -> BoxFuture<'_, Result<u64, LedgerError>> {
             self.inner.journal_committed_seq()
         }
+        fn stored_request_ids<'a>(
+            &'a self,
+            ids: &'a [String],
+        ) -> BoxFuture<'a, Result<Vec<String>, LedgerError>> {
+            self.inner.stored_request_ids(ids)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -397,6 +397,32 @@ impl Store for SqliteStore {
                 .await?)
         })
     }
+
+    fn stored_request_ids<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, LedgerError>> {
+        Box::pin(async move {
+            let mut found = Vec::new();
+            // Served by the `requests_request_id` index.
+            for chunk in ids.chunks(500) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "SELECT request_id FROM requests WHERE request_id IN (",
+                );
+                let mut sep = q.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.as_str());
+                }
+                q.push(")");
+                found.extend(
+                    q.build_query_scalar::<String>()
+                        .fetch_all(&self.pool())
+                        .await?,
+                );
+            }
+            Ok(found)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,11 @@ pub trait Store: Send + Sync {
         rows: &'a [Record],
         journal_seq: Option<u64>,
     ) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// Which of these request ids have a row (the journal's replay asks this of requests it saw in flight).
+    fn stored_request_ids<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, LedgerError>>;
     /// The highest journal sequence number stored so far (0 if none).
     fn journal_committed_seq(&self) -> BoxFuture<'_, Result<u64, LedgerError>>;
     /// Checks that the database on disk is still the one being written. `Ok(Some(what))` when it was not and the

@@ -1,6 +1,6 @@
 //! Metering, budgets and the usage API, black-box: the real `ccgate` binary against the mock upstream, checked
 //! through `/usage` and the ledger (`data/ccgate.db`). Expected costs are computed here from the published prices
-//! (protocols.md §9.2–§9.4), never copied from the gateway's output.
+//! (docs/protocols.md §9.2–§9.4), never copied from the gateway's output.
 
 use crate::common::*;
 use futures_util::StreamExt;
