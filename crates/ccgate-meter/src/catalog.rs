@@ -1,4 +1,4 @@
-//! The model catalog: one entry per current Claude model (protocols.md §2.11, §9.3), with the capability flags that
+//! The model catalog: one entry per current Claude model (docs/protocols.md §2.11, §9.3), with the capability flags that
 //! drive request translation (§2.9, §4.3, §4.4).
 //!
 //! Capabilities live in data, not in string matching scattered through the translator (§2.9: "Drive these from
@@ -6,7 +6,7 @@
 //! reasonable defaults to check against the official model pages before a release; limits are the published maxima
 //! where known (Opus 4/4.1 32K output, Sonnet 4/4.5, Haiku 4.5 and Opus 4.5 64K, Opus 4.6+ 128K, Sonnet 4.6 64K).
 
-/// Capability flags that drive request translation (protocols.md §2.9, §4.3, §4.4).
+/// Capability flags that drive request translation (docs/protocols.md §2.9, §4.3, §4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelCaps {
     /// Largest `max_tokens` the model accepts.
@@ -141,7 +141,7 @@ const M1: u32 = 1_000_000;
 /// Current models, newest first (the order `/v1/models` uses).
 #[rustfmt::skip]
 static CATALOG: [ModelInfo; 16] = [
-    // 5.x rows: prices and ids from protocols.md §9.3 ("uncertain"); dates and limits unverified.
+    // 5.x rows: prices and ids from docs/protocols.md §9.3 ("uncertain"); dates and limits unverified.
     model("claude-haiku-5-5", &[], "Claude Haiku 5.5", "2026-10-01T00:00:00Z", K200, ADAPTIVE_FIXED, 64_000, DEFAULT_MAX_GENERAL),
     model("claude-opus-5-5", &[], "Claude Opus 5.5", "2026-10-01T00:00:00Z", M1, ADAPTIVE_FIXED, 128_000, DEFAULT_MAX_AGENT),
     model("claude-sonnet-5-5", &[], "Claude Sonnet 5.5", "2026-10-01T00:00:00Z", M1, ADAPTIVE_FIXED, 64_000, DEFAULT_MAX_AGENT),

@@ -1,7 +1,7 @@
 //! Pure metering logic for CCGate, free of I/O so it can be tested and fuzzed alone.
 //!
 //! * [`sse`]: incremental byte-level SSE framing (events split across chunks, `\r\n`, multi-line `data:`).
-//! * [`usage`]: Anthropic usage extraction with the field-wise override rule (protocols.md §2.5–2.6) and the
+//! * [`usage`]: Anthropic usage extraction with the field-wise override rule (docs/protocols.md §2.5–2.6) and the
 //!   [`StreamMeter`] that applies it to a live stream.
 //! * [`pricing`]: the embedded price table, `config/pricing.json` overrides, exact integer cost arithmetic.
 //! * [`catalog`]: the model catalog (display names, limits, capability flags) used by `/v1/models` and translation.

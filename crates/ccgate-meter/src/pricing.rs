@@ -1,4 +1,4 @@
-//! The price table and exact cost arithmetic (protocols.md §9.2–§9.5).
+//! The price table and exact cost arithmetic (docs/protocols.md §9.2–§9.5).
 //!
 //! # Units
 //!
@@ -121,7 +121,7 @@ pub struct Rates {
 }
 
 impl Rates {
-    /// Arguments in the column order of protocols.md §9.3: input, write 5m, write 1h, read, output.
+    /// Arguments in the column order of docs/protocols.md §9.3: input, write 5m, write 1h, read, output.
     pub const fn per_mtok_micro(
         input: u64,
         cache_write_5m: u64,
@@ -201,7 +201,7 @@ pub struct CostBreakdown {
 }
 
 impl PriceEntry {
-    /// Applies protocols.md §9.2 to `usage`. Pure integer arithmetic.
+    /// Applies docs/protocols.md §9.2 to `usage`. Pure integer arithmetic.
     pub fn cost(&self, usage: &Usage, opts: CostOptions) -> CostBreakdown {
         // Re-apply the remainder rule defensively, so a hand-built Usage whose split was never derived still bills
         // every write (at 5m) instead of dropping it.
@@ -357,7 +357,7 @@ impl PriceTable {
         }
     }
 
-    /// The reviewed built-in table of protocols.md §9.3 (version [`BUILTIN_VERSION`]).
+    /// The reviewed built-in table of docs/protocols.md §9.3 (version [`BUILTIN_VERSION`]).
     pub fn builtin() -> PriceTable {
         let mut t = PriceTable::empty(BUILTIN_VERSION);
         for (keys, entry) in builtin_rows() {
@@ -746,7 +746,7 @@ fn fnv1a32(bytes: &[u8]) -> u32 {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Built-in table (protocols.md §9.3). Values are micro-USD per MTok (= pico-USD per token), columns in the table's
+// Built-in table (docs/protocols.md §9.3). Values are micro-USD per MTok (= pico-USD per token), columns in the table's
 // order: input, write 5m, write 1h, read, output. Rows marked "uncertain" in the doc are included so traffic to them
 // is priced by a reviewed entry rather than a guess; check them against the official pricing page before a release.
 // ---------------------------------------------------------------------------------------------------------------

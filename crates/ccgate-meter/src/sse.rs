@@ -2,7 +2,7 @@
 //!
 //! The gateway forwards the upstream's bytes to the client untouched and parses a copy on the side. TCP/HTTP chunk
 //! boundaries fall anywhere: inside a multi-byte UTF-8 character, between `\r` and `\n`, inside a field name. Decoding
-//! each chunk as text on its own corrupts CJK text and loses lines split across chunks (protocols.md §6), so this
+//! each chunk as text on its own corrupts CJK text and loses lines split across chunks (docs/protocols.md §6), so this
 //! framer works on bytes, keeps only the incomplete tail of the current line, and never decodes `data` at all: the
 //! consumer gets `&[u8]` and hands it straight to `serde_json::from_slice` (which validates UTF-8 itself).
 //!

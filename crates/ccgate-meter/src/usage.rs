@@ -1,4 +1,4 @@
-//! Anthropic usage, as reported by the upstream (protocols.md §2.5), and the stream meter (§2.6).
+//! Anthropic usage, as reported by the upstream (docs/protocols.md §2.5), and the stream meter (§2.6).
 //!
 //! One parser, [`Usage::apply_override`], serves both the streaming and the non-streaming path, so caching is
 //! priced identically on both (the litellm bug of §6 priced cache reads as input only when streaming).
@@ -41,6 +41,10 @@ pub struct Usage {
     pub cache_creation_5m_reported: Option<u64>,
     /// Last reported `cache_creation.ephemeral_1h_input_tokens`, verbatim (`None` = never reported).
     pub cache_creation_1h_reported: Option<u64>,
+    /// The upstream reported a count that is not a count (negative, fractional, a string) or one past
+    /// [`crate::wire::MAX_TOKENS`] (clamped to it). The row is flagged `usage_out_of_range`: the numbers are the
+    /// upstream's word, and this one is not believable.
+    pub out_of_range: bool,
 }
 
 impl Usage {
@@ -51,7 +55,7 @@ impl Usage {
         u
     }
 
-    /// Applies a (possibly partial) `usage` object with the field-wise OVERRIDE rule of protocols.md §2.6: every field
+    /// Applies a (possibly partial) `usage` object with the field-wise OVERRIDE rule of docs/protocols.md §2.6: every field
     /// present and non-null replaces the current value, absent/null fields keep theirs, nothing is ever added.
     ///
     /// This is what makes `message_start` + `message_delta` come out right: the delta's cumulative `output_tokens`
@@ -59,7 +63,7 @@ impl Usage {
     /// the start's values instead of zeroing them. Nested objects (`cache_creation`, `server_tool_use`,
     /// `output_tokens_details`) are merged field by field too. A non-object `v` is ignored.
     ///
-    /// Afterwards the 5m/1h split is recomputed (protocols.md §2.5, §9.2):
+    /// Afterwards the 5m/1h split is recomputed (docs/protocols.md §2.5, §9.2):
     /// * `w1h = ephemeral_1h ?? 0`;
     /// * `w5m = ephemeral_5m ?? (total − w1h)`, plus any unattributed remainder `total − w5m − w1h` (so a missing
     ///   `cache_creation` object means "all writes are 5m", and a short split never drops writes);
@@ -76,8 +80,9 @@ impl Usage {
 
     /// [`Usage::apply_override`] for an already-parsed [`UsageWire`] (the allocation-free path used by the meter).
     pub fn apply_wire(&mut self, w: &UsageWire) {
-        let set = |dst: &mut u64, c: Count| {
-            if let Some(n) = c.0 {
+        let mut flag = false;
+        let mut set = |dst: &mut u64, c: Count| {
+            if let Some(n) = c.checked(&mut flag) {
                 *dst = n;
             }
         };
@@ -88,11 +93,15 @@ impl Usage {
         );
         set(&mut self.cache_read_input_tokens, w.cache_read_input_tokens);
         set(&mut self.output_tokens, w.output_tokens);
+        if let Some(s) = &w.server_tool_use.0 {
+            set(&mut self.web_search_requests, s.web_search_requests);
+            set(&mut self.web_fetch_requests, s.web_fetch_requests);
+        }
         if let Some(cc) = &w.cache_creation.0 {
-            if let Some(n) = cc.ephemeral_5m_input_tokens.0 {
+            if let Some(n) = cc.ephemeral_5m_input_tokens.checked(&mut flag) {
                 self.cache_creation_5m_reported = Some(n);
             }
-            if let Some(n) = cc.ephemeral_1h_input_tokens.0 {
+            if let Some(n) = cc.ephemeral_1h_input_tokens.checked(&mut flag) {
                 self.cache_creation_1h_reported = Some(n);
             }
         }
@@ -100,14 +109,11 @@ impl Usage {
             .output_tokens_details
             .0
             .as_ref()
-            .and_then(|d| d.thinking_tokens.0)
+            .and_then(|d| d.thinking_tokens.checked(&mut flag))
         {
             self.thinking_tokens = Some(n);
         }
-        if let Some(s) = &w.server_tool_use.0 {
-            set(&mut self.web_search_requests, s.web_search_requests);
-            set(&mut self.web_fetch_requests, s.web_fetch_requests);
-        }
+        self.out_of_range |= flag;
         for (dst, src) in [
             (&mut self.service_tier, &w.service_tier),
             (&mut self.inference_geo, &w.inference_geo),
@@ -391,7 +397,7 @@ impl MeterState {
                     // `usage = message_start.message.usage`; a repeated message_start (never seen from
                     // Anthropic) is merged with the same override rule rather than trusted to be complete.
                     self.usage.apply_wire(&u);
-                    if let Some(n) = u.output_tokens.0 {
+                    if let Some(n) = u.output_tokens.checked(&mut self.usage.out_of_range) {
                         self.start_output_tokens = n;
                     }
                 }
@@ -713,6 +719,36 @@ mod tests {
             (o.usage.input_tokens, o.usage.output_tokens, o.output_chars),
             (3, 9, 4)
         );
+    }
+
+    /// Absurd counts from a hostile upstream: past the cap they are clamped, non-counts are ignored, and both
+    /// flag the usage instead of passing as a clean 0.
+    #[test]
+    fn absurd_counts_are_clamped_and_flagged() {
+        let (u, _) = usage_from_json_response(
+            br#"{"usage":{"input_tokens":18446744073709551615,"output_tokens":1e30,"cache_read_input_tokens":3}}"#,
+        )
+        .unwrap();
+        assert_eq!(u.input_tokens, crate::wire::MAX_TOKENS);
+        assert_eq!(u.output_tokens, crate::wire::MAX_TOKENS);
+        assert_eq!(u.cache_read_input_tokens, 3);
+        assert!(u.out_of_range);
+        for bad in [r#"-5"#, r#"2.5"#, r#""12""#, r#"true"#, r#"[1]"#] {
+            let body = format!(r#"{{"usage":{{"input_tokens":{bad},"output_tokens":4}}}}"#);
+            let (u, _) = usage_from_json_response(body.as_bytes()).unwrap();
+            assert_eq!((u.input_tokens, u.output_tokens), (0, 4), "{bad}");
+            assert!(u.out_of_range, "{bad} must flag the usage");
+        }
+        let (u, _) = usage_from_json_response(
+            br#"{"usage":{"input_tokens":12.0,"output_tokens":null,"cache_creation":{"ephemeral_1h_input_tokens":7}}}"#,
+        )
+        .unwrap();
+        assert!(!u.out_of_range, "integral floats and null are fine");
+        assert_eq!((u.input_tokens, u.cache_write_1h_tokens), (12, 7));
+        let mut m = StreamMeter::new();
+        m.push_bytes(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":-1,\"output_tokens\":1}}}\n\n");
+        m.finish_bytes();
+        assert!(m.usage().out_of_range);
     }
 
     #[test]

@@ -9,9 +9,50 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
 
-/// A token count: a non-negative integer, or an integral non-negative float; anything else is absent.
+/// The largest token count believed for one field of one request: 1,000,000,000 tokens is far beyond any
+/// context window, and a sum of billions of such rows still fits an `i64`. A larger count is clamped to it and
+/// the row is flagged (see [`Count`]).
+pub const MAX_TOKENS: u64 = 1_000_000_000;
+
+/// A token count as the upstream sent it. Upstreams are untrusted: a value that is not a non-negative integer
+/// (an integral float such as `12.0` is fine) is [`Count::Invalid`], kept apart from an absent or `null` field so
+/// the row can say the upstream reported nonsense instead of silently counting 0.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Count(pub Option<u64>);
+pub enum Count {
+    /// Absent or `null`: the field keeps its earlier value (the override rule).
+    #[default]
+    Absent,
+    Value(u64),
+    /// Negative, fractional, a string, or any other non-count.
+    Invalid,
+}
+
+impl Count {
+    /// The count within [`MAX_TOKENS`], if one was sent; sets `out_of_range` for a count past it (clamped) or an
+    /// invalid one (ignored).
+    pub fn checked(self, out_of_range: &mut bool) -> Option<u64> {
+        match self {
+            Count::Absent => None,
+            Count::Value(n) if n <= MAX_TOKENS => Some(n),
+            Count::Value(_) => {
+                *out_of_range = true;
+                Some(MAX_TOKENS)
+            }
+            Count::Invalid => {
+                *out_of_range = true;
+                None
+            }
+        }
+    }
+
+    /// The count as sent, without the range check (tests and diagnostics).
+    pub fn value(self) -> Option<u64> {
+        match self {
+            Count::Value(n) => Some(n),
+            _ => None,
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -22,35 +63,39 @@ impl<'de> Deserialize<'de> for Count {
                 f.write_str("any JSON value")
             }
             fn visit_u64<E>(self, v: u64) -> Result<Count, E> {
-                Ok(Count(Some(v)))
+                Ok(Count::Value(v))
             }
             fn visit_i64<E>(self, v: i64) -> Result<Count, E> {
-                Ok(Count(u64::try_from(v).ok()))
+                Ok(u64::try_from(v).map_or(Count::Invalid, Count::Value))
             }
             fn visit_f64<E>(self, f: f64) -> Result<Count, E> {
-                let ok =
-                    f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= 9_007_199_254_740_992.0;
-                Ok(Count(ok.then_some(f as u64)))
+                // `as` saturates: 1e30 becomes u64::MAX, which the range check then clamps and flags.
+                let integral = f.is_finite() && f >= 0.0 && f.fract() == 0.0;
+                Ok(if integral {
+                    Count::Value(f as u64)
+                } else {
+                    Count::Invalid
+                })
             }
             fn visit_str<E>(self, _: &str) -> Result<Count, E> {
-                Ok(Count(None))
+                Ok(Count::Invalid)
             }
             fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
-                Ok(Count(None))
+                Ok(Count::Invalid)
             }
             fn visit_unit<E>(self) -> Result<Count, E> {
-                Ok(Count(None))
+                Ok(Count::Absent)
             }
             fn visit_none<E>(self) -> Result<Count, E> {
-                Ok(Count(None))
+                Ok(Count::Absent)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Count, A::Error> {
                 while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Count(None))
+                Ok(Count::Invalid)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Count, A::Error> {
                 while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Count(None))
+                Ok(Count::Invalid)
             }
         }
         d.deserialize_any(V)
@@ -282,11 +327,14 @@ mod tests {
                 "server_tool_use":{"web_search_requests":2},"service_tier":5,"speed":"fast","extra":[1,{"a":2}]}"#,
         )
         .unwrap();
-        assert_eq!(u.input_tokens.0, Some(12));
-        assert_eq!(u.output_tokens.0, None);
-        assert_eq!(u.cache_read_input_tokens.0, None);
+        assert_eq!(u.input_tokens, Count::Value(12));
+        assert_eq!(u.output_tokens, Count::Invalid);
+        assert_eq!(u.cache_read_input_tokens, Count::Invalid);
         assert!(u.cache_creation.0.is_none());
-        assert_eq!(u.server_tool_use.0.unwrap().web_search_requests.0, Some(2));
+        assert_eq!(
+            u.server_tool_use.0.unwrap().web_search_requests,
+            Count::Value(2)
+        );
         assert_eq!(u.service_tier.0, None);
         assert_eq!(u.speed.0.as_deref(), Some("fast"));
     }
@@ -297,7 +345,7 @@ mod tests {
             serde_json::from_str(r#"{"id":"a","id":"b","\u0075sage":{"output_tokens":3}}"#)
                 .unwrap();
         assert_eq!(m.id.0.as_deref(), Some("b"));
-        assert_eq!(m.usage.0.unwrap().output_tokens.0, Some(3));
+        assert_eq!(m.usage.0.unwrap().output_tokens, Count::Value(3));
         assert!(serde_json::from_str::<MessageWire>("[1]").is_err());
     }
 }

@@ -7,28 +7,6 @@ use ccgate_mock::{start, BreakMode, MockConfig, ToolMode};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-/// reqwest's `json` feature is not enabled in the workspace: small helpers instead.
-trait JsonReq {
-    fn json(self, v: &Value) -> Self;
-}
-
-impl JsonReq for reqwest::RequestBuilder {
-    fn json(self, v: &Value) -> Self {
-        self.header("content-type", "application/json")
-            .body(serde_json::to_vec(v).unwrap())
-    }
-}
-
-trait JsonResp {
-    fn json(self) -> impl std::future::Future<Output = Result<Value, serde_json::Error>>;
-}
-
-impl JsonResp for reqwest::Response {
-    async fn json(self) -> Result<Value, serde_json::Error> {
-        serde_json::from_slice(&self.bytes().await.expect("body"))
-    }
-}
-
 async fn json_of(resp: reqwest::Response) -> Value {
     resp.json().await.expect("JSON body")
 }

@@ -52,7 +52,7 @@ async fn main() -> Result<(), ccgate::ledger::LedgerError> {
             ..Default::default()
         });
         if batch.len() == 512 {
-            store.insert_batch(&batch).await?;
+            store.insert_batch(&batch, None).await?;
             batch.clear();
         }
         if i > 0 && i % 1_000_000 == 0 {
@@ -62,7 +62,7 @@ async fn main() -> Result<(), ccgate::ledger::LedgerError> {
             );
         }
     }
-    store.insert_batch(&batch).await?;
+    store.insert_batch(&batch, None).await?;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "inserted {rows} rows in {secs:.1} s ({:.0} rows/s)",

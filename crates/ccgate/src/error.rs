@@ -1,5 +1,5 @@
 //! The tenant-facing error boundary: one enum for everything CCGate itself answers with, and one exhaustive
-//! mapping to an HTTP status and to the error shape of the protocol that was called (protocols.md §2.8, §3.4).
+//! mapping to an HTTP status and to the error shape of the protocol that was called (docs/protocols.md §2.8, §3.4).
 //!
 //! Upstream errors that are passed through verbatim never become an `ApiError`; only the cases where CCGate
 //! must speak for itself do.
@@ -85,6 +85,8 @@ pub enum ApiError {
     UpstreamBodyTooLarge(usize),
     #[error("the upstream answered with a redirect (HTTP {0}), which the gateway does not follow; the gateway operator must check the upstream URL")]
     UpstreamRedirect(u16),
+    #[error("the gateway is shutting down; retry the request (another instance, or this one once restarted, will serve it)")]
+    ShuttingDown,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -104,7 +106,9 @@ impl ApiError {
             ApiError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => overloaded_status(),
-            ApiError::NoUpstreamConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoUpstreamConfigured(_) | ApiError::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
             | ApiError::UpstreamUnreadable(_)
@@ -129,7 +133,9 @@ impl ApiError {
             ApiError::NotFound { .. } => "not_found_error",
             ApiError::BudgetExceeded { .. } => "billing_error",
             ApiError::RateLimited(..) => "rate_limit_error",
-            ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => "overloaded_error",
+            ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) | ApiError::ShuttingDown => {
+                "overloaded_error"
+            }
             ApiError::NoUpstreamConfigured(_) => "api_error",
             ApiError::UpstreamConnect(_)
             | ApiError::UpstreamCredentials
@@ -197,7 +203,7 @@ impl ApiError {
                 "server_error",
                 Some("model_not_available"),
             ),
-            ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) => (
+            ApiError::NoUpstream(_) | ApiError::UpstreamsExhausted(_) | ApiError::ShuttingDown => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
                 Some("overloaded"),
@@ -232,6 +238,7 @@ impl ApiError {
             ApiError::BudgetExceeded { .. } => "budget_exceeded",
             ApiError::RateLimited(..) => "rate_limited",
             ApiError::NoUpstream(_) => "no_upstream",
+            ApiError::ShuttingDown => "gateway_shutdown",
             ApiError::NoUpstreamConfigured(_) => "no_upstream_configured",
             ApiError::UpstreamsExhausted(_) => "upstreams_exhausted",
             ApiError::UpstreamConnect(_) => "upstream_connect",

@@ -129,6 +129,9 @@ pub struct Gateway {
     pub ledger: Ledger,
     /// Cancelled when shutdown begins; long-running tasks watch it.
     pub shutdown: CancellationToken,
+    /// Cancelled when the shutdown grace period is over: open streams end with an error event and settle with
+    /// the usage seen, so the ledger can close with every request recorded.
+    pub cut: CancellationToken,
     /// Tracks work that must finish before the ledger is flushed (streams drained after a client hung up).
     pub tasks: TaskTracker,
     /// Each upstream's live state by id, with the endpoint it was learnt from.
@@ -193,6 +196,7 @@ impl Gateway {
             started_at: Instant::now(),
             ledger,
             shutdown: CancellationToken::new(),
+            cut: CancellationToken::new(),
             tasks: TaskTracker::new(),
             upstream_states: Mutex::new(HashMap::new()),
             tenant_states: Mutex::new(HashMap::new()),

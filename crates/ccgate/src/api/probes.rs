@@ -115,8 +115,14 @@ pub async fn health(State(gw): State<Arc<Gateway>>, req: axum::extract::Request)
         .filter(|u| u["status"] == "healthy")
         .count();
     let enabled = rt.upstreams.iter().filter(|u| u.config.enabled).count();
+    let ledger = gw.ledger.health.report();
     let status = if available == enabled && enabled > 0 {
-        "ok"
+        // Requests are served, but a ledger that cannot store them is a problem to page someone about.
+        if ledger.status == "ok" {
+            "ok"
+        } else {
+            "degraded"
+        }
     } else if available > 0 {
         "degraded"
     } else {
@@ -138,6 +144,11 @@ pub async fn health(State(gw): State<Arc<Gateway>>, req: axum::extract::Request)
             "note": "the files on disk were rejected; the last good config is still running",
         }),
         (Some(_), false) => serde_json::json!({"status": "rejected"}),
+    };
+    body["ledger"] = if admin {
+        serde_json::to_value(&ledger).unwrap_or_default()
+    } else {
+        serde_json::json!({"status": ledger.status})
     };
     if admin {
         body["upstreams"] = serde_json::Value::Array(upstreams);

@@ -92,13 +92,20 @@ pub async fn run_detached(gw: &Arc<Gateway>, protocol: Protocol, f: RequestFutur
         request: Some(f),
         tasks: &gw.tasks,
     };
-    std::future::poll_fn(|cx| request.poll_inline(cx))
-        .await
-        .unwrap_or_else(|| {
-            tracing::error!("request task failed: it panicked");
-            ApiError::Internal("the gateway failed while handling this request".into())
-                .into_response_for(protocol)
-        })
+    let answered = tokio::select! {
+        r = std::future::poll_fn(|cx| request.poll_inline(cx)) => r,
+        // The shutdown grace period is over and the upstream has not answered: give up on it. Dropping the
+        // request here (not detaching it) records it as interrupted, before the ledger closes.
+        _ = gw.cut.cancelled() => {
+            request.request = None;
+            return ApiError::ShuttingDown.into_response_for(protocol);
+        }
+    };
+    answered.unwrap_or_else(|| {
+        tracing::error!("request task failed: it panicked");
+        ApiError::Internal("the gateway failed while handling this request".into())
+            .into_response_for(protocol)
+    })
 }
 
 type RequestFuture =

@@ -205,6 +205,21 @@ pub fn health_table(v: &Value, style: Style) -> String {
         out.push_str(&fit(&format!("  {error}"), style.width, Cut::End));
         out.push_str("\n\n");
     }
+    if v["ledger"]["status"] == "degraded" {
+        out.push_str(&style.paint(
+            &format!(
+                "LEDGER DEGRADED (last successful write {}):",
+                v["ledger"]["last_write"].as_str().unwrap_or("never"),
+            ),
+            Tone::Bad,
+        ));
+        out.push('\n');
+        let error = v["ledger"]["error"]
+            .as_str()
+            .unwrap_or("(details need the admin credentials)");
+        out.push_str(&fit(&format!("  {error}"), style.width, Cut::End));
+        out.push_str("\n\n");
+    }
     if v.get("upstreams").is_none() {
         out.push_str("(upstream details need the admin credentials: run with --config-dir pointing at the gateway's config folder)\n");
         return out;

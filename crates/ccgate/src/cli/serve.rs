@@ -4,6 +4,7 @@ use super::table::Style;
 use super::{Dirs, ServeArgs};
 use crate::api::usage::{admin_report, parse_range, tenant_report};
 use crate::config::{self, examples, load_dir};
+use crate::ledger::journal::{self, Journal};
 use crate::ledger::sqlite::SqliteStore;
 use crate::ledger::{Ledger, LedgerError, Store, TenantSpend};
 use crate::policy::budget::{local_day, Window};
@@ -77,7 +78,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?,
     );
-    let ledger = Ledger::start(store.clone());
+    let journal = replay_journal(&*store, &dirs.data_dir.join("journal"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let ledger = Ledger::start(store.clone(), Some(journal));
     let gw = Gateway::new(
         loaded,
         dirs.config_dir.clone(),
@@ -146,14 +150,80 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     if tokio::time::timeout(drain, gw.tasks.wait()).await.is_err() {
         tracing::warn!("some requests were still draining at shutdown; recording them now");
     }
-    ledger.flush_and_close().await;
+    let report = ledger.flush_and_close().await;
     // Until a checkpoint the last writes live in ccgate.db-wal: after this, ccgate.db alone holds everything, so
     // a copy of that one file (or a restore of it) is complete.
     if let Err(e) = store.checkpoint().await {
         tracing::warn!(error = %e, "ledger checkpoint at shutdown failed; the data is safe in ccgate.db-wal");
     }
+    if report.unstored > 0 {
+        // A non-zero exit: whatever supervises the gateway must see that rows are not in the database.
+        return Err(if report.journaled {
+            format!(
+                "{} usage record(s) could not be written to the ledger database before exit; they are kept in {} \
+                 and will be stored at the next start",
+                report.unstored,
+                dirs.data_dir.join("journal").display()
+            )
+        } else {
+            format!(
+                "{} usage record(s) could not be stored and are only in the log above (search for \"ledger could not \
+                 store\")",
+                report.unstored
+            )
+        });
+    }
     tracing::info!("ledger flushed; bye");
     Ok(())
+}
+
+/// Stores what the crash journal holds from the last run (rows whose answers went out before a crash, and
+/// requests that were in flight), in one transaction, then starts the journal for this run.
+async fn replay_journal(store: &dyn Store, dir: &Path) -> Result<Journal, LedgerError> {
+    let journal_err = |source| LedgerError::Journal {
+        path: dir.to_owned(),
+        source,
+    };
+    let committed = store.journal_committed_seq().await?;
+    let replay = journal::read(dir, committed).map_err(journal_err)?;
+    if replay.unreadable > 0 {
+        tracing::warn!(
+            lines = replay.unreadable,
+            "crash journal: skipped lines cut off by the crash (a request whose line was being written)"
+        );
+    }
+    // A request journaled in flight may have finished after all, its end line in a segment deleted since.
+    let ids: Vec<String> = replay
+        .in_flight
+        .iter()
+        .map(|r| r.request_id.clone())
+        .collect();
+    let stored: std::collections::HashSet<String> =
+        store.stored_request_ids(&ids).await?.into_iter().collect();
+    let interrupted: Vec<_> = replay
+        .in_flight
+        .into_iter()
+        .filter(|r| !stored.contains(&r.request_id))
+        .collect();
+    let interrupted_count = interrupted.len();
+    let mut rows = replay.rows;
+    rows.extend(interrupted);
+    if !rows.is_empty() {
+        store.insert_batch(&rows, Some(replay.max_seq)).await?;
+        tracing::warn!(
+            rows = rows.len(),
+            interrupted = interrupted_count,
+            "crash journal: the last run ended without a clean shutdown; stored the rows it had not yet written \
+             (requests that were in flight are recorded as interrupted)"
+        );
+    }
+    for f in &replay.files {
+        std::fs::remove_file(f).map_err(journal_err)?;
+    }
+    Journal::open(dir, committed.max(replay.max_seq)).map_err(|source| LedgerError::NotWritable {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 async fn wait_for_signal() {

@@ -1,5 +1,5 @@
 //! What an upstream's non-2xx answer means for this request and for the upstream's health
-//! (protocols.md §2.7 and its 429 caveats).
+//! (docs/protocols.md §2.7 and its 429 caveats).
 
 use crate::routing::health::{FailureKind, Outcome};
 use chrono::{DateTime, Utc};

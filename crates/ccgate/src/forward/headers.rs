@@ -1,4 +1,4 @@
-//! Header hygiene in both directions (protocols.md §2.1, §7).
+//! Header hygiene in both directions (docs/protocols.md §2.1, §7).
 
 use crate::config::{AuthHeader, UpstreamConfig};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};

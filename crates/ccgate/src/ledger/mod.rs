@@ -1,20 +1,24 @@
 //! Step 7 of the request path: the ledger. Every request that reached an upstream (and every request CCGate
 //! refused after authenticating its tenant) becomes one [`Record`].
 //!
-//! Records leave the request path through a bounded channel; a single writer task batches them into one
-//! transaction per batch (up to [`BATCH_MAX`] rows or [`BATCH_WINDOW`]), which also maintains the daily
-//! rollups that the usage API and budgets read. Shutdown closes the channel and waits for the writer, so a
-//! record accepted is a record stored.
+//! A record is first appended to the crash journal ([`journal`]), then queued; a single writer task batches the
+//! queue into one transaction per batch (up to [`BATCH_MAX`] rows or [`BATCH_WINDOW`]), which also maintains the
+//! daily rollups that the usage API and budgets read. A failing database (a full disk) is retried for as long as
+//! it takes, and shows in `/health`. Shutdown closes the queue and waits for the writer, so a record accepted is
+//! a record stored, now or, from the journal, at the next start.
 
 mod error;
+pub mod journal;
 mod outcome;
 mod rollup;
 pub mod sqlite;
 pub mod store;
 
 pub use error::LedgerError;
+use journal::{Hold, Journal, Kind};
 pub use outcome::Outcome;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 pub use store::{RefusalRow, Store, TenantSpend, UsageQuery, UsageReport, UsageRow, UsageTotals};
@@ -24,11 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 pub const BATCH_MAX: usize = 512;
 pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
-/// Bounded so that a stalled disk shows up as back-pressure on the drain tasks, not as unbounded memory.
-pub const CHANNEL_CAPACITY: usize = 65_536;
 
-/// One request, as recorded.
-#[derive(Debug, Clone, Default, Serialize)]
+/// One request, as recorded (and as the crash journal holds it, hence `Deserialize`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Record {
     pub ts_ms: i64,
     /// Local calendar day (`YYYY-MM-DD`) in `server.timezone` at `ts_ms`.
@@ -37,8 +39,10 @@ pub struct Record {
     pub tenant_id: String,
     pub upstream_id: Option<String>,
     pub upstream_request_id: Option<String>,
-    pub protocol: &'static str,
-    pub endpoint: &'static str,
+    #[serde(deserialize_with = "static_label")]
+    pub protocol: Label,
+    #[serde(deserialize_with = "static_label")]
+    pub endpoint: Label,
     /// The model the tenant asked for.
     pub model: String,
     /// The model sent upstream (after alias resolution and `modelMap`).
@@ -68,125 +72,339 @@ pub struct Record {
     pub billable: bool,
 }
 
+/// The `protocol` and `endpoint` labels the gateway writes (`Protocol::as_str`, `Endpoint::as_str` in
+/// `api/proxy.rs`), for reading a record back from the journal into its `&'static str` fields.
+const LABELS: [&str; 6] = [
+    "anthropic",
+    "openai",
+    "messages",
+    "count_tokens",
+    "chat_completions",
+    "responses",
+];
+
+/// A fixed label. An alias, so that serde's derive does not take the field for a string borrowed from the input.
+pub type Label = &'static str;
+
+fn static_label<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+    Ok(LABELS.into_iter().find(|l| *l == s).unwrap_or("unknown"))
+}
+
 /// Handle to the ledger: cheap to clone.
 #[derive(Clone)]
 pub struct Ledger {
-    tx: mpsc::Sender<Record>,
+    tx: mpsc::UnboundedSender<Queued>,
+    journal: Option<Arc<Journal>>,
     pub store: Arc<dyn Store>,
+    pub health: Arc<LedgerHealth>,
     close: CancellationToken,
-    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+    writer: Arc<Mutex<Option<JoinHandle<Vec<Queued>>>>>,
 }
 
+/// A record on its way to the database, with the journal line that covers it until then.
+struct Queued {
+    seq: Option<u64>,
+    rec: Record,
+    _hold: Option<Hold>,
+}
+
+/// What a stop left unstored (the database refused to the end). `journaled` of them will be stored at the next
+/// start; the rest were logged to stderr.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CloseReport {
+    pub unstored: usize,
+    pub journaled: bool,
+}
+
+/// How long the writer keeps retrying at shutdown before it gives up on a failing database.
+const CLOSE_RETRY: Duration = Duration::from_secs(10);
+
 impl Ledger {
-    pub fn start(store: Arc<dyn Store>) -> Ledger {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    /// Starts the batch writer. With a journal, every record is journaled before it is queued (see
+    /// [`journal`]).
+    pub fn start(store: Arc<dyn Store>, journal: Option<Journal>) -> Ledger {
+        let (tx, rx) = mpsc::unbounded_channel();
         let close = CancellationToken::new();
-        let writer = tokio::spawn(write_loop(rx, store.clone(), close.clone()));
+        let journal = journal.map(Arc::new);
+        let health = Arc::new(LedgerHealth::default());
+        let writer = tokio::spawn(write_loop(
+            rx,
+            store.clone(),
+            journal.clone(),
+            health.clone(),
+            close.clone(),
+        ));
         Ledger {
             tx,
+            journal,
             store,
+            health,
             close,
             writer: Arc::new(Mutex::new(Some(writer))),
         }
     }
 
-    /// Queues a record without waiting. If the queue is full (the disk is far behind), the record is handed to a
-    /// task that waits for room: it is delayed, never dropped.
+    /// Journals the record and queues it, without waiting for the database. The queue is unbounded: while the
+    /// database fails (a full disk), records wait in memory and are retried, never dropped.
     pub fn record(&self, rec: Record) {
-        match self.tx.try_send(rec) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(rec)) => {
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = tx.send(rec).await {
-                        log_lost(&e.0);
-                    }
+        match &self.journal {
+            Some(j) => {
+                let mut guard = j.lock();
+                let (seq, hold) = guard.append(Kind::End, &rec);
+                // Still under the journal lock: the writer receives records in sequence order.
+                self.send(Queued {
+                    seq: Some(seq),
+                    rec,
+                    _hold: hold,
                 });
             }
-            Err(mpsc::error::TrySendError::Closed(rec)) => log_lost(&rec),
+            None => self.send(Queued {
+                seq: None,
+                rec,
+                _hold: None,
+            }),
         }
     }
 
-    /// Stops accepting records and waits until every queued record is stored. Call it after in-flight requests
-    /// have finished (the gateway's task tracker), so nothing arrives after the close.
-    pub async fn flush_and_close(&self) {
+    fn send(&self, q: Queued) {
+        if let Err(e) = self.tx.send(q) {
+            self.health.lost.fetch_add(1, Ordering::Relaxed);
+            log_lost(&e.0.rec);
+        }
+    }
+
+    /// Journals what is known of a request as it is forwarded (`Kind::Start`) or once the upstream reported its
+    /// first usage (`Kind::Progress`): a crash before its end then records it as interrupted, with that usage.
+    /// The hold keeps the line on disk until the request's end is journaled.
+    pub fn journal_in_flight(&self, kind: Kind, rec: &Record) -> Option<Hold> {
+        self.journal.as_ref()?.lock().append(kind, rec).1
+    }
+
+    /// Stops accepting records and waits until every queued record is stored, or the database has refused them
+    /// for [`CLOSE_RETRY`]. Call it after in-flight requests have settled (the gateway's task tracker), so
+    /// nothing arrives after the close.
+    pub async fn flush_and_close(&self) -> CloseReport {
         self.close.cancel();
         let handle = self.writer.lock().await.take();
-        if let Some(h) = handle {
-            let _ = h.await;
+        let unstored = match handle {
+            Some(h) => h.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let lost_before = self.health.lost.load(Ordering::Relaxed) as usize;
+        match &self.journal {
+            _ if unstored.is_empty() && lost_before == 0 => {
+                if let Some(j) = &self.journal {
+                    j.seal();
+                }
+                CloseReport::default()
+            }
+            _ => {
+                for q in &unstored {
+                    log_lost(&q.rec);
+                }
+                CloseReport {
+                    unstored: unstored.len() + lost_before,
+                    journaled: lost_before == 0 && unstored.iter().all(|q| q._hold.is_some()),
+                }
+            }
         }
     }
 }
 
 fn log_lost(rec: &Record) {
-    tracing::error!(record = %serde_json::to_string(rec).unwrap_or_default(), "ledger closed; usage record logged here instead");
+    tracing::error!(record = %serde_json::to_string(rec).unwrap_or_default(), "ledger could not store this record; logged here");
+}
+
+/// The ledger's state for `/health`: `degraded` while writes fail, or after the database file was replaced
+/// under the running gateway.
+#[derive(Debug, Default)]
+pub struct LedgerHealth {
+    last_write_ms: AtomicI64,
+    failing_since_ms: AtomicI64,
+    error: parking_lot::Mutex<Option<String>>,
+    /// A condition that stays until restart: the database file was deleted or replaced while running.
+    incident: parking_lot::Mutex<Option<(i64, String)>>,
+    journal_error: parking_lot::Mutex<Option<String>>,
+    /// Records that reached neither the journal nor the queue (the ledger was closed).
+    lost: AtomicU64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerStatus {
+    /// `ok` or `degraded`.
+    pub status: &'static str,
+    /// Last successful commit (RFC 3339), if any.
+    pub last_write: Option<String>,
+    /// Since when writes fail (RFC 3339).
+    pub failing_since: Option<String>,
+    /// What is wrong, for the admin.
+    pub error: Option<String>,
+}
+
+fn rfc3339(ms: i64) -> Option<String> {
+    (ms > 0)
+        .then(|| chrono::DateTime::from_timestamp_millis(ms))
+        .flatten()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+impl LedgerHealth {
+    fn wrote(&self) {
+        self.last_write_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        if self.failing_since_ms.swap(0, Ordering::Relaxed) != 0 {
+            tracing::info!("ledger: writes succeed again");
+        }
+        *self.error.lock() = None;
+    }
+
+    fn failed(&self, e: &LedgerError) {
+        let _ = self.failing_since_ms.compare_exchange(
+            0,
+            chrono::Utc::now().timestamp_millis(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        *self.error.lock() = Some(e.to_string());
+    }
+
+    pub fn report(&self) -> LedgerStatus {
+        let failing = self.failing_since_ms.load(Ordering::Relaxed);
+        let mut problems: Vec<String> = Vec::new();
+        if let Some(e) = self.error.lock().clone() {
+            problems.push(format!("writes fail: {e}"));
+        }
+        if let Some(e) = self.journal_error.lock().clone() {
+            problems.push(format!("journal: {e}"));
+        }
+        if let Some((at, what)) = self.incident.lock().clone() {
+            problems.push(format!("{what} (at {})", rfc3339(at).unwrap_or_default()));
+        }
+        LedgerStatus {
+            status: if problems.is_empty() {
+                "ok"
+            } else {
+                "degraded"
+            },
+            last_write: rfc3339(self.last_write_ms.load(Ordering::Relaxed)),
+            failing_since: rfc3339(failing),
+            error: (!problems.is_empty()).then(|| problems.join("; ")),
+        }
+    }
 }
 
 /// Drains the queue on a fixed tick instead of waking per record: at thousands of requests per second the
-/// request path then pays one lock-free `try_send` per record and no cross-thread wake-up.
+/// request path then pays one channel send per record and no cross-thread wake-up. Returns the records it could
+/// not store by the end of [`CLOSE_RETRY`] after the close (their journal holds kept: the journal is not sealed).
 async fn write_loop(
-    mut rx: mpsc::Receiver<Record>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
     store: Arc<dyn Store>,
+    journal: Option<Arc<Journal>>,
+    health: Arc<LedgerHealth>,
     close: CancellationToken,
-) {
-    let mut batch = Vec::with_capacity(BATCH_MAX);
+) -> Vec<Queued> {
+    let mut batch: Vec<Queued> = Vec::with_capacity(BATCH_MAX);
     let mut tick = tokio::time::interval(BATCH_WINDOW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_check = std::time::Instant::now();
+    let mut closing_since: Option<tokio::time::Instant> = None;
     loop {
-        let closing = tokio::select! {
-            biased;
-            _ = close.cancelled() => true,
-            _ = tick.tick() => false,
-        };
-        if closing {
-            rx.close();
+        if closing_since.is_none() {
+            let closing = tokio::select! {
+                biased;
+                _ = close.cancelled() => true,
+                _ = tick.tick() => false,
+            };
+            if closing {
+                // Nothing is sent after the close: what the queue holds now is all there is.
+                rx.close();
+                closing_since = Some(tokio::time::Instant::now());
+            }
+        }
+        if last_check.elapsed() >= FILE_CHECK_INTERVAL {
+            last_check = std::time::Instant::now();
+            match store.verify_file().await {
+                Ok(None) => {}
+                Ok(Some(incident)) => {
+                    tracing::error!("ledger: {incident}");
+                    *health.incident.lock() =
+                        Some((chrono::Utc::now().timestamp_millis(), incident));
+                }
+                Err(e) => health.failed(&e),
+            }
+        }
+        if let Some(j) = &journal {
+            *health.journal_error.lock() = j.error();
         }
         loop {
             while batch.len() < BATCH_MAX {
                 match rx.try_recv() {
-                    Ok(r) => batch.push(r),
+                    Ok(q) => batch.push(q),
                     Err(_) => break,
                 }
             }
             if batch.is_empty() {
                 break;
             }
-            write_with_retry(&*store, &mut batch).await;
-        }
-        if closing {
-            // Records that were still being handed over by tasks waiting for room.
-            while let Some(r) = rx.recv().await {
-                batch.push(r);
-                if batch.len() >= BATCH_MAX {
-                    write_with_retry(&*store, &mut batch).await;
+            let deadline = closing_since.map(|t| t + CLOSE_RETRY);
+            if !write_until_stored(&*store, &mut batch, &health, deadline).await {
+                while let Ok(q) = rx.try_recv() {
+                    batch.push(q);
                 }
+                return batch;
             }
-            write_with_retry(&*store, &mut batch).await;
-            return;
+            if let Some(j) = &journal {
+                j.prune();
+            }
+        }
+        if closing_since.is_some() {
+            return Vec::new();
         }
     }
 }
 
-async fn write_with_retry(store: &dyn Store, batch: &mut Vec<Record>) {
-    if batch.is_empty() {
-        return;
-    }
+/// How often the writer checks that the database file on disk is still the one it writes to.
+const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Stores the batch, retrying with back-off for as long as it takes (a full disk is a reason to wait, not to
+/// drop rows), or until `deadline` (shutdown). Returns whether it was stored; the batch is emptied if so.
+async fn write_until_stored(
+    store: &dyn Store,
+    batch: &mut Vec<Queued>,
+    health: &LedgerHealth,
+    deadline: Option<tokio::time::Instant>,
+) -> bool {
+    let rows: Vec<Record> = batch
+        .iter_mut()
+        .map(|q| std::mem::take(&mut q.rec))
+        .collect();
+    let seq = batch.iter().filter_map(|q| q.seq).max();
     let mut delay = Duration::from_millis(50);
-    for attempt in 1..=8 {
-        match store.insert_batch(batch).await {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match store.insert_batch(&rows, seq).await {
             Ok(()) => {
+                health.wrote();
                 batch.clear();
-                return;
+                return true;
             }
             Err(e) => {
-                tracing::warn!(attempt, rows = batch.len(), error = %e, "ledger write failed; retrying");
+                health.failed(&e);
+                if attempt == 1 || attempt.is_power_of_two() {
+                    tracing::warn!(attempt, rows = rows.len(), error = %e, "ledger write failed; retrying (rows are kept)");
+                }
+                if deadline.is_some_and(|d| tokio::time::Instant::now() + delay > d) {
+                    for (q, r) in batch.iter_mut().zip(rows) {
+                        q.rec = r;
+                    }
+                    return false;
+                }
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
-    }
-    for r in batch.drain(..) {
-        tracing::error!(record = %serde_json::to_string(&r).unwrap_or_default(), "ledger write failed for good; record logged here");
     }
 }
 
@@ -195,29 +413,190 @@ mod tests {
     use super::sqlite::tests::TempDb;
     use super::sqlite::SqliteStore;
     use super::*;
+    use futures_util::future::BoxFuture;
+    use std::sync::atomic::AtomicUsize;
 
-    /// A record accepted is a record stored: more than fit in one batch, and more than fit in the channel (the
-    /// overflow waits in tasks), all land by the time `flush_and_close` returns.
+    fn rec(i: usize) -> Record {
+        Record {
+            day: "2026-11-27".into(),
+            tenant_id: "t".into(),
+            request_id: i.to_string(),
+            protocol: "anthropic",
+            endpoint: "messages",
+            cost_nanousd: 3,
+            billable: true,
+            priced: true,
+            ..Default::default()
+        }
+    }
+
+    /// A record accepted is a record stored: more than fit in one batch all land by the time `flush_and_close`
+    /// returns, and a clean close leaves no journal segment behind.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_accepted_record_is_stored_by_the_close() {
         let db = TempDb::new();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db.0).await.unwrap());
-        let ledger = Ledger::start(store.clone());
-        let n = CHANNEL_CAPACITY + 3 * BATCH_MAX + 7;
+        let dir = db.0.with_extension("journal");
+        let ledger = Ledger::start(store.clone(), Some(Journal::open(&dir, 0).unwrap()));
+        let n = 7 * BATCH_MAX + 7;
         for i in 0..n {
-            ledger.record(Record {
-                day: "2026-11-27".into(),
-                tenant_id: "t".into(),
-                request_id: i.to_string(),
-                cost_nanousd: 3,
-                billable: true,
-                priced: true,
-                ..Default::default()
-            });
+            ledger.record(rec(i));
         }
-        ledger.flush_and_close().await;
+        assert_eq!(ledger.flush_and_close().await, CloseReport::default());
         assert_eq!(store.count_requests().await.unwrap(), n as i64);
         let spend = store.spend_by_tenant(None).await.unwrap();
         assert_eq!(spend[0].cost_nanousd, 3 * n as i64);
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "no segment left"
+        );
+        assert_eq!(store.journal_committed_seq().await.unwrap(), n as u64);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A database that fails (a full disk) for a while: rows wait and are retried, /health says degraded while
+    /// it lasts, and every row lands once it recovers.
+    struct Flaky {
+        inner: SqliteStore,
+        failures_left: AtomicUsize,
+    }
+
+    impl Store for Flaky {
+        fn insert_batch<'a>(
+            &'a self,
+            rows: &'a [Record],
+            seq: Option<u64>,
+        ) -> BoxFuture<'a, Result<(), LedgerError>> {
+            if self
+                .failures_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Box::pin(async {
+                    Err(LedgerError::Db(sqlx::Error::Protocol(
+                        "database or disk is full".into(),
+                    )))
+                });
+            }
+            self.inner.insert_batch(rows, seq)
+        }
+        fn usage<'a>(
+            &'a self,
+            q: &'a UsageQuery,
+        ) -> BoxFuture<'a, Result<UsageReport, LedgerError>> {
+            self.inner.usage(q)
+        }
+        fn spend_by_tenant<'a>(
+            &'a self,
+            from_day: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Vec<TenantSpend>, LedgerError>> {
+            self.inner.spend_by_tenant(from_day)
+        }
+        fn peak_cost<'a>(
+            &'a self,
+            tenant_id: &'a str,
+            since_day: &'a str,
+        ) -> BoxFuture<'a, Result<Option<i64>, LedgerError>> {
+            self.inner.peak_cost(tenant_id, since_day)
+        }
+        fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, LedgerError>> {
+            self.inner.delete_before(day)
+        }
+        fn count_requests(&self) -> BoxFuture<'_, Result<i64, LedgerError>> {
+            self.inner.count_requests()
+        }
+        fn journal_committed_seq(&self) -> BoxFuture<'_, Result<u64, LedgerError>> {
+            self.inner.journal_committed_seq()
+        }
+        fn stored_request_ids<'a>(
+            &'a self,
+            ids: &'a [String],
+        ) -> BoxFuture<'a, Result<Vec<String>, LedgerError>> {
+            self.inner.stored_request_ids(ids)
+        }
+        fn refusals<'a>(
+            &'a self,
+            q: &'a UsageQuery,
+        ) -> BoxFuture<'a, Result<Vec<store::RefusalRow>, LedgerError>> {
+            self.inner.refusals(q)
+        }
+        fn checkpoint(&self) -> BoxFuture<'_, Result<(), LedgerError>> {
+            self.inner.checkpoint()
+        }
+        fn backup_into<'a>(
+            &'a self,
+            dest: &'a std::path::Path,
+        ) -> BoxFuture<'a, Result<(), LedgerError>> {
+            self.inner.backup_into(dest)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_database_delays_rows_and_loses_none() {
+        let db = TempDb::new();
+        let flaky = Arc::new(Flaky {
+            inner: SqliteStore::open(&db.0).await.unwrap(),
+            failures_left: AtomicUsize::new(4),
+        });
+        let store: Arc<dyn Store> = flaky.clone();
+        let ledger = Ledger::start(store.clone(), None);
+        for i in 0..100 {
+            ledger.record(rec(i));
+        }
+        let mut saw_degraded = false;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let r = ledger.health.report();
+            if r.status == "degraded" {
+                saw_degraded = true;
+                assert!(r.error.unwrap().contains("disk is full"));
+                assert!(r.failing_since.is_some());
+            }
+            if store.count_requests().await.unwrap() == 100 {
+                break;
+            }
+        }
+        assert!(saw_degraded, "/health must show the failing ledger");
+        assert_eq!(store.count_requests().await.unwrap(), 100);
+        assert_eq!(ledger.health.report().status, "ok");
+        assert_eq!(ledger.flush_and_close().await, CloseReport::default());
+    }
+
+    /// A database that never recovers: the close gives up after its retry window and reports what it could not
+    /// store; the journal keeps those rows, and the next start's replay stores them exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_left_at_a_failed_close_come_back_from_the_journal() {
+        let db = TempDb::new();
+        let dir = db.0.with_extension("journal");
+        let flaky = Arc::new(Flaky {
+            inner: SqliteStore::open(&db.0).await.unwrap(),
+            failures_left: AtomicUsize::new(usize::MAX),
+        });
+        let ledger = Ledger::start(flaky.clone(), Some(Journal::open(&dir, 0).unwrap()));
+        for i in 0..10 {
+            ledger.record(rec(i));
+        }
+        let report = ledger.flush_and_close().await;
+        assert_eq!(
+            report,
+            CloseReport {
+                unstored: 10,
+                journaled: true
+            }
+        );
+        let replay = journal::read(&dir, 0).unwrap();
+        assert_eq!(replay.rows.len(), 10);
+        flaky
+            .inner
+            .insert_batch(&replay.rows, Some(replay.max_seq))
+            .await
+            .unwrap();
+        assert_eq!(
+            journal::read(&dir, replay.max_seq).unwrap().rows.len(),
+            0,
+            "idempotent"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

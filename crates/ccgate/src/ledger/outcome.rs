@@ -1,7 +1,7 @@
 //! How a request ended: the `outcome` column.
 
 use super::LedgerError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 /// Stored as text (see [`Outcome::as_str`]), so that rows written before this type existed read back and the
 /// column stays plain `TEXT` on every backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The default only serves `Record { .., ..Default::default() }`: the settlement always sets the real one.
@@ -22,15 +22,19 @@ pub enum Outcome {
     UpstreamError,
     /// CCGate refused the request before any upstream saw it.
     Rejected,
+    /// The gateway stopped while the request was in flight: cut at the end of the shutdown grace period (with
+    /// the usage seen so far), or found in the crash journal at the next start (with what the journal knew).
+    Interrupted,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Outcome::Ok,
         Outcome::Partial,
         Outcome::ClientAborted,
         Outcome::UpstreamError,
         Outcome::Rejected,
+        Outcome::Interrupted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +44,7 @@ impl Outcome {
             Outcome::ClientAborted => "client_aborted",
             Outcome::UpstreamError => "upstream_error",
             Outcome::Rejected => "rejected",
+            Outcome::Interrupted => "interrupted",
         }
     }
 }
@@ -111,7 +116,8 @@ mod tests {
                 "partial",
                 "client_aborted",
                 "upstream_error",
-                "rejected"
+                "rejected",
+                "interrupted"
             ]
         );
         for o in Outcome::ALL {

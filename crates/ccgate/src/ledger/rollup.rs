@@ -28,17 +28,26 @@ pub struct RollupDelta {
 
 impl RollupDelta {
     fn add(&mut self, r: &Record) {
+        // Saturating: a row's counts are clamped at settlement, but a sum must never wrap into a negative total.
         self.requests += 1;
-        self.input_tokens += r.input_tokens;
-        self.cache_write_5m_tokens += r.cache_write_5m_tokens;
-        self.cache_write_1h_tokens += r.cache_write_1h_tokens;
-        self.cache_read_tokens += r.cache_read_tokens;
-        self.output_tokens += r.output_tokens;
-        self.cost_nanousd += r.cost_nanousd;
-        self.upstream_cost_nanousd += r.upstream_cost_nanousd;
+        self.input_tokens = self.input_tokens.saturating_add(r.input_tokens);
+        self.cache_write_5m_tokens = self
+            .cache_write_5m_tokens
+            .saturating_add(r.cache_write_5m_tokens);
+        self.cache_write_1h_tokens = self
+            .cache_write_1h_tokens
+            .saturating_add(r.cache_write_1h_tokens);
+        self.cache_read_tokens = self.cache_read_tokens.saturating_add(r.cache_read_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(r.output_tokens);
+        self.cost_nanousd = self.cost_nanousd.saturating_add(r.cost_nanousd);
+        self.upstream_cost_nanousd = self
+            .upstream_cost_nanousd
+            .saturating_add(r.upstream_cost_nanousd);
         // Tokens without a price: the cost is unknown, which the usage API must say rather than show $0.
         self.unpriced_requests += i64::from(!r.priced && r.input_tokens + r.output_tokens > 0);
-        self.errors += i64::from(r.status >= 400 || r.outcome == Outcome::UpstreamError);
+        self.errors += i64::from(
+            r.status >= 400 || matches!(r.outcome, Outcome::UpstreamError | Outcome::Interrupted),
+        );
         self.max_cost_nanousd = self.max_cost_nanousd.max(r.cost_nanousd);
     }
 }

@@ -8,30 +8,77 @@ use super::rollup::rollup_groups;
 use super::store::{RefusalRow, Store, TenantSpend, UsageQuery, UsageReport, UsageRow};
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
+use parking_lot::{Mutex, RwLock};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
-    /// Reads, migrations and maintenance.
-    pool: SqlitePool,
+    path: PathBuf,
+    /// Reads, migrations and maintenance; swapped with `writer` when the file is recreated (`verify_file`).
+    pool: RwLock<SqlitePool>,
     /// The batch writer's own single connection: SQLite admits one writer at a time anyway, and with a pool of its
     /// own a batch never waits for a connection behind readers (WAL: readers never wait for it either).
-    writer: SqlitePool,
+    writer: RwLock<SqlitePool>,
+    /// `(device, inode)` of the file the pools have open: a different one at `path` means it was deleted or
+    /// replaced under us.
+    identity: Mutex<Option<(u64, u64)>>,
+}
+
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Refuses a data directory the gateway cannot write, naming the cause, before SQLite turns it into "unable to
+/// open database file" (or, with an existing file, into a ledger that silently stores nothing).
+fn check_writable(path: &Path) -> Result<(), LedgerError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| LedgerError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let probe = dir.join(format!(".ccgate-write-test-{}", std::process::id()));
+    let not_writable = |path: &Path, source| LedgerError::NotWritable {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::write(&probe, b"ok").map_err(|e| not_writable(dir, e))?;
+    let _ = std::fs::remove_file(&probe);
+    for p in [path.to_owned(), path.with_extension("db-wal")] {
+        if p.exists() {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&p)
+                .map_err(|e| not_writable(&p, e))?;
+        }
+    }
+    Ok(())
 }
 
 impl SqliteStore {
     pub async fn open(path: &Path) -> Result<SqliteStore, LedgerError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| LedgerError::CreateDir {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
+        check_writable(path)?;
+        let (pool, writer) = Self::connect(path).await?;
+        add_legacy_max_cost(&pool).await?;
+        MIGRATOR.run(&pool).await?;
+        warn_out_of_range_rows(&pool).await;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            pool: RwLock::new(pool),
+            writer: RwLock::new(writer),
+            identity: Mutex::new(file_identity(path)),
+        })
+    }
+
+    async fn connect(path: &Path) -> Result<(SqlitePool, SqlitePool), LedgerError> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -47,21 +94,60 @@ impl SqliteStore {
             .connect_with(opts.clone())
             .await
             .map_err(open_err)?;
-        add_legacy_max_cost(&pool).await?;
-        MIGRATOR.run(&pool).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        Ok(SqliteStore { pool, writer })
+        Ok((pool, writer))
+    }
+
+    fn pool(&self) -> SqlitePool {
+        self.pool.read().clone()
+    }
+
+    fn writer(&self) -> SqlitePool {
+        self.writer.read().clone()
+    }
+
+    /// The file at `path` is gone (`rm data/ccgate.db*`) while the pools still write to the unlinked one: copy the
+    /// open database to `path` (`VACUUM INTO` reads it, WAL included, through the open connection) and reopen
+    /// there, so nothing written before or after is lost. A different file at `path` is not ours to overwrite:
+    /// that is an error until an operator sorts it out.
+    async fn recreate(&self) -> Result<Option<String>, LedgerError> {
+        let expected = *self.identity.lock();
+        let now = file_identity(&self.path);
+        if now == expected {
+            return Ok(None);
+        }
+        if now.is_some() {
+            return Err(LedgerError::Replaced {
+                path: self.path.clone(),
+            });
+        }
+        let target = self.path.to_string_lossy().into_owned();
+        sqlx::query("VACUUM INTO ?")
+            .bind(&target)
+            .execute(&self.writer())
+            .await?;
+        let (pool, writer) = Self::connect(&self.path).await?;
+        let old_pool = std::mem::replace(&mut *self.pool.write(), pool);
+        let old_writer = std::mem::replace(&mut *self.writer.write(), writer);
+        *self.identity.lock() = file_identity(&self.path);
+        old_pool.close().await;
+        old_writer.close().await;
+        Ok(Some(format!(
+            "the database file {target} was deleted while the gateway ran; it was recreated from the open copy, \
+             nothing was lost (find out what deleted it)"
+        )))
     }
 
     /// One transaction per batch: the rows in multi-row INSERTs of [`ROWS_PER_INSERT`], then one upsert per
     /// (day, tenant, model) group of the batch into the rollups. Dropped or failed before the commit, the
     /// transaction rolls back: a batch is stored whole or not at all, so the writer can retry it.
-    async fn insert(&self, rows: &[Record]) -> Result<(), LedgerError> {
-        let mut tx = self.writer.begin().await?;
+    async fn insert(&self, rows: &[Record], journal_seq: Option<u64>) -> Result<(), LedgerError> {
+        let writer = self.writer();
+        let mut tx = writer.begin().await?;
         let mut insert =
             QueryBuilder::<Sqlite>::new(format!("INSERT INTO requests ({REQUEST_COLUMNS}) "));
         for chunk in rows.chunks(ROWS_PER_INSERT) {
@@ -118,16 +204,32 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(seq) = journal_seq {
+            sqlx::query(
+                "UPDATE ledger_journal SET committed_seq = MAX(committed_seq, ?) WHERE id = 1",
+            )
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
     async fn query_usage(&self, q: &UsageQuery) -> Result<UsageReport, LedgerError> {
         let rows = sqlx::query_as::<_, UsageRow>(
-            "SELECT day, tenant_id, model, requests, input_tokens, output_tokens,
-                    cache_write_5m_tokens + cache_write_1h_tokens AS cache_creation_input_tokens,
-                    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens AS cache_read_input_tokens,
-                    cost_nanousd, upstream_cost_nanousd, unpriced_requests, errors
+            // CAST: a rollup that overflowed before usage was clamped holds a REAL; it reads as the nearest
+            // integer (saturated) instead of failing every usage query.
+            "SELECT day, tenant_id, model, CAST(requests AS INTEGER) AS requests,
+                    CAST(input_tokens AS INTEGER) AS input_tokens, CAST(output_tokens AS INTEGER) AS output_tokens,
+                    CAST(cache_write_5m_tokens + cache_write_1h_tokens AS INTEGER)
+                        AS cache_creation_input_tokens,
+                    CAST(cache_write_5m_tokens AS INTEGER) AS cache_write_5m_tokens,
+                    CAST(cache_write_1h_tokens AS INTEGER) AS cache_write_1h_tokens,
+                    CAST(cache_read_tokens AS INTEGER) AS cache_read_input_tokens,
+                    CAST(cost_nanousd AS INTEGER) AS cost_nanousd,
+                    CAST(upstream_cost_nanousd AS INTEGER) AS upstream_cost_nanousd,
+                    CAST(unpriced_requests AS INTEGER) AS unpriced_requests, CAST(errors AS INTEGER) AS errors
              FROM daily_rollup
              WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)
              ORDER BY day, tenant_id, model",
@@ -135,9 +237,31 @@ impl SqliteStore {
         .bind(&q.tenant_id)
         .bind(&q.from_day)
         .bind(&q.to_day)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?;
         Ok(UsageReport { rows })
+    }
+}
+
+/// Rows written before usage counts were clamped can hold negative counts or, after an overflow, REALs: they
+/// are read saturated (see the CASTs in the queries); the admin is told once at start-up.
+async fn warn_out_of_range_rows(pool: &SqlitePool) {
+    let bad: Result<i64, _> = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM daily_rollup WHERE typeof(cost_nanousd) != 'integer' OR cost_nanousd < 0
+            OR typeof(input_tokens) != 'integer' OR input_tokens < 0
+            OR typeof(output_tokens) != 'integer' OR output_tokens < 0",
+    )
+    .fetch_one(pool)
+    .await;
+    if let Ok(n @ 1..) = bad {
+        {
+            tracing::warn!(
+                rows = n,
+                "the ledger holds usage rollups with out-of-range values (absurd usage reported by an upstream \
+                 before CCGate clamped it); they read as the nearest valid number. Inspect them with: \
+                 sqlite3 data/ccgate.db \"SELECT * FROM daily_rollup WHERE cost_nanousd < 0 OR typeof(cost_nanousd) != 'integer'\""
+            );
+        }
     }
 }
 
@@ -189,8 +313,26 @@ const UPSERT_ROLLUP: &str =
         max_cost_nanousd = MAX(max_cost_nanousd, excluded.max_cost_nanousd)";
 
 impl Store for SqliteStore {
-    fn insert_batch<'a>(&'a self, rows: &'a [Record]) -> BoxFuture<'a, Result<(), LedgerError>> {
-        Box::pin(self.insert(rows))
+    fn insert_batch<'a>(
+        &'a self,
+        rows: &'a [Record],
+        journal_seq: Option<u64>,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(self.insert(rows, journal_seq))
+    }
+
+    fn journal_committed_seq(&self) -> BoxFuture<'_, Result<u64, LedgerError>> {
+        Box::pin(async move {
+            let seq: Option<i64> =
+                sqlx::query_scalar("SELECT committed_seq FROM ledger_journal WHERE id = 1")
+                    .fetch_optional(&self.pool())
+                    .await?;
+            Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+        })
+    }
+
+    fn verify_file(&self) -> BoxFuture<'_, Result<Option<String>, LedgerError>> {
+        Box::pin(self.recreate())
     }
 
     fn usage<'a>(&'a self, q: &'a UsageQuery) -> BoxFuture<'a, Result<UsageReport, LedgerError>> {
@@ -203,11 +345,13 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<TenantSpend>, LedgerError>> {
         Box::pin(async move {
             Ok(sqlx::query_as(
-                "SELECT tenant_id, SUM(cost_nanousd) AS cost_nanousd FROM daily_rollup
+                // total() never overflows (SUM raises "integer overflow"), and the CAST saturates: one absurd
+                // row cannot keep the gateway from starting.
+                "SELECT tenant_id, CAST(total(cost_nanousd) AS INTEGER) AS cost_nanousd FROM daily_rollup
                  WHERE (?1 IS NULL OR day >= ?1) GROUP BY tenant_id",
             )
             .bind(from_day)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?)
         })
     }
@@ -220,18 +364,19 @@ impl Store for SqliteStore {
         Box::pin(async move {
             // Served by the (tenant_id, day) rollup index: a few rows, whatever the size of `requests`.
             Ok(sqlx::query_scalar(
-                "SELECT MAX(max_cost_nanousd) FROM daily_rollup WHERE tenant_id = ? AND day >= ?",
+                "SELECT CAST(MAX(max_cost_nanousd) AS INTEGER) FROM daily_rollup WHERE tenant_id = ? AND day >= ?",
             )
             .bind(tenant_id)
             .bind(since_day)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.pool())
             .await?)
         })
     }
 
     fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, LedgerError>> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let pool = self.pool();
+            let mut tx = pool.begin().await?;
             let deleted = sqlx::query("DELETE FROM requests WHERE day < ?")
                 .bind(day)
                 .execute(&mut *tx)
@@ -248,8 +393,34 @@ impl Store for SqliteStore {
     fn count_requests(&self) -> BoxFuture<'_, Result<i64, LedgerError>> {
         Box::pin(async move {
             Ok(sqlx::query_scalar("SELECT COUNT(*) FROM requests")
-                .fetch_one(&self.pool)
+                .fetch_one(&self.pool())
                 .await?)
+        })
+    }
+
+    fn stored_request_ids<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, LedgerError>> {
+        Box::pin(async move {
+            let mut found = Vec::new();
+            // Served by the `requests_request_id` index.
+            for chunk in ids.chunks(500) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "SELECT request_id FROM requests WHERE request_id IN (",
+                );
+                let mut sep = q.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.as_str());
+                }
+                q.push(")");
+                found.extend(
+                    q.build_query_scalar::<String>()
+                        .fetch_all(&self.pool())
+                        .await?,
+                );
+            }
+            Ok(found)
         })
     }
 
@@ -258,7 +429,7 @@ impl Store for SqliteStore {
         q: &'a UsageQuery,
     ) -> BoxFuture<'a, Result<Vec<RefusalRow>, LedgerError>> {
         Box::pin(async move {
-            // `outcome = 'rejected'` as a literal: it is what lets SQLite use the partial index of migration 0002.
+            // `outcome = 'rejected'` as a literal: it is what lets SQLite use the partial index of migration 0003.
             Ok(sqlx::query_as(
                 "SELECT tenant_id, COALESCE(error_class, 'unknown') AS reason, status, COUNT(*) AS requests
                  FROM requests
@@ -270,7 +441,7 @@ impl Store for SqliteStore {
             .bind(&q.tenant_id)
             .bind(&q.from_day)
             .bind(&q.to_day)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?)
         })
     }
@@ -278,7 +449,7 @@ impl Store for SqliteStore {
     fn checkpoint(&self) -> BoxFuture<'_, Result<(), LedgerError>> {
         Box::pin(async move {
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
+                .execute(&self.pool())
                 .await?;
             Ok(())
         })
@@ -292,7 +463,7 @@ impl Store for SqliteStore {
             // One read transaction: the copy is the ledger as of one moment, whatever the writer does meanwhile.
             sqlx::query("VACUUM INTO ?")
                 .bind(dest_str)
-                .execute(&self.pool)
+                .execute(&self.pool())
                 .await?;
             Ok(())
         })
@@ -348,7 +519,7 @@ pub(super) mod tests {
             .map(|i| rec(if i % 2 == 0 { "a" } else { "b" }, 5, Outcome::Ok))
             .collect();
         rows.push(rec("a", 1000, Outcome::Rejected));
-        store.insert_batch(&rows).await.unwrap();
+        store.insert_batch(&rows, None).await.unwrap();
         assert_eq!(store.count_requests().await.unwrap(), 38);
         let mut spend = store.spend_by_tenant(None).await.unwrap();
         spend.sort();
@@ -427,11 +598,11 @@ pub(super) mod tests {
         };
         let n = 2 * ROWS_PER_INSERT as i64 + 3;
         let rows: Vec<Record> = (0..n).map(rec).collect();
-        store.insert_batch(&rows).await.unwrap();
+        store.insert_batch(&rows, None).await.unwrap();
         let stored = sqlx::query(&format!(
             "SELECT {REQUEST_COLUMNS} FROM requests ORDER BY ts_ms"
         ))
-        .fetch_all(&store.pool)
+        .fetch_all(&store.pool())
         .await
         .unwrap();
         assert_eq!(stored.len() as i64, n);
@@ -483,17 +654,17 @@ pub(super) mod tests {
             "CREATE TRIGGER no_negative BEFORE INSERT ON requests WHEN NEW.ts_ms < 0
              BEGIN SELECT RAISE(ABORT, 'negative timestamp'); END",
         )
-        .execute(&store.pool)
+        .execute(&store.pool())
         .await
         .unwrap();
         let mut rows: Vec<Record> = (0..40).map(|_| rec("a", 5, Outcome::Ok)).collect();
         rows[35].ts_ms = -1;
-        let err = store.insert_batch(&rows).await.unwrap_err();
+        let err = store.insert_batch(&rows, None).await.unwrap_err();
         assert!(err.to_string().contains("negative timestamp"), "{err}");
         assert_eq!(store.count_requests().await.unwrap(), 0);
         assert!(store.spend_by_tenant(None).await.unwrap().is_empty());
         rows[35].ts_ms = 1;
-        store.insert_batch(&rows).await.unwrap();
+        store.insert_batch(&rows, None).await.unwrap();
         assert_eq!(store.count_requests().await.unwrap(), 40);
         assert_eq!(
             store.spend_by_tenant(None).await.unwrap()[0].cost_nanousd,
@@ -593,7 +764,7 @@ pub(super) mod tests {
         let store = SqliteStore::open(&db.0).await.unwrap();
         let (request_id, outcome): (String, Outcome) =
             sqlx::query_as("SELECT request_id, outcome FROM requests")
-                .fetch_one(&store.pool)
+                .fetch_one(&store.pool())
                 .await
                 .unwrap();
         assert_eq!(
@@ -601,17 +772,20 @@ pub(super) mod tests {
             ("old-req", Outcome::ClientAborted)
         );
         let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
-            .fetch_all(&store.pool)
+            .fetch_all(&store.pool())
             .await
             .unwrap();
-        assert_eq!(applied, [1, 2]);
+        assert_eq!(applied, [1, 2, 3]);
         // The old rollup row goes on accumulating.
         store
-            .insert_batch(&[Record {
-                day: "2026-01-02".into(),
-                tenant_id: "old-tenant".into(),
-                ..rec("old-tenant", 800, Outcome::Ok)
-            }])
+            .insert_batch(
+                &[Record {
+                    day: "2026-01-02".into(),
+                    tenant_id: "old-tenant".into(),
+                    ..rec("old-tenant", 800, Outcome::Ok)
+                }],
+                None,
+            )
             .await
             .unwrap();
         drop(store);
@@ -651,7 +825,7 @@ pub(super) mod tests {
             },
             rec("a", 5, Outcome::Ok),
         ];
-        store.insert_batch(&rows).await.unwrap();
+        store.insert_batch(&rows, None).await.unwrap();
         let row = |t: &str, reason: &str, status: i64, requests: i64| RefusalRow {
             tenant_id: t.into(),
             reason: reason.into(),
@@ -679,7 +853,7 @@ pub(super) mod tests {
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
             "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM requests WHERE outcome = 'rejected' AND day >= '2026-11-01'",
         )
-        .fetch_all(&store.pool)
+        .fetch_all(&store.pool())
         .await
         .unwrap();
         assert!(
@@ -694,7 +868,7 @@ pub(super) mod tests {
         let db = TempDb::new();
         let store = SqliteStore::open(&db.0).await.unwrap();
         let rows: Vec<Record> = (0..10).map(|_| rec("a", 5, Outcome::Ok)).collect();
-        store.insert_batch(&rows).await.unwrap();
+        store.insert_batch(&rows, None).await.unwrap();
         store.checkpoint().await.unwrap();
         let wal = db.0.with_extension("db-wal");
         assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);

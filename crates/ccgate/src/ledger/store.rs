@@ -65,8 +65,25 @@ pub struct UsageReport {
 }
 
 pub trait Store: Send + Sync {
-    /// Stores the rows and their rollups in one transaction: all of them or none.
-    fn insert_batch<'a>(&'a self, rows: &'a [Record]) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// Stores the rows and their rollups in one transaction: all of them or none. `journal_seq` is the highest
+    /// crash-journal sequence number among them, stored in the same transaction (see `ledger/journal.rs`).
+    fn insert_batch<'a>(
+        &'a self,
+        rows: &'a [Record],
+        journal_seq: Option<u64>,
+    ) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// Which of these request ids have a row (the journal's replay asks this of requests it saw in flight).
+    fn stored_request_ids<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, LedgerError>>;
+    /// The highest journal sequence number stored so far (0 if none).
+    fn journal_committed_seq(&self) -> BoxFuture<'_, Result<u64, LedgerError>>;
+    /// Checks that the database on disk is still the one being written. `Ok(Some(what))` when it was not and the
+    /// store recovered (the incident, for the log and `/health`).
+    fn verify_file(&self) -> BoxFuture<'_, Result<Option<String>, LedgerError>> {
+        Box::pin(async { Ok(None) })
+    }
     fn usage<'a>(&'a self, q: &'a UsageQuery) -> BoxFuture<'a, Result<UsageReport, LedgerError>>;
     /// Billed cost per tenant since `from_day` (inclusive; `None` = all time).
     fn spend_by_tenant<'a>(

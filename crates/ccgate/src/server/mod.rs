@@ -110,6 +110,9 @@ async fn serve_proxied(
     })
 }
 
+/// After the grace period, how long cut streams get to deliver their error event.
+const CUT_WAIT: Duration = Duration::from_secs(5);
+
 /// How long a client may take to send its request headers before the connection is closed.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -241,11 +244,15 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<(
         grace_seconds = grace.as_secs(),
         "no longer accepting; waiting for open requests"
     );
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period over; closing remaining connections");
+    let open = graceful.shutdown();
+    tokio::pin!(open);
+    if tokio::time::timeout(grace, &mut open).await.is_err() {
+        tracing::warn!("grace period over; ending the open streams with an error event");
+        gw.cut.cancel();
+        // Cut streams end at once (error event, settlement); a client that stopped reading gets a moment more.
+        if tokio::time::timeout(CUT_WAIT, &mut open).await.is_err() {
+            tracing::warn!("some connections did not finish after the cut; closing them");
+        }
     }
     Ok(())
 }

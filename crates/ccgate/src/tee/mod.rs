@@ -24,6 +24,7 @@ pub mod settle;
 
 use crate::forward::client::{next_chunk, UpstreamBody, UpstreamError, UpstreamResponse};
 use crate::forward::redact::Redactor;
+use crate::state::Gateway;
 use bytes::{Bytes, BytesMut};
 use ccgate_meter::sse::SseFramer;
 use ccgate_meter::usage::{usage_from_json_response, StreamMeter, StreamStatus};
@@ -37,6 +38,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// What the tee does with the bytes.
 pub enum Mode {
@@ -70,7 +72,16 @@ struct Inner {
     /// A chunk (or error) read ahead while looking for the end of the stream, handed out next.
     stashed: Option<Result<Bytes, UpstreamError>>,
     mode: Mode,
-    settlement: Settlement,
+    /// Taken when the request is settled: at the stream's last event (before its bytes leave, so a crash cannot
+    /// lose a row whose answer the client has), or at the end.
+    settlement: Option<Settlement>,
+    gw: Arc<Gateway>,
+    /// Fires when the shutdown grace period is over (`Gateway::cut`).
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The stream was cut by the shutdown.
+    was_cut: bool,
+    /// The upstream's first usage (`message_start`) was journaled.
+    progress_noted: bool,
     status: u16,
     idle: Duration,
     /// One timer for both deadlines: it fires at `min(last chunk + idle, total_deadline)`.
@@ -127,12 +138,18 @@ impl Tee {
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
+        let gw = settlement.gateway().clone();
+        let cut = Box::pin(gw.cut.clone().cancelled_owned());
         Tee {
             inner: Some(Box::new(Inner {
                 upstream: response.into_body(),
                 stashed: None,
                 mode,
-                settlement,
+                settlement: Some(settlement),
+                gw,
+                cut,
+                was_cut: false,
+                progress_noted: false,
                 status,
                 idle: cfg.idle,
                 timer: Box::pin(tokio::time::sleep(cfg.idle.min(cfg.total_remaining))),
@@ -191,7 +208,24 @@ impl Inner {
     /// Processes one upstream chunk; returns the bytes for the client (possibly empty). Sets `over_cap` when the
     /// answer went past a cap; the caller then ends it ([`Inner::on_over_cap`]).
     fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
-        self.settlement.set_ttft();
+        if let Some(s) = &mut self.settlement {
+            s.set_ttft();
+        }
+        let out = self.frame_chunk(chunk);
+        if !self.progress_noted {
+            if let (Mode::AnthropicSse { meter } | Mode::OpenAiSse { meter, .. }, Some(s)) =
+                (&self.mode, &mut self.settlement)
+            {
+                if meter.saw_message_start() {
+                    self.progress_noted = true;
+                    s.note_progress(meter.usage());
+                }
+            }
+        }
+        out
+    }
+
+    fn frame_chunk(&mut self, chunk: Bytes) -> Bytes {
         match &mut self.mode {
             Mode::AnthropicJson { copy } => {
                 if copy.len() + chunk.len() > MAX_BUFFERED_BODY {
@@ -319,42 +353,57 @@ impl Inner {
 
     /// The upstream failed mid-stream (broken connection or a deadline): build the protocol's error ending.
     fn on_failure(&mut self, reason: String) -> Option<Bytes> {
-        self.settlement.note_upstream_failure(&reason);
+        if let Some(s) = &self.settlement {
+            s.note_upstream_failure(&reason);
+        }
         let msg = format!("upstream stream interrupted: {reason}");
         self.failure = Some(reason);
+        self.error_ending("api_error", &msg)
+    }
+
+    /// The shutdown grace period is over: end the stream now, with an `overloaded_error` the client may retry
+    /// (elsewhere, or here after the restart), and settle it with the usage seen so far.
+    fn on_cut(&mut self) -> Option<Bytes> {
+        self.was_cut = true;
+        self.failure = Some("the gateway is shutting down".into());
+        self.error_ending(
+            "overloaded_error",
+            "the gateway is shutting down and ended this stream; retry the request",
+        )
+    }
+
+    /// The protocol's error ending: an error event (Anthropic), an error chunk (OpenAI), or for a JSON answer,
+    /// whose 200 head is out, a broken body (the only honest signal left).
+    fn error_ending(&mut self, error_type: &str, msg: &str) -> Option<Bytes> {
         match &mut self.mode {
-            // The 200 head of a JSON answer is out; the only honest signal left is a broken body.
             Mode::AnthropicJson { .. } => {
                 self.broken = true;
                 None
             }
             Mode::AnthropicSse { .. } => {
                 self.held.clear();
-                Some(Bytes::from(anthropic_error_event("api_error", &msg)))
+                Some(Bytes::from(anthropic_error_event(error_type, msg)))
             }
             Mode::OpenAiSse { translator, .. } => {
                 let mut out = Vec::new();
-                translator.on_upstream_error(&msg, "server_error", &mut out);
+                translator.on_upstream_error(msg, "server_error", &mut out);
                 Some(Bytes::from(out))
             }
         }
     }
 
-    /// Prices and records the request.
-    fn settle(self: Box<Self>, client_gone: bool) {
-        let Inner {
-            mode,
-            settlement,
-            status,
-            failure,
-            over_cap,
-            json_usage,
-            ..
-        } = *self;
-        let (usage, stream_ending, error_class) = match &mode {
+    /// Prices and records the request, once (later calls do nothing).
+    fn settle(&mut self, client_gone: bool) {
+        let Some(settlement) = self.settlement.take() else {
+            return;
+        };
+        let (status, failure, over_cap) = (self.status, &self.failure, self.over_cap);
+        let (usage, stream_ending, error_class) = match &self.mode {
             Mode::AnthropicJson { copy } => {
-                let usage =
-                    json_usage.unwrap_or_else(|| usage_from_json_response(copy).map(|(u, _)| u));
+                let usage = self
+                    .json_usage
+                    .take()
+                    .unwrap_or_else(|| usage_from_json_response(copy).map(|(u, _)| u));
                 // count_tokens answers carry no usage and are free: nothing is missing there.
                 let missing = usage.is_none() && settlement.record.billable;
                 (
@@ -376,7 +425,9 @@ impl Inner {
                 }
             }
         };
-        let (ending, class) = if over_cap {
+        let (ending, class) = if self.was_cut {
+            (Ending::Interrupted, Some(settle::SHUTDOWN_CLASS))
+        } else if over_cap {
             (Ending::UpstreamError, Some(TOO_LARGE_CLASS))
         } else if failure.is_some() && stream_ending != Ending::Ok {
             (
@@ -540,6 +591,11 @@ impl Body for Tee {
                 }
                 return Poll::Ready(None);
             }
+            if !inner.was_cut && inner.cut.as_mut().poll(cx).is_ready() {
+                inner.tail = inner.on_cut();
+                inner.upstream_done = true;
+                continue;
+            }
             if inner.timer.as_mut().poll(cx).is_ready() {
                 // The timer is not pushed back on every chunk (that would re-arm it thousands of times per
                 // second); when it fires, it checks which deadline really passed and re-arms if neither did.
@@ -604,6 +660,9 @@ impl Body for Tee {
                             Poll::Ready(Some(r)) => inner.stashed = Some(r),
                             Poll::Pending => {}
                         }
+                        // The answer is complete but its end has not arrived: record it now, before its last
+                        // event leaves (a crash after the client has its answer must not lose the row).
+                        inner.settle(false);
                     }
                     return Poll::Ready(Some(Ok(Frame::data(inner.emit(out)))));
                 }
@@ -629,7 +688,7 @@ impl Body for Tee {
 impl Tee {
     /// The upstream is done and everything owed to the client is out: record the request.
     fn finish(&mut self) {
-        if let Some(inner) = self.inner.take() {
+        if let Some(mut inner) = self.inner.take() {
             inner.settle(false);
         }
     }
@@ -647,7 +706,8 @@ impl Drop for Tee {
         let Some(mut inner) = self.inner.take() else {
             return;
         };
-        if inner.upstream_done {
+        if inner.upstream_done || inner.settlement.is_none() {
+            // Ended, or settled at its last event: nothing left to meter.
             inner.settle(false);
             return;
         }
@@ -659,14 +719,19 @@ impl Drop for Tee {
             return;
         }
         // The client hung up mid-body: keep reading the upstream for exact usage, on a tracked task.
-        let tasks = inner.settlement.gateway().tasks.clone();
+        let tasks = inner.gw.tasks.clone();
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             inner.settle(true);
             return;
         };
         let drain = async move {
             let deadline = (Instant::now() + inner.drain_limit).min(inner.total_deadline);
+            let cut = inner.gw.cut.clone();
             loop {
+                if cut.is_cancelled() {
+                    inner.was_cut = true;
+                    break;
+                }
                 // Checked on every chunk, not only when the upstream makes us wait: an always-ready upstream
                 // (a decoder with buffered input) would otherwise keep this task busy past any deadline.
                 if Instant::now() >= deadline {
@@ -674,9 +739,10 @@ impl Drop for Tee {
                 }
                 let next = match inner.stashed.take() {
                     Some(r) => Ok(Some(r)),
-                    None => {
-                        tokio::time::timeout_at(deadline, next_chunk(&mut inner.upstream)).await
-                    }
+                    None => tokio::select! {
+                        r = tokio::time::timeout_at(deadline, next_chunk(&mut inner.upstream)) => r,
+                        _ = cut.cancelled() => continue,
+                    },
                 };
                 match next {
                     Ok(Some(Ok(chunk))) => {

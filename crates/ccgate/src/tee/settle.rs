@@ -4,6 +4,7 @@
 //! still writes a record, so no request that reached an upstream goes unrecorded.
 
 use crate::forward::InFlight;
+use crate::ledger::journal::{Hold, Kind};
 use crate::ledger::{Outcome as RecordOutcome, Record};
 use crate::policy::budget::{day_key, local_day, Admission};
 use crate::routing::health::{FailureKind, Outcome};
@@ -27,7 +28,12 @@ pub struct Settlement {
     /// tenant-facing alias on `/openai`, or a reseller's own id, is not a price key).
     pub price_model: String,
     done: bool,
+    /// Keeps this request's latest crash-journal line on disk until its end is journaled.
+    journal_hold: Option<Hold>,
 }
+
+/// Error class of a request cut at the end of the shutdown grace period.
+pub const SHUTDOWN_CLASS: &str = "gateway_shutdown";
 
 /// How the request ended, for the `outcome` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +46,8 @@ pub enum Ending {
     UpstreamError,
     /// CCGate refused the request before any upstream saw it.
     Rejected,
+    /// The gateway was stopping: the stream was cut at the end of the shutdown grace period.
+    Interrupted,
 }
 
 impl From<Ending> for RecordOutcome {
@@ -50,6 +58,7 @@ impl From<Ending> for RecordOutcome {
             Ending::ClientAborted => RecordOutcome::ClientAborted,
             Ending::UpstreamError => RecordOutcome::UpstreamError,
             Ending::Rejected => RecordOutcome::Rejected,
+            Ending::Interrupted => RecordOutcome::Interrupted,
         }
     }
 }
@@ -73,6 +82,7 @@ impl Settlement {
             price_multiplier_milli: 1000,
             price_model: String::new(),
             done: false,
+            journal_hold: None,
         }
     }
 
@@ -100,6 +110,21 @@ impl Settlement {
         self.record.upstream_id = Some(upstream_id.to_string());
         self.record.upstream_model = Some(upstream_model.to_string());
         self.price_multiplier_milli = multiplier_milli;
+        // From here an upstream may bill us: journal the request, so a crash before its end still records it.
+        let now = Utc::now();
+        self.record.ts_ms = now.timestamp_millis();
+        self.record.day = day_key(local_day(self.tz, now));
+        self.journal_hold = self.gw.ledger.journal_in_flight(Kind::Start, &self.record);
+    }
+
+    /// The upstream reported its first usage (`message_start`: the whole input side): journal it priced, so a
+    /// crash before the end still charges what the upstream said.
+    pub fn note_progress(&mut self, usage: &Usage) {
+        let mut rec = self.record.clone();
+        self.fill_usage(&mut rec, usage);
+        if let Some(hold) = self.gw.ledger.journal_in_flight(Kind::Progress, &rec) {
+            self.journal_hold = Some(hold);
+        }
     }
 
     pub fn set_ttft(&mut self) {
@@ -130,54 +155,80 @@ impl Settlement {
         }
         self.done = true;
         let now = Utc::now();
-        let r = &mut self.record;
+        let mut r = std::mem::take(&mut self.record);
         r.ts_ms = now.timestamp_millis();
         r.day = day_key(local_day(self.tz, now));
         r.status = status;
         r.outcome = ending.into();
         r.error_class = error_class.map(str::to_owned);
+        if usage.out_of_range && r.error_class.is_none() {
+            r.error_class = Some(USAGE_OUT_OF_RANGE.to_owned());
+        }
         r.latency_ms = self.started.elapsed().as_millis() as i64;
-        r.input_tokens = usage.input_tokens as i64;
-        r.cache_write_5m_tokens = usage.cache_write_5m_tokens as i64;
-        r.cache_write_1h_tokens = usage.cache_write_1h_tokens as i64;
-        r.cache_read_tokens = usage.cache_read_input_tokens as i64;
-        r.output_tokens = usage.output_tokens as i64;
-        r.thinking_tokens = usage.thinking_tokens.map(|t| t as i64);
-        r.web_search_requests = usage.web_search_requests as i64;
+        self.fill_usage(&mut r, usage);
+        if let Some(a) = self.admission.take() {
+            a.settle(r.cost_nanousd);
+        }
+        self.in_flight.take();
+        self.gw.ledger.record(r);
+        // The end is journaled: the start line may go.
+        self.journal_hold = None;
+    }
+
+    /// Copies the usage into the record and prices it. Counts are already clamped to `MAX_TOKENS`
+    /// (`ccgate-meter`'s `wire.rs`), so they fit an `i64`; the conversion still saturates rather than wraps.
+    fn fill_usage(&self, r: &mut Record, usage: &Usage) {
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        r.input_tokens = count(usage.input_tokens);
+        r.cache_write_5m_tokens = count(usage.cache_write_5m_tokens);
+        r.cache_write_1h_tokens = count(usage.cache_write_1h_tokens);
+        r.cache_read_tokens = count(usage.cache_read_input_tokens);
+        r.output_tokens = count(usage.output_tokens);
+        r.thinking_tokens = usage.thinking_tokens.map(count);
+        r.web_search_requests = count(usage.web_search_requests);
         r.price_version = self.pricing.version().to_string();
         let has_tokens = usage.input_tokens
             + usage.output_tokens
             + usage.cache_creation_input_tokens
             + usage.cache_read_input_tokens
             > 0;
-        let priced_model = self.price_model.clone();
-        match self.pricing.cost(&priced_model, usage) {
+        match self.pricing.cost(&self.price_model, usage) {
             Some(cost) if r.billable => {
                 let nano = cost.total.0;
                 r.cost_nanousd = nano;
-                r.upstream_cost_nanousd =
-                    ((nano as i128 * self.price_multiplier_milli as i128 + 500) / 1000) as i64;
+                r.upstream_cost_nanousd = i64::try_from(
+                    (nano as i128 * self.price_multiplier_milli as i128 + 500) / 1000,
+                )
+                .unwrap_or(i64::MAX);
                 r.priced = true;
             }
             Some(_) => r.priced = true,
             None => {
                 r.priced = !has_tokens;
-                if has_tokens && r.billable {
-                    tracing::warn!(model = %priced_model, "no price for model; usage recorded as unpriced (cost unknown, not $0)");
+                if has_tokens && r.billable && r.outcome != RecordOutcome::Interrupted {
+                    tracing::warn!(model = %self.price_model, "no price for model; usage recorded as unpriced (cost unknown, not $0)");
                 }
             }
         }
-        if let Some(a) = self.admission.take() {
-            a.settle(r.cost_nanousd);
-        }
-        self.in_flight.take();
-        self.gw.ledger.record(std::mem::take(&mut self.record));
     }
 }
+
+/// Error class of a row whose usage the upstream reported as nonsense (see `Usage::out_of_range`).
+pub const USAGE_OUT_OF_RANGE: &str = "usage_out_of_range";
 
 impl Drop for Settlement {
     fn drop(&mut self) {
         if !self.done {
+            if self.gw.cut.is_cancelled() {
+                // Dropped at the end of the shutdown grace period, still waiting for the upstream's answer.
+                self.complete(
+                    503,
+                    &Usage::default(),
+                    Ending::Interrupted,
+                    Some(SHUTDOWN_CLASS),
+                );
+                return;
+            }
             tracing::error!(request_id = %self.record.request_id, "request ended without settlement; recording it as an error");
             self.complete(
                 500,

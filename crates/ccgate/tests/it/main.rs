@@ -6,6 +6,7 @@ mod common;
 mod anthropic;
 mod config_reload;
 mod dashboard;
+mod durability;
 mod first_hour;
 mod hostile;
 mod listener;

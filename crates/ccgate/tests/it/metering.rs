@@ -1,6 +1,6 @@
 //! Metering, budgets and the usage API, black-box: the real `ccgate` binary against the mock upstream, checked
 //! through `/usage` and the ledger (`data/ccgate.db`). Expected costs are computed here from the published prices
-//! (protocols.md §9.2–§9.4), never copied from the gateway's output.
+//! (docs/protocols.md §9.2–§9.4), never copied from the gateway's output.
 
 use crate::common::*;
 use futures_util::StreamExt;
@@ -1225,8 +1225,15 @@ async fn restart_keeps_totals_and_spent_budget() {
         402,
         "the daily budget of two requests is used up"
     );
-    // Four served requests; the refused one is kept in `requests` for audit but is not usage.
-    let before = wait_requests(&gw, 4).await;
+    // Four served requests; the refused one is kept in `requests` for audit but is not usage (it shows among the
+    // refusals, which may be written in a later batch than the four).
+    wait_requests(&gw, 4).await;
+    let before = eventually(10, || async {
+        let u = admin_usage(&gw).await;
+        (u["refusals"]["requests"] == 1).then_some(u)
+    })
+    .await;
+    assert_eq!(before["totals"]["requests"], 4);
     assert_eq!(
         before["totals"]["cost_nanousd"],
         2 * cost(SONNET, plain) + 2 * one

@@ -1,5 +1,5 @@
 //! `/openai`: the OpenAI Chat Completions endpoint end to end, through the real `ccgate` binary and the mock
-//! upstream (protocols.md §3–§6): routes and models, model resolution and the allow-list, response shapes,
+//! upstream (docs/protocols.md §3–§6): routes and models, model resolution and the allow-list, response shapes,
 //! streaming (text, tools, usage, mid-stream failure), error translation, metering and CORS.
 
 use crate::common::*;
