@@ -369,4 +369,22 @@ mod tests {
         );
         assert!(coloured.contains("\x1b[31m"), "{coloured}");
     }
+
+    #[test]
+    fn a_rejected_config_and_a_degraded_ledger_are_said_first() {
+        let v = json!({"status": "ok", "version": "1", "uptime_seconds": 5,
+            "config": {"status": "rejected", "since": "2026-12-07T10:00:00Z", "error": "tenants.json: bad"},
+            "ledger": {"status": "degraded", "last_write": "2026-12-07T10:01:00Z", "error": "disk full"}});
+        let out = health_table(&v, Style::plain(80));
+        assert!(
+            out.contains("CONFIG REJECTED since 2026-12-07T10:00:00Z"),
+            "{out}"
+        );
+        assert!(out.contains("tenants.json: bad"), "{out}");
+        assert!(
+            out.contains("LEDGER DEGRADED (last successful write 2026-12-07T10:01:00Z)"),
+            "{out}"
+        );
+        assert!(out.contains("disk full"), "{out}");
+    }
 }
