@@ -118,12 +118,14 @@ fn register(c: &Child) {
 fn kill_registered() {
     let pgids = PGIDS.lock().map(|g| g.clone()).unwrap_or_default();
     for p in &pgids {
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours.
         unsafe {
             libc::kill(-p, libc::SIGTERM);
         }
     }
     std::thread::sleep(Duration::from_millis(500));
     for p in &pgids {
+        // SAFETY: as above.
         unsafe {
             libc::kill(-p, libc::SIGKILL);
         }
@@ -285,6 +287,7 @@ struct Procs {
 
 fn nginx_conf(dir: &Path, port: u16, mock: SocketAddr, workers: usize) -> String {
     let d = dir.display();
+    // SAFETY: geteuid(2) has no arguments and cannot fail.
     let user = if unsafe { libc::geteuid() } == 0 {
         "user root;\n"
     } else {

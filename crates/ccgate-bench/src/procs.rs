@@ -108,6 +108,7 @@ impl Child {
             return;
         };
         let pgid = self.pid as i32;
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours.
         unsafe {
             libc::kill(-pgid, libc::SIGTERM);
         }
@@ -119,6 +120,7 @@ impl Child {
             std::thread::sleep(Duration::from_millis(20));
         }
         // Whatever is left in the group (nginx workers, a hung child) goes now.
+        // SAFETY: as above.
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
         }
@@ -175,6 +177,7 @@ pub fn tree(pid: u32) -> Vec<u32> {
 }
 
 fn clk_tck() -> f64 {
+    // SAFETY: sysconf(3) takes a constant and returns a number.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {
         t as f64
@@ -239,6 +242,7 @@ pub fn fd_count(pid: u32) -> usize {
 
 /// Raises this process's soft open-file limit to its hard limit; returns the resulting soft limit.
 pub fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit read and write only the local `rlimit` passed by reference.
     unsafe {
         let mut r = libc::rlimit {
             rlim_cur: 0,
