@@ -45,7 +45,11 @@ pub struct UpstreamRt {
 
 impl UpstreamRt {
     /// The upstream URL for `path` with the tenant's query string.
-    pub fn url_for(&self, path: &str, query: Option<&str>) -> Result<reqwest::Url, String> {
+    pub fn url_for(
+        &self,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<reqwest::Url, url::ParseError> {
         let mut url = match path {
             "/v1/messages" => self.messages_url.clone(),
             "/v1/messages/count_tokens" => self.count_tokens_url.clone(),
@@ -78,11 +82,35 @@ impl UpstreamRt {
     }
 }
 
+/// Why a validated config could not become a runtime; the running one stays.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("pricing.json: {0}")]
+    Pricing(#[from] ccgate_meter::pricing::PricingError),
+    #[error("upstream {id}: url: {source}")]
+    Url { id: String, source: url::ParseError },
+    #[error(
+        "upstream {id}: the user name and password in its URL cannot form an Authorization header"
+    )]
+    UrlCredentials { id: String },
+    #[error("upstream {id}: {source}")]
+    Client {
+        id: String,
+        source: crate::forward::client::ClientBuildError,
+    },
+}
+
 /// Splits credentials off an upstream URL: the URL without them, and the `Basic` header they stand for.
-fn split_url_credentials(url: &str) -> Result<(String, Option<http::HeaderValue>), String> {
+fn split_url_credentials(
+    id: &str,
+    url: &str,
+) -> Result<(String, Option<http::HeaderValue>), RuntimeError> {
     use base64::Engine;
     use percent_encoding::percent_decode_str;
-    let mut parsed = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    let mut parsed = reqwest::Url::parse(url).map_err(|source| RuntimeError::Url {
+        id: id.to_owned(),
+        source,
+    })?;
     if parsed.username().is_empty() && parsed.password().is_none() {
         return Ok((url.to_string(), None));
     }
@@ -93,7 +121,7 @@ fn split_url_credentials(url: &str) -> Result<(String, Option<http::HeaderValue>
         .unwrap_or_default();
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     let mut auth = http::HeaderValue::from_str(&format!("Basic {token}"))
-        .map_err(|_| "credentials cannot form a header".to_string())?;
+        .map_err(|_| RuntimeError::UrlCredentials { id: id.to_owned() })?;
     auth.set_sensitive(true);
     // Cannot fail on an http(s) URL with a host, which config validation guarantees.
     let _ = parsed.set_username("");
@@ -104,8 +132,8 @@ fn split_url_credentials(url: &str) -> Result<(String, Option<http::HeaderValue>
     ))
 }
 
-fn parse_url(base: &str, path: &str) -> Result<reqwest::Url, String> {
-    reqwest::Url::parse(&format!("{base}{path}")).map_err(|e| e.to_string())
+fn parse_url(base: &str, path: &str) -> Result<reqwest::Url, url::ParseError> {
+    reqwest::Url::parse(&format!("{base}{path}"))
 }
 
 pub struct Runtime {
@@ -188,7 +216,7 @@ impl Gateway {
         config_dir: PathBuf,
         data_dir: PathBuf,
         ledger: Ledger,
-    ) -> Result<Arc<Gateway>, String> {
+    ) -> Result<Arc<Gateway>, RuntimeError> {
         let gw = Gateway {
             runtime: ArcSwap::from_pointee(placeholder_runtime()),
             config_dir,
@@ -215,12 +243,10 @@ impl Gateway {
     }
 
     /// Builds a runtime from a validated config and swaps it in. On error the current runtime stays.
-    pub fn apply(&self, loaded: Loaded) -> Result<(), String> {
+    pub fn apply(&self, loaded: Loaded) -> Result<(), RuntimeError> {
         let pricing = match &loaded.pricing_json {
             Some(text) => {
-                let (table, warnings) = PriceTable::builtin()
-                    .with_overrides_json(text)
-                    .map_err(|e| e.to_string())?;
+                let (table, warnings) = PriceTable::builtin().with_overrides_json(text)?;
                 for w in warnings {
                     tracing::warn!("{w}");
                 }
@@ -236,11 +262,14 @@ impl Gateway {
         let upstreams: Vec<Arc<UpstreamRt>> = config
             .upstreams
             .iter()
-            .map(|u| {
-                let (base_url, url_auth) = split_url_credentials(&u.url)
-                    .map_err(|e| format!("upstream {}: url: {e}", u.id))?;
+            .zip(&clients_in_use)
+            .map(|(u, (_, client))| {
+                let (base_url, url_auth) = split_url_credentials(&u.id, &u.url)?;
                 let parse = |p: &str| {
-                    parse_url(&base_url, p).map_err(|e| format!("upstream {}: url: {e}", u.id))
+                    parse_url(&base_url, p).map_err(|source| RuntimeError::Url {
+                        id: u.id.clone(),
+                        source,
+                    })
                 };
                 Ok(Arc::new(UpstreamRt {
                     credentials: crate::forward::headers::credential_headers(u),
@@ -261,14 +290,16 @@ impl Gateway {
                         }
                         state.clone()
                     },
-                    client: clients_in_use
-                        .get(&u.id)
-                        .map(|(_, c)| c.clone())
-                        .ok_or_else(|| format!("upstream {}: no client", u.id))?,
+                    client: client.clone(),
                 }))
             })
-            .collect::<Result<_, String>>()?;
-        *self.clients.lock() = clients_in_use;
+            .collect::<Result<_, RuntimeError>>()?;
+        *self.clients.lock() = config
+            .upstreams
+            .iter()
+            .map(|u| u.id.clone())
+            .zip(clients_in_use)
+            .collect();
         for (state, endpoint) in moved {
             tracing::info!(upstream = %state.id, "upstream URL or credentials changed; its health starts afresh");
             state.start_afresh();
@@ -317,9 +348,9 @@ impl Gateway {
     fn clients_for(
         &self,
         upstreams: &[UpstreamConfig],
-    ) -> Result<HashMap<String, (ClientSettings, UpstreamClient)>, String> {
+    ) -> Result<Vec<(ClientSettings, UpstreamClient)>, RuntimeError> {
         let current = self.clients.lock();
-        let mut out = HashMap::with_capacity(upstreams.len());
+        let mut out = Vec::with_capacity(upstreams.len());
         for u in upstreams {
             let settings = ClientSettings {
                 connect_timeout: u.timeouts.connect,
@@ -328,11 +359,12 @@ impl Gateway {
             };
             let client = match current.get(&u.id) {
                 Some((s, c)) if *s == settings => c.clone(),
-                _ => {
-                    UpstreamClient::new(&settings).map_err(|e| format!("upstream {}: {e}", u.id))?
-                }
+                _ => UpstreamClient::new(&settings).map_err(|source| RuntimeError::Client {
+                    id: u.id.clone(),
+                    source,
+                })?,
             };
-            out.insert(u.id.clone(), (settings, client));
+            out.push((settings, client));
         }
         Ok(out)
     }

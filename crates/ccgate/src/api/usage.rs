@@ -83,7 +83,9 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     }
     let range = match parse_range(ur.from.as_deref(), ur.to.as_deref()) {
         Ok(r) => r,
-        Err(m) => return ApiError::BadRequest(m).into_response_for(Protocol::Anthropic),
+        Err(e) => {
+            return ApiError::BadRequest(e.to_string()).into_response_for(Protocol::Anthropic)
+        }
     };
     let tz = rt.config.server.timezone;
     let today = local_day(tz, Utc::now());
@@ -253,22 +255,34 @@ pub struct Range {
     pub to: Option<NaiveDate>,
 }
 
-pub fn parse_range(from: Option<&str>, to: Option<&str>) -> Result<Range, String> {
-    let p = |s: Option<&str>, name: &str| -> Result<Option<NaiveDate>, String> {
+/// A `from`/`to` pair that is not a range of days.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("{field}: expected a date as YYYY-MM-DD, got {value:?}")]
+    NotADate { field: &'static str, value: String },
+    #[error("from ({from}) is after to ({to})")]
+    Reversed { from: NaiveDate, to: NaiveDate },
+}
+
+pub fn parse_range(from: Option<&str>, to: Option<&str>) -> Result<Range, RangeError> {
+    let p = |s: Option<&str>, field: &'static str| -> Result<Option<NaiveDate>, RangeError> {
         match s.filter(|s| !s.is_empty()) {
             None => Ok(None),
             Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
                 .map(Some)
-                .map_err(|_| format!("{name}: expected a date as YYYY-MM-DD, got {s:?}")),
+                .map_err(|_| RangeError::NotADate {
+                    field,
+                    value: s.to_owned(),
+                }),
         }
     };
     let r = Range {
         from: p(from, "from")?,
         to: p(to, "to")?,
     };
-    if let (Some(f), Some(t)) = (r.from, r.to) {
-        if f > t {
-            return Err(format!("from ({f}) is after to ({t})"));
+    if let (Some(from), Some(to)) = (r.from, r.to) {
+        if from > to {
+            return Err(RangeError::Reversed { from, to });
         }
     }
     Ok(r)

@@ -87,7 +87,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         dirs.config_dir.clone(),
         dirs.data_dir.clone(),
         ledger.clone(),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     load_budgets(&gw, &*store, tz)
         .await
         .map_err(|e| e.to_string())?;
@@ -356,7 +357,7 @@ pub async fn usage(
     let cfg = loaded.config;
     let tz = cfg.server.timezone;
     let store = open_store(dirs).await?;
-    let range = parse_range(from.as_deref(), to.as_deref())?;
+    let range = parse_range(from.as_deref(), to.as_deref()).map_err(|e| e.to_string())?;
     // Offline: "used" comes from the ledger's rollups for each window.
     let spent: std::collections::HashMap<(String, usize), i64> = window_spend(&store, tz)
         .await

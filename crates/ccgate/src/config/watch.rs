@@ -61,7 +61,7 @@ pub fn spawn(gw: Arc<Gateway>) {
                     for w in &loaded.warnings {
                         tracing::warn!("{w}");
                     }
-                    gw.apply(loaded)
+                    gw.apply(loaded).map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e.to_string()),
             };
