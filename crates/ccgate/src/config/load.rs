@@ -309,7 +309,7 @@ fn substitute_env(
 ) -> Result<(), ConfigError> {
     match v {
         Value::String(s) if s.contains("${") => {
-            *s = expand(s, env).map_err(|m| ConfigError::new(file, path.clone(), m))?;
+            *s = expand(s, env).map_err(|e| ConfigError::new(file, path.clone(), e.to_string()))?;
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -335,7 +335,18 @@ fn substitute_env(
     Ok(())
 }
 
-fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Why a `${VAR}` reference in a config string could not be expanded.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    #[error("unterminated ${{…}} in {0:?}")]
+    Unterminated(String),
+    #[error("invalid environment variable name {0:?}")]
+    BadName(String),
+    #[error("environment variable {0} is not set")]
+    Unset(String),
+}
+
+fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -343,19 +354,19 @@ fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
         let after = &rest[start + 2..];
         let end = after
             .find('}')
-            .ok_or_else(|| format!("unterminated ${{…}} in {s:?}"))?;
+            .ok_or_else(|| ExpandError::Unterminated(s.to_owned()))?;
         let spec = &after[..end];
         let (name, default) = match spec.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
             None => (spec, None),
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("invalid environment variable name {name:?}"));
+            return Err(ExpandError::BadName(name.to_owned()));
         }
         match (env(name), default) {
             (Some(val), _) => out.push_str(&val),
             (None, Some(d)) => out.push_str(d),
-            (None, None) => return Err(format!("environment variable {name} is not set")),
+            (None, None) => return Err(ExpandError::Unset(name.to_owned())),
         }
         rest = &after[end + 1..];
     }
@@ -714,7 +725,7 @@ fn validate_upstreams(
             let ca_file = match &u.ca_file {
                 Some(path) => Some(
                     read_ca_file(config_dir, path)
-                        .map_err(|message| ConfigError::new(f, format!("{p}.caFile"), message))?,
+                        .map_err(|e| ConfigError::new(f, format!("{p}.caFile"), e.to_string()))?,
                 ),
                 None => None,
             };
@@ -779,22 +790,36 @@ fn validate_upstreams(
 
 /// Reads a `caFile` (a relative path is taken from the config folder) and checks that it holds at least one
 /// PEM certificate; the message names the file.
-fn read_ca_file(config_dir: &Path, path: &str) -> Result<CaFile, String> {
+/// Why an upstream's `caFile` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)", path.display())]
+    Empty { path: std::path::PathBuf },
+    #[error("{} is not a valid PEM certificate file: {source}", path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        source: reqwest::Error,
+    },
+}
+
+fn read_ca_file(config_dir: &Path, path: &str) -> Result<CaFile, CaFileError> {
     let full = config_dir.join(path);
-    let pem = std::fs::read(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+    let pem = match std::fs::read(&full) {
+        Ok(pem) => pem,
+        Err(source) => return Err(CaFileError::Read { path: full, source }),
+    };
     match reqwest::Certificate::from_pem_bundle(&pem) {
         Ok(certs) if !certs.is_empty() => Ok(CaFile {
             path: full,
             pem: pem.into(),
         }),
-        Ok(_) => Err(format!(
-            "{} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
-            full.display()
-        )),
-        Err(e) => Err(format!(
-            "{} is not a valid PEM certificate file: {e}",
-            full.display()
-        )),
+        Ok(_) => Err(CaFileError::Empty { path: full }),
+        Err(source) => Err(CaFileError::Invalid { path: full, source }),
     }
 }
 
