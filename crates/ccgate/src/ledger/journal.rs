@@ -371,6 +371,25 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A journal written by an older version (fewer record fields) still replays: missing fields default.
+    #[test]
+    fn lines_from_an_older_record_shape_still_read() {
+        let dir = temp_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("000000000001.jsonl"),
+            br#"{"seq":1,"kind":"end","rec":{"request_id":"x","tenant_id":"t","protocol":"openai","cost_nanousd":9}}
+"#,
+        )
+        .unwrap();
+        let replay = read(&dir, 0).unwrap();
+        assert_eq!(replay.unreadable, 0);
+        assert_eq!(replay.rows.len(), 1);
+        assert_eq!(replay.rows[0].protocol, "openai");
+        assert_eq!(replay.rows[0].cost_nanousd, 9);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_torn_last_line_is_skipped() {
         let dir = temp_dir();

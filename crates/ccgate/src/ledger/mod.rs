@@ -29,8 +29,10 @@ use tokio_util::sync::CancellationToken;
 pub const BATCH_MAX: usize = 512;
 pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
-/// One request, as recorded (and as the crash journal holds it, hence `Deserialize`).
+/// One request, as recorded (and as the crash journal holds it, hence `Deserialize`; a field added later reads
+/// as its default from an older journal line).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Record {
     pub ts_ms: i64,
     /// Local calendar day (`YYYY-MM-DD`) in `server.timezone` at `ts_ms`.
