@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long a page may take to show what a test waits for.
-const WAIT: Duration = Duration::from_secs(15);
+const WAIT: Duration = Duration::from_secs(20);
 
 fn chromedriver_path() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|p| {
@@ -401,6 +401,15 @@ async fn browser_admin_sees_totals_tenants_refusals_and_health() {
         true
     );
 
+    // One day of data: one bar, a bar's width (not the whole chart's: the page drew one wide block before).
+    let bar = b
+        .js("var r = document.querySelectorAll('#chart rect.b');
+             return {bars: r.length, width: r[0].getBBox().width,
+                     chart: document.getElementById('chart').getBBox().width};")
+        .await;
+    assert_eq!(bar["bars"], 1, "{bar}");
+    assert!(bar["width"].as_f64().unwrap() <= 48.0, "{bar}");
+    assert!(bar["chart"].as_f64().unwrap() > 400.0, "{bar}");
     let shot = b.screenshot("dashboard-admin.png").await;
     eprintln!("screenshot of the admin view: {}", shot.display());
     b.assert_clean().await;
