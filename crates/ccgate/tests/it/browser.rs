@@ -40,9 +40,9 @@ impl Browser {
         let driver_bin = chromedriver_path();
         let missing = match (&driver_bin, Path::new(CHROMIUM).is_file()) {
             (Some(_), true) => None,
-            (None, true) => Some("chromedriver is not installed"),
-            (Some(_), false) => Some("/usr/bin/chromium is not installed"),
-            (None, false) => Some("chromium and chromedriver are not installed"),
+            (None, true) => Some("chromedriver is not installed".to_owned()),
+            (Some(_), false) => Some(format!("{CHROMIUM} is not installed")),
+            (None, false) => Some(format!("{CHROMIUM} and chromedriver are not installed")),
         };
         if let Some(why) = missing {
             if std::env::var("CCGATE_REQUIRE_BROWSER").as_deref() == Ok("1") {
