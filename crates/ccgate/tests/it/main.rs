@@ -4,6 +4,7 @@
 mod common;
 
 mod anthropic;
+mod browser;
 mod config_reload;
 mod dashboard;
 mod durability;
