@@ -2,9 +2,9 @@
 //! steps 7–9).
 
 use crate::error::TranslateError;
-use crate::input::{Content, Got, Part, Raw, Typed, J};
-use crate::json::{field, is_blank, opt_cache_control, wrong_type};
-use crate::output::{Block, ImageSource};
+use crate::input::{Content, Got, Part, Raw, RawText, Typed, J};
+use crate::json::{field, opt_cache_control, wrong_type};
+use crate::output::{Block, ImageSource, Text};
 
 /// Which part types a message role may carry. OpenAI allows text everywhere, images and files in
 /// user messages, `refusal` in assistant messages; tool results may hold text and images
@@ -42,12 +42,15 @@ const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/w
 
 /// A text block, or nothing when the text is empty or whitespace-only: Anthropic rejects those
 /// (§2.9), and they carry nothing (§4.2 step 9).
-pub(crate) fn text_block<'r>(text: &'r str, cache_control: Option<Raw<'r>>) -> Option<Block<'r>> {
-    if is_blank(text) {
+pub(crate) fn text_block<'r>(
+    text: RawText<'r>,
+    cache_control: Option<Raw<'r>>,
+) -> Option<Block<'r>> {
+    if text.is_blank() {
         return None;
     }
     Some(Block::Text {
-        text,
+        text: Text::Raw(text),
         cache_control,
     })
 }
@@ -61,7 +64,7 @@ pub(crate) fn convert<'r>(
     max_image_bytes: usize,
 ) -> Result<Vec<Block<'r>>, TranslateError> {
     match content {
-        Content::Str(s) => Ok(text_block(s, None).into_iter().collect()),
+        Content::Str(s) => Ok(text_block(*s, None).into_iter().collect()),
         Content::Parts(parts) => {
             let mut out = Vec::with_capacity(parts.len());
             for (i, part) in parts.iter().enumerate() {
@@ -121,7 +124,7 @@ pub(crate) fn convert_part<'r>(
                 &obj.refusal
             };
             let text = match value {
-                Some(J::Str(s)) => s,
+                Some(r) if RawText::new(*r).is_some() => RawText::new(*r).expect("a string"),
                 Some(other) => {
                     return Err(wrong_type(&format!("{param}.{kind}"), "a string", other))
                 }

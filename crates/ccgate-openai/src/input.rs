@@ -277,10 +277,10 @@ impl<'de> Deserialize<'de> for Raw<'de> {
 /// Checks JSON text as a `serde_json::Value` parse would; the error's message without its position (the
 /// caller's deserializer adds the position in the body).
 pub(crate) fn check_like_value(text: &str) -> Result<(), String> {
-    // A string without escapes and a literal are as checked as they get; only escapes, numbers and
-    // containers need another look.
     let b = text.as_bytes();
-    if b.first() == Some(&b'"') && !b.contains(&b'\\') {
+    // What serde_json's raw reader lets through and a `Value` parse refuses: an escaped lone surrogate, a
+    // number out of f64's range. Text that can hold neither needs no second look.
+    if !has_surrogate_escape(b) && (b.first() == Some(&b'"') || !may_overflow_f64(b)) {
         return Ok(());
     }
     match serde_json::from_str::<Skip>(text) {
@@ -293,6 +293,51 @@ pub(crate) fn check_like_value(text: &str) -> Result<(), String> {
             })
         }
     }
+}
+
+/// Whether JSON text may hold an escaped surrogate (`\\uD800`–`\\uDFFF`): a `\\u` followed by `d` or `D`.
+/// Plain index loops without an early exit, so that the compiler vectorises them.
+fn has_surrogate_escape(b: &[u8]) -> bool {
+    if b.len() < 3 || memchr::memchr(b'\\', b).is_none() {
+        return false;
+    }
+    let n = b.len() - 2;
+    let (s, u, d) = (&b[..n], &b[1..n + 1], &b[2..n + 2]);
+    let mut found = false;
+    for i in 0..n {
+        found |= (s[i] == b'\\') & (u[i] == b'u') & ((d[i] | 0x20) == b'd');
+    }
+    found
+}
+
+/// Whether JSON text may hold a number beyond f64's range, which needs an exponent (`e`/`E` right after a
+/// digit) or more than 308 integer digits. Conservative: strings that merely look so count too.
+fn may_overflow_f64(b: &[u8]) -> bool {
+    if b.len() < 2 {
+        return false;
+    }
+    let n = b.len() - 1;
+    let (d, e) = (&b[..n], &b[1..n + 1]);
+    let mut found = false;
+    for i in 0..n {
+        found |= (d[i].wrapping_sub(b'0') < 10) & ((e[i] | 0x20) == b'e');
+    }
+    if found {
+        return true;
+    }
+    // A run of 309 digits covers a multiple of 308: only runs through those places need measuring.
+    const RUN: usize = 309;
+    (0..b.len()).step_by(RUN - 1).any(|i| {
+        b[i].is_ascii_digit() && {
+            let left = b[..i]
+                .iter()
+                .rev()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            let right = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            left + right >= RUN
+        }
+    })
 }
 
 impl<'a> Raw<'a> {
@@ -320,6 +365,50 @@ impl<'a> Raw<'a> {
             return Some(Cow::Borrowed(&text[1..text.len() - 1]));
         }
         serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+    }
+}
+
+/// A JSON string passed on as the client wrote it, escapes and all: read without decoding, written without
+/// escaping again. Decoded only where its characters matter (blank checks that the first bytes cannot decide,
+/// a trimmed prefill).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawText<'a>(Raw<'a>);
+
+impl<'a> RawText<'a> {
+    /// `r` when it is a string.
+    pub(crate) fn new(r: Raw<'a>) -> Option<Self> {
+        (r.get().as_bytes().first() == Some(&b'"')).then_some(RawText(r))
+    }
+
+    /// The text between the quotes, still escaped.
+    fn inner(&self) -> &'a str {
+        let t = self.0.get();
+        &t[1..t.len() - 1]
+    }
+
+    /// The string, unescaped.
+    pub(crate) fn decode(&self) -> Cow<'a, str> {
+        self.0.as_str().unwrap_or_default()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.inner().is_empty()
+    }
+
+    /// Whether the string is empty or whitespace only ([`crate::json::is_blank`]); decoded only when its
+    /// first significant byte is an escape or not ASCII.
+    pub(crate) fn is_blank(&self) -> bool {
+        match self.inner().bytes().find(|b| *b != b' ') {
+            None => true,
+            Some(b) if b != b'\\' && b.is_ascii() => false,
+            Some(_) => crate::json::is_blank(&self.decode()),
+        }
+    }
+}
+
+impl serde::Serialize for RawText<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
     }
 }
 
@@ -531,11 +620,11 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
     }
 }
 
-/// A message's `content`: a string, an array of parts, `null`, or the type of something else.
+/// A message's `content`: a string (kept raw), an array of parts, `null`, or the type of something else.
 #[derive(Debug)]
 pub(crate) enum Content<'a> {
     Null,
-    Str(Cow<'a, str>),
+    Str(RawText<'a>),
     Parts(Vec<Got<Part<'a>>>),
     Other(&'static str),
 }
@@ -553,35 +642,20 @@ impl Typed for Content<'_> {
 
 impl<'de> Deserialize<'de> for Content<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Content<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            other_scalars!(Content<'de>, Content::Other, Content::Null);
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Content<'de>, E> {
-                Ok(Content::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Content<'de>, E> {
-                Ok(Content::Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Content<'de>, E> {
-                Ok(Content::Str(Cow::Owned(v)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Content<'de>, A::Error> {
-                let mut out = Vec::with_capacity(s.size_hint().unwrap_or(0).min(64));
-                while let Some(v) = s.next_element()? {
-                    out.push(v);
-                }
-                Ok(Content::Parts(out))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Content<'de>, A::Error> {
-                SkipVisitor.visit_map(m)?;
-                Ok(Content::Other("object"))
-            }
+        // Parts are checked by their second read below; anything else now.
+        let raw = Raw(<&'de RawValue>::deserialize(d)?);
+        if raw.type_name() != "array" {
+            check_like_value(raw.get()).map_err(de::Error::custom)?;
         }
-        d.deserialize_any(V)
+        if let Some(text) = RawText::new(raw) {
+            return Ok(Content::Str(text));
+        }
+        Ok(match raw.type_name() {
+            // Parts are read from the raw text (checked already), their texts kept raw in turn.
+            "array" => Content::Parts(serde_json::from_str(raw.get()).map_err(de::Error::custom)?),
+            "null" => Content::Null,
+            other => Content::Other(other),
+        })
     }
 }
 
@@ -643,8 +717,8 @@ view!(
     /// One content part.
     Part<'a> {
         "type" => kind: J<'a>,
-        "text" => text: J<'a>,
-        "refusal" => refusal: J<'a>,
+        "text" => text: Raw<'a>,
+        "refusal" => refusal: Raw<'a>,
         "image_url" => image_url: J<'a>,
         "file" => file: J<'a>,
         "cache_control" => cache_control: Raw<'a>,
@@ -662,7 +736,7 @@ view!(
 
 view!(Function<'a> {
     "name" => name: J<'a>,
-    "description" => description: J<'a>,
+    "description" => description: Raw<'a>,
     "parameters" => parameters: Got<Members<'a>>,
     "strict" => strict: J<'a>,
     "cache_control" => cache_control: Raw<'a>,
@@ -784,6 +858,64 @@ mod tests {
     }
 
     #[test]
+    fn raw_text_blank_checks() {
+        for (json, blank) in [
+            (r#""""#, true),
+            (r#""   ""#, true),
+            (r#"" \n\t \u00a0 ""#, true),
+            (r#""\u2003""#, true),
+            (r#""  x ""#, false),
+            (r#""\nx""#, false),
+            (r#""\u0041""#, false),
+            (r#"" é""#, false),
+            (r#""\u3000""#, true),
+        ] {
+            let r: Raw<'_> = serde_json::from_str(json).unwrap();
+            let t = RawText::new(r).unwrap();
+            assert_eq!(t.is_blank(), blank, "{json}");
+            assert_eq!(t.is_blank(), crate::json::is_blank(&t.decode()), "{json}");
+        }
+        let r: Raw<'_> = serde_json::from_str("5").unwrap();
+        assert!(RawText::new(r).is_none());
+    }
+
+    #[test]
+    fn value_check_filters() {
+        assert!(has_surrogate_escape(br#""\ud800""#));
+        assert!(has_surrogate_escape(br#""\uDC00""#));
+        assert!(!has_surrogate_escape(br#""\u00e9 \n""#));
+        assert!(may_overflow_f64(b"[1e5]"));
+        assert!(may_overflow_f64(b"1e5"));
+        assert!(may_overflow_f64(b"[1.5E-3]"));
+        assert!(may_overflow_f64(b"{\"a\": \n -2.0e1}"));
+        assert!(may_overflow_f64(b"[0,\t1E9]"));
+        assert!(!may_overflow_f64(
+            br#"{"type":"object","maximum":100,"m":-1.5,"d":"the e5"}"#
+        ));
+        assert!(
+            may_overflow_f64(br#"{"d":"x 1e5"}"#),
+            "conservative inside strings"
+        );
+        assert!(!may_overflow_f64(b""));
+        assert!(!has_surrogate_escape(b""));
+        assert!(!has_surrogate_escape(b"\\u"));
+        assert!(has_surrogate_escape(b"\\ud"));
+        let long = format!("[{}]", "9".repeat(309));
+        assert!(may_overflow_f64(long.as_bytes()));
+        let short = format!("[{}]", "9".repeat(308));
+        assert!(!may_overflow_f64(short.as_bytes()));
+        assert!(check_like_value(&short).is_ok());
+        for bad in [
+            format!("[{}]", "9".repeat(400)),
+            "{\"a\":[1,{\"b\": 1e999}]}".to_owned(),
+            "[-1E400]".to_owned(),
+        ] {
+            assert!(serde_json::from_str::<serde_json::Value>(&bad).is_err());
+            assert!(check_like_value(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn raw_strings_unescape() {
         let r: Raw<'_> = serde_json::from_str(r#""a\"b""#).unwrap();
         assert_eq!(r.as_str().unwrap(), "a\"b");
@@ -820,7 +952,7 @@ mod tests {
         )
         .unwrap();
         let Got::Ok(m) = m else { panic!() };
-        assert!(matches!(m.content, Some(Content::Str(Cow::Borrowed("b")))));
+        assert!(matches!(m.content, Some(Content::Str(t)) if t.decode() == "b"));
         assert_eq!(m.tool_calls.unwrap().type_name(), "object");
         let g: Got<Message<'_>> = serde_json::from_str("[1,2]").unwrap();
         assert_eq!(g.type_name(), "array");

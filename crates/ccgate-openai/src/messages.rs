@@ -219,7 +219,7 @@ impl<'n, 'r> Converter<'n, 'r> {
             "system" | "developer" => {
                 let c = required_content(obj, &p)?;
                 let mut blocks = match c {
-                    Content::Str(s) => text_block(s, None).into_iter().collect(),
+                    Content::Str(s) => text_block(*s, None).into_iter().collect(),
                     _ => content::convert(
                         c,
                         &format!("{p}.content"),
@@ -233,7 +233,7 @@ impl<'n, 'r> Converter<'n, 'r> {
             "user" => {
                 let c = required_content(obj, &p)?;
                 let mut blocks = match c {
-                    Content::Str(s) => text_block(s, None).into_iter().collect(),
+                    Content::Str(s) => text_block(*s, None).into_iter().collect(),
                     _ => content::convert(
                         c,
                         &format!("{p}.content"),
@@ -376,7 +376,7 @@ fn assistant_blocks<'r>(
     let mut blocks = thinking_blocks(obj, p)?;
     match &obj.content {
         None | Some(Content::Null) => {}
-        Some(Content::Str(s)) => blocks.extend(text_block(s, None)),
+        Some(Content::Str(s)) => blocks.extend(text_block(*s, None)),
         Some(c) => blocks.extend(content::convert(
             c,
             &format!("{p}.content"),
@@ -625,7 +625,7 @@ fn tool_result<'r>(
     };
     let content = match &obj.content {
         None | Some(Content::Null) => ToolContent::None,
-        Some(Content::Str(s)) if text_block(s, None).is_some() => ToolContent::Text(s),
+        Some(Content::Str(s)) if !s.is_blank() => ToolContent::Text(*s),
         Some(Content::Str(_)) => ToolContent::None,
         Some(c) => {
             let blocks = content::convert(

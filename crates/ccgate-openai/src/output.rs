@@ -2,7 +2,7 @@
 //! strings and raw parts, serialised once into a buffer sized from the request. Members are written in key
 //! order, as the former `serde_json::Value` maps wrote them.
 
-use crate::input::{Member, Members, Raw, SortedObject};
+use crate::input::{Member, Members, Raw, RawText, SortedObject};
 use crate::messages::{Role, Turn};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
@@ -14,7 +14,7 @@ use std::borrow::Cow;
 #[derive(Debug, Clone)]
 pub(crate) enum Block<'r> {
     Text {
-        text: &'r str,
+        text: Text<'r>,
         cache_control: Option<Raw<'r>>,
     },
     Image {
@@ -71,15 +71,31 @@ pub(crate) enum Input<'r> {
 #[derive(Debug, Clone)]
 pub(crate) enum ToolContent<'r> {
     None,
-    Text(&'r str),
+    Text(RawText<'r>),
     Blocks(Vec<Block<'r>>),
 }
 
+/// The text of a block or a description: the client's JSON string as it came, or a string of CCGate's.
+#[derive(Debug, Clone)]
+pub(crate) enum Text<'r> {
+    Raw(RawText<'r>),
+    Str(Cow<'r, str>),
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Text::Raw(r) => r.serialize(s),
+            Text::Str(t) => s.serialize_str(t),
+        }
+    }
+}
+
 impl<'r> Block<'r> {
-    /// A text block.
+    /// A text block of CCGate's own.
     pub(crate) fn text(text: &'r str) -> Self {
         Block::Text {
-            text,
+            text: Text::Str(Cow::Borrowed(text)),
             cache_control: None,
         }
     }
@@ -136,7 +152,7 @@ impl<'r> Block<'r> {
 
     /// The text of a block that is exactly `{"type":"text","text":"…"}`: a message holding only such a
     /// block is sent in the compact string form.
-    fn plain_text(&self) -> Option<&str> {
+    fn plain_text(&self) -> Option<&Text<'r>> {
         match self {
             Block::Text {
                 text,
@@ -149,7 +165,15 @@ impl<'r> Block<'r> {
     /// Prefill: removes trailing whitespace from a text block (§4.2 step 11).
     pub(crate) fn trim_text_end(&mut self) {
         if let Block::Text { text, .. } = self {
-            *text = text.trim_end();
+            let trimmed = match text {
+                Text::Raw(r) => match r.decode() {
+                    Cow::Borrowed(s) => Cow::Borrowed(s.trim_end()),
+                    Cow::Owned(s) => Cow::Owned(s.trim_end().to_owned()),
+                },
+                Text::Str(Cow::Borrowed(s)) => Cow::Borrowed(s.trim_end()),
+                Text::Str(Cow::Owned(s)) => Cow::Owned(s.trim_end().to_owned()),
+            };
+            *text = Text::Str(trimmed);
         }
     }
 }
@@ -341,7 +365,7 @@ pub(crate) struct ToolDef<'r> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<Raw<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<Cow<'r, str>>,
+    pub description: Option<Text<'r>>,
     pub input_schema: Schema<'r>,
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,7 +11,7 @@ use crate::messages::{self, Conversation};
 use crate::models::model_field;
 use crate::names::NameMap;
 use crate::options::TranslateOptions;
-use crate::output::{Block, Body, Metadata, OutputConfig, OutputFormat, Schema, ToolDef};
+use crate::output::{Block, Body, Metadata, OutputConfig, OutputFormat, Schema, Text, ToolDef};
 use crate::params;
 use crate::reasoning::{self, Thinking};
 use crate::response::ResponseContext;
@@ -90,7 +90,13 @@ impl ParsedRequest<'_> {
 /// `"\u006dodel"` is `model`. The whole body is read first: a body that is not JSON is refused as
 /// such even when it repeats a key.
 pub(crate) fn read_request(body: &[u8]) -> Result<Request<'_>, TranslateError> {
-    let req = match serde_json::from_slice::<Request<'_>>(body) {
+    // UTF-8 checked once for the whole body, not string by string; a body that is not UTF-8 is read from
+    // bytes, for serde_json's error naming the place.
+    let read = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str::<Request<'_>>(text),
+        Err(_) => serde_json::from_slice::<Request<'_>>(body),
+    };
+    let req = match read {
         Ok(r) => r,
         // A data error at the top is the visitor refusing a non-object; inside an object it is a
         // raw part that a `Value` parse would have refused (see `input::Raw`): bad JSON.
@@ -202,7 +208,9 @@ impl<'r, 'o> Translation<'r, 'o> {
                 let name = self.names.allocate_internal(format::JSON_TOOL_NAME);
                 tool_defs.push(ToolDef {
                     cache_control: None,
-                    description: Some(Cow::Owned(format::json_tool_description(description))),
+                    description: Some(Text::Str(Cow::Owned(format::json_tool_description(
+                        description,
+                    )))),
                     input_schema: tools::object_schema(Some(schema), || {
                         "response_format.json_schema.schema".to_owned()
                     })?,
@@ -231,9 +239,9 @@ impl<'r, 'o> Translation<'r, 'o> {
                 .iter()
                 .map(|n| ToolDef {
                     cache_control: None,
-                    description: Some(Cow::Borrowed(
+                    description: Some(Text::Str(Cow::Borrowed(
                         "A tool used earlier in this conversation. It is no longer available.",
-                    )),
+                    ))),
                     input_schema: Schema::Empty,
                     name: n.clone(),
                     strict: None,

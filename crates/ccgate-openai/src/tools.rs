@@ -1,19 +1,18 @@
 //! `tools`, `tool_choice` and `parallel_tool_calls` (protocols.md §4.1, §2.9).
 
 use crate::error::TranslateError;
-use crate::input::{Function, Got, List, Members, Raw, Tool, J};
+use crate::input::{Function, Got, List, Members, Raw, RawText, Tool, J};
 use crate::json::{field, opt_cache_control, wrong_type};
 use crate::names::NameMap;
-use crate::output::{Schema, ToolDef};
+use crate::output::{Schema, Text, ToolDef};
 use serde_json::{json, Value};
-use std::borrow::Cow;
 
 /// One client function tool, validated.
 #[derive(Debug, Clone)]
 pub(crate) struct ClientTool<'r> {
     /// The client's spelling; the upstream name comes from the [`NameMap`].
     pub name: &'r str,
-    pub description: Option<&'r str>,
+    pub description: Option<RawText<'r>>,
     /// The whole JSON schema, `type` forced to `"object"`.
     pub schema: Schema<'r>,
     pub strict: Option<bool>,
@@ -49,9 +48,9 @@ pub(crate) fn parse_tools<'r>(
     let mut out: Vec<ClientTool<'r>> = Vec::with_capacity(list.len());
     let mut names: crate::hashing::HashSet<&str> = crate::hashing::HashSet::default();
     for (i, t) in list.iter().enumerate() {
-        let p = format!("tools[{i}]");
+        let p = ToolParam(i);
         let Got::Ok(obj) = t else {
-            return Err(wrong_type(&p, "an object", t));
+            return Err(wrong_type(&p.to_string(), "an object", t));
         };
         match field(obj.kind.as_ref()) {
             None => {}
@@ -86,10 +85,19 @@ pub(crate) fn parse_tools<'r>(
     Ok(out)
 }
 
+/// `tools[i]`, formatted only for a message.
+struct ToolParam(usize);
+
+impl std::fmt::Display for ToolParam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tools[{}]", self.0)
+    }
+}
+
 fn parse_function<'r>(
     func: &'r Function<'_>,
     tool: &'r Tool<'_>,
-    p: &str,
+    p: &ToolParam,
 ) -> Result<ClientTool<'r>, TranslateError> {
     let name_param = || format!("{p}.function.name");
     let name = match field(func.name.as_ref()) {
@@ -103,9 +111,10 @@ fn parse_function<'r>(
         }
         Some(other) => return Err(wrong_type(&name_param(), "a string", other)),
     };
-    let description = match field(func.description.as_ref()) {
+    let description = match func.description.as_ref() {
         None => None,
-        Some(J::Str(s)) => Some(s.as_ref()).filter(|s| !s.is_empty()),
+        Some(d) if d.is_null() => None,
+        Some(d) if RawText::new(*d).is_some() => RawText::new(*d).filter(|s| !s.is_empty()),
         Some(other) => {
             return Err(wrong_type(
                 &format!("{p}.function.description"),
@@ -129,9 +138,12 @@ fn parse_function<'r>(
         }
     };
     // `cache_control` extension: accepted on the tool or on its function object.
-    let cache_control = match opt_cache_control(tool.cache_control.as_ref(), p)? {
-        Some(cc) => Some(cc),
-        None => opt_cache_control(func.cache_control.as_ref(), &format!("{p}.function"))?,
+    let cache_control = match (&tool.cache_control, &func.cache_control) {
+        (None, None) => None,
+        _ => match opt_cache_control(tool.cache_control.as_ref(), &p.to_string())? {
+            Some(cc) => Some(cc),
+            None => opt_cache_control(func.cache_control.as_ref(), &format!("{p}.function"))?,
+        },
     };
     Ok(ClientTool {
         name,
@@ -151,7 +163,7 @@ pub(crate) fn anthropic_tool<'r>(
 ) -> ToolDef<'r> {
     ToolDef {
         cache_control: t.cache_control,
-        description: t.description.map(Cow::Borrowed),
+        description: t.description.map(Text::Raw),
         input_schema: t.schema.clone(),
         name: upstream_name,
         strict: t.strict.filter(|_| pass_strict),
