@@ -296,18 +296,14 @@ pub(crate) fn check_like_value(text: &str) -> Result<(), String> {
 }
 
 /// Whether JSON text may hold an escaped surrogate (`\\uD800`–`\\uDFFF`): a `\\u` followed by `d` or `D`.
-/// Plain index loops without an early exit, so that the compiler vectorises them.
 fn has_surrogate_escape(b: &[u8]) -> bool {
-    if b.len() < 3 || memchr::memchr(b'\\', b).is_none() {
-        return false;
-    }
-    let n = b.len() - 2;
-    let (s, u, d) = (&b[..n], &b[1..n + 1], &b[2..n + 2]);
-    let mut found = false;
-    for i in 0..n {
-        found |= (s[i] == b'\\') & (u[i] == b'u') & ((d[i] | 0x20) == b'd');
-    }
-    found
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\\u"));
+    // Most texts have no `\\u` at all, and many no backslash: one quick look each.
+    memchr::memchr(b'\\', b).is_some()
+        && FINDER
+            .find_iter(b)
+            .any(|i| matches!(b.get(i + 2), Some(b'd' | b'D')))
 }
 
 /// Whether JSON text may hold a number beyond f64's range, which needs an exponent (`e`/`E` right after a
@@ -316,6 +312,7 @@ fn may_overflow_f64(b: &[u8]) -> bool {
     if b.len() < 2 {
         return false;
     }
+    // Over the whole text without an early exit, so that the compiler can vectorise the loop.
     let n = b.len() - 1;
     let (d, e) = (&b[..n], &b[1..n + 1]);
     let mut found = false;

@@ -849,8 +849,14 @@ fn passed_through_parts_keep_their_spelling() {
         v["messages"][1]["content"][0],
         json!({"type":"thinking","thinking":"hmm","signature":"s=","z":1})
     );
-    assert_eq!(v["messages"][1]["content"][2]["input"], json!({"a":[100.0],"b":1.5}));
-    assert_eq!(v["messages"][1]["content"][3]["input"], json!({"x":"é","y":2.0}));
+    assert_eq!(
+        v["messages"][1]["content"][2]["input"],
+        json!({"a":[100.0],"b":1.5})
+    );
+    assert_eq!(
+        v["messages"][1]["content"][3]["input"],
+        json!({"x":"é","y":2.0})
+    );
     assert_eq!(v["tools"][0]["description"], "dé");
     assert_eq!(
         v["tools"][0]["input_schema"],
@@ -858,8 +864,14 @@ fn passed_through_parts_keep_their_spelling() {
     );
     // Spelled as sent.
     assert!(raw.contains(r#""text":"caf\u00e9 \"q\"\n\/""#), "{raw}");
-    assert!(raw.contains(r#""cache_control":{"ttl":"1h","type":"ephemeral"}"#), "{raw}");
-    assert!(raw.contains(r#"{"signature":"s=","thinking":"hm\u006d","type":"thinking","z":1}"#), "{raw}");
+    assert!(
+        raw.contains(r#""cache_control":{"ttl":"1h","type":"ephemeral"}"#),
+        "{raw}"
+    );
+    assert!(
+        raw.contains(r#"{"signature":"s=","thinking":"hm\u006d","type":"thinking","z":1}"#),
+        "{raw}"
+    );
     assert!(raw.contains(r#""input":{"b":1.50,"a":[1e2]}"#), "{raw}");
     assert!(raw.contains(r#""input":{"y": 2.0,"x":"\u00e9"}"#), "{raw}");
     assert!(raw.contains(r#""input_schema":{"b":2,"properties":{"z":{"type":"number","maximum":1.50},"a":{"type":"string"}},"type":"object"}"#), "{raw}");
@@ -880,7 +892,10 @@ fn raw_parts_are_checked_like_a_value_parse() {
         (r#""hi""#, r#""h\ud800i""#),
         (r#""hi""#, r#"[{"type":"text","text":"\udfff"}]"#),
         (r#""hi""#, r#""hi","cache_control":{"type":"\ud800"}"#),
-        (r#""hi"}"#, r#""hi"},{"role":"assistant","content":"x","tool_calls":[{"id":"a","function":{"name":"f","arguments":{"n":1e999}}}]},{"role":"tool","tool_call_id":"a","content":"y"}"#),
+        (
+            r#""hi"}"#,
+            r#""hi"},{"role":"assistant","content":"x","tool_calls":[{"id":"a","function":{"name":"f","arguments":{"n":1e999}}}]},{"role":"tool","tool_call_id":"a","content":"y"}"#,
+        ),
         (r#""m","#, r#""m","seed":{"deep":[1e999]},"#),
     ] {
         let body = ok.replacen(from, to, 1);
@@ -888,7 +903,8 @@ fn raw_parts_are_checked_like_a_value_parse() {
         assert!(serde_json::from_str::<Value>(&body).is_err(), "{body}");
         let e = translate_text(&body).unwrap_err();
         assert!(
-            e.message.starts_with("We could not parse the JSON body of your request: "),
+            e.message
+                .starts_with("We could not parse the JSON body of your request: "),
             "{body}: {}",
             e.message
         );
