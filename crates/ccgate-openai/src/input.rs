@@ -61,18 +61,6 @@ impl<'de> Deserialize<'de> for Skip {
     }
 }
 
-impl Skip {
-    /// Checks and drops the rest of an object.
-    pub(crate) fn skip_map<'de, A: MapAccess<'de>>(m: A) -> Result<(), A::Error> {
-        SkipVisitor.visit_map(m).map(|_| ())
-    }
-
-    /// Checks and drops the rest of an array.
-    pub(crate) fn skip_seq<'de, A: SeqAccess<'de>>(s: A) -> Result<(), A::Error> {
-        SkipVisitor.visit_seq(s).map(|_| ())
-    }
-}
-
 struct SkipVisitor;
 
 impl<'de> Visitor<'de> for SkipVisitor {

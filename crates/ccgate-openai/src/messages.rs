@@ -6,13 +6,13 @@
 
 use crate::content::{self, text_block, PartPolicy};
 use crate::error::TranslateError;
-use crate::hashing::{HashMap, HashSet};
+use crate::hashing::HashSet;
 use crate::input::{Content, Got, List, Members, Message, Raw, Typed, J};
 use crate::json::{field, opt_cache_control, wrong_type};
 use crate::names::{IdMap, NameMap};
 use crate::output::{Block, Input, ToolContent};
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 
 /// Text of the user turn inserted when a conversation does not start with a user message, or when
@@ -135,9 +135,9 @@ pub(crate) fn convert<'r>(
 pub(crate) struct Converter<'n, 'r> {
     pub ctx: Ctx<'n>,
     pub conv: Conversation<'r>,
-    pub ids: IdMap,
-    /// upstream tool_use id → client id, for readable pairing errors.
-    pub client_ids: HashMap<String, String>,
+    pub ids: IdMap<'r>,
+    /// (upstream tool_use id, client id), for readable pairing errors.
+    pub client_ids: Vec<(Cow<'r, str>, &'r str)>,
     turns: Vec<Turn<'r>>,
     seen_names: HashSet<String>,
 }
@@ -157,7 +157,7 @@ impl<'n, 'r> Converter<'n, 'r> {
             ctx,
             conv: Conversation::default(),
             ids: IdMap::default(),
-            client_ids: HashMap::default(),
+            client_ids: Vec::new(),
             turns: Vec::with_capacity(messages),
             seen_names: HashSet::default(),
         }
@@ -363,8 +363,8 @@ fn assistant_blocks<'r>(
     obj: &'r Message<'_>,
     p: &MessageParam,
     ctx: &mut Ctx<'_>,
-    ids: &mut IdMap,
-    client_ids: &mut HashMap<String, String>,
+    ids: &mut IdMap<'r>,
+    client_ids: &mut Vec<(Cow<'r, str>, &'r str)>,
     conv: &mut Conversation<'r>,
 ) -> Result<Vec<Block<'r>>, TranslateError> {
     if field(obj.function_call.as_ref()).is_some() {
@@ -431,7 +431,7 @@ fn assistant_blocks<'r>(
             conv,
         )?;
         let upstream_id = ids.new_call(id);
-        client_ids.insert(upstream_id.clone(), id.to_owned());
+        client_ids.push((upstream_id.clone(), id));
         blocks.push(Block::ToolUse {
             id: upstream_id,
             name: ctx.names.map(name),
@@ -518,52 +518,6 @@ fn thinking_blocks<'r>(
         .collect()
 }
 
-/// What the text of a tool call's `arguments` holds: an object (the usual case), or the type of
-/// something else.
-struct ObjectCheck(Option<&'static str>);
-
-impl<'de> serde::Deserialize<'de> for ObjectCheck {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ObjectCheck;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<ObjectCheck, A::Error> {
-                crate::input::Skip::skip_map(m)?;
-                Ok(ObjectCheck(None))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                s: A,
-            ) -> Result<ObjectCheck, A::Error> {
-                crate::input::Skip::skip_seq(s)?;
-                Ok(ObjectCheck(Some("array")))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<ObjectCheck, E> {
-                Ok(ObjectCheck(Some("boolean")))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<ObjectCheck, E> {
-                Ok(ObjectCheck(Some("number")))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<ObjectCheck, E> {
-                Ok(ObjectCheck(Some("number")))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<ObjectCheck, E> {
-                Ok(ObjectCheck(Some("number")))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<ObjectCheck, E> {
-                Ok(ObjectCheck(Some("string")))
-            }
-            fn visit_unit<E>(self) -> Result<ObjectCheck, E> {
-                Ok(ObjectCheck(Some("null")))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// Tool-call `arguments` → `tool_use.input` (§4.2 step 4). Empty → `{}`. Arguments that are not a
 /// JSON object (truncated by `max_tokens`, or garbage from another provider) are wrapped as
 /// `{"_raw_arguments": "<original>"}`: the `tool_use` must never be dropped (its result would be
@@ -586,16 +540,13 @@ fn arguments<'r>(
     if s.trim().is_empty() {
         return Ok(Input::Empty);
     }
-    // Checked as a `Value` parse checks, then kept as its text: nothing is built.
-    let why = match serde_json::from_str::<ObjectCheck>(&s) {
-        Ok(ObjectCheck(None)) => {
-            return RawValue::from_string(s.into_owned())
-                .map(Input::Text)
-                .map_err(|e| {
-                    TranslateError::invalid(param(), format!("Invalid tool call arguments: {e}"))
-                });
-        }
-        Ok(ObjectCheck(Some(kind))) => format!("a JSON {kind}, not an object"),
+    // Read once as raw JSON (nothing is built), checked as a `Value` parse checks.
+    let why = match serde_json::from_str::<Box<RawValue>>(&s) {
+        Ok(raw) => match crate::input::check_like_value(raw.get()) {
+            Ok(()) if raw.get().starts_with('{') => return Ok(Input::Text(raw)),
+            Ok(()) => format!("a JSON {}, not an object", Raw(&raw).type_name()),
+            Err(e) => format!("invalid JSON ({e})"),
+        },
         Err(e) => format!("invalid JSON ({e})"),
     };
     conv.warnings.push(format!(
@@ -611,7 +562,7 @@ fn tool_result<'r>(
     obj: &'r Message<'_>,
     p: &MessageParam,
     ctx: &Ctx<'_>,
-    ids: &IdMap,
+    ids: &IdMap<'r>,
 ) -> Result<Block<'r>, TranslateError> {
     let id_param = || format!("{p}.tool_call_id");
     let id = non_empty_str(obj.tool_call_id.as_ref(), id_param)?;
@@ -642,7 +593,7 @@ fn tool_result<'r>(
         }
     };
     Ok(Block::ToolResult {
-        tool_use_id: upstream_id.to_owned(),
+        tool_use_id: upstream_id.clone(),
         content,
         cache_control: None,
     })
@@ -682,12 +633,17 @@ fn merge(turns: Vec<Turn<'_>>) -> Vec<Turn<'_>> {
 /// itself rejects transcripts breaking this, so a 400 is faithful.
 fn check_pairing(
     turns: &[Turn<'_>],
-    client_ids: &HashMap<String, String>,
+    client_ids: &[(Cow<'_, str>, &str)],
 ) -> Result<(), TranslateError> {
     if pairing_is_clean(turns) {
         return Ok(());
     }
-    let client = |id: &str| client_ids.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    let client = |id: &str| {
+        client_ids
+            .iter()
+            .find(|(upstream, _)| upstream == id)
+            .map_or_else(|| id.to_owned(), |(_, c)| (*c).to_owned())
+    };
     for (k, t) in turns.iter().enumerate() {
         match t.role {
             Role::Assistant => {

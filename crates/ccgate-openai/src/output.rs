@@ -27,13 +27,13 @@ pub(crate) enum Block<'r> {
         cache_control: Option<Raw<'r>>,
     },
     ToolUse {
-        id: String,
+        id: Cow<'r, str>,
         name: String,
         input: Input<'r>,
         cache_control: Option<Raw<'r>>,
     },
     ToolResult {
-        tool_use_id: String,
+        tool_use_id: Cow<'r, str>,
         content: ToolContent<'r>,
         cache_control: Option<Raw<'r>>,
     },
