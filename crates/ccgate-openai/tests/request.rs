@@ -935,3 +935,19 @@ fn escaped_whitespace_and_broken_bodies() {
     let e = translate_text(r#"[{"model":"m"}"#).unwrap_err();
     assert_eq!(e.message, "Request body must be a JSON object");
 }
+
+/// A repeated key is found however many keys come before it (past the first 32 the keys are kept in a set).
+#[test]
+fn duplicate_key_after_many_keys() {
+    let mut body = String::from(r#"{"model":"m","messages":[{"role":"user","content":"a"}]"#);
+    for i in 0..100 {
+        body.push_str(&format!(r#","x{i}":{i}"#));
+    }
+    let ok = format!("{body}}}");
+    assert!(translate_request(ok.as_bytes(), &opts(caps_budget())).is_ok());
+    for dup in ["x3", "x99", "model"] {
+        let bad = format!(r#"{body},"{dup}":1}}"#);
+        let e = translate_request(bad.as_bytes(), &opts(caps_budget())).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some(dup), "{}", e.message);
+    }
+}
