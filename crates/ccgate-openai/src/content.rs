@@ -2,8 +2,9 @@
 //! steps 7–9).
 
 use crate::error::TranslateError;
-use crate::json::{field, is_blank, opt_cache_control, type_name, wrong_type};
-use serde_json::{json, Map, Value};
+use crate::input::{Content, Got, Part, Raw, RawText, Typed, J};
+use crate::json::{field, opt_cache_control, wrong_type};
+use crate::output::{Block, ImageSource, Text};
 
 /// Which part types a message role may carry. OpenAI allows text everywhere, images and files in
 /// user messages, `refusal` in assistant messages; tool results may hold text and images
@@ -41,32 +42,33 @@ const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/w
 
 /// A text block, or nothing when the text is empty or whitespace-only: Anthropic rejects those
 /// (§2.9), and they carry nothing (§4.2 step 9).
-pub(crate) fn text_block(text: &str, cache_control: Option<Value>) -> Option<Value> {
-    if is_blank(text) {
+pub(crate) fn text_block<'r>(
+    text: RawText<'r>,
+    cache_control: Option<Raw<'r>>,
+) -> Option<Block<'r>> {
+    if text.is_blank() {
         return None;
     }
-    let mut b = json!({"type": "text", "text": text});
-    if let (Some(cc), Some(obj)) = (cache_control, b.as_object_mut()) {
-        obj.insert("cache_control".into(), cc);
-    }
-    Some(b)
+    Some(Block::Text {
+        text: Text::Raw(text),
+        cache_control,
+    })
 }
 
 /// Converts one message's `content` into blocks, dropping empty text. `null` or a missing content
 /// must be handled by the caller (its meaning depends on the role).
-pub(crate) fn convert(
-    content: &Value,
+pub(crate) fn convert<'r>(
+    content: &'r Content<'_>,
     param: &str,
     policy: PartPolicy,
     max_image_bytes: usize,
-) -> Result<Vec<Value>, TranslateError> {
+) -> Result<Vec<Block<'r>>, TranslateError> {
     match content {
-        Value::String(s) => Ok(text_block(s, None).into_iter().collect()),
-        Value::Array(parts) => {
+        Content::Str(s) => Ok(text_block(*s, None).into_iter().collect()),
+        Content::Parts(parts) => {
             let mut out = Vec::with_capacity(parts.len());
             for (i, part) in parts.iter().enumerate() {
-                let p = format!("{param}[{i}]");
-                if let Some(block) = convert_part(part, &p, policy, max_image_bytes)? {
+                if let Some(block) = convert_part(part, param, i, policy, max_image_bytes)? {
                     out.push(block);
                 }
             }
@@ -76,23 +78,26 @@ pub(crate) fn convert(
             param,
             format!(
                 "Invalid type for '{param}': expected a string or an array of content parts, got {}",
-                type_name(other)
+                other.type_name()
             ),
         )),
     }
 }
 
-pub(crate) fn convert_part(
-    part: &Value,
-    param: &str,
+/// Part `i` of the content at `content_param`.
+pub(crate) fn convert_part<'r>(
+    part: &'r Got<Part<'_>>,
+    content_param: &str,
+    i: usize,
     policy: PartPolicy,
     max_image_bytes: usize,
-) -> Result<Option<Value>, TranslateError> {
-    let Some(obj) = part.as_object() else {
+) -> Result<Option<Block<'r>>, TranslateError> {
+    let param = &format!("{content_param}[{i}]");
+    let Got::Ok(obj) = part else {
         return Err(wrong_type(param, "an object", part));
     };
-    let kind = match obj.get("type") {
-        Some(Value::String(k)) => k.as_str(),
+    let kind = match &obj.kind {
+        Some(J::Str(k)) => k.as_ref(),
         Some(other) => return Err(wrong_type(&format!("{param}.type"), "a string", other)),
         None => {
             return Err(TranslateError::invalid(
@@ -110,11 +115,16 @@ pub(crate) fn convert_part(
             ),
         ));
     }
-    let cache_control = opt_cache_control(obj, param)?;
+    let cache_control = opt_cache_control(obj.cache_control.as_ref(), param)?;
     match kind {
         "text" | "refusal" => {
-            let text = match obj.get(kind) {
-                Some(Value::String(s)) => s,
+            let value = if kind == "text" {
+                &obj.text
+            } else {
+                &obj.refusal
+            };
+            let text = match value {
+                Some(r) if RawText::new(*r).is_some() => RawText::new(*r).expect("a string"),
                 Some(other) => {
                     return Err(wrong_type(&format!("{param}.{kind}"), "a string", other))
                 }
@@ -135,13 +145,6 @@ pub(crate) fn convert_part(
             format!("Unsupported content part type '{kind}'"),
         )),
     }
-}
-
-fn with_cache_control(mut block: Value, cache_control: Option<Value>) -> Value {
-    if let (Some(cc), Some(obj)) = (cache_control, block.as_object_mut()) {
-        obj.insert("cache_control".into(), cc);
-    }
-    block
 }
 
 /// A parsed `data:<mime>[;…];base64,<data>` URL.
@@ -187,18 +190,18 @@ fn decoded_len(b64: &str) -> usize {
 /// `image_url` part → `image` block (§4.2 step 7). Data URLs become base64 sources; http(s) URLs
 /// become URL sources that Anthropic fetches: CCGate never downloads (SSRF, latency). `detail` has
 /// no Anthropic equivalent and is dropped.
-fn image_part(
-    obj: &Map<String, Value>,
+fn image_part<'r>(
+    obj: &'r Part<'_>,
     param: &str,
     max_image_bytes: usize,
-    cache_control: Option<Value>,
-) -> Result<Value, TranslateError> {
+    cache_control: Option<Raw<'r>>,
+) -> Result<Block<'r>, TranslateError> {
     let url_param = format!("{param}.image_url.url");
     // Some clients send `image_url` as a bare string instead of `{url}`.
-    let url = match field(obj, "image_url") {
-        Some(Value::String(s)) => s.as_str(),
-        Some(Value::Object(o)) => match field(o, "url") {
-            Some(Value::String(s)) => s.as_str(),
+    let url = match field(obj.image_url.as_ref()) {
+        Some(J::Str(s)) => s.as_ref(),
+        Some(J::Obj(o)) => match field(o.get("url")) {
+            Some(J::Str(s)) => s.as_ref(),
             Some(other) => return Err(wrong_type(&url_param, "a string", other)),
             None => {
                 return Err(TranslateError::invalid(
@@ -223,22 +226,22 @@ fn image_part(
     };
     let url = url.trim();
     let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
-    let block = match scheme.as_deref() {
+    let source = match scheme.as_deref() {
         Some("data") => {
             let d = parse_data_url(url, &url_param)?;
             let mime = if d.mime == "image/jpg" {
-                "image/jpeg".to_owned()
+                "image/jpeg"
             } else {
-                d.mime
+                d.mime.as_str()
             };
-            if !IMAGE_TYPES.contains(&mime.as_str()) {
+            let Some(media_type) = IMAGE_TYPES.iter().find(|t| **t == mime) else {
                 return Err(TranslateError::invalid(
                     &url_param,
                     format!(
                         "Unsupported image type '{mime}' in '{url_param}': use image/jpeg, image/png, image/gif or image/webp"
                     ),
                 ));
-            }
+            };
             let size = decoded_len(d.data);
             if size > max_image_bytes {
                 return Err(TranslateError::invalid(
@@ -248,11 +251,12 @@ fn image_part(
                     ),
                 ));
             }
-            json!({"type": "image", "source": {"type": "base64", "media_type": mime, "data": d.data}})
+            ImageSource::Base64 {
+                media_type,
+                data: d.data,
+            }
         }
-        Some("http") | Some("https") => {
-            json!({"type": "image", "source": {"type": "url", "url": url}})
-        }
+        Some("http") | Some("https") => ImageSource::Url(url),
         _ => {
             return Err(TranslateError::invalid(
                 &url_param,
@@ -262,19 +266,22 @@ fn image_part(
             ))
         }
     };
-    Ok(with_cache_control(block, cache_control))
+    Ok(Block::Image {
+        source,
+        cache_control,
+    })
 }
 
 /// `file` part → PDF `document` block (§4.2 step 8). Only inline PDF data is representable:
 /// OpenAI `file_id`s refer to OpenAI's file store, which CCGate cannot read.
-fn file_part(
-    obj: &Map<String, Value>,
+fn file_part<'r>(
+    obj: &'r Part<'_>,
     param: &str,
-    cache_control: Option<Value>,
-) -> Result<Value, TranslateError> {
+    cache_control: Option<Raw<'r>>,
+) -> Result<Block<'r>, TranslateError> {
     let file_param = format!("{param}.file");
-    let file = match field(obj, "file") {
-        Some(Value::Object(o)) => o,
+    let file = match field(obj.file.as_ref()) {
+        Some(J::Obj(o)) => o,
         Some(other) => return Err(wrong_type(&file_param, "an object", other)),
         None => {
             return Err(TranslateError::invalid(
@@ -285,10 +292,10 @@ fn file_part(
     };
     let data_param = format!("{file_param}.file_data");
     let data =
-        match field(file, "file_data") {
-            Some(Value::String(s)) => s.trim(),
+        match field(file.get("file_data")) {
+            Some(J::Str(s)) => s.trim(),
             Some(other) => return Err(wrong_type(&data_param, "a string", other)),
-            None if field(file, "file_id").is_some() => return Err(TranslateError::invalid(
+            None if field(file.get("file_id")).is_some() => return Err(TranslateError::invalid(
                 format!("{file_param}.file_id"),
                 "File references (file_id) are not supported; send the file inline as file_data",
             )),
@@ -317,7 +324,7 @@ fn file_part(
     } else {
         // Bare base64: accept it when it is recognisably a PDF ("%PDF" encodes to "JVBER") or
         // named *.pdf.
-        let named_pdf = matches!(field(file, "filename"), Some(Value::String(n)) if n.to_ascii_lowercase().ends_with(".pdf"));
+        let named_pdf = matches!(field(file.get("filename")), Some(J::Str(n)) if n.to_ascii_lowercase().ends_with(".pdf"));
         if data.is_empty() || !(data.starts_with("JVBER") || named_pdf) {
             return Err(TranslateError::invalid(
                 &data_param,
@@ -326,16 +333,39 @@ fn file_part(
         }
         data
     };
-    let block = json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": b64}});
-    Ok(with_cache_control(block, cache_control))
+    Ok(Block::Document {
+        data: b64,
+        cache_control,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    /// The content view of `v` (leaked: test only).
+    fn content(v: &Value) -> &'static Content<'static> {
+        let text: &'static str = Box::leak(v.to_string().into_boxed_str());
+        Box::leak(Box::new(serde_json::from_str(text).unwrap()))
+    }
+
+    fn convert_value(
+        v: &Value,
+        param: &str,
+        policy: PartPolicy,
+        max: usize,
+    ) -> Result<Vec<Value>, TranslateError> {
+        convert(content(v), param, policy, max).map(|blocks| {
+            blocks
+                .iter()
+                .map(|b| serde_json::to_value(b).unwrap())
+                .collect()
+        })
+    }
 
     fn user(v: Value) -> Result<Vec<Value>, TranslateError> {
-        convert(&v, "messages[0].content", PartPolicy::User, 100)
+        convert_value(&v, "messages[0].content", PartPolicy::User, 100)
     }
 
     #[test]
@@ -419,14 +449,14 @@ mod tests {
         assert!(user(json!([5])).is_err());
         assert!(user(json!([{"text":"x"}])).is_err());
         assert!(user(json!([{"type":"text"}])).is_err());
-        assert!(convert(
+        assert!(convert_value(
             &json!([{"type":"image_url","image_url":{"url":"https://x"}}]),
             "p",
             PartPolicy::System,
             1
         )
         .is_err());
-        assert!(convert(
+        assert!(convert_value(
             &json!([{"type":"refusal","refusal":"no"}]),
             "p",
             PartPolicy::Assistant,

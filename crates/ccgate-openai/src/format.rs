@@ -1,8 +1,8 @@
 //! `response_format` (protocols.md §4.1).
 
 use crate::error::TranslateError;
+use crate::input::{Got, Members, ResponseFormat as View, J};
 use crate::json::{field, wrong_type};
-use serde_json::Value;
 
 /// Instruction appended to `system` for `json_object`, which has no native Anthropic form (§4.1).
 /// An instruction rather than the forced-tool trick: `json_object` promises "some JSON object",
@@ -13,27 +13,29 @@ pub(crate) const JSON_OBJECT_INSTRUCTION: &str = "Respond with a single valid JS
 pub(crate) const JSON_TOOL_NAME: &str = "json_response";
 
 /// A validated `response_format`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ResponseFormat {
+#[derive(Debug, Clone)]
+pub(crate) enum ResponseFormat<'r> {
     Text,
     JsonObject,
     JsonSchema {
-        description: Option<String>,
-        schema: Value,
+        description: Option<&'r str>,
+        /// The schema object, passed on whole.
+        schema: &'r Got<Members<'r>>,
     },
 }
 
 /// Validates `response_format`. A `json_schema` without a `schema` carries no constraint beyond
 /// "JSON", so it is treated as `json_object`. The root must be an object, as OpenAI requires.
-pub(crate) fn parse(value: Option<&Value>) -> Result<Option<ResponseFormat>, TranslateError> {
-    let Some(v) = value else {
-        return Ok(None);
+pub(crate) fn parse<'r>(
+    value: Option<&'r Got<View<'r>>>,
+) -> Result<Option<ResponseFormat<'r>>, TranslateError> {
+    let obj = match value {
+        None | Some(Got::Null) => return Ok(None),
+        Some(Got::Ok(o)) => o,
+        Some(other) => return Err(wrong_type("response_format", "an object", other)),
     };
-    let Some(obj) = v.as_object() else {
-        return Err(wrong_type("response_format", "an object", v));
-    };
-    let kind = match field(obj, "type") {
-        Some(Value::String(s)) => s.as_str(),
+    let kind = match field(obj.kind.as_ref()) {
+        Some(J::Str(s)) => s.as_ref(),
         Some(other) => return Err(wrong_type("response_format.type", "a string", other)),
         None => {
             return Err(TranslateError::invalid(
@@ -46,32 +48,34 @@ pub(crate) fn parse(value: Option<&Value>) -> Result<Option<ResponseFormat>, Tra
         "text" => Ok(Some(ResponseFormat::Text)),
         "json_object" => Ok(Some(ResponseFormat::JsonObject)),
         "json_schema" => {
-            let js = match field(obj, "json_schema") {
-                Some(Value::Object(o)) => o,
-                Some(other) => return Err(wrong_type("response_format.json_schema", "an object", other)),
-                None => {
+            let js = match &obj.json_schema {
+                Some(Got::Ok(o)) => o,
+                None | Some(Got::Null) => {
                     return Err(TranslateError::invalid(
                         "response_format.json_schema",
                         "Missing required parameter: 'response_format.json_schema'",
                     ))
                 }
+                Some(other) => return Err(wrong_type("response_format.json_schema", "an object", other)),
             };
-            let description = field(js, "description")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned);
-            match field(js, "schema") {
-                None => Ok(Some(ResponseFormat::JsonObject)),
-                Some(Value::Object(s)) => {
-                    if let Some(t) = s.get("type").filter(|t| t.as_str() != Some("object")) {
+            let description = field(js.description.as_ref())
+                .and_then(J::as_str)
+                .filter(|s| !s.is_empty());
+            match &js.schema {
+                None | Some(Got::Null) => Ok(Some(ResponseFormat::JsonObject)),
+                Some(schema @ Got::Ok(s)) => {
+                    if let Some(t) = s.get("type").filter(|t| t.as_str().as_deref() != Some("object")) {
+                        // Quoted as a `Value` prints it.
+                        let shown = serde_json::from_str::<serde_json::Value>(t.get())
+                            .map_or_else(|_| t.get().to_owned(), |v| v.to_string());
                         return Err(TranslateError::invalid(
                             "response_format.json_schema.schema",
-                            format!("Invalid schema for response_format: the root must have type 'object', got {t}"),
+                            format!("Invalid schema for response_format: the root must have type 'object', got {shown}"),
                         ));
                     }
                     Ok(Some(ResponseFormat::JsonSchema {
                         description,
-                        schema: Value::Object(s.clone()),
+                        schema,
                     }))
                 }
                 Some(other) => Err(wrong_type("response_format.json_schema.schema", "an object", other)),
@@ -98,42 +102,53 @@ pub(crate) fn json_tool_description(description: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn parse_value(v: Value) -> Result<Option<ResponseFormat<'static>>, TranslateError> {
+        let text: &'static str = Box::leak(v.to_string().into_boxed_str());
+        parse(Some(Box::leak(Box::new(
+            serde_json::from_str(text).unwrap(),
+        ))))
+    }
 
     #[test]
     fn formats() {
-        assert_eq!(
-            parse(Some(&json!({"type":"text"}))).unwrap(),
+        assert!(matches!(
+            parse_value(json!({"type":"text"})).unwrap(),
             Some(ResponseFormat::Text)
-        );
-        assert_eq!(
-            parse(Some(&json!({"type":"json_object"}))).unwrap(),
+        ));
+        assert!(matches!(
+            parse_value(json!({"type":"json_object"})).unwrap(),
             Some(ResponseFormat::JsonObject)
-        );
+        ));
         let s = json!({"type":"object","properties":{"a":{"type":"string"}}});
-        assert_eq!(
-            parse(Some(
-                &json!({"type":"json_schema","json_schema":{"name":"x","schema":s,"strict":true}})
-            ))
-            .unwrap(),
+        match parse_value(
+            json!({"type":"json_schema","json_schema":{"name":"x","schema":s,"strict":true}}),
+        )
+        .unwrap()
+        {
             Some(ResponseFormat::JsonSchema {
                 description: None,
-                schema: s
-            })
-        );
-        assert_eq!(
-            parse(Some(
-                &json!({"type":"json_schema","json_schema":{"name":"x"}})
-            ))
-            .unwrap(),
+                schema: Got::Ok(m),
+            }) => {
+                let out = crate::input::SortedObject {
+                    members: &m.0,
+                    set: None,
+                };
+                assert_eq!(serde_json::to_value(&out).unwrap(), s);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_value(json!({"type":"json_schema","json_schema":{"name":"x"}})).unwrap(),
             Some(ResponseFormat::JsonObject)
-        );
-        assert!(parse(Some(
-            &json!({"type":"json_schema","json_schema":{"schema":{"type":"array"}}})
-        ))
-        .is_err());
-        assert!(parse(Some(&json!({"type":"json_schema"}))).is_err());
-        assert!(parse(Some(&json!({"type":"yaml"}))).is_err());
-        assert!(parse(Some(&json!("json"))).is_err());
+        ));
+        let e =
+            parse_value(json!({"type":"json_schema","json_schema":{"schema":{"type":"array"}}}))
+                .unwrap_err();
+        assert!(e.message.ends_with(r#"got "array""#), "{}", e.message);
+        assert!(parse_value(json!({"type":"json_schema"})).is_err());
+        assert!(parse_value(json!({"type":"yaml"})).is_err());
+        assert!(parse_value(json!("json")).is_err());
     }
 }

@@ -9,8 +9,10 @@
 //!   [`translate_error`] (upstream error statuses), [`error_body`] (the gateway's own errors).
 //! * [`models_list`] for `GET /v1/models`.
 //!
-//! Requests are read once into a `serde_json::Value` tree (top-level keys must be unique, see
-//! [`parse_request`]) and translated from it.
+//! Requests are read once, by serde_json, into typed views borrowed from the body (top-level keys
+//! must be unique, see [`parse_request`]): strings are not copied, parts passed on unchanged (JSON
+//! schemas, `cache_control`, thinking blocks) stay raw JSON text, and the Anthropic body is written
+//! from typed blocks that borrow them.
 //!
 //! Usage numbers are never computed here: the gateway meters the upstream answer with
 //! `ccgate-meter` and passes the resulting [`ccgate_meter::Usage`].
@@ -29,6 +31,7 @@ mod content;
 mod error;
 mod format;
 mod hashing;
+mod input;
 mod json;
 mod messages;
 mod models;

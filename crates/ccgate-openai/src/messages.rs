@@ -6,11 +6,14 @@
 
 use crate::content::{self, text_block, PartPolicy};
 use crate::error::TranslateError;
-use crate::hashing::{HashMap, HashSet};
-use crate::json::{field, opt_cache_control, type_name, wrong_type};
+use crate::hashing::HashSet;
+use crate::input::{Content, Got, List, Members, Message, Raw, Typed, J};
+use crate::json::{field, opt_cache_control, wrong_type};
 use crate::names::{IdMap, NameMap};
-use crate::output::Block;
-use serde_json::{json, Map, Value};
+use crate::output::{Block, Input, ToolContent};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
 
 /// Text of the user turn inserted when a conversation does not start with a user message, or when
 /// dropping blank user messages would leave an assistant message last although the client did not
@@ -27,12 +30,12 @@ pub(crate) enum Role {
 
 /// One Anthropic message under construction.
 #[derive(Debug, Clone)]
-pub(crate) struct Turn {
+pub(crate) struct Turn<'r> {
     pub role: Role,
-    pub blocks: Vec<Block>,
+    pub blocks: Vec<Block<'r>>,
 }
 
-impl Turn {
+impl Turn<'_> {
     fn tool_use_ids(&self) -> impl Iterator<Item = &str> {
         self.blocks.iter().filter_map(Block::tool_use_id)
     }
@@ -58,10 +61,10 @@ impl Turn {
 
 /// Output of [`convert`].
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Conversation {
+pub(crate) struct Conversation<'r> {
     /// Top-level `system` text blocks, all system/developer messages in order (§4.2 step 1).
-    pub system: Vec<Block>,
-    pub turns: Vec<Turn>,
+    pub system: Vec<Block<'r>>,
+    pub turns: Vec<Turn<'r>>,
     /// The last turn is an assistant prefill (§4.2 step 11).
     pub prefill: bool,
     /// Upstream names of tools used in history, in first-use order (for §4.2 step 12).
@@ -70,7 +73,7 @@ pub(crate) struct Conversation {
     pub warnings: Vec<String>,
 }
 
-impl Conversation {
+impl Conversation<'_> {
     /// Whether any message carries `tool_use`/`tool_result` blocks.
     pub(crate) fn has_tool_blocks(&self) -> bool {
         self.turns
@@ -106,9 +109,12 @@ pub(crate) struct Ctx<'n> {
 }
 
 /// Converts the `messages` array (§4.2 steps 1–11).
-pub(crate) fn convert(messages: &Value, ctx: Ctx<'_>) -> Result<Conversation, TranslateError> {
+pub(crate) fn convert<'r>(
+    messages: &'r List<Got<Message<'_>>>,
+    ctx: Ctx<'_>,
+) -> Result<Conversation<'r>, TranslateError> {
     let list = match messages {
-        Value::Array(a) => a,
+        List::Ok(a) => a,
         other => return Err(wrong_type("messages", "an array", other)),
     };
     if list.is_empty() {
@@ -126,35 +132,44 @@ pub(crate) fn convert(messages: &Value, ctx: Ctx<'_>) -> Result<Conversation, Tr
 
 /// The state of one `messages` conversion: messages are fed in order to [`Converter::message`];
 /// [`Converter::finish`] then applies the rules that concern the whole conversation.
-pub(crate) struct Converter<'n> {
+pub(crate) struct Converter<'n, 'r> {
     pub ctx: Ctx<'n>,
-    pub conv: Conversation,
-    pub ids: IdMap,
-    /// upstream tool_use id → client id, for readable pairing errors.
-    pub client_ids: HashMap<String, String>,
-    turns: Vec<Turn>,
+    pub conv: Conversation<'r>,
+    pub ids: IdMap<'r>,
+    /// (upstream tool_use id, client id), for readable pairing errors.
+    pub client_ids: Vec<(Cow<'r, str>, &'r str)>,
+    turns: Vec<Turn<'r>>,
     seen_names: HashSet<String>,
 }
 
-impl<'n> Converter<'n> {
+/// `messages[i]`, built when a message needs it (errors, nested parameters).
+struct MessageParam(usize);
+
+impl fmt::Display for MessageParam {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "messages[{}]", self.0)
+    }
+}
+
+impl<'n, 'r> Converter<'n, 'r> {
     pub(crate) fn new(ctx: Ctx<'n>, messages: usize) -> Self {
         Self {
             ctx,
             conv: Conversation::default(),
             ids: IdMap::default(),
-            client_ids: HashMap::default(),
+            client_ids: Vec::new(),
             turns: Vec::with_capacity(messages),
             seen_names: HashSet::default(),
         }
     }
 
     /// Blocks of a system or developer message.
-    pub(crate) fn push_system(&mut self, blocks: impl IntoIterator<Item = Block>) {
+    pub(crate) fn push_system(&mut self, blocks: impl IntoIterator<Item = Block<'r>>) {
         self.conv.system.extend(blocks);
     }
 
     /// A user message, or a tool message (one `tool_result` block).
-    pub(crate) fn push_user(&mut self, blocks: Vec<Block>) {
+    pub(crate) fn push_user(&mut self, blocks: Vec<Block<'r>>) {
         self.turns.push(Turn {
             role: Role::User,
             blocks,
@@ -162,9 +177,10 @@ impl<'n> Converter<'n> {
     }
 
     /// An assistant message; records the tools it uses (§4.2 step 12).
-    pub(crate) fn push_assistant(&mut self, blocks: Vec<Block>) {
+    pub(crate) fn push_assistant(&mut self, blocks: Vec<Block<'r>>) {
         for n in blocks.iter().filter_map(Block::tool_use_name) {
-            if self.seen_names.insert(n.to_owned()) {
+            if !self.seen_names.contains(n) {
+                self.seen_names.insert(n.to_owned());
                 self.conv.history_tool_names.push(n.to_owned());
             }
         }
@@ -175,14 +191,18 @@ impl<'n> Converter<'n> {
     }
 
     /// Converts message `i` (§4.2 steps 1, 3–10).
-    pub(crate) fn message(&mut self, i: usize, m: &Value) -> Result<(), TranslateError> {
+    pub(crate) fn message(
+        &mut self,
+        i: usize,
+        m: &'r Got<Message<'_>>,
+    ) -> Result<(), TranslateError> {
         let max_image_bytes = self.ctx.max_image_bytes;
-        let p = format!("messages[{i}]");
-        let Some(obj) = m.as_object() else {
-            return Err(wrong_type(&p, "an object", m));
+        let p = MessageParam(i);
+        let Got::Ok(obj) = m else {
+            return Err(wrong_type(&p.to_string(), "an object", m));
         };
-        let role = match obj.get("role") {
-            Some(Value::String(r)) => r.as_str(),
+        let role = match &obj.role {
+            Some(J::Str(r)) => r.as_ref(),
             Some(other) => return Err(wrong_type(&format!("{p}.role"), "a string", other)),
             None => {
                 return Err(TranslateError::invalid(
@@ -191,21 +211,38 @@ impl<'n> Converter<'n> {
                 ))
             }
         };
-        let cache_control = opt_cache_control(obj, &p)?;
+        let cache_control = match &obj.cache_control {
+            None => None,
+            cc => opt_cache_control(cc.as_ref(), &p.to_string())?,
+        };
         match role {
             "system" | "developer" => {
                 let c = required_content(obj, &p)?;
-                let mut blocks =
-                    content::convert(c, &format!("{p}.content"), PartPolicy::System, max_image_bytes)?;
+                let mut blocks = match c {
+                    Content::Str(s) => text_block(*s, None).into_iter().collect(),
+                    _ => content::convert(
+                        c,
+                        &format!("{p}.content"),
+                        PartPolicy::System,
+                        max_image_bytes,
+                    )?,
+                };
                 apply_cache_control(&mut blocks, cache_control);
-                self.push_system(blocks.into_iter().map(Block));
+                self.push_system(blocks);
             }
             "user" => {
                 let c = required_content(obj, &p)?;
-                let mut blocks =
-                    content::convert(c, &format!("{p}.content"), PartPolicy::User, max_image_bytes)?;
+                let mut blocks = match c {
+                    Content::Str(s) => text_block(*s, None).into_iter().collect(),
+                    _ => content::convert(
+                        c,
+                        &format!("{p}.content"),
+                        PartPolicy::User,
+                        max_image_bytes,
+                    )?,
+                };
                 apply_cache_control(&mut blocks, cache_control);
-                self.push_user(blocks.into_iter().map(Block).collect());
+                self.push_user(blocks);
             }
             "assistant" => {
                 let mut blocks = assistant_blocks(
@@ -217,14 +254,14 @@ impl<'n> Converter<'n> {
                     &mut self.conv,
                 )?;
                 apply_cache_control(&mut blocks, cache_control);
-                self.push_assistant(blocks.into_iter().map(Block).collect());
+                self.push_assistant(blocks);
             }
             "tool" => {
                 let mut block = tool_result(obj, &p, &self.ctx, &self.ids)?;
-                if let (Some(cc), Some(o)) = (cache_control, block.as_object_mut()) {
-                    o.insert("cache_control".into(), cc);
+                if let Some(cc) = cache_control {
+                    block.set_cache_control(cc);
                 }
-                self.push_user(vec![Block(block)]);
+                self.push_user(vec![block]);
             }
             "function" => {
                 return Err(TranslateError::invalid(
@@ -245,18 +282,19 @@ impl<'n> Converter<'n> {
     }
 
     /// The rules on the whole conversation (§4.2 steps 2, 3, 9, 11) and the pairing check (§2.9).
-    pub(crate) fn finish(self) -> Result<Conversation, TranslateError> {
+    pub(crate) fn finish(self) -> Result<Conversation<'r>, TranslateError> {
         let Self {
             ctx,
             mut conv,
             client_ids,
-            mut turns,
+            turns,
             ..
         } = self;
-        let turns_before_drop: Vec<(Role, bool)> = turns
-            .iter()
-            .map(|t| (t.role, !t.blocks.is_empty()))
-            .collect();
+        // Step 11 needs to know whether the client itself ended with a non-empty assistant message.
+        let client_ends_with_assistant = turns
+            .last()
+            .is_some_and(|t| t.role == Role::Assistant && !t.blocks.is_empty());
+        let mut turns = turns;
         // Step 9: drop messages left without content; a message with tool blocks is never empty.
         turns.retain(|t| !t.blocks.is_empty());
         // Steps 2–3: merge runs of the same role; tool results first in user messages.
@@ -268,9 +306,6 @@ impl<'n> Converter<'n> {
         // meant "answer now", so a placeholder user turn keeps that meaning instead of inventing a
         // prefill. A blank trailing assistant message is no prefill either: it is dropped like any
         // blank one.
-        let client_ends_with_assistant = turns_before_drop
-            .last()
-            .is_some_and(|(role, non_empty)| *role == Role::Assistant && *non_empty);
         if !client_ends_with_assistant && turns.last().is_some_and(|t| t.role == Role::Assistant) {
             turns.push(placeholder_user());
         }
@@ -292,77 +327,79 @@ impl<'n> Converter<'n> {
     }
 }
 
-fn placeholder_user() -> Turn {
+fn placeholder_user() -> Turn<'static> {
     Turn {
         role: Role::User,
-        blocks: vec![Block(
-            json!({"type": "text", "text": PLACEHOLDER_USER_TEXT}),
-        )],
+        blocks: vec![Block::text(PLACEHOLDER_USER_TEXT)],
     }
 }
 
 /// User, system and tool messages must have `content` (OpenAI: "Missing required parameter").
-fn required_content<'a>(obj: &'a Map<String, Value>, p: &str) -> Result<&'a Value, TranslateError> {
-    field(obj, "content").ok_or_else(|| {
-        TranslateError::invalid(
+fn required_content<'x>(
+    obj: &'x Message<'_>,
+    p: &MessageParam,
+) -> Result<&'x Content<'x>, TranslateError> {
+    match &obj.content {
+        Some(c) if !matches!(c, Content::Null) => Ok(c),
+        _ => Err(TranslateError::invalid(
             format!("{p}.content"),
             format!("Missing required parameter: '{p}.content'"),
-        )
-    })
+        )),
+    }
 }
 
 /// Message-level `cache_control` (extension, §4.1) marks the end of that message: it goes on its
 /// last block.
-fn apply_cache_control(blocks: &mut [Value], cache_control: Option<Value>) {
-    if let (Some(cc), Some(last)) = (
-        cache_control,
-        blocks.last_mut().and_then(Value::as_object_mut),
-    ) {
-        last.insert("cache_control".into(), cc);
+fn apply_cache_control<'r>(blocks: &mut [Block<'r>], cache_control: Option<Raw<'r>>) {
+    if let (Some(cc), Some(last)) = (cache_control, blocks.last_mut()) {
+        last.set_cache_control(cc);
     }
 }
 
 /// Assistant message → thinking blocks (tenant-supplied, first and unchanged, §4.2 step 13), text,
 /// then `tool_use` blocks (§4.2 step 4). `reasoning_content` is dropped: it has no signature, and
 /// Anthropic rejects unsigned thinking.
-fn assistant_blocks(
-    obj: &Map<String, Value>,
-    p: &str,
+fn assistant_blocks<'r>(
+    obj: &'r Message<'_>,
+    p: &MessageParam,
     ctx: &mut Ctx<'_>,
-    ids: &mut IdMap,
-    client_ids: &mut HashMap<String, String>,
-    conv: &mut Conversation,
-) -> Result<Vec<Value>, TranslateError> {
-    if field(obj, "function_call").is_some() {
+    ids: &mut IdMap<'r>,
+    client_ids: &mut Vec<(Cow<'r, str>, &'r str)>,
+    conv: &mut Conversation<'r>,
+) -> Result<Vec<Block<'r>>, TranslateError> {
+    if field(obj.function_call.as_ref()).is_some() {
         return Err(TranslateError::invalid(
             format!("{p}.function_call"),
             "The deprecated 'function_call' is not supported; use 'tool_calls'",
         ));
     }
     let mut blocks = thinking_blocks(obj, p)?;
-    if let Some(c) = field(obj, "content") {
-        blocks.extend(content::convert(
+    match &obj.content {
+        None | Some(Content::Null) => {}
+        Some(Content::Str(s)) => blocks.extend(text_block(*s, None)),
+        Some(c) => blocks.extend(content::convert(
             c,
             &format!("{p}.content"),
             PartPolicy::Assistant,
             ctx.max_image_bytes,
-        )?);
+        )?),
     }
-    let calls = match field(obj, "tool_calls") {
-        None => return Ok(blocks),
-        Some(Value::Array(a)) => a,
+    let calls = match &obj.tool_calls {
+        None | Some(List::Null) => return Ok(blocks),
+        Some(List::Ok(a)) => a,
         Some(other) => return Err(wrong_type(&format!("{p}.tool_calls"), "an array", other)),
     };
+    blocks.reserve(calls.len());
     let mut in_message: HashSet<&str> = HashSet::default();
     for (j, call) in calls.iter().enumerate() {
-        let cp = format!("{p}.tool_calls[{j}]");
-        let Some(c) = call.as_object() else {
-            return Err(wrong_type(&cp, "an object", call));
+        let cp = ToolCallParam(p, j);
+        let Got::Ok(c) = call else {
+            return Err(wrong_type(&cp.to_string(), "an object", call));
         };
-        match field(c, "type") {
+        match field(c.kind.as_ref()) {
             None => {}
-            Some(Value::String(t)) if t == "function" => {}
-            Some(Value::String(t)) => {
+            Some(J::Str(t)) if t == "function" => {}
+            Some(J::Str(t)) => {
                 return Err(TranslateError::invalid(
                     format!("{cp}.type"),
                     format!("Unsupported tool call type '{t}': only 'function' is supported"),
@@ -370,62 +407,76 @@ fn assistant_blocks(
             }
             Some(other) => return Err(wrong_type(&format!("{cp}.type"), "a string", other)),
         }
-        let id = non_empty_str(c, "id", &format!("{cp}.id"))?;
+        let id = non_empty_str(c.id.as_ref(), || format!("{cp}.id"))?;
         if !in_message.insert(id) {
             return Err(TranslateError::invalid(
                 format!("{cp}.id"),
                 format!("Duplicate tool call id '{id}' in one assistant message"),
             ));
         }
-        let func = match field(c, "function") {
-            Some(Value::Object(f)) => f,
-            Some(other) => return Err(wrong_type(&format!("{cp}.function"), "an object", other)),
-            None => {
+        let func = match &c.function {
+            Some(Got::Ok(f)) => f,
+            None | Some(Got::Null) => {
                 return Err(TranslateError::invalid(
                     format!("{cp}.function"),
                     format!("Missing required parameter: '{cp}.function'"),
                 ))
             }
+            Some(other) => return Err(wrong_type(&format!("{cp}.function"), "an object", other)),
         };
-        let name = non_empty_str(func, "name", &format!("{cp}.function.name"))?;
+        let name = non_empty_str(func.name.as_ref(), || format!("{cp}.function.name"))?;
         let input = arguments(
-            field(func, "arguments"),
-            &format!("{cp}.function.arguments"),
+            func.arguments.as_ref(),
+            || format!("{cp}.function.arguments"),
             conv,
         )?;
         let upstream_id = ids.new_call(id);
-        client_ids.insert(upstream_id.clone(), id.to_owned());
-        blocks.push(json!({
-            "type": "tool_use",
-            "id": upstream_id,
-            "name": ctx.names.map(name),
-            "input": input,
-        }));
+        client_ids.push((upstream_id.clone(), id));
+        blocks.push(Block::ToolUse {
+            id: upstream_id,
+            name: ctx.names.map(name),
+            input,
+            cache_control: None,
+        });
     }
     Ok(blocks)
 }
 
-fn non_empty_str<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    param: &str,
-) -> Result<&'a str, TranslateError> {
-    match field(obj, key) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        Some(Value::String(_)) | None => Err(TranslateError::invalid(
-            param,
-            format!("Missing required parameter: '{param}'"),
-        )),
-        Some(other) => Err(wrong_type(param, "a string", other)),
+/// `messages[i].tool_calls[j]`.
+struct ToolCallParam<'p>(&'p MessageParam, usize);
+
+impl fmt::Display for ToolCallParam<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.tool_calls[{}]", self.0, self.1)
     }
 }
 
-/// `thinking_blocks` extension (§3.1): Anthropic thinking blocks echoed by the client, copied
-/// byte-for-byte in meaning (any change breaks the signature, §2.3).
-fn thinking_blocks(obj: &Map<String, Value>, p: &str) -> Result<Vec<Value>, TranslateError> {
-    let list = match field(obj, "thinking_blocks") {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(a)) => a,
+fn non_empty_str<'x>(
+    v: Option<&'x J<'_>>,
+    param: impl FnOnce() -> String,
+) -> Result<&'x str, TranslateError> {
+    match field(v) {
+        Some(J::Str(s)) if !s.is_empty() => Ok(s),
+        Some(J::Str(_)) | None => {
+            let param = param();
+            Err(TranslateError::invalid(
+                &param,
+                format!("Missing required parameter: '{param}'"),
+            ))
+        }
+        Some(other) => Err(wrong_type(&param(), "a string", other)),
+    }
+}
+
+/// `thinking_blocks` extension (§3.1): Anthropic thinking blocks echoed by the client, passed on as
+/// they came (any change breaks the signature, §2.3).
+fn thinking_blocks<'r>(
+    obj: &'r Message<'_>,
+    p: &MessageParam,
+) -> Result<Vec<Block<'r>>, TranslateError> {
+    let list = match &obj.thinking_blocks {
+        None | Some(List::Null) => return Ok(Vec::new()),
+        Some(List::Ok(a)) => a,
         Some(other) => {
             return Err(wrong_type(
                 &format!("{p}.thinking_blocks"),
@@ -434,26 +485,35 @@ fn thinking_blocks(obj: &Map<String, Value>, p: &str) -> Result<Vec<Value>, Tran
             ))
         }
     };
+    let is_string =
+        |m: &Members<'_>, key: &str| m.get(key).is_some_and(|v| v.type_name() == "string");
     list.iter()
         .enumerate()
         .map(|(k, b)| {
-            let bp = format!("{p}.thinking_blocks[{k}]");
-            let ok = match b.get("type").and_then(Value::as_str) {
-                Some("thinking") => {
-                    b.get("thinking").is_some_and(Value::is_string)
-                        && b.get("signature").is_some_and(Value::is_string)
-                }
-                Some("redacted_thinking") => b.get("data").is_some_and(Value::is_string),
-                _ => false,
+            let block = match b {
+                Got::Ok(m) => match m.get("type").and_then(|t| t.as_str()).as_deref() {
+                    Some("thinking") if is_string(m, "thinking") && is_string(m, "signature") => {
+                        Some(Block::Thinking {
+                            redacted: false,
+                            members: m,
+                            cache_control: None,
+                        })
+                    }
+                    Some("redacted_thinking") if is_string(m, "data") => Some(Block::Thinking {
+                        redacted: true,
+                        members: m,
+                        cache_control: None,
+                    }),
+                    _ => None,
+                },
+                _ => None,
             };
-            if ok {
-                Ok(b.clone())
-            } else {
-                Err(TranslateError::invalid(
-                    bp,
+            block.ok_or_else(|| {
+                TranslateError::invalid(
+                    format!("{p}.thinking_blocks[{k}]"),
                     "Each thinking block must be {\"type\":\"thinking\",\"thinking\",\"signature\"} or {\"type\":\"redacted_thinking\",\"data\"}",
-                ))
-            }
+                )
+            })
         })
         .collect()
 }
@@ -462,59 +522,62 @@ fn thinking_blocks(obj: &Map<String, Value>, p: &str) -> Result<Vec<Value>, Tran
 /// JSON object (truncated by `max_tokens`, or garbage from another provider) are wrapped as
 /// `{"_raw_arguments": "<original>"}`: the `tool_use` must never be dropped (its result would be
 /// orphaned), and the wrapper keeps what the model produced visible to it instead of erasing it.
-fn arguments(
-    value: Option<&Value>,
-    param: &str,
-    conv: &mut Conversation,
-) -> Result<Value, TranslateError> {
-    match value {
-        None => Ok(json!({})),
-        Some(Value::Object(o)) => Ok(Value::Object(o.clone())),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(json!({})),
-        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-            Ok(v @ Value::Object(_)) => Ok(v),
-            parsed => {
-                let why = match parsed {
-                    Ok(v) => format!("a JSON {}, not an object", type_name(&v)),
-                    Err(e) => format!("invalid JSON ({e})"),
-                };
-                conv.warnings.push(format!(
-                    "{param}: arguments are {why}; sent as {{\"_raw_arguments\": …}}"
-                ));
-                Ok(json!({ "_raw_arguments": s }))
-            }
-        },
-        Some(other) => Err(wrong_type(param, "a string", other)),
+/// An object is passed on as the client wrote it.
+fn arguments<'r>(
+    value: Option<&Raw<'r>>,
+    param: impl FnOnce() -> String,
+    conv: &mut Conversation<'r>,
+) -> Result<Input<'r>, TranslateError> {
+    let Some(raw) = value.filter(|r| !r.is_null()) else {
+        return Ok(Input::Empty);
+    };
+    if raw.is_object() {
+        return Ok(Input::Raw(*raw));
     }
+    let Some(s) = raw.as_str() else {
+        return Err(wrong_type(&param(), "a string", raw));
+    };
+    if s.trim().is_empty() {
+        return Ok(Input::Empty);
+    }
+    // Read once as raw JSON (nothing is built), checked as a `Value` parse checks.
+    let why = match serde_json::from_str::<Box<RawValue>>(&s) {
+        Ok(raw) => match crate::input::check_like_value(raw.get()) {
+            Ok(()) if raw.get().starts_with('{') => return Ok(Input::Text(raw)),
+            Ok(()) => format!("a JSON {}, not an object", Raw(&raw).type_name()),
+            Err(e) => format!("invalid JSON ({e})"),
+        },
+        Err(e) => format!("invalid JSON ({e})"),
+    };
+    conv.warnings.push(format!(
+        "{}: arguments are {why}; sent as {{\"_raw_arguments\": …}}",
+        param()
+    ));
+    Ok(Input::Wrapped(s))
 }
 
 /// `tool` message → `tool_result` block (§4.2 step 3). `is_error` is never set: OpenAI has no such
 /// flag. Empty content is omitted (it is optional upstream, and blank text is rejected).
-fn tool_result(
-    obj: &Map<String, Value>,
-    p: &str,
+fn tool_result<'r>(
+    obj: &'r Message<'_>,
+    p: &MessageParam,
     ctx: &Ctx<'_>,
-    ids: &IdMap,
-) -> Result<Value, TranslateError> {
-    let id_param = format!("{p}.tool_call_id");
-    let id = non_empty_str(obj, "tool_call_id", &id_param)?;
+    ids: &IdMap<'r>,
+) -> Result<Block<'r>, TranslateError> {
+    let id_param = || format!("{p}.tool_call_id");
+    let id = non_empty_str(obj.tool_call_id.as_ref(), id_param)?;
     let Some(upstream_id) = ids.lookup(id) else {
         return Err(TranslateError::invalid(
-            id_param,
+            id_param(),
             format!(
                 "Invalid '{p}': messages with role 'tool' must answer a preceding assistant message with 'tool_calls'; no earlier tool call has id '{id}'"
             ),
         ));
     };
-    let mut block = Map::new();
-    block.insert("type".into(), Value::String("tool_result".into()));
-    block.insert("tool_use_id".into(), Value::String(upstream_id.to_owned()));
-    match field(obj, "content") {
-        None => {}
-        Some(Value::String(s)) if text_block(s, None).is_some() => {
-            block.insert("content".into(), Value::String(s.clone()));
-        }
-        Some(Value::String(_)) => {}
+    let content = match &obj.content {
+        None | Some(Content::Null) => ToolContent::None,
+        Some(Content::Str(s)) if !s.is_blank() => ToolContent::Text(*s),
+        Some(Content::Str(_)) => ToolContent::None,
         Some(c) => {
             let blocks = content::convert(
                 c,
@@ -522,17 +585,23 @@ fn tool_result(
                 PartPolicy::Tool,
                 ctx.max_image_bytes,
             )?;
-            if !blocks.is_empty() {
-                block.insert("content".into(), Value::Array(blocks));
+            if blocks.is_empty() {
+                ToolContent::None
+            } else {
+                ToolContent::Blocks(blocks)
             }
         }
-    }
-    Ok(Value::Object(block))
+    };
+    Ok(Block::ToolResult {
+        tool_use_id: upstream_id.clone(),
+        content,
+        cache_control: None,
+    })
 }
 
 /// Sort rank inside a merged message: user → tool results before anything else (§4.2 step 3);
 /// assistant → thinking first (§2.3, §4.2 step 13), tool_use after text (§4.2 step 4).
-fn rank(role: Role, b: &Block) -> u8 {
+fn rank(role: Role, b: &Block<'_>) -> u8 {
     match (role, b.kind()) {
         (Role::User, "tool_result") => 0,
         (Role::User, _) => 1,
@@ -544,8 +613,8 @@ fn rank(role: Role, b: &Block) -> u8 {
 
 /// Merges runs of the same role into one message (§4.2 step 2) and orders blocks by [`rank`]
 /// (stable, so relative order within a rank is kept).
-fn merge(turns: Vec<Turn>) -> Vec<Turn> {
-    let mut out: Vec<Turn> = Vec::with_capacity(turns.len());
+fn merge(turns: Vec<Turn<'_>>) -> Vec<Turn<'_>> {
+    let mut out: Vec<Turn<'_>> = Vec::with_capacity(turns.len());
     for t in turns {
         match out.last_mut() {
             Some(prev) if prev.role == t.role => prev.blocks.extend(t.blocks),
@@ -563,13 +632,18 @@ fn merge(turns: Vec<Turn>) -> Vec<Turn> {
 /// next (user) message, and each `tool_result` answers a call of the message just before it. OpenAI
 /// itself rejects transcripts breaking this, so a 400 is faithful.
 fn check_pairing(
-    turns: &[Turn],
-    client_ids: &HashMap<String, String>,
+    turns: &[Turn<'_>],
+    client_ids: &[(Cow<'_, str>, &str)],
 ) -> Result<(), TranslateError> {
     if pairing_is_clean(turns) {
         return Ok(());
     }
-    let client = |id: &str| client_ids.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    let client = |id: &str| {
+        client_ids
+            .iter()
+            .find(|(upstream, _)| upstream == id)
+            .map_or_else(|| id.to_owned(), |(_, c)| (*c).to_owned())
+    };
     for (k, t) in turns.iter().enumerate() {
         match t.role {
             Role::Assistant => {
@@ -624,7 +698,7 @@ fn check_pairing(
 /// by the next turn, every result answers a call of the turn before, and none twice. A request is translated on
 /// every turn of a conversation, with a few ids per turn, so sorted lists beat building sets. When this says no,
 /// [`check_pairing`] finds which rule broke first, for its message.
-fn pairing_is_clean(turns: &[Turn]) -> bool {
+fn pairing_is_clean(turns: &[Turn<'_>]) -> bool {
     for (k, t) in turns.iter().enumerate() {
         match t.role {
             Role::Assistant => {
@@ -667,7 +741,7 @@ fn pairing_is_clean(turns: &[Turn]) -> bool {
 
 /// Prefill: Anthropic rejects trailing whitespace in the final assistant content (§4.2 step 11).
 /// Blank blocks were dropped already, so trimming never empties a block.
-fn strip_trailing_whitespace(turn: &mut Turn) {
+fn strip_trailing_whitespace(turn: &mut Turn<'_>) {
     if let Some(last) = turn.blocks.last_mut() {
         last.trim_text_end();
     }

@@ -2,8 +2,8 @@
 //! list (§3.4).
 
 use crate::error::TranslateError;
+use crate::input::{Typed, J};
 use serde::Serialize;
-use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Outcome of [`resolve_model`].
@@ -42,14 +42,14 @@ pub fn resolve_model(
 /// capabilities before calling [`crate::translate_request`]. Errors are the same 400s that
 /// `translate_request` would produce.
 pub fn requested_model(body: &[u8]) -> Result<String, TranslateError> {
-    model_field(&crate::request::read_object(body)?)
+    crate::request::parse_request(body).map(|p| p.model().to_owned())
 }
 
 /// `model` must be a non-empty string (OpenAI: "you must provide a model parameter").
-pub(crate) fn model_field(obj: &Map<String, Value>) -> Result<String, TranslateError> {
-    match obj.get("model") {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) | None | Some(Value::Null) => Err(TranslateError::invalid(
+pub(crate) fn model_field<'x>(model: Option<&'x J<'_>>) -> Result<&'x str, TranslateError> {
+    match model {
+        Some(J::Str(s)) if !s.is_empty() => Ok(s),
+        Some(J::Str(_)) | None | Some(J::Null) => Err(TranslateError::invalid(
             "model",
             "You must provide a model parameter",
         )),
@@ -57,7 +57,7 @@ pub(crate) fn model_field(obj: &Map<String, Value>) -> Result<String, TranslateE
             "model",
             format!(
                 "Invalid type for 'model': expected a string, got {}",
-                crate::json::type_name(other)
+                other.type_name()
             ),
         )),
     }
@@ -113,7 +113,7 @@ pub fn model_object(id: &str, owned_by: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn resolution_order() {

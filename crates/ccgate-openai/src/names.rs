@@ -7,6 +7,7 @@
 
 use crate::hashing::{HashMap, HashSet};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Longest tool name Anthropic accepts.
@@ -158,30 +159,32 @@ impl NameMap {
 /// `call_0`, `call_1`… per turn) gets a fresh upstream id, because Anthropic requires unique ids;
 /// a `tool` message answers the most recent call with its id.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct IdMap {
-    current: HashMap<String, String>,
-    used: HashSet<String>,
+pub(crate) struct IdMap<'r> {
+    /// client id → upstream id of its most recent call.
+    current: HashMap<&'r str, Cow<'r, str>>,
+    used: HashSet<Cow<'r, str>>,
 }
 
 /// No practical limit exists for ids; this only bounds pathological inputs.
 const MAX_ID: usize = 256;
 
-impl IdMap {
-    /// Registers a new occurrence of a client tool-call id and returns its upstream id.
-    pub(crate) fn new_call(&mut self, client: &str) -> String {
+impl<'r> IdMap<'r> {
+    /// Registers a new occurrence of a client tool-call id and returns its upstream id (the client's
+    /// own spelling, borrowed, when it is valid and not used yet).
+    pub(crate) fn new_call(&mut self, client: &'r str) -> Cow<'r, str> {
         let upstream = if is_valid_ident(client, MAX_ID) && !self.used.contains(client) {
-            client.to_owned()
+            Cow::Borrowed(client)
         } else {
-            fresh(client, MAX_ID, |c| self.used.contains(c))
+            Cow::Owned(fresh(client, MAX_ID, |c| self.used.contains(c)))
         };
         self.used.insert(upstream.clone());
-        self.current.insert(client.to_owned(), upstream.clone());
+        self.current.insert(client, upstream.clone());
         upstream
     }
 
     /// Upstream id of the most recent call with this client id, if any.
-    pub(crate) fn lookup(&self, client: &str) -> Option<&str> {
-        self.current.get(client).map(String::as_str)
+    pub(crate) fn lookup(&self, client: &str) -> Option<&Cow<'r, str>> {
+        self.current.get(client)
     }
 }
 
@@ -239,10 +242,10 @@ mod tests {
         let mut ids = IdMap::default();
         let a = ids.new_call("call_0");
         assert_eq!(a, "call_0");
-        assert_eq!(ids.lookup("call_0"), Some("call_0"));
+        assert_eq!(ids.lookup("call_0").map(|c| c.as_ref()), Some("call_0"));
         let b = ids.new_call("call_0");
         assert_ne!(a, b);
-        assert_eq!(ids.lookup("call_0"), Some(b.as_str()));
+        assert_eq!(ids.lookup("call_0"), Some(&b));
         let c = ids.new_call("call:1");
         assert!(is_valid_ident(&c, 256));
         assert!(ids.lookup("nope").is_none());

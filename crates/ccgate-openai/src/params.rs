@@ -2,14 +2,15 @@
 //! §4.4).
 
 use crate::error::TranslateError;
+use crate::input::{Request, J};
 use crate::json::{field, opt_f64, opt_str, wrong_type};
 use ccgate_meter::ModelCaps;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// `n > 1` has no Anthropic equivalent (one completion per request): 400 "n must be 1" (§4.1).
-pub(crate) fn check_n(obj: &Map<String, Value>) -> Result<(), TranslateError> {
-    match opt_f64(obj, "n", "n")? {
+pub(crate) fn check_n(obj: &Request<'_>) -> Result<(), TranslateError> {
+    match opt_f64(obj.n.as_ref(), "n")? {
         None | Some(1.0) => Ok(()),
         Some(_) => Err(TranslateError::invalid(
             "n",
@@ -22,24 +23,21 @@ pub(crate) fn check_n(obj: &Map<String, Value>) -> Result<(), TranslateError> {
 /// deprecated `max_tokens` (§3.1); floats are rounded; values above the model's output limit are
 /// lowered to it rather than rejected (the client asked for "as much as possible"); absent → the
 /// per-model default (§4.4), itself never above the limit.
-pub(crate) fn max_tokens(
-    obj: &Map<String, Value>,
-    caps: &ModelCaps,
-) -> Result<u32, TranslateError> {
+pub(crate) fn max_tokens(obj: &Request<'_>, caps: &ModelCaps) -> Result<u32, TranslateError> {
     let limit = caps.max_output_tokens.max(1);
-    let legacy = read_tokens(obj, "max_tokens")?;
-    let current = read_tokens(obj, "max_completion_tokens")?;
+    let legacy = read_tokens(obj.max_tokens.as_ref(), "max_tokens")?;
+    let current = read_tokens(obj.max_completion_tokens.as_ref(), "max_completion_tokens")?;
     Ok(match current.or(legacy) {
         None => caps.default_max_tokens.clamp(1, limit),
         Some(n) => u32::try_from(n).unwrap_or(u32::MAX).min(limit),
     })
 }
 
-fn read_tokens(obj: &Map<String, Value>, key: &str) -> Result<Option<u64>, TranslateError> {
-    let Some(v) = field(obj, key) else {
+fn read_tokens(v: Option<&J<'_>>, key: &str) -> Result<Option<u64>, TranslateError> {
+    let Some(v) = field(v) else {
         return Ok(None);
     };
-    let Value::Number(n) = v else {
+    let J::Num(n) = v else {
         return Err(wrong_type(key, "an integer", v));
     };
     let rounded = match n.as_u64() {
@@ -72,15 +70,15 @@ fn read_tokens(obj: &Map<String, Value>, key: &str) -> Result<Option<u64>, Trans
 /// `exclusive_temperature_top_p` with both present → keep `temperature`, drop `top_p`. Nothing is
 /// ever filled in.
 pub(crate) fn sampling(
-    obj: &Map<String, Value>,
+    obj: &Request<'_>,
     thinking_on: bool,
     caps: &ModelCaps,
 ) -> Result<Vec<(&'static str, Value)>, TranslateError> {
-    let temperature = clamped(obj, "temperature")?;
-    let top_p = clamped(obj, "top_p")?;
-    let top_k = match field(obj, "top_k") {
+    let temperature = clamped(obj.temperature.as_ref(), "temperature")?;
+    let top_p = clamped(obj.top_p.as_ref(), "top_p")?;
+    let top_k = match field(obj.top_k.as_ref()) {
         None => None,
-        Some(v @ Value::Number(n)) if n.as_u64().is_some() => Some(v.clone()),
+        Some(J::Num(n)) if n.as_u64().is_some() => Some(Value::Number(n.clone())),
         Some(other) => return Err(wrong_type("top_k", "a non-negative integer", other)),
     };
     if thinking_on || caps.fixed_sampling {
@@ -101,31 +99,32 @@ pub(crate) fn sampling(
 }
 
 /// A number clamped to [0, 1]; an in-range value keeps its original JSON spelling.
-fn clamped(obj: &Map<String, Value>, key: &str) -> Result<Option<Value>, TranslateError> {
-    Ok(opt_f64(obj, key, key)?.map(|f| {
+fn clamped(v: Option<&J<'_>>, key: &str) -> Result<Option<Value>, TranslateError> {
+    Ok(opt_f64(v, key)?.map(|f| {
         if f > 1.0 {
             Value::from(1.0)
         } else if f < 0.0 {
             Value::from(0.0)
         } else {
-            obj.get(key).cloned().unwrap_or(Value::from(f))
+            match v {
+                Some(J::Num(n)) => Value::Number(n.clone()),
+                _ => Value::from(f),
+            }
         }
     }))
 }
 
 /// `stop` (string or list) → `stop_sequences`, whitespace-only entries dropped because Anthropic
 /// rejects them (§2.2, §4.1). `None` when nothing is left.
-pub(crate) fn stop_sequences(
-    obj: &Map<String, Value>,
-) -> Result<Option<Vec<String>>, TranslateError> {
-    let list: Vec<String> = match field(obj, "stop") {
+pub(crate) fn stop_sequences(obj: &Request<'_>) -> Result<Option<Vec<String>>, TranslateError> {
+    let list: Vec<String> = match field(obj.stop.as_ref()) {
         None => return Ok(None),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
+        Some(J::Str(s)) => vec![s.to_string()],
+        Some(J::Arr(a)) => a
             .iter()
             .enumerate()
             .map(|(i, v)| match v {
-                Value::String(s) => Ok(s.clone()),
+                J::Str(s) => Ok(s.to_string()),
                 other => Err(wrong_type(&format!("stop[{i}]"), "a string", other)),
             })
             .collect::<Result<_, _>>()?,
@@ -139,12 +138,14 @@ pub(crate) fn stop_sequences(
 /// and Anthropic wants an opaque id; salting with the tenant keeps tenants' ids apart. Falls back
 /// to `safety_identifier`, OpenAI's successor of `user`.
 pub(crate) fn user_id(
-    obj: &Map<String, Value>,
+    obj: &Request<'_>,
     tenant_id: &str,
 ) -> Result<Option<String>, TranslateError> {
-    let user = match opt_str(obj, "user", "user")? {
+    let user = match opt_str(obj.user.as_ref(), "user")? {
         Some(u) if !u.is_empty() => Some(u),
-        _ => opt_str(obj, "safety_identifier", "safety_identifier")?.filter(|u| !u.is_empty()),
+        _ => {
+            opt_str(obj.safety_identifier.as_ref(), "safety_identifier")?.filter(|u| !u.is_empty())
+        }
     };
     Ok(user.map(|u| hash_user(tenant_id, u)))
 }
@@ -177,8 +178,10 @@ mod tests {
         }
     }
 
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    /// The request view of `v` (leaked: test only).
+    fn obj(v: Value) -> Request<'static> {
+        let text: &'static str = Box::leak(v.to_string().into_boxed_str());
+        serde_json::from_str(text).unwrap()
     }
 
     #[test]

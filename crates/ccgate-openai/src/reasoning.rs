@@ -1,10 +1,10 @@
 //! `reasoning_effort` → Anthropic `thinking` (+ `output_config.effort`), protocols.md §4.3.
 
 use crate::error::TranslateError;
+use crate::input::J;
 use crate::json::wrong_type;
 use crate::options::ThinkingBudgets;
 use ccgate_meter::ModelCaps;
-use serde_json::Value;
 
 /// Smallest `budget_tokens` Anthropic accepts (§2.9).
 pub(crate) const MIN_BUDGET: u32 = 1024;
@@ -48,10 +48,10 @@ impl Effort {
 }
 
 /// Validates `reasoning_effort`. Unknown values are a 400 (OpenAI does the same).
-pub(crate) fn parse_effort(value: Option<&Value>) -> Result<Option<Effort>, TranslateError> {
+pub(crate) fn parse_effort(value: Option<&J<'_>>) -> Result<Option<Effort>, TranslateError> {
     match value {
         None => Ok(None),
-        Some(Value::String(s)) => Effort::parse(s).map(Some).ok_or_else(|| {
+        Some(J::Str(s)) => Effort::parse(s).map(Some).ok_or_else(|| {
             TranslateError::invalid(
                 "reasoning_effort",
                 format!(
@@ -226,8 +226,8 @@ mod tests {
 
     #[test]
     fn effort_validation() {
-        assert!(parse_effort(Some(&Value::String("extreme".into()))).is_err());
-        assert!(parse_effort(Some(&Value::Bool(true))).is_err());
+        assert!(parse_effort(Some(&J::Str("extreme".into()))).is_err());
+        assert!(parse_effort(Some(&J::Bool(true))).is_err());
         assert_eq!(parse_effort(None).unwrap(), None);
     }
 }

@@ -5,19 +5,19 @@
 
 use crate::error::TranslateError;
 use crate::format::{self, ResponseFormat};
+use crate::input::{Got, List, Request, J};
 use crate::json::{field, opt_bool, wrong_type};
 use crate::messages::{self, Conversation};
 use crate::models::model_field;
 use crate::names::NameMap;
 use crate::options::TranslateOptions;
-use crate::output::{Block, Body};
+use crate::output::{Block, Body, Metadata, OutputConfig, OutputFormat, Schema, Text, ToolDef};
 use crate::params;
 use crate::reasoning::{self, Thinking};
 use crate::response::ResponseContext;
 use crate::tools::{self, Choice};
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::{json, Map, Value};
-use std::fmt;
+use serde_json::{json, Value};
+use std::borrow::Cow;
 
 /// A translated request, ready to send upstream.
 #[derive(Debug, Clone)]
@@ -49,28 +49,30 @@ pub fn translate_request(
     parse_request(body)?.translate(opts)
 }
 
-/// A request body read once: the model it asks for, then its translation once the caller has
-/// resolved that model into [`TranslateOptions`]. Same answers as
-/// [`requested_model`](crate::requested_model) followed by [`translate_request`], with one read of
-/// the body instead of two.
+/// A request body read once into typed views borrowed from it ([`crate::input`]): the model it asks
+/// for, then its translation once the caller has resolved that model into [`TranslateOptions`]. Same
+/// answers as [`requested_model`](crate::requested_model) followed by [`translate_request`], with one
+/// read of the body instead of two.
 pub struct ParsedRequest<'a> {
-    body: &'a [u8],
-    model: String,
-    obj: Map<String, Value>,
+    body_len: usize,
+    req: Request<'a>,
 }
 
 /// Reads `body` as a JSON object and finds its `model`. Refuses (400) what is not one JSON object,
 /// a repeated top-level key, and a missing or empty `model`.
 pub fn parse_request(body: &[u8]) -> Result<ParsedRequest<'_>, TranslateError> {
-    let obj = read_object(body)?;
-    let model = model_field(&obj)?;
-    Ok(ParsedRequest { body, model, obj })
+    let req = read_request(body)?;
+    model_field(req.model.as_ref())?;
+    Ok(ParsedRequest {
+        body_len: body.len(),
+        req,
+    })
 }
 
 impl ParsedRequest<'_> {
     /// The `model` the client asked for.
     pub fn model(&self) -> &str {
-        &self.model
+        model_field(self.req.model.as_ref()).unwrap_or_default()
     }
 
     /// Translates with `opts` (see [`translate_request`]).
@@ -78,18 +80,27 @@ impl ParsedRequest<'_> {
         &self,
         opts: &TranslateOptions<'_>,
     ) -> Result<TranslatedRequest, TranslateError> {
-        Translation::new(&self.obj, opts, self.body.len()).run()
+        Translation::new(&self.req, opts, self.body_len).run()
     }
 }
 
-/// The top-level object of `body`. A repeated key is refused rather than resolved: which copy wins
-/// differs between parsers (`serde_json::Value` keeps the last), and the gateway must act on the
-/// same `model` the client meant. Keys are compared unescaped, so `"\u006dodel"` is `model`.
-pub(crate) fn read_object(body: &[u8]) -> Result<Map<String, Value>, TranslateError> {
-    let members = match serde_json::from_slice::<Members>(body) {
-        Ok(m) => m.0,
-        // A data error here is the top-level visitor refusing a non-object; anything else is bad JSON.
-        Err(e) if e.is_data() => {
+/// The top-level object of `body`, read into its view. A repeated key is refused rather than
+/// resolved: which copy wins differs between parsers (`serde_json::Value` keeps the last), and the
+/// gateway must act on the same `model` the client meant. Keys are compared unescaped, so
+/// `"\u006dodel"` is `model`. The whole body is read first: a body that is not JSON is refused as
+/// such even when it repeats a key.
+pub(crate) fn read_request(body: &[u8]) -> Result<Request<'_>, TranslateError> {
+    // UTF-8 checked once for the whole body, not string by string; a body that is not UTF-8 is read from
+    // bytes, for serde_json's error naming the place.
+    let read = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str::<Request<'_>>(text),
+        Err(_) => serde_json::from_slice::<Request<'_>>(body),
+    };
+    let req = match read {
+        Ok(r) => r,
+        // A data error at the top is the visitor refusing a non-object; inside an object it is a
+        // raw part that a `Value` parse would have refused (see `input::Raw`): bad JSON.
+        Err(e) if e.is_data() && !starts_with_object(body) => {
             return Err(TranslateError::general(
                 "Request body must be a JSON object",
             ))
@@ -100,45 +111,25 @@ pub(crate) fn read_object(body: &[u8]) -> Result<Map<String, Value>, TranslateEr
             )))
         }
     };
-    let mut obj = Map::new();
-    for (key, value) in members {
-        if obj.contains_key(&key) {
-            return Err(TranslateError::invalid(
-                key.clone(),
-                format!("Invalid request body: duplicate key `{key}`"),
-            ));
-        }
-        obj.insert(key, value);
+    if let Some(key) = &req.duplicate {
+        return Err(TranslateError::invalid(
+            key.clone(),
+            format!("Invalid request body: duplicate key `{key}`"),
+        ));
     }
-    Ok(obj)
+    Ok(req)
 }
 
-/// The members of a JSON object in body order, duplicates kept (so [`read_object`] can refuse them).
-struct Members(Vec<(String, Value)>);
-
-impl<'de> serde::Deserialize<'de> for Members {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Members;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Members, A::Error> {
-                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(16));
-                while let Some(entry) = m.next_entry()? {
-                    out.push(entry);
-                }
-                Ok(Members(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
+/// Whether the first JSON token of `body` opens an object.
+fn starts_with_object(body: &[u8]) -> bool {
+    body.iter()
+        .find(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+        == Some(&b'{')
 }
 
 /// State of one translation.
 struct Translation<'r, 'o> {
-    obj: &'r Map<String, Value>,
+    obj: &'r Request<'r>,
     opts: &'r TranslateOptions<'o>,
     names: NameMap,
     warnings: Vec<String>,
@@ -147,7 +138,7 @@ struct Translation<'r, 'o> {
 }
 
 impl<'r, 'o> Translation<'r, 'o> {
-    fn new(obj: &'r Map<String, Value>, opts: &'r TranslateOptions<'o>, body_len: usize) -> Self {
+    fn new(obj: &'r Request<'r>, opts: &'r TranslateOptions<'o>, body_len: usize) -> Self {
         Self {
             obj,
             opts,
@@ -162,33 +153,33 @@ impl<'r, 'o> Translation<'r, 'o> {
         let caps = self.opts.caps;
         reject_legacy_functions(obj)?;
         params::check_n(obj)?;
-        let stream = opt_bool(obj, "stream", "stream")?.unwrap_or(false);
+        let stream = opt_bool(obj.stream.as_ref(), "stream")?.unwrap_or(false);
         let include_usage = stream && include_usage(obj)?;
 
-        let client_tools = tools::parse_tools(field(obj, "tools"))?;
-        let tool_names: Vec<&str> = client_tools.iter().map(|t| t.name.as_str()).collect();
+        let client_tools = tools::parse_tools(obj.tools.as_ref())?;
+        let tool_names: Vec<&str> = client_tools.iter().map(|t| t.name).collect();
         let has_client_tools = !tool_names.is_empty();
         self.reserve_names(&tool_names)?;
-        let choice = tools::parse_tool_choice_for(field(obj, "tool_choice"), &tool_names)?;
-        let parallel = opt_bool(obj, "parallel_tool_calls", "parallel_tool_calls")?;
-        let response_format = format::parse(field(obj, "response_format"))?;
-        let effort = reasoning::parse_effort(field(obj, "reasoning_effort"))?;
+        let choice = tools::parse_tool_choice_for(field(obj.tool_choice.as_ref()), &tool_names)?;
+        let parallel = opt_bool(obj.parallel_tool_calls.as_ref(), "parallel_tool_calls")?;
+        let response_format = format::parse(obj.response_format.as_ref())?;
+        let effort = reasoning::parse_effort(field(obj.reasoning_effort.as_ref()))?;
 
         let ctx = messages::Ctx {
             names: &mut self.names,
             max_image_bytes: self.opts.max_image_bytes,
             allow_prefill: caps.prefill,
         };
-        let Some(messages) = obj.get("messages") else {
+        let Some(messages) = &obj.messages else {
             return Err(missing_messages());
         };
-        let mut conv: Conversation = messages::convert(messages, ctx)?;
+        let mut conv: Conversation<'r> = messages::convert(messages, ctx)?;
         self.warnings.append(&mut conv.warnings);
 
         // Anthropic definitions, names mapped in declaration order.
-        let mut tool_defs: Vec<Value> = client_tools
+        let mut tool_defs: Vec<ToolDef<'r>> = client_tools
             .iter()
-            .map(|t| tools::anthropic_tool(t, self.names.map(&t.name), caps.structured_outputs))
+            .map(|t| tools::anthropic_tool(t, self.names.map(t.name), caps.structured_outputs))
             .collect();
 
         // response_format (§4.1).
@@ -196,22 +187,36 @@ impl<'r, 'o> Translation<'r, 'o> {
         let mut json_tool = None;
         match response_format {
             None | Some(ResponseFormat::Text) => {}
-            Some(ResponseFormat::JsonObject) => conv.system.push(Block(
-                json!({"type": "text", "text": format::JSON_OBJECT_INSTRUCTION}),
-            )),
+            Some(ResponseFormat::JsonObject) => conv
+                .system
+                .push(Block::text(format::JSON_OBJECT_INSTRUCTION)),
             Some(ResponseFormat::JsonSchema { schema, .. }) if caps.structured_outputs => {
-                output_format = Some(json!({"type": "json_schema", "schema": schema}));
+                if let Got::Ok(members) = schema {
+                    output_format = Some(OutputFormat {
+                        schema: Schema::Client {
+                            members,
+                            force_object: false,
+                        },
+                        kind: "json_schema",
+                    });
+                }
             }
             Some(ResponseFormat::JsonSchema {
                 schema,
                 description,
             }) => {
                 let name = self.names.allocate_internal(format::JSON_TOOL_NAME);
-                tool_defs.push(json!({
-                    "name": name,
-                    "description": format::json_tool_description(description.as_deref()),
-                    "input_schema": tools::object_schema(Some(&schema), "response_format.json_schema.schema")?,
-                }));
+                tool_defs.push(ToolDef {
+                    cache_control: None,
+                    description: Some(Text::Str(Cow::Owned(format::json_tool_description(
+                        description,
+                    )))),
+                    input_schema: tools::object_schema(Some(schema), || {
+                        "response_format.json_schema.schema".to_owned()
+                    })?,
+                    name: name.clone(),
+                    strict: None,
+                });
                 json_tool = Some(name);
             }
         }
@@ -232,12 +237,14 @@ impl<'r, 'o> Translation<'r, 'o> {
             tool_defs = conv
                 .history_tool_names
                 .iter()
-                .map(|n| {
-                    json!({
-                        "name": n,
-                        "description": "A tool used earlier in this conversation. It is no longer available.",
-                        "input_schema": tools::empty_schema(),
-                    })
+                .map(|n| ToolDef {
+                    cache_control: None,
+                    description: Some(Text::Str(Cow::Borrowed(
+                        "A tool used earlier in this conversation. It is no longer available.",
+                    ))),
+                    input_schema: Schema::Empty,
+                    name: n.clone(),
+                    strict: None,
                 })
                 .collect();
             tool_choice = Some(json!({"type": "none"}));
@@ -266,56 +273,44 @@ impl<'r, 'o> Translation<'r, 'o> {
         let user_id = params::user_id(obj, self.opts.tenant_id)?;
 
         // Assemble.
-        let mut out = Map::new();
-        out.insert(
-            "model".into(),
-            Value::String(self.opts.claude_model.to_owned()),
-        );
-        out.insert("max_tokens".into(), Value::from(max_tokens));
-        if stream {
-            out.insert("stream".into(), Value::Bool(true));
-        }
-        if let Some(tc) = tool_choice {
-            out.insert("tool_choice".into(), tc);
-        }
-        let mut output_config = Map::new();
-        match thinking {
-            Thinking::Off => {}
+        let mut output_config = OutputConfig {
+            effort: None,
+            format: output_format,
+        };
+        let thinking_value = match thinking {
+            Thinking::Off => None,
             Thinking::Adaptive { effort } => {
-                out.insert("thinking".into(), json!({"type": "adaptive"}));
-                output_config.insert("effort".into(), Value::String(effort.to_owned()));
+                output_config.effort = Some(effort);
+                Some(json!({"type": "adaptive"}))
             }
             Thinking::Budget { budget } => {
-                out.insert(
-                    "thinking".into(),
-                    json!({"type": "enabled", "budget_tokens": budget}),
-                );
+                Some(json!({"type": "enabled", "budget_tokens": budget}))
+            }
+        };
+        let mut body = Body {
+            max_tokens,
+            messages: &conv.turns,
+            metadata: user_id.as_deref().map(|u| Metadata { user_id: u }),
+            model: self.opts.claude_model,
+            output_config,
+            stop_sequences: stop,
+            stream,
+            system: &conv.system,
+            temperature: None,
+            thinking: thinking_value,
+            tool_choice,
+            tools: &tool_defs,
+            top_k: None,
+            top_p: None,
+        };
+        for (k, v) in sampling {
+            match k {
+                "temperature" => body.temperature = Some(v),
+                "top_p" => body.top_p = Some(v),
+                _ => body.top_k = Some(v),
             }
         }
-        if let Some(f) = output_format {
-            output_config.insert("format".into(), f);
-        }
-        if !output_config.is_empty() {
-            out.insert("output_config".into(), Value::Object(output_config));
-        }
-        for (k, v) in sampling {
-            out.insert(k.into(), v);
-        }
-        if let Some(s) = stop {
-            out.insert("stop_sequences".into(), json!(s));
-        }
-        if let Some(u) = &user_id {
-            out.insert("metadata".into(), json!({"user_id": u}));
-        }
-
-        let body = Body {
-            small: &out,
-            system: &conv.system,
-            messages: &conv.turns,
-            tools: &tool_defs,
-        }
-        .to_vec(self.body_len)
-        .map_err(|e| {
+        let body = body.to_vec(self.body_len).map_err(|e| {
             TranslateError::general(format!("Could not serialise the translated request: {e}"))
         })?;
         Ok(TranslatedRequest {
@@ -343,14 +338,26 @@ impl<'r, 'o> Translation<'r, 'o> {
         for t in tool_names {
             self.names.reserve(t);
         }
-        let Some(Value::Array(msgs)) = self.obj.get("messages") else {
+        let Some(List::Ok(msgs)) = &self.obj.messages else {
             return Ok(());
         };
         let history = msgs
             .iter()
-            .filter_map(|m| m.get("tool_calls").and_then(Value::as_array))
+            .filter_map(|m| match m {
+                Got::Ok(m) => match &m.tool_calls {
+                    Some(List::Ok(calls)) => Some(calls),
+                    _ => None,
+                },
+                _ => None,
+            })
             .flatten()
-            .filter_map(|c| c.get("function")?.get("name")?.as_str());
+            .filter_map(|c| match c {
+                Got::Ok(c) => match &c.function {
+                    Some(Got::Ok(f)) => f.name.as_ref().and_then(J::as_str),
+                    _ => None,
+                },
+                _ => None,
+            });
         for n in history {
             self.names.reserve(n);
         }
@@ -431,11 +438,11 @@ fn downgrade_forced_choice(choice: &mut Option<Value>) {
 }
 
 /// `stream_options.include_usage` (§3.3); CCGate-side only.
-fn include_usage(obj: &Map<String, Value>) -> Result<bool, TranslateError> {
-    match field(obj, "stream_options") {
+fn include_usage(obj: &Request<'_>) -> Result<bool, TranslateError> {
+    match field(obj.stream_options.as_ref()) {
         None => Ok(false),
-        Some(Value::Object(o)) => {
-            Ok(opt_bool(o, "include_usage", "stream_options.include_usage")?.unwrap_or(false))
+        Some(J::Obj(o)) => {
+            Ok(opt_bool(o.get("include_usage"), "stream_options.include_usage")?.unwrap_or(false))
         }
         Some(other) => Err(wrong_type("stream_options", "an object", other)),
     }
@@ -443,9 +450,12 @@ fn include_usage(obj: &Map<String, Value>) -> Result<bool, TranslateError> {
 
 /// The legacy `functions`/`function_call` API is not translated; silently dropping it would
 /// leave the model without the functions the client relies on.
-fn reject_legacy_functions(obj: &Map<String, Value>) -> Result<(), TranslateError> {
-    for key in ["functions", "function_call"] {
-        if field(obj, key).is_some() {
+fn reject_legacy_functions(obj: &Request<'_>) -> Result<(), TranslateError> {
+    for (key, v) in [
+        ("functions", &obj.functions),
+        ("function_call", &obj.function_call),
+    ] {
+        if field(v.as_ref()).is_some() {
             return Err(TranslateError::invalid(
                 key,
                 format!("The deprecated '{key}' parameter is not supported; use 'tools' and 'tool_choice'"),

@@ -1,62 +1,61 @@
 //! `tools`, `tool_choice` and `parallel_tool_calls` (protocols.md §4.1, §2.9).
 
 use crate::error::TranslateError;
+use crate::input::{Function, Got, List, Members, Raw, RawText, Tool, J};
 use crate::json::{field, opt_cache_control, wrong_type};
 use crate::names::NameMap;
-use serde_json::{json, Map, Value};
+use crate::output::{Schema, Text, ToolDef};
+use serde_json::{json, Value};
 
 /// One client function tool, validated.
 #[derive(Debug, Clone)]
-pub(crate) struct ClientTool {
+pub(crate) struct ClientTool<'r> {
     /// The client's spelling; the upstream name comes from the [`NameMap`].
-    pub name: String,
-    pub description: Option<String>,
+    pub name: &'r str,
+    pub description: Option<RawText<'r>>,
     /// The whole JSON schema, `type` forced to `"object"`.
-    pub schema: Value,
+    pub schema: Schema<'r>,
     pub strict: Option<bool>,
-    pub cache_control: Option<Value>,
+    pub cache_control: Option<Raw<'r>>,
 }
 
-/// Schema used when a function declares no `parameters` (§4.1).
-pub(crate) fn empty_schema() -> Value {
-    json!({"type": "object", "properties": {}})
-}
-
-/// Copies a JSON schema whole (`$defs`, `additionalProperties`, … matter to the model) and forces
-/// `type: "object"`, which Anthropic requires of `input_schema` (§2.9, §4.1).
-pub(crate) fn object_schema(
-    parameters: Option<&Value>,
-    param: &str,
-) -> Result<Value, TranslateError> {
+/// The whole JSON schema (`$defs`, `additionalProperties`, … matter to the model) with `type: "object"`
+/// forced, which Anthropic requires of `input_schema` (§2.9, §4.1); no `parameters` → an empty object schema.
+pub(crate) fn object_schema<'r>(
+    parameters: Option<&'r Got<Members<'_>>>,
+    param: impl FnOnce() -> String,
+) -> Result<Schema<'r>, TranslateError> {
     match parameters {
-        None => Ok(empty_schema()),
-        Some(Value::Object(o)) => {
-            let mut o = o.clone();
-            o.insert("type".into(), Value::String("object".into()));
-            Ok(Value::Object(o))
-        }
-        Some(other) => Err(wrong_type(param, "an object (a JSON schema)", other)),
+        None | Some(Got::Null) => Ok(Schema::Empty),
+        Some(Got::Ok(members)) => Ok(Schema::Client {
+            members,
+            force_object: true,
+        }),
+        Some(other) => Err(wrong_type(&param(), "an object (a JSON schema)", other)),
     }
 }
 
 /// Validates `tools`: only `function` tools exist on the OpenAI side of CCGate; names must be
 /// non-empty and unique (Anthropic rejects duplicates).
-pub(crate) fn parse_tools(value: Option<&Value>) -> Result<Vec<ClientTool>, TranslateError> {
+pub(crate) fn parse_tools<'r>(
+    value: Option<&'r List<Got<Tool<'_>>>>,
+) -> Result<Vec<ClientTool<'r>>, TranslateError> {
     let list = match value {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(a)) => a,
+        None | Some(List::Null) => return Ok(Vec::new()),
+        Some(List::Ok(a)) => a,
         Some(other) => return Err(wrong_type("tools", "an array", other)),
     };
-    let mut out: Vec<ClientTool> = Vec::with_capacity(list.len());
+    let mut out: Vec<ClientTool<'r>> = Vec::with_capacity(list.len());
+    let mut names: crate::hashing::HashSet<&str> = crate::hashing::HashSet::default();
     for (i, t) in list.iter().enumerate() {
-        let p = format!("tools[{i}]");
-        let Some(obj) = t.as_object() else {
-            return Err(wrong_type(&p, "an object", t));
+        let p = ToolParam(i);
+        let Got::Ok(obj) = t else {
+            return Err(wrong_type(&p.to_string(), "an object", t));
         };
-        match field(obj, "type") {
+        match field(obj.kind.as_ref()) {
             None => {}
-            Some(Value::String(k)) if k == "function" => {}
-            Some(Value::String(k)) => {
+            Some(J::Str(k)) if k == "function" => {}
+            Some(J::Str(k)) => {
                 return Err(TranslateError::invalid(
                     format!("{p}.type"),
                     format!("Unsupported tool type '{k}': only 'function' tools are supported"),
@@ -64,18 +63,18 @@ pub(crate) fn parse_tools(value: Option<&Value>) -> Result<Vec<ClientTool>, Tran
             }
             Some(other) => return Err(wrong_type(&format!("{p}.type"), "a string", other)),
         }
-        let func = match field(obj, "function") {
-            Some(Value::Object(f)) => f,
-            Some(other) => return Err(wrong_type(&format!("{p}.function"), "an object", other)),
-            None => {
+        let func = match &obj.function {
+            Some(Got::Ok(f)) => f,
+            None | Some(Got::Null) => {
                 return Err(TranslateError::invalid(
                     format!("{p}.function"),
                     format!("Missing required parameter: '{p}.function'"),
                 ))
             }
+            Some(other) => return Err(wrong_type(&format!("{p}.function"), "an object", other)),
         };
         let tool = parse_function(func, obj, &p)?;
-        if out.iter().any(|t| t.name == tool.name) {
+        if !names.insert(tool.name) {
             return Err(TranslateError::invalid(
                 format!("{p}.function.name"),
                 format!("Duplicate tool name '{}'", tool.name),
@@ -86,25 +85,36 @@ pub(crate) fn parse_tools(value: Option<&Value>) -> Result<Vec<ClientTool>, Tran
     Ok(out)
 }
 
-fn parse_function(
-    func: &Map<String, Value>,
-    tool: &Map<String, Value>,
-    p: &str,
-) -> Result<ClientTool, TranslateError> {
-    let name_param = format!("{p}.function.name");
-    let name = match field(func, "name") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::String(_)) | None => {
+/// `tools[i]`, formatted only for a message.
+struct ToolParam(usize);
+
+impl std::fmt::Display for ToolParam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tools[{}]", self.0)
+    }
+}
+
+fn parse_function<'r>(
+    func: &'r Function<'_>,
+    tool: &'r Tool<'_>,
+    p: &ToolParam,
+) -> Result<ClientTool<'r>, TranslateError> {
+    let name_param = || format!("{p}.function.name");
+    let name = match field(func.name.as_ref()) {
+        Some(J::Str(s)) if !s.is_empty() => s.as_ref(),
+        Some(J::Str(_)) | None => {
+            let name_param = name_param();
             return Err(TranslateError::invalid(
                 &name_param,
                 format!("Missing required parameter: '{name_param}'"),
-            ))
+            ));
         }
-        Some(other) => return Err(wrong_type(&name_param, "a string", other)),
+        Some(other) => return Err(wrong_type(&name_param(), "a string", other)),
     };
-    let description = match field(func, "description") {
+    let description = match func.description.as_ref() {
         None => None,
-        Some(Value::String(s)) => Some(s.clone()).filter(|s| !s.is_empty()),
+        Some(d) if d.is_null() => None,
+        Some(d) if RawText::new(*d).is_some() => RawText::new(*d).filter(|s| !s.is_empty()),
         Some(other) => {
             return Err(wrong_type(
                 &format!("{p}.function.description"),
@@ -113,13 +123,12 @@ fn parse_function(
             ))
         }
     };
-    let schema = object_schema(
-        field(func, "parameters"),
-        &format!("{p}.function.parameters"),
-    )?;
-    let strict = match field(func, "strict") {
+    let schema = object_schema(func.parameters.as_ref(), || {
+        format!("{p}.function.parameters")
+    })?;
+    let strict = match field(func.strict.as_ref()) {
         None => None,
-        Some(Value::Bool(b)) => Some(*b),
+        Some(J::Bool(b)) => Some(*b),
         Some(other) => {
             return Err(wrong_type(
                 &format!("{p}.function.strict"),
@@ -129,9 +138,12 @@ fn parse_function(
         }
     };
     // `cache_control` extension: accepted on the tool or on its function object.
-    let cache_control = match opt_cache_control(tool, p)? {
-        Some(cc) => Some(cc),
-        None => opt_cache_control(func, &format!("{p}.function"))?,
+    let cache_control = match (&tool.cache_control, &func.cache_control) {
+        (None, None) => None,
+        _ => match opt_cache_control(tool.cache_control.as_ref(), &p.to_string())? {
+            Some(cc) => Some(cc),
+            None => opt_cache_control(func.cache_control.as_ref(), &format!("{p}.function"))?,
+        },
     };
     Ok(ClientTool {
         name,
@@ -144,20 +156,18 @@ fn parse_function(
 
 /// Anthropic tool definition. `strict` is passed only to models with structured outputs
 /// (`caps.structured_outputs`): strict tool use belongs to that feature and other models reject it.
-pub(crate) fn anthropic_tool(t: &ClientTool, upstream_name: String, pass_strict: bool) -> Value {
-    let mut o = Map::new();
-    o.insert("name".into(), Value::String(upstream_name));
-    if let Some(d) = &t.description {
-        o.insert("description".into(), Value::String(d.clone()));
+pub(crate) fn anthropic_tool<'r>(
+    t: &ClientTool<'r>,
+    upstream_name: String,
+    pass_strict: bool,
+) -> ToolDef<'r> {
+    ToolDef {
+        cache_control: t.cache_control,
+        description: t.description.map(Text::Raw),
+        input_schema: t.schema.clone(),
+        name: upstream_name,
+        strict: t.strict.filter(|_| pass_strict),
     }
-    o.insert("input_schema".into(), t.schema.clone());
-    if let (Some(s), true) = (t.strict, pass_strict) {
-        o.insert("strict".into(), Value::Bool(s));
-    }
-    if let Some(cc) = &t.cache_control {
-        o.insert("cache_control".into(), cc.clone());
-    }
-    Value::Object(o)
 }
 
 /// A client `tool_choice`.
@@ -173,10 +183,10 @@ pub(crate) enum Choice {
 /// [`parse_tool_choice_for`] with the tools' names.
 #[cfg(test)]
 pub(crate) fn parse_tool_choice(
-    value: Option<&Value>,
-    tools: &[ClientTool],
+    value: Option<&J<'_>>,
+    tools: &[ClientTool<'_>],
 ) -> Result<Option<Choice>, TranslateError> {
-    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    let names: Vec<&str> = tools.iter().map(|t| t.name).collect();
     parse_tool_choice_for(value, &names)
 }
 
@@ -184,12 +194,12 @@ pub(crate) fn parse_tool_choice(
 /// rejects forcing an undeclared function, and `required`/named choices without tools).
 /// `auto`/`none` without tools are harmless and dropped.
 pub(crate) fn parse_tool_choice_for(
-    value: Option<&Value>,
+    value: Option<&J<'_>>,
     tools: &[&str],
 ) -> Result<Option<Choice>, TranslateError> {
     let choice = match value {
         None => return Ok(None),
-        Some(Value::String(s)) => match s.as_str() {
+        Some(J::Str(s)) => match s.as_ref() {
             "auto" => Choice::Auto,
             "none" => Choice::None,
             "required" => Choice::Required,
@@ -202,10 +212,10 @@ pub(crate) fn parse_tool_choice_for(
                 ))
             }
         },
-        Some(Value::Object(o)) => {
-            match field(o, "type") {
-                Some(Value::String(t)) if t == "function" => {}
-                Some(Value::String(t)) => {
+        Some(J::Obj(o)) => {
+            match field(o.get("type")) {
+                Some(J::Str(t)) if t == "function" => {}
+                Some(J::Str(t)) => {
                     return Err(TranslateError::invalid(
                         "tool_choice.type",
                         format!("Unsupported tool_choice type '{t}'"),
@@ -219,10 +229,10 @@ pub(crate) fn parse_tool_choice_for(
                     ))
                 }
             }
-            let name = field(o, "function")
-                .and_then(Value::as_object)
-                .and_then(|f| field(f, "name"))
-                .and_then(Value::as_str);
+            let name = field(o.get("function"))
+                .and_then(J::as_object)
+                .and_then(|f| field(f.get("name")))
+                .and_then(J::as_str);
             match name {
                 Some(n) => Choice::Named(n.to_owned()),
                 None => {
@@ -278,8 +288,22 @@ pub(crate) fn anthropic_tool_choice(
 mod tests {
     use super::*;
 
-    fn tools(v: Value) -> Result<Vec<ClientTool>, TranslateError> {
-        parse_tools(Some(&v))
+    /// A view of `v` (leaked: test only).
+    fn view<T: serde::Deserialize<'static>>(v: &Value) -> &'static T {
+        let text: &'static str = Box::leak(v.to_string().into_boxed_str());
+        Box::leak(Box::new(serde_json::from_str(text).unwrap()))
+    }
+
+    fn tools(v: Value) -> Result<Vec<ClientTool<'static>>, TranslateError> {
+        parse_tools(Some(view(&v)))
+    }
+
+    fn value(t: &ToolDef<'_>) -> Value {
+        serde_json::to_value(t).unwrap()
+    }
+
+    fn choice(v: Value, ts: &[ClientTool<'_>]) -> Result<Option<Choice>, TranslateError> {
+        parse_tool_choice(Some(view::<J<'static>>(&v)), ts)
     }
 
     #[test]
@@ -287,21 +311,35 @@ mod tests {
         let t = tools(json!([{"type":"function","function":{"name":"f","description":"d","strict":true,
             "parameters":{"type":"object","properties":{"a":{"$ref":"#/$defs/A"}},"$defs":{"A":{"type":"string"}},"additionalProperties":false}}}]))
         .unwrap();
-        let v = anthropic_tool(&t[0], "f".into(), true);
+        let v = value(&anthropic_tool(&t[0], "f".into(), true));
         assert_eq!(
             v,
             json!({"name":"f","description":"d","strict":true,"input_schema":{"type":"object","properties":{"a":{"$ref":"#/$defs/A"}},"$defs":{"A":{"type":"string"}},"additionalProperties":false}})
         );
-        assert!(anthropic_tool(&t[0], "f".into(), false)
+        assert!(value(&anthropic_tool(&t[0], "f".into(), false))
             .get("strict")
             .is_none());
         let t = tools(json!([{"type":"function","function":{"name":"g"}}])).unwrap();
-        assert_eq!(t[0].schema, json!({"type":"object","properties":{}}));
+        assert_eq!(
+            serde_json::to_value(&t[0].schema).unwrap(),
+            json!({"type":"object","properties":{}})
+        );
         let t = tools(
             json!([{"type":"function","function":{"name":"g","parameters":{"properties":{}}}}]),
         )
         .unwrap();
-        assert_eq!(t[0].schema["type"], "object");
+        assert_eq!(
+            serde_json::to_value(&t[0].schema).unwrap()["type"],
+            "object"
+        );
+        let t = tools(
+            json!([{"type":"function","function":{"name":"g","parameters":{"type":"array","items":{}}}}]),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&t[0].schema).unwrap(),
+            r#"{"items":{},"type":"object"}"#
+        );
     }
 
     #[test]
@@ -321,12 +359,12 @@ mod tests {
     fn choices() {
         let ts = tools(json!([{"type":"function","function":{"name":"f.x"}}])).unwrap();
         let mut names = NameMap::default();
-        let c = parse_tool_choice(Some(&json!("required")), &ts).unwrap();
+        let c = choice(json!("required"), &ts).unwrap();
         assert_eq!(
             anthropic_tool_choice(c.as_ref(), None, &mut names),
             Some(json!({"type":"any"}))
         );
-        let c = parse_tool_choice(Some(&json!("none")), &ts).unwrap();
+        let c = choice(json!("none"), &ts).unwrap();
         assert_eq!(
             anthropic_tool_choice(c.as_ref(), Some(false), &mut names),
             Some(json!({"type":"none"}))
@@ -336,22 +374,14 @@ mod tests {
             Some(json!({"type":"auto","disable_parallel_tool_use":true}))
         );
         assert_eq!(anthropic_tool_choice(None, Some(true), &mut names), None);
-        let c = parse_tool_choice(
-            Some(&json!({"type":"function","function":{"name":"f.x"}})),
-            &ts,
-        )
-        .unwrap();
+        let c = choice(json!({"type":"function","function":{"name":"f.x"}}), &ts).unwrap();
         let v = anthropic_tool_choice(c.as_ref(), Some(false), &mut names).unwrap();
         assert_eq!(v["type"], "tool");
         assert_eq!(v["name"], "f_x");
         assert_eq!(v["disable_parallel_tool_use"], true);
-        assert!(parse_tool_choice(
-            Some(&json!({"type":"function","function":{"name":"nope"}})),
-            &ts
-        )
-        .is_err());
-        assert!(parse_tool_choice(Some(&json!("sometimes")), &ts).is_err());
-        assert!(parse_tool_choice(Some(&json!("required")), &[]).is_err());
-        assert_eq!(parse_tool_choice(Some(&json!("auto")), &[]).unwrap(), None);
+        assert!(choice(json!({"type":"function","function":{"name":"nope"}}), &ts).is_err());
+        assert!(choice(json!("sometimes"), &ts).is_err());
+        assert!(choice(json!("required"), &[]).is_err());
+        assert_eq!(choice(json!("auto"), &[]).unwrap(), None);
     }
 }

@@ -814,3 +814,140 @@ fn parse_then_translate_equals_translate_request() {
         }
     }
 }
+
+/// Translates a body given as JSON text (for spellings `json!` cannot produce).
+fn translate_text(body: &str) -> Result<(Vec<u8>, Value), ccgate_openai::TranslateError> {
+    translate_request(body.as_bytes(), &opts(caps_budget())).map(|t| {
+        let v = serde_json::from_slice(&t.body).expect("body is JSON");
+        (t.body, v)
+    })
+}
+
+/// Parts passed on unchanged (JSON schemas, `cache_control`, thinking blocks, tool-call arguments sent as
+/// objects) and message texts go upstream as the client spelled them: nested key order, number spellings
+/// and escapes are kept, while the schema's top level is rewritten like a `Value` map (keys sorted, the
+/// last copy of a repeated key, `type` forced to `"object"`).
+#[test]
+fn passed_through_parts_keep_their_spelling() {
+    let body = r#"{"model":"m","messages":[
+        {"role":"user","content":"caf\u00e9 \"q\"\n\/","cache_control":{"ttl":"1h","type":"ephemeral"}},
+        {"role":"assistant","content":"ok","thinking_blocks":[{"type":"thinking","thinking":"hm\u006d","signature":"s=","z":1}],
+         "tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":{"b":1.50,"a":[1e2]}}},
+                       {"id":"c2","type":"function","function":{"name":"f","arguments":" {\"y\": 2.0,\"x\":\"\\u00e9\"} "}}]},
+        {"role":"tool","tool_call_id":"c1","content":"r1"},{"role":"tool","tool_call_id":"c2","content":"r2"}],
+      "tools":[{"type":"function","function":{"name":"f","description":"d\u00e9",
+        "parameters":{"type":"array","properties":{"z":{"type":"number","maximum":1.50},"a":{"type":"string"}},"b":1,"b":2}}}]}"#;
+    let (raw, v) = translate_text(body).unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    // Values read as the client meant them.
+    assert_eq!(v["messages"][0]["content"][0]["text"], "café \"q\"\n/");
+    assert_eq!(
+        v["messages"][0]["content"][0]["cache_control"],
+        json!({"type":"ephemeral","ttl":"1h"})
+    );
+    assert_eq!(
+        v["messages"][1]["content"][0],
+        json!({"type":"thinking","thinking":"hmm","signature":"s=","z":1})
+    );
+    assert_eq!(
+        v["messages"][1]["content"][2]["input"],
+        json!({"a":[100.0],"b":1.5})
+    );
+    assert_eq!(
+        v["messages"][1]["content"][3]["input"],
+        json!({"x":"é","y":2.0})
+    );
+    assert_eq!(v["tools"][0]["description"], "dé");
+    assert_eq!(
+        v["tools"][0]["input_schema"],
+        json!({"b":2,"properties":{"a":{"type":"string"},"z":{"maximum":1.5,"type":"number"}},"type":"object"})
+    );
+    // Spelled as sent.
+    assert!(raw.contains(r#""text":"caf\u00e9 \"q\"\n\/""#), "{raw}");
+    assert!(
+        raw.contains(r#""cache_control":{"ttl":"1h","type":"ephemeral"}"#),
+        "{raw}"
+    );
+    assert!(
+        raw.contains(r#"{"signature":"s=","thinking":"hm\u006d","type":"thinking","z":1}"#),
+        "{raw}"
+    );
+    assert!(raw.contains(r#""input":{"b":1.50,"a":[1e2]}"#), "{raw}");
+    assert!(raw.contains(r#""input":{"y": 2.0,"x":"\u00e9"}"#), "{raw}");
+    assert!(raw.contains(r#""input_schema":{"b":2,"properties":{"z":{"type":"number","maximum":1.50},"a":{"type":"string"}},"type":"object"}"#), "{raw}");
+}
+
+/// The body is refused exactly when a `serde_json::Value` parse refuses it, also inside the parts passed on
+/// as raw text: lone surrogate escapes and numbers out of range.
+#[test]
+fn raw_parts_are_checked_like_a_value_parse() {
+    let ok = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"maximum":1e300,"description":"\ud83d\ude00"}}}}}]}"#;
+    assert!(translate_text(ok).is_ok());
+    for (from, to) in [
+        ("1e300", "1e999"),
+        ("1e300", "-1E400"),
+        ("1e300", &"9".repeat(400)),
+        (r#""\ud83d\ude00""#, r#""\ud83d""#),
+        (r#""\ud83d\ude00""#, r#""\udc00x""#),
+        (r#""hi""#, r#""h\ud800i""#),
+        (r#""hi""#, r#"[{"type":"text","text":"\udfff"}]"#),
+        (r#""hi""#, r#""hi","cache_control":{"type":"\ud800"}"#),
+        (
+            r#""hi"}"#,
+            r#""hi"},{"role":"assistant","content":"x","tool_calls":[{"id":"a","function":{"name":"f","arguments":{"n":1e999}}}]},{"role":"tool","tool_call_id":"a","content":"y"}"#,
+        ),
+        (r#""m","#, r#""m","seed":{"deep":[1e999]},"#),
+    ] {
+        let body = ok.replacen(from, to, 1);
+        assert_ne!(body, ok);
+        assert!(serde_json::from_str::<Value>(&body).is_err(), "{body}");
+        let e = translate_text(&body).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("We could not parse the JSON body of your request: "),
+            "{body}: {}",
+            e.message
+        );
+        assert!(e.param.is_none());
+    }
+    // A body that is not UTF-8 is refused as before.
+    let mut bytes = ok.as_bytes().to_vec();
+    let at = ok.find("hi").unwrap();
+    bytes[at] = 0xff;
+    let e = translate_request(&bytes, &opts(caps_budget())).unwrap_err();
+    assert!(e.message.contains("could not parse"), "{}", e.message);
+}
+
+/// Blank texts are dropped and prefills trimmed also when the whitespace is escaped; a repeated top-level
+/// key in a body that is not JSON is reported as bad JSON, as before.
+#[test]
+fn escaped_whitespace_and_broken_bodies() {
+    let (_, v) = translate_text(
+        r#"{"model":"m","messages":[{"role":"system","content":"\n\t\u00a0 "},{"role":"user","content":"\u0020x"},
+            {"role":"assistant","content":"{\n  \u0020"}]}"#,
+    )
+    .unwrap();
+    assert!(v.get("system").is_none(), "{v}");
+    assert_eq!(v["messages"][0]["content"], " x");
+    assert_eq!(v["messages"][1]["content"], "{");
+    let e = translate_text(r#"{"model":"m","model":"n","messages":[}"#).unwrap_err();
+    assert!(e.message.contains("could not parse"), "{}", e.message);
+    let e = translate_text(r#"[{"model":"m"}"#).unwrap_err();
+    assert_eq!(e.message, "Request body must be a JSON object");
+}
+
+/// A repeated key is found however many keys come before it (past the first 32 the keys are kept in a set).
+#[test]
+fn duplicate_key_after_many_keys() {
+    let mut body = String::from(r#"{"model":"m","messages":[{"role":"user","content":"a"}]"#);
+    for i in 0..100 {
+        body.push_str(&format!(r#","x{i}":{i}"#));
+    }
+    let ok = format!("{body}}}");
+    assert!(translate_request(ok.as_bytes(), &opts(caps_budget())).is_ok());
+    for dup in ["x3", "x99", "model"] {
+        let bad = format!(r#"{body},"{dup}":1}}"#);
+        let e = translate_request(bad.as_bytes(), &opts(caps_budget())).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some(dup), "{}", e.message);
+    }
+}
