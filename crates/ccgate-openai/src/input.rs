@@ -267,8 +267,9 @@ impl<'de> Deserialize<'de> for Raw<'de> {
 pub(crate) fn check_like_value(text: &str) -> Result<(), String> {
     let b = text.as_bytes();
     // What serde_json's raw reader lets through and a `Value` parse refuses: an escaped lone surrogate, a
-    // number out of f64's range. Text that can hold neither needs no second look.
-    if !has_surrogate_escape(b) && (b.first() == Some(&b'"') || !may_overflow_f64(b)) {
+    // number out of f64's range. A string (message texts, the bulk of a body) without `\u` can hold neither and
+    // needs no second look; anything else (schemas and such, small) is parsed once more.
+    if !has_surrogate_escape(b) && b.first() == Some(&b'"') {
         return Ok(());
     }
     match serde_json::from_str::<Skip>(text) {
@@ -292,37 +293,6 @@ fn has_surrogate_escape(b: &[u8]) -> bool {
         && FINDER
             .find_iter(b)
             .any(|i| matches!(b.get(i + 2), Some(b'd' | b'D')))
-}
-
-/// Whether JSON text may hold a number beyond f64's range, which needs an exponent (`e`/`E` right after a
-/// digit) or more than 308 integer digits. Conservative: strings that merely look so count too.
-fn may_overflow_f64(b: &[u8]) -> bool {
-    if b.len() < 2 {
-        return false;
-    }
-    // Over the whole text without an early exit, so that the compiler can vectorise the loop.
-    let n = b.len() - 1;
-    let (d, e) = (&b[..n], &b[1..n + 1]);
-    let mut found = false;
-    for i in 0..n {
-        found |= (d[i].wrapping_sub(b'0') < 10) & ((e[i] | 0x20) == b'e');
-    }
-    if found {
-        return true;
-    }
-    // A run of 309 digits covers a multiple of 308: only runs through those places need measuring.
-    const RUN: usize = 309;
-    (0..b.len()).step_by(RUN - 1).any(|i| {
-        b[i].is_ascii_digit() && {
-            let left = b[..i]
-                .iter()
-                .rev()
-                .take_while(|c| c.is_ascii_digit())
-                .count();
-            let right = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-            left + right >= RUN
-        }
-    })
 }
 
 impl<'a> Raw<'a> {
@@ -869,26 +839,10 @@ mod tests {
         assert!(has_surrogate_escape(br#""\ud800""#));
         assert!(has_surrogate_escape(br#""\uDC00""#));
         assert!(!has_surrogate_escape(br#""\u00e9 \n""#));
-        assert!(may_overflow_f64(b"[1e5]"));
-        assert!(may_overflow_f64(b"1e5"));
-        assert!(may_overflow_f64(b"[1.5E-3]"));
-        assert!(may_overflow_f64(b"{\"a\": \n -2.0e1}"));
-        assert!(may_overflow_f64(b"[0,\t1E9]"));
-        assert!(!may_overflow_f64(
-            br#"{"type":"object","maximum":100,"m":-1.5,"d":"the e5"}"#
-        ));
-        assert!(
-            may_overflow_f64(br#"{"d":"x 1e5"}"#),
-            "conservative inside strings"
-        );
-        assert!(!may_overflow_f64(b""));
         assert!(!has_surrogate_escape(b""));
         assert!(!has_surrogate_escape(b"\\u"));
         assert!(has_surrogate_escape(b"\\ud"));
-        let long = format!("[{}]", "9".repeat(309));
-        assert!(may_overflow_f64(long.as_bytes()));
         let short = format!("[{}]", "9".repeat(308));
-        assert!(!may_overflow_f64(short.as_bytes()));
         assert!(check_like_value(&short).is_ok());
         for bad in [
             format!("[{}]", "9".repeat(400)),

@@ -951,3 +951,24 @@ fn duplicate_key_after_many_keys() {
         assert_eq!(e.param.as_deref(), Some(dup), "{}", e.message);
     }
 }
+
+/// 100,000 levels of nesting anywhere in a request (a passed-through schema, a text part, an unknown field) are
+/// refused or forwarded, never a stack overflow: the translator runs inside the gateway's process.
+#[test]
+fn absurd_nesting_never_overflows_the_stack() {
+    let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let opts = opts(caps_adaptive());
+    for body in [
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"tools":[{{"type":"function","function":{{"name":"f","parameters":{{"type":"object","x":{deep}}}}}}}]}}"#
+        ),
+        format!(r#"{{"model":"m","messages":[{{"role":"user","content":{deep}}}]}}"#),
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"metadata":{deep}}}"#
+        ),
+        format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi","x":{deep}}}]}}"#),
+    ] {
+        // Either answer is fine; reaching this line is the test.
+        let _ = translate_request(body.as_bytes(), &opts);
+    }
+}
