@@ -1,4 +1,4 @@
-//! OpenAI message content (string or parts) → Anthropic content blocks (protocols.md §2.3, §4.2
+//! OpenAI message content (string or parts) → Anthropic content blocks (docs/protocols.md §2.3, §4.2
 //! steps 7–9).
 
 use crate::error::TranslateError;

@@ -1,12 +1,12 @@
 //! Errors in the OpenAI shape: request validation failures of this crate, and the translation of
-//! Anthropic error responses (protocols.md §2.7, §3.4, §5.5).
+//! Anthropic error responses (docs/protocols.md §2.7, §3.4, §5.5).
 
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
 
 /// A request the translator refuses. Always answered as HTTP 400 `invalid_request_error` on the
-/// OpenAI side (protocols.md §3.4): the tenant sent something Anthropic cannot represent or would
+/// OpenAI side (docs/protocols.md §3.4): the tenant sent something Anthropic cannot represent or would
 /// reject, and saying so precisely beats a vaguer upstream 400 later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TranslateError {
@@ -95,7 +95,7 @@ struct ErrorObject<'a> {
     code: Option<&'a str>,
 }
 
-/// The OpenAI error body `{"error":{"message","type","param","code"}}` (protocols.md §3.4), for the
+/// The OpenAI error body `{"error":{"message","type","param","code"}}` (docs/protocols.md §3.4), for the
 /// gateway's own errors as well as translated ones. `param`/`code` serialise as `null` when absent,
 /// as OpenAI does.
 pub fn error_body(message: &str, kind: &str, code: Option<&str>, param: Option<&str>) -> Vec<u8> {
@@ -110,7 +110,7 @@ pub fn error_body(message: &str, kind: &str, code: Option<&str>, param: Option<&
     serde_json::to_vec(&env).unwrap_or_else(|_| b"{\"error\":{}}".to_vec())
 }
 
-/// The `data: {"error":…}\n\n` SSE line used mid-stream (protocols.md §3.3, §5.3).
+/// The `data: {"error":…}\n\n` SSE line used mid-stream (docs/protocols.md §3.3, §5.3).
 pub(crate) fn error_chunk(message: &str, kind: &str, code: Option<&str>) -> Vec<u8> {
     let mut out = b"data: ".to_vec();
     out.extend_from_slice(&error_body(message, kind, code, None));
@@ -171,7 +171,7 @@ fn is_long_context_extra_usage(message: &str) -> bool {
 }
 
 /// Maps an Anthropic error `type` (as seen in a mid-stream `error` event) to the OpenAI
-/// `(type, code)` pair, following the status mapping of protocols.md §5.5.
+/// `(type, code)` pair, following the status mapping of docs/protocols.md §5.5.
 pub(crate) fn openai_kind_for(
     anthropic_type: &str,
     message: &str,
@@ -194,7 +194,7 @@ pub(crate) fn openai_kind_for(
     }
 }
 
-/// Translates an Anthropic error response into the OpenAI status and body (protocols.md §5.5).
+/// Translates an Anthropic error response into the OpenAI status and body (docs/protocols.md §5.5).
 ///
 /// * 400 "prompt is too long" → 400 `context_length_exceeded` (clients compact on it); other 400s
 ///   keep their message.

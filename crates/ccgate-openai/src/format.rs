@@ -1,4 +1,4 @@
-//! `response_format` (protocols.md §4.1).
+//! `response_format` (docs/protocols.md §4.1).
 
 use crate::error::TranslateError;
 use crate::input::{Got, Members, ResponseFormat as View, J};

@@ -1,4 +1,4 @@
-//! The OpenAI request as the translation reads it (protocols.md §3.1): typed views borrowed from the body,
+//! The OpenAI request as the translation reads it (docs/protocols.md §3.1): typed views borrowed from the body,
 //! filled by one serde_json pass.
 //!
 //! * Strings are borrowed from the body when they hold no escapes ([`J::Str`], [`Content::Str`]).

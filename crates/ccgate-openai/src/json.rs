@@ -1,4 +1,4 @@
-//! Small helpers for validating the request's fields with precise 400 messages (protocols.md §3.4: the
+//! Small helpers for validating the request's fields with precise 400 messages (docs/protocols.md §3.4: the
 //! message names the field and `param` is set).
 
 use crate::error::TranslateError;

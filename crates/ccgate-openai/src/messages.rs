@@ -1,4 +1,4 @@
-//! OpenAI `messages` → Anthropic `system` + `messages`, in the order of protocols.md §4.2.
+//! OpenAI `messages` → Anthropic `system` + `messages`, in the order of docs/protocols.md §4.2.
 //!
 //! The result always satisfies the pairing and content rules of §2.9: it starts with a user
 //! message, roles alternate, every `tool_use` is answered in the next user message (tool results

@@ -1,4 +1,4 @@
-//! Model names: alias resolution for requests (protocols.md §4.1) and the OpenAI `/v1/models`
+//! Model names: alias resolution for requests (docs/protocols.md §4.1) and the OpenAI `/v1/models`
 //! list (§3.4).
 
 use crate::error::TranslateError;

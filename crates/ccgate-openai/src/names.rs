@@ -1,4 +1,4 @@
-//! Identifier rewriting for tool names and tool-call ids (protocols.md §4.2 steps 5–6, §2.9).
+//! Identifier rewriting for tool names and tool-call ids (docs/protocols.md §4.2 steps 5–6, §2.9).
 //!
 //! Anthropic accepts tool names matching `^[a-zA-Z0-9_-]{1,128}$` and ids matching
 //! `^[a-zA-Z0-9_-]+$`. Transcripts from other providers and MCP-style clients use other characters

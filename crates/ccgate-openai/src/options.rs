@@ -2,7 +2,7 @@
 
 use ccgate_meter::ModelCaps;
 
-/// `budget_tokens` per `reasoning_effort` for models with budget thinking (protocols.md §4.3).
+/// `budget_tokens` per `reasoning_effort` for models with budget thinking (docs/protocols.md §4.3).
 /// Defaults are LiteLLM's; operators raise them (some set `high` near 24k), hence configurable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThinkingBudgets {

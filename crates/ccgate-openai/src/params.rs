@@ -1,4 +1,4 @@
-//! Scalar request parameters: `n`, `max_tokens`, sampling, `stop`, `user` (protocols.md §4.1,
+//! Scalar request parameters: `n`, `max_tokens`, sampling, `stop`, `user` (docs/protocols.md §4.1,
 //! §4.4).
 
 use crate::error::TranslateError;

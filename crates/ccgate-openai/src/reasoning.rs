@@ -1,4 +1,4 @@
-//! `reasoning_effort` → Anthropic `thinking` (+ `output_config.effort`), protocols.md §4.3.
+//! `reasoning_effort` → Anthropic `thinking` (+ `output_config.effort`), docs/protocols.md §4.3.
 
 use crate::error::TranslateError;
 use crate::input::J;

@@ -1,4 +1,4 @@
-//! OpenAI Chat Completions request → Anthropic Messages request (protocols.md §4).
+//! OpenAI Chat Completions request → Anthropic Messages request (docs/protocols.md §4).
 //!
 //! This module orchestrates; each rule lives in its own module ([`crate::messages`],
 //! [`crate::tools`], [`crate::params`], [`crate::reasoning`], [`crate::format`]).

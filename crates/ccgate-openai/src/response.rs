@@ -1,4 +1,4 @@
-//! Anthropic response → OpenAI `chat.completion` (protocols.md §5.1, §5.2, §5.4).
+//! Anthropic response → OpenAI `chat.completion` (docs/protocols.md §5.1, §5.2, §5.4).
 
 use crate::error::UpstreamFormatError;
 use crate::usage::{openai_usage, OpenAiUsage};

@@ -1,5 +1,5 @@
 //! Anthropic SSE events → OpenAI `chat.completion.chunk` stream: the state machine of
-//! protocols.md §5.3, with the fixes of §6.
+//! docs/protocols.md §5.3, with the fixes of §6.
 
 use crate::error::{error_chunk, openai_kind_for};
 use crate::response::{finish_reason, ResponseContext};

@@ -1,4 +1,4 @@
-//! `tools`, `tool_choice` and `parallel_tool_calls` (protocols.md §4.1, §2.9).
+//! `tools`, `tool_choice` and `parallel_tool_calls` (docs/protocols.md §4.1, §2.9).
 
 use crate::error::TranslateError;
 use crate::input::{Function, Got, List, Members, Raw, RawText, Tool, J};

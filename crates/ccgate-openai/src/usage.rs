@@ -1,4 +1,4 @@
-//! Anthropic usage → OpenAI `usage` (protocols.md §5.4).
+//! Anthropic usage → OpenAI `usage` (docs/protocols.md §5.4).
 
 use ccgate_meter::Usage;
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! Property tests for request translation (protocols.md §2.9, §4.2):
+//! Property tests for request translation (docs/protocols.md §2.9, §4.2):
 //! * random valid OpenAI conversations always translate into an Anthropic request that a strict
 //!   validator accepts (the one allowed refusal: a prefill on a model without prefill support);
 //! * arbitrary bytes and arbitrary JSON never panic.

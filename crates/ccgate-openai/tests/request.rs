@@ -1,4 +1,4 @@
-//! Golden tests: OpenAI request → Anthropic request (protocols.md §4).
+//! Golden tests: OpenAI request → Anthropic request (docs/protocols.md §4).
 
 mod common;
 

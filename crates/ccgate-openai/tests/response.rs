@@ -1,4 +1,4 @@
-//! Golden tests: Anthropic non-streaming response → OpenAI chat.completion (protocols.md §5.1–5.4).
+//! Golden tests: Anthropic non-streaming response → OpenAI chat.completion (docs/protocols.md §5.1–5.4).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Golden tests for the streaming state machine (protocols.md §5.3, §3.3, §6).
+//! Golden tests for the streaming state machine (docs/protocols.md §5.3, §3.3, §6).
 
 mod common;
 
