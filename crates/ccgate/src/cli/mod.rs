@@ -2,6 +2,7 @@
 //! `ccgate health` — the original's `pnpm` scripts as subcommands of one binary.
 
 mod serve;
+mod storage;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

@@ -11,6 +11,9 @@ pub enum LedgerError {
     },
     #[error("cannot open ledger {}: {source}", path.display())]
     Open { path: PathBuf, source: sqlx::Error },
+    /// `url` without its password.
+    #[error("cannot connect to the PostgreSQL ledger at {url}: {source}")]
+    OpenPostgres { url: String, source: sqlx::Error },
     #[error("ledger schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("ledger database error: {0}")]
