@@ -975,6 +975,82 @@ mod tests {
     const TENANTS: &str = r#"{"tenants":[{"id":"t1","name":"a","key":"tenant-key-0123456789","enabled":true,"allowedModels":["*sonnet*"],"limits":{"daily":{"maxUSD":1.5}}}]}"#;
 
     #[test]
+    fn storage_url_is_checked_at_load() {
+        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"}]}"#, TENANTS);
+        let l = load_dir_with_env(&d.0, &|_| None).unwrap();
+        assert_eq!(l.config.storage, None);
+        assert_eq!(load_storage(&d.0).unwrap(), None);
+        for (url, expected) in [
+            (
+                "postgres://ccgate:secret@db.internal:5432/ccgate",
+                StorageUrl::Postgres("postgres://ccgate:secret@db.internal:5432/ccgate".into()),
+            ),
+            (
+                "postgresql://db/ccgate?options=-c%20search_path%3Dledger",
+                StorageUrl::Postgres(
+                    "postgresql://db/ccgate?options=-c%20search_path%3Dledger".into(),
+                ),
+            ),
+            (
+                "sqlite:///var/lib/ccgate/ledger.db",
+                StorageUrl::Sqlite("/var/lib/ccgate/ledger.db".into()),
+            ),
+            ("sqlite://data/x.db", StorageUrl::Sqlite("data/x.db".into())),
+        ] {
+            write(
+                &d.0,
+                SERVER_FILE,
+                &format!(r#"{{"storage":{{"url":"{url}"}}}}"#),
+            );
+            let l = load_dir_with_env(&d.0, &|_| None).unwrap();
+            assert_eq!(l.config.storage.as_ref(), Some(&expected), "{url}");
+            assert_eq!(load_storage(&d.0).unwrap(), Some(expected), "{url}");
+        }
+        for url in [
+            "mysql://db/x",
+            "sqlite://",
+            "sqlite://:memory:",
+            "sqlite://x.db?mode=ro",
+            "postgres://db:notaport/x",
+        ] {
+            write(
+                &d.0,
+                SERVER_FILE,
+                &format!(r#"{{"storage":{{"url":"{url}"}}}}"#),
+            );
+            let e = load_dir_with_env(&d.0, &|_| None).unwrap_err();
+            assert!(
+                e.to_string().starts_with("server.json: storage.url: "),
+                "{url}: {e}"
+            );
+            assert!(load_storage(&d.0).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_storage_url_never_shows_its_password() {
+        let url = StorageUrl::parse("postgres://ccgate:s3cret@db:5432/ccgate").unwrap();
+        assert_eq!(url.to_string(), "postgres://ccgate:***@db:5432/ccgate");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert_eq!(url.backend(), "postgres");
+    }
+
+    #[test]
+    fn instance_id_is_checked() {
+        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"}]}"#, TENANTS);
+        write(&d.0, SERVER_FILE, r#"{"server":{"instanceId":"gw-a"}}"#);
+        let l = load_dir_with_env(&d.0, &|_| None).unwrap();
+        assert_eq!(l.config.server.instance_id.as_deref(), Some("gw-a"));
+        write(&d.0, SERVER_FILE, r#"{"server":{"instanceId":""}}"#);
+        let e = load_dir_with_env(&d.0, &|_| None).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("server.json: server.instanceId: "),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn wrong_type_names_file_and_path() {
         let d = dir_with(
             r#"{"upstreams":[{"id":"u","url":"http://x","key":"k","weight":"heavy"}]}"#,

@@ -13,6 +13,7 @@ mod metering;
 mod migration;
 mod openai_api;
 mod outliers;
+mod postgres;
 mod resilience;
 mod throttle;
 mod transport;
