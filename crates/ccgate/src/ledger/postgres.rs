@@ -18,7 +18,7 @@ use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{Connection, PgPool, Postgres, QueryBuilder};
 use std::time::Duration;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -43,6 +43,14 @@ impl PgStore {
         };
         let opts: PgConnectOptions = url.parse().map_err(open_err)?;
         let opts = opts.application_name("ccgate");
+        // One connection first: a pool that cannot connect reports only "pool timed out", while the operator
+        // needs the cause (connection refused, authentication failed, no such database).
+        sqlx::PgConnection::connect_with(&opts)
+            .await
+            .map_err(open_err)?
+            .close()
+            .await
+            .map_err(open_err)?;
         let pool = PgPoolOptions::new()
             // The batch writer uses one connection at a time; the rest serve `/usage`, the dashboard and start-up.
             .max_connections(8)
@@ -336,7 +344,6 @@ pub(super) mod tests {
 
     use super::*;
     use crate::ledger::contract::{Fixture, Raw, StoredRow};
-    use sqlx::Connection;
 
     /// Where the tests look for a server, in order: `CCGATE_TEST_DATABASE_URL`, then the CI machine's trust-auth
     /// users.
