@@ -70,3 +70,28 @@ fn hostname() -> String {
         .find(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_wins_then_the_config_then_the_data_folder() {
+        let pg = StorageUrl::parse("postgres://db/ccgate").unwrap();
+        let file = StorageUrl::Sqlite("/srv/ledger.db".into());
+        let data = Path::new("data");
+        assert_eq!(resolve(Some(pg.clone()), Some(&file), data), pg);
+        assert_eq!(resolve(None, Some(&file), data), file);
+        assert_eq!(
+            resolve(None, None, data),
+            StorageUrl::Sqlite("data/ccgate.db".into())
+        );
+    }
+
+    #[test]
+    fn instance_id_is_the_configured_one_or_host_and_port() {
+        assert_eq!(instance_id(Some("gw-a"), 3000), "gw-a");
+        let id = instance_id(None, 3000);
+        assert!(id.ends_with(":3000") && id.len() > ":3000".len(), "{id}");
+    }
+}

@@ -5,7 +5,7 @@
 //! answered).
 
 use crate::common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::Connection;
 use std::time::Duration;
 
@@ -118,7 +118,11 @@ async fn the_gateway_meters_into_postgres_and_the_commands_read_it() {
     let m = mock().await;
     let config = TempDir::new("pg-cfg");
     let data = TempDir::new("pg-data");
-    Files::new(&[m.url()]).write(&config.0);
+    let mut files = Files::new(&[m.url()]);
+    // The environment wins over the file: this SQLite file must never be made.
+    let file_store = data.0.join("from-config.db");
+    files.server["storage"] = json!({"url": format!("sqlite://{}", file_store.display())});
+    files.write(&config.0);
     let mut gw = Gateway::start_with_env(
         config,
         data,
@@ -171,6 +175,10 @@ async fn the_gateway_meters_into_postgres_and_the_commands_read_it() {
         assert_eq!(outcome, "ok");
     }
     assert!(!gw.db_path().exists(), "no SQLite ledger beside PostgreSQL");
+    assert!(
+        !file_store.exists(),
+        "CCGATE_DATABASE_URL wins over storage.url"
+    );
 
     let health = health(&gw).await;
     assert_eq!(health["ledger"]["backend"], "postgres", "{health}");
@@ -203,4 +211,26 @@ async fn the_gateway_meters_into_postgres_and_the_commands_read_it() {
         .unwrap();
     assert_eq!(left, 0);
     let _ = conn.close().await;
+}
+
+/// `storage.url` alone chooses the store too: here another SQLite file, which `/health` names as `sqlite`. Needs
+/// no PostgreSQL.
+#[tokio::test]
+async fn storage_url_in_server_json_chooses_the_sqlite_file() {
+    let m = mock().await;
+    let config = TempDir::new("store-cfg");
+    let data = TempDir::new("store-data");
+    let elsewhere = TempDir::new("store-elsewhere");
+    let file_store = elsewhere.0.join("ledger.db");
+    let mut files = Files::new(&[m.url()]);
+    files.server["storage"] = json!({"url": format!("sqlite://{}", file_store.display())});
+    files.write(&config.0);
+    let gw = Gateway::start_in(config, data).await;
+    let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", false)).await;
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    wait_requests(&gw, 1).await;
+    assert!(file_store.exists());
+    assert!(!gw.db_path().exists());
+    assert_eq!(health(&gw).await["ledger"]["backend"], "sqlite");
 }
