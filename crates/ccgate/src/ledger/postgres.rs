@@ -499,4 +499,38 @@ pub(super) mod tests {
         b.pool.close().await;
         cli.pool.close().await;
     }
+
+    /// `sslmode=require` in the URL gives an encrypted connection, where the server offers TLS.
+    #[tokio::test]
+    async fn sslmode_require_connects_over_tls() {
+        let Some(schema) = schema().await else {
+            return;
+        };
+        let plain = PgStore::open(&schema.url, "plain", NO_JOURNAL)
+            .await
+            .unwrap();
+        let offered: String = sqlx::query_scalar("SHOW ssl")
+            .fetch_one(&plain.pool)
+            .await
+            .unwrap();
+        plain.pool.close().await;
+        if offered != "on" {
+            eprintln!("skipping: the test server does not offer TLS (ssl = {offered})");
+            return;
+        }
+        let tls = PgStore::open(
+            &format!("{}&sslmode=require", schema.url),
+            "tls",
+            NO_JOURNAL,
+        )
+        .await
+        .unwrap();
+        let encrypted: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&tls.pool)
+                .await
+                .unwrap();
+        assert!(encrypted);
+        tls.pool.close().await;
+    }
 }
