@@ -331,12 +331,12 @@ pub fn validate(dirs: &Dirs) -> Result<(), String> {
 /// not name one.
 async fn open_store(
     dirs: &Dirs,
-    configured: impl FnOnce() -> Result<Option<config::StorageUrl>, String>,
+    configured: impl FnOnce() -> Result<Option<config::StorageUrl>, config::ConfigErrors>,
 ) -> Result<(config::StorageUrl, Arc<dyn Store>), String> {
     let env_url = storage::from_env().map_err(|e| format!("{}: {e}", storage::ENV))?;
     let configured = match env_url {
         Some(_) => None,
-        None => configured()?,
+        None => configured().map_err(|e| e.to_string())?,
     };
     let url = storage::resolve(env_url, configured.as_ref(), &dirs.data_dir);
     if let config::StorageUrl::Sqlite(path) = &url {
@@ -481,10 +481,7 @@ pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(),
         None => "ALL recorded usage".to_string(),
     };
     // Only `storage.url` is needed: cleaning works with a config folder whose other files are broken or absent.
-    let (url, store) = open_store(dirs, || {
-        config::load::load_storage(&dirs.config_dir).map_err(|e| e.to_string())
-    })
-    .await?;
+    let (url, store) = open_store(dirs, || config::load::load_storage(&dirs.config_dir)).await?;
     if !yes {
         print!("Delete {what} from {url}? Budgets count from what remains. [y/N] ");
         let _ = std::io::stdout().flush();

@@ -234,3 +234,92 @@ async fn storage_url_in_server_json_chooses_the_sqlite_file() {
     assert!(!gw.db_path().exists());
     assert_eq!(health(&gw).await["ledger"]["backend"], "sqlite");
 }
+
+async fn start_on(schema: &Schema, mock_url: String) -> Gateway {
+    let config = TempDir::new("pg-cfg");
+    let data = TempDir::new("pg-data");
+    Files::new(&[mock_url]).write(&config.0);
+    Gateway::start_with_env(
+        config,
+        data,
+        &[],
+        &[("CCGATE_DATABASE_URL", schema.url.as_str())],
+    )
+    .await
+}
+
+/// SIGKILL, then the same instance again: same folders (so the same crash journal), same database.
+async fn kill9_and_restart(mut gw: Gateway, schema: &Schema) -> Gateway {
+    gw.child.start_kill().expect("kill -9");
+    let _ = gw.child.wait().await;
+    let Gateway { config, data, .. } = gw;
+    Gateway::start_with_env(
+        config,
+        data,
+        &[],
+        &[("CCGATE_DATABASE_URL", schema.url.as_str())],
+    )
+    .await
+}
+
+/// `n` concurrent requests, each read to its end.
+async fn burst(gw: &Gateway, n: usize) {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let url = gw.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let resp = client()
+                .post(format!("{url}/anthropic/v1/messages"))
+                .header("x-api-key", TENANT_KEY)
+                .header("anthropic-version", "2023-06-01")
+                .json(&messages_body("claude-sonnet-4-6", i % 2 == 0))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Two instances with their own data folders write one PostgreSQL ledger. Each is killed with SIGKILL right after
+/// its clients got their answers and restarted: every answered request is in the ledger exactly once (each crash
+/// journal is replayed against its own high-water mark, not the other instance's), and either instance's `/usage`
+/// shows both instances' rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_ledger_and_kill_9_loses_and_duplicates_nothing() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let m = mock().await;
+    let a = start_on(&schema, m.url()).await;
+    let b = start_on(&schema, m.url()).await;
+    tokio::join!(burst(&a, 12), burst(&b, 12));
+    let a = kill9_and_restart(a, &schema).await;
+    burst(&b, 4).await;
+    let b = kill9_and_restart(b, &schema).await;
+    burst(&a, 2).await;
+    let on_a = wait_requests(&a, 30).await;
+    let on_b = wait_requests(&b, 30).await;
+    assert_eq!(on_a["totals"], on_b["totals"]);
+    assert_eq!(on_a["totals"]["input_tokens"], 30 * 25);
+    let mut conn = schema.connect().await;
+    let (rows, ids, unnamed, instances): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT request_id), COUNT(*) - COUNT(instance_id),
+                COUNT(DISTINCT instance_id) FROM requests",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((rows, ids, unnamed), (30, 30, 0));
+    assert!(instances >= 2, "{instances} instance ids");
+    let (marks,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ledger_journal")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(marks, 2, "one high-water mark per instance's journal");
+    let _ = conn.close().await;
+}
