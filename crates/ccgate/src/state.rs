@@ -384,6 +384,7 @@ fn placeholder_runtime() -> Runtime {
                 disconnect_drain: Duration::from_secs(120),
                 body_read_timeout: Duration::from_secs(60),
                 trust_proxy_headers: false,
+                instance_id: None,
             },
             admin: AdminConfig {
                 enabled: false,
@@ -398,6 +399,7 @@ fn placeholder_runtime() -> Runtime {
                 expose_reasoning: false,
             },
             upstreams: vec![],
+            storage: None,
             load_balancer: LoadBalancerConfig {
                 strategy: Strategy::WeightedRoundRobin,
                 health_check_enabled: false,

@@ -4,6 +4,7 @@
 mod backup;
 mod report;
 mod serve;
+mod storage;
 mod table;
 
 use clap::{Args, Parser, Subcommand};

@@ -1,11 +1,11 @@
 //! The subcommands' bodies.
 
+use super::storage;
 use super::table::Style;
 use super::{Dirs, ServeArgs};
 use crate::api::usage::{admin_report, parse_range, tenant_report};
 use crate::config::{self, examples, load_dir};
 use crate::ledger::journal::{self, Journal};
-use crate::ledger::sqlite::SqliteStore;
 use crate::ledger::{Ledger, LedgerError, Store, TenantSpend};
 use crate::policy::budget::{local_day, Window};
 use crate::state::Gateway;
@@ -73,12 +73,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let host = loaded.config.server.host.clone();
     let port = loaded.config.server.port;
     let tz = loaded.config.server.timezone;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&db_path(&dirs.data_dir))
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-    let journal = replay_journal(&*store, &dirs.data_dir.join("journal"))
+    let env_url = storage::from_env().map_err(|e| format!("{}: {e}", storage::ENV))?;
+    let storage_url = storage::resolve(env_url, loaded.config.storage.as_ref(), &dirs.data_dir);
+    let journal_dir = dirs.data_dir.join("journal");
+    let store = storage::open(&storage_url, Some(&journal_dir))
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(store = %storage_url, "ledger opened");
+    let journal = replay_journal(&*store, &journal_dir)
         .await
         .map_err(|e| e.to_string())?;
     let ledger = Ledger::start(store.clone(), Some(journal));
@@ -102,6 +104,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         .ok_or_else(|| format!("cannot listen on {host}:{port}: the host name has no address"))?;
     let listener = crate::server::bind(bind_addr).map_err(listen_error)?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    ledger.set_instance_id(storage::instance_id(
+        gw.rt().config.server.instance_id.as_deref(),
+        addr.port(),
+    ));
     // The port override must survive reloads, so reloads re-apply it (see Gateway::apply's caller).
     config::watch::spawn(gw.clone());
     crate::routing::health::spawn_checker(gw.clone());
@@ -335,15 +341,28 @@ pub fn validate(dirs: &Dirs) -> Result<(), String> {
     Ok(())
 }
 
-async fn open_store(dirs: &Dirs) -> Result<SqliteStore, String> {
-    let path = db_path(&dirs.data_dir);
-    if !path.exists() {
-        return Err(format!(
-            "no ledger at {} (has the gateway run with this --data-dir?)",
-            path.display()
-        ));
+/// The ledger a report command reads: `configured` is `storage.url`, looked up only when the environment does
+/// not name one.
+async fn open_store(
+    dirs: &Dirs,
+    configured: impl FnOnce() -> Result<Option<config::StorageUrl>, config::ConfigErrors>,
+) -> Result<(config::StorageUrl, Arc<dyn Store>), String> {
+    let env_url = storage::from_env().map_err(|e| format!("{}: {e}", storage::ENV))?;
+    let configured = match env_url {
+        Some(_) => None,
+        None => configured().map_err(|e| e.to_string())?,
+    };
+    let url = storage::resolve(env_url, configured.as_ref(), &dirs.data_dir);
+    if let config::StorageUrl::Sqlite(path) = &url {
+        if !path.exists() {
+            return Err(format!(
+                "no ledger at {} (has the gateway run with this --data-dir?)",
+                path.display()
+            ));
+        }
     }
-    SqliteStore::open(&path).await.map_err(|e| e.to_string())
+    let store = storage::open(&url, None).await.map_err(|e| e.to_string())?;
+    Ok((url, store))
 }
 
 pub async fn usage(
@@ -356,10 +375,10 @@ pub async fn usage(
     let loaded = load_dir(&dirs.config_dir).map_err(|e| e.to_string())?;
     let cfg = loaded.config;
     let tz = cfg.server.timezone;
-    let store = open_store(dirs).await?;
+    let (_, store) = open_store(dirs, || Ok(cfg.storage.clone())).await?;
     let range = parse_range(from.as_deref(), to.as_deref()).map_err(|e| e.to_string())?;
     // Offline: "used" comes from the ledger's rollups for each window.
-    let spent: std::collections::HashMap<(String, usize), i64> = window_spend(&store, tz)
+    let spent: std::collections::HashMap<(String, usize), i64> = window_spend(&*store, tz)
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
@@ -375,7 +394,7 @@ pub async fn usage(
                 .iter()
                 .find(|t| &t.id == id)
                 .ok_or_else(|| format!("no tenant with id {id:?} in tenants.json"))?;
-            let mut v = tenant_report(&store, t, &range, tz, &used, None)
+            let mut v = tenant_report(&*store, t, &range, tz, &used, None)
                 .await
                 .map_err(|e| e.to_string())?;
             v["tenants"] = serde_json::json!([{
@@ -384,7 +403,7 @@ pub async fn usage(
             }]);
             v
         }
-        None => admin_report(&store, &cfg.tenants, &range, tz, &used, &|_| None)
+        None => admin_report(&*store, &cfg.tenants, &range, tz, &used, &|_| None)
             .await
             .map_err(|e| e.to_string())?,
     };
@@ -412,11 +431,10 @@ pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(),
         Some(d) => format!("all recorded usage before {d}"),
         None => "ALL recorded usage".to_string(),
     };
+    // Only `storage.url` is needed: cleaning works with a config folder whose other files are broken or absent.
+    let (url, store) = open_store(dirs, || config::load::load_storage(&dirs.config_dir)).await?;
     if !yes {
-        print!(
-            "Delete {what} from {}? Budgets count from what remains. [y/N] ",
-            db_path(&dirs.data_dir).display()
-        );
+        print!("Delete {what} from {url}? Budgets count from what remains. [y/N] ");
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
         std::io::stdin()
@@ -427,7 +445,6 @@ pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(),
             return Ok(());
         }
     }
-    let store = open_store(dirs).await?;
     let n = store.delete_before(&day).await.map_err(|e| e.to_string())?;
     println!("Deleted {n} request record(s) ({what}).");
     Ok(())

@@ -141,6 +141,10 @@ pub fn load_dir_with_env(
         validate_openai(server_raw.openai.unwrap_or_default()),
         &mut problems,
     );
+    let storage = ok_or_note(
+        validate_storage(server_raw.storage.unwrap_or_default()),
+        &mut problems,
+    );
     let (load_balancer, upstreams) = match upstreams_raw {
         Some(u) => (
             ok_or_note(
@@ -164,7 +168,15 @@ pub fn load_dir_with_env(
             .map_err(|e| problems.push(e))
             .ok()
     });
-    match (server, admin, openai, load_balancer, upstreams, tenants) {
+    match (
+        server,
+        admin,
+        openai,
+        load_balancer,
+        upstreams,
+        tenants,
+        storage,
+    ) {
         (
             Some(server),
             Some(admin),
@@ -172,6 +184,7 @@ pub fn load_dir_with_env(
             Some(load_balancer),
             Some(upstreams),
             Some(tenants),
+            Some(storage),
         ) if problems.is_empty() => Ok(Loaded {
             config: Config {
                 server,
@@ -180,6 +193,7 @@ pub fn load_dir_with_env(
                 load_balancer,
                 upstreams,
                 tenants,
+                storage,
             },
             warnings,
             pricing_json,
@@ -491,7 +505,19 @@ fn validate_server(s: raw::ServerSection) -> Result<ServerConfig, ConfigError> {
             "must be between 1 and 1024",
         ));
     }
+    let instance_id = match s.instance_id {
+        None => None,
+        Some(id) if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) => {
+            return Err(ConfigError::new(
+                f,
+                "server.instanceId",
+                "must be 1 to 128 characters, without control characters",
+            ))
+        }
+        Some(id) => Some(id),
+    };
     Ok(ServerConfig {
+        instance_id,
         host: s
             .host
             .filter(|h| !h.is_empty())
@@ -508,6 +534,27 @@ fn validate_server(s: raw::ServerSection) -> Result<ServerConfig, ConfigError> {
         body_read_timeout: Duration::from_secs(s.request_body_timeout_seconds.unwrap_or(60).max(1)),
         trust_proxy_headers: s.trust_proxy_headers.unwrap_or(false),
     })
+}
+
+fn validate_storage(s: raw::StorageSection) -> Result<Option<StorageUrl>, ConfigError> {
+    match s.url.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(url) => StorageUrl::parse(url)
+            .map(Some)
+            .map_err(|e| ConfigError::new(SERVER_FILE, "storage.url", e.to_string())),
+    }
+}
+
+/// Only `server.json`'s `storage.url`, for the commands that need the ledger but not the rest of the config
+/// (`ccgate clean`). `Ok(None)` when the file or the field is absent.
+pub fn load_storage(dir: &Path) -> Result<Option<StorageUrl>, ConfigErrors> {
+    let env = |name: &str| std::env::var(name).ok();
+    let one = |e: ConfigError| ConfigErrors(vec![e]);
+    let Some(value) = read_json(dir, SERVER_FILE, &env).map_err(one)? else {
+        return Ok(None);
+    };
+    let raw: raw::ServerFile = map_raw(SERVER_FILE, value, &mut Vec::new()).map_err(one)?;
+    validate_storage(raw.storage.unwrap_or_default()).map_err(one)
 }
 
 fn validate_admin(
@@ -958,6 +1005,82 @@ mod tests {
     }
 
     const TENANTS: &str = r#"{"tenants":[{"id":"t1","name":"a","key":"tenant-key-0123456789","enabled":true,"allowedModels":["*sonnet*"],"limits":{"daily":{"maxUSD":1.5}}}]}"#;
+
+    #[test]
+    fn storage_url_is_checked_at_load() {
+        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"}]}"#, TENANTS);
+        let l = load_dir_with_env(&d.0, &|_| None).unwrap();
+        assert_eq!(l.config.storage, None);
+        assert_eq!(load_storage(&d.0).unwrap(), None);
+        for (url, expected) in [
+            (
+                "postgres://ccgate:secret@db.internal:5432/ccgate",
+                StorageUrl::Postgres("postgres://ccgate:secret@db.internal:5432/ccgate".into()),
+            ),
+            (
+                "postgresql://db/ccgate?options=-c%20search_path%3Dledger",
+                StorageUrl::Postgres(
+                    "postgresql://db/ccgate?options=-c%20search_path%3Dledger".into(),
+                ),
+            ),
+            (
+                "sqlite:///var/lib/ccgate/ledger.db",
+                StorageUrl::Sqlite("/var/lib/ccgate/ledger.db".into()),
+            ),
+            ("sqlite://data/x.db", StorageUrl::Sqlite("data/x.db".into())),
+        ] {
+            write(
+                &d.0,
+                SERVER_FILE,
+                &format!(r#"{{"storage":{{"url":"{url}"}}}}"#),
+            );
+            let l = load_dir_with_env(&d.0, &|_| None).unwrap();
+            assert_eq!(l.config.storage.as_ref(), Some(&expected), "{url}");
+            assert_eq!(load_storage(&d.0).unwrap(), Some(expected), "{url}");
+        }
+        for url in [
+            "mysql://db/x",
+            "sqlite://",
+            "sqlite://:memory:",
+            "sqlite://x.db?mode=ro",
+            "postgres://db:notaport/x",
+        ] {
+            write(
+                &d.0,
+                SERVER_FILE,
+                &format!(r#"{{"storage":{{"url":"{url}"}}}}"#),
+            );
+            let e = load_dir_with_env(&d.0, &|_| None).unwrap_err();
+            assert!(
+                e.to_string().starts_with("server.json: storage.url: "),
+                "{url}: {e}"
+            );
+            assert!(load_storage(&d.0).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_storage_url_never_shows_its_password() {
+        let url = StorageUrl::parse("postgres://ccgate:s3cret@db:5432/ccgate").unwrap();
+        assert_eq!(url.to_string(), "postgres://ccgate:***@db:5432/ccgate");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert_eq!(url.backend(), "postgres");
+    }
+
+    #[test]
+    fn instance_id_is_checked() {
+        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"}]}"#, TENANTS);
+        write(&d.0, SERVER_FILE, r#"{"server":{"instanceId":"gw-a"}}"#);
+        let l = load_dir_with_env(&d.0, &|_| None).unwrap();
+        assert_eq!(l.config.server.instance_id.as_deref(), Some("gw-a"));
+        write(&d.0, SERVER_FILE, r#"{"server":{"instanceId":""}}"#);
+        let e = load_dir_with_env(&d.0, &|_| None).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("server.json: server.instanceId: "),
+            "{e}"
+        );
+    }
 
     #[test]
     fn wrong_type_names_file_and_path() {

@@ -25,6 +25,84 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     pub load_balancer: LoadBalancerConfig,
     pub tenants: Vec<TenantConfig>,
+    /// `storage.url`; `None`: the embedded SQLite ledger in the data folder. Read at start only.
+    pub storage: Option<StorageUrl>,
+}
+
+/// Where the ledger lives. The SQLite file serves one instance; a PostgreSQL database can be shared by several.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    Sqlite(std::path::PathBuf),
+    /// The URL as given (sqlx reads host, user, password, database and options from it).
+    Postgres(String),
+}
+
+/// A storage URL CCGate cannot use; the message says what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidStorageUrl(String);
+
+impl StorageUrl {
+    pub fn parse(url: &str) -> Result<StorageUrl, InvalidStorageUrl> {
+        let url = url.trim();
+        let invalid = |why: &str| InvalidStorageUrl(why.to_owned());
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            // CCGate sets the SQLite options itself (WAL, synchronous, busy timeout): query options would be
+            // silently overridden, so they are refused rather than ignored.
+            if rest.contains('?') {
+                return Err(invalid(
+                    "sqlite:// URLs take a file path only (no ?options; CCGate sets them)",
+                ));
+            }
+            if rest.is_empty() || rest.starts_with(":memory:") {
+                return Err(invalid(
+                    "sqlite:// needs a file path, e.g. sqlite://data/ccgate.db or sqlite:///var/lib/ccgate/ccgate.db",
+                ));
+            }
+            return Ok(StorageUrl::Sqlite(rest.into()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // Parsed now so that a typo is a config error at load, not a failure at the first connection.
+            url.parse::<sqlx::postgres::PgConnectOptions>()
+                .map_err(|e| invalid(&format!("not a valid PostgreSQL URL: {e}")))?;
+            return Ok(StorageUrl::Postgres(url.to_owned()));
+        }
+        Err(invalid(
+            "expected sqlite://<path> or postgres://user@host:port/database (postgresql:// also accepted)",
+        ))
+    }
+
+    /// `sqlite` or `postgres`, as `/health` shows it.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            StorageUrl::Sqlite(_) => "sqlite",
+            StorageUrl::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Without the password: the URL ends up in logs and error messages.
+impl std::fmt::Display for StorageUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageUrl::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            StorageUrl::Postgres(u) => match reqwest::Url::parse(u) {
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        let _ = parsed.set_password(Some("***"));
+                    }
+                    write!(f, "{parsed}")
+                }
+                Err(_) => f.write_str("postgres://(unparsable URL)"),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for StorageUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StorageUrl({self})")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +122,8 @@ pub struct ServerConfig {
     /// proxy in front), not the TCP peer. Only for a gateway reachable through that proxy alone: otherwise a
     /// client could name any address and escape the login throttle.
     pub trust_proxy_headers: bool,
+    /// `server.instanceId`: the name this gateway writes into every ledger row (`None`: `hostname:port`).
+    pub instance_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ pub struct ServerFile {
     pub server: Option<ServerSection>,
     pub admin: Option<AdminSection>,
     pub openai: Option<OpenAiSection>,
+    pub storage: Option<StorageSection>,
     /// Accepted for compatibility with the original (log level, files); CCGate logs to stderr.
     pub logging: Option<Value>,
     /// Accepted for compatibility; per-upstream `proxy` in upstreams.json is what CCGate uses.
@@ -35,6 +36,14 @@ pub struct ServerSection {
     pub trust_proxy_headers: Option<bool>,
     /// The original's HTTP keep-alive setting; accepted silently (CCGate keeps client connections alive).
     pub keep_alive: Option<Value>,
+    /// Names this gateway in every ledger row it writes (default: `hostname:port`).
+    pub instance_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StorageSection {
+    /// `sqlite://path` or `postgres://…`; `CCGATE_DATABASE_URL` overrides it.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -61,6 +61,17 @@ pub fn spawn(gw: Arc<Gateway>) {
                     for w in &loaded.warnings {
                         tracing::warn!("{w}");
                     }
+                    // The ledger is opened once: a changed store or instance name must not look applied.
+                    let restart_needed = {
+                        let running = gw.rt();
+                        loaded.config.storage != running.config.storage
+                            || loaded.config.server.instance_id != running.config.server.instance_id
+                    };
+                    if restart_needed {
+                        tracing::warn!(
+                            "storage.url and server.instanceId are read at start only: the change applies at the next start"
+                        );
+                    }
                     gw.apply(loaded).map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e.to_string()),

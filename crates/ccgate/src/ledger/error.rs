@@ -11,6 +11,9 @@ pub enum LedgerError {
     },
     #[error("cannot open ledger {}: {source}", path.display())]
     Open { path: PathBuf, source: sqlx::Error },
+    /// `url` without its password.
+    #[error("cannot connect to the PostgreSQL ledger at {url}: {source}")]
+    OpenPostgres { url: String, source: sqlx::Error },
     #[error("ledger schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("ledger database error: {0}")]
@@ -31,6 +34,8 @@ pub enum LedgerError {
     UnknownOutcome(String),
     #[error("{} is not a UTF-8 path, which SQLite needs", .0.display())]
     NonUtf8Path(PathBuf),
+    #[error("ccgate backup copies the embedded SQLite ledger; back up a PostgreSQL ledger with pg_dump (for example: pg_dump --format=custom --file ccgate.dump \"$CCGATE_DATABASE_URL\")")]
+    BackupUnsupported,
 }
 
 /// The cause of a write failure, in the words an operator searches for.

@@ -105,6 +105,28 @@ pub struct Replay {
     pub files: Vec<PathBuf>,
 }
 
+/// The file in the journal folder that names it (see [`journal_id`]).
+const ID_FILE: &str = "id";
+
+/// The journal's id, created on first use: a shared database keeps one high-water mark per journal under this
+/// key. It lives with the segments, so it follows them (a wiped folder starts a new journal and a new mark).
+pub fn journal_id(dir: &Path) -> std::io::Result<String> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    // Written aside and renamed: a crash never leaves a half-written id behind.
+    let tmp = dir.join(format!(".{ID_FILE}.tmp"));
+    std::fs::write(&tmp, &id)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
+}
+
 fn segment_number(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_str()?;
     name.strip_suffix(".jsonl")?.parse().ok()

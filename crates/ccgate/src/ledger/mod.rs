@@ -7,9 +7,12 @@
 //! it takes, and shows in `/health`. Shutdown closes the queue and waits for the writer, so a record accepted is
 //! a record stored, now or, from the journal, at the next start.
 
+#[cfg(test)]
+mod contract;
 mod error;
 pub mod journal;
 mod outcome;
+pub mod postgres;
 mod rollup;
 pub mod sqlite;
 pub mod store;
@@ -72,6 +75,10 @@ pub struct Record {
     pub session_id: Option<String>,
     /// Non-billable calls (count_tokens) are recorded but never charged.
     pub billable: bool,
+    /// The gateway that served the request (`server.instanceId`, default `hostname:port`). Absent from journal
+    /// lines written before the column existed.
+    #[serde(default)]
+    pub instance_id: Option<String>,
 }
 
 /// The `protocol` and `endpoint` labels the gateway writes (`Protocol::as_str`, `Endpoint::as_str` in
@@ -102,6 +109,9 @@ pub struct Ledger {
     pub health: Arc<LedgerHealth>,
     close: CancellationToken,
     writer: Arc<Mutex<Option<JoinHandle<Vec<Queued>>>>>,
+    /// The name this gateway writes into every row (`server.instanceId`, or `hostname:port`). Set once the
+    /// listener is bound, since the port may be chosen by the OS; nothing is recorded before that.
+    instance_id: Arc<std::sync::OnceLock<String>>,
 }
 
 /// A record on its way to the database, with the journal line that covers it until then.
@@ -129,7 +139,10 @@ impl Ledger {
         let (tx, rx) = mpsc::unbounded_channel();
         let close = CancellationToken::new();
         let journal = journal.map(Arc::new);
-        let health = Arc::new(LedgerHealth::default());
+        let health = Arc::new(LedgerHealth {
+            backend: store.backend(),
+            ..LedgerHealth::default()
+        });
         let writer = tokio::spawn(write_loop(
             rx,
             store.clone(),
@@ -144,7 +157,17 @@ impl Ledger {
             health,
             close,
             writer: Arc::new(Mutex::new(Some(writer))),
+            instance_id: Arc::default(),
         }
+    }
+
+    /// Names this gateway in the rows it records from now on; the first call wins.
+    pub fn set_instance_id(&self, id: String) {
+        let _ = self.instance_id.set(id);
+    }
+
+    pub fn instance_id(&self) -> Option<&str> {
+        self.instance_id.get().map(String::as_str)
     }
 
     /// Journals the record and queues it, without waiting for the database. The queue is unbounded: while the
@@ -222,6 +245,8 @@ fn log_lost(rec: &Record) {
 /// under the running gateway.
 #[derive(Debug, Default)]
 pub struct LedgerHealth {
+    /// The store's [`Store::backend`].
+    backend: &'static str,
     last_write_ms: AtomicI64,
     failing_since_ms: AtomicI64,
     error: parking_lot::Mutex<Option<String>>,
@@ -236,6 +261,8 @@ pub struct LedgerHealth {
 pub struct LedgerStatus {
     /// `ok` or `degraded`.
     pub status: &'static str,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
     /// Last successful commit (RFC 3339), if any.
     pub last_write: Option<String>,
     /// Since when writes fail (RFC 3339).
@@ -289,6 +316,7 @@ impl LedgerHealth {
             } else {
                 "degraded"
             },
+            backend: self.backend,
             last_write: rfc3339(self.last_write_ms.load(Ordering::Relaxed)),
             failing_since: rfc3339(failing),
             error: (!problems.is_empty()).then(|| problems.join("; ")),
@@ -507,6 +535,9 @@ mod tests {
         }
         fn count_requests(&self) -> BoxFuture<'_, Result<i64, LedgerError>> {
             self.inner.count_requests()
+        }
+        fn backend(&self) -> &'static str {
+            "flaky"
         }
         fn journal_committed_seq(&self) -> BoxFuture<'_, Result<u64, LedgerError>> {
             self.inner.journal_committed_seq()

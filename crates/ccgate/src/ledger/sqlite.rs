@@ -1,4 +1,4 @@
-//! The embedded SQLite ledger at `data/ccgate.db` (WAL mode).
+//! The embedded SQLite ledger at `data/ccgate.db` (WAL mode), the default store (see `postgres.rs` for the shared one).
 //!
 //! `requests` holds one row per request; `daily_rollup` holds one row per (day, tenant, model), updated in the
 //! same transaction as the inserts, so usage queries and budget windows read a few hundred rollup rows instead of
@@ -181,7 +181,8 @@ impl SqliteStore {
                     .push_bind(r.latency_ms)
                     .push_bind(r.ttft_ms)
                     .push_bind(r.session_id.as_deref())
-                    .push_bind(r.billable);
+                    .push_bind(r.billable)
+                    .push_bind(r.instance_id.as_deref());
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -288,9 +289,9 @@ const REQUEST_COLUMNS: &str = "ts_ms, day, request_id, tenant_id, upstream_id,
     upstream_request_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
     cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
     web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
-    billable";
+    billable, instance_id";
 
-/// Rows per multi-row INSERT: 32 × 29 = 928 parameters, far below SQLite's limit (32,766; 999 before 3.32). A
+/// Rows per multi-row INSERT: 32 × 30 = 960 parameters, far below SQLite's limit (32,766; 999 before 3.32). A
 /// fixed size keeps the statement text, and so sqlx's cached prepared statement, the same for every full chunk.
 const ROWS_PER_INSERT: usize = 32;
 
@@ -313,6 +314,10 @@ const UPSERT_ROLLUP: &str =
         max_cost_nanousd = MAX(max_cost_nanousd, excluded.max_cost_nanousd)";
 
 impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
     fn insert_batch<'a>(
         &'a self,
         rows: &'a [Record],
@@ -473,8 +478,9 @@ impl Store for SqliteStore {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::ledger::{Outcome, UsageTotals};
-    use sqlx::{Connection, Row};
+    use crate::ledger::contract::{Fixture, Raw, StoredRow};
+    use crate::ledger::Outcome;
+    use sqlx::Connection;
     use std::path::PathBuf;
 
     /// A fresh database path, removed with its WAL files when dropped.
@@ -511,165 +517,45 @@ pub(super) mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn batches_round_trip_into_rollups() {
-        let db = TempDb::new();
-        let store = SqliteStore::open(&db.0).await.unwrap();
-        let mut rows: Vec<Record> = (0..37)
-            .map(|i| rec(if i % 2 == 0 { "a" } else { "b" }, 5, Outcome::Ok))
-            .collect();
-        rows.push(rec("a", 1000, Outcome::Rejected));
-        store.insert_batch(&rows, None).await.unwrap();
-        assert_eq!(store.count_requests().await.unwrap(), 38);
-        let mut spend = store.spend_by_tenant(None).await.unwrap();
-        spend.sort();
-        let spent = |t: &str, c| TenantSpend {
-            tenant_id: t.into(),
-            cost_nanousd: c,
-        };
-        assert_eq!(spend, vec![spent("a", 19 * 5), spent("b", 18 * 5)]);
-        let report = store
-            .usage(&UsageQuery {
-                tenant_id: Some("a".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(report.rows.len(), 1);
-        assert_eq!(
-            report.rows[0].totals,
-            UsageTotals {
-                requests: 19,
-                input_tokens: 190,
-                cache_creation_input_tokens: 19 * 3,
-                cache_write_5m_tokens: 19,
-                cache_write_1h_tokens: 19 * 2,
-                cost_nanousd: 19 * 5,
-                ..Default::default()
-            }
-        );
-        assert_eq!(store.peak_cost("a", "2026-11-01").await.unwrap(), Some(5));
-        assert_eq!(store.peak_cost("a", "2026-11-28").await.unwrap(), None);
-        assert_eq!(store.delete_before("2026-11-28").await.unwrap(), 38);
-        assert!(store
-            .usage(&UsageQuery::default())
-            .await
-            .unwrap()
-            .rows
-            .is_empty());
+    struct SqliteRaw {
+        pool: SqlitePool,
     }
 
-    /// Every column lands where it belongs, in full multi-row chunks and in the shorter last one.
-    #[tokio::test]
-    async fn every_field_is_stored_in_its_column() {
-        let db = TempDb::new();
-        let store = SqliteStore::open(&db.0).await.unwrap();
-        let rec = |i: i64| Record {
-            ts_ms: 1_000 + i,
-            day: format!("2026-11-{:02}", 1 + i % 28),
-            request_id: format!("req-{i}"),
-            tenant_id: format!("tenant-{i}"),
-            upstream_id: (i % 2 == 0).then(|| format!("up-{i}")),
-            upstream_request_id: Some(format!("ureq-{i}")),
-            protocol: "openai",
-            endpoint: "chat_completions",
-            model: format!("model-{i}"),
-            upstream_model: Some(format!("umodel-{i}")),
-            stream: i % 3 == 0,
-            status: 200 + i as u16,
-            outcome: Outcome::ALL[i as usize % Outcome::ALL.len()],
-            error_class: Some(format!("err-{i}")),
-            input_tokens: 10 * i + 1,
-            cache_write_5m_tokens: 10 * i + 2,
-            cache_write_1h_tokens: 10 * i + 3,
-            cache_read_tokens: 10 * i + 4,
-            output_tokens: 10 * i + 5,
-            thinking_tokens: Some(10 * i + 6),
-            web_search_requests: 10 * i + 7,
-            // Beyond 2^53: an integer that went through a float would come back changed.
-            cost_nanousd: (1 << 60) + 10 * i + 8,
-            upstream_cost_nanousd: 10 * i + 9,
-            priced: i % 2 == 1,
-            price_version: format!("pv-{i}"),
-            latency_ms: 100 + i,
-            ttft_ms: Some(50 + i),
-            session_id: Some(format!("sess-{i}")),
-            billable: i % 4 != 0,
-        };
-        let n = 2 * ROWS_PER_INSERT as i64 + 3;
-        let rows: Vec<Record> = (0..n).map(rec).collect();
-        store.insert_batch(&rows, None).await.unwrap();
-        let stored = sqlx::query(&format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests ORDER BY ts_ms"
-        ))
-        .fetch_all(&store.pool())
-        .await
-        .unwrap();
-        assert_eq!(stored.len() as i64, n);
-        for (i, row) in stored.iter().enumerate() {
-            let r = rec(i as i64);
-            let text = |c: usize| row.get::<Option<String>, _>(c);
-            let int = |c: usize| row.get::<Option<i64>, _>(c);
-            assert_eq!(int(0), Some(r.ts_ms));
-            assert_eq!(text(1), Some(r.day.clone()));
-            assert_eq!(text(2), Some(r.request_id.clone()));
-            assert_eq!(text(3), Some(r.tenant_id.clone()));
-            assert_eq!(text(4), r.upstream_id.clone());
-            assert_eq!(text(5), r.upstream_request_id.clone());
-            assert_eq!(text(6).as_deref(), Some(r.protocol));
-            assert_eq!(text(7).as_deref(), Some(r.endpoint));
-            assert_eq!(text(8), Some(r.model.clone()));
-            assert_eq!(text(9), r.upstream_model.clone());
-            assert_eq!(int(10), Some(i64::from(r.stream)));
-            assert_eq!(int(11), Some(i64::from(r.status)));
-            assert_eq!(text(12).as_deref(), Some(r.outcome.as_str()));
-            assert_eq!(row.get::<Outcome, _>(12), r.outcome);
-            assert_eq!(text(13), r.error_class.clone());
-            let counts: Vec<Option<i64>> = (14..=18).map(int).collect();
-            assert_eq!(
-                counts,
-                (1..=5).map(|k| Some(10 * i as i64 + k)).collect::<Vec<_>>()
-            );
-            assert_eq!(int(19), r.thinking_tokens);
-            assert_eq!(int(20), Some(r.web_search_requests));
-            assert_eq!(int(21), Some(r.cost_nanousd));
-            assert_eq!(int(22), Some(r.upstream_cost_nanousd));
-            assert_eq!(int(23), Some(i64::from(r.priced)));
-            assert_eq!(text(24), Some(r.price_version.clone()));
-            assert_eq!(int(25), Some(r.latency_ms));
-            assert_eq!(int(26), r.ttft_ms);
-            assert_eq!(text(27), r.session_id.clone());
-            assert_eq!(int(28), Some(i64::from(r.billable)));
+    impl Raw for SqliteRaw {
+        fn stored_rows(&self) -> BoxFuture<'_, Vec<StoredRow>> {
+            Box::pin(async move {
+                sqlx::query_as(&format!(
+                    "SELECT {REQUEST_COLUMNS} FROM requests ORDER BY ts_ms"
+                ))
+                .fetch_all(&self.pool)
+                .await
+                .expect("read requests")
+            })
+        }
+
+        fn refuse_negative_timestamps(&self) -> BoxFuture<'_, ()> {
+            Box::pin(async move {
+                sqlx::query(
+                    "CREATE TRIGGER no_negative BEFORE INSERT ON requests WHEN NEW.ts_ms < 0
+                     BEGIN SELECT RAISE(ABORT, 'negative timestamp'); END",
+                )
+                .execute(&self.pool)
+                .await
+                .expect("create trigger");
+            })
         }
     }
 
-    /// A batch is one transaction: a failure part-way stores none of its rows or rollups, and the store takes the
-    /// next batch as if nothing had happened.
-    #[tokio::test]
-    async fn a_failed_batch_stores_nothing_and_the_next_one_is_stored() {
+    /// The SQLite side of the contract suite (`ledger/contract.rs`): a fresh file per test.
+    pub(in crate::ledger) async fn fixture() -> Fixture {
         let db = TempDb::new();
-        let store = SqliteStore::open(&db.0).await.unwrap();
-        // A trigger that refuses negative timestamps stands in for any failure inside the transaction.
-        sqlx::query(
-            "CREATE TRIGGER no_negative BEFORE INSERT ON requests WHEN NEW.ts_ms < 0
-             BEGIN SELECT RAISE(ABORT, 'negative timestamp'); END",
-        )
-        .execute(&store.pool())
-        .await
-        .unwrap();
-        let mut rows: Vec<Record> = (0..40).map(|_| rec("a", 5, Outcome::Ok)).collect();
-        rows[35].ts_ms = -1;
-        let err = store.insert_batch(&rows, None).await.unwrap_err();
-        assert!(err.to_string().contains("negative timestamp"), "{err}");
-        assert_eq!(store.count_requests().await.unwrap(), 0);
-        assert!(store.spend_by_tenant(None).await.unwrap().is_empty());
-        rows[35].ts_ms = 1;
-        store.insert_batch(&rows, None).await.unwrap();
-        assert_eq!(store.count_requests().await.unwrap(), 40);
-        assert_eq!(
-            store.spend_by_tenant(None).await.unwrap()[0].cost_nanousd,
-            200
-        );
+        let store = SqliteStore::open(&db.0).await.expect("open SqliteStore");
+        let raw = SqliteRaw { pool: store.pool() };
+        Fixture {
+            store: std::sync::Arc::new(store),
+            raw: Box::new(raw),
+            _guard: Box::new(db),
+        }
     }
 
     /// The schema exactly as the code before versioned migrations created it (`CREATE TABLE IF NOT EXISTS` at
@@ -775,7 +661,7 @@ pub(super) mod tests {
             .fetch_all(&store.pool())
             .await
             .unwrap();
-        assert_eq!(applied, [1, 2, 3]);
+        assert_eq!(applied, [1, 2, 3, 4]);
         // The old rollup row goes on accumulating.
         store
             .insert_batch(
@@ -802,54 +688,11 @@ pub(super) mod tests {
         );
     }
 
+    /// The refusals report reads the partial index, not every request (the counting is a contract test).
     #[tokio::test]
-    async fn refusals_are_counted_per_tenant_and_reason_within_the_days() {
+    async fn refusals_use_the_partial_index() {
         let db = TempDb::new();
         let store = SqliteStore::open(&db.0).await.unwrap();
-        let refused = |tenant: &str, day: &str, status: u16, class: &str| Record {
-            day: day.into(),
-            status,
-            error_class: Some(class.into()),
-            ..rec(tenant, 0, Outcome::Rejected)
-        };
-        let rows = vec![
-            refused("a", "2026-11-27", 403, "model_not_allowed"),
-            refused("a", "2026-11-27", 403, "model_not_allowed"),
-            refused("a", "2026-11-28", 429, "rate_limited"),
-            refused("b", "2026-11-27", 402, "budget_exceeded"),
-            // Not refusals: an upstream error and a success.
-            Record {
-                status: 502,
-                error_class: Some("upstream_connect".into()),
-                ..rec("a", 0, Outcome::UpstreamError)
-            },
-            rec("a", 5, Outcome::Ok),
-        ];
-        store.insert_batch(&rows, None).await.unwrap();
-        let row = |t: &str, reason: &str, status: i64, requests: i64| RefusalRow {
-            tenant_id: t.into(),
-            reason: reason.into(),
-            status,
-            requests,
-        };
-        let all = store.refusals(&UsageQuery::default()).await.unwrap();
-        assert_eq!(
-            all,
-            vec![
-                row("a", "model_not_allowed", 403, 2),
-                row("a", "rate_limited", 429, 1),
-                row("b", "budget_exceeded", 402, 1),
-            ]
-        );
-        let a_on_28 = store
-            .refusals(&UsageQuery {
-                tenant_id: Some("a".into()),
-                from_day: Some("2026-11-28".into()),
-                to_day: Some("2026-11-28".into()),
-            })
-            .await
-            .unwrap();
-        assert_eq!(a_on_28, vec![row("a", "rate_limited", 429, 1)]);
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
             "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM requests WHERE outcome = 'rejected' AND day >= '2026-11-01'",
         )

@@ -1,4 +1,5 @@
-//! The storage seam: SQLite today, PostgreSQL beside it later, same trait.
+//! The storage seam: the embedded SQLite ledger (`sqlite.rs`) and the shared PostgreSQL one (`postgres.rs`)
+//! implement the same trait with the same semantics; `contract.rs` holds the tests both must pass.
 
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -65,6 +66,8 @@ pub struct UsageReport {
 }
 
 pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`, for `/health`.
+    fn backend(&self) -> &'static str;
     /// Stores the rows and their rollups in one transaction: all of them or none. `journal_seq` is the highest
     /// crash-journal sequence number among them, stored in the same transaction (see `ledger/journal.rs`).
     fn insert_batch<'a>(

@@ -68,9 +68,10 @@ impl Settlement {
         gw: Arc<Gateway>,
         pricing: Arc<PriceTable>,
         tz: chrono_tz::Tz,
-        record: Record,
+        mut record: Record,
         started: Instant,
     ) -> Self {
+        record.instance_id = gw.ledger.instance_id().map(str::to_owned);
         Settlement {
             gw,
             pricing,

@@ -114,6 +114,18 @@ impl Gateway {
 
     /// [`Gateway::start_in`] with extra arguments to `ccgate serve` (e.g. `--workers 1`).
     pub async fn start_with_args(config: TempDir, data: TempDir, args: &[&str]) -> Gateway {
+        Self::start_with_env(config, data, args, &[]).await
+    }
+
+    /// [`Gateway::start_with_args`] with extra environment variables (e.g. `CCGATE_DATABASE_URL`). A
+    /// `CCGATE_DATABASE_URL` in the test's own environment is never passed on: the other tests read the SQLite
+    /// file in the data folder.
+    pub async fn start_with_env(
+        config: TempDir,
+        data: TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ccgate"))
             .arg("serve")
             .args(args)
@@ -122,6 +134,8 @@ impl Gateway {
             .arg("--data-dir")
             .arg(&data.0)
             .env("CCGATE_LOG", "info,ccgate=debug")
+            .env_remove("CCGATE_DATABASE_URL")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

@@ -15,6 +15,7 @@ mod metering;
 mod migration;
 mod openai_api;
 mod outliers;
+mod postgres;
 mod resilience;
 mod throttle;
 mod transport;

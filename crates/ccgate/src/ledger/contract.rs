@@ -1,0 +1,562 @@
+//! The store contract: every test here runs against each backend ([`Store`] behind `Arc<dyn Store>`), so SQLite
+//! and PostgreSQL answer the same way. The backends' test modules provide a [`Fixture`]; the PostgreSQL one
+//! skips (returns early, with the reason printed) where no server answers.
+//!
+//! `cargo nextest run -p ccgate contract` runs both sides.
+
+use super::store::RefusalRow;
+use super::{Outcome, Record, Store, TenantSpend, UsageQuery, UsageTotals};
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+
+/// A store under test, plus backend-specific access for what the trait does not expose.
+pub(super) struct Fixture {
+    pub store: Arc<dyn Store>,
+    pub raw: Box<dyn Raw>,
+    /// Removes the database (file or schema) when the test ends, passed or failed.
+    pub _guard: Box<dyn Send>,
+}
+
+/// What a test needs beyond the trait; the SQL lives in each backend's module.
+pub(super) trait Raw: Send + Sync {
+    /// Every `requests` row, by `ts_ms`.
+    fn stored_rows(&self) -> BoxFuture<'_, Vec<StoredRow>>;
+    /// Makes the database refuse rows with a negative `ts_ms`: a failure inside a batch's transaction.
+    fn refuse_negative_timestamps(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A `requests` row as stored, in the types both backends decode.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct StoredRow {
+    pub ts_ms: i64,
+    pub day: String,
+    pub request_id: String,
+    pub tenant_id: String,
+    pub upstream_id: Option<String>,
+    pub upstream_request_id: Option<String>,
+    pub protocol: String,
+    pub endpoint: String,
+    pub model: String,
+    pub upstream_model: Option<String>,
+    pub stream: bool,
+    pub status: i32,
+    pub outcome: Outcome,
+    pub error_class: Option<String>,
+    pub input_tokens: i64,
+    pub cache_write_5m_tokens: i64,
+    pub cache_write_1h_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub output_tokens: i64,
+    pub thinking_tokens: Option<i64>,
+    pub web_search_requests: i64,
+    pub cost_nanousd: i64,
+    pub upstream_cost_nanousd: i64,
+    pub priced: bool,
+    pub price_version: String,
+    pub latency_ms: i64,
+    pub ttft_ms: Option<i64>,
+    pub session_id: Option<String>,
+    pub billable: bool,
+    pub instance_id: Option<String>,
+}
+
+/// Generates one `#[tokio::test]` per backend for each contract test below.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let f = crate::ledger::sqlite::tests::fixture().await;
+                    super::$name(&f).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(f) = crate::ledger::postgres::tests::fixture().await else {
+                        return;
+                    };
+                    super::$name(&f).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    batches_round_trip_into_rollups,
+    every_field_is_stored_in_its_column,
+    a_failed_batch_stores_nothing_and_the_next_one_is_stored,
+    the_journal_mark_only_rises,
+    stored_request_ids_finds_exactly_the_stored_ones,
+    usage_filters_and_orders_like_the_api_expects,
+    sums_saturate_instead_of_failing,
+    delete_before_keeps_later_days,
+    refusals_are_counted_per_tenant_and_reason_within_the_days,
+);
+
+fn rec(tenant: &str, cost: i64, outcome: Outcome) -> Record {
+    Record {
+        day: "2026-11-27".into(),
+        tenant_id: tenant.into(),
+        model: "m".into(),
+        outcome,
+        status: 200,
+        cost_nanousd: cost,
+        input_tokens: 10,
+        cache_write_5m_tokens: 1,
+        cache_write_1h_tokens: 2,
+        priced: true,
+        billable: true,
+        ..Default::default()
+    }
+}
+
+async fn batches_round_trip_into_rollups(f: &Fixture) {
+    let store = &f.store;
+    let mut rows: Vec<Record> = (0..37)
+        .map(|i| rec(if i % 2 == 0 { "a" } else { "b" }, 5, Outcome::Ok))
+        .collect();
+    rows.push(rec("a", 1000, Outcome::Rejected));
+    store.insert_batch(&rows, None).await.unwrap();
+    assert_eq!(store.count_requests().await.unwrap(), 38);
+    let mut spend = store.spend_by_tenant(None).await.unwrap();
+    spend.sort();
+    let spent = |t: &str, c| TenantSpend {
+        tenant_id: t.into(),
+        cost_nanousd: c,
+    };
+    assert_eq!(spend, vec![spent("a", 19 * 5), spent("b", 18 * 5)]);
+    let report = store
+        .usage(&UsageQuery {
+            tenant_id: Some("a".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.rows.len(), 1);
+    assert_eq!(
+        report.rows[0].totals,
+        UsageTotals {
+            requests: 19,
+            input_tokens: 190,
+            cache_creation_input_tokens: 19 * 3,
+            cache_write_5m_tokens: 19,
+            cache_write_1h_tokens: 19 * 2,
+            cost_nanousd: 19 * 5,
+            ..Default::default()
+        }
+    );
+    assert_eq!(store.peak_cost("a", "2026-11-01").await.unwrap(), Some(5));
+    assert_eq!(store.peak_cost("a", "2026-11-28").await.unwrap(), None);
+    assert_eq!(store.delete_before("2026-11-28").await.unwrap(), 38);
+    assert!(store
+        .usage(&UsageQuery::default())
+        .await
+        .unwrap()
+        .rows
+        .is_empty());
+}
+
+/// Every column lands where it belongs, in full multi-row chunks and in the shorter last one (of either
+/// backend's chunk size).
+async fn every_field_is_stored_in_its_column(f: &Fixture) {
+    let rec = |i: i64| Record {
+        ts_ms: 1_000 + i,
+        day: format!("2026-11-{:02}", 1 + i % 28),
+        request_id: format!("req-{i}"),
+        tenant_id: format!("tenant-{i}"),
+        upstream_id: (i % 2 == 0).then(|| format!("up-{i}")),
+        upstream_request_id: Some(format!("ureq-{i}")),
+        protocol: "openai",
+        endpoint: "chat_completions",
+        model: format!("model-{i}"),
+        upstream_model: Some(format!("umodel-{i}")),
+        stream: i % 3 == 0,
+        status: 200 + i as u16,
+        outcome: Outcome::ALL[i as usize % Outcome::ALL.len()],
+        error_class: Some(format!("err-{i}")),
+        input_tokens: 10 * i + 1,
+        cache_write_5m_tokens: 10 * i + 2,
+        cache_write_1h_tokens: 10 * i + 3,
+        cache_read_tokens: 10 * i + 4,
+        output_tokens: 10 * i + 5,
+        thinking_tokens: Some(10 * i + 6),
+        web_search_requests: 10 * i + 7,
+        // Beyond 2^53: an integer that went through a float would come back changed.
+        cost_nanousd: (1 << 60) + 10 * i + 8,
+        upstream_cost_nanousd: 10 * i + 9,
+        priced: i % 2 == 1,
+        price_version: format!("pv-{i}"),
+        latency_ms: 100 + i,
+        ttft_ms: Some(50 + i),
+        session_id: Some(format!("sess-{i}")),
+        billable: i % 4 != 0,
+        instance_id: (i % 5 != 0).then(|| format!("host-{i}:3000")),
+    };
+    // 2 full PostgreSQL chunks (128) + 3; also 8 full SQLite chunks (32) + 3.
+    let n = 2 * 128 + 3;
+    let rows: Vec<Record> = (0..n).map(rec).collect();
+    f.store.insert_batch(&rows, None).await.unwrap();
+    let stored = f.raw.stored_rows().await;
+    assert_eq!(stored.len() as i64, n);
+    for (i, s) in stored.iter().enumerate() {
+        let r = rec(i as i64);
+        assert_eq!(s.ts_ms, r.ts_ms);
+        assert_eq!(s.day, r.day);
+        assert_eq!(s.request_id, r.request_id);
+        assert_eq!(s.tenant_id, r.tenant_id);
+        assert_eq!(s.upstream_id, r.upstream_id);
+        assert_eq!(s.upstream_request_id, r.upstream_request_id);
+        assert_eq!(s.protocol, r.protocol);
+        assert_eq!(s.endpoint, r.endpoint);
+        assert_eq!(s.model, r.model);
+        assert_eq!(s.upstream_model, r.upstream_model);
+        assert_eq!(s.stream, r.stream);
+        assert_eq!(s.status, i32::from(r.status));
+        assert_eq!(s.outcome, r.outcome);
+        assert_eq!(s.error_class, r.error_class);
+        assert_eq!(
+            [
+                s.input_tokens,
+                s.cache_write_5m_tokens,
+                s.cache_write_1h_tokens,
+                s.cache_read_tokens,
+                s.output_tokens
+            ],
+            [
+                r.input_tokens,
+                r.cache_write_5m_tokens,
+                r.cache_write_1h_tokens,
+                r.cache_read_tokens,
+                r.output_tokens
+            ]
+        );
+        assert_eq!(s.thinking_tokens, r.thinking_tokens);
+        assert_eq!(s.web_search_requests, r.web_search_requests);
+        assert_eq!(s.cost_nanousd, r.cost_nanousd);
+        assert_eq!(s.upstream_cost_nanousd, r.upstream_cost_nanousd);
+        assert_eq!(s.priced, r.priced);
+        assert_eq!(s.price_version, r.price_version);
+        assert_eq!(s.latency_ms, r.latency_ms);
+        assert_eq!(s.ttft_ms, r.ttft_ms);
+        assert_eq!(s.session_id, r.session_id);
+        assert_eq!(s.billable, r.billable);
+        assert_eq!(s.instance_id, r.instance_id);
+    }
+}
+
+/// A batch is one transaction: a failure part-way stores none of its rows or rollups, and the store takes the
+/// next batch as if nothing had happened.
+async fn a_failed_batch_stores_nothing_and_the_next_one_is_stored(f: &Fixture) {
+    let store = &f.store;
+    f.raw.refuse_negative_timestamps().await;
+    // Row 300 sits in a later multi-row INSERT than the first (either backend's chunk size).
+    let mut rows: Vec<Record> = (0..301).map(|_| rec("a", 5, Outcome::Ok)).collect();
+    rows[300].ts_ms = -1;
+    store
+        .insert_batch(&rows, Some(10))
+        .await
+        .expect_err("the database refuses the batch");
+    assert_eq!(store.count_requests().await.unwrap(), 0);
+    assert!(store.spend_by_tenant(None).await.unwrap().is_empty());
+    assert_eq!(store.journal_committed_seq().await.unwrap(), 0);
+    rows[300].ts_ms = 1;
+    store.insert_batch(&rows, Some(10)).await.unwrap();
+    assert_eq!(store.count_requests().await.unwrap(), 301);
+    assert_eq!(
+        store.spend_by_tenant(None).await.unwrap()[0].cost_nanousd,
+        301 * 5
+    );
+    assert_eq!(store.journal_committed_seq().await.unwrap(), 10);
+}
+
+/// The crash journal's high-water mark: 0 at first, raised by each batch that carries one, never lowered (the
+/// replay at start-up stores only lines above it).
+async fn the_journal_mark_only_rises(f: &Fixture) {
+    let store = &f.store;
+    assert_eq!(store.journal_committed_seq().await.unwrap(), 0);
+    let one = [rec("a", 1, Outcome::Ok)];
+    store.insert_batch(&one, Some(5)).await.unwrap();
+    assert_eq!(store.journal_committed_seq().await.unwrap(), 5);
+    store.insert_batch(&one, Some(3)).await.unwrap();
+    assert_eq!(store.journal_committed_seq().await.unwrap(), 5);
+    store.insert_batch(&one, None).await.unwrap();
+    assert_eq!(store.journal_committed_seq().await.unwrap(), 5);
+    store.insert_batch(&one, Some(u64::MAX)).await.unwrap();
+    assert_eq!(
+        store.journal_committed_seq().await.unwrap(),
+        i64::MAX as u64
+    );
+}
+
+async fn stored_request_ids_finds_exactly_the_stored_ones(f: &Fixture) {
+    let store = &f.store;
+    assert!(store.stored_request_ids(&[]).await.unwrap().is_empty());
+    let rows: Vec<Record> = (0..1200)
+        .map(|i| Record {
+            request_id: format!("id-{i}"),
+            ..rec("a", 1, Outcome::Ok)
+        })
+        .collect();
+    store.insert_batch(&rows, None).await.unwrap();
+    // More ids than SQLite's chunk of 500, half of them unknown.
+    let asked: Vec<String> = (0..2400).step_by(2).map(|i| format!("id-{i}")).collect();
+    let mut found = store.stored_request_ids(&asked).await.unwrap();
+    found.sort();
+    let mut expected: Vec<String> = (0..1200).step_by(2).map(|i| format!("id-{i}")).collect();
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
+/// The usage API's view: one row per (day, tenant, model) in that order, filtered by tenant and inclusive days,
+/// with errors and unpriced requests counted.
+async fn usage_filters_and_orders_like_the_api_expects(f: &Fixture) {
+    let store = &f.store;
+    let at = |day: &str, tenant: &str, model: &str| Record {
+        day: day.into(),
+        tenant_id: tenant.into(),
+        model: model.into(),
+        ..rec(tenant, 7, Outcome::Ok)
+    };
+    let rows = vec![
+        at("2026-11-02", "b", "m2"),
+        at("2026-11-01", "b", "m1"),
+        at("2026-11-01", "a", "m2"),
+        at("2026-11-03", "a", "m1"),
+        // Upper case sorts before lower case in byte order, whatever the database's locale.
+        at("2026-11-01", "a", "M1"),
+        Record {
+            status: 529,
+            outcome: Outcome::UpstreamError,
+            cost_nanousd: 0,
+            ..at("2026-11-01", "a", "m2")
+        },
+        Record {
+            priced: false,
+            cost_nanousd: 0,
+            upstream_cost_nanousd: 0,
+            output_tokens: 3,
+            ..at("2026-11-01", "a", "m2")
+        },
+        Record {
+            upstream_cost_nanousd: 11,
+            cache_read_tokens: 4,
+            output_tokens: 2,
+            ..at("2026-11-02", "b", "m2")
+        },
+    ];
+    store.insert_batch(&rows, None).await.unwrap();
+    let all = store.usage(&UsageQuery::default()).await.unwrap().rows;
+    let keys: Vec<(&str, &str, &str)> = all
+        .iter()
+        .map(|r| (r.day.as_str(), r.tenant_id.as_str(), r.model.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("2026-11-01", "a", "M1"),
+            ("2026-11-01", "a", "m2"),
+            ("2026-11-01", "b", "m1"),
+            ("2026-11-02", "b", "m2"),
+            ("2026-11-03", "a", "m1"),
+        ]
+    );
+    assert_eq!(
+        all[1].totals,
+        UsageTotals {
+            requests: 3,
+            input_tokens: 30,
+            output_tokens: 3,
+            cache_creation_input_tokens: 9,
+            cache_write_5m_tokens: 3,
+            cache_write_1h_tokens: 6,
+            cost_nanousd: 7,
+            unpriced_requests: 1,
+            errors: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        all[3].totals,
+        UsageTotals {
+            requests: 2,
+            input_tokens: 20,
+            output_tokens: 2,
+            cache_creation_input_tokens: 6,
+            cache_write_5m_tokens: 2,
+            cache_write_1h_tokens: 4,
+            cache_read_input_tokens: 4,
+            cost_nanousd: 14,
+            upstream_cost_nanousd: 11,
+            ..Default::default()
+        }
+    );
+    let ranged = store
+        .usage(&UsageQuery {
+            tenant_id: Some("b".into()),
+            from_day: Some("2026-11-02".into()),
+            to_day: Some("2026-11-02".into()),
+        })
+        .await
+        .unwrap()
+        .rows;
+    assert_eq!(ranged.len(), 1);
+    assert_eq!(
+        (ranged[0].day.as_str(), ranged[0].model.as_str()),
+        ("2026-11-02", "m2")
+    );
+    let to_only = store
+        .usage(&UsageQuery {
+            to_day: Some("2026-11-01".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .rows;
+    assert_eq!(to_only.len(), 3);
+    let mut spend = store.spend_by_tenant(Some("2026-11-02")).await.unwrap();
+    spend.sort();
+    assert_eq!(
+        spend,
+        [
+            TenantSpend {
+                tenant_id: "a".into(),
+                cost_nanousd: 7
+            },
+            TenantSpend {
+                tenant_id: "b".into(),
+                cost_nanousd: 14
+            }
+        ]
+    );
+}
+
+/// Absurd amounts never make a batch fail (it would be retried for ever) nor a read fail: sums stop at the
+/// largest BIGINT, on both backends.
+async fn sums_saturate_instead_of_failing(f: &Fixture) {
+    let store = &f.store;
+    let huge = |day: &str, cost: i64| Record {
+        day: day.into(),
+        ..rec("a", cost, Outcome::Ok)
+    };
+    store
+        .insert_batch(&[huge("2026-11-01", i64::MAX - 10)], None)
+        .await
+        .unwrap();
+    // The second batch adds to the same rollup row: past the largest BIGINT.
+    store
+        .insert_batch(&[huge("2026-11-01", 100)], None)
+        .await
+        .unwrap();
+    store
+        .insert_batch(&[huge("2026-11-02", i64::MAX)], None)
+        .await
+        .unwrap();
+    let rows = store.usage(&UsageQuery::default()).await.unwrap().rows;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].totals.cost_nanousd, i64::MAX);
+    assert_eq!(rows[0].totals.requests, 2);
+    assert_eq!(rows[1].totals.cost_nanousd, i64::MAX);
+    // Across rollup rows too.
+    assert_eq!(
+        store.spend_by_tenant(None).await.unwrap()[0].cost_nanousd,
+        i64::MAX
+    );
+    assert_eq!(
+        store.peak_cost("a", "2026-11-01").await.unwrap(),
+        Some(i64::MAX)
+    );
+    // The row keeps accumulating counts after its cost saturated.
+    store
+        .insert_batch(&[huge("2026-11-01", 1)], None)
+        .await
+        .unwrap();
+    let rows = store.usage(&UsageQuery::default()).await.unwrap().rows;
+    assert_eq!(rows[0].totals.requests, 3);
+    assert_eq!(rows[0].totals.cost_nanousd, i64::MAX);
+}
+
+async fn delete_before_keeps_later_days(f: &Fixture) {
+    let store = &f.store;
+    let on = |day: &str| Record {
+        day: day.into(),
+        ..rec("a", 2, Outcome::Ok)
+    };
+    let rows = vec![
+        on("2026-10-31"),
+        on("2026-10-31"),
+        on("2026-11-01"),
+        on("2026-11-02"),
+    ];
+    store.insert_batch(&rows, None).await.unwrap();
+    assert_eq!(store.delete_before("2026-11-01").await.unwrap(), 2);
+    assert_eq!(store.count_requests().await.unwrap(), 2);
+    let days: Vec<String> = store
+        .usage(&UsageQuery::default())
+        .await
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r.day)
+        .collect();
+    assert_eq!(days, ["2026-11-01", "2026-11-02"]);
+    assert_eq!(
+        store.spend_by_tenant(None).await.unwrap()[0].cost_nanousd,
+        4
+    );
+    assert_eq!(store.delete_before("2026-11-01").await.unwrap(), 0);
+}
+
+/// Refused requests per tenant, reason and status, within the days and tenant asked for; other outcomes are not
+/// refusals.
+async fn refusals_are_counted_per_tenant_and_reason_within_the_days(f: &Fixture) {
+    let store = &f.store;
+    let refused = |tenant: &str, day: &str, status: u16, class: &str| Record {
+        day: day.into(),
+        status,
+        error_class: Some(class.into()),
+        ..rec(tenant, 0, Outcome::Rejected)
+    };
+    let rows = vec![
+        refused("a", "2026-11-27", 403, "model_not_allowed"),
+        refused("a", "2026-11-27", 403, "model_not_allowed"),
+        refused("a", "2026-11-28", 429, "rate_limited"),
+        refused("b", "2026-11-27", 402, "budget_exceeded"),
+        // Not refusals: an upstream error and a success.
+        Record {
+            status: 502,
+            error_class: Some("upstream_connect".into()),
+            ..rec("a", 0, Outcome::UpstreamError)
+        },
+        rec("a", 5, Outcome::Ok),
+    ];
+    store.insert_batch(&rows, None).await.unwrap();
+    let row = |t: &str, reason: &str, status: i64, requests: i64| RefusalRow {
+        tenant_id: t.into(),
+        reason: reason.into(),
+        status,
+        requests,
+    };
+    let all = store.refusals(&UsageQuery::default()).await.unwrap();
+    assert_eq!(
+        all,
+        vec![
+            row("a", "model_not_allowed", 403, 2),
+            row("a", "rate_limited", 429, 1),
+            row("b", "budget_exceeded", 402, 1),
+        ]
+    );
+    let a_on_28 = store
+        .refusals(&UsageQuery {
+            tenant_id: Some("a".into()),
+            from_day: Some("2026-11-28".into()),
+            to_day: Some("2026-11-28".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(a_on_28, vec![row("a", "rate_limited", 429, 1)]);
+}

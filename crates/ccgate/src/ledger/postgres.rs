@@ -1,0 +1,569 @@
+//! The PostgreSQL ledger (`storage.url` or `CCGATE_DATABASE_URL` = `postgres://…`): the same tables, rollups and
+//! semantics as [`super::sqlite`], in a database several gateway instances can share.
+//!
+//! Differences from SQLite, each for a reason:
+//! * Sums saturate in SQL (`LEAST`/`GREATEST` over `NUMERIC`): a `BIGINT` overflow raises an error instead of
+//!   turning into a REAL as in SQLite, and a batch that fails every time would be retried for ever.
+//! * A batch upserts its rollup rows in key order: two instances adding to the same rows in opposite orders
+//!   would deadlock, and PostgreSQL would abort one of the batches.
+//! * `ledger_journal` holds one high-water mark per crash journal (`journal_id`), because each instance numbers
+//!   its own journal; with SQLite there is one instance and one row.
+//!
+//! The schema lives in versioned migrations under `migrations/postgres/`; sqlx takes an advisory lock while it
+//! migrates, so instances starting together do not race.
+
+use super::rollup::rollup_groups;
+use super::store::{RefusalRow, Store, TenantSpend, UsageQuery, UsageReport, UsageRow};
+use super::{LedgerError, Record};
+use futures_util::future::BoxFuture;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool, Postgres, QueryBuilder};
+use std::path::Path;
+use std::time::Duration;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The journal key of a store opened without a journal (the `usage` and `clean` commands): they never write a
+/// high-water mark.
+const NO_JOURNAL: &str = "";
+
+pub struct PgStore {
+    pool: PgPool,
+    /// Which row of `ledger_journal` this process's crash journal owns (see `journal::journal_id`).
+    journal_id: String,
+}
+
+impl PgStore {
+    /// Connects and migrates. `what` names the database in errors without its password. `journal_id` is the
+    /// crash journal's key (empty for a store that only reads or cleans).
+    pub async fn open(url: &str, what: &str, journal_id: &str) -> Result<PgStore, LedgerError> {
+        let open_err = |source| LedgerError::OpenPostgres {
+            url: what.to_owned(),
+            source,
+        };
+        let opts: PgConnectOptions = url.parse().map_err(open_err)?;
+        let opts = opts.application_name("ccgate");
+        // One connection first: a pool that cannot connect reports only "pool timed out", while the operator
+        // needs the cause (connection refused, authentication failed, no such database).
+        sqlx::PgConnection::connect_with(&opts)
+            .await
+            .map_err(open_err)?
+            .close()
+            .await
+            .map_err(open_err)?;
+        let pool = PgPoolOptions::new()
+            // The batch writer uses one connection at a time; the rest serve `/usage`, the dashboard and start-up.
+            .max_connections(8)
+            // A request for a connection fails after this instead of hanging the writer: it then retries with
+            // back-off and `/health` shows why.
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(open_err)?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PgStore {
+            pool,
+            journal_id: journal_id.to_owned(),
+        })
+    }
+
+    /// Like [`super::sqlite::SqliteStore`]'s: one transaction per batch, stored whole or not at all.
+    async fn insert(&self, rows: &[Record], journal_seq: Option<u64>) -> Result<(), LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let mut insert =
+            QueryBuilder::<Postgres>::new(format!("INSERT INTO requests ({REQUEST_COLUMNS}) "));
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            insert.reset();
+            insert.push_values(chunk, |mut b, r| {
+                b.push_bind(r.ts_ms)
+                    .push_bind(r.day.as_str())
+                    .push_bind(r.request_id.as_str())
+                    .push_bind(r.tenant_id.as_str())
+                    .push_bind(r.upstream_id.as_deref())
+                    .push_bind(r.upstream_request_id.as_deref())
+                    .push_bind(r.protocol)
+                    .push_bind(r.endpoint)
+                    .push_bind(r.model.as_str())
+                    .push_bind(r.upstream_model.as_deref())
+                    .push_bind(r.stream)
+                    .push_bind(i32::from(r.status))
+                    .push_bind(r.outcome)
+                    .push_bind(r.error_class.as_deref())
+                    .push_bind(r.input_tokens)
+                    .push_bind(r.cache_write_5m_tokens)
+                    .push_bind(r.cache_write_1h_tokens)
+                    .push_bind(r.cache_read_tokens)
+                    .push_bind(r.output_tokens)
+                    .push_bind(r.thinking_tokens)
+                    .push_bind(r.web_search_requests)
+                    .push_bind(r.cost_nanousd)
+                    .push_bind(r.upstream_cost_nanousd)
+                    .push_bind(r.priced)
+                    .push_bind(r.price_version.as_str())
+                    .push_bind(r.latency_ms)
+                    .push_bind(r.ttft_ms)
+                    .push_bind(r.session_id.as_deref())
+                    .push_bind(r.billable)
+                    .push_bind(r.instance_id.as_deref());
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        let mut groups = rollup_groups(rows);
+        // Row locks in one global order: concurrent batches from several instances never deadlock.
+        groups.sort_by(|(a, _), (b, _)| {
+            (a.day, a.tenant_id, a.model).cmp(&(b.day, b.tenant_id, b.model))
+        });
+        for (k, d) in groups {
+            sqlx::query(UPSERT_ROLLUP)
+                .bind(k.day)
+                .bind(k.tenant_id)
+                .bind(k.model)
+                .bind(d.requests)
+                .bind(d.input_tokens)
+                .bind(d.cache_write_5m_tokens)
+                .bind(d.cache_write_1h_tokens)
+                .bind(d.cache_read_tokens)
+                .bind(d.output_tokens)
+                .bind(d.cost_nanousd)
+                .bind(d.upstream_cost_nanousd)
+                .bind(d.unpriced_requests)
+                .bind(d.errors)
+                .bind(d.max_cost_nanousd)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(seq) = journal_seq {
+            sqlx::query(
+                "INSERT INTO ledger_journal (journal_id, committed_seq) VALUES ($1, $2)
+                 ON CONFLICT (journal_id) DO UPDATE
+                 SET committed_seq = GREATEST(ledger_journal.committed_seq, excluded.committed_seq)",
+            )
+            .bind(&self.journal_id)
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn query_usage(&self, q: &UsageQuery) -> Result<UsageReport, LedgerError> {
+        let rows = sqlx::query_as::<_, UsageRow>(
+            // The columns are BIGINT and saturate when written; only the one sum computed here could overflow.
+            "SELECT day, tenant_id, model, requests, input_tokens, output_tokens,
+                    LEAST(cache_write_5m_tokens::numeric + cache_write_1h_tokens, 9223372036854775807)::bigint
+                        AS cache_creation_input_tokens,
+                    cache_write_5m_tokens, cache_write_1h_tokens,
+                    cache_read_tokens AS cache_read_input_tokens,
+                    cost_nanousd, upstream_cost_nanousd, unpriced_requests, errors
+             FROM daily_rollup
+             WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR day >= $2)
+                AND ($3::text IS NULL OR day <= $3)
+             ORDER BY day, tenant_id, model",
+        )
+        .bind(&q.tenant_id)
+        .bind(&q.from_day)
+        .bind(&q.to_day)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(UsageReport { rows })
+    }
+}
+
+/// The columns of `requests` that a row fills, in the order [`PgStore::insert`] binds them.
+const REQUEST_COLUMNS: &str = "ts_ms, day, request_id, tenant_id, upstream_id,
+    upstream_request_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
+    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
+    web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
+    billable, instance_id";
+
+/// Rows per multi-row INSERT: 128 × 30 = 3,840 parameters (PostgreSQL allows 65,535). Larger than SQLite's
+/// chunks because every statement is a network round trip here; still a fixed size, so the prepared statement
+/// of a full chunk is reused.
+const ROWS_PER_INSERT: usize = 128;
+
+/// `sat(a, b)`: `a + b` clamped to BIGINT, as SQLite's REAL-then-CAST reads it.
+macro_rules! sat_add {
+    ($col:literal) => {
+        concat!(
+            $col,
+            " = LEAST(GREATEST(daily_rollup.",
+            $col,
+            "::numeric + excluded.",
+            $col,
+            ", -9223372036854775808), 9223372036854775807)::bigint"
+        )
+    };
+}
+
+const UPSERT_ROLLUP: &str = concat!(
+    "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens,
+    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd,
+    upstream_cost_nanousd, unpriced_requests, errors, max_cost_nanousd)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    ON CONFLICT (day, tenant_id, model) DO UPDATE SET ",
+    sat_add!("requests"),
+    ", ",
+    sat_add!("input_tokens"),
+    ", ",
+    sat_add!("cache_write_5m_tokens"),
+    ", ",
+    sat_add!("cache_write_1h_tokens"),
+    ", ",
+    sat_add!("cache_read_tokens"),
+    ", ",
+    sat_add!("output_tokens"),
+    ", ",
+    sat_add!("cost_nanousd"),
+    ", ",
+    sat_add!("upstream_cost_nanousd"),
+    ", ",
+    sat_add!("unpriced_requests"),
+    ", ",
+    sat_add!("errors"),
+    ", max_cost_nanousd = GREATEST(daily_rollup.max_cost_nanousd, excluded.max_cost_nanousd)"
+);
+
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn insert_batch<'a>(
+        &'a self,
+        rows: &'a [Record],
+        journal_seq: Option<u64>,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(self.insert(rows, journal_seq))
+    }
+
+    fn journal_committed_seq(&self) -> BoxFuture<'_, Result<u64, LedgerError>> {
+        Box::pin(async move {
+            if self.journal_id == NO_JOURNAL {
+                return Ok(0);
+            }
+            let seq: Option<i64> = sqlx::query_scalar(
+                "SELECT committed_seq FROM ledger_journal WHERE journal_id = $1",
+            )
+            .bind(&self.journal_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+        })
+    }
+
+    fn usage<'a>(&'a self, q: &'a UsageQuery) -> BoxFuture<'a, Result<UsageReport, LedgerError>> {
+        Box::pin(self.query_usage(q))
+    }
+
+    fn spend_by_tenant<'a>(
+        &'a self,
+        from_day: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<TenantSpend>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as(
+                // SUM over BIGINT is NUMERIC (never overflows); the clamp keeps one absurd row from stopping the
+                // gateway at start, as SQLite's total() and CAST do.
+                "SELECT tenant_id,
+                        LEAST(GREATEST(SUM(cost_nanousd), -9223372036854775808), 9223372036854775807)::bigint
+                            AS cost_nanousd
+                 FROM daily_rollup WHERE ($1::text IS NULL OR day >= $1) GROUP BY tenant_id",
+            )
+            .bind(from_day)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn peak_cost<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        since_day: &'a str,
+    ) -> BoxFuture<'a, Result<Option<i64>, LedgerError>> {
+        Box::pin(async move {
+            // Served by the (tenant_id, day) rollup index.
+            Ok(sqlx::query_scalar(
+                "SELECT MAX(max_cost_nanousd) FROM daily_rollup WHERE tenant_id = $1 AND day >= $2",
+            )
+            .bind(tenant_id)
+            .bind(since_day)
+            .fetch_one(&self.pool)
+            .await?)
+        })
+    }
+
+    fn delete_before<'a>(&'a self, day: &'a str) -> BoxFuture<'a, Result<u64, LedgerError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let deleted = sqlx::query("DELETE FROM requests WHERE day < $1")
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM daily_rollup WHERE day < $1")
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(deleted.rows_affected())
+        })
+    }
+
+    fn count_requests(&self) -> BoxFuture<'_, Result<i64, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM requests")
+                .fetch_one(&self.pool)
+                .await?)
+        })
+    }
+
+    fn refusals<'a>(
+        &'a self,
+        q: &'a UsageQuery,
+    ) -> BoxFuture<'a, Result<Vec<RefusalRow>, LedgerError>> {
+        Box::pin(async move {
+            // `outcome = 'rejected'` as a literal: it is what lets the planner use the partial index (0002).
+            Ok(sqlx::query_as(
+                "SELECT tenant_id, COALESCE(error_class, 'unknown') AS reason, status::bigint AS status,
+                        COUNT(*) AS requests
+                 FROM requests
+                 WHERE outcome = 'rejected' AND ($1::text IS NULL OR tenant_id = $1)
+                   AND ($2::text IS NULL OR day >= $2) AND ($3::text IS NULL OR day <= $3)
+                 GROUP BY tenant_id, COALESCE(error_class, 'unknown'), status
+                 ORDER BY tenant_id COLLATE \"C\", COALESCE(error_class, 'unknown') COLLATE \"C\", status",
+            )
+            .bind(&q.tenant_id)
+            .bind(&q.from_day)
+            .bind(&q.to_day)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    /// PostgreSQL has no write-ahead log file to fold into a copyable database file: nothing to do.
+    fn checkpoint(&self) -> BoxFuture<'_, Result<(), LedgerError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn backup_into<'a>(&'a self, _dest: &'a Path) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async { Err(LedgerError::BackupUnsupported) })
+    }
+
+    fn stored_request_ids<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, LedgerError>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            // One array parameter, served by the `requests_request_id` index; DISTINCT because the index is not
+            // unique and the caller wants a set.
+            Ok(sqlx::query_scalar(
+                "SELECT DISTINCT request_id FROM requests WHERE request_id = ANY($1)",
+            )
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    //! The PostgreSQL side of the contract suite (`ledger/contract.rs`): each test gets a schema of its own in
+    //! the test database, dropped afterwards. Without a reachable server the tests say why and pass, unless
+    //! `CCGATE_TEST_REQUIRE_POSTGRES` is set (CI sets it when the server answered).
+
+    use super::*;
+    use crate::ledger::contract::{Fixture, Raw, StoredRow};
+
+    /// Where the tests look for a server, in order: `CCGATE_TEST_DATABASE_URL`, then the CI machine's trust-auth
+    /// users.
+    fn candidates() -> Vec<String> {
+        match std::env::var("CCGATE_TEST_DATABASE_URL") {
+            Ok(u) if !u.is_empty() => vec![u],
+            _ => vec![
+                "postgres://postgres@127.0.0.1:5432/test".into(),
+                "postgres://root@127.0.0.1:5432/test".into(),
+            ],
+        }
+    }
+
+    /// A URL whose connections use `schema`.
+    fn with_schema(base: &str, schema: &str) -> String {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}options=-c%20search_path%3D{schema}")
+    }
+
+    /// A fresh schema in the test database, or `None` (with the reason printed) when no server answers.
+    pub(in crate::ledger) async fn schema() -> Option<TestSchema> {
+        let mut errors = Vec::new();
+        for base in candidates() {
+            let opts: PgConnectOptions = match base.parse() {
+                Ok(o) => o,
+                Err(e) => {
+                    errors.push(format!("{base}: {e}"));
+                    continue;
+                }
+            };
+            let connect = sqlx::PgConnection::connect_with(&opts);
+            match tokio::time::timeout(Duration::from_secs(5), connect).await {
+                Ok(Ok(mut conn)) => {
+                    let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+                    sqlx::query(&format!("CREATE SCHEMA {name}"))
+                        .execute(&mut conn)
+                        .await
+                        .expect("create test schema");
+                    let _ = conn.close().await;
+                    return Some(TestSchema {
+                        url: with_schema(&base, &name),
+                        base,
+                        name,
+                    });
+                }
+                Ok(Err(e)) => errors.push(format!("{base}: {e}")),
+                Err(_) => errors.push(format!("{base}: no answer within 5 s")),
+            }
+        }
+        let why = errors.join("; ");
+        if std::env::var_os("CCGATE_TEST_REQUIRE_POSTGRES").is_some() {
+            panic!("PostgreSQL is required (CCGATE_TEST_REQUIRE_POSTGRES) but unreachable: {why}");
+        }
+        eprintln!("skipping: PostgreSQL not reachable ({why})");
+        None
+    }
+
+    /// A schema of the test database, dropped (with everything in it) when this is dropped.
+    pub(in crate::ledger) struct TestSchema {
+        pub url: String,
+        base: String,
+        name: String,
+    }
+
+    impl Drop for TestSchema {
+        fn drop(&mut self) {
+            let base = self.base.clone();
+            let name = self.name.clone();
+            // Drop cannot await, and may run inside a runtime (or while a failed test unwinds): a thread with a
+            // runtime of its own does the async work.
+            let dropped = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&base).await.ok()?;
+                    sqlx::query(&format!("DROP SCHEMA {name} CASCADE"))
+                        .execute(&mut conn)
+                        .await
+                        .ok()?;
+                    conn.close().await.ok()
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Some(()))) {
+                eprintln!("could not drop test schema {}", self.name);
+            }
+        }
+    }
+
+    struct PgRaw {
+        pool: PgPool,
+    }
+
+    impl Raw for PgRaw {
+        fn stored_rows(&self) -> BoxFuture<'_, Vec<StoredRow>> {
+            Box::pin(async move {
+                sqlx::query_as(&format!(
+                    "SELECT {REQUEST_COLUMNS} FROM requests ORDER BY ts_ms"
+                ))
+                .fetch_all(&self.pool)
+                .await
+                .expect("read requests")
+            })
+        }
+
+        fn refuse_negative_timestamps(&self) -> BoxFuture<'_, ()> {
+            Box::pin(async move {
+                sqlx::query(
+                    "ALTER TABLE requests ADD CONSTRAINT no_negative_ts CHECK (ts_ms >= 0)",
+                )
+                .execute(&self.pool)
+                .await
+                .expect("add constraint");
+            })
+        }
+    }
+
+    pub(in crate::ledger) async fn fixture() -> Option<Fixture> {
+        let schema = schema().await?;
+        let store = PgStore::open(&schema.url, "test schema", "test-journal")
+            .await
+            .expect("open PgStore");
+        let raw = PgRaw {
+            pool: store.pool.clone(),
+        };
+        Some(Fixture {
+            store: std::sync::Arc::new(store),
+            raw: Box::new(raw),
+            _guard: Box::new(schema),
+        })
+    }
+
+    /// Each instance's journal has its own high-water mark: one instance's commits must not make another's
+    /// replay skip rows it never stored.
+    #[tokio::test]
+    async fn journal_marks_are_per_journal() {
+        let Some(schema) = schema().await else {
+            return;
+        };
+        let a = PgStore::open(&schema.url, "a", "journal-a").await.unwrap();
+        let b = PgStore::open(&schema.url, "b", "journal-b").await.unwrap();
+        let cli = PgStore::open(&schema.url, "cli", NO_JOURNAL).await.unwrap();
+        a.insert_batch(&[Record::default()], Some(900))
+            .await
+            .unwrap();
+        b.insert_batch(&[Record::default()], Some(7)).await.unwrap();
+        assert_eq!(a.journal_committed_seq().await.unwrap(), 900);
+        assert_eq!(b.journal_committed_seq().await.unwrap(), 7);
+        assert_eq!(cli.journal_committed_seq().await.unwrap(), 0);
+        a.pool.close().await;
+        b.pool.close().await;
+        cli.pool.close().await;
+    }
+
+    /// `sslmode=require` in the URL gives an encrypted connection, where the server offers TLS.
+    #[tokio::test]
+    async fn sslmode_require_connects_over_tls() {
+        let Some(schema) = schema().await else {
+            return;
+        };
+        let plain = PgStore::open(&schema.url, "plain", NO_JOURNAL)
+            .await
+            .unwrap();
+        let offered: String = sqlx::query_scalar("SHOW ssl")
+            .fetch_one(&plain.pool)
+            .await
+            .unwrap();
+        plain.pool.close().await;
+        if offered != "on" {
+            eprintln!("skipping: the test server does not offer TLS (ssl = {offered})");
+            return;
+        }
+        let tls = PgStore::open(
+            &format!("{}&sslmode=require", schema.url),
+            "tls",
+            NO_JOURNAL,
+        )
+        .await
+        .unwrap();
+        let encrypted: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&tls.pool)
+                .await
+                .unwrap();
+        assert!(encrypted);
+        tls.pool.close().await;
+    }
+}
