@@ -7,6 +7,7 @@
 //! it takes, and shows in `/health`. Shutdown closes the queue and waits for the writer, so a record accepted is
 //! a record stored, now or, from the journal, at the next start.
 
+mod columns;
 #[cfg(test)]
 mod contract;
 mod error;

@@ -12,6 +12,7 @@
 //! The schema lives in versioned migrations under `migrations/postgres/`; sqlx takes an advisory lock while it
 //! migrates, so instances starting together do not race.
 
+use super::columns::{push_request_values, REQUEST_COLUMNS};
 use super::rollup::rollup_groups;
 use super::store::{RefusalRow, Store, TenantSpend, UsageQuery, UsageReport, UsageRow};
 use super::{LedgerError, Record};
@@ -75,38 +76,7 @@ impl PgStore {
             QueryBuilder::<Postgres>::new(format!("INSERT INTO requests ({REQUEST_COLUMNS}) "));
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             insert.reset();
-            insert.push_values(chunk, |mut b, r| {
-                b.push_bind(r.ts_ms)
-                    .push_bind(r.day.as_str())
-                    .push_bind(r.request_id.as_str())
-                    .push_bind(r.tenant_id.as_str())
-                    .push_bind(r.upstream_id.as_deref())
-                    .push_bind(r.upstream_request_id.as_deref())
-                    .push_bind(r.protocol)
-                    .push_bind(r.endpoint)
-                    .push_bind(r.model.as_str())
-                    .push_bind(r.upstream_model.as_deref())
-                    .push_bind(r.stream)
-                    .push_bind(i32::from(r.status))
-                    .push_bind(r.outcome)
-                    .push_bind(r.error_class.as_deref())
-                    .push_bind(r.input_tokens)
-                    .push_bind(r.cache_write_5m_tokens)
-                    .push_bind(r.cache_write_1h_tokens)
-                    .push_bind(r.cache_read_tokens)
-                    .push_bind(r.output_tokens)
-                    .push_bind(r.thinking_tokens)
-                    .push_bind(r.web_search_requests)
-                    .push_bind(r.cost_nanousd)
-                    .push_bind(r.upstream_cost_nanousd)
-                    .push_bind(r.priced)
-                    .push_bind(r.price_version.as_str())
-                    .push_bind(r.latency_ms)
-                    .push_bind(r.ttft_ms)
-                    .push_bind(r.session_id.as_deref())
-                    .push_bind(r.billable)
-                    .push_bind(r.instance_id.as_deref());
-            });
+            insert.push_values(chunk, |mut b, r| push_request_values(&mut b, r));
             insert.build().execute(&mut *tx).await?;
         }
         let mut groups = rollup_groups(rows);
@@ -170,13 +140,6 @@ impl PgStore {
         Ok(UsageReport { rows })
     }
 }
-
-/// The columns of `requests` that a row fills, in the order [`PgStore::insert`] binds them.
-const REQUEST_COLUMNS: &str = "ts_ms, day, request_id, tenant_id, upstream_id,
-    upstream_request_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
-    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
-    web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
-    billable, instance_id";
 
 /// Rows per multi-row INSERT: 128 × 30 = 3,840 parameters (PostgreSQL allows 65,535). Larger than SQLite's
 /// chunks because every statement is a network round trip here; still a fixed size, so the prepared statement

@@ -4,6 +4,7 @@
 //! same transaction as the inserts, so usage queries and budget windows read a few hundred rollup rows instead of
 //! scanning millions of requests. The schema lives in versioned migrations under `migrations/sqlite/`.
 
+use super::columns::{push_request_values, REQUEST_COLUMNS};
 use super::rollup::rollup_groups;
 use super::store::{RefusalRow, Store, TenantSpend, UsageQuery, UsageReport, UsageRow};
 use super::{LedgerError, Record};
@@ -152,38 +153,7 @@ impl SqliteStore {
             QueryBuilder::<Sqlite>::new(format!("INSERT INTO requests ({REQUEST_COLUMNS}) "));
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             insert.reset();
-            insert.push_values(chunk, |mut b, r| {
-                b.push_bind(r.ts_ms)
-                    .push_bind(r.day.as_str())
-                    .push_bind(r.request_id.as_str())
-                    .push_bind(r.tenant_id.as_str())
-                    .push_bind(r.upstream_id.as_deref())
-                    .push_bind(r.upstream_request_id.as_deref())
-                    .push_bind(r.protocol)
-                    .push_bind(r.endpoint)
-                    .push_bind(r.model.as_str())
-                    .push_bind(r.upstream_model.as_deref())
-                    .push_bind(r.stream)
-                    .push_bind(i64::from(r.status))
-                    .push_bind(r.outcome)
-                    .push_bind(r.error_class.as_deref())
-                    .push_bind(r.input_tokens)
-                    .push_bind(r.cache_write_5m_tokens)
-                    .push_bind(r.cache_write_1h_tokens)
-                    .push_bind(r.cache_read_tokens)
-                    .push_bind(r.output_tokens)
-                    .push_bind(r.thinking_tokens)
-                    .push_bind(r.web_search_requests)
-                    .push_bind(r.cost_nanousd)
-                    .push_bind(r.upstream_cost_nanousd)
-                    .push_bind(r.priced)
-                    .push_bind(r.price_version.as_str())
-                    .push_bind(r.latency_ms)
-                    .push_bind(r.ttft_ms)
-                    .push_bind(r.session_id.as_deref())
-                    .push_bind(r.billable)
-                    .push_bind(r.instance_id.as_deref());
-            });
+            insert.push_values(chunk, |mut b, r| push_request_values(&mut b, r));
             insert.build().execute(&mut *tx).await?;
         }
         for (k, d) in rollup_groups(rows) {
@@ -283,13 +253,6 @@ async fn add_legacy_max_cost(pool: &SqlitePool) -> Result<(), LedgerError> {
     }
     Ok(())
 }
-
-/// The columns of `requests` that a row fills, in the order [`SqliteStore::insert`] binds them.
-const REQUEST_COLUMNS: &str = "ts_ms, day, request_id, tenant_id, upstream_id,
-    upstream_request_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
-    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
-    web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
-    billable, instance_id";
 
 /// Rows per multi-row INSERT: 32 × 30 = 960 parameters, far below SQLite's limit (32,766; 999 before 3.32). A
 /// fixed size keeps the statement text, and so sqlx's cached prepared statement, the same for every full chunk.

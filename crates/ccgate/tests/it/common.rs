@@ -370,6 +370,18 @@ pub async fn health(gw: &Gateway) -> Value {
         .unwrap()
 }
 
+/// `GET /health` as JSON without credentials: what a load balancer sees.
+pub async fn health_public(gw: &Gateway) -> Value {
+    client()
+        .get(format!("{}/health", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `GET /health` as raw text, as the admin (to look for leaked secrets).
 pub async fn health_text(gw: &Gateway) -> String {
     client()

@@ -6,6 +6,17 @@ use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// A gateway in front of the mock, with one request stored in its ledger.
+async fn gateway_with_one_row() -> (ccgate_mock::MockHandle, Gateway) {
+    let mock = mock().await;
+    let files = Files::new(&[mock.url()]);
+    let gw = Gateway::start(&files).await;
+    let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", false)).await;
+    assert_eq!(r.status(), 200);
+    wait_requests(&gw, 1).await;
+    (mock, gw)
+}
+
 /// SIGKILL, then a new gateway on the same folders.
 async fn kill9_and_restart(mut gw: Gateway) -> Gateway {
     gw.child.start_kill().expect("kill -9");
@@ -280,12 +291,7 @@ async fn a_deleted_database_is_recreated_and_shown_in_health() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_refuses_writes_delays_rows_and_loses_none() {
     use sqlx::Connection;
-    let mock = mock().await;
-    let files = Files::new(&[mock.url()]);
-    let gw = Gateway::start(&files).await;
-    let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", false)).await;
-    assert_eq!(r.status(), 200);
-    wait_requests(&gw, 1).await;
+    let (_mock, gw) = gateway_with_one_row().await;
     let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", gw.db_path().display()))
         .await
         .unwrap();
@@ -307,14 +313,7 @@ async fn a_database_that_refuses_writes_delays_rows_and_loses_none() {
     assert_eq!(h["status"], "degraded", "{h}");
     assert!(h["ledger"]["last_write"].is_string(), "{h}");
     assert!(h["ledger"]["failing_since"].is_string(), "{h}");
-    let public: Value = client()
-        .get(format!("{}/health", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let public = health_public(&gw).await;
     assert_eq!(
         public["ledger"],
         json!({"status": "degraded"}),
@@ -374,12 +373,7 @@ async fn absurd_usage_is_clamped_flagged_and_survives_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_with_overflowed_rows_still_starts() {
     use sqlx::Connection;
-    let mock = mock().await;
-    let files = Files::new(&[mock.url()]);
-    let gw = Gateway::start(&files).await;
-    let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", false)).await;
-    assert_eq!(r.status(), 200);
-    wait_requests(&gw, 1).await;
+    let (_mock, gw) = gateway_with_one_row().await;
     let mut gw = gw;
     assert!(gw.terminate().await.success());
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", gw.db_path().display()))

@@ -1,0 +1,58 @@
+//! The columns of a `requests` row and their values, shared by both backends so the two cannot drift apart.
+
+use super::{Outcome, Record};
+use sqlx::query_builder::Separated;
+use sqlx::{Database, Encode, Type};
+
+/// The columns of `requests` that a row fills, in the order [`push_request_values`] binds them.
+pub const REQUEST_COLUMNS: &str = "ts_ms, day, request_id, tenant_id, upstream_id,
+    upstream_request_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
+    cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
+    web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
+    billable, instance_id";
+
+/// Binds one row's values for a multi-row `INSERT INTO requests (REQUEST_COLUMNS) VALUES …`.
+pub fn push_request_values<'args, DB>(
+    b: &mut Separated<'_, 'args, DB, &'static str>,
+    r: &'args Record,
+) where
+    DB: Database,
+    i64: Encode<'args, DB> + Type<DB>,
+    i32: Encode<'args, DB> + Type<DB>,
+    bool: Encode<'args, DB> + Type<DB>,
+    &'args str: Encode<'args, DB> + Type<DB>,
+    Option<&'args str>: Encode<'args, DB> + Type<DB>,
+    Option<i64>: Encode<'args, DB> + Type<DB>,
+    Outcome: Encode<'args, DB> + Type<DB>,
+{
+    b.push_bind(r.ts_ms)
+        .push_bind(r.day.as_str())
+        .push_bind(r.request_id.as_str())
+        .push_bind(r.tenant_id.as_str())
+        .push_bind(r.upstream_id.as_deref())
+        .push_bind(r.upstream_request_id.as_deref())
+        .push_bind(r.protocol)
+        .push_bind(r.endpoint)
+        .push_bind(r.model.as_str())
+        .push_bind(r.upstream_model.as_deref())
+        .push_bind(r.stream)
+        .push_bind(i32::from(r.status))
+        .push_bind(r.outcome)
+        .push_bind(r.error_class.as_deref())
+        .push_bind(r.input_tokens)
+        .push_bind(r.cache_write_5m_tokens)
+        .push_bind(r.cache_write_1h_tokens)
+        .push_bind(r.cache_read_tokens)
+        .push_bind(r.output_tokens)
+        .push_bind(r.thinking_tokens)
+        .push_bind(r.web_search_requests)
+        .push_bind(r.cost_nanousd)
+        .push_bind(r.upstream_cost_nanousd)
+        .push_bind(r.priced)
+        .push_bind(r.price_version.as_str())
+        .push_bind(r.latency_ms)
+        .push_bind(r.ttft_ms)
+        .push_bind(r.session_id.as_deref())
+        .push_bind(r.billable)
+        .push_bind(r.instance_id.as_deref());
+}
