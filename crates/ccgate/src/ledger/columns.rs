@@ -1,5 +1,6 @@
 //! The columns of a `requests` row and their values, shared by both backends so the two cannot drift apart.
 
+use super::rollup::{RollupDelta, RollupKey};
 use super::{Outcome, Record};
 use sqlx::query_builder::Separated;
 use sqlx::{Database, Encode, Type};
@@ -55,4 +56,31 @@ pub fn push_request_values<'args, DB>(
         .push_bind(r.session_id.as_deref())
         .push_bind(r.billable)
         .push_bind(r.instance_id.as_deref());
+}
+
+/// Binds a rollup group to the backend's `UPSERT_ROLLUP` statement, whose 14 parameters are in this order.
+pub fn bind_rollup<'q, DB>(
+    q: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    k: &RollupKey<'q>,
+    d: &RollupDelta,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    i64: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+{
+    q.bind(k.day)
+        .bind(k.tenant_id)
+        .bind(k.model)
+        .bind(d.requests)
+        .bind(d.input_tokens)
+        .bind(d.cache_write_5m_tokens)
+        .bind(d.cache_write_1h_tokens)
+        .bind(d.cache_read_tokens)
+        .bind(d.output_tokens)
+        .bind(d.cost_nanousd)
+        .bind(d.upstream_cost_nanousd)
+        .bind(d.unpriced_requests)
+        .bind(d.errors)
+        .bind(d.max_cost_nanousd)
 }

@@ -12,7 +12,7 @@
 //! The schema lives in versioned migrations under `migrations/postgres/`; sqlx takes an advisory lock while it
 //! migrates, so instances starting together do not race.
 
-use super::columns::{push_request_values, REQUEST_COLUMNS};
+use super::columns::{bind_rollup, push_request_values, REQUEST_COLUMNS};
 use super::rollup::rollup_groups;
 use super::store::{RefusalRow, Store, TenantSpend, UsageQuery, UsageReport, UsageRow};
 use super::{LedgerError, Record};
@@ -85,21 +85,7 @@ impl PgStore {
             (a.day, a.tenant_id, a.model).cmp(&(b.day, b.tenant_id, b.model))
         });
         for (k, d) in groups {
-            sqlx::query(UPSERT_ROLLUP)
-                .bind(k.day)
-                .bind(k.tenant_id)
-                .bind(k.model)
-                .bind(d.requests)
-                .bind(d.input_tokens)
-                .bind(d.cache_write_5m_tokens)
-                .bind(d.cache_write_1h_tokens)
-                .bind(d.cache_read_tokens)
-                .bind(d.output_tokens)
-                .bind(d.cost_nanousd)
-                .bind(d.upstream_cost_nanousd)
-                .bind(d.unpriced_requests)
-                .bind(d.errors)
-                .bind(d.max_cost_nanousd)
+            bind_rollup(sqlx::query(UPSERT_ROLLUP), &k, &d)
                 .execute(&mut *tx)
                 .await?;
         }

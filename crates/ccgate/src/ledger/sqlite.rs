@@ -4,7 +4,7 @@
 //! same transaction as the inserts, so usage queries and budget windows read a few hundred rollup rows instead of
 //! scanning millions of requests. The schema lives in versioned migrations under `migrations/sqlite/`.
 
-use super::columns::{push_request_values, REQUEST_COLUMNS};
+use super::columns::{bind_rollup, push_request_values, REQUEST_COLUMNS};
 use super::rollup::rollup_groups;
 use super::store::{RefusalRow, Store, TenantSpend, UsageQuery, UsageReport, UsageRow};
 use super::{LedgerError, Record};
@@ -157,21 +157,7 @@ impl SqliteStore {
             insert.build().execute(&mut *tx).await?;
         }
         for (k, d) in rollup_groups(rows) {
-            sqlx::query(UPSERT_ROLLUP)
-                .bind(k.day)
-                .bind(k.tenant_id)
-                .bind(k.model)
-                .bind(d.requests)
-                .bind(d.input_tokens)
-                .bind(d.cache_write_5m_tokens)
-                .bind(d.cache_write_1h_tokens)
-                .bind(d.cache_read_tokens)
-                .bind(d.output_tokens)
-                .bind(d.cost_nanousd)
-                .bind(d.upstream_cost_nanousd)
-                .bind(d.unpriced_requests)
-                .bind(d.errors)
-                .bind(d.max_cost_nanousd)
+            bind_rollup(sqlx::query(UPSERT_ROLLUP), &k, &d)
                 .execute(&mut *tx)
                 .await?;
         }
