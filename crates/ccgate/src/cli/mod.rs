@@ -172,7 +172,7 @@ pub fn main() -> ExitCode {
             Some(Command::Clean { dirs, before, yes }) => serve::clean(&dirs, before, yes).await,
             Some(Command::Backup { dirs, file, force }) => backup::backup(&dirs, &file, force)
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(anyhow::Error::from),
             Some(Command::Health { dirs, url, json }) => {
                 serve::health(&dirs, url.as_deref(), json).await
             }
@@ -181,6 +181,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // The top message only: the error types already put their cause into it.
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

@@ -29,7 +29,7 @@ pub fn db_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("ccgate.db")
 }
 
-pub async fn serve(args: ServeArgs) -> Result<(), String> {
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let dirs = &args.dirs;
     // A fresh clone has `config/` with only the `*.json.example` files: that is a first start too. A folder with
     // some live files but not others is a mistake the loader reports, not something to paper over.
@@ -40,7 +40,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     ];
     if live.iter().all(|f| !dirs.config_dir.join(f).exists()) {
         let boot = examples::bootstrap(&dirs.config_dir)
-            .map_err(|e| format!("cannot create {}: {e}", dirs.config_dir.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dirs.config_dir.display()))?;
         println!("================================================================");
         println!(
             " First start: created {} from the embedded examples.",
@@ -60,7 +60,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         println!("================================================================");
         let _ = std::io::stdout().flush();
     }
-    let mut loaded = load_dir(&dirs.config_dir).map_err(|e| e.to_string())?;
+    let mut loaded = load_dir(&dirs.config_dir)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -73,37 +73,34 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let host = loaded.config.server.host.clone();
     let port = loaded.config.server.port;
     let tz = loaded.config.server.timezone;
-    let env_url = storage::from_env().map_err(|e| format!("{}: {e}", storage::ENV))?;
+    let env_url = storage::from_env().map_err(|e| anyhow::anyhow!("{}: {e}", storage::ENV))?;
     let storage_url = storage::resolve(env_url, loaded.config.storage.as_ref(), &dirs.data_dir);
     let journal_dir = dirs.data_dir.join("journal");
-    let store = storage::open(&storage_url, Some(&journal_dir))
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = storage::open(&storage_url, Some(&journal_dir)).await?;
     tracing::info!(store = %storage_url, "ledger opened");
-    let journal = replay_journal(&*store, &journal_dir)
-        .await
-        .map_err(|e| e.to_string())?;
+    let journal = replay_journal(&*store, &journal_dir).await?;
     let ledger = Ledger::start(store.clone(), Some(journal));
     let gw = Gateway::new(
         loaded,
         dirs.config_dir.clone(),
         dirs.data_dir.clone(),
         ledger.clone(),
-    )
-    .map_err(|e| e.to_string())?;
-    load_budgets(&gw, &*store, tz)
-        .await
-        .map_err(|e| e.to_string())?;
+    )?;
+    load_budgets(&gw, &*store, tz).await?;
     let listen_error = |e: std::io::Error| {
-        format!("cannot listen on {host}:{port}: {e} (is the port in use? change server.port)")
+        anyhow::anyhow!(
+            "cannot listen on {host}:{port}: {e} (is the port in use? change server.port)"
+        )
     };
     let bind_addr = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(listen_error)?
         .next()
-        .ok_or_else(|| format!("cannot listen on {host}:{port}: the host name has no address"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!("cannot listen on {host}:{port}: the host name has no address")
+        })?;
     let listener = crate::server::bind(bind_addr).map_err(listen_error)?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listener.local_addr()?;
     ledger.set_instance_id(storage::instance_id(
         gw.rt().config.server.instance_id.as_deref(),
         addr.port(),
@@ -149,9 +146,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         tracing::info!("shutdown requested");
         signal_gw.shutdown.cancel();
     });
-    crate::server::serve(listener, gw.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    crate::server::serve(listener, gw.clone()).await?;
     gw.tasks.close();
     let drain = gw.rt().config.server.disconnect_drain;
     if tokio::time::timeout(drain, gw.tasks.wait()).await.is_err() {
@@ -165,7 +160,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if report.unstored > 0 {
         // A non-zero exit: whatever supervises the gateway must see that rows are not in the database.
-        return Err(if report.journaled {
+        return Err(anyhow::Error::msg(if report.journaled {
             format!(
                 "{} usage record(s) could not be written to the ledger database before exit; they are kept in {} \
                  and will be stored at the next start",
@@ -178,7 +173,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
                  store\")",
                 report.unstored
             )
-        });
+        }));
     }
     tracing::info!("ledger flushed; bye");
     Ok(())
@@ -302,8 +297,8 @@ pub async fn load_budgets(
     Ok(())
 }
 
-pub fn init(dirs: &Dirs) -> Result<(), String> {
-    let written = examples::init(&dirs.config_dir).map_err(|e| e.to_string())?;
+pub fn init(dirs: &Dirs) -> anyhow::Result<()> {
+    let written = examples::init(&dirs.config_dir)?;
     if written.is_empty() {
         println!(
             "Nothing to do: the example files already exist in {}.",
@@ -317,15 +312,13 @@ pub fn init(dirs: &Dirs) -> Result<(), String> {
     Ok(())
 }
 
-pub fn validate(dirs: &Dirs) -> Result<(), String> {
-    let loaded = load_dir(&dirs.config_dir).map_err(|e| e.to_string())?;
+pub fn validate(dirs: &Dirs) -> anyhow::Result<()> {
+    let loaded = load_dir(&dirs.config_dir)?;
     for w in &loaded.warnings {
         println!("warning: {w}");
     }
     if let Some(p) = &loaded.pricing_json {
-        let (_, warnings) = ccgate_meter::pricing::PriceTable::builtin()
-            .with_overrides_json(p)
-            .map_err(|e| e.to_string())?;
+        let (_, warnings) = ccgate_meter::pricing::PriceTable::builtin().with_overrides_json(p)?;
         for w in &warnings {
             println!("warning: {w}");
         }
@@ -346,22 +339,22 @@ pub fn validate(dirs: &Dirs) -> Result<(), String> {
 async fn open_store(
     dirs: &Dirs,
     configured: impl FnOnce() -> Result<Option<config::StorageUrl>, config::ConfigErrors>,
-) -> Result<(config::StorageUrl, Arc<dyn Store>), String> {
-    let env_url = storage::from_env().map_err(|e| format!("{}: {e}", storage::ENV))?;
+) -> anyhow::Result<(config::StorageUrl, Arc<dyn Store>)> {
+    let env_url = storage::from_env().map_err(|e| anyhow::anyhow!("{}: {e}", storage::ENV))?;
     let configured = match env_url {
         Some(_) => None,
-        None => configured().map_err(|e| e.to_string())?,
+        None => configured()?,
     };
     let url = storage::resolve(env_url, configured.as_ref(), &dirs.data_dir);
     if let config::StorageUrl::Sqlite(path) = &url {
         if !path.exists() {
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "no ledger at {} (has the gateway run with this --data-dir?)",
                 path.display()
             ));
         }
     }
-    let store = storage::open(&url, None).await.map_err(|e| e.to_string())?;
+    let store = storage::open(&url, None).await?;
     Ok((url, store))
 }
 
@@ -371,16 +364,15 @@ pub async fn usage(
     from: Option<String>,
     to: Option<String>,
     as_json: bool,
-) -> Result<(), String> {
-    let loaded = load_dir(&dirs.config_dir).map_err(|e| e.to_string())?;
+) -> anyhow::Result<()> {
+    let loaded = load_dir(&dirs.config_dir)?;
     let cfg = loaded.config;
     let tz = cfg.server.timezone;
     let (_, store) = open_store(dirs, || Ok(cfg.storage.clone())).await?;
-    let range = parse_range(from.as_deref(), to.as_deref()).map_err(|e| e.to_string())?;
+    let range = parse_range(from.as_deref(), to.as_deref())?;
     // Offline: "used" comes from the ledger's rollups for each window.
     let spent: std::collections::HashMap<(String, usize), i64> = window_spend(&*store, tz)
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .map(|(w, _, s)| ((s.tenant_id, w as usize), s.cost_nanousd))
         .collect();
@@ -393,19 +385,15 @@ pub async fn usage(
                 .tenants
                 .iter()
                 .find(|t| &t.id == id)
-                .ok_or_else(|| format!("no tenant with id {id:?} in tenants.json"))?;
-            let mut v = tenant_report(&*store, t, &range, tz, &used, None)
-                .await
-                .map_err(|e| e.to_string())?;
+                .ok_or_else(|| anyhow::anyhow!("no tenant with id {id:?} in tenants.json"))?;
+            let mut v = tenant_report(&*store, t, &range, tz, &used, None).await?;
             v["tenants"] = serde_json::json!([{
                 "id": t.id, "name": t.name, "totals": v["totals"].clone(), "limits": v["limits"].clone(),
                 "refusals": v["refusals"].clone()
             }]);
             v
         }
-        None => admin_report(&*store, &cfg.tenants, &range, tz, &used, &|_| None)
-            .await
-            .map_err(|e| e.to_string())?,
+        None => admin_report(&*store, &cfg.tenants, &range, tz, &used, &|_| None).await?,
     };
     if as_json {
         println!(
@@ -418,11 +406,11 @@ pub async fn usage(
     Ok(())
 }
 
-pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(), String> {
+pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> anyhow::Result<()> {
     let day = match &before {
         Some(d) => {
             chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .map_err(|_| format!("--before: expected YYYY-MM-DD, got {d:?}"))?;
+                .map_err(|_| anyhow::anyhow!("--before: expected YYYY-MM-DD, got {d:?}"))?;
             d.clone()
         }
         None => "9999-12-31".to_string(),
@@ -437,20 +425,18 @@ pub async fn clean(dirs: &Dirs, before: Option<String>, yes: bool) -> Result<(),
         print!("Delete {what} from {url}? Budgets count from what remains. [y/N] ");
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
-        std::io::stdin()
-            .read_line(&mut answer)
-            .map_err(|e| e.to_string())?;
+        std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             println!("Nothing deleted.");
             return Ok(());
         }
     }
-    let n = store.delete_before(&day).await.map_err(|e| e.to_string())?;
+    let n = store.delete_before(&day).await?;
     println!("Deleted {n} request record(s) ({what}).");
     Ok(())
 }
 
-pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> Result<(), String> {
+pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> anyhow::Result<()> {
     // The config folder gives the port and the admin's credentials (the per-upstream details are the admin's);
     // without a readable config the overall status is still shown.
     let config = load_dir(&dirs.config_dir).ok().map(|l| l.config);
@@ -463,8 +449,7 @@ pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> Result<(),
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .no_proxy()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let mut request = client.get(&url);
     if let Some(admin) = config.as_ref().map(|c| &c.admin) {
         if admin.login_allowed() {
@@ -472,14 +457,14 @@ pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> Result<(),
         }
     }
     let resp = request.send().await.map_err(|e| {
-        format!(
+        anyhow::anyhow!(
             "cannot reach {url}: {}",
             crate::forward::client::UpstreamError::from_reqwest(e)
         )
     })?;
-    let text = resp.text().await.map_err(|e| e.to_string())?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{url} did not answer JSON: {e}"))?;
+    let text = resp.text().await?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{url} did not answer JSON: {e}"))?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or(text));
         return Ok(());
@@ -492,7 +477,7 @@ pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> Result<(),
         );
     }
     if v["status"] == "unavailable" {
-        return Err("no upstream is available".into());
+        anyhow::bail!("no upstream is available");
     }
     Ok(())
 }

@@ -342,16 +342,15 @@ async fn write_loop(
     let mut closing_since: Option<tokio::time::Instant> = None;
     loop {
         if closing_since.is_none() {
-            let closing = tokio::select! {
+            tokio::select! {
                 biased;
-                _ = close.cancelled() => true,
-                _ = tick.tick() => false,
-            };
-            if closing {
-                // Nothing is sent after the close: what the queue holds now is all there is.
-                rx.close();
-                closing_since = Some(tokio::time::Instant::now());
+                _ = close.cancelled() => closing_since = Some(tokio::time::Instant::now()),
+                _ = tick.tick() => {}
             }
+        }
+        if closing_since.is_some() {
+            // Nothing is sent after the close: what the queue holds now is all there is.
+            rx.close();
         }
         if last_check.elapsed() >= FILE_CHECK_INTERVAL {
             last_check = std::time::Instant::now();
@@ -378,8 +377,10 @@ async fn write_loop(
             if batch.is_empty() {
                 break;
             }
-            let deadline = closing_since.map(|t| t + CLOSE_RETRY);
-            if !write_until_stored(&*store, &mut batch, &health, deadline).await {
+            let stored =
+                write_until_stored(&*store, &mut batch, &health, &close, &mut closing_since).await;
+            if !stored {
+                rx.close();
                 while let Ok(q) = rx.try_recv() {
                     batch.push(q);
                 }
@@ -387,6 +388,9 @@ async fn write_loop(
             }
             if let Some(j) = &journal {
                 j.prune();
+            }
+            if closing_since.is_some() {
+                rx.close();
             }
         }
         if closing_since.is_some() {
@@ -399,12 +403,14 @@ async fn write_loop(
 const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Stores the batch, retrying with back-off for as long as it takes (a full disk is a reason to wait, not to
-/// drop rows), or until `deadline` (shutdown). Returns whether it was stored; the batch is emptied if so.
+/// drop rows), or, once the ledger is closing (seen here too: a close can come while a write is failing), for
+/// [`CLOSE_RETRY`] after the close. Returns whether it was stored; the batch is emptied if so.
 async fn write_until_stored(
     store: &dyn Store,
     batch: &mut Vec<Queued>,
     health: &LedgerHealth,
-    deadline: Option<tokio::time::Instant>,
+    close: &CancellationToken,
+    closing_since: &mut Option<tokio::time::Instant>,
 ) -> bool {
     let rows: Vec<Record> = batch
         .iter_mut()
@@ -426,13 +432,25 @@ async fn write_until_stored(
                 if attempt == 1 || attempt.is_power_of_two() {
                     tracing::warn!(attempt, rows = rows.len(), error = %e, "ledger write failed; retrying (rows are kept)");
                 }
-                if deadline.is_some_and(|d| tokio::time::Instant::now() + delay > d) {
+                let now = tokio::time::Instant::now();
+                if close.is_cancelled() && closing_since.is_none() {
+                    *closing_since = Some(now);
+                }
+                if closing_since.is_some_and(|t| now + delay > t + CLOSE_RETRY) {
                     for (q, r) in batch.iter_mut().zip(rows) {
                         q.rec = r;
                     }
                     return false;
                 }
-                tokio::time::sleep(delay).await;
+                if closing_since.is_some() {
+                    tokio::time::sleep(delay).await;
+                } else {
+                    // A close during the back-off starts the shutdown's retry window at once.
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = close.cancelled() => {}
+                    }
+                }
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
@@ -611,7 +629,11 @@ mod tests {
         for i in 0..10 {
             ledger.record(rec(i));
         }
-        let report = ledger.flush_and_close().await;
+        // Let the writer take the rows and start failing: the close must be seen in the middle of the retries.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let report = tokio::time::timeout(Duration::from_secs(30), ledger.flush_and_close())
+            .await
+            .expect("the close gives up within its retry window");
         assert_eq!(
             report,
             CloseReport {
