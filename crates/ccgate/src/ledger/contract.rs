@@ -98,7 +98,8 @@ contract!(
     refusals_are_counted_per_tenant_and_reason_within_the_days,
 );
 
-fn rec(tenant: &str, cost: i64, outcome: Outcome) -> Record {
+/// A billable, priced record of one tenant and day, for the store tests of either backend.
+pub(super) fn rec(tenant: &str, cost: i64, outcome: Outcome) -> Record {
     Record {
         day: "2026-11-27".into(),
         tenant_id: tenant.into(),

@@ -427,7 +427,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::ledger::contract::{Fixture, Raw, StoredRow};
+    use crate::ledger::contract::{rec, Fixture, Raw, StoredRow};
     use crate::ledger::Outcome;
     use sqlx::Connection;
     use std::path::PathBuf;
@@ -446,23 +446,6 @@ pub(super) mod tests {
             for ext in ["db", "db-wal", "db-shm"] {
                 let _ = std::fs::remove_file(self.0.with_extension(ext));
             }
-        }
-    }
-
-    fn rec(tenant: &str, cost: i64, outcome: Outcome) -> Record {
-        Record {
-            day: "2026-11-27".into(),
-            tenant_id: tenant.into(),
-            model: "m".into(),
-            outcome,
-            status: 200,
-            cost_nanousd: cost,
-            input_tokens: 10,
-            cache_write_5m_tokens: 1,
-            cache_write_1h_tokens: 2,
-            priced: true,
-            billable: true,
-            ..Default::default()
         }
     }
 
