@@ -176,6 +176,8 @@ pub struct Gateway {
     pub rejected_config: Mutex<Option<RejectedConfig>>,
     /// Failed logins since start (wrong tenant key or admin password): they have no tenant, so no ledger row.
     pub failed_logins: std::sync::atomic::AtomicU64,
+    /// Set once at start on a PostgreSQL store: tenant limits shared with the other instances.
+    pub shared_limits: std::sync::OnceLock<Arc<crate::policy::lease::SharedLimits>>,
 }
 
 /// Where and how an upstream is reached: when any of it changes, its health so far is about another endpoint.
@@ -233,6 +235,7 @@ impl Gateway {
             throttle: Default::default(),
             rejected_config: Mutex::new(None),
             failed_logins: Default::default(),
+            shared_limits: Default::default(),
         };
         gw.apply(loaded)?;
         Ok(Arc::new(gw))
@@ -333,6 +336,20 @@ impl Gateway {
             pins: self.pins.clone(),
         }));
         Ok(())
+    }
+
+    /// Every tenant's live state, by id (a snapshot of the map).
+    pub fn tenant_states(&self) -> Vec<(String, Arc<TenantState>)> {
+        self.tenant_states
+            .lock()
+            .iter()
+            .map(|(id, s)| (id.clone(), s.clone()))
+            .collect()
+    }
+
+    /// The limits shared with other instances, once started (PostgreSQL store only).
+    pub fn shared_limits(&self) -> Option<&Arc<crate::policy::lease::SharedLimits>> {
+        self.shared_limits.get()
     }
 
     pub fn tenant_state(&self, id: &str) -> Arc<TenantState> {

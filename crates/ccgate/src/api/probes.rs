@@ -150,6 +150,16 @@ pub async fn health(State(gw): State<Arc<Gateway>>, req: axum::extract::Request)
     } else {
         serde_json::json!({"status": ledger.status})
     };
+    if let Some(shared) = gw.shared_limits() {
+        // `shared`: limits hold across instances; `local`: the database failed lately and this instance enforces
+        // its last known budgets alone (policy/lease.rs).
+        let status = shared.status();
+        body["sharedLimits"] = if admin {
+            status
+        } else {
+            serde_json::json!({"mode": status["mode"]})
+        };
+    }
     if admin {
         body["upstreams"] = serde_json::Value::Array(upstreams);
     }

@@ -396,6 +396,8 @@ async fn admit<C>(
         a.rt.config.server.timezone,
         estimate,
         a.endpoint.billable(),
+        gw.shared_limits()
+            .map(|s| (&**s, a.tenant.config.id.as_str())),
     )
     .await
     {

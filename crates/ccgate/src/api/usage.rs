@@ -89,7 +89,26 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     };
     let tz = rt.config.server.timezone;
     let today = local_day(tz, Utc::now());
-    let live = |t: &TenantConfig, w: Window| gw.tenant_state(&t.id).spent(w, today);
+    // Several instances on one store: the spend of the windows is the shared ledger's, not this instance's.
+    let mut shared_spend: Option<std::collections::HashMap<(String, usize), i64>> = None;
+    if gw.shared_limits().is_some() {
+        match window_spend(&*gw.ledger.store, tz).await {
+            Ok(rows) => {
+                shared_spend = Some(
+                    rows.into_iter()
+                        .map(|(w, _, s)| ((s.tenant_id, w as usize), s.cost_nanousd))
+                        .collect(),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "usage: cannot read the shared spend; showing this instance's view")
+            }
+        }
+    }
+    let live = |t: &TenantConfig, w: Window| match &shared_spend {
+        Some(m) => m.get(&(t.id.clone(), w as usize)).copied().unwrap_or(0),
+        None => gw.tenant_state(&t.id).spent(w, today),
+    };
     let admin = matches!(who, Who::Admin);
     let result = match who {
         Who::Tenant(t) => {
@@ -473,4 +492,29 @@ pub async fn admin_report(
     v["to"] = json!(r.to.map(|d| d.to_string()));
     v["timezone"] = json!(tz.name());
     Ok(v)
+}
+
+/// Every tenant's spend in each budget window containing today, from the ledger (all instances' rows):
+/// `(window, window start, spend)`.
+pub async fn window_spend(
+    store: &dyn crate::ledger::Store,
+    tz: chrono_tz::Tz,
+) -> Result<
+    Vec<(
+        Window,
+        Option<chrono::NaiveDate>,
+        crate::ledger::TenantSpend,
+    )>,
+    crate::ledger::LedgerError,
+> {
+    let today = local_day(tz, Utc::now());
+    let mut out = Vec::new();
+    for w in Window::ALL {
+        let start = w.start(today);
+        let from = start.map(|d| d.to_string());
+        for spend in store.spend_by_tenant(from.as_deref()).await? {
+            out.push((w, start, spend));
+        }
+    }
+    Ok(out)
 }

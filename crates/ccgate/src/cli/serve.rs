@@ -3,11 +3,11 @@
 use super::storage;
 use super::table::Style;
 use super::{Dirs, ServeArgs};
-use crate::api::usage::{admin_report, parse_range, tenant_report};
+use crate::api::usage::{admin_report, parse_range, tenant_report, window_spend};
 use crate::config::{self, examples, load_dir};
 use crate::ledger::journal::{self, Journal};
-use crate::ledger::{Ledger, LedgerError, Store, TenantSpend};
-use crate::policy::budget::{local_day, Window};
+use crate::ledger::{Ledger, LedgerError, Store};
+use crate::policy::budget::Window;
 use crate::state::Gateway;
 use chrono::Utc;
 use std::io::Write;
@@ -101,10 +101,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })?;
     let listener = crate::server::bind(bind_addr).map_err(listen_error)?;
     let addr = listener.local_addr()?;
-    ledger.set_instance_id(storage::instance_id(
-        gw.rt().config.server.instance_id.as_deref(),
-        addr.port(),
-    ));
+    let instance_id =
+        storage::instance_id(gw.rt().config.server.instance_id.as_deref(), addr.port());
+    ledger.set_instance_id(instance_id.clone());
+    if let Some(pg) = store.postgres() {
+        // Several instances on one database: tenant limits hold across all of them (policy/lease.rs).
+        let shared = Arc::new(crate::policy::lease::SharedLimits::new(
+            pg.pool().clone(),
+            instance_id,
+            crate::policy::lease::LEASE_TTL,
+            &gw,
+        ));
+        pg.on_commit(shared.clone());
+        let _ = gw.shared_limits.set(shared.clone());
+        crate::policy::lease::spawn_upkeep(shared, gw.clone());
+    }
     // The port override must survive reloads, so reloads re-apply it (see Gateway::apply's caller).
     config::watch::spawn(gw.clone());
     crate::routing::health::spawn_checker(gw.clone());
@@ -153,6 +164,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("some requests were still draining at shutdown; recording them now");
     }
     let report = ledger.flush_and_close().await;
+    if let Some(shared) = gw.shared_limits() {
+        // After the last rows are stored: what the leases held is now spend, and the rest is free for the others.
+        shared.release_all().await;
+    }
     // Until a checkpoint the last writes live in ccgate.db-wal: after this, ccgate.db alone holds everything, so
     // a copy of that one file (or a restore of it) is complete.
     if let Err(e) = store.checkpoint().await {
@@ -248,23 +263,6 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// The ledger's spend per tenant in each budget window containing today: `(window, window start, tenant, spent)`.
-async fn window_spend(
-    store: &dyn Store,
-    tz: chrono_tz::Tz,
-) -> Result<Vec<(Window, Option<chrono::NaiveDate>, TenantSpend)>, LedgerError> {
-    let today = local_day(tz, Utc::now());
-    let mut out = Vec::new();
-    for w in Window::ALL {
-        let start = w.start(today);
-        let from = start.map(|d| d.to_string());
-        for spend in store.spend_by_tenant(from.as_deref()).await? {
-            out.push((w, start, spend));
-        }
-    }
-    Ok(out)
 }
 
 /// Budgets continue where the ledger left off: the spend of the current day, week, month and all time.

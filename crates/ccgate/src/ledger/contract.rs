@@ -101,6 +101,8 @@ contract!(
 /// A billable, priced record of one tenant and day, for the store tests of either backend.
 pub(super) fn rec(tenant: &str, cost: i64, outcome: Outcome) -> Record {
     Record {
+        // Every request has its own id (the PostgreSQL store skips a row whose id it already holds).
+        request_id: uuid::Uuid::now_v7().to_string(),
         day: "2026-11-27".into(),
         tenant_id: tenant.into(),
         model: "m".into(),

@@ -20,7 +20,9 @@ use futures_util::future::BoxFuture;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, QueryBuilder};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -33,6 +35,9 @@ pub struct PgStore {
     pool: PgPool,
     /// Which row of `ledger_journal` this process's crash journal owns (see `journal::journal_id`).
     journal_id: String,
+    /// Told what each committed batch spent per tenant, so the instance's own view of its leases follows the
+    /// database's (set once the shared limits start; see [`crate::policy::lease`]).
+    committed: OnceLock<Arc<crate::policy::lease::SharedLimits>>,
 }
 
 impl PgStore {
@@ -66,28 +71,72 @@ impl PgStore {
         Ok(PgStore {
             pool,
             journal_id: journal_id.to_owned(),
+            committed: OnceLock::new(),
         })
     }
 
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Tells `shared` what each committed batch spent, from now on.
+    pub fn on_commit(&self, shared: Arc<crate::policy::lease::SharedLimits>) {
+        let _ = self.committed.set(shared);
+    }
+
     /// Like [`super::sqlite::SqliteStore`]'s: one transaction per batch, stored whole or not at all.
+    ///
+    /// Idempotent by request id: a batch whose commit reached the server but whose acknowledgement was lost (the
+    /// connection dropped) is sent again after a reconnect, and rows already stored are skipped, with their
+    /// rollups, so nothing counts twice. The same transaction moves each tenant's new spend out of this
+    /// instance's budget lease ([`crate::policy::lease`]): spend and lease change together, so another
+    /// instance reading both never sees the money twice or not at all.
     async fn insert(&self, rows: &[Record], journal_seq: Option<u64>) -> Result<(), LedgerError> {
         let mut tx = self.pool.begin().await?;
         let mut insert =
             QueryBuilder::<Postgres>::new(format!("INSERT INTO requests ({REQUEST_COLUMNS}) "));
+        let mut stored: HashSet<String> = HashSet::with_capacity(rows.len());
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             insert.reset();
             insert.push_values(chunk, |mut b, r| push_request_values(&mut b, r));
-            insert.build().execute(&mut *tx).await?;
+            insert.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
+            let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            stored.extend(ids);
         }
+        let fresh: Vec<Record>;
+        let rows = if stored.len() == rows.len() {
+            rows
+        } else {
+            tracing::warn!(
+                skipped = rows.len() - stored.len(),
+                "ledger rows already stored (a batch sent again after a lost acknowledgement) were skipped"
+            );
+            fresh = rows
+                .iter()
+                .filter(|r| stored.contains(&r.request_id))
+                .cloned()
+                .collect();
+            &fresh
+        };
         let mut groups = rollup_groups(rows);
         // Row locks in one global order: concurrent batches from several instances never deadlock.
         groups.sort_by(|(a, _), (b, _)| {
             (a.day, a.tenant_id, a.model).cmp(&(b.day, b.tenant_id, b.model))
         });
+        let mut spend: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+        for r in rows {
+            if let (Some(instance), true) = (r.instance_id.as_deref(), r.cost_nanousd > 0) {
+                let s = spend.entry((r.tenant_id.as_str(), instance)).or_default();
+                *s = s.saturating_add(r.cost_nanousd);
+            }
+        }
         for (k, d) in groups {
             bind_rollup(sqlx::query(UPSERT_ROLLUP), &k, &d)
                 .execute(&mut *tx)
                 .await?;
+        }
+        for ((tenant, instance), cost) in &spend {
+            crate::policy::lease::spend_from_lease(&mut tx, tenant, instance, *cost).await?;
         }
         if let Some(seq) = journal_seq {
             sqlx::query(
@@ -101,6 +150,11 @@ impl PgStore {
             .await?;
         }
         tx.commit().await?;
+        if let Some(hook) = self.committed.get() {
+            for ((tenant, instance), cost) in spend {
+                hook.committed(tenant, instance, cost);
+            }
+        }
         Ok(())
     }
 
@@ -175,6 +229,10 @@ const UPSERT_ROLLUP: &str = concat!(
 );
 
 impl Store for PgStore {
+    fn postgres(&self) -> Option<&PgStore> {
+        Some(self)
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }
@@ -458,6 +516,47 @@ pub(super) mod tests {
             raw: Box::new(raw),
             _guard: Box::new(schema),
         })
+    }
+
+    /// A batch written again (its first commit's acknowledgement was lost) adds no row and no rollup twice; the
+    /// spend it stores leaves its instance's budget lease in the same transaction, once.
+    #[tokio::test]
+    async fn a_batch_sent_twice_counts_once_and_leaves_the_lease_once() {
+        let Some(f) = fixture().await else {
+            return;
+        };
+        let pg = f.store.postgres().expect("a PostgreSQL store");
+        sqlx::query(
+            "INSERT INTO limit_leases (tenant_id, kind, instance_id, amount, expires_at)
+             VALUES ('a', 'usd', 'i1', 100, now() + interval '1 minute')",
+        )
+        .execute(pg.pool())
+        .await
+        .unwrap();
+        let mut rows: Vec<Record> = (0..3)
+            .map(|_| super::super::contract::rec("a", 30, super::super::Outcome::Ok))
+            .collect();
+        for r in &mut rows {
+            r.instance_id = Some("i1".into());
+        }
+        f.store.insert_batch(&rows, None).await.unwrap();
+        // The same rows again, plus one new one.
+        let mut again = rows.clone();
+        let mut extra = super::super::contract::rec("a", 5, super::super::Outcome::Ok);
+        extra.instance_id = Some("i1".into());
+        again.push(extra);
+        f.store.insert_batch(&again, None).await.unwrap();
+        assert_eq!(f.store.count_requests().await.unwrap(), 4);
+        let spend = f.store.spend_by_tenant(None).await.unwrap();
+        assert_eq!(spend.len(), 1);
+        assert_eq!(spend[0].cost_nanousd, 95);
+        let (lease,): (i64,) = sqlx::query_as(
+            "SELECT amount FROM limit_leases WHERE tenant_id = 'a' AND instance_id = 'i1'",
+        )
+        .fetch_one(pg.pool())
+        .await
+        .unwrap();
+        assert_eq!(lease, 5, "100 leased, 95 stored: 5 left, never below 0");
     }
 
     /// Each instance's journal has its own high-water mark: one instance's commits must not make another's

@@ -68,6 +68,10 @@ pub struct UsageReport {
 pub trait Store: Send + Sync {
     /// `sqlite` or `postgres`, for `/health`.
     fn backend(&self) -> &'static str;
+    /// The PostgreSQL store, for what several instances share beyond the ledger (limits, session pins).
+    fn postgres(&self) -> Option<&super::postgres::PgStore> {
+        None
+    }
     /// Stores the rows and their rollups in one transaction: all of them or none. `journal_seq` is the highest
     /// crash-journal sequence number among them, stored in the same transaction (see `ledger/journal.rs`).
     fn insert_batch<'a>(

@@ -145,6 +145,8 @@ struct Book {
     has_history: bool,
     /// An admitted request that ran without history is still in flight.
     blind_in_flight: bool,
+    /// What this instance holds of the tenant's shared limits (only with shared limits; see [`super::lease`]).
+    lease: super::lease::Share,
 }
 
 #[derive(Debug, Default)]
@@ -200,6 +202,40 @@ impl TenantState {
     pub fn observed_peak(&self) -> i64 {
         self.book.lock().observed_peak
     }
+
+    /// The shared ledger's spend per window ([`Window::ALL`] order), plus what this instance settled and has not
+    /// stored yet: the last known budgets, should the database go away.
+    pub fn refresh_spent(&self, today: NaiveDate, stored: [i64; 4]) {
+        let mut book = self.book.lock();
+        let pending = book.lease.pending;
+        for w in Window::ALL {
+            book.spent[w as usize] = (w.start(today), stored[w as usize].saturating_add(pending));
+        }
+    }
+
+    pub fn lease_granted(&self, usd: (i64, bool), slots: (u32, bool), tickets: Option<(i64, u32)>) {
+        self.book
+            .lock()
+            .lease
+            .granted(usd, slots, tickets, Instant::now());
+        self.settled.notify_waiters();
+    }
+
+    pub fn lease_committed(&self, cost: i64) {
+        self.book.lock().lease.committed(cost);
+    }
+
+    pub fn lease_restore(&self, usd: i64, slots: u32) {
+        self.book.lock().lease.restore(usd, slots);
+    }
+
+    /// What this instance should give back of its share now (see [`super::lease::Share::trim`]).
+    pub fn lease_trim(&self, now: Instant) -> super::lease::Returned {
+        let mut book = self.book.lock();
+        let reserved = book.reserved;
+        let in_flight = self.in_flight.load(Ordering::Acquire);
+        book.lease.trim(reserved, in_flight, now)
+    }
 }
 
 /// A tenant's admitted request. Settle it with the metered cost; dropping it unsettled releases the reservation
@@ -210,6 +246,8 @@ pub struct Admission {
     holds_slot: bool,
     blind: bool,
     tz: Tz,
+    /// Admitted under shared limits: its cost is pending against this instance's lease until stored.
+    shared: bool,
 }
 
 impl Admission {
@@ -217,6 +255,11 @@ impl Admission {
         let today = local_day(self.tz, Utc::now());
         let mut book = self.state.book.lock();
         book.reserved -= self.reserved;
+        if self.shared {
+            // Spent here, not yet in the shared ledger: it stays counted against this instance's lease until the
+            // batch that stores it commits (see `lease::SharedLimits::committed`).
+            book.lease.pending = book.lease.pending.saturating_add(cost_nanousd.max(0));
+        }
         for w in Window::ALL {
             let start = w.start(today);
             let slot = &mut book.spent[w as usize];
@@ -275,16 +318,24 @@ enum Refusal {
     Refused(ApiError),
     /// Wait for an in-flight request of this tenant to settle, then try again.
     Wait,
+    /// This instance's share of the shared limits is too small: claim more, then try again.
+    Claim(super::lease::Need),
 }
 
+/// How long a request waits between claims while the rest of a shared budget is held by requests in flight.
+const SHARED_WAIT_STEP: Duration = Duration::from_millis(100);
+
 /// Admission: concurrency, then budgets, then requests per minute. `counts_toward_limits` is false for
-/// `count_tokens`, which is free and must not eat a tenant's rate limit.
+/// `count_tokens`, which is free and must not eat a tenant's rate limit. With `shared` (several instances on
+/// PostgreSQL) each limit is also checked against what this instance holds of the tenant's global limits, and
+/// more is claimed from the database when that is not enough ([`super::lease`]).
 pub async fn admit(
     state: &Arc<TenantState>,
     limits: &Limits,
     tz: Tz,
     estimate_nanousd: i64,
     counts_toward_limits: bool,
+    shared: Option<(&super::lease::SharedLimits, &str)>,
 ) -> Result<Admission, ApiError> {
     let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
     loop {
@@ -292,6 +343,7 @@ pub async fn admit(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let may_wait = tokio::time::Instant::now() < deadline;
+        let leased = shared.is_some_and(|(s, _)| s.enforcing());
         match try_admit(
             state,
             limits,
@@ -299,16 +351,52 @@ pub async fn admit(
             estimate_nanousd,
             counts_toward_limits,
             may_wait,
+            leased
+                .then(|| shared.map(|(s, _)| s.lease_valid()))
+                .flatten(),
         ) {
-            Ok(a) => return Ok(a),
+            Ok(mut a) => {
+                a.shared = shared.is_some();
+                return Ok(a);
+            }
             Err(Refusal::Refused(e)) => return Err(e),
             Err(Refusal::Wait) => {
                 let _ = tokio::time::timeout_at(deadline, notified).await;
+            }
+            Err(Refusal::Claim(need)) => {
+                let Some((shared, tenant_id)) = shared else {
+                    continue;
+                };
+                match shared.claim(tenant_id, state, limits, tz, need).await {
+                    super::lease::Claimed::Granted | super::lease::Claimed::Unavailable => {}
+                    super::lease::Claimed::Refused(e) => return Err(e),
+                    super::lease::Claimed::HeldInFlight {
+                        remaining,
+                        max,
+                        window,
+                    } => {
+                        if !may_wait {
+                            return Err(ApiError::RateLimited(
+                                format!(
+                                    "the rest of the {window} budget (${} of ${}) is reserved by requests in flight \
+                                     on this or another gateway instance; retry when they finish",
+                                    usd(remaining),
+                                    usd(max)
+                                ),
+                                5,
+                            ));
+                        }
+                        let step = tokio::time::Instant::now() + SHARED_WAIT_STEP;
+                        let _ = tokio::time::timeout_at(step.min(deadline), notified).await;
+                    }
+                }
             }
         }
     }
 }
 
+/// `lease`: `None` when only this instance's own limits apply (one instance, or the shared store is
+/// unreachable); otherwise whether this instance's lease is still valid (renewed in time).
 fn try_admit(
     state: &Arc<TenantState>,
     limits: &Limits,
@@ -316,6 +404,7 @@ fn try_admit(
     estimate_nanousd: i64,
     counts_toward_limits: bool,
     may_wait: bool,
+    lease: Option<bool>,
 ) -> Result<Admission, Refusal> {
     let mut adm = Admission {
         state: state.clone(),
@@ -323,9 +412,18 @@ fn try_admit(
         holds_slot: false,
         blind: false,
         tz,
+        shared: false,
     };
     if !counts_toward_limits {
         return Ok(adm);
+    }
+    let mut need = super::lease::Need::default();
+    let mut book = state.book.lock();
+    if let Some(valid) = lease {
+        if !valid {
+            // A lease that was not renewed in time may already count for nothing elsewhere.
+            book.lease.forget();
+        }
     }
     if let Some(max) = limits.max_concurrent {
         let prev = state.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -336,10 +434,23 @@ fn try_admit(
                 1,
             )));
         }
+        if lease.is_some() && prev + 1 > book.lease.slots {
+            need.slots = prev + 1 - book.lease.slots;
+        }
     }
-    reserve_budget(&mut adm, limits, tz, estimate_nanousd, may_wait)?;
+    let reserve = budget_reservation(&mut book, limits, tz, estimate_nanousd, may_wait)?;
+    if let (Some(_), Some(r)) = (lease, reserve) {
+        let used = book
+            .reserved
+            .saturating_add(book.lease.pending)
+            .saturating_add(r);
+        if used > book.lease.usd {
+            need.usd = used - book.lease.usd;
+            need.unit_usd = r;
+        }
+    }
+    let now = Instant::now();
     if let Some(rpm) = limits.rpm {
-        let now = Instant::now();
         let mut log = state.rpm.lock();
         while log
             .front()
@@ -358,23 +469,44 @@ fn try_admit(
                 wait,
             )));
         }
-        log.push_back(now);
+        if lease.is_some() && book.lease.tickets_left(now) == 0 {
+            need.tickets = 1;
+            need.rpm = rpm;
+        }
+        if need.is_empty() {
+            log.push_back(now);
+        }
+    }
+    if !need.is_empty() {
+        return Err(Refusal::Claim(need));
+    }
+    if lease.is_some() && limits.rpm.is_some() {
+        book.lease.take_ticket(now);
+    }
+    if let Some(r) = reserve {
+        if !book.has_history {
+            book.blind_in_flight = true;
+            adm.blind = true;
+        }
+        book.reserved += r;
+        adm.reserved = r;
     }
     Ok(adm)
 }
 
-fn reserve_budget(
-    adm: &mut Admission,
+/// The budget check: `Ok(Some(reservation))` when the request may go (nothing is reserved yet), `Ok(None)` when the
+/// tenant has no budget.
+fn budget_reservation(
+    book: &mut Book,
     limits: &Limits,
     tz: Tz,
     estimate_nanousd: i64,
     may_wait: bool,
-) -> Result<(), Refusal> {
+) -> Result<Option<i64>, Refusal> {
     if Window::ALL.iter().all(|w| w.max(limits).is_none()) {
-        return Ok(());
+        return Ok(None);
     }
     let today = local_day(tz, Utc::now());
-    let mut book = adm.state.book.lock();
     for w in Window::ALL {
         let Some(max) = w.max(limits) else { continue };
         let start = w.start(today);
@@ -400,29 +532,27 @@ fn reserve_budget(
             )));
         }
         if spent >= max {
-            let resets_at = match w.next_start(today) {
-                Some(d) => midnight_rfc3339(tz, d),
-                None => "never (total budget)".to_string(),
-            };
-            return Err(Refusal::Refused(ApiError::BudgetExceeded {
-                limit: w.name().to_string(),
-                max_usd: usd(max),
-                used_usd: usd(spent),
-                resets_at,
-            }));
+            return Err(Refusal::Refused(exhausted(w, max, spent, today, tz)));
         }
     }
-    if !book.has_history {
-        if book.blind_in_flight && may_wait {
-            return Err(Refusal::Wait);
-        }
-        book.blind_in_flight = true;
-        adm.blind = true;
+    if !book.has_history && book.blind_in_flight && may_wait {
+        return Err(Refusal::Wait);
     }
-    let reserve = estimate_nanousd.max(book.observed_peak);
-    book.reserved += reserve;
-    adm.reserved = reserve;
-    Ok(())
+    Ok(Some(estimate_nanousd.max(book.observed_peak)))
+}
+
+/// The refusal of a request whose budget window `w` is spent.
+pub fn exhausted(w: Window, max: i64, spent: i64, today: NaiveDate, tz: Tz) -> ApiError {
+    let resets_at = match w.next_start(today) {
+        Some(d) => midnight_rfc3339(tz, d),
+        None => "never (total budget)".to_string(),
+    };
+    ApiError::BudgetExceeded {
+        limit: w.name().to_string(),
+        max_usd: usd(max),
+        used_usd: usd(spent),
+        resets_at,
+    }
 }
 
 pub fn usd(nano: i64) -> String {
@@ -441,10 +571,11 @@ mod tests {
     }
 
     fn admit_now(st: &Arc<TenantState>, l: &Limits, est: i64) -> Result<Admission, ApiError> {
-        match try_admit(st, l, chrono_tz::UTC, est, true, false) {
+        match try_admit(st, l, chrono_tz::UTC, est, true, false, None) {
             Ok(a) => Ok(a),
             Err(Refusal::Refused(e)) => Err(e),
             Err(Refusal::Wait) => panic!("no wait without may_wait"),
+            Err(Refusal::Claim(_)) => panic!("no claim without shared limits"),
         }
     }
 
@@ -485,13 +616,16 @@ mod tests {
     async fn cold_start_runs_one_request_alone() {
         let st = Arc::new(TenantState::default());
         let l = limits(3.0);
-        let first = admit(&st, &l, chrono_tz::UTC, 10, true).await.unwrap();
+        let first = admit(&st, &l, chrono_tz::UTC, 10, true, None)
+            .await
+            .unwrap();
         let st2 = st.clone();
         let l2 = l.clone();
-        let waiter =
-            tokio::spawn(
-                async move { admit(&st2, &l2, chrono_tz::UTC, 10, true).await.map(|_| ()) },
-            );
+        let waiter = tokio::spawn(async move {
+            admit(&st2, &l2, chrono_tz::UTC, 10, true, None)
+                .await
+                .map(|_| ())
+        });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
             !waiter.is_finished(),
@@ -506,13 +640,13 @@ mod tests {
         let st = Arc::new(TenantState::default());
         st.load_observed_peak(0);
         let l = limits(3.0);
-        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true)
+        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true, None)
             .await
             .unwrap();
         // The whole budget is reserved, not spent: a second request waits instead of getting a false 402.
         let (st2, l2) = (st.clone(), l.clone());
         let waiter = tokio::spawn(async move {
-            admit(&st2, &l2, chrono_tz::UTC, 1, true)
+            admit(&st2, &l2, chrono_tz::UTC, 1, true, None)
                 .await
                 .map(|a| a.settle(0))
         });
@@ -521,14 +655,15 @@ mod tests {
         held.settle(1_000_000_000); // cheaper than reserved: room is left
         assert!(waiter.await.unwrap().is_ok());
         // Now spend it all while another request waits: that one gets the real 402.
-        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true)
+        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true, None)
             .await
             .unwrap();
         let (st2, l2) = (st.clone(), l.clone());
-        let waiter =
-            tokio::spawn(
-                async move { admit(&st2, &l2, chrono_tz::UTC, 1, true).await.map(|_| ()) },
-            );
+        let waiter = tokio::spawn(async move {
+            admit(&st2, &l2, chrono_tz::UTC, 1, true, None)
+                .await
+                .map(|_| ())
+        });
         tokio::time::sleep(Duration::from_millis(50)).await;
         held.settle(2_000_000_000);
         assert!(matches!(
@@ -566,7 +701,7 @@ mod tests {
         assert!(admit_now(&st, &l, 0).is_ok());
         assert!(admit_now(&st, &l, 0).is_ok());
         assert!(matches!(admit_now(&st, &l, 0), Err(ApiError::RateLimited(_, s)) if s >= 1));
-        assert!(try_admit(&st, &l, chrono_tz::UTC, 0, false, false).is_ok());
+        assert!(try_admit(&st, &l, chrono_tz::UTC, 0, false, false, None).is_ok());
     }
 
     #[test]

@@ -2,4 +2,5 @@
 //! Model permissions ([`permissions`]), then rate and concurrency limits and budget reservations ([`budget`]).
 
 pub mod budget;
+pub mod lease;
 pub mod permissions;

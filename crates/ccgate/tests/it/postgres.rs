@@ -10,15 +10,15 @@ use sqlx::Connection;
 use std::time::Duration;
 
 /// A schema of its own in the test database, dropped when the test ends.
-struct Schema {
+pub struct Schema {
     base: String,
     name: String,
     /// The database URL with this schema as the search path.
-    url: String,
+    pub url: String,
 }
 
 impl Schema {
-    async fn create() -> Option<Schema> {
+    pub async fn create() -> Option<Schema> {
         let candidates = match std::env::var("CCGATE_TEST_DATABASE_URL") {
             Ok(u) if !u.is_empty() => vec![u],
             _ => vec![
@@ -56,7 +56,7 @@ impl Schema {
         None
     }
 
-    async fn connect(&self) -> sqlx::PgConnection {
+    pub async fn connect(&self) -> sqlx::PgConnection {
         sqlx::PgConnection::connect(&self.url).await.unwrap()
     }
 }

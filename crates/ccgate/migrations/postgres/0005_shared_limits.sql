@@ -1,0 +1,38 @@
+-- Several instances as one gateway (crates/ccgate/src/policy/lease.rs, crates/ccgate/src/routing/shared_pins.rs).
+-- Never edit an applied migration: add the next numbered file instead.
+
+-- A request id names one row: a batch whose commit reached the server but whose acknowledgement was lost is
+-- written again after a reconnect, and must not count twice (`INSERT … ON CONFLICT (request_id) DO NOTHING`).
+DROP INDEX IF EXISTS requests_request_id;
+CREATE UNIQUE INDEX requests_request_id ON requests (request_id);
+
+-- What each instance holds of a tenant's limits: `usd` (nano-USD carved from the budgets, for requests in flight and
+-- settled ones not yet in the ledger) and `slots` (of maxConcurrent). A lease that is not renewed by `expires_at`
+-- (its instance died or lost the database) counts for nothing.
+CREATE TABLE limit_leases (
+    tenant_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (tenant_id, kind, instance_id)
+);
+
+-- Request tickets for `rpm`, granted in small batches; a batch counts in the rolling minute from `granted_at`.
+CREATE TABLE rate_tickets (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    granted_at TIMESTAMPTZ NOT NULL,
+    amount BIGINT NOT NULL
+);
+CREATE INDEX rate_tickets_tenant_time ON rate_tickets (tenant_id, granted_at);
+
+-- Sessions moved off their hashed upstream by a failover (routing/pins.rs), shared so every instance sends a
+-- session's next request to the same upstream.
+CREATE TABLE session_pins (
+    session_key TEXT PRIMARY KEY,
+    upstream_id TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX session_pins_updated ON session_pins (updated_at);
