@@ -338,6 +338,11 @@ impl Gateway {
         Ok(())
     }
 
+    /// The session pins every runtime shares.
+    pub fn session_pins(&self) -> &Arc<SessionPins> {
+        &self.pins
+    }
+
     /// Every tenant's live state, by id (a snapshot of the map).
     pub fn tenant_states(&self) -> Vec<(String, Arc<TenantState>)> {
         self.tenant_states

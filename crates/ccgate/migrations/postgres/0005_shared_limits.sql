@@ -32,7 +32,10 @@ CREATE INDEX rate_tickets_tenant_time ON rate_tickets (tenant_id, granted_at);
 -- session's next request to the same upstream.
 CREATE TABLE session_pins (
     session_key TEXT PRIMARY KEY,
+    -- Empty: the pin was dropped (the session is back on its hashed upstream).
     upstream_id TEXT NOT NULL,
-    updated_at TIMESTAMPTZ NOT NULL
+    updated_at TIMESTAMPTZ NOT NULL,
+    -- Who made the change: an instance does not read back its own.
+    instance_id TEXT NOT NULL
 );
 CREATE INDEX session_pins_updated ON session_pins (updated_at);

@@ -105,7 +105,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         storage::instance_id(gw.rt().config.server.instance_id.as_deref(), addr.port());
     ledger.set_instance_id(instance_id.clone());
     if let Some(pg) = store.postgres() {
-        // Several instances on one database: tenant limits hold across all of them (policy/lease.rs).
+        // Several instances on one database: tenant limits hold across all of them (policy/lease.rs), and so do
+        // session pins (routing/shared_pins.rs).
+        crate::routing::shared_pins::spawn(
+            pg.pool().clone(),
+            gw.session_pins().clone(),
+            instance_id.clone(),
+            gw.shutdown.clone(),
+        );
         let shared = Arc::new(crate::policy::lease::SharedLimits::new(
             pg.pool().clone(),
             instance_id,

@@ -10,6 +10,7 @@ pub mod affinity;
 pub mod balancer;
 pub mod health;
 pub mod pins;
+pub mod shared_pins;
 
 pub use balancer::Balancer;
 pub use health::UpstreamState;

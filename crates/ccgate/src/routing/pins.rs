@@ -1,7 +1,8 @@
 //! Session pins: once a session had to leave its rendezvous upstream (a failure moved it), it stays on the
 //! upstream that served it, so its prompt cache is not rebuilt twice (once on the way out, once on the way back).
-//! Pins are local to one instance and expire after [`PIN_TTL`] (longer than the 1-hour cache TTL); without a pin,
-//! instances agree by rendezvous hashing alone.
+//! Pins expire after [`PIN_TTL`] (longer than the 1-hour cache TTL); without a pin, instances agree by rendezvous
+//! hashing alone. On a shared PostgreSQL store every change is also published to the other instances
+//! ([`super::shared_pins`]), so they agree on where a moved session lives.
 
 use parking_lot::RwLock;
 use std::collections::hash_map::DefaultHasher;
@@ -14,9 +15,14 @@ const SHARDS: usize = 32;
 /// Bound per shard; the oldest pins go first when it is reached.
 const MAX_PER_SHARD: usize = 8192;
 
+/// A pin set (`Some(upstream)`) or dropped (`None`: the session is back on its hashed upstream), for the others.
+pub type PinChange = (String, Option<String>);
+
 #[derive(Default)]
 pub struct SessionPins {
     shards: [RwLock<HashMap<String, (String, Instant)>>; SHARDS],
+    /// Where changes made here are published (set when the store is shared).
+    outbox: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<PinChange>>,
 }
 
 impl SessionPins {
@@ -62,13 +68,40 @@ impl SessionPins {
                 }
             }
         }
-        if rendezvous_choice == Some(upstream_id) {
-            shard.remove(session);
+        let change = if rendezvous_choice == Some(upstream_id) {
+            shard.remove(session).map(|_| None)
         } else {
             shard.insert(
                 session.to_string(),
                 (upstream_id.to_string(), Instant::now()),
             );
+            Some(Some(upstream_id.to_string()))
+        };
+        drop(shard);
+        if let (Some(change), Some(outbox)) = (change, self.outbox.get()) {
+            let _ = outbox.send((session.to_string(), change));
+        }
+    }
+
+    /// From now on, changes made here are sent to `outbox`.
+    pub fn publish_to(&self, outbox: tokio::sync::mpsc::UnboundedSender<PinChange>) {
+        let _ = self.outbox.set(outbox);
+    }
+
+    /// A change another instance made, `age` ago: applied here without publishing it again.
+    pub fn apply_remote(&self, session: &str, upstream_id: Option<&str>, age: Duration) {
+        let mut shard = self.shard(session).write();
+        match upstream_id {
+            None => {
+                shard.remove(session);
+            }
+            Some(id) if age < PIN_TTL => {
+                let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+                if shard.len() < MAX_PER_SHARD || shard.contains_key(session) {
+                    shard.insert(session.to_string(), (id.to_string(), at));
+                }
+            }
+            Some(_) => {}
         }
     }
 }

@@ -20,14 +20,14 @@ const HAIKU: &str = "claude-haiku-4-5";
 // ---------------------------------------------------------------------------------------------------------------
 
 /// The healthy behaviour of mock `i`: answers "served-by-i".
-fn ok_cfg(i: usize) -> MockConfig {
+pub(crate) fn ok_cfg(i: usize) -> MockConfig {
     MockConfig {
         text: format!("served-by-{i}"),
         ..Default::default()
     }
 }
 
-async fn mocks(n: usize) -> Vec<MockHandle> {
+pub(crate) async fn mocks(n: usize) -> Vec<MockHandle> {
     let mut v = Vec::new();
     for i in 0..n {
         v.push(mock_with(ok_cfg(i)).await);
@@ -35,7 +35,7 @@ async fn mocks(n: usize) -> Vec<MockHandle> {
     v
 }
 
-fn files_for(ms: &[MockHandle]) -> Files {
+pub(crate) fn files_for(ms: &[MockHandle]) -> Files {
     Files::new(&ms.iter().map(|m| m.url()).collect::<Vec<_>>())
 }
 
@@ -64,7 +64,7 @@ fn posts(m: &MockHandle) -> usize {
 }
 
 /// Which mock produced this answer text (`served-by-N`).
-fn who(text: &str) -> Option<usize> {
+pub(crate) fn who(text: &str) -> Option<usize> {
     let at = text.find("served-by-")? + "served-by-".len();
     text[at..]
         .chars()
@@ -114,7 +114,7 @@ fn sse_events(text: &str) -> Vec<(String, Value)> {
 }
 
 /// One `/anthropic` request with extra headers; returns status and full body text.
-async fn send(gw: &Gateway, body: &Value, headers: &[(&str, &str)]) -> (u16, String) {
+pub(crate) async fn send(gw: &Gateway, body: &Value, headers: &[(&str, &str)]) -> (u16, String) {
     let mut rb = client()
         .post(format!("{}/anthropic/v1/messages", gw.url))
         .header("x-api-key", TENANT_KEY)
@@ -874,7 +874,7 @@ async fn idle_timeout_message_states_the_real_idle_time() {
 // Session affinity
 // ---------------------------------------------------------------------------------------------------------------
 
-async fn send_session(gw: &Gateway, session: &str) -> usize {
+pub(crate) async fn send_session(gw: &Gateway, session: &str) -> usize {
     let (s, t) = send(
         gw,
         &messages_body(SONNET, false),

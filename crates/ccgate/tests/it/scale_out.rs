@@ -194,3 +194,56 @@ async fn concurrency_and_rate_limits_hold_across_instances() {
         "rpm 5 over two instances admits 5 requests in the minute: {statuses:?}"
     );
 }
+
+/// A failover on one instance moves a session on every instance: its next request lands on the same upstream
+/// whichever instance serves it, although the other instance never saw the failure (routing/shared_pins.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moved_by_a_failover_on_one_instance_moves_on_all() {
+    use crate::resilience::{files_for, mocks, ok_cfg, send_session};
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let ms = mocks(3).await;
+    let start = || async {
+        let config = TempDir::new("so-cfg");
+        let data = TempDir::new("so-data");
+        files_for(&ms).write(&config.0);
+        Gateway::start_with_env(
+            config,
+            data,
+            &[],
+            &[("CCGATE_DATABASE_URL", schema.url.as_str())],
+        )
+        .await
+    };
+    let (a, b) = (start().await, start().await);
+    let session = "moved-session-1";
+    let home = send_session(&a, session).await;
+    assert_eq!(
+        send_session(&b, session).await,
+        home,
+        "hashing alone agrees"
+    );
+    // The session's upstream fails once, on instance a only; a moves the session.
+    ms[home].set_config(ccgate_mock::MockConfig {
+        status: 529,
+        ..ok_cfg(home)
+    });
+    let moved_to = send_session(&a, session).await;
+    assert_ne!(moved_to, home);
+    ms[home].set_config(ok_cfg(home));
+    // b never saw home fail; within about a poll it follows a's pin.
+    let on_b = eventually(5, || async {
+        let now = send_session(&b, session).await;
+        (now == moved_to).then_some(now)
+    })
+    .await;
+    assert_eq!(on_b, moved_to);
+    for gw in [&a, &b, &a, &b] {
+        assert_eq!(
+            send_session(gw, session).await,
+            moved_to,
+            "the session stays where it moved"
+        );
+    }
+}
