@@ -68,7 +68,32 @@ struct Segment {
 }
 
 /// Keeps a segment on disk while something it holds is not yet stored in the database.
-pub struct Hold(#[allow(dead_code)] Arc<Segment>);
+pub struct Hold(Arc<Segment>);
+
+impl Hold {
+    /// Whether `other` holds the same segment.
+    pub fn same_segment(&self, other: &Hold) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The finished records (`end` lines) with these sequence numbers in this hold's segment: the ledger reads
+    /// back what it spilled (see `ledger::Spill`).
+    pub fn read_back(
+        &self,
+        seqs: &std::collections::HashSet<u64>,
+    ) -> std::io::Result<HashMap<u64, Record>> {
+        let bytes = std::fs::read(&self.0.path)?;
+        let mut found = HashMap::with_capacity(seqs.len());
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if let Ok(l) = serde_json::from_slice::<LineIn>(line) {
+                if l.kind == Kind::End && seqs.contains(&l.seq) {
+                    found.insert(l.seq, l.rec);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
 
 pub struct Journal {
     dir: PathBuf,

@@ -22,6 +22,7 @@ pub use error::LedgerError;
 use journal::{Hold, Journal, Kind};
 pub use outcome::Outcome;
 use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,7 +110,7 @@ pub struct Ledger {
     pub store: Arc<dyn Store>,
     pub health: Arc<LedgerHealth>,
     close: CancellationToken,
-    writer: Arc<Mutex<Option<JoinHandle<Vec<Queued>>>>>,
+    writer: Arc<Mutex<Option<JoinHandle<(Vec<Queued>, usize)>>>>,
     /// The name this gateway writes into every row (`server.instanceId`, or `hostname:port`). Set once the
     /// listener is bound, since the port may be chosen by the OS; nothing is recorded before that.
     instance_id: Arc<std::sync::OnceLock<String>>,
@@ -213,13 +214,13 @@ impl Ledger {
     pub async fn flush_and_close(&self) -> CloseReport {
         self.close.cancel();
         let handle = self.writer.lock().await.take();
-        let unstored = match handle {
+        let (unstored, spilled) = match handle {
             Some(h) => h.await.unwrap_or_default(),
-            None => Vec::new(),
+            None => (Vec::new(), 0),
         };
         let lost_before = self.health.lost.load(Ordering::Relaxed) as usize;
         match &self.journal {
-            _ if unstored.is_empty() && lost_before == 0 => {
+            _ if unstored.is_empty() && spilled == 0 && lost_before == 0 => {
                 if let Some(j) = &self.journal {
                     j.seal();
                 }
@@ -229,8 +230,14 @@ impl Ledger {
                 for q in &unstored {
                     log_lost(&q.rec);
                 }
+                if spilled > 0 {
+                    tracing::error!(
+                        rows = spilled,
+                        "ledger: rows spilled to the journal could not be stored before exit; the next start stores them"
+                    );
+                }
                 CloseReport {
-                    unstored: unstored.len() + lost_before,
+                    unstored: unstored.len() + spilled + lost_before,
                     journaled: lost_before == 0 && unstored.iter().all(|q| q._hold.is_some()),
                 }
             }
@@ -256,6 +263,8 @@ pub struct LedgerHealth {
     journal_error: parking_lot::Mutex<Option<String>>,
     /// Records that reached neither the journal nor the queue (the ledger was closed).
     lost: AtomicU64,
+    /// Records waiting in the journal on disk (spilled) for the database to come back.
+    spilled: AtomicU64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -270,6 +279,8 @@ pub struct LedgerStatus {
     pub failing_since: Option<String>,
     /// What is wrong, for the admin.
     pub error: Option<String>,
+    /// Records waiting on disk (in the crash journal) for the database to come back.
+    pub spilled: u64,
 }
 
 fn rfc3339(ms: i64) -> Option<String> {
@@ -321,21 +332,130 @@ impl LedgerHealth {
             last_write: rfc3339(self.last_write_ms.load(Ordering::Relaxed)),
             failing_since: rfc3339(failing),
             error: (!problems.is_empty()).then(|| problems.join("; ")),
+            spilled: self.spilled.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// While the database fails, at most this many records wait in memory; later ones are *spilled*: only their
+/// journal sequence number and segment hold stay in memory (a few dozen bytes), the record itself is on disk in
+/// the crash journal, and is read back when the database answers again. An outage therefore costs disk (the
+/// journal's segments), not memory. Only a journal that cannot be written (a full disk) keeps records in memory.
+pub const MEMORY_ROWS: usize = 10_000;
+
+/// Records spilled to the journal while the database failed, oldest first; stored before anything newer, so the
+/// database still commits journal lines in sequence order.
+#[derive(Default)]
+struct Spill {
+    rows: VecDeque<Spilled>,
+}
+
+enum Spilled {
+    /// In the journal: read back when its turn comes.
+    OnDisk(u64, Hold),
+    /// A record the journal could not take (its disk is full): it can only wait in memory.
+    InMemory(Queued),
+}
+
+impl Spill {
+    /// Moves the channel's backlog to the spill once it is over [`MEMORY_ROWS`] (or a spill has begun: then
+    /// every record goes behind it, to keep the order).
+    fn take_backlog(&mut self, rx: &mut mpsc::UnboundedReceiver<Queued>, health: &LedgerHealth) {
+        if self.rows.is_empty() && rx.len() <= MEMORY_ROWS {
+            return;
+        }
+        while let Ok(q) = rx.try_recv() {
+            self.rows.push_back(match q {
+                Queued {
+                    seq: Some(seq),
+                    _hold: Some(hold),
+                    ..
+                } => Spilled::OnDisk(seq, hold),
+                q => Spilled::InMemory(q),
+            });
+        }
+        health
+            .spilled
+            .store(self.rows.len() as u64, Ordering::Relaxed);
+    }
+
+    /// The oldest spilled records (at most [`BATCH_MAX`]): those in memory, or those of one journal segment,
+    /// read back from it.
+    fn read_batch(&mut self, health: &LedgerHealth) -> Vec<Queued> {
+        let mut batch = Vec::new();
+        while batch.len() < BATCH_MAX && matches!(self.rows.front(), Some(Spilled::InMemory(_))) {
+            if let Some(Spilled::InMemory(q)) = self.rows.pop_front() {
+                batch.push(q);
+            }
+        }
+        if !batch.is_empty() {
+            health
+                .spilled
+                .store(self.rows.len() as u64, Ordering::Relaxed);
+            return batch;
+        }
+        let Some(Spilled::OnDisk(_, first)) = self.rows.front() else {
+            return batch;
+        };
+        let n = self
+            .rows
+            .iter()
+            .take(BATCH_MAX)
+            .take_while(|r| matches!(r, Spilled::OnDisk(_, h) if h.same_segment(first)))
+            .count();
+        let taken: Vec<(u64, Hold)> = self
+            .rows
+            .drain(..n)
+            .filter_map(|r| match r {
+                Spilled::OnDisk(seq, hold) => Some((seq, hold)),
+                Spilled::InMemory(_) => None,
+            })
+            .collect();
+        health
+            .spilled
+            .store(self.rows.len() as u64, Ordering::Relaxed);
+        let seqs: std::collections::HashSet<u64> = taken.iter().map(|(s, _)| *s).collect();
+        let mut found = match taken.first().map(|(_, h)| h.read_back(&seqs)) {
+            Some(Ok(found)) => found,
+            Some(Err(e)) => {
+                tracing::error!(error = %e, rows = taken.len(), "ledger: cannot read spilled rows back from the journal");
+                Default::default()
+            }
+            None => Default::default(),
+        };
+        for (seq, hold) in taken {
+            match found.remove(&seq) {
+                Some(rec) => batch.push(Queued {
+                    seq: Some(seq),
+                    rec,
+                    _hold: Some(hold),
+                }),
+                None => {
+                    health.lost.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        seq,
+                        "ledger: a spilled row is missing from the journal; it is lost"
+                    );
+                }
+            }
+        }
+        batch
     }
 }
 
 /// Drains the queue on a fixed tick instead of waking per record: at thousands of requests per second the
 /// request path then pays one channel send per record and no cross-thread wake-up. Returns the records it could
-/// not store by the end of [`CLOSE_RETRY`] after the close (their journal holds kept: the journal is not sealed).
+/// not store by the end of [`CLOSE_RETRY`] after the close (their journal holds kept: the journal is not sealed),
+/// and how many spilled records were left in the journal.
 async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Queued>,
     store: Arc<dyn Store>,
     journal: Option<Arc<Journal>>,
     health: Arc<LedgerHealth>,
     close: CancellationToken,
-) -> Vec<Queued> {
+) -> (Vec<Queued>, usize) {
     let mut batch: Vec<Queued> = Vec::with_capacity(BATCH_MAX);
+    let mut spill = Spill::default();
     let mut tick = tokio::time::interval(BATCH_WINDOW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_check = std::time::Instant::now();
@@ -368,23 +488,44 @@ async fn write_loop(
             *health.journal_error.lock() = j.error();
         }
         loop {
-            while batch.len() < BATCH_MAX {
-                match rx.try_recv() {
-                    Ok(q) => batch.push(q),
-                    Err(_) => break,
+            if spill.rows.is_empty() {
+                while batch.len() < BATCH_MAX {
+                    match rx.try_recv() {
+                        Ok(q) => batch.push(q),
+                        Err(_) => break,
+                    }
                 }
+            } else {
+                // Spilled rows first: they are older than anything still queued.
+                spill.take_backlog(&mut rx, &health);
+                batch = spill.read_batch(&health);
             }
             if batch.is_empty() {
                 break;
             }
-            let stored =
-                write_until_stored(&*store, &mut batch, &health, &close, &mut closing_since).await;
+            let stored = write_until_stored(
+                &*store,
+                &mut batch,
+                &health,
+                &close,
+                &mut closing_since,
+                &mut rx,
+                &mut spill,
+            )
+            .await;
             if !stored {
                 rx.close();
+                let mut on_disk = 0;
+                for r in spill.rows.drain(..) {
+                    match r {
+                        Spilled::OnDisk(..) => on_disk += 1,
+                        Spilled::InMemory(q) => batch.push(q),
+                    }
+                }
                 while let Ok(q) = rx.try_recv() {
                     batch.push(q);
                 }
-                return batch;
+                return (batch, on_disk);
             }
             if let Some(j) = &journal {
                 j.prune();
@@ -394,7 +535,7 @@ async fn write_loop(
             }
         }
         if closing_since.is_some() {
-            return Vec::new();
+            return (Vec::new(), 0);
         }
     }
 }
@@ -411,6 +552,8 @@ async fn write_until_stored(
     health: &LedgerHealth,
     close: &CancellationToken,
     closing_since: &mut Option<tokio::time::Instant>,
+    rx: &mut mpsc::UnboundedReceiver<Queued>,
+    spill: &mut Spill,
 ) -> bool {
     let rows: Vec<Record> = batch
         .iter_mut()
@@ -432,6 +575,8 @@ async fn write_until_stored(
                 if attempt == 1 || attempt.is_power_of_two() {
                     tracing::warn!(attempt, rows = rows.len(), error = %e, "ledger write failed; retrying (rows are kept)");
                 }
+                // Rows keep coming while the database is away: past a bound they wait on disk, not in memory.
+                spill.take_backlog(rx, health);
                 let now = tokio::time::Instant::now();
                 if close.is_cancelled() && closing_since.is_none() {
                     *closing_since = Some(now);
@@ -613,6 +758,66 @@ mod tests {
         assert_eq!(store.count_requests().await.unwrap(), 100);
         assert_eq!(ledger.health.report().status, "ok");
         assert_eq!(ledger.flush_and_close().await, CloseReport::default());
+    }
+
+    /// A long outage: past [`MEMORY_ROWS`] records wait in the journal on disk, not in memory; when the database
+    /// comes back every one is stored exactly once, in journal order, and the journal is emptied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_outage_spills_to_the_journal_and_loses_nothing() {
+        let db = TempDb::new();
+        let dir = db.0.with_extension("journal");
+        let flaky = Arc::new(Flaky {
+            inner: SqliteStore::open(&db.0).await.unwrap(),
+            failures_left: AtomicUsize::new(usize::MAX),
+        });
+        let ledger = Ledger::start(flaky.clone(), Some(Journal::open(&dir, 0).unwrap()));
+        let n = MEMORY_ROWS + 3_000;
+        for i in 0..n {
+            ledger.record(rec(i));
+        }
+        let spilled = eventually_value(|| {
+            let s = ledger.health.report().spilled;
+            (s > 0).then_some(s)
+        })
+        .await;
+        assert!(
+            spilled as usize >= n - MEMORY_ROWS - BATCH_MAX,
+            "{spilled} spilled"
+        );
+        // The database comes back.
+        flaky.failures_left.store(0, Ordering::SeqCst);
+        for _ in 0..600 {
+            if flaky.inner.count_requests().await.unwrap() == n as i64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(flaky.inner.count_requests().await.unwrap(), n as i64);
+        assert_eq!(ledger.health.report().spilled, 0);
+        assert_eq!(
+            flaky.inner.journal_committed_seq().await.unwrap(),
+            n as u64,
+            "committed in journal order"
+        );
+        let spend = flaky.inner.spend_by_tenant(None).await.unwrap();
+        assert_eq!(spend[0].cost_nanousd, 3 * n as i64);
+        assert_eq!(ledger.flush_and_close().await, CloseReport::default());
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "no segment left"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    async fn eventually_value<T>(mut f: impl FnMut() -> Option<T>) -> T {
+        for _ in 0..400 {
+            if let Some(v) = f() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("condition not met within 10 s");
     }
 
     /// A database that never recovers: the close gives up after its retry window and reports what it could not
