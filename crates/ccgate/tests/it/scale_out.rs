@@ -6,6 +6,7 @@ use crate::common::*;
 use crate::postgres::Schema;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
 
 const LIMITED_KEY: &str = "tenant-key-limited-dddddddddddd";
 
@@ -246,4 +247,306 @@ async fn a_session_moved_by_a_failover_on_one_instance_moves_on_all() {
             "the session stays where it moved"
         );
     }
+}
+
+/// A TCP relay to PostgreSQL that the test can cut: while down it drops every open connection and refuses new
+/// ones, as a database that went away does (the machine's server itself is shared and stays up).
+struct CuttableRelay {
+    addr: std::net::SocketAddr,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    cut: Arc<tokio::sync::Notify>,
+}
+
+impl CuttableRelay {
+    async fn start(target: &str) -> CuttableRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cut = Arc::new(tokio::sync::Notify::new());
+        let target = target.to_string();
+        let (d, c) = (down.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if d.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = c.notified() => {}
+                    }
+                });
+            }
+        });
+        CuttableRelay { addr, down, cut }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        if down {
+            self.cut.notify_waiters();
+        }
+    }
+
+    /// `url` with its host and port replaced by this relay's.
+    fn url_through(&self, url: &str) -> String {
+        let at = url.find('@').map(|i| i + 1).unwrap_or("postgres://".len());
+        let end = at + url[at..].find('/').unwrap();
+        format!("{}{}{}", &url[..at], self.addr, &url[end..])
+    }
+}
+
+/// Requests until `stop`, `parallel` at a time; how many were answered in full (status 200 and the whole body).
+async fn load_until(
+    gw: Arc<Gateway>,
+    parallel: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (usize, usize) {
+    let mut tasks = Vec::new();
+    for w in 0..parallel {
+        let gw = gw.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0, 0);
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                i += 1;
+                let r = client()
+                    .post(format!("{}/anthropic/v1/messages", gw.url))
+                    .header("x-api-key", TENANT_KEY)
+                    .header("anthropic-version", "2023-06-01")
+                    .json(&messages_body("claude-sonnet-4-6", (i + w) % 2 == 0))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 200 => match r.bytes().await {
+                        Ok(_) => ok += 1,
+                        Err(_) => failed += 1,
+                    },
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    let mut total = (0, 0);
+    for t in tasks {
+        let (o, f) = t.await.unwrap();
+        total.0 += o;
+        total.1 += f;
+    }
+    total
+}
+
+/// The database goes away for 10 s under load: the gateway keeps answering, `/health` says the ledger is
+/// degraded, and once the database is back every answered request is stored exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_second_database_outage_under_load_loses_and_duplicates_nothing() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let relay = CuttableRelay::start("127.0.0.1:5432").await;
+    let url = relay.url_through(&schema.url);
+    let m = mock().await;
+    let config = TempDir::new("so-cfg");
+    let data = TempDir::new("so-data");
+    Files::new(&[m.url()]).write(&config.0);
+    let gw = Arc::new(
+        Gateway::start_with_env(config, data, &[], &[("CCGATE_DATABASE_URL", url.as_str())]).await,
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(load_until(gw.clone(), 4, stop.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    relay.set_down(true);
+    let served_before_outage = m.request_count();
+    let degraded = eventually(15, || async {
+        let h = health(&gw).await;
+        (h["ledger"]["status"] == "degraded").then_some(h)
+    })
+    .await;
+    assert!(degraded["ledger"]["error"].is_string(), "{degraded}");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        m.request_count() > served_before_outage + 10,
+        "the gateway kept serving during the outage"
+    );
+    relay.set_down(false);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = load.await.unwrap();
+    assert_eq!(failed, 0, "no request failed because the database was away");
+    let mut conn = schema.connect().await;
+    let url = schema.url.clone();
+    let stored = eventually(30, || {
+        let url = url.clone();
+        async move {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+                .await
+                .ok()?;
+            let (rows, ids): (i64, i64) =
+                sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT request_id) FROM requests")
+                    .fetch_one(&mut conn)
+                    .await
+                    .ok()?;
+            (rows as usize >= ok).then_some((rows, ids))
+        }
+    })
+    .await;
+    // Settle: anything still queued lands, and nothing more appears.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rows, ids): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT request_id) FROM requests")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(rows, stored.0);
+    assert_eq!(
+        rows as usize, ok,
+        "every answered request stored once ({ok} answered)"
+    );
+    assert_eq!(rows, ids, "no request stored twice");
+    let (input,): (i64,) = sqlx::query_as("SELECT SUM(input_tokens)::bigint FROM daily_rollup")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        input as usize,
+        ok * 25,
+        "the rollups count each request once"
+    );
+    let h = health(&gw).await;
+    assert_eq!(h["ledger"]["status"], "ok", "{h}");
+}
+
+/// One of two instances is killed with SIGKILL in the middle of load: the other keeps serving without a failure,
+/// and after the killed one restarts (replaying its crash journal), every request a client got a full answer
+/// for is in the shared ledger, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_instance_mid_load_loses_no_answered_request() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let m = mock().await;
+    let start = |config: TempDir, data: TempDir| {
+        let url = schema.url.clone();
+        async move {
+            Gateway::start_with_env(config, data, &[], &[("CCGATE_DATABASE_URL", url.as_str())])
+                .await
+        }
+    };
+    let dirs = || {
+        let config = TempDir::new("so-cfg");
+        Files::new(&[m.url()]).write(&config.0);
+        (config, TempDir::new("so-data"))
+    };
+    let (ca, da) = dirs();
+    let (cb, db) = dirs();
+    let a = Arc::new(start(ca, da).await);
+    let b = Arc::new(start(cb, db).await);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load_a = tokio::spawn(load_until(a.clone(), 4, stop.clone()));
+    let load_b = tokio::spawn(load_until(b.clone(), 4, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = a.child.id().expect("instance a runs");
+    // SIGKILL: no shutdown, no flush; the crash journal is all that is left of its last moments.
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok_a, _failed_a) = load_a.await.unwrap();
+    let (ok_b, failed_b) = load_b.await.unwrap();
+    assert_eq!(failed_b, 0, "the surviving instance kept serving");
+    // Restart a on its own folders: its journal is replayed into the shared ledger.
+    let a = Arc::try_unwrap(a).ok().expect("no other handle to a");
+    let Gateway { config, data, .. } = a;
+    let a = start(config, data).await;
+    let answered = ok_a + ok_b;
+    let url = schema.url.clone();
+    let (ok_rows, rows, ids) = eventually(20, || {
+        let url = url.clone();
+        async move {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.ok()?;
+            let r: (i64, i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*) FILTER (WHERE outcome = 'ok'), COUNT(*), COUNT(DISTINCT request_id) FROM requests",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .ok()?;
+            (r.0 as usize >= answered).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(rows, ids, "no request stored twice");
+    // A request may have finished (and been journaled) in the instant before the kill without its client
+    // getting the last bytes: at most one per connection in flight.
+    assert!(
+        (ok_rows as usize) <= answered + 4,
+        "{ok_rows} ok rows for {answered} answered requests"
+    );
+    assert_eq!(
+        m.request_count() as i64,
+        rows,
+        "every request that reached the upstream has a row (finished or interrupted)"
+    );
+    drop(a);
+}
+
+/// Without the database an instance keeps serving within the last budgets it knew, and still stops at them
+/// (docs/scale-out.md, "Losing the database"); `/health` says it enforces limits locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_database_an_instance_enforces_the_last_known_budget() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let relay = CuttableRelay::start("127.0.0.1:5432").await;
+    let url = relay.url_through(&schema.url);
+    let m = mock().await;
+    let config = TempDir::new("so-cfg");
+    let data = TempDir::new("so-data");
+    let mut files = Files::new(&[m.url()]);
+    let mut t = tenant("t3", LIMITED_KEY, &["*sonnet*"]);
+    t["limits"] = json!({"daily": {"maxUSD": 1.35}});
+    files.tenants["tenants"].as_array_mut().unwrap().push(t);
+    files.write(&config.0);
+    let gw = Arc::new(
+        Gateway::start_with_env(config, data, &[], &[("CCGATE_DATABASE_URL", url.as_str())]).await,
+    );
+    let headers = [
+        ("x-mock-input-tokens", "100000".to_string()),
+        ("x-mock-output-tokens", "10000".to_string()),
+    ];
+    // One $0.45 request while the database is there: the instance learns the spend.
+    assert_eq!(spread([&gw, &gw], 1, 1, &headers).await, vec![200]);
+    relay.set_down(true);
+    let statuses = spread([&gw, &gw], 6, 1, &headers).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(ok, 2, "two more of the $1.35 fit: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 402)),
+        "{statuses:?}"
+    );
+    let h = health(&gw).await;
+    assert_eq!(h["sharedLimits"]["mode"], "local", "{h}");
+    relay.set_down(false);
+    let (rows, spent) = eventually(30, || async {
+        let (rows, spent) = t3_spend(&schema).await;
+        (rows == 3).then_some((rows, spent))
+    })
+    .await;
+    assert_eq!((rows, spent), (3, 3 * 450_000_000));
+    let h = eventually(10, || async {
+        let h = health(&gw).await;
+        (h["sharedLimits"]["mode"] == "shared").then_some(h)
+    })
+    .await;
+    assert_eq!(h["ledger"]["status"], "ok", "{h}");
 }
