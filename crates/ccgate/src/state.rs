@@ -141,6 +141,8 @@ pub struct Runtime {
     /// By key. The map's hasher is keyed randomly per process, so which keys share a bucket (the only thing a
     /// lookup's timing could reveal) is unknowable from outside; the final comparison is constant-time.
     pub tenants_by_key: HashMap<Box<str>, Arc<TenantRt>>,
+    /// Console tenants by the SHA-256 of their key (the store keeps no key).
+    pub tenants_by_key_hash: HashMap<[u8; 32], Arc<TenantRt>>,
     pub tenants_by_id: HashMap<String, Arc<TenantRt>>,
     pub upstreams: Vec<Arc<UpstreamRt>>,
     pub balancer: Balancer,
@@ -176,6 +178,12 @@ pub struct Gateway {
     pub rejected_config: Mutex<Option<RejectedConfig>>,
     /// Failed logins since start (wrong tenant key or admin password): they have no tenant, so no ledger row.
     pub failed_logins: std::sync::atomic::AtomicU64,
+    /// The last config loaded from the files (rebuilt with new console tenants when they change).
+    file_config: Mutex<Option<Loaded>>,
+    /// Tenants made through the admin API, as last read from the store (`crate::tenants`).
+    console_tenants: Mutex<Vec<TenantConfig>>,
+    /// Runtimes are built one at a time (a file reload and a console change may come together).
+    apply_lock: Mutex<()>,
     /// Set once at start on a PostgreSQL store: tenant limits shared with the other instances.
     pub shared_limits: std::sync::OnceLock<Arc<crate::policy::lease::SharedLimits>>,
 }
@@ -236,6 +244,9 @@ impl Gateway {
             rejected_config: Mutex::new(None),
             failed_logins: Default::default(),
             shared_limits: Default::default(),
+            file_config: Mutex::new(None),
+            console_tenants: Mutex::new(Vec::new()),
+            apply_lock: Mutex::new(()),
         };
         gw.apply(loaded)?;
         Ok(Arc::new(gw))
@@ -247,6 +258,47 @@ impl Gateway {
 
     /// Builds a runtime from a validated config and swaps it in. On error the current runtime stays.
     pub fn apply(&self, loaded: Loaded) -> Result<(), RuntimeError> {
+        let _one_at_a_time = self.apply_lock.lock();
+        self.build(loaded.clone())?;
+        *self.file_config.lock() = Some(loaded);
+        Ok(())
+    }
+
+    /// Serves these console tenants (from the store; `crate::tenants`) beside the files' from now on.
+    pub fn set_console_tenants(&self, tenants: Vec<TenantConfig>) {
+        let _one_at_a_time = self.apply_lock.lock();
+        *self.console_tenants.lock() = tenants;
+        let Some(loaded) = self.file_config.lock().clone() else {
+            return;
+        };
+        if let Err(e) = self.build(loaded) {
+            tracing::error!(error = %e, "console tenants: the runtime could not be rebuilt; the running one stays");
+        }
+    }
+
+    /// The file config plus the console tenants that do not clash with its tenants (the file wins).
+    fn with_console_tenants(&self, mut config: Config) -> Config {
+        let ids: std::collections::HashSet<String> =
+            config.tenants.iter().map(|t| t.id.clone()).collect();
+        let file_keys: std::collections::HashSet<[u8; 32]> = config
+            .tenants
+            .iter()
+            .map(|t| crate::tenants::key_sha256(&t.key))
+            .collect();
+        for t in self.console_tenants.lock().iter() {
+            if ids.contains(&t.id) {
+                tracing::warn!(tenant = %t.id, "console tenant has the id of a tenants.json tenant; the file's is served");
+            } else if t.key_sha256.is_some_and(|h| file_keys.contains(&h)) {
+                tracing::warn!(tenant = %t.id, "console tenant has the key of a tenants.json tenant; it is not served");
+            } else {
+                config.tenants.push(t.clone());
+            }
+        }
+        config
+    }
+
+    /// Builds a runtime from a validated config (plus the console tenants) and swaps it in.
+    fn build(&self, loaded: Loaded) -> Result<(), RuntimeError> {
         let pricing = match &loaded.pricing_json {
             Some(text) => {
                 let (table, warnings) = PriceTable::builtin().with_overrides_json(text)?;
@@ -257,7 +309,7 @@ impl Gateway {
             }
             None => PriceTable::builtin(),
         };
-        let config = loaded.config;
+        let config = self.with_console_tenants(loaded.config);
         let clients_in_use = self.clients_for(&config.upstreams)?;
         // Upstreams whose endpoint changed start afresh, but only once the whole config is accepted: a rejected
         // reload leaves the running upstreams' state alone.
@@ -311,6 +363,7 @@ impl Gateway {
             }
         }
         let mut by_key = HashMap::new();
+        let mut by_key_hash = HashMap::new();
         let mut by_id = HashMap::new();
         for t in &config.tenants {
             let rt = Arc::new(TenantRt {
@@ -322,13 +375,21 @@ impl Gateway {
                     .or_default()
                     .clone(),
             });
-            by_key.insert(t.key.as_str().into(), rt.clone());
+            match t.key_sha256 {
+                Some(hash) => {
+                    by_key_hash.insert(hash, rt.clone());
+                }
+                None => {
+                    by_key.insert(t.key.as_str().into(), rt.clone());
+                }
+            }
             by_id.insert(t.id.clone(), rt);
         }
         let balancer = Balancer::new(config.load_balancer.strategy, &upstreams);
         self.runtime.store(Arc::new(Runtime {
             config,
             tenants_by_key: by_key,
+            tenants_by_key_hash: by_key_hash,
             tenants_by_id: by_id,
             upstreams,
             balancer,
@@ -432,6 +493,7 @@ fn placeholder_runtime() -> Runtime {
             tenants: vec![],
         },
         tenants_by_key: HashMap::new(),
+        tenants_by_key_hash: HashMap::new(),
         tenants_by_id: HashMap::new(),
         upstreams: vec![],
         balancer: Balancer::new(Strategy::WeightedRoundRobin, &[]),

@@ -39,3 +39,19 @@ CREATE TABLE session_pins (
     instance_id TEXT NOT NULL
 );
 CREATE INDEX session_pins_updated ON session_pins (updated_at);
+
+-- Tenants made through the admin API (the console), beside tenants.json; every instance loads them
+-- (crates/ccgate/src/tenants.rs). Only a SHA-256 of the key is kept; `key_hint` is what the console shows.
+CREATE TABLE console_tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    key_sha256 TEXT NOT NULL UNIQUE,
+    key_hint TEXT NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    -- JSON: the allowedModels array and the limits object, as in tenants.json.
+    allowed_models TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    expires_at TEXT,
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);

@@ -86,6 +86,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         dirs.data_dir.clone(),
         ledger.clone(),
     )?;
+    // Tenants made through the admin API, from the store; followed from now on (every instance on a shared store).
+    crate::tenants::load_and_follow(gw.clone()).await?;
     load_budgets(&gw, &*store, tz).await?;
     let listen_error = |e: std::io::Error| {
         anyhow::anyhow!(

@@ -874,7 +874,7 @@ fn usd_to_nano(v: f64) -> i64 {
     (v * 1e9).round() as i64
 }
 
-fn validate_limits(l: Option<LimitsSection>, p: &str) -> Result<Limits, ConfigError> {
+pub(crate) fn validate_limits(l: Option<LimitsSection>, p: &str) -> Result<Limits, ConfigError> {
     let Some(l) = l else {
         return Ok(Limits::default());
     };
@@ -961,6 +961,8 @@ fn validate_tenants(
                 limits: validate_limits(t.limits, &p)?,
                 id,
                 key,
+                key_sha256: None,
+                source: crate::config::TenantSource::File,
                 enabled: t.enabled.unwrap_or(true),
                 allowed_models,
             })

@@ -264,11 +264,34 @@ pub struct LoadBalancerConfig {
     pub session_affinity: bool,
 }
 
+/// Where a tenant is defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TenantSource {
+    /// `tenants.json`: edited as a file.
+    #[default]
+    File,
+    /// Made through the admin API, kept in the store (`console_tenants`; see `crate::tenants`).
+    Console,
+}
+
+impl TenantSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantSource::File => "file",
+            TenantSource::Console => "console",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TenantConfig {
     pub id: String,
     pub name: String,
+    /// The key itself (`tenants.json`); empty for a console tenant, whose key only the client knows.
     pub key: String,
+    /// SHA-256 of a console tenant's key (what the store keeps).
+    pub key_sha256: Option<[u8; 32]>,
+    pub source: TenantSource,
     pub enabled: bool,
     pub allowed_models: Vec<String>,
     pub limits: Limits,

@@ -96,6 +96,7 @@ contract!(
     sums_saturate_instead_of_failing,
     delete_before_keeps_later_days,
     refusals_are_counted_per_tenant_and_reason_within_the_days,
+    console_tenants_are_added_replaced_whole_and_removed,
 );
 
 /// A billable, priced record of one tenant and day, for the store tests of either backend.
@@ -562,4 +563,48 @@ async fn refusals_are_counted_per_tenant_and_reason_within_the_days(f: &Fixture)
         .await
         .unwrap();
     assert_eq!(a_on_28, vec![row("a", "rate_limited", 429, 1)]);
+}
+
+async fn console_tenants_are_added_replaced_whole_and_removed(f: &Fixture) {
+    let store = &f.store;
+    assert_eq!(store.console_tenants_version().await.unwrap(), (0, 0));
+    let t = |id: &str, updated_ms: i64| super::store::StoredTenant {
+        id: id.into(),
+        name: format!("name {id}"),
+        key_sha256: format!("{id:0>64}"),
+        key_hint: "sk-…a1b2".into(),
+        enabled: true,
+        allowed_models: r#"["*sonnet*"]"#.into(),
+        limits: r#"{"daily":{"maxUSD":5}}"#.into(),
+        expires_at: None,
+        created_ms: 1,
+        updated_ms,
+    };
+    store.put_console_tenant(&t("b", 10)).await.unwrap();
+    store.put_console_tenant(&t("a", 20)).await.unwrap();
+    let v1 = store.console_tenants_version().await.unwrap();
+    assert_eq!(v1, (2, 30));
+    assert_eq!(
+        store.console_tenants().await.unwrap(),
+        vec![t("a", 20), t("b", 10)]
+    );
+    // Replaced whole: every field of the new version, the creation time kept as sent.
+    let changed = super::store::StoredTenant {
+        enabled: false,
+        expires_at: Some("2027-01-01T00:00:00Z".into()),
+        key_sha256: "f".repeat(64),
+        ..t("a", 21)
+    };
+    store.put_console_tenant(&changed).await.unwrap();
+    assert_ne!(store.console_tenants_version().await.unwrap(), v1);
+    assert_eq!(store.console_tenants().await.unwrap()[0], changed);
+    // Two tenants cannot share a key.
+    let clash = super::store::StoredTenant {
+        key_sha256: "f".repeat(64),
+        ..t("c", 30)
+    };
+    assert!(store.put_console_tenant(&clash).await.is_err());
+    assert!(store.delete_console_tenant("b").await.unwrap());
+    assert!(!store.delete_console_tenant("b").await.unwrap());
+    assert_eq!(store.console_tenants_version().await.unwrap(), (1, 21));
 }

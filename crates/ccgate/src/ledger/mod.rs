@@ -727,6 +727,24 @@ mod tests {
         ) -> BoxFuture<'a, Result<(), LedgerError>> {
             self.inner.backup_into(dest)
         }
+        fn console_tenants(&self) -> BoxFuture<'_, Result<Vec<store::StoredTenant>, LedgerError>> {
+            self.inner.console_tenants()
+        }
+        fn console_tenants_version(&self) -> BoxFuture<'_, Result<(i64, i64), LedgerError>> {
+            self.inner.console_tenants_version()
+        }
+        fn put_console_tenant<'a>(
+            &'a self,
+            t: &'a store::StoredTenant,
+        ) -> BoxFuture<'a, Result<(), LedgerError>> {
+            self.inner.put_console_tenant(t)
+        }
+        fn delete_console_tenant<'a>(
+            &'a self,
+            id: &'a str,
+        ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+            self.inner.delete_console_tenant(id)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

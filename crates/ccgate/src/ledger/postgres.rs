@@ -14,7 +14,9 @@
 
 use super::columns::{bind_rollup, push_request_values, REQUEST_COLUMNS};
 use super::rollup::rollup_groups;
-use super::store::{RefusalRow, Store, TenantSpend, UsageQuery, UsageReport, UsageRow};
+use super::store::{
+    RefusalRow, Store, StoredTenant, TenantSpend, UsageQuery, UsageReport, UsageRow,
+};
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
 use sqlx::migrate::Migrator;
@@ -372,6 +374,67 @@ impl Store for PgStore {
             .bind(ids)
             .fetch_all(&self.pool)
             .await?)
+        })
+    }
+
+    fn console_tenants(&self) -> BoxFuture<'_, Result<Vec<StoredTenant>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, StoredTenant>(
+                "SELECT id, name, key_sha256, key_hint, enabled, allowed_models, limits, expires_at, created_ms, updated_ms FROM console_tenants ORDER BY id",
+            )
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn console_tenants_version(&self) -> BoxFuture<'_, Result<(i64, i64), LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, (i64, i64)>(
+                "SELECT COUNT(*), COALESCE(SUM(updated_ms), 0)::bigint FROM console_tenants",
+            )
+            .fetch_one(&self.pool)
+            .await?)
+        })
+    }
+
+    fn put_console_tenant<'a>(
+        &'a self,
+        t: &'a StoredTenant,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO console_tenants (id, name, key_sha256, key_hint, enabled, allowed_models, limits, expires_at, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_sha256 = excluded.key_sha256,
+                   key_hint = excluded.key_hint, enabled = excluded.enabled,
+                   allowed_models = excluded.allowed_models, limits = excluded.limits,
+                   expires_at = excluded.expires_at, updated_ms = excluded.updated_ms",
+            )
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(&t.key_sha256)
+            .bind(&t.key_hint)
+            .bind(t.enabled)
+            .bind(&t.allowed_models)
+            .bind(&t.limits)
+            .bind(&t.expires_at)
+            .bind(t.created_ms)
+            .bind(t.updated_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn delete_console_tenant<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+        Box::pin(async move {
+            let r = sqlx::query("DELETE FROM console_tenants WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            Ok(r.rows_affected() > 0)
         })
     }
 }

@@ -59,6 +59,27 @@ pub struct RefusalRow {
     pub requests: i64,
 }
 
+/// A tenant made through the admin API, as stored (`console_tenants`; see `crate::tenants`). Only a SHA-256 of its
+/// key is kept.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredTenant {
+    pub id: String,
+    pub name: String,
+    /// Lower-case hex.
+    pub key_sha256: String,
+    /// What the console shows of the key, e.g. `sk-…a1b2`.
+    pub key_hint: String,
+    pub enabled: bool,
+    /// JSON, as `allowedModels` in tenants.json.
+    pub allowed_models: String,
+    /// JSON, as `limits` in tenants.json.
+    pub limits: String,
+    /// RFC 3339.
+    pub expires_at: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct UsageReport {
     /// Rollup rows (day × tenant × model) in the range.
@@ -117,4 +138,17 @@ pub trait Store: Send + Sync {
     fn checkpoint(&self) -> BoxFuture<'_, Result<(), LedgerError>>;
     /// Writes a consistent copy of the whole ledger to `dest`, which must not exist, while writers go on.
     fn backup_into<'a>(&'a self, dest: &'a Path) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// Every tenant made through the admin API.
+    fn console_tenants(&self) -> BoxFuture<'_, Result<Vec<StoredTenant>, LedgerError>>;
+    /// Changes whenever a console tenant is added, changed or removed (the count and the sum of `updated_ms`):
+    /// instances poll it to follow each other's edits.
+    fn console_tenants_version(&self) -> BoxFuture<'_, Result<(i64, i64), LedgerError>>;
+    /// Adds the tenant, or replaces the one with its id whole.
+    fn put_console_tenant<'a>(
+        &'a self,
+        t: &'a StoredTenant,
+    ) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// Removes a console tenant (its usage rows stay); whether it existed.
+    fn delete_console_tenant<'a>(&'a self, id: &'a str)
+        -> BoxFuture<'a, Result<bool, LedgerError>>;
 }

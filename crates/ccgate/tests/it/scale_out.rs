@@ -550,3 +550,97 @@ async fn without_the_database_an_instance_enforces_the_last_known_budget() {
     .await;
     assert_eq!(h["ledger"]["status"], "ok", "{h}");
 }
+
+/// A tenant made through the admin API lives in the shared store: every instance serves it within about a second,
+/// a rotated key stops working everywhere within 2 s while the new one works, and a removed tenant's key stops
+/// while its usage rows stay. (The rows are written here as the admin API writes them: see src/tenants.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_tenants_in_the_store_are_served_by_every_instance() {
+    use sha2::Digest;
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let m = mock().await;
+    let (a, b) = two_instances(&schema, m.url(), json!({})).await;
+    let hash = |k: &str| hex::encode(sha2::Sha256::digest(k.as_bytes()));
+    let old_key = "sk-console-aaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let new_key = "sk-console-bbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    let mut conn = schema.connect().await;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    sqlx::query(
+        "INSERT INTO console_tenants (id, name, key_sha256, key_hint, enabled, allowed_models, limits, expires_at,
+                                      created_ms, updated_ms)
+         VALUES ('c1', 'Console one', $1, 'sk-…aaaa', true, '[\"*sonnet*\"]', '{\"daily\":{\"maxUSD\":5}}', NULL, $2, $2)",
+    )
+    .bind(hash(old_key))
+    .bind(now_ms())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let status = |gw: &Gateway, key: &str, model: &str| {
+        let (url, key, model) = (gw.url.clone(), key.to_string(), model.to_string());
+        async move {
+            let r = client()
+                .post(format!("{url}/anthropic/v1/messages"))
+                .header("x-api-key", key)
+                .header("anthropic-version", "2023-06-01")
+                .json(&messages_body(&model, false))
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            r.bytes().await.unwrap();
+            s
+        }
+    };
+    for gw in [&a, &b] {
+        eventually(3, || async {
+            (status(gw, old_key, "claude-sonnet-4-6").await == 200).then_some(())
+        })
+        .await;
+        // Its allow-list holds.
+        assert_eq!(status(gw, old_key, "claude-opus-4-6").await, 403);
+    }
+    // Rotation: the new key works and the old one stops, on both instances, within 2 s.
+    sqlx::query("UPDATE console_tenants SET key_sha256 = $1, key_hint = 'sk-…bbbb', updated_ms = $2 WHERE id = 'c1'")
+        .bind(hash(new_key))
+        .bind(now_ms())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let rotated = std::time::Instant::now();
+    for gw in [&a, &b] {
+        eventually(3, || async {
+            (status(gw, old_key, "claude-sonnet-4-6").await == 401).then_some(())
+        })
+        .await;
+        assert_eq!(status(gw, new_key, "claude-sonnet-4-6").await, 200);
+    }
+    assert!(
+        rotated.elapsed() < Duration::from_millis(2500),
+        "the old key stopped after {:?}",
+        rotated.elapsed()
+    );
+    // Removal: the key stops; the usage rows stay.
+    sqlx::query("DELETE FROM console_tenants WHERE id = 'c1'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for gw in [&a, &b] {
+        eventually(3, || async {
+            (status(gw, new_key, "claude-sonnet-4-6").await == 401).then_some(())
+        })
+        .await;
+    }
+    let (rows,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM requests WHERE tenant_id = 'c1' AND outcome = 'ok'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(rows >= 4, "{rows} usage rows of the removed tenant");
+}
