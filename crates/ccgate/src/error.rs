@@ -37,6 +37,8 @@ impl Protocol {
 pub enum ApiError {
     #[error("invalid API key: provide your CCGate tenant key in the x-api-key header or as Authorization: Bearer")]
     Unauthorized,
+    #[error("this key expired at {0}; ask the gateway's admin for a new one or a later expiry")]
+    KeyExpired(String),
     #[error("model {model:?} is not allowed for this key; this key may use: {allowed}. In Claude Code, pick one with /model or ANTHROPIC_MODEL (and ANTHROPIC_SMALL_FAST_MODEL for background tasks)")]
     ModelNotAllowed { model: String, allowed: String },
     #[error("{0}")]
@@ -94,7 +96,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::KeyExpired(_) => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) | ApiError::Translate(_) | ApiError::ModelUnpriced(_) => {
                 StatusCode::BAD_REQUEST
@@ -122,7 +124,7 @@ impl ApiError {
     /// `error.type` in Anthropic's shape.
     pub fn anthropic_type(&self) -> &'static str {
         match self {
-            ApiError::Unauthorized => "authentication_error",
+            ApiError::Unauthorized | ApiError::KeyExpired(_) => "authentication_error",
             ApiError::ModelNotAllowed { .. } => "permission_error",
             ApiError::BadRequest(_)
             | ApiError::Translate(_)
@@ -150,7 +152,7 @@ impl ApiError {
     /// `(status, error.type, error.code)` in OpenAI's shape.
     pub fn openai_parts(&self) -> (StatusCode, &'static str, Option<&'static str>) {
         match self {
-            ApiError::Unauthorized => (
+            ApiError::Unauthorized | ApiError::KeyExpired(_) => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
                 Some("invalid_api_key"),
@@ -228,6 +230,7 @@ impl ApiError {
     pub fn class(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "unauthorized",
+            ApiError::KeyExpired(_) => "key_expired",
             ApiError::ModelNotAllowed { .. } => "model_not_allowed",
             ApiError::BadRequest(_) | ApiError::Translate(_) => "bad_request",
             ApiError::ModelUnpriced(_) => "model_unpriced",

@@ -42,6 +42,8 @@ pub enum StoredTenantError {
     },
     #[error("console tenant {id}: {source}")]
     Limits { id: String, source: ConfigError },
+    #[error("console tenant {id}: expires_at is not an RFC 3339 time")]
+    ExpiresAt { id: String },
 }
 
 /// A stored console tenant as the runtime serves it.
@@ -61,13 +63,23 @@ pub fn to_config(t: &StoredTenant) -> Result<TenantConfig, StoredTenantError> {
             id: t.id.clone(),
             source,
         })?;
-    let limits =
-        validate_limits(Some(limits), "limits").map_err(|source| StoredTenantError::Limits {
+    let limits = validate_limits(Some(limits), "console_tenants").map_err(|source| {
+        StoredTenantError::Limits {
             id: t.id.clone(),
             source,
-        })?;
+        }
+    })?;
+    let expires_at = match &t.expires_at {
+        None => None,
+        Some(at) => Some(
+            chrono::DateTime::parse_from_rfc3339(at)
+                .map_err(|_| StoredTenantError::ExpiresAt { id: t.id.clone() })?
+                .with_timezone(&chrono::Utc),
+        ),
+    };
     Ok(TenantConfig {
         id: t.id.clone(),
+        expires_at,
         name: t.name.clone(),
         key: String::new(),
         key_sha256: Some(hash),

@@ -164,10 +164,19 @@ pub fn tenant_throttled(
     let client = client_ip(headers, extensions, rt.config.server.trust_proxy_headers);
     check_lockout(gw, client)?;
     let key = presented_key(headers).ok_or(ApiError::Unauthorized)?;
-    tenant_for_key(rt, key).ok_or_else(|| {
+    let tenant = tenant_for_key(rt, key).ok_or_else(|| {
         note_failure(gw, client, endpoint);
         ApiError::Unauthorized
-    })
+    })?;
+    // The right key, past its time: not a guess, so not counted against the address.
+    if let Some(at) = tenant
+        .config
+        .expires_at
+        .filter(|at| *at <= chrono::Utc::now())
+    {
+        return Err(ApiError::KeyExpired(at.to_rfc3339()));
+    }
+    Ok(tenant)
 }
 
 #[cfg(test)]

@@ -963,6 +963,7 @@ fn validate_tenants(
                 key,
                 key_sha256: None,
                 source: crate::config::TenantSource::File,
+                expires_at: None,
                 enabled: t.enabled.unwrap_or(true),
                 allowed_models,
             })

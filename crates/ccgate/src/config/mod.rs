@@ -292,6 +292,8 @@ pub struct TenantConfig {
     /// SHA-256 of a console tenant's key (what the store keeps).
     pub key_sha256: Option<[u8; 32]>,
     pub source: TenantSource,
+    /// After this the key is refused with 401 saying when it expired.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub enabled: bool,
     pub allowed_models: Vec<String>,
     pub limits: Limits,

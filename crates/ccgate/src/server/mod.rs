@@ -18,7 +18,7 @@
 pub mod cors;
 
 use crate::api::proxy::Endpoint;
-use crate::api::{anthropic, models, openai, probes, usage};
+use crate::api::{admin_tenants, anthropic, models, openai, probes, usage};
 use crate::error::{ApiError, Protocol};
 use crate::state::Gateway;
 use axum::extract::Request;
@@ -56,6 +56,22 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/", get(probes::root).head(probes::root))
         .route("/health", get(probes::health))
         .route("/usage", post(usage::usage))
+        .route(
+            "/api/admin/tenants",
+            get(admin_tenants::list).post(admin_tenants::create),
+        )
+        .route(
+            "/api/admin/tenants/{id}",
+            axum::routing::patch(admin_tenants::update).delete(admin_tenants::delete),
+        )
+        .route(
+            "/api/admin/tenants/{id}/rotate",
+            post(admin_tenants::rotate),
+        )
+        .route(
+            "/api/admin/tenants/{id}/import",
+            post(admin_tenants::import),
+        )
         .merge(tenant_api)
         .merge(crate::dashboard::routes(&gw))
         .fallback(not_found)

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod admin_api;
 mod anthropic;
 mod browser;
 mod config_reload;

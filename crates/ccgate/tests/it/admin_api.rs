@@ -1,0 +1,243 @@
+//! `/api/admin/tenants` through the real server (crates/ccgate/src/api/admin_tenants.rs): tenants made, changed,
+//! rotated and removed by the admin, served at once, never showing a key twice; tenants.json tenants are listed and
+//! protected; bad input names its field and changes nothing.
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+fn admin(gw: &Gateway, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    client()
+        .request(method, format!("{}/api/admin/tenants{path}", gw.url))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+}
+
+async fn call(rb: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn list(gw: &Gateway) -> Vec<Value> {
+    let (s, v) = call(admin(gw, reqwest::Method::GET, "")).await;
+    assert_eq!(s, 200, "{v}");
+    v["tenants"].as_array().unwrap().clone()
+}
+
+async fn messages_status(gw: &Gateway, key: &str) -> u16 {
+    let r = post_messages(gw, key, &messages_body("claude-sonnet-4-6", false)).await;
+    let s = r.status().as_u16();
+    r.bytes().await.unwrap();
+    s
+}
+
+#[tokio::test]
+async fn the_admin_makes_changes_rotates_and_removes_a_tenant() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+
+    // Without credentials, or with wrong ones: 401, and nothing is listed.
+    let (s, v) = call(client().get(format!("{}/api/admin/tenants", gw.url))).await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["error"]["type"], "authentication_error");
+    let (s, _) = call(
+        client()
+            .get(format!("{}/api/admin/tenants", gw.url))
+            .basic_auth("admin", Some("wrong-password")),
+    )
+    .await;
+    assert_eq!(s, 401);
+
+    // Create: 201, the key shown once; it works at once.
+    let (s, made) = call(admin(&gw, reqwest::Method::POST, "").json(&json!({
+        "name": "Alice", "id": "alice", "allowedModels": ["*sonnet*"], "limits": {"daily": {"maxUSD": 5}, "rpm": 30}
+    })))
+    .await;
+    assert_eq!(s, 201, "{made}");
+    let key = made["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("sk-ccg-") && key.len() > 40, "{key}");
+    assert_eq!(made["source"], "console");
+    assert_eq!(made["keyHint"], format!("sk-…{}", &key[key.len() - 4..]));
+    assert_eq!(messages_status(&gw, &key).await, 200);
+
+    // Listed beside the file's tenants, with usage, never with a key.
+    let all = list(&gw).await;
+    let alice = all.iter().find(|t| t["id"] == "alice").unwrap();
+    assert_eq!(alice["source"], "console");
+    assert_eq!(alice["limits"]["daily"]["maxUSD"], 5.0);
+    assert!(alice.get("key").is_none(), "{alice}");
+    assert!(!serde_json::to_string(&all).unwrap().contains(&key));
+    assert!(!serde_json::to_string(&all).unwrap().contains(TENANT_KEY));
+    let t1 = all.iter().find(|t| t["id"] == "t1").unwrap();
+    assert_eq!(t1["source"], "file");
+    eventually(10, || async {
+        let all = list(&gw).await;
+        let a = all.iter().find(|t| t["id"] == "alice").unwrap().clone();
+        (a["usage"]["today"]["requests"] == 1).then_some(())
+    })
+    .await;
+
+    // Bad edits name the field and change nothing.
+    for (body, field) in [
+        (
+            json!({"limits": {"daily": {"maxUSD": -1}}}),
+            "limits.daily.maxUSD",
+        ),
+        (
+            json!({"limits": {"hourly": {"maxUSD": 1}}}),
+            "limits.hourly",
+        ),
+        (json!({"expiresAt": "next tuesday"}), "expiresAt"),
+        (json!({"allowedModels": ["bad model"]}), "allowedModels[0]"),
+        (json!({"colour": "red"}), "colour"),
+    ] {
+        let (s, v) = call(admin(&gw, reqwest::Method::PATCH, "/alice").json(&body)).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
+    let unchanged = list(&gw).await;
+    assert_eq!(
+        unchanged.iter().find(|t| t["id"] == "alice").unwrap()["limits"],
+        json!({"daily": {"maxUSD": 5}, "rpm": 30})
+    );
+    let (s, _) =
+        call(admin(&gw, reqwest::Method::POST, "").json(&json!({"name": "Dup", "id": "alice"})))
+            .await;
+    assert_eq!(s, 400);
+
+    // A file tenant cannot be changed here: 409 says what to do.
+    let (s, v) =
+        call(admin(&gw, reqwest::Method::PATCH, "/t1").json(&json!({"enabled": false}))).await;
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tenants.json"),
+        "{v}"
+    );
+    let (s, _) =
+        call(admin(&gw, reqwest::Method::PATCH, "/nobody").json(&json!({"enabled": false}))).await;
+    assert_eq!(s, 404);
+
+    // Disable, enable, change.
+    let (s, _) =
+        call(admin(&gw, reqwest::Method::PATCH, "/alice").json(&json!({"enabled": false}))).await;
+    assert_eq!(s, 200);
+    assert_eq!(messages_status(&gw, &key).await, 401);
+    let (s, v) = call(
+        admin(&gw, reqwest::Method::PATCH, "/alice")
+            .json(&json!({"enabled": true, "allowedModels": ["*haiku*"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        messages_status(&gw, &key).await,
+        403,
+        "sonnet is no longer allowed"
+    );
+
+    // Expiry: a past expiresAt refuses the key with 401 saying when; clearing it lets the key in again.
+    let (s, v) = call(
+        admin(&gw, reqwest::Method::PATCH, "/alice")
+            .json(&json!({"expiresAt": "2020-01-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let r = post_messages(&gw, &key, &messages_body("claude-haiku-4-5", false)).await;
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("expired") && msg.contains("2020-01-01"),
+        "{msg}"
+    );
+    let (s, _) =
+        call(admin(&gw, reqwest::Method::PATCH, "/alice").json(&json!({"expiresAt": null}))).await;
+    assert_eq!(s, 200);
+
+    // Rotate: the new key works, the old one does not.
+    let (s, rotated) = call(admin(&gw, reqwest::Method::POST, "/alice/rotate")).await;
+    assert_eq!(s, 200, "{rotated}");
+    let new_key = rotated["key"].as_str().unwrap().to_string();
+    assert_ne!(new_key, key);
+    let haiku = |k: String| {
+        let gw_url = gw.url.clone();
+        async move {
+            let r = client()
+                .post(format!("{gw_url}/anthropic/v1/messages"))
+                .header("x-api-key", k)
+                .header("anthropic-version", "2023-06-01")
+                .json(&messages_body("claude-haiku-4-5", false))
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    assert_eq!(haiku(key.clone()).await, 401);
+    assert_eq!(haiku(new_key.clone()).await, 200);
+
+    // Batch.
+    let (s, v) = call(
+        admin(&gw, reqwest::Method::POST, "").json(&json!({"count": 3, "namePrefix": "family"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let batch = v["tenants"].as_array().unwrap();
+    assert_eq!(batch.len(), 3);
+    assert_eq!(batch[2]["name"], "family-3");
+    for t in batch {
+        assert_eq!(messages_status(&gw, t["key"].as_str().unwrap()).await, 200);
+    }
+
+    // Delete: the key stops, the usage stays.
+    let r = admin(&gw, reqwest::Method::DELETE, "/alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(haiku(new_key).await, 401);
+    assert!(list(&gw).await.iter().all(|t| t["id"] != "alice"));
+    let usage = admin_usage(&gw).await;
+    assert!(
+        usage["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "alice"),
+        "the removed tenant's usage is still reported: {usage}"
+    );
+}
+
+/// Importing a tenants.json tenant copies it (same key) into the console; the file's entry is served while it
+/// exists, and the console's copy once it is removed from the file.
+#[tokio::test]
+async fn a_file_tenant_imported_into_the_console_keeps_its_key() {
+    let m = mock().await;
+    let files = Files::new(&[m.url()]);
+    let gw = Gateway::start(&files).await;
+    let (s, v) = call(admin(&gw, reqwest::Method::POST, "/t2/import")).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, _) = call(admin(&gw, reqwest::Method::POST, "/t2/import")).await;
+    assert_eq!(s, 409, "imported once");
+    // Remove t2 from the file: the console's copy takes over with the same key.
+    let mut tenants = files.tenants.clone();
+    tenants["tenants"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|t| t["id"] != "t2");
+    gw.write_config("tenants.json", &tenants);
+    eventually(10, || async {
+        let all = list(&gw).await;
+        all.iter()
+            .any(|t| t["id"] == "t2" && t["source"] == "console" && t.get("served").is_none())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(messages_status(&gw, TENANT2_KEY).await, 200);
+    let (s, v) =
+        call(admin(&gw, reqwest::Method::PATCH, "/t2").json(&json!({"name": "Bob"}))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["name"], "Bob");
+}
