@@ -15,7 +15,8 @@
 use super::columns::{bind_rollup, push_request_values, REQUEST_COLUMNS};
 use super::rollup::rollup_groups;
 use super::store::{
-    RefusalRow, Store, StoredTenant, TenantSpend, UsageQuery, UsageReport, UsageRow,
+    RefusalRow, Store, StoredTenant, TenantSpend, UsageQuery, UsageReport, UsageRow, FIRST_DAY,
+    LAST_DAY,
 };
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -331,19 +332,20 @@ impl Store for PgStore {
         q: &'a UsageQuery,
     ) -> BoxFuture<'a, Result<Vec<RefusalRow>, LedgerError>> {
         Box::pin(async move {
-            // `outcome = 'rejected'` as a literal: it is what lets the planner use the partial index (0002).
+            // `outcome = 'rejected'` as a literal: it is what lets the planner use the partial index (0002); the day
+            // range is never NULL (see `store::FIRST_DAY`), so a generic plan still reads only those days.
             Ok(sqlx::query_as(
                 "SELECT tenant_id, COALESCE(error_class, 'unknown') AS reason, status::bigint AS status,
                         COUNT(*) AS requests
                  FROM requests
-                 WHERE outcome = 'rejected' AND ($1::text IS NULL OR tenant_id = $1)
-                   AND ($2::text IS NULL OR day >= $2) AND ($3::text IS NULL OR day <= $3)
+                 WHERE outcome = 'rejected' AND day >= $2 AND day <= $3
+                   AND ($1::text IS NULL OR tenant_id = $1)
                  GROUP BY tenant_id, COALESCE(error_class, 'unknown'), status
                  ORDER BY tenant_id COLLATE \"C\", COALESCE(error_class, 'unknown') COLLATE \"C\", status",
             )
             .bind(&q.tenant_id)
-            .bind(&q.from_day)
-            .bind(&q.to_day)
+            .bind(q.from_day.as_deref().unwrap_or(FIRST_DAY))
+            .bind(q.to_day.as_deref().unwrap_or(LAST_DAY))
             .fetch_all(&self.pool)
             .await?)
         })

@@ -7,7 +7,8 @@
 use super::columns::{bind_rollup, push_request_values, REQUEST_COLUMNS};
 use super::rollup::rollup_groups;
 use super::store::{
-    RefusalRow, Store, StoredTenant, TenantSpend, UsageQuery, UsageReport, UsageRow,
+    RefusalRow, Store, StoredTenant, TenantSpend, UsageQuery, UsageReport, UsageRow, FIRST_DAY,
+    LAST_DAY,
 };
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -246,6 +247,15 @@ async fn add_legacy_max_cost(pool: &SqlitePool) -> Result<(), LedgerError> {
 /// fixed size keeps the statement text, and so sqlx's cached prepared statement, the same for every full chunk.
 const ROWS_PER_INSERT: usize = 32;
 
+/// Refused requests per tenant, reason and status. `outcome = 'rejected'` as a literal is what lets SQLite use the
+/// partial index of migration 0003, and the day range (never NULL: see `store::FIRST_DAY`) reads only its days.
+const REFUSALS: &str =
+    "SELECT tenant_id, COALESCE(error_class, 'unknown') AS reason, status, COUNT(*) AS requests
+     FROM requests
+     WHERE outcome = 'rejected' AND day >= ?2 AND day <= ?3 AND (?1 IS NULL OR tenant_id = ?1)
+     GROUP BY tenant_id, reason, status
+     ORDER BY tenant_id, reason, status";
+
 const UPSERT_ROLLUP: &str =
     "INSERT INTO daily_rollup (day, tenant_id, model, requests, input_tokens,
     cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd,
@@ -385,20 +395,12 @@ impl Store for SqliteStore {
         q: &'a UsageQuery,
     ) -> BoxFuture<'a, Result<Vec<RefusalRow>, LedgerError>> {
         Box::pin(async move {
-            // `outcome = 'rejected'` as a literal: it is what lets SQLite use the partial index of migration 0003.
-            Ok(sqlx::query_as(
-                "SELECT tenant_id, COALESCE(error_class, 'unknown') AS reason, status, COUNT(*) AS requests
-                 FROM requests
-                 WHERE outcome = 'rejected' AND (?1 IS NULL OR tenant_id = ?1)
-                   AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)
-                 GROUP BY tenant_id, reason, status
-                 ORDER BY tenant_id, reason, status",
-            )
-            .bind(&q.tenant_id)
-            .bind(&q.from_day)
-            .bind(&q.to_day)
-            .fetch_all(&self.pool())
-            .await?)
+            Ok(sqlx::query_as(REFUSALS)
+                .bind(&q.tenant_id)
+                .bind(q.from_day.as_deref().unwrap_or(FIRST_DAY))
+                .bind(q.to_day.as_deref().unwrap_or(LAST_DAY))
+                .fetch_all(&self.pool())
+                .await?)
         })
     }
 
@@ -691,14 +693,19 @@ pub(super) mod tests {
     async fn refusals_use_the_partial_index() {
         let db = TempDb::new();
         let store = SqliteStore::open(&db.0).await.unwrap();
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
-            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM requests WHERE outcome = 'rejected' AND day >= '2026-11-01'",
-        )
-        .fetch_all(&store.pool())
-        .await
-        .unwrap();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {REFUSALS}"))
+                .bind(None::<String>)
+                .bind("2026-11-01")
+                .bind("2026-11-30")
+                .fetch_all(&store.pool())
+                .await
+                .unwrap();
+        // A search of the index by day, not a scan of it (or of the table).
         assert!(
-            plan.iter().any(|p| p.3.contains("requests_refused")),
+            plan.iter().any(|p| p.3.contains("SEARCH")
+                && p.3.contains("requests_refused")
+                && p.3.contains("day>")),
             "{plan:?}"
         );
     }

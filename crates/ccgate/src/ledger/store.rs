@@ -6,6 +6,12 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use std::path::Path;
 
+/// Day bounds that include every day: a query binds these for an open end instead of testing for NULL, because
+/// `(? IS NULL OR day >= ?)` keeps the planner from scanning an index by day (a cached, generic plan must work
+/// for NULL too), and the refusals report then reads every refused row ever recorded.
+pub const FIRST_DAY: &str = "0000-01-01";
+pub const LAST_DAY: &str = "9999-12-31";
+
 #[derive(Debug, Clone, Default)]
 pub struct UsageQuery {
     /// `None` = every tenant.
