@@ -18,7 +18,7 @@
 pub mod cors;
 
 use crate::api::proxy::Endpoint;
-use crate::api::{admin_tenants, anthropic, models, openai, probes, usage};
+use crate::api::{admin_tenants, anthropic, models, openai, probes, tenant_status, usage};
 use crate::error::{ApiError, Protocol};
 use crate::state::Gateway;
 use axum::extract::Request;
@@ -72,6 +72,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             "/api/admin/tenants/{id}/import",
             post(admin_tenants::import),
         )
+        .route("/api/tenant/status", get(tenant_status::status))
         .merge(tenant_api)
         .merge(crate::dashboard::routes(&gw))
         .fallback(not_found)

@@ -241,3 +241,59 @@ async fn a_file_tenant_imported_into_the_console_keeps_its_key() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["name"], "Bob");
 }
+
+/// `GET /api/tenant/status`: the tenant's own spend and limits as JSON, and as one line for Claude Code's
+/// `statusLine`; a wrong key gets 401 (as a line too).
+#[tokio::test]
+async fn a_tenant_sees_its_spend_and_limits_and_the_status_line() {
+    let m = mock().await;
+    let mut files = Files::new(&[m.url()]);
+    files.tenants["tenants"][0]["limits"] = json!({"daily": {"maxUSD": 10}, "rpm": 60});
+    let gw = Gateway::start(&files).await;
+    assert_eq!(messages_status(&gw, TENANT_KEY).await, 200);
+    let get = |key: &'static str, q: &'static str| {
+        let url = format!("{}/api/tenant/status{q}", gw.url);
+        async move {
+            let r = client()
+                .get(url)
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            (s, r.text().await.unwrap())
+        }
+    };
+    let v: Value = eventually(10, || async {
+        let (s, body) = get(TENANT_KEY, "").await;
+        assert_eq!(s, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        (v["today"]["costUSD"].as_f64().unwrap() > 0.0).then_some(v)
+    })
+    .await;
+    assert_eq!(v["tenant"]["id"], "t1");
+    let daily = v["limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "daily")
+        .unwrap();
+    assert_eq!(daily["max_usd"], 10.0);
+    assert!(daily["resets_at"].is_string());
+    let spent = v["today"]["costUSD"].as_f64().unwrap();
+    let (s, line) = get(TENANT_KEY, "?format=line").await;
+    assert_eq!(s, 200);
+    assert_eq!(line.lines().count(), 1, "{line:?}");
+    assert!(
+        line.starts_with(&format!("ccgate · ${spent:.2} / $10.00 today · resets ")),
+        "{line:?}"
+    );
+    // Another tenant sees its own figures only.
+    let (_, other) = get(TENANT2_KEY, "").await;
+    let other: Value = serde_json::from_str(&other).unwrap();
+    assert_eq!(other["tenant"]["id"], "t2");
+    assert_eq!(other["today"]["costUSD"], 0.0);
+    let (s, line) = get("tenant-key-wrong-xxxxxxxxxxxx", "?format=line").await;
+    assert_eq!(s, 401);
+    assert_eq!(line.trim(), "ccgate · invalid key");
+}
