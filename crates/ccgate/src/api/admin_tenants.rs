@@ -6,7 +6,8 @@
 //! is made or rotated; the store keeps only its SHA-256. Tenants of `tenants.json` are listed with `source: "file"`
 //! and answer 409 to changes: they are edited in the file, or imported into the console first.
 //!
-//! Errors are `{"error": {"type", "message", "field"?}}` with the status in [`AdminError::status`].
+//! Errors are `{"error": {"type", "message", "field"?}}` with the status in [`AdminError::status`]; the other
+//! admin endpoints (`request_log.rs`) use the same.
 
 use crate::config::{TenantConfig, TenantSource};
 use crate::ledger::store::{StoredTenant, UsageQuery};
@@ -37,6 +38,8 @@ pub enum AdminError {
     #[error("no tenant with id {0:?}")]
     NotFound(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("the store failed: {0}")]
     Store(#[from] LedgerError),
@@ -50,6 +53,7 @@ impl AdminError {
             AdminError::LockedOut(_) => StatusCode::TOO_MANY_REQUESTS,
             AdminError::Invalid { .. } => StatusCode::BAD_REQUEST,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -62,12 +66,13 @@ impl AdminError {
             AdminError::LockedOut(_) => "rate_limit_error",
             AdminError::Invalid { .. } => "invalid_request_error",
             AdminError::NotFound(_) => "not_found_error",
+            AdminError::Forbidden(_) => "permission_error",
             AdminError::Conflict(_) => "conflict_error",
             AdminError::Store(_) => "store_error",
         }
     }
 
-    fn invalid(field: impl Into<String>, message: impl Into<String>) -> AdminError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> AdminError {
         AdminError::Invalid {
             field: field.into(),
             message: message.into(),
@@ -101,7 +106,7 @@ impl IntoResponse for AdminError {
 }
 
 /// The admin's Basic credentials, checked and throttled like every login.
-fn admin_only(
+pub fn admin_only(
     gw: &Gateway,
     headers: &HeaderMap,
     extensions: &http::Extensions,

@@ -6,6 +6,7 @@ pub mod models;
 pub mod openai;
 pub mod probes;
 pub mod proxy;
+pub mod request_log;
 pub mod scan;
 pub mod tenant_status;
 pub mod usage;

@@ -97,6 +97,7 @@ contract!(
     delete_before_keeps_later_days,
     refusals_are_counted_per_tenant_and_reason_within_the_days,
     console_tenants_are_added_replaced_whole_and_removed,
+    the_request_log_pages_newest_first_with_filters,
 );
 
 /// A billable, priced record of one tenant and day, for the store tests of either backend.
@@ -607,4 +608,72 @@ async fn console_tenants_are_added_replaced_whole_and_removed(f: &Fixture) {
     assert!(store.delete_console_tenant("b").await.unwrap());
     assert!(!store.delete_console_tenant("b").await.unwrap());
     assert_eq!(store.console_tenants_version().await.unwrap(), (1, 21));
+}
+
+async fn the_request_log_pages_newest_first_with_filters(f: &Fixture) {
+    use super::store::RequestFilter;
+    let store = &f.store;
+    let rows: Vec<Record> = (0..7)
+        .map(|i| Record {
+            ts_ms: 1_000 + i,
+            status: if i == 3 { 529 } else { 200 },
+            model: if i % 2 == 0 { "m-even" } else { "m-odd" }.into(),
+            ..rec(if i < 5 { "a" } else { "b" }, 10 + i, Outcome::Ok)
+        })
+        .collect();
+    store.insert_batch(&rows, None).await.unwrap();
+    let all = store
+        .requests_page(&RequestFilter::default(), 100)
+        .await
+        .unwrap();
+    let ts: Vec<i64> = all.iter().map(|r| r.ts_ms).collect();
+    assert_eq!(
+        ts,
+        vec![1006, 1005, 1004, 1003, 1002, 1001, 1000],
+        "newest first"
+    );
+    assert_eq!(all[3].status, 529);
+    assert_eq!(all[0].cost_nanousd, 16);
+    // Pages of 3 through tenant a, by cursor.
+    let mut seen = Vec::new();
+    let mut filter = RequestFilter {
+        tenant_id: Some("a".into()),
+        ..Default::default()
+    };
+    loop {
+        let page = store.requests_page(&filter, 3).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.iter().map(|r| r.ts_ms));
+        filter.before_id = page.last().map(|r| r.id);
+    }
+    assert_eq!(seen, vec![1004, 1003, 1002, 1001, 1000]);
+    let errors = store
+        .requests_page(
+            &RequestFilter {
+                status: Some((500, 599)),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(errors.len(), 1);
+    let window = store
+        .requests_page(
+            &RequestFilter {
+                model: Some("m-odd".into()),
+                from_ms: Some(1_002),
+                to_ms: Some(1_005),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        window.iter().map(|r| r.ts_ms).collect::<Vec<_>>(),
+        vec![1003]
+    );
 }

@@ -745,6 +745,13 @@ mod tests {
         ) -> BoxFuture<'a, Result<bool, LedgerError>> {
             self.inner.delete_console_tenant(id)
         }
+        fn requests_page<'a>(
+            &'a self,
+            f: &'a store::RequestFilter,
+            limit: i64,
+        ) -> BoxFuture<'a, Result<Vec<store::RequestLogRow>, LedgerError>> {
+            self.inner.requests_page(f, limit)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

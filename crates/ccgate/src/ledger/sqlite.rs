@@ -7,8 +7,8 @@
 use super::columns::{bind_rollup, push_request_values, REQUEST_COLUMNS};
 use super::rollup::rollup_groups;
 use super::store::{
-    RefusalRow, Store, StoredTenant, TenantSpend, UsageQuery, UsageReport, UsageRow, FIRST_DAY,
-    LAST_DAY,
+    RefusalRow, RequestFilter, RequestLogRow, Store, StoredTenant, TenantSpend, UsageQuery,
+    UsageReport, UsageRow, FIRST_DAY, LAST_DAY,
 };
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -485,6 +485,38 @@ impl Store for SqliteStore {
                 .execute(&self.writer())
                 .await?;
             Ok(r.rows_affected() > 0)
+        })
+    }
+
+    fn requests_page<'a>(
+        &'a self,
+        f: &'a RequestFilter,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<RequestLogRow>, LedgerError>> {
+        Box::pin(async move {
+            // Newest first by row id (the paging cursor), which follows insertion and so, closely, time.
+            Ok(sqlx::query_as::<_, RequestLogRow>(
+                "SELECT id, ts_ms, request_id, tenant_id, upstream_id, protocol, endpoint, model, upstream_model, stream,
+                        status AS status, outcome, error_class, input_tokens, cache_write_5m_tokens,
+                        cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd, latency_ms, ttft_ms,
+                        instance_id
+                 FROM requests
+                 WHERE id < ?1 AND ts_ms >= ?2 AND ts_ms < ?3
+                   AND (?4 IS NULL OR tenant_id = ?4) AND (?5 IS NULL OR model = ?5)
+                   AND (?6 IS NULL OR upstream_id = ?6) AND status >= ?7 AND status <= ?8
+                 ORDER BY id DESC LIMIT ?9",
+            )
+            .bind(f.before_id.unwrap_or(i64::MAX))
+            .bind(f.from_ms.unwrap_or(i64::MIN))
+            .bind(f.to_ms.unwrap_or(i64::MAX))
+            .bind(&f.tenant_id)
+            .bind(&f.model)
+            .bind(&f.upstream_id)
+            .bind(f.status.map_or(i64::MIN, |s| s.0))
+            .bind(f.status.map_or(i64::MAX, |s| s.1))
+            .bind(limit)
+            .fetch_all(&self.pool())
+            .await?)
         })
     }
 }

@@ -86,6 +86,49 @@ pub struct StoredTenant {
     pub updated_ms: i64,
 }
 
+/// Which requests the request log lists (`None`: any).
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub tenant_id: Option<String>,
+    pub model: Option<String>,
+    pub upstream_id: Option<String>,
+    /// Inclusive status range (`404..=404`, or `500..=599` for `5xx`).
+    pub status: Option<(i64, i64)>,
+    /// `ts_ms` from (inclusive) and to (exclusive).
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    /// Only rows older than this row id (the previous page's cursor).
+    pub before_id: Option<i64>,
+}
+
+/// One row of the request log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct RequestLogRow {
+    /// The store's row id: the paging cursor.
+    pub id: i64,
+    pub ts_ms: i64,
+    pub request_id: String,
+    pub tenant_id: String,
+    pub upstream_id: Option<String>,
+    pub protocol: String,
+    pub endpoint: String,
+    pub model: String,
+    pub upstream_model: Option<String>,
+    pub stream: bool,
+    pub status: i64,
+    pub outcome: String,
+    pub error_class: Option<String>,
+    pub input_tokens: i64,
+    pub cache_write_5m_tokens: i64,
+    pub cache_write_1h_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_nanousd: i64,
+    pub latency_ms: i64,
+    pub ttft_ms: Option<i64>,
+    pub instance_id: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct UsageReport {
     /// Rollup rows (day × tenant × model) in the range.
@@ -144,6 +187,12 @@ pub trait Store: Send + Sync {
     fn checkpoint(&self) -> BoxFuture<'_, Result<(), LedgerError>>;
     /// Writes a consistent copy of the whole ledger to `dest`, which must not exist, while writers go on.
     fn backup_into<'a>(&'a self, dest: &'a Path) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// The request log, newest first: at most `limit` rows matching `f`.
+    fn requests_page<'a>(
+        &'a self,
+        f: &'a RequestFilter,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<RequestLogRow>, LedgerError>>;
     /// Every tenant made through the admin API.
     fn console_tenants(&self) -> BoxFuture<'_, Result<Vec<StoredTenant>, LedgerError>>;
     /// Changes whenever a console tenant is added, changed or removed (the count and the sum of `updated_ms`):

@@ -18,7 +18,9 @@
 pub mod cors;
 
 use crate::api::proxy::Endpoint;
-use crate::api::{admin_tenants, anthropic, models, openai, probes, tenant_status, usage};
+use crate::api::{
+    admin_tenants, anthropic, models, openai, probes, request_log, tenant_status, usage,
+};
 use crate::error::{ApiError, Protocol};
 use crate::state::Gateway;
 use axum::extract::Request;
@@ -73,6 +75,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             post(admin_tenants::import),
         )
         .route("/api/tenant/status", get(tenant_status::status))
+        .route("/api/admin/requests", get(request_log::admin))
+        .route("/api/tenant/requests", get(request_log::tenant))
         .merge(tenant_api)
         .merge(crate::dashboard::routes(&gw))
         .fallback(not_found)

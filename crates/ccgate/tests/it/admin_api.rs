@@ -297,3 +297,77 @@ async fn a_tenant_sees_its_spend_and_limits_and_the_status_line() {
     assert_eq!(s, 401);
     assert_eq!(line.trim(), "ccgate · invalid key");
 }
+
+/// The request log: newest first, cursor paging, filters, CSV; a tenant sees only its own.
+#[tokio::test]
+async fn the_request_log_pages_filters_and_exports() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    for _ in 0..3 {
+        assert_eq!(messages_status(&gw, TENANT_KEY).await, 200);
+    }
+    assert_eq!(messages_status(&gw, TENANT2_KEY).await, 200);
+    // A refusal: t1 may not use opus.
+    let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-opus-4-6", false)).await;
+    assert_eq!(r.status(), 403);
+    ledger_rows_at_least(&gw, 5).await;
+    let get = |path: String| {
+        client()
+            .get(format!("{}{path}", gw.url))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+    };
+    let (s, v) = call(get("/api/admin/requests?limit=2".into())).await;
+    assert_eq!(s, 200, "{v}");
+    let first = v["requests"].as_array().unwrap().clone();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0]["status"], 403, "newest first: {v}");
+    let cursor = v["nextCursor"].as_str().unwrap().to_string();
+    let (_, v2) = call(get(format!("/api/admin/requests?limit=10&cursor={cursor}"))).await;
+    let rest = v2["requests"].as_array().unwrap();
+    assert_eq!(rest.len(), 3);
+    assert!(v2["nextCursor"].is_null());
+    assert!(rest
+        .iter()
+        .all(|r| r["id"].as_i64() < first[1]["id"].as_i64()));
+    let (_, v) = call(get("/api/admin/requests?tenant=t1&status=4xx".into())).await;
+    assert_eq!(v["requests"].as_array().unwrap().len(), 1);
+    let (s, v) = call(get("/api/admin/requests?status=abc".into())).await;
+    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("status")));
+    let r = get("/api/admin/requests?format=csv&tenant=t2".into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = r.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(
+        lines[0].starts_with("id,ts_ms,request_id,tenant_id"),
+        "{csv}"
+    );
+    assert!(lines[1].contains(",t2,"), "{csv}");
+    // Unauthenticated: 401.
+    let r = client()
+        .get(format!("{}/api/admin/requests", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The tenant's own log, and no one else's.
+    let mine = |q: &str| {
+        client()
+            .get(format!("{}/api/tenant/requests{q}", gw.url))
+            .header("x-api-key", TENANT2_KEY)
+    };
+    let (s, v) = call(mine("")).await;
+    assert_eq!(s, 200, "{v}");
+    let rows = v["requests"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows.iter().all(|r| r["tenant_id"] == "t2"));
+    let (s, _) = call(mine("?tenant=t1")).await;
+    assert_eq!(s, 403);
+}
