@@ -52,7 +52,8 @@ impl Default for LoggingConfig {
     fn default() -> Self {
         LoggingConfig {
             level: tracing::Level::INFO,
-            max_file_size: 100 * 1024 * 1024,
+            // "100MB", the original's default: bytesize reads MB as 10^6 bytes (MiB is 2^20).
+            max_file_size: 100_000_000,
             max_files: 5,
             directory: None,
             enable_console: true,
