@@ -1182,6 +1182,94 @@ mod tests {
     }
 
     #[test]
+    fn logging_takes_the_originals_values() {
+        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"}]}"#, TENANTS);
+        let load = |server: &str| {
+            write(&d.0, SERVER_FILE, server);
+            load_dir_with_env(&d.0, &|_| None)
+        };
+        let l = load("{}").unwrap().config.logging;
+        assert_eq!(l.level, tracing::Level::INFO);
+        assert_eq!(l.max_file_size, 100_000_000);
+        assert_eq!(l.max_files, 5);
+        assert_eq!(l.directory, None);
+        assert!(l.enable_console && !l.bodies);
+        let l = load(
+            r#"{"logging":{"level":"verbose","maxFileSize":"100MB","maxFiles":7,"directory":"./logs","enableConsole":false}}"#,
+        )
+        .unwrap()
+        .config
+        .logging;
+        assert_eq!(l.level, tracing::Level::DEBUG);
+        assert_eq!(l.max_file_size, 100_000_000);
+        assert_eq!(l.max_files, 7);
+        assert_eq!(l.directory.as_deref(), Some(Path::new("./logs")));
+        assert!(!l.enable_console);
+        let size = |v: &str| {
+            load(&format!(r#"{{"logging":{{"maxFileSize":{v}}}}}"#))
+                .map(|l| l.config.logging.max_file_size)
+        };
+        assert_eq!(size(r#""10MiB""#).unwrap(), 10 << 20);
+        assert_eq!(size(r#""512 kb""#).unwrap(), 512_000);
+        assert_eq!(size("4096").unwrap(), 4096);
+        for (server, path) in [
+            (r#"{"logging":{"level":"loud"}}"#, "logging.level"),
+            (
+                r#"{"logging":{"maxFileSize":"huge"}}"#,
+                "logging.maxFileSize",
+            ),
+            (r#"{"logging":{"maxFileSize":10}}"#, "logging.maxFileSize"),
+            (r#"{"logging":{"maxFileSize":-5}}"#, "logging.maxFileSize"),
+            (r#"{"logging":{"maxFiles":0}}"#, "logging.maxFiles"),
+        ] {
+            let e = load(server).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("server.json: {path}: ")),
+                "{server}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn metrics_settings_are_checked() {
+        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"}]}"#, TENANTS);
+        let load = |server: &str| {
+            write(&d.0, SERVER_FILE, server);
+            load_dir_with_env(&d.0, &|_| None)
+        };
+        let s = load(
+            r#"{"server":{"metricsToken":"0123456789abcdef","metricsListen":"127.0.0.1:9464"}}"#,
+        )
+        .unwrap()
+        .config
+        .server;
+        assert_eq!(s.metrics_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let s = load("{}").unwrap().config.server;
+        assert!(s.metrics_token.is_none() && s.metrics_listen.is_none());
+        for (server, path) in [
+            (
+                r#"{"server":{"metricsToken":"short"}}"#,
+                "server.metricsToken",
+            ),
+            (
+                r#"{"server":{"metricsToken":"has a space in it!!"}}"#,
+                "server.metricsToken",
+            ),
+            (
+                r#"{"server":{"metricsListen":"localhost"}}"#,
+                "server.metricsListen",
+            ),
+        ] {
+            let e = load(server).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("server.json: {path}: ")),
+                "{server}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn wrong_type_names_file_and_path() {
         let d = dir_with(
             r#"{"upstreams":[{"id":"u","url":"http://x","key":"k","weight":"heavy"}]}"#,
