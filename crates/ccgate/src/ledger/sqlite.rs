@@ -593,7 +593,7 @@ pub(super) mod tests {
             .fetch_all(&store.pool())
             .await
             .unwrap();
-        assert_eq!(applied, [1, 2, 3, 4]);
+        assert_eq!(applied, [1, 2, 3, 4, 5]);
         // The old rollup row goes on accumulating.
         store
             .insert_batch(
