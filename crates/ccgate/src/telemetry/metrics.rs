@@ -28,6 +28,8 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+/// The separate listener's address, once bound: from then on the main listener does not serve `/metrics`.
+static SEPARATE: OnceLock<std::net::SocketAddr> = OnceLock::new();
 
 /// Seconds: from a fast refusal to a long agentic stream.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -298,7 +300,8 @@ pub async fn scrape(State(gw): State<Arc<Gateway>>, req: axum::extract::Request)
     let Some(token) = server
         .metrics_token
         .as_deref()
-        .filter(|_| server.metrics_listen.is_none())
+        // What was bound at start decides (`metricsListen` is read at start only).
+        .filter(|_| SEPARATE.get().is_none())
     else {
         return ScrapeRefusal::Off.into_response();
     };
@@ -384,6 +387,7 @@ pub async fn serve_separately(
 ) -> std::io::Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    let _ = SEPARATE.set(bound);
     let shutdown = gw.shutdown.clone();
     let app = axum::Router::new()
         .route("/metrics", axum::routing::get(scrape_separate))

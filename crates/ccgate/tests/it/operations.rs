@@ -350,7 +350,12 @@ async fn failovers_and_cooldowns_are_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_off_by_default_and_can_have_their_own_listener() {
     let m = mock().await;
-    let files = Files::new(&[m.url()]);
+    let mut files = Files::new(&[m.url()]);
+    // An enabled upstream without a key: the banner warns.
+    files.upstreams["upstreams"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "keyless", "url": m.url(), "key": ""}));
     let gw = Gateway::start(&files).await;
     let off = scrape(&gw.url, Some(METRICS_TOKEN)).await;
     assert_eq!(off.status(), 404);
@@ -368,6 +373,36 @@ async fn metrics_are_off_by_default_and_can_have_their_own_listener() {
     })
     .await;
     assert!(banner.contains("Metrics:          off"), "{banner}");
+    assert!(
+        banner.contains("2 upstream(s) (2 enabled), 2 tenant(s)"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!(
+            "Store:            sqlite://{}",
+            gw.db_path().display()
+        )),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("Admin:            http://127.0.0.1:"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!(
+            "Logs:             {}",
+            gw.data.0.join("logs").display()
+        )),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("WARNING: upstream keyless has no key"),
+        "{banner}"
+    );
+    assert!(
+        !banner.contains(UPSTREAM_KEY) && !banner.contains(ADMIN_PASSWORD),
+        "{banner}"
+    );
     drop(gw);
 
     let mut files = Files::new(&[m.url()]);
