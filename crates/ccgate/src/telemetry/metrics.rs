@@ -53,7 +53,7 @@ pub fn install() {
                 LEDGER_BUCKETS,
             )
         });
-    let handle = match builder.and_then(|b| b.install_recorder().map_err(Into::into)) {
+    let handle = match builder.and_then(|b| b.install_recorder()) {
         Ok(h) => h,
         Err(e) => {
             tracing::error!(error = %e, "metrics: cannot install the recorder; /metrics will be empty");
