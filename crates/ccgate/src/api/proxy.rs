@@ -278,7 +278,7 @@ async fn authenticate_and_read(
 ) -> Result<(Admitted, Bytes), ApiError> {
     let started = Instant::now();
     let rt = gw.runtime.load_full();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let tenant = crate::auth::tenant_throttled(
         gw,
         &rt,
@@ -295,8 +295,7 @@ async fn authenticate_and_read(
     let query = parts.uri.query().and_then(without_credentials);
     let request_id = parts
         .extensions
-        .get::<crate::telemetry::request_id::RequestId>()
-        .cloned()
+        .remove::<crate::telemetry::request_id::RequestId>()
         .unwrap_or_else(|| crate::telemetry::request_id::RequestId::for_request(&parts.headers));
     Ok((
         Admitted {
