@@ -20,10 +20,13 @@ use crate::state::Gateway;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
@@ -175,46 +178,133 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
+/// The token fields, as the `type` label of `ccgate_tokens_total`.
+const TOKEN_TYPES: [&str; 5] = [
+    "input",
+    "output",
+    "cache_write_5m",
+    "cache_write_1h",
+    "cache_read",
+];
+
+/// The labels of one row's series.
+#[derive(PartialEq, Eq)]
+struct RowKey {
+    tenant: String,
+    model: &'static str,
+    upstream: Option<String>,
+    protocol: &'static str,
+    status: &'static str,
+}
+
+/// The series a row adds to, resolved once per label set: a request then costs one map lookup and a few atomic
+/// adds, not a registry lookup (with its label allocations) per series.
+struct RowSeries {
+    requests: Counter,
+    duration: Histogram,
+    ttft: Histogram,
+    tokens: [Counter; 5],
+    cost: Counter,
+    upstream_cost: Counter,
+}
+
+impl RowSeries {
+    fn new(k: &RowKey) -> RowSeries {
+        let upstream = k.upstream.clone().unwrap_or_else(|| "none".into());
+        let tenant = k.tenant.clone();
+        RowSeries {
+            requests: counter!("ccgate_requests_total",
+                "tenant" => tenant.clone(), "model" => k.model, "upstream" => upstream.clone(),
+                "protocol" => k.protocol, "status" => k.status),
+            duration: histogram!("ccgate_request_duration_seconds",
+                "protocol" => k.protocol, "upstream" => upstream.clone()),
+            ttft: histogram!("ccgate_time_to_first_token_seconds",
+                "protocol" => k.protocol, "upstream" => upstream.clone()),
+            tokens: TOKEN_TYPES.map(|kind| {
+                counter!("ccgate_tokens_total", "tenant" => tenant.clone(), "model" => k.model, "type" => kind)
+            }),
+            cost: counter!("ccgate_cost_nanousd_total", "tenant" => tenant, "model" => k.model),
+            upstream_cost: counter!("ccgate_upstream_cost_nanousd_total", "upstream" => upstream),
+        }
+    }
+}
+
+/// Row series by a hash of their labels (a bucket holds the rare collisions). Bounded like the labels: by the
+/// tenants, upstreams and catalog models configured over the process's life.
+type SeriesShelf = HashMap<u64, Vec<(RowKey, Arc<RowSeries>)>>;
+static ROW_SERIES: LazyLock<RwLock<SeriesShelf>> = LazyLock::new(Default::default);
+
+fn row_series(r: &Record, model: &'static str, status: &'static str) -> Arc<RowSeries> {
+    let hash = {
+        let mut h =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        (&r.tenant_id, model, &r.upstream_id, r.protocol, status).hash(&mut h);
+        h.finish()
+    };
+    let matches = |k: &RowKey| {
+        k.tenant == r.tenant_id
+            && k.model == model
+            && k.upstream == r.upstream_id
+            && k.protocol == r.protocol
+            && k.status == status
+    };
+    if let Some(bucket) = ROW_SERIES.read().get(&hash) {
+        if let Some((_, s)) = bucket.iter().find(|(k, _)| matches(k)) {
+            return s.clone();
+        }
+    }
+    let mut shelf = ROW_SERIES.write();
+    let bucket = shelf.entry(hash).or_default();
+    if let Some((_, s)) = bucket.iter().find(|(k, _)| matches(k)) {
+        return s.clone();
+    }
+    let key = RowKey {
+        tenant: r.tenant_id.clone(),
+        model,
+        upstream: r.upstream_id.clone(),
+        protocol: r.protocol,
+        status,
+    };
+    let series = Arc::new(RowSeries::new(&key));
+    bucket.push((key, series.clone()));
+    series
+}
+
 /// Counts one ledger record: called once per request, where its row is finished (`tee/settle.rs`).
 pub fn record(r: &Record) {
-    let tenant = r.tenant_id.clone();
-    let model = model_label(r);
-    let upstream = r.upstream_id.clone().unwrap_or_else(|| "none".into());
-    counter!("ccgate_requests_total",
-        "tenant" => tenant.clone(), "model" => model, "upstream" => upstream.clone(),
-        "protocol" => r.protocol, "status" => status_class(r.status))
-    .increment(1);
-    histogram!("ccgate_request_duration_seconds", "protocol" => r.protocol, "upstream" => upstream.clone())
-        .record(r.latency_ms as f64 / 1000.0);
+    let series = row_series(r, model_label(r), status_class(r.status));
+    series.requests.increment(1);
+    series.duration.record(r.latency_ms as f64 / 1000.0);
     if let Some(ttft) = r.ttft_ms {
-        histogram!("ccgate_time_to_first_token_seconds", "protocol" => r.protocol, "upstream" => upstream.clone())
-            .record(ttft as f64 / 1000.0);
-    }
-    if r.outcome == Outcome::Rejected {
-        let reason = r.error_class.clone().unwrap_or_else(|| "other".into());
-        counter!("ccgate_refusals_total", "tenant" => tenant.clone(), "reason" => reason)
-            .increment(1);
+        series.ttft.record(ttft as f64 / 1000.0);
     }
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    for (kind, n) in [
-        ("input", r.input_tokens),
-        ("output", r.output_tokens),
-        ("cache_write_5m", r.cache_write_5m_tokens),
-        ("cache_write_1h", r.cache_write_1h_tokens),
-        ("cache_read", r.cache_read_tokens),
-    ] {
+    let tokens = [
+        r.input_tokens,
+        r.output_tokens,
+        r.cache_write_5m_tokens,
+        r.cache_write_1h_tokens,
+        r.cache_read_tokens,
+    ];
+    for (counter, n) in series.tokens.iter().zip(tokens) {
         if n > 0 {
-            counter!("ccgate_tokens_total", "tenant" => tenant.clone(), "model" => model, "type" => kind)
-                .increment(count(n));
+            counter.increment(count(n));
         }
     }
     if r.cost_nanousd > 0 {
-        counter!("ccgate_cost_nanousd_total", "tenant" => tenant, "model" => model)
-            .increment(count(r.cost_nanousd));
+        series.cost.increment(count(r.cost_nanousd));
     }
     if r.upstream_cost_nanousd > 0 {
-        counter!("ccgate_upstream_cost_nanousd_total", "upstream" => upstream)
+        series
+            .upstream_cost
             .increment(count(r.upstream_cost_nanousd));
+    }
+    if r.outcome == Outcome::Rejected {
+        // Rare enough for a registry lookup.
+        let reason = r.error_class.clone().unwrap_or_else(|| "other".into());
+        counter!("ccgate_refusals_total", "tenant" => r.tenant_id.clone(), "reason" => reason)
+            .increment(1);
     }
 }
 
