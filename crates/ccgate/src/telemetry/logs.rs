@@ -218,7 +218,7 @@ struct AccessLine<'a> {
     instance: Option<&'a str>,
 }
 
-fn access_line(r: &Record) -> Vec<u8> {
+pub(crate) fn access_line(r: &Record) -> Vec<u8> {
     let time = chrono::DateTime::from_timestamp_millis(r.ts_ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
