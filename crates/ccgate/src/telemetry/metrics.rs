@@ -24,7 +24,7 @@ use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
@@ -235,13 +235,9 @@ type SeriesShelf = HashMap<u64, Vec<(RowKey, Arc<RowSeries>)>>;
 static ROW_SERIES: LazyLock<RwLock<SeriesShelf>> = LazyLock::new(Default::default);
 
 fn row_series(r: &Record, model: &'static str, status: &'static str) -> Arc<RowSeries> {
-    let hash = {
-        let mut h =
-            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-                .build_hasher();
-        (&r.tenant_id, model, &r.upstream_id, r.protocol, status).hash(&mut h);
-        h.finish()
-    };
+    let hash =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one((&r.tenant_id, model, &r.upstream_id, r.protocol, status));
     let matches = |k: &RowKey| {
         k.tenant == r.tenant_id
             && k.model == model
