@@ -468,6 +468,8 @@ fn placeholder_runtime() -> Runtime {
                 body_read_timeout: Duration::from_secs(60),
                 trust_proxy_headers: false,
                 instance_id: None,
+                metrics_token: None,
+                metrics_listen: None,
             },
             admin: AdminConfig {
                 enabled: false,
@@ -491,6 +493,7 @@ fn placeholder_runtime() -> Runtime {
                 session_affinity: false,
             },
             tenants: vec![],
+            logging: LoggingConfig::default(),
         },
         tenants_by_key: HashMap::new(),
         tenants_by_key_hash: HashMap::new(),

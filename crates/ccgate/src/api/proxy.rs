@@ -74,6 +74,8 @@ pub struct Admitted {
     pub query: Option<String>,
     pub started: Instant,
     pub endpoint: Endpoint,
+    /// Set by the listener (`telemetry/request_id.rs`); a fresh one for a request that did not pass through it.
+    pub request_id: crate::telemetry::request_id::RequestId,
 }
 
 /// Runs the request future `f` so that the client hanging up does not cancel it, and a panic inside becomes a
@@ -276,7 +278,7 @@ async fn authenticate_and_read(
 ) -> Result<(Admitted, Bytes), ApiError> {
     let started = Instant::now();
     let rt = gw.runtime.load_full();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let tenant = crate::auth::tenant_throttled(
         gw,
         &rt,
@@ -291,8 +293,13 @@ async fn authenticate_and_read(
     )
     .await?;
     let query = parts.uri.query().and_then(without_credentials);
+    let request_id = parts
+        .extensions
+        .remove::<crate::telemetry::request_id::RequestId>()
+        .unwrap_or_else(|| crate::telemetry::request_id::RequestId::for_request(&parts.headers));
     Ok((
         Admitted {
+            request_id,
             rt,
             tenant,
             headers: parts.headers,
@@ -352,7 +359,8 @@ async fn admit<C>(
     p: &Prepared<C>,
 ) -> Result<Settlement, (ApiError, Option<Settlement>)> {
     let record = Record {
-        request_id: uuid::Uuid::now_v7().to_string(),
+        request_id: a.request_id.gateway.clone(),
+        client_request_id: a.request_id.client.clone(),
         tenant_id: a.tenant.config.id.clone(),
         protocol: a.endpoint.protocol().as_str(),
         endpoint: a.endpoint.as_str(),

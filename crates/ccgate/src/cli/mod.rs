@@ -130,9 +130,10 @@ pub enum ConfigCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    serve::init_tracing();
     let serving = matches!(cli.command, None | Some(Command::Serve(_)));
     if !serving {
+        // `serve` sets up its logging (console and files) once its config is read.
+        crate::telemetry::logs::init_console();
         restore_default_sigpipe();
     }
     // One multi-threaded runtime for everything: requests, config reloads, health probes and the ledger writer

@@ -14,17 +14,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CCGATE_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new("info"))
-        .unwrap_or_default();
-    let _ = tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 pub fn db_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("ccgate.db")
 }
@@ -60,7 +49,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("================================================================");
         let _ = std::io::stdout().flush();
     }
-    let mut loaded = load_dir(&dirs.config_dir)?;
+    let mut loaded = match load_dir(&dirs.config_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            crate::telemetry::logs::init_console();
+            return Err(e.into());
+        }
+    };
+    let log_dir = crate::telemetry::logs::init(&loaded.config.logging, &dirs.data_dir)?;
+    crate::telemetry::metrics::install();
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -134,29 +131,36 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         addr
     };
+    let metrics_listen = match gw.rt().config.server.metrics_listen {
+        Some(at) => Some(
+            crate::telemetry::metrics::serve_separately(at, gw.clone())
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot listen on {at} for metrics: {e} (change server.metricsListen)"
+                    )
+                })?,
+        ),
+        None => None,
+    };
     println!("CCGate listening on http://{addr}");
     {
         let rt = gw.rt();
-        let c = &rt.config;
-        let enabled = c.upstreams.iter().filter(|u| u.enabled).count();
-        println!(
-            "  {} upstream(s) ({enabled} enabled), {} tenant(s)",
-            c.upstreams.len(),
-            c.tenants.len()
-        );
-        println!("  Dashboard:        http://{reachable}/dashboard");
-        println!(
-            "  Anthropic API:    http://{reachable}/anthropic   (Claude Code: ANTHROPIC_BASE_URL)"
-        );
-        if c.openai.enabled {
-            println!("  OpenAI API:       http://{reachable}/openai/v1");
+        let config_file = dirs.config_dir.join(config::load::SERVER_FILE);
+        let facts = crate::telemetry::banner::Facts {
+            reachable,
+            store: &storage_url,
+            logs: Some(&log_dir),
+            metrics_listen,
+            config_file: &config_file,
+        };
+        let (lines, warnings) = crate::telemetry::banner::lines(&rt.config, &facts);
+        for line in lines {
+            println!("{line}");
         }
-        if let Some(problem) = c.admin.password_problem() {
-            println!(
-                "  Admin login:      REFUSED: {}; set your own in {}",
-                problem.explain(),
-                dirs.config_dir.join(config::load::SERVER_FILE).display()
-            );
+        for w in warnings {
+            println!("  WARNING: {w}");
+            tracing::warn!("{w}");
         }
     }
     let _ = std::io::stdout().flush();
@@ -200,6 +204,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }));
     }
     tracing::info!("ledger flushed; bye");
+    crate::telemetry::logs::flush();
     Ok(())
 }
 

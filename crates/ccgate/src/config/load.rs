@@ -145,6 +145,10 @@ pub fn load_dir_with_env(
         validate_storage(server_raw.storage.unwrap_or_default()),
         &mut problems,
     );
+    // Not part of the match below: a problem is noted, and a noted problem fails the load anyway.
+    let logging = validate_logging(server_raw.logging.unwrap_or_default())
+        .map_err(|e| problems.push(e))
+        .unwrap_or_default();
     let (load_balancer, upstreams) = match upstreams_raw {
         Some(u) => (
             ok_or_note(
@@ -194,6 +198,7 @@ pub fn load_dir_with_env(
                 upstreams,
                 tenants,
                 storage,
+                logging,
             },
             warnings,
             pricing_json,
@@ -516,7 +521,31 @@ fn validate_server(s: raw::ServerSection) -> Result<ServerConfig, ConfigError> {
         }
         Some(id) => Some(id),
     };
+    let metrics_token = match s.metrics_token {
+        None => None,
+        Some(t) if t.is_empty() => None,
+        Some(t) if t.len() < 16 || t.len() > 512 || !t.bytes().all(|b| b.is_ascii_graphic()) => {
+            return Err(ConfigError::new(
+                f,
+                "server.metricsToken",
+                "must be 16 to 512 printable ASCII characters without spaces (it is sent as a Bearer token)",
+            ))
+        }
+        Some(t) => Some(t),
+    };
+    let metrics_listen = match s.metrics_listen.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(addr) => Some(addr.parse::<std::net::SocketAddr>().map_err(|_| {
+            ConfigError::new(
+                f,
+                "server.metricsListen",
+                format!("expected IP:port, e.g. \"127.0.0.1:9464\", got {addr:?}"),
+            )
+        })?),
+    };
     Ok(ServerConfig {
+        metrics_token,
+        metrics_listen,
         instance_id,
         host: s
             .host
@@ -533,6 +562,76 @@ fn validate_server(s: raw::ServerSection) -> Result<ServerConfig, ConfigError> {
         disconnect_drain: Duration::from_secs(s.client_disconnect_drain_seconds.unwrap_or(120)),
         body_read_timeout: Duration::from_secs(s.request_body_timeout_seconds.unwrap_or(60).max(1)),
         trust_proxy_headers: s.trust_proxy_headers.unwrap_or(false),
+    })
+}
+
+/// `logging`: the original's values (`"100MB"`, winston's level names) as well as plain numbers.
+fn validate_logging(l: raw::LoggingSection) -> Result<LoggingConfig, ConfigError> {
+    let f = SERVER_FILE;
+    let defaults = LoggingConfig::default();
+    let level = match l.level.as_deref().map(str::trim) {
+        None | Some("") => defaults.level,
+        Some(name) => log_level(name).ok_or_else(|| {
+            ConfigError::new(
+                f,
+                "logging.level",
+                format!("unknown level {name:?} (error, warn, info, http, verbose, debug, silly or trace)"),
+            )
+        })?,
+    };
+    let size_error = |got: &str| {
+        ConfigError::new(
+            f,
+            "logging.maxFileSize",
+            format!(
+                "expected a size such as \"100MB\" or a number of bytes (at least 1KB), got {got}"
+            ),
+        )
+    };
+    let max_file_size = match &l.max_file_size {
+        None | Some(Value::Null) => defaults.max_file_size,
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| size_error(&n.to_string()))?,
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<bytesize::ByteSize>()
+            .map_err(|_| size_error(&format!("{s:?}")))?
+            .as_u64(),
+        Some(other) => return Err(size_error(&other.to_string())),
+    };
+    if max_file_size < 1024 {
+        return Err(size_error(&max_file_size.to_string()));
+    }
+    let max_files = l.max_files.unwrap_or(defaults.max_files);
+    if !(1..=1000).contains(&max_files) {
+        return Err(ConfigError::new(
+            f,
+            "logging.maxFiles",
+            "must be between 1 and 1000",
+        ));
+    }
+    Ok(LoggingConfig {
+        level,
+        max_file_size,
+        max_files,
+        directory: l
+            .directory
+            .filter(|d| !d.trim().is_empty())
+            .map(std::path::PathBuf::from),
+        enable_console: l.enable_console.unwrap_or(defaults.enable_console),
+        bodies: l.bodies.unwrap_or(false),
+    })
+}
+
+/// A level by the original's (winston's) names or tracing's: `http` and `verbose` sit between info and debug,
+/// so they are debug here; `silly` is trace.
+fn log_level(name: &str) -> Option<tracing::Level> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "error" => tracing::Level::ERROR,
+        "warn" | "warning" => tracing::Level::WARN,
+        "info" => tracing::Level::INFO,
+        "http" | "verbose" | "debug" => tracing::Level::DEBUG,
+        "silly" | "trace" => tracing::Level::TRACE,
+        _ => return None,
     })
 }
 
@@ -1083,6 +1182,94 @@ mod tests {
                 .starts_with("server.json: server.instanceId: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn logging_takes_the_originals_values() {
+        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"}]}"#, TENANTS);
+        let load = |server: &str| {
+            write(&d.0, SERVER_FILE, server);
+            load_dir_with_env(&d.0, &|_| None)
+        };
+        let l = load("{}").unwrap().config.logging;
+        assert_eq!(l.level, tracing::Level::INFO);
+        assert_eq!(l.max_file_size, 100_000_000);
+        assert_eq!(l.max_files, 5);
+        assert_eq!(l.directory, None);
+        assert!(l.enable_console && !l.bodies);
+        let l = load(
+            r#"{"logging":{"level":"verbose","maxFileSize":"100MB","maxFiles":7,"directory":"./logs","enableConsole":false}}"#,
+        )
+        .unwrap()
+        .config
+        .logging;
+        assert_eq!(l.level, tracing::Level::DEBUG);
+        assert_eq!(l.max_file_size, 100_000_000);
+        assert_eq!(l.max_files, 7);
+        assert_eq!(l.directory.as_deref(), Some(Path::new("./logs")));
+        assert!(!l.enable_console);
+        let size = |v: &str| {
+            load(&format!(r#"{{"logging":{{"maxFileSize":{v}}}}}"#))
+                .map(|l| l.config.logging.max_file_size)
+        };
+        assert_eq!(size(r#""10MiB""#).unwrap(), 10 << 20);
+        assert_eq!(size(r#""512 kb""#).unwrap(), 512_000);
+        assert_eq!(size("4096").unwrap(), 4096);
+        for (server, path) in [
+            (r#"{"logging":{"level":"loud"}}"#, "logging.level"),
+            (
+                r#"{"logging":{"maxFileSize":"huge"}}"#,
+                "logging.maxFileSize",
+            ),
+            (r#"{"logging":{"maxFileSize":10}}"#, "logging.maxFileSize"),
+            (r#"{"logging":{"maxFileSize":-5}}"#, "logging.maxFileSize"),
+            (r#"{"logging":{"maxFiles":0}}"#, "logging.maxFiles"),
+        ] {
+            let e = load(server).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("server.json: {path}: ")),
+                "{server}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn metrics_settings_are_checked() {
+        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"}]}"#, TENANTS);
+        let load = |server: &str| {
+            write(&d.0, SERVER_FILE, server);
+            load_dir_with_env(&d.0, &|_| None)
+        };
+        let s = load(
+            r#"{"server":{"metricsToken":"0123456789abcdef","metricsListen":"127.0.0.1:9464"}}"#,
+        )
+        .unwrap()
+        .config
+        .server;
+        assert_eq!(s.metrics_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let s = load("{}").unwrap().config.server;
+        assert!(s.metrics_token.is_none() && s.metrics_listen.is_none());
+        for (server, path) in [
+            (
+                r#"{"server":{"metricsToken":"short"}}"#,
+                "server.metricsToken",
+            ),
+            (
+                r#"{"server":{"metricsToken":"has a space in it!!"}}"#,
+                "server.metricsToken",
+            ),
+            (
+                r#"{"server":{"metricsListen":"localhost"}}"#,
+                "server.metricsListen",
+            ),
+        ] {
+            let e = load(server).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("server.json: {path}: ")),
+                "{server}: {e}"
+            );
+        }
     }
 
     #[test]

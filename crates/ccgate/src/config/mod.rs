@@ -27,6 +27,39 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// `storage.url`; `None`: the embedded SQLite ledger in the data folder. Read at start only.
     pub storage: Option<StorageUrl>,
+    /// `logging`: the log files and the console. Read at start only.
+    pub logging: LoggingConfig,
+}
+
+/// `logging` in server.json, as the original had it (`telemetry/logs.rs` writes the files).
+#[derive(Debug, Clone)]
+pub struct LoggingConfig {
+    /// `logging.level`: the least severe events written (console and `combined.log`); winston's names accepted.
+    pub level: tracing::Level,
+    /// `logging.maxFileSize` in bytes: a file is rotated once it has passed this size.
+    pub max_file_size: u64,
+    /// `logging.maxFiles`: files kept per log, the one being written included.
+    pub max_files: u32,
+    /// `logging.directory`; `None`: `<data-dir>/logs` (`./data/logs` with the default data folder, as the original).
+    pub directory: Option<std::path::PathBuf>,
+    /// `logging.enableConsole`: also log to stderr.
+    pub enable_console: bool,
+    /// `logging.bodies`: whether prompts and answers may be logged (never unless explicitly on).
+    pub bodies: bool,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: tracing::Level::INFO,
+            // "100MB", the original's default: bytesize reads MB as 10^6 bytes (MiB is 2^20).
+            max_file_size: 100_000_000,
+            max_files: 5,
+            directory: None,
+            enable_console: true,
+            bodies: false,
+        }
+    }
 }
 
 /// Where the ledger lives. The SQLite file serves one instance; a PostgreSQL database can be shared by several.
@@ -124,6 +157,10 @@ pub struct ServerConfig {
     pub trust_proxy_headers: bool,
     /// `server.instanceId`: the name this gateway writes into every ledger row (`None`: `hostname:port`).
     pub instance_id: Option<String>,
+    /// `server.metricsToken`: `GET /metrics` on the main listener requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+    /// `server.metricsListen`: a separate listener for `/metrics` only (read at start).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]

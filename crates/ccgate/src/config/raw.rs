@@ -12,8 +12,8 @@ pub struct ServerFile {
     pub admin: Option<AdminSection>,
     pub openai: Option<OpenAiSection>,
     pub storage: Option<StorageSection>,
-    /// Accepted for compatibility with the original (log level, files); CCGate logs to stderr.
-    pub logging: Option<Value>,
+    /// The original's log settings: level, the files in `data/logs/` and their rotation (`telemetry/logs.rs`).
+    pub logging: Option<LoggingSection>,
     /// Accepted for compatibility; per-upstream `proxy` in upstreams.json is what CCGate uses.
     pub proxy: Option<Value>,
 }
@@ -38,6 +38,23 @@ pub struct ServerSection {
     pub keep_alive: Option<Value>,
     /// Names this gateway in every ledger row it writes (default: `hostname:port`).
     pub instance_id: Option<String>,
+    /// Bearer token that `GET /metrics` requires on the main listener.
+    pub metrics_token: Option<String>,
+    /// `IP:port` of a separate listener that serves only `/metrics`.
+    pub metrics_listen: Option<String>,
+}
+
+/// `logging` in server.json, with the original's field names and values (`"100MB"`, winston's level names).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggingSection {
+    pub level: Option<String>,
+    /// Bytes as a number, or a string such as `"100MB"`.
+    pub max_file_size: Option<Value>,
+    pub max_files: Option<u32>,
+    pub directory: Option<String>,
+    pub enable_console: Option<bool>,
+    pub bodies: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -116,6 +116,9 @@ pub async fn forward(rt: &Runtime, plan: &Plan<'_>) -> Forwarded {
             break;
         };
         tried.push(idx);
+        if let [.., left, _] = tried[..] {
+            crate::telemetry::metrics::failover(&rt.upstreams[left].config.id);
+        }
         let upstream = rt.upstreams[idx].clone();
         let more_left = tried.len() < max_attempts;
         let result = if more_left {

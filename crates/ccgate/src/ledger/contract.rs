@@ -58,6 +58,7 @@ pub(super) struct StoredRow {
     pub session_id: Option<String>,
     pub billable: bool,
     pub instance_id: Option<String>,
+    pub client_request_id: Option<String>,
 }
 
 /// Generates one `#[tokio::test]` per backend for each contract test below.
@@ -201,6 +202,7 @@ async fn every_field_is_stored_in_its_column(f: &Fixture) {
         session_id: Some(format!("sess-{i}")),
         billable: i % 4 != 0,
         instance_id: (i % 5 != 0).then(|| format!("host-{i}:3000")),
+        client_request_id: (i % 3 != 0).then(|| format!("client-{i}")),
     };
     // 2 full PostgreSQL chunks (128) + 3; also 8 full SQLite chunks (32) + 3.
     let n = 2 * 128 + 3;
@@ -251,6 +253,7 @@ async fn every_field_is_stored_in_its_column(f: &Fixture) {
         assert_eq!(s.session_id, r.session_id);
         assert_eq!(s.billable, r.billable);
         assert_eq!(s.instance_id, r.instance_id);
+        assert_eq!(s.client_request_id, r.client_request_id);
     }
 }
 

@@ -39,7 +39,7 @@ pub enum LedgerError {
 }
 
 /// The cause of a write failure, in the words an operator searches for.
-fn io_cause(e: &std::io::Error) -> String {
+pub(crate) fn io_cause(e: &std::io::Error) -> String {
     use std::io::ErrorKind;
     match e.kind() {
         ErrorKind::PermissionDenied => format!("permission denied ({e})"),

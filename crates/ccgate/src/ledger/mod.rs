@@ -18,6 +18,7 @@ mod rollup;
 pub mod sqlite;
 pub mod store;
 
+pub(crate) use error::io_cause;
 pub use error::LedgerError;
 use journal::{Hold, Journal, Kind};
 pub use outcome::Outcome;
@@ -81,6 +82,9 @@ pub struct Record {
     /// lines written before the column existed.
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// The client's `x-request-id` when it sent a sane one; `request_id` stays the gateway's own, unique id
+    /// (`telemetry/request_id.rs`).
+    pub client_request_id: Option<String>,
 }
 
 /// The `protocol` and `endpoint` labels the gateway writes (`Protocol::as_str`, `Endpoint::as_str` in
@@ -500,6 +504,7 @@ async fn write_loop(
                 spill.take_backlog(&mut rx, &health);
                 batch = spill.read_batch(&health);
             }
+            crate::telemetry::metrics::ledger_queue(rx.len() + batch.len());
             if batch.is_empty() {
                 break;
             }
@@ -564,7 +569,10 @@ async fn write_until_stored(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        match store.insert_batch(&rows, seq).await {
+        let began = std::time::Instant::now();
+        let result = store.insert_batch(&rows, seq).await;
+        crate::telemetry::metrics::ledger_write(began.elapsed(), rows.len(), result.is_ok());
+        match result {
             Ok(()) => {
                 health.wrote();
                 batch.clear();

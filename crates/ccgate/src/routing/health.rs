@@ -292,6 +292,7 @@ impl UpstreamState {
 
     /// Sets a cooldown until `until`; with `wake`, the requests waiting on this upstream's headers are told.
     fn cool_until(&self, until: u64, wake: bool) {
+        crate::telemetry::metrics::cooldown(&self.id);
         self.cooldown_until_ms.store(until, Ordering::Relaxed);
         if wake {
             self.became_unavailable.notify_waiters();

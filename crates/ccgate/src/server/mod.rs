@@ -23,6 +23,7 @@ use crate::api::{
 };
 use crate::error::{ApiError, Protocol};
 use crate::state::Gateway;
+use crate::telemetry::request_id::{RequestId, X_REQUEST_ID};
 use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 /// Builds the whole application router.
 pub fn router(gw: Arc<Gateway>) -> Router {
@@ -77,6 +79,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/tenant/status", get(tenant_status::status))
         .route("/api/admin/requests", get(request_log::admin))
         .route("/api/tenant/requests", get(request_log::tenant))
+        .route("/metrics", get(crate::telemetry::metrics::scrape))
         .merge(tenant_api)
         .merge(crate::dashboard::routes(&gw))
         .fallback(not_found)
@@ -228,10 +231,23 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<(
             // The client's address, for the login throttle (`auth::client_ip`).
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
-            match proxied_endpoint(&req) {
+            // Every answer carries the request's id, errors included; its log events carry it in their span.
+            let id = RequestId::for_request(req.headers());
+            let span = tracing::info_span!("request", id = id.shown());
+            let header = id.header_value();
+            req.extensions_mut().insert(id);
+            let answer = match proxied_endpoint(&req) {
                 Some(endpoint) => Either::Left(serve_proxied(gw.clone(), endpoint, req)),
                 None => Either::Right(app.clone().oneshot(req)),
+            };
+            async move {
+                let mut response = answer.await?;
+                if let Some(v) = header {
+                    response.headers_mut().insert(X_REQUEST_ID, v);
+                }
+                Ok::<_, std::convert::Infallible>(response)
             }
+            .instrument(span)
         });
         let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
         tokio::spawn(async move {

@@ -72,6 +72,7 @@ impl Settlement {
         started: Instant,
     ) -> Self {
         record.instance_id = gw.ledger.instance_id().map(str::to_owned);
+        crate::telemetry::metrics::admitted(record.protocol);
         Settlement {
             gw,
             pricing,
@@ -171,6 +172,8 @@ impl Settlement {
             a.settle(r.cost_nanousd);
         }
         self.in_flight.take();
+        crate::telemetry::metrics::settled(r.protocol);
+        crate::telemetry::on_record(&r);
         self.gw.ledger.record(r);
         // The end is journaled: the start line may go.
         self.journal_hold = None;

@@ -127,6 +127,9 @@ impl Gateway {
         env: &[(&str, &str)],
     ) -> Gateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ccgate"))
+            // In its data folder: a relative path in a config (the original's `logging.directory`
+            // "./data/logs") stays inside the test's folders.
+            .current_dir(&data.0)
             .arg("serve")
             .args(args)
             .arg("--config-dir")

@@ -15,6 +15,7 @@ mod listener;
 mod metering;
 mod migration;
 mod openai_api;
+mod operations;
 mod outliers;
 mod postgres;
 mod resilience;

@@ -101,6 +101,9 @@ async fn the_original_config_folder_starts_and_a_45_second_stream_completes() {
             .any(|l| l.contains("pricing.json: \"metadata\": unknown key, ignored")),
         "{logs}"
     );
+    // The original's `logging` block is honoured: its files in "./data/logs", relative to the working directory.
+    let combined = gw.data.0.join("data").join("logs").join("combined.log");
+    assert!(combined.exists(), "{}", combined.display());
     for field in ["createdAt", "updatedAt", "keepAlive", "proxy", "logging"] {
         assert!(
             !logs
