@@ -80,6 +80,11 @@ pub struct Record {
     /// lines written before the column existed.
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// Imported from the original CCGate's usage files (`ccgate import-usage`), not metered by this gateway.
+    pub imported: bool,
+    /// On imported rows: the cost the original recorded (`totalCost`), kept as it was; `cost_nanousd` is CCGate's
+    /// own price of the same tokens.
+    pub original_cost_nanousd: Option<i64>,
 }
 
 /// The `protocol` and `endpoint` labels the gateway writes (`Protocol::as_str`, `Endpoint::as_str` in
@@ -287,6 +292,7 @@ impl LedgerHealth {
             tracing::info!("ledger: writes succeed again");
         }
         *self.error.lock() = None;
+        crate::alerts::ledger_wrote();
     }
 
     fn failed(&self, e: &LedgerError) {
@@ -297,6 +303,7 @@ impl LedgerHealth {
             Ordering::Relaxed,
         );
         *self.error.lock() = Some(e.to_string());
+        crate::alerts::ledger_failed(e);
     }
 
     pub fn report(&self) -> LedgerStatus {

@@ -56,6 +56,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/", get(probes::root).head(probes::root))
         .route("/health", get(probes::health))
         .route("/usage", post(usage::usage))
+        .route("/api/admin/alerts", get(crate::alerts::api::list))
         .merge(tenant_api)
         .merge(crate::dashboard::routes(&gw))
         .fallback(not_found)

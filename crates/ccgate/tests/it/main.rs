@@ -3,6 +3,7 @@
 
 mod common;
 
+mod alerts;
 mod anthropic;
 mod browser;
 mod config_reload;
@@ -10,6 +11,7 @@ mod dashboard;
 mod durability;
 mod first_hour;
 mod hostile;
+mod import_usage;
 mod listener;
 mod metering;
 mod migration;
@@ -20,3 +22,4 @@ mod resilience;
 mod throttle;
 mod transport;
 mod upstream_pool;
+mod usage_compat;
