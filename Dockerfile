@@ -15,11 +15,9 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates
 # The example config files are compiled into the binary (`ccgate init`, first start).
 COPY config ./config
-# `dist`: the release profile (fat LTO, one codegen unit). The caches keep the registry and the build between
-# image builds (BuildKit).
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    cargo build --locked --profile dist -p ccgate \
+# `dist`: the release profile with fat LTO and one codegen unit. Plain RUN (no BuildKit cache mounts), so the
+# file builds with any builder: BuildKit, the legacy builder, podman/buildah.
+RUN cargo build --locked --profile dist -p ccgate \
     && install -m 0755 target/dist/ccgate /usr/local/bin/ccgate
 
 FROM debian:bookworm-slim

@@ -638,6 +638,18 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_store_is_an_outage_and_a_refused_write_is_not() {
+        assert!(is_outage(&LedgerError::Db(sqlx::Error::PoolTimedOut)));
+        assert!(is_outage(&LedgerError::Db(sqlx::Error::Io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused)
+        ))));
+        assert!(!is_outage(&LedgerError::Db(sqlx::Error::RowNotFound)));
+        assert!(!is_outage(&LedgerError::Replaced {
+            path: "ccgate.db".into()
+        }));
+    }
+
+    #[test]
     fn keys_are_cut_out_of_alert_texts() {
         let mut a = Alert::new(
             EventKind::UpstreamKeyRejected,
