@@ -4,7 +4,7 @@
 #
 #   bench/callgrind.sh small|sse|large|openai-small|openai-sse|openai-large [seconds]
 #
-# Starts the mock and ccgate (release build) on free ports with a temporary config, runs `wrk -c4` for a warm-up,
+# Starts the mock and ccgate (dist build) on free ports with a temporary config, runs `wrk -c4` for a warm-up,
 # zeroes the counters, runs `wrk` again for the measured window, dumps, and prints total instructions ÷ requests.
 # The profile stays in $OUT (default /tmp/ccgate-callgrind) for `callgrind_annotate --inclusive=yes FILE`.
 # Needs valgrind and wrk (Debian: apt-get install valgrind wrk).
@@ -16,9 +16,9 @@ out=${OUT:-/tmp/ccgate-callgrind}
 for tool in valgrind callgrind_control wrk; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install valgrind wrk)" >&2; exit 2; }
 done
-cargo build --release -p ccgate -p ccgate-mock -p ccgate-bench --bins --example dump_bodies >/dev/null
+cargo build --profile dist -p ccgate -p ccgate-mock -p ccgate-bench --bins --example dump_bodies >/dev/null
 rm -rf "$out" && mkdir -p "$out/conf" "$out/data"
-target/release/examples/dump_bodies "$out/bodies" >/dev/null
+target/dist/examples/dump_bodies "$out/bodies" >/dev/null
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mock_port=$(free_port)
 gw_port=$(free_port)
@@ -28,10 +28,10 @@ echo "{\"upstreams\":[{\"id\":\"mock\",\"url\":\"http://127.0.0.1:$mock_port\",\
 echo "{\"tenants\":[{\"id\":\"bench\",\"key\":\"$key\",\"allowedModels\":[\"*\"]}]}" > "$out/conf/tenants.json"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-target/release/ccgate-mock --port "$mock_port" --config-json '{"record":false,"chunks":20}' > "$out/mock.log" 2>&1 &
+target/dist/ccgate-mock --port "$mock_port" --config-json '{"record":false,"chunks":20}' > "$out/mock.log" 2>&1 &
 pids+=($!)
 valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out.%p" \
-  target/release/ccgate serve --config-dir "$out/conf" --data-dir "$out/data" > "$out/ccgate.log" 2>&1 &
+  target/dist/ccgate serve --config-dir "$out/conf" --data-dir "$out/data" > "$out/ccgate.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 120); do grep -q "listening on" "$out/ccgate.log" && break; sleep 0.5; done
 

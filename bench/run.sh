@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CCGate benchmark, one command: builds the release binaries, installs nginx if missing (Debian), raises the
-# open-file limit, then runs target/release/ccgate-bench, which starts the mock, nginx and ccgate on free
+# CCGate benchmark, one command: builds the dist (fat LTO) binaries, installs nginx if missing (Debian), raises the
+# open-file limit, then runs target/dist/ccgate-bench, which starts the mock, nginx and ccgate on free
 # 127.0.0.1 ports, measures every path, stops everything and writes bench/results/latest.{json,md}.
 #
 #   bench/run.sh            # full run (~6 minutes on 2 cores)
@@ -56,5 +56,5 @@ if ! have_nginx; then
   fi
 fi
 
-cargo build --release -p ccgate -p ccgate-mock -p ccgate-bench
-exec target/release/ccgate-bench "$@"
+cargo build --profile dist -p ccgate -p ccgate-mock -p ccgate-bench
+exec target/dist/ccgate-bench "$@"

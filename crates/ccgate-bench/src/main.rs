@@ -672,7 +672,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
     };
     for b in ["ccgate", "ccgate-mock", "ccgate-hyper-floor"] {
         if !bins.join(b).is_file() {
-            bail!("{} not found: build with `cargo build --release -p ccgate -p ccgate-mock -p ccgate-bench` (or use bench/run.sh)", bins.join(b).display());
+            bail!("{} not found: build with `cargo build --profile dist -p ccgate -p ccgate-mock -p ccgate-bench` (or use bench/run.sh)", bins.join(b).display());
         }
     }
     let mut notes: Vec<String> = Vec::new();

@@ -5,6 +5,7 @@
 //! The request path, in order (see `server` for the picture, `api::proxy` for the code):
 //! listener → [`auth`] → [`policy`] → [`routing`] → [`forward`] → [`tee`] → [`ledger`].
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod cli;

@@ -485,6 +485,7 @@ fn placeholder_runtime() -> Runtime {
             },
             upstreams: vec![],
             storage: None,
+            alerts: vec![],
             load_balancer: LoadBalancerConfig {
                 strategy: Strategy::WeightedRoundRobin,
                 health_check_enabled: false,

@@ -27,6 +27,22 @@ pub async fn root(method: http::Method, headers: http::HeaderMap) -> Response {
         .into_response()
 }
 
+/// `disabled`, `cooling_down`, `unhealthy` (failed its probe), `ejected` (outlier) or `healthy`.
+pub fn upstream_status(u: &crate::state::UpstreamRt, now: u64) -> &'static str {
+    let s = &u.state;
+    if !u.config.enabled {
+        "disabled"
+    } else if s.cooldown_until_ms.load(Ordering::Relaxed) > now {
+        "cooling_down"
+    } else if s.probe_unhealthy.load(Ordering::Relaxed) {
+        "unhealthy"
+    } else if s.is_ejected(now) {
+        "ejected"
+    } else {
+        "healthy"
+    }
+}
+
 pub async fn health(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -> Response {
     let rt = gw.rt();
     let headers = req.headers();
@@ -61,18 +77,7 @@ pub async fn health(State(gw): State<Arc<Gateway>>, req: axum::extract::Request)
             let s = &u.state;
             let cooldown_until = s.cooldown_until_ms.load(Ordering::Relaxed);
             let cooling = cooldown_until > now;
-            let probe_unhealthy = s.probe_unhealthy.load(Ordering::Relaxed);
-            let status = if !u.config.enabled {
-                "disabled"
-            } else if cooling {
-                "cooling_down"
-            } else if probe_unhealthy {
-                "unhealthy"
-            } else if s.is_ejected(now) {
-                "ejected"
-            } else {
-                "healthy"
-            };
+            let status = upstream_status(u, now);
             let ejected_until = s.ejected_until_ms.load(Ordering::Relaxed);
             let (error_rate, window_attempts) = if ejected_until > now {
                 (s.ejection_error_rate.load(Ordering::Relaxed), 0)

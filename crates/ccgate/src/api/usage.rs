@@ -2,6 +2,12 @@
 //! `{"type":"admin","username":…,"password":…}`), or a tenant key in `x-api-key`/`Authorization: Bearer`, or
 //! admin credentials as HTTP Basic auth. Optional `from`/`to` (YYYY-MM-DD, inclusive, local days in
 //! `server.timezone`). A tenant sees only itself; the admin sees every tenant.
+//!
+//! The answer also carries the original's shape beside CCGate's own fields, so scripts and bots written for the
+//! original keep working: `success`, `type` and `data` (`data.usage` with `tenantId`, `date`, `limits.usd`
+//! {`used`, `limit`, `percentage`, `exceeded`} and `todayUsage`, plus `data.tenant` for a tenant; for the admin
+//! `data.usage` per tenant, `data.system` and `data.upstreams`). Every error answer has `"success": false` and a
+//! top-level `message` beside the usual `{"type":"error","error":{…}}`.
 
 use crate::config::defaults::WeakPassword;
 use crate::config::{Config, TenantConfig};
@@ -40,6 +46,39 @@ enum Who {
 }
 
 pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let resp = answer(gw, req).await;
+    if resp.status().is_success() {
+        return resp;
+    }
+    with_success_false(resp).await
+}
+
+/// An error answer with the original's `"success": false` (and its `message`) added to the JSON body.
+async fn with_success_false(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    // Error bodies are CCGate's own few hundred bytes; the cap only guards against a mistake.
+    let bytes = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .unwrap_or_default();
+    let mut v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
+    if let Some(obj) = v.as_object_mut() {
+        let message = obj
+            .get("error")
+            .and_then(|e| e.get("message"))
+            .cloned()
+            .unwrap_or_else(|| json!(parts.status.canonical_reason().unwrap_or("error")));
+        obj.insert("success".into(), json!(false));
+        obj.entry("message").or_insert(message);
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(v.to_string()))
+}
+
+async fn answer(gw: Arc<Gateway>, req: Request) -> Response {
     let rt = gw.runtime.load_full();
     let (parts, body) = req.into_parts();
     let client = crate::auth::client_ip(
@@ -128,12 +167,17 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             .await
         }
     };
-    let result = result.map(|mut v| {
-        if admin {
-            v["unauthenticated"] = unauthenticated_json(&gw);
+    let result = match result {
+        Ok(mut v) => {
+            if admin {
+                v["unauthenticated"] = unauthenticated_json(&gw);
+            }
+            original_shape(&gw, &rt, &mut v, admin, tz, today)
+                .await
+                .map(|()| v)
         }
-        v
-    });
+        Err(e) => Err(e),
+    };
     match result {
         Ok(v) => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -143,6 +187,126 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Err(e) => ApiError::Internal(format!("usage query failed: {e}"))
             .into_response_for(Protocol::Anthropic),
     }
+}
+
+/// Adds the original CCGate's `success`, `type` and `data` to a report (see the module comment). The original had
+/// one USD limit, the daily one: `limits.usd` is that; `todayUsage` is today's usage in `server.timezone`.
+async fn original_shape(
+    gw: &Gateway,
+    rt: &crate::state::Runtime,
+    v: &mut Value,
+    admin: bool,
+    tz: chrono_tz::Tz,
+    today: NaiveDate,
+) -> Result<(), LedgerError> {
+    let date = today.to_string();
+    let tenant_id = (!admin).then(|| v["tenant"]["id"].as_str().unwrap_or_default().to_owned());
+    let today_rows = gw
+        .ledger
+        .store
+        .usage(&UsageQuery {
+            tenant_id: tenant_id.clone(),
+            from_day: Some(date.clone()),
+            to_day: Some(date.clone()),
+        })
+        .await?
+        .rows;
+    let today_of = |id: &str| {
+        let mut t = UsageTotals::default();
+        for r in today_rows.iter().filter(|r| r.tenant_id == id) {
+            add(&mut t, &r.totals);
+        }
+        t
+    };
+    let usage_of = |t: &TenantConfig| {
+        let used = gw.tenant_state(&t.id).spent(Window::Daily, today);
+        let limit = t.limits.daily_nanousd;
+        json!({
+            "tenantId": t.id,
+            "tenantName": t.name,
+            "date": date,
+            "timezone": tz.name(),
+            "limits": {"usd": {
+                "used": used as f64 / 1e9,
+                "limit": limit.map(|l| l as f64 / 1e9),
+                "percentage": limit.filter(|l| *l > 0).map_or(0.0, |l| (used as f64 * 10_000.0 / l as f64).round() / 100.0),
+                "exceeded": limit.is_some_and(|l| used >= l),
+            }},
+            "todayUsage": original_totals(&today_of(&t.id)),
+        })
+    };
+    if let Some(id) = tenant_id {
+        let Some(t) = rt.tenants_by_id.get(&id) else {
+            return Ok(());
+        };
+        v["success"] = json!(true);
+        v["type"] = json!("tenant");
+        v["data"] = json!({
+            "usage": usage_of(&t.config),
+            "tenant": {"id": t.config.id, "name": t.config.name},
+        });
+        return Ok(());
+    }
+    let now = crate::routing::health::now_ms();
+    let upstreams: Vec<Value> = rt
+        .upstreams
+        .iter()
+        .map(|u| {
+            let status = super::probes::upstream_status(u, now);
+            let s = &u.state;
+            json!({
+                "id": u.config.id,
+                "name": u.config.name,
+                "enabled": u.config.enabled,
+                "healthy": status == "healthy",
+                "status": status,
+                "priority": u.config.priority,
+                "weight": u.config.weight,
+                "inFlight": u.in_flight(),
+                "totalRequests": s.requests_total.load(std::sync::atomic::Ordering::Relaxed),
+                "failedRequests": s.failures_total.load(std::sync::atomic::Ordering::Relaxed),
+            })
+        })
+        .collect();
+    let mut all_today = UsageTotals::default();
+    for r in &today_rows {
+        add(&mut all_today, &r.totals);
+    }
+    let c = &rt.config;
+    v["success"] = json!(true);
+    v["type"] = json!("admin");
+    v["data"] = json!({
+        "usage": c.tenants.iter().map(usage_of).collect::<Vec<_>>(),
+        "system": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime": gw.started_at.elapsed().as_secs(),
+            "date": date,
+            "timezone": tz.name(),
+            "tenants": {"total": c.tenants.len(), "enabled": c.tenants.iter().filter(|t| t.enabled).count()},
+            "upstreams": {
+                "total": upstreams.len(),
+                "enabled": c.upstreams.iter().filter(|u| u.enabled).count(),
+                "healthy": upstreams.iter().filter(|u| u["healthy"] == true).count(),
+            },
+            "todayUsage": original_totals(&all_today),
+        },
+        "upstreams": upstreams,
+    });
+    Ok(())
+}
+
+/// Totals under the original's names (its usage records' token and cost fields).
+fn original_totals(t: &UsageTotals) -> Value {
+    json!({
+        "requests": t.requests,
+        "inputTokens": t.input_tokens,
+        "outputTokens": t.output_tokens,
+        "cacheCreationTokens": t.cache_creation_input_tokens,
+        "cacheReadTokens": t.cache_read_input_tokens,
+        "totalTokens": t.input_tokens + t.output_tokens + t.cache_creation_input_tokens + t.cache_read_input_tokens,
+        "totalCost": t.cost_nanousd as f64 / 1e9,
+        "errors": t.errors,
+    })
 }
 
 fn identify(

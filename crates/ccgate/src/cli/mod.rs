@@ -1,7 +1,8 @@
 //! The command line: `ccgate [serve]`, `ccgate init`, `ccgate config validate`, `ccgate usage`, `ccgate clean`,
-//! `ccgate health`, `ccgate backup` — the original's `pnpm` scripts as subcommands of one binary.
+//! `ccgate health`, `ccgate backup`, `ccgate alerts test`, `ccgate import-usage` — the original's `pnpm` scripts as subcommands of one binary.
 
 mod backup;
+mod import;
 mod report;
 mod serve;
 mod storage;
@@ -117,6 +118,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Webhook alerts.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
+    /// Import the original CCGate's usage files (data/usage/{tenant}/{YYYY-MM}/{YYYY-MM-DD}.json) into the ledger
+    /// as historical rows. Safe to run again: rows already imported are skipped.
+    ImportUsage {
+        #[command(flatten)]
+        dirs: Dirs,
+        /// The original's data/usage folder (or any folder holding {tenant}/{YYYY-MM}/{YYYY-MM-DD}.json).
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertsCommand {
+    /// Send a test message to every webhook in server.json's `alerts`.
+    Test {
+        #[command(flatten)]
+        dirs: Dirs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -177,6 +200,10 @@ pub fn main() -> ExitCode {
             Some(Command::Health { dirs, url, json }) => {
                 serve::health(&dirs, url.as_deref(), json).await
             }
+            Some(Command::Alerts {
+                command: AlertsCommand::Test { dirs },
+            }) => serve::alerts_test(&dirs).await,
+            Some(Command::ImportUsage { dirs, dir }) => import::import_usage(&dirs, &dir).await,
         }
     });
     match result {

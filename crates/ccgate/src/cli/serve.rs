@@ -124,6 +124,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // The port override must survive reloads, so reloads re-apply it (see Gateway::apply's caller).
     config::watch::spawn(gw.clone());
+    config::watch::spawn_sighup(gw.clone());
+    crate::alerts::start(gw.clone());
     crate::routing::health::spawn_checker(gw.clone());
     // Bound to every interface: show a URL a client on this machine can use.
     let reachable = if addr.ip().is_unspecified() {
@@ -490,6 +492,47 @@ pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> anyhow::Re
     }
     if v["status"] == "unavailable" {
         anyhow::bail!("no upstream is available");
+    }
+    Ok(())
+}
+
+/// `ccgate alerts test`: one test message to every hook of `server.json` `alerts`, one try each; fails if any hook
+/// did not take it.
+pub async fn alerts_test(dirs: &Dirs) -> anyhow::Result<()> {
+    let loaded = load_dir(&dirs.config_dir)?;
+    let hooks = &loaded.config.alerts;
+    if hooks.is_empty() {
+        anyhow::bail!(
+            "no webhooks configured: add an \"alerts\" list to {}",
+            dirs.config_dir.join(config::load::SERVER_FILE).display()
+        );
+    }
+    let results = crate::alerts::send_test(hooks).await;
+    let mut failed = 0;
+    for d in &results {
+        match &d.error {
+            None => println!(
+                "alerts[{}] {} ({}): delivered",
+                d.hook,
+                d.target,
+                d.format.as_str()
+            ),
+            Some(e) => {
+                failed += 1;
+                println!(
+                    "alerts[{}] {} ({}): FAILED: {e}",
+                    d.hook,
+                    d.target,
+                    d.format.as_str()
+                );
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} webhook(s) did not take the test message",
+            results.len()
+        );
     }
     Ok(())
 }

@@ -149,6 +149,10 @@ pub fn load_dir_with_env(
     let logging = validate_logging(server_raw.logging.unwrap_or_default())
         .map_err(|e| problems.push(e))
         .unwrap_or_default();
+    let alerts = ok_or_note(
+        validate_alerts(server_raw.alerts.unwrap_or_default()),
+        &mut problems,
+    );
     let (load_balancer, upstreams) = match upstreams_raw {
         Some(u) => (
             ok_or_note(
@@ -180,6 +184,7 @@ pub fn load_dir_with_env(
         upstreams,
         tenants,
         storage,
+        alerts,
     ) {
         (
             Some(server),
@@ -189,6 +194,7 @@ pub fn load_dir_with_env(
             Some(upstreams),
             Some(tenants),
             Some(storage),
+            Some(alerts),
         ) if problems.is_empty() => Ok(Loaded {
             config: Config {
                 server,
@@ -199,6 +205,7 @@ pub fn load_dir_with_env(
                 tenants,
                 storage,
                 logging,
+                alerts,
             },
             warnings,
             pricing_json,
@@ -633,6 +640,92 @@ fn log_level(name: &str) -> Option<tracing::Level> {
         "silly" | "trace" => tracing::Level::TRACE,
         _ => return None,
     })
+}
+
+fn validate_alerts(
+    entries: Vec<raw::AlertEntry>,
+) -> Result<Vec<crate::alerts::AlertHook>, ConfigError> {
+    use crate::alerts::{AlertFormat, AlertHook, EventKind};
+    let mut hooks = Vec::with_capacity(entries.len());
+    for (i, a) in entries.into_iter().enumerate() {
+        let p = format!("alerts[{i}]");
+        let err =
+            |field: &str, msg: String| ConfigError::new(SERVER_FILE, format!("{p}.{field}"), msg);
+        let url = a.url.unwrap_or_default();
+        // The URL holds the service's token: never repeat it in the message.
+        match reqwest::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            _ => {
+                return Err(err(
+                    "url",
+                    "expected the webhook's http:// or https:// URL".into(),
+                ))
+            }
+        }
+        let format = match a.format.as_deref() {
+            None => AlertFormat::Generic,
+            Some(f) => AlertFormat::parse(f).ok_or_else(|| {
+                err(
+                    "format",
+                    format!(
+                        "unknown format {f:?}; expected one of {}",
+                        AlertFormat::NAMES.join(", ")
+                    ),
+                )
+            })?,
+        };
+        let events = match a.events {
+            None => None,
+            Some(names) => {
+                let mut kinds = Vec::new();
+                for (j, n) in names.iter().enumerate() {
+                    match EventKind::parse(n).filter(|k| *k != EventKind::Test) {
+                        Some(k) => kinds.push(k),
+                        None => {
+                            let known: Vec<&str> = EventKind::ALL
+                                .iter()
+                                .filter(|k| **k != EventKind::Test)
+                                .map(|k| k.as_str())
+                                .collect();
+                            return Err(err(
+                                &format!("events[{j}]"),
+                                format!(
+                                    "unknown event {n:?}; expected one of {}",
+                                    known.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Some(kinds)
+            }
+        };
+        // A chat id is a number or an @channel name; JSON numbers are accepted as written.
+        let chat_id = match a.chat_id {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(_) => {
+                return Err(err(
+                    "chatId",
+                    "expected the Telegram chat id, a number or \"@channelname\"".into(),
+                ))
+            }
+        };
+        if format == AlertFormat::Telegram && chat_id.is_none() {
+            return Err(err(
+                "chatId",
+                "required for format telegram (the url is https://api.telegram.org/bot<token>/sendMessage)".into(),
+            ));
+        }
+        hooks.push(AlertHook {
+            url,
+            format,
+            events,
+            chat_id,
+        });
+    }
+    Ok(hooks)
 }
 
 fn validate_storage(s: raw::StorageSection) -> Result<Option<StorageUrl>, ConfigError> {

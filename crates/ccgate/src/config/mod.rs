@@ -27,6 +27,8 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// `storage.url`; `None`: the embedded SQLite ledger in the data folder. Read at start only.
     pub storage: Option<StorageUrl>,
+    /// `alerts`: webhooks, read at each delivery (a reload applies to the next alert).
+    pub alerts: Vec<crate::alerts::AlertHook>,
     /// `logging`: the log files and the console. Read at start only.
     pub logging: LoggingConfig,
 }

@@ -16,6 +16,20 @@ pub struct ServerFile {
     pub logging: Option<LoggingSection>,
     /// Accepted for compatibility; per-upstream `proxy` in upstreams.json is what CCGate uses.
     pub proxy: Option<Value>,
+    /// Webhooks told about budgets, upstreams and the ledger (`alerts/`).
+    pub alerts: Option<Vec<AlertEntry>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertEntry {
+    pub url: Option<String>,
+    /// `generic`, `slack`, `discord`, `telegram`, `feishu`, `dingtalk` or `wecom`.
+    pub format: Option<String>,
+    /// Event names; absent: every event.
+    pub events: Option<Vec<String>>,
+    /// Telegram only: the chat to post to.
+    pub chat_id: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -56,39 +56,76 @@ pub fn spawn(gw: Arc<Gateway>) {
                 continue;
             }
             last = now;
-            let outcome = match load_dir(&dir) {
-                Ok(loaded) => {
-                    for w in &loaded.warnings {
-                        tracing::warn!("{w}");
-                    }
-                    // The ledger is opened once: a changed store or instance name must not look applied.
-                    let restart_needed = {
-                        let running = gw.rt();
-                        loaded.config.storage != running.config.storage
-                            || loaded.config.server.instance_id != running.config.server.instance_id
-                    };
-                    if restart_needed {
-                        tracing::warn!(
-                            "storage.url and server.instanceId are read at start only: the change applies at the next start"
-                        );
-                    }
-                    gw.apply(loaded).map_err(|e| e.to_string())
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            let mut rejected = gw.rejected_config.lock();
-            match outcome {
-                Ok(()) => {
-                    tracing::info!("configuration reloaded");
-                    *rejected = None;
-                }
-                Err(e) => {
-                    tracing::error!("config reload rejected, keeping the last good config: {e}");
-                    // `since` is when the files first stopped matching the running config.
-                    let since = rejected.as_ref().map_or_else(chrono::Utc::now, |r| r.since);
-                    *rejected = Some(crate::state::RejectedConfig { error: e, since });
-                }
-            }
+            reload(&gw);
         }
     });
+}
+
+/// Reads the config folder and applies it if valid; otherwise logs why and keeps the running config (shown by
+/// `/health` and the dashboard until the files are fixed). The poller calls it on a change, SIGHUP on demand.
+pub fn reload(gw: &Gateway) {
+    let dir = &gw.config_dir;
+    let outcome = match load_dir(dir) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            // The ledger is opened once: a changed store or instance name must not look applied.
+            let restart_needed = {
+                let running = gw.rt();
+                loaded.config.storage != running.config.storage
+                    || loaded.config.server.instance_id != running.config.server.instance_id
+            };
+            if restart_needed {
+                tracing::warn!(
+                    "storage.url and server.instanceId are read at start only: the change applies at the next start"
+                );
+            }
+            gw.apply(loaded).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let mut rejected = gw.rejected_config.lock();
+    match outcome {
+        Ok(()) => {
+            tracing::info!("configuration reloaded");
+            *rejected = None;
+        }
+        Err(e) => {
+            tracing::error!("config reload rejected, keeping the last good config: {e}");
+            // `since` is when the files first stopped matching the running config.
+            let since = rejected.as_ref().map_or_else(chrono::Utc::now, |r| r.since);
+            *rejected = Some(crate::state::RejectedConfig { error: e, since });
+        }
+    }
+}
+
+/// SIGHUP reloads the config at once, as the poller would on a change (`systemctl reload ccgate`). Without this
+/// handler SIGHUP's default action would end the process.
+pub fn spawn_sighup(gw: Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; config changes still apply within a second");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    got = hup.recv() => if got.is_none() { return },
+                    _ = gw.shutdown.cancelled() => return,
+                }
+                tracing::info!("SIGHUP: reloading the configuration");
+                let gw = gw.clone();
+                // Reading and validating the files is blocking work.
+                let _ = tokio::task::spawn_blocking(move || reload(&gw)).await;
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = gw;
 }

@@ -10,7 +10,7 @@ pub const REQUEST_COLUMNS: &str = "ts_ms, day, request_id, tenant_id, upstream_i
     upstream_request_id, protocol, endpoint, model, upstream_model, stream, status, outcome, error_class, input_tokens,
     cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, thinking_tokens,
     web_search_requests, cost_nanousd, upstream_cost_nanousd, priced, price_version, latency_ms, ttft_ms, session_id,
-    billable, instance_id, client_request_id";
+    billable, instance_id, client_request_id, imported, original_cost_nanousd";
 
 /// Binds one row's values for a multi-row `INSERT INTO requests (REQUEST_COLUMNS) VALUES …`.
 pub fn push_request_values<'args, DB>(
@@ -56,7 +56,9 @@ pub fn push_request_values<'args, DB>(
         .push_bind(r.session_id.as_deref())
         .push_bind(r.billable)
         .push_bind(r.instance_id.as_deref())
-        .push_bind(r.client_request_id.as_deref());
+        .push_bind(r.client_request_id.as_deref())
+        .push_bind(r.imported)
+        .push_bind(r.original_cost_nanousd);
 }
 
 /// Binds a rollup group to the backend's `UPSERT_ROLLUP` statement, whose 14 parameters are in this order.

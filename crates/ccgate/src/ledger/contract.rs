@@ -59,6 +59,8 @@ pub(super) struct StoredRow {
     pub billable: bool,
     pub instance_id: Option<String>,
     pub client_request_id: Option<String>,
+    pub imported: bool,
+    pub original_cost_nanousd: Option<i64>,
 }
 
 /// Generates one `#[tokio::test]` per backend for each contract test below.
@@ -203,6 +205,8 @@ async fn every_field_is_stored_in_its_column(f: &Fixture) {
         billable: i % 4 != 0,
         instance_id: (i % 5 != 0).then(|| format!("host-{i}:3000")),
         client_request_id: (i % 3 != 0).then(|| format!("client-{i}")),
+        imported: i % 3 == 1,
+        original_cost_nanousd: (i % 3 == 1).then(|| (1 << 61) + i),
     };
     // 2 full PostgreSQL chunks (128) + 3; also 8 full SQLite chunks (32) + 3.
     let n = 2 * 128 + 3;
@@ -254,6 +258,8 @@ async fn every_field_is_stored_in_its_column(f: &Fixture) {
         assert_eq!(s.billable, r.billable);
         assert_eq!(s.instance_id, r.instance_id);
         assert_eq!(s.client_request_id, r.client_request_id);
+        assert_eq!(s.imported, r.imported);
+        assert_eq!(s.original_cost_nanousd, r.original_cost_nanousd);
     }
 }
 

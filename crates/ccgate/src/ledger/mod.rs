@@ -85,6 +85,11 @@ pub struct Record {
     /// The client's `x-request-id` when it sent a sane one; `request_id` stays the gateway's own, unique id
     /// (`telemetry/request_id.rs`).
     pub client_request_id: Option<String>,
+    /// Imported from the original CCGate's usage files (`ccgate import-usage`), not metered by this gateway.
+    pub imported: bool,
+    /// On imported rows: the cost the original recorded (`totalCost`), kept as it was; `cost_nanousd` is CCGate's
+    /// own price of the same tokens.
+    pub original_cost_nanousd: Option<i64>,
 }
 
 /// The `protocol` and `endpoint` labels the gateway writes (`Protocol::as_str`, `Endpoint::as_str` in
@@ -302,6 +307,7 @@ impl LedgerHealth {
             tracing::info!("ledger: writes succeed again");
         }
         *self.error.lock() = None;
+        crate::alerts::ledger_wrote();
     }
 
     fn failed(&self, e: &LedgerError) {
@@ -312,6 +318,7 @@ impl LedgerHealth {
             Ordering::Relaxed,
         );
         *self.error.lock() = Some(e.to_string());
+        crate::alerts::ledger_failed(e);
     }
 
     pub fn report(&self) -> LedgerStatus {

@@ -690,10 +690,10 @@ pub(super) mod tests {
             .fetch_all(&store.pool())
             .await
             .unwrap();
-        // Every migration, the first taken as applied to the old file.
+        // Every migration of this build (not a fixed list: each new one would have to edit this line).
         let all: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
         assert_eq!(applied, all);
-        assert_eq!(applied[0], 1);
+        assert_eq!(applied[..4], [1, 2, 3, 4]);
         // The old rollup row goes on accumulating.
         store
             .insert_batch(

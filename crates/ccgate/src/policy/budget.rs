@@ -250,8 +250,19 @@ pub struct Admission {
     shared: bool,
 }
 
+/// A window's spend before and after a settlement (what alerts look at for threshold crossings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpendChange {
+    pub window: Window,
+    /// The window's first day (`None`: total).
+    pub start: Option<NaiveDate>,
+    pub before: i64,
+    pub after: i64,
+}
+
 impl Admission {
-    pub fn settle(mut self, cost_nanousd: i64) {
+    /// Adds the metered cost to every window; returns each window's spend before and after.
+    pub fn settle(mut self, cost_nanousd: i64) -> [SpendChange; 4] {
         let today = local_day(self.tz, Utc::now());
         let mut book = self.state.book.lock();
         book.reserved -= self.reserved;
@@ -260,14 +271,21 @@ impl Admission {
             // batch that stores it commits (see `lease::SharedLimits::committed`).
             book.lease.pending = book.lease.pending.saturating_add(cost_nanousd.max(0));
         }
-        for w in Window::ALL {
+        let changes = Window::ALL.map(|w| {
             let start = w.start(today);
             let slot = &mut book.spent[w as usize];
             if slot.0 != start {
                 *slot = (start, 0);
             }
+            let before = slot.1;
             slot.1 += cost_nanousd;
-        }
+            SpendChange {
+                window: w,
+                start,
+                before,
+                after: slot.1,
+            }
+        });
         // A decaying peak: follows the dearest recent requests, forgets one outlier over a few dozen requests.
         book.observed_peak = cost_nanousd.max(book.observed_peak - book.observed_peak / 16);
         book.has_history = true;
@@ -278,6 +296,7 @@ impl Admission {
         drop(book);
         self.reserved = 0;
         self.state.settled.notify_waiters();
+        changes
     }
 }
 

@@ -372,6 +372,7 @@ impl UpstreamState {
                 }
             }
         }
+        crate::alerts::upstream_outcome(self, outcome);
     }
 }
 
@@ -458,6 +459,7 @@ async fn probe(u: &crate::state::UpstreamRt) {
         None => u.state.last_success_ms.store(now_ms(), Ordering::Relaxed),
     }
     let was_unhealthy = u.state.set_probe_unhealthy(!healthy);
+    crate::alerts::upstream_probe(&u.config.id, reason.as_deref());
     if healthy && was_unhealthy {
         tracing::info!(upstream = %u.config.id, "health check passed; upstream back in rotation");
         u.state.consecutive_failures.store(0, Ordering::Relaxed);

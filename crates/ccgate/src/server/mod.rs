@@ -80,6 +80,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/admin/requests", get(request_log::admin))
         .route("/api/tenant/requests", get(request_log::tenant))
         .route("/metrics", get(crate::telemetry::metrics::scrape))
+        .route("/api/admin/alerts", get(crate::alerts::api::list))
         .merge(tenant_api)
         .merge(crate::dashboard::routes(&gw))
         .fallback(not_found)

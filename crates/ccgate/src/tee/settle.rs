@@ -169,7 +169,8 @@ impl Settlement {
         r.latency_ms = self.started.elapsed().as_millis() as i64;
         self.fill_usage(&mut r, usage);
         if let Some(a) = self.admission.take() {
-            a.settle(r.cost_nanousd);
+            let changes = a.settle(r.cost_nanousd);
+            crate::alerts::spend_settled(&self.gw, &r.tenant_id, &changes);
         }
         self.in_flight.take();
         crate::telemetry::metrics::settled(r.protocol);

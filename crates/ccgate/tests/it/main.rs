@@ -4,6 +4,7 @@
 mod common;
 
 mod admin_api;
+mod alerts;
 mod anthropic;
 mod browser;
 mod config_reload;
@@ -11,6 +12,7 @@ mod dashboard;
 mod durability;
 mod first_hour;
 mod hostile;
+mod import_usage;
 mod listener;
 mod metering;
 mod migration;
@@ -23,3 +25,4 @@ mod scale_out;
 mod throttle;
 mod transport;
 mod upstream_pool;
+mod usage_compat;
