@@ -1,0 +1,163 @@
+//! OpenAI Responses API (`POST /v1/responses`) ⇄ Anthropic Messages, for Codex and other Responses
+//! clients (docs/responses.md).
+//!
+//! * Request: [`parse_responses_request`] reads the Responses body into a Chat Completions body
+//!   ([`request`]), which the chat translator of this crate turns into the Anthropic request: the
+//!   rules for images, files, tools, schemas, thinking, sampling and names are the same on both
+//!   OpenAI endpoints. Chat field names in its errors are mapped back to Responses fields.
+//! * Response: [`translate_responses_response`] (non-streamed `response` object) and
+//!   [`ResponsesStream`] (the Responses SSE event sequence), both from the Anthropic answer.
+//!
+//! Stateless: `store` is accepted and stores nothing; `previous_response_id` is refused.
+
+mod output;
+mod request;
+mod stream;
+
+pub use output::{failed_code, translate_responses_response};
+pub use stream::ResponsesStream;
+
+use crate::error::TranslateError;
+use crate::options::TranslateOptions;
+use crate::response::ResponseContext;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Separator of a namespace and a tool name in the flattened name Claude sees (`multi_agent_v1__spawn_agent`):
+/// Anthropic tool names allow no dots (docs/responses.md §2.2).
+pub(crate) const NAMESPACE_SEPARATOR: &str = "__";
+/// The one property of the object a `custom` tool takes on Claude.
+pub(crate) const CUSTOM_INPUT_FIELD: &str = "input";
+/// Marks an `encrypted_content` that carries a `redacted_thinking` block's data rather than a thinking
+/// block's signature.
+pub(crate) const REDACTED_PREFIX: &str = "ccgate-redacted:";
+
+/// What the answer's translation needs from the request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponsesContext {
+    /// Echoed as `model`.
+    pub client_model: String,
+    /// The chat translator's context: renamed tools and the `json_schema` tool, if used.
+    pub chat: ResponseContext,
+    /// Claude-side names of `custom` tools (flattened): their `{"input": …}` is unwrapped into a
+    /// `custom_tool_call`.
+    pub custom_tools: BTreeSet<String>,
+    /// Flattened name → (namespace, name), restored on the way back (Codex rejects flattened names).
+    pub namespaced: BTreeMap<String, (String, String)>,
+    /// Echoed in the response object: raw JSON of `tools`, `tool_choice` and `metadata`, and the rest.
+    pub tools: Option<String>,
+    pub tool_choice: Option<String>,
+    pub metadata: Option<String>,
+    pub instructions: Option<String>,
+    pub parallel_tool_calls: bool,
+    pub stream: bool,
+}
+
+/// How a Claude `tool_use` appears to the Responses client.
+pub(crate) enum ToolKind<'a> {
+    Function {
+        name: &'a str,
+        namespace: Option<&'a str>,
+    },
+    Custom {
+        name: &'a str,
+        namespace: Option<&'a str>,
+    },
+    /// The forced `json_schema` tool: its input is the answer's text.
+    JsonAnswer,
+}
+
+impl ResponsesContext {
+    /// What the upstream tool `upstream_name` is for the client.
+    pub(crate) fn tool_kind<'a>(&'a self, upstream_name: &'a str) -> ToolKind<'a> {
+        if self.chat.is_json_tool(upstream_name) {
+            return ToolKind::JsonAnswer;
+        }
+        let flat = self.chat.client_tool_name(upstream_name);
+        let (name, namespace) = match self.namespaced.get(flat) {
+            Some((ns, n)) => (n.as_str(), Some(ns.as_str())),
+            None => (flat, None),
+        };
+        if self.custom_tools.contains(flat) {
+            ToolKind::Custom { name, namespace }
+        } else {
+            ToolKind::Function { name, namespace }
+        }
+    }
+}
+
+/// A Responses body read and turned into its chat form, waiting for the model's options.
+pub struct ParsedResponses {
+    model: String,
+    chat: request::ChatRequest,
+}
+
+/// Reads a Responses body. Refuses (400, Responses field names) what cannot be translated whatever the
+/// model: bad JSON, `previous_response_id`, unsupported built-in tools or items, a missing `model`.
+pub fn parse_responses_request(body: &[u8]) -> Result<ParsedResponses, TranslateError> {
+    let chat = request::to_chat(body)?;
+    Ok(ParsedResponses {
+        model: chat.model.clone(),
+        chat,
+    })
+}
+
+/// A translated Responses request.
+#[derive(Debug, Clone)]
+pub struct TranslatedResponses {
+    /// The Anthropic JSON body.
+    pub body: Vec<u8>,
+    pub stream: bool,
+    /// `max_tokens` as sent upstream.
+    pub max_tokens: u64,
+    /// `metadata.user_id` as sent upstream (the hashed `user`/`safety_identifier`).
+    pub user_id: Option<String>,
+    pub warnings: Vec<String>,
+    pub ctx: ResponsesContext,
+}
+
+impl ParsedResponses {
+    /// The `model` the client asked for.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Translates with `opts` (the resolved model's options).
+    pub fn translate(
+        self,
+        opts: &TranslateOptions<'_>,
+    ) -> Result<TranslatedResponses, TranslateError> {
+        let ParsedResponses { chat, .. } = self;
+        let t = crate::translate_request(&chat.body, opts).map_err(|e| chat.params.rewrite(e))?;
+        let mut ctx = chat.ctx;
+        ctx.client_model = opts.client_model.to_owned();
+        ctx.chat = t.response_ctx;
+        let mut warnings = chat.warnings;
+        warnings.extend(t.warnings);
+        Ok(TranslatedResponses {
+            body: t.body,
+            stream: t.stream,
+            max_tokens: t.max_tokens,
+            user_id: t.user_id,
+            warnings,
+            ctx,
+        })
+    }
+}
+
+/// Usage in the Responses shape (docs/responses.md §4): `input_tokens` includes cache reads and writes.
+pub(crate) fn usage_json(u: &ccgate_meter::Usage) -> serde_json::Value {
+    let input = u
+        .input_tokens
+        .saturating_add(u.cache_creation_input_tokens)
+        .saturating_add(u.cache_read_input_tokens);
+    serde_json::json!({
+        "input_tokens": input,
+        "input_tokens_details": {
+            "cached_tokens": u.cache_read_input_tokens,
+            "cache_write_tokens": u.cache_creation_input_tokens,
+        },
+        "output_tokens": u.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": u.thinking_tokens.unwrap_or(0)},
+        "total_tokens": input.saturating_add(u.output_tokens),
+    })
+}
