@@ -5,6 +5,7 @@ pub mod models;
 pub mod openai;
 pub mod probes;
 pub mod proxy;
+pub mod responses;
 pub mod scan;
 pub mod usage;
 

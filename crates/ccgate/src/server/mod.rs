@@ -18,7 +18,7 @@
 pub mod cors;
 
 use crate::api::proxy::Endpoint;
-use crate::api::{anthropic, models, openai, probes, usage};
+use crate::api::{anthropic, models, openai, probes, responses, usage};
 use crate::error::{ApiError, Protocol};
 use crate::state::Gateway;
 use axum::extract::Request;
@@ -43,6 +43,14 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     let openai = Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/chat/completions", post(openai::chat_completions))
+        .route(
+            "/v1/responses",
+            post(responses::responses).get(responses::websocket_refused),
+        )
+        .route(
+            "/responses",
+            post(responses::responses).get(responses::websocket_refused),
+        )
         .route("/v1/models", get(models::openai_list))
         .route("/models", get(models::openai_list));
     let tenant_api = Router::new()
@@ -93,6 +101,7 @@ fn proxied_endpoint(req: &Request) -> Option<Endpoint> {
         "/openai/v1/chat/completions" | "/openai/chat/completions" => {
             Some(Endpoint::ChatCompletions)
         }
+        "/openai/v1/responses" | "/openai/responses" => Some(Endpoint::Responses),
         _ => None,
     }
 }
@@ -107,6 +116,7 @@ async fn serve_proxied(
         Endpoint::Messages => anthropic::messages(state, req).await,
         Endpoint::CountTokens => anthropic::count_tokens(state, req).await,
         Endpoint::ChatCompletions => openai::chat_completions(state, req).await,
+        Endpoint::Responses => responses::responses(state, req).await,
     })
 }
 

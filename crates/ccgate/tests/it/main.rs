@@ -17,6 +17,7 @@ mod openai_api;
 mod outliers;
 mod postgres;
 mod resilience;
+mod responses;
 mod throttle;
 mod transport;
 mod upstream_pool;
