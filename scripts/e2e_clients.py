@@ -454,6 +454,31 @@ class Run:
             out.append("budget 429 insufficient_quota")
         return ", ".join(out)
 
+    def agents_sdk(self):
+        """The README's OpenAI Agents SDK example, with a function tool the agent calls once."""
+        try:
+            import asyncio
+            from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+        except ImportError:
+            return "skipped (pip install openai-agents)"
+        set_tracing_disabled(True)
+        calls = []
+
+        @function_tool
+        def get_weather(city: str) -> str:
+            """Current weather for a city."""
+            calls.append(city)
+            return "18C"
+
+        client = openai.AsyncOpenAI(base_url=str(self.oai.base_url), api_key=self.args.key, max_retries=0,
+                                    default_headers=TOOL_HEADERS)
+        agent = Agent(name="helper", instructions="Be brief.", tools=[get_weather],
+                      model=OpenAIResponsesModel(model=ALIAS, openai_client=client))
+        result = asyncio.run(Runner.run(agent, "Weather in Paris?"))
+        check(calls == ["Paris"], f"tool calls {calls}")
+        check(result.final_output == "Tool result received: 18C", f"final {result.final_output!r}")
+        return f"agent called get_weather({calls[0]}) and answered {result.final_output!r}"
+
     # ---- Anthropic SDK ----
 
     def anthropic_create(self):
@@ -496,6 +521,7 @@ class Run:
         self.step("openai responses json_schema", self.responses_json_schema)
         self.step("openai responses reasoning", self.responses_reasoning)
         self.step("openai responses errors", self.responses_errors)
+        self.step("openai-agents Runner with a function tool", self.agents_sdk)
         self.step("anthropic messages.create", self.anthropic_create)
         self.step("anthropic messages.stream", self.anthropic_stream)
         print("ALL PASSED" if self.failures == 0 else f"{self.failures} FAILED")

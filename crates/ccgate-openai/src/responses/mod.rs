@@ -111,6 +111,9 @@ pub struct TranslatedResponses {
     pub max_tokens: u64,
     /// `metadata.user_id` as sent upstream (the hashed `user`/`safety_identifier`).
     pub user_id: Option<String>,
+    /// `prompt_cache_key`, a session hint: Codex sets its session id, the same on every turn, so requests of one
+    /// session can stay on one upstream (and its prompt cache).
+    pub session: Option<String>,
     pub warnings: Vec<String>,
     pub ctx: ResponsesContext,
 }
@@ -126,7 +129,8 @@ impl ParsedResponses {
         self,
         opts: &TranslateOptions<'_>,
     ) -> Result<TranslatedResponses, TranslateError> {
-        let ParsedResponses { chat, .. } = self;
+        let ParsedResponses { mut chat, .. } = self;
+        let session = chat.session.take();
         let t = crate::translate_request(&chat.body, opts).map_err(|e| chat.params.rewrite(e))?;
         let mut ctx = chat.ctx;
         ctx.client_model = opts.client_model.to_owned();
@@ -138,6 +142,7 @@ impl ParsedResponses {
             stream: t.stream,
             max_tokens: t.max_tokens,
             user_id: t.user_id,
+            session,
             warnings,
             ctx,
         })

@@ -62,17 +62,28 @@ pub fn failed_code(anthropic_type: &str, message: &str) -> &'static str {
     }
 }
 
+/// How a response stands: its `status`, `usage`, `incomplete_details` and `error`.
+pub(crate) struct Standing<'a> {
+    pub status: &'a str,
+    pub usage: Option<&'a Usage>,
+    pub incomplete: Value,
+    pub error: Value,
+}
+
 /// The response object around `output` (docs/responses.md §3.1).
 pub(crate) fn response_object(
     ctx: &ResponsesContext,
     id: &str,
     created_at: i64,
-    status: &str,
     output: Vec<Value>,
-    usage: Option<&Usage>,
-    incomplete: Value,
-    error: Value,
+    standing: Standing<'_>,
 ) -> Value {
+    let Standing {
+        status,
+        usage,
+        incomplete,
+        error,
+    } = standing;
     let raw = |s: &Option<String>, default: Value| {
         s.as_deref()
             .and_then(|t| serde_json::from_str::<Value>(t).ok())
@@ -234,11 +245,13 @@ pub fn translate_responses_response(
         ctx,
         &ids.response(),
         now_unix,
-        status,
         output,
-        Some(usage),
-        incomplete,
-        Value::Null,
+        Standing {
+            status,
+            usage: Some(usage),
+            incomplete,
+            error: Value::Null,
+        },
     );
     serde_json::to_vec(&resp).map_err(|e| UpstreamFormatError(e.to_string()))
 }

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 type R<'a> = &'a RawValue;
 
@@ -28,8 +27,9 @@ struct Body<'a> {
     input: Option<R<'a>>,
     #[serde(borrow)]
     instructions: Option<R<'a>>,
+    /// Read as raw text (echoed in the answer), then as tools.
     #[serde(borrow)]
-    tools: Option<Vec<Tool<'a>>>,
+    tools: Option<R<'a>>,
     #[serde(borrow)]
     tool_choice: Option<R<'a>>,
     #[serde(borrow)]
@@ -58,6 +58,8 @@ struct Body<'a> {
     conversation: Option<R<'a>>,
     #[serde(borrow)]
     background: Option<R<'a>>,
+    #[serde(borrow)]
+    prompt_cache_key: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -379,6 +381,8 @@ impl ParamMap {
 pub(crate) struct ChatRequest {
     /// The `model` the client asked for.
     pub model: String,
+    /// `prompt_cache_key` (Codex: the session id, the same on every turn).
+    pub session: Option<String>,
     pub body: Vec<u8>,
     pub ctx: ResponsesContext,
     pub params: ParamMap,
@@ -464,28 +468,28 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<ChatRequest, TranslateError> {
     let mut warnings = Vec::new();
 
     // Tools.
+    let tool_list: Vec<Tool<'_>> = match b.tools.filter(|t| t.get() != "null") {
+        None => Vec::new(),
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|e| invalid("tools", format!("Invalid 'tools': {e}")))?,
+    };
     let mut tools = Vec::new();
-    if let Some(list) = &b.tools {
-        for (i, t) in list.iter().enumerate() {
-            add_tool(
-                t,
-                None,
-                &format!("tools[{i}]"),
-                &mut tools,
-                &mut params,
-                &mut ctx,
-                &mut warnings,
-            )?;
-        }
+    for (i, t) in tool_list.iter().enumerate() {
+        add_tool(
+            t,
+            None,
+            &format!("tools[{i}]"),
+            &mut tools,
+            &mut params,
+            &mut ctx,
+            &mut warnings,
+        )?;
     }
+    // Echoed in the response object as the client sent them.
     ctx.tools = b
         .tools
-        .as_ref()
-        .map(|_| {
-            // Echoed in the response object as the client sent them.
-            text_of(text, "tools")
-        })
-        .flatten();
+        .filter(|t| t.get() != "null")
+        .map(|t| t.get().to_owned());
 
     // Messages.
     let Some(input) = b.input else {
@@ -589,7 +593,7 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<ChatRequest, TranslateError> {
         .metadata
         .filter(|m| m.get().starts_with('{'))
         .map(|m| m.get().to_owned());
-    ctx.parallel_tool_calls = !b.parallel_tool_calls.is_some_and(|p| p.get() == "false");
+    ctx.parallel_tool_calls = b.parallel_tool_calls.is_none_or(|p| p.get() != "false");
     ctx.tool_choice = tool_choice.as_ref().map(|c| c.get().to_owned());
     ctx.stream = b.stream.is_some_and(|s| s.get() == "true");
 
@@ -612,6 +616,10 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<ChatRequest, TranslateError> {
     serde_json::to_writer(&mut out, &chat)
         .map_err(|e| TranslateError::general(format!("Could not translate the request: {e}")))?;
     Ok(ChatRequest {
+        session: b
+            .prompt_cache_key
+            .filter(|k| !k.is_empty())
+            .map(Cow::into_owned),
         model,
         body: out,
         ctx,
@@ -625,12 +633,6 @@ fn medium_effort() -> R<'static> {
     static MEDIUM: std::sync::LazyLock<Box<RawValue>> =
         std::sync::LazyLock::new(|| raw_string("medium"));
     &MEDIUM
-}
-
-/// The raw text of a top-level member of `body` (read again: only for `tools`, which is echoed).
-fn text_of(body: &str, key: &str) -> Option<String> {
-    let m: BTreeMap<Cow<'_, str>, R<'_>> = serde_json::from_str(body).ok()?;
-    m.get(key).map(|r| r.get().to_owned())
 }
 
 /// A named `tool_choice` (`{type:"function"|"custom", name, namespace?}`) in chat form.

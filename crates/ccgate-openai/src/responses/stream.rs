@@ -2,7 +2,7 @@
 
 use super::output::{
     call_item, custom_input, failed_code, message_item, reasoning_item, redacted_item,
-    response_object, status_for, Ids,
+    response_object, status_for, Ids, Standing,
 };
 use super::{ResponsesContext, ToolKind};
 use ccgate_meter::Usage;
@@ -113,11 +113,13 @@ impl ResponsesStream {
             &self.ctx,
             &self.ids.response(),
             self.created_at,
-            status,
             output,
-            usage,
-            incomplete,
-            error,
+            Standing {
+                status,
+                usage,
+                incomplete,
+                error,
+            },
         )
     }
 

@@ -125,7 +125,10 @@ impl Adapter for Responses {
             stream: translated.stream,
             max_tokens: translated.max_tokens,
             user_id: None,
-            user: translated.user_id,
+            // Affinity: the hashed `user`, else the client's `prompt_cache_key` (Codex: its session id).
+            user: translated
+                .user_id
+                .or_else(|| translated.session.map(|k| format!("prompt_cache_key:{k}"))),
             context: translated.ctx,
         })
     }
