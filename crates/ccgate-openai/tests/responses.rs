@@ -173,6 +173,14 @@ fn refusals_name_the_responses_field() {
     assert!(e.message.contains("file_search"));
     let e = refused(&json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}));
     assert!(e.message.contains("web_search"));
+    // Codex (its client_metadata) sends a live web_search when it runs without a sandbox: dropped.
+    let (a, ctx) = anth_of(
+        &json!({"model": "m", "input": "x", "client_metadata": {"turn_id": "t"},
+        "tools": [{"type": "web_search", "external_web_access": true, "search_content_types": ["text"]},
+                  {"type": "function", "name": "f", "parameters": {"type": "object"}}]}),
+    );
+    assert!(ctx.from_codex);
+    assert_eq!(a["tools"].as_array().unwrap().len(), 1);
     let e = refused(&json!({"model": "m", "input": [
         {"role": "user", "content": "a"},
         {"role": "user", "content": [{"type": "input_image", "image_url": "data:image/bmp;base64,AAAA"}]}

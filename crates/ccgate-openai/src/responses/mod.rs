@@ -50,6 +50,8 @@ pub struct ResponsesContext {
     pub instructions: Option<String>,
     pub parallel_tool_calls: bool,
     pub stream: bool,
+    /// The request carries Codex's `client_metadata`.
+    pub from_codex: bool,
 }
 
 /// How a Claude `tool_use` appears to the Responses client.

@@ -60,6 +60,9 @@ struct Body<'a> {
     background: Option<R<'a>>,
     #[serde(borrow)]
     prompt_cache_key: Option<Cow<'a, str>>,
+    /// Codex's own field (turn and session ids): marks a request from Codex.
+    #[serde(borrow)]
+    client_metadata: Option<R<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -467,6 +470,7 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<ChatRequest, TranslateError> {
     let mut params = ParamMap::default();
     let mut warnings = Vec::new();
 
+    ctx.from_codex = b.client_metadata.is_some_and(|m| m.get().starts_with('{'));
     // Tools.
     let tool_list: Vec<Tool<'_>> = match b.tools.filter(|t| t.get() != "null") {
         None => Vec::new(),
@@ -670,12 +674,15 @@ fn named_choice(r: R<'_>) -> Result<Box<RawValue>, TranslateError> {
     }
 }
 
-/// Built-in tools Codex sends whatever the model; Claude cannot run them, and dropping them loses nothing:
-/// Codex's `web_search` with `external_web_access: false` only searches a cache, and `tool_search` finds
-/// deferred tools Codex also lists in full. See docs/responses.md §2.2.
-fn dropped_builtin(t: &Tool<'_>) -> bool {
+/// Built-in tools Codex sends whatever the model; Claude cannot run them, and Codex works without them:
+/// `web_search` (a cached search, `external_web_access: false`; live, `true`, when Codex runs without a sandbox)
+/// and `tool_search` (finds deferred tools Codex also lists in full). A live `web_search` from another client is
+/// refused instead: it asked for search results it would not get. See docs/responses.md §2.2.
+fn dropped_builtin(t: &Tool<'_>, from_codex: bool) -> bool {
     match t.kind.as_deref() {
-        Some("web_search" | "web_search_preview") => t.external_web_access == Some(false),
+        Some("web_search" | "web_search_preview") => {
+            from_codex || t.external_web_access == Some(false)
+        }
         Some("tool_search") => true,
         _ => false,
     }
@@ -692,7 +699,7 @@ fn add_tool<'a>(
     warnings: &mut Vec<String>,
 ) -> Result<(), TranslateError> {
     let kind = t.kind.as_deref().unwrap_or("");
-    if dropped_builtin(t) {
+    if dropped_builtin(t, ctx.from_codex) {
         warnings.push(format!("{p}: built-in tool '{kind}' dropped"));
         return Ok(());
     }
