@@ -426,13 +426,16 @@ class Run:
         except openai.InternalServerError as e:
             check(e.status_code == 503, f"{e.status_code}")
             out.append("upstream 529 -> 503 InternalServerError")
-        try:
-            for _ in self.oai.responses.create(model=ALIAS, input="hi", stream=True, extra_headers={"x-mock-status": "529"}):
-                pass
-            raise AssertionError("streamed 529 not raised")
-        except openai.APIError as e:
-            check(not isinstance(e, openai.APIConnectionError), f"{e}")
-            out.append(f"streamed 529 -> {type(e).__name__}")
+        # Streamed, the SDK does not raise: the stream ends with a response.failed event (final for Codex).
+        events = list(self.oai.responses.create(model=ALIAS, input="hi", stream=True, extra_headers={"x-mock-status": "529"}))
+        check(events[0].type == "response.created" and events[-1].type == "response.failed", f"{[e.type for e in events]}")
+        check(events[-1].response.error.code == "server_is_overloaded", f"{events[-1].response.error}")
+        out.append("streamed 529 -> response.failed server_is_overloaded")
+        events = list(self.oai.responses.create(model=ALIAS, input="hi", stream=True,
+                                                extra_headers={"x-mock-chunks": "6", "x-mock-fail-after-events": "3"}))
+        check(events[-1].type == "response.failed" and events[-1].response.error.code == "server_error",
+              f"{[e.type for e in events]}")
+        out.append("mid-stream break -> response.failed server_error")
         try:
             self.oai.responses.create(model=ALIAS, input="hi", previous_response_id="resp_123")
             raise AssertionError("previous_response_id accepted")
