@@ -56,7 +56,17 @@ fn main() {
         }
         resp_us += start.elapsed().as_secs_f64();
     }
+    // The Responses → chat step alone.
+    let start = Instant::now();
+    for _ in 0..n / 4 {
+        std::hint::black_box(parse_responses_request(&responses).expect("responses body"));
+    }
+    let read_us = start.elapsed().as_secs_f64() * 4.0;
     let per = |t: f64| t * 1e6 / f64::from(n / 4 * 4);
+    println!(
+        "responses → chat body alone: {:.1} µs/request",
+        per(read_us)
+    );
     println!(
         "chat: {} B -> {} B, {:.1} µs/request; responses: {} B -> {} B, {:.1} µs/request; ratio responses/chat {:.2}",
         chat.len(),

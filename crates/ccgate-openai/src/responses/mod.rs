@@ -87,19 +87,16 @@ impl ResponsesContext {
     }
 }
 
-/// A Responses body read and turned into its chat form, waiting for the model's options.
-pub struct ParsedResponses {
-    model: String,
-    chat: request::ChatRequest,
+/// A Responses body read once, waiting for the model's options.
+pub struct ParsedResponses<'a> {
+    parsed: request::Parsed<'a>,
 }
 
 /// Reads a Responses body. Refuses (400, Responses field names) what cannot be translated whatever the
 /// model: bad JSON, `previous_response_id`, unsupported built-in tools or items, a missing `model`.
-pub fn parse_responses_request(body: &[u8]) -> Result<ParsedResponses, TranslateError> {
-    let chat = request::to_chat(body)?;
+pub fn parse_responses_request(body: &[u8]) -> Result<ParsedResponses<'_>, TranslateError> {
     Ok(ParsedResponses {
-        model: chat.model.clone(),
-        chat,
+        parsed: request::parse(body)?,
     })
 }
 
@@ -120,10 +117,10 @@ pub struct TranslatedResponses {
     pub ctx: ResponsesContext,
 }
 
-impl ParsedResponses {
+impl ParsedResponses<'_> {
     /// The `model` the client asked for.
     pub fn model(&self) -> &str {
-        &self.model
+        &self.parsed.model
     }
 
     /// Translates with `opts` (the resolved model's options).
@@ -131,13 +128,15 @@ impl ParsedResponses {
         self,
         opts: &TranslateOptions<'_>,
     ) -> Result<TranslatedResponses, TranslateError> {
-        let ParsedResponses { mut chat, .. } = self;
-        let session = chat.session.take();
-        let t = crate::translate_request(&chat.body, opts).map_err(|e| chat.params.rewrite(e))?;
-        let mut ctx = chat.ctx;
+        let t = self.parsed.translate(opts)?;
+        let request::Parsed {
+            mut ctx,
+            session,
+            mut warnings,
+            ..
+        } = self.parsed;
         ctx.client_model = opts.client_model.to_owned();
         ctx.chat = t.response_ctx;
-        let mut warnings = chat.warnings;
         warnings.extend(t.warnings);
         Ok(TranslatedResponses {
             body: t.body,

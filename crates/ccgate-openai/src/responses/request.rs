@@ -1,19 +1,28 @@
-//! Responses request → the Chat Completions request the rest of this crate already translates
-//! (docs/responses.md §2). The Responses body is read once into views borrowed from it (texts,
-//! schemas, image data and arguments stay raw JSON text), and the chat body is written from them
-//! without decoding the texts again: images, files, tools, schemas, reasoning, sampling, names
-//! and the pairing rules are then those of `/openai` chat, applied by [`crate::translate_request`].
+//! Responses request → the Chat Completions request view the rest of this crate already translates
+//! (docs/responses.md §1, §2). The Responses body is read once into views borrowed from it (texts,
+//! schemas, image data and arguments stay raw JSON text), and those are rearranged into the chat
+//! translator's own view of a request ([`crate::input::Request`]): no chat body is written or read
+//! again. Images, files, tools, schemas, reasoning, sampling, names and the pairing rules are then
+//! those of `/openai` chat.
 //!
 //! Errors the chat translator raises name chat fields (`messages[3].content`); [`ParamMap`] turns
 //! them back into the Responses field the client wrote (`input[5].content`).
 
 use super::{ResponsesContext, CUSTOM_INPUT_FIELD, NAMESPACE_SEPARATOR, REDACTED_PREFIX};
 use crate::error::TranslateError;
+use crate::input::{
+    CallFunction, Content, Function, Got, JsonSchema, List, Members, Message, Obj, Part, Raw,
+    RawText, Request, ResponseFormat, Tool as ChatTool, ToolCall, J,
+};
 use crate::names::is_valid_ident;
-use serde::{Deserialize, Serialize};
+use crate::options::TranslateOptions;
+use crate::request::TranslatedRequest;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 use std::borrow::Cow;
+use std::fmt;
+use std::sync::LazyLock;
 
 type R<'a> = &'a RawValue;
 
@@ -22,9 +31,9 @@ type R<'a> = &'a RawValue;
 #[serde(default)]
 struct Body<'a> {
     #[serde(borrow)]
-    model: Option<R<'a>>,
+    model: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    input: Option<R<'a>>,
+    input: Option<Input<'a>>,
     #[serde(borrow)]
     instructions: Option<R<'a>>,
     /// Read as raw text (echoed in the answer), then as tools.
@@ -65,6 +74,58 @@ struct Body<'a> {
     client_metadata: Option<R<'a>>,
 }
 
+/// `input`: a string, or the list of items, read in the same pass as the body.
+enum Input<'a> {
+    Text(Cow<'a, str>),
+    Items(Vec<Item<'a>>),
+    Other(&'static str),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Input<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Input<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of input items")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Input<'a>, E> {
+                Ok(Input::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Input<'a>, E> {
+                Ok(Input::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Input<'a>, A::Error> {
+                let mut items = Vec::with_capacity(s.size_hint().unwrap_or(0).min(4096));
+                while let Some(item) = s.next_element()? {
+                    items.push(item);
+                }
+                Ok(Input::Items(items))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<Input<'a>, A::Error> {
+                IgnoredAny.visit_map(m)?;
+                Ok(Input::Other("object"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Input<'a>, E> {
+                Ok(Input::Other("boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Input<'a>, E> {
+                Ok(Input::Other("number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Input<'a>, E> {
+                Ok(Input::Other("number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Input<'a>, E> {
+                Ok(Input::Other("number"))
+            }
+            fn visit_unit<E>(self) -> Result<Input<'a>, E> {
+                Ok(Input::Other("null"))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Tool<'a> {
@@ -75,7 +136,7 @@ struct Tool<'a> {
     #[serde(borrow)]
     description: Option<R<'a>>,
     #[serde(borrow)]
-    parameters: Option<R<'a>>,
+    parameters: Option<Schema<'a>>,
     #[serde(borrow)]
     strict: Option<R<'a>>,
     #[serde(borrow)]
@@ -83,10 +144,29 @@ struct Tool<'a> {
     /// `namespace` tools.
     #[serde(borrow)]
     tools: Option<Vec<Tool<'a>>>,
-    /// `web_search`: Codex sends `false` (no live web access).
+    /// `web_search`: Codex sends `false` (no live web access) in a sandbox.
     external_web_access: Option<bool>,
     #[serde(borrow)]
     cache_control: Option<R<'a>>,
+}
+
+/// A JSON schema read as the chat translator reads `parameters` (its members, raw), in the same pass as the tool.
+struct Schema<'a>(Got<Members<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Schema<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Got::<Members<'de>>::deserialize(d).map(Schema)
+    }
+}
+
+impl<'a> Schema<'a> {
+    fn view(&self) -> Got<Members<'a>> {
+        match &self.0 {
+            Got::Ok(m) => Got::Ok(m.clone()),
+            Got::Null => Got::Null,
+            Got::Other(t) => Got::Other(t),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -122,11 +202,7 @@ struct Format<'a> {
     #[serde(rename = "type", borrow)]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    name: Option<R<'a>>,
-    #[serde(borrow)]
     schema: Option<R<'a>>,
-    #[serde(borrow)]
-    strict: Option<R<'a>>,
     #[serde(borrow)]
     description: Option<R<'a>>,
 }
@@ -154,13 +230,19 @@ struct Item<'a> {
     #[serde(borrow)]
     output: Option<R<'a>>,
     #[serde(borrow)]
-    summary: Option<Vec<TextPart<'a>>>,
+    summary: Option<Vec<SummaryPart<'a>>>,
     #[serde(borrow)]
-    encrypted_content: Option<Cow<'a, str>>,
+    encrypted_content: Option<R<'a>>,
 }
 
-/// A content part (`input_text`, `input_image`, `input_file`, `output_text`, `refusal`, and the
-/// `summary_text`/`reasoning_text` parts of reasoning items).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SummaryPart<'a> {
+    #[serde(borrow)]
+    text: Option<R<'a>>,
+}
+
+/// A content part (`input_text`, `input_image`, `input_file`, `output_text`, `refusal`).
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct TextPart<'a> {
@@ -173,8 +255,6 @@ struct TextPart<'a> {
     #[serde(borrow)]
     image_url: Option<R<'a>>,
     #[serde(borrow)]
-    detail: Option<R<'a>>,
-    #[serde(borrow)]
     file_id: Option<R<'a>>,
     #[serde(borrow)]
     file_data: Option<R<'a>>,
@@ -182,156 +262,9 @@ struct TextPart<'a> {
     file_url: Option<R<'a>>,
     #[serde(borrow)]
     filename: Option<R<'a>>,
-}
-
-// ---- the chat body written from the views ----
-
-#[derive(Serialize)]
-struct ChatBody<'x, 'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    model: Option<R<'a>>,
-    messages: &'x [ChatMessage<'a>],
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<ChatTool<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<Cow<'a, RawValue>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parallel_tool_calls: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_effort: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_format: Option<ChatFormat<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_completion_tokens: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    safety_identifier: Option<R<'a>>,
-}
-
-#[derive(Serialize)]
-struct ChatMessage<'a> {
-    role: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<ChatContent<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<ChatToolCall<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_call_id: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    thinking_blocks: Vec<Value>,
-}
-
-impl<'a> ChatMessage<'a> {
-    fn new(role: &'static str) -> Self {
-        Self {
-            role,
-            content: None,
-            tool_calls: Vec::new(),
-            tool_call_id: None,
-            thinking_blocks: Vec::new(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ChatContent<'a> {
-    /// A JSON string, as the client wrote it.
-    Raw(R<'a>),
-    Parts(Vec<ChatPart<'a>>),
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type")]
-enum ChatPart<'a> {
-    #[serde(rename = "text")]
-    Text { text: R<'a> },
-    #[serde(rename = "refusal")]
-    Refusal { refusal: R<'a> },
-    #[serde(rename = "image_url")]
-    Image { image_url: ImageUrl<'a> },
-    #[serde(rename = "file")]
-    File { file: FileRef<'a> },
-}
-
-#[derive(Serialize)]
-struct ImageUrl<'a> {
-    url: R<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<R<'a>>,
-}
-
-#[derive(Serialize)]
-struct FileRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file_data: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file_id: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    filename: Option<R<'a>>,
-}
-
-#[derive(Serialize)]
-struct ChatToolCall<'a> {
-    id: Cow<'a, str>,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: ChatCallFunction<'a>,
-}
-
-#[derive(Serialize)]
-struct ChatCallFunction<'a> {
-    name: Cow<'a, str>,
-    arguments: Cow<'a, RawValue>,
-}
-
-#[derive(Serialize)]
-struct ChatTool<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: ChatFunction<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(borrow)]
     cache_control: Option<R<'a>>,
 }
-
-#[derive(Serialize)]
-struct ChatFunction<'a> {
-    name: Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<Cow<'a, RawValue>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parameters: Option<Cow<'a, RawValue>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    strict: Option<R<'a>>,
-}
-
-#[derive(Serialize)]
-struct ChatFormat<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    json_schema: Option<ChatJsonSchema<'a>>,
-}
-
-#[derive(Serialize)]
-struct ChatJsonSchema<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    schema: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    strict: Option<R<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<R<'a>>,
-}
-
 /// Chat field names → the Responses field the client wrote, for error messages.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ParamMap {
@@ -380,16 +313,35 @@ impl ParamMap {
     }
 }
 
-/// The chat body and what the answer's translation needs.
-pub(crate) struct ChatRequest {
+/// A Responses body read once, with what its translation needs besides the model's options.
+pub(crate) struct Parsed<'a> {
+    body: Body<'a>,
+    tools: Vec<Tool<'a>>,
+    /// The tools Claude sees, in order: (index in `tools`, index inside a namespace, owned description).
+    planned: Vec<(usize, Option<usize>, Option<Box<RawValue>>)>,
+    /// Per input item, a raw value built for it (custom tool arguments, redacted thinking data, a joined
+    /// summary), borrowed by the views.
+    item_raw: Vec<Option<Box<RawValue>>>,
+    /// The `input` string as a JSON string.
+    input_raw: Option<Box<RawValue>>,
+    body_len: usize,
     /// The `model` the client asked for.
     pub model: String,
     /// `prompt_cache_key` (Codex: the session id, the same on every turn).
     pub session: Option<String>,
-    pub body: Vec<u8>,
     pub ctx: ResponsesContext,
     pub params: ParamMap,
     pub warnings: Vec<String>,
+}
+
+/// A small raw value (a scalar, a short object) as the chat translator's value type.
+fn j(r: Option<R<'_>>) -> Option<J<'_>> {
+    r.and_then(|r| serde_json::from_str(r.get()).ok())
+}
+
+/// An object read as its members (a JSON schema), as the chat translator reads `parameters` and `schema`.
+fn members(r: Option<R<'_>>) -> Option<Got<Members<'_>>> {
+    r.and_then(|r| serde_json::from_str(r.get()).ok())
 }
 
 fn invalid(param: impl Into<String>, message: impl Into<String>) -> TranslateError {
@@ -410,9 +362,22 @@ fn is_null(r: Option<R<'_>>) -> bool {
 
 /// A JSON string literal as a raw value.
 fn raw_string(s: &str) -> Box<RawValue> {
-    // Serialising a &str cannot fail and always yields valid JSON.
-    RawValue::from_string(serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()))
-        .unwrap_or_else(|_| RawValue::from_string("\"\"".into()).expect("valid JSON"))
+    // A serialised string is valid JSON; the fallbacks cannot be reached.
+    let json = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
+    RawValue::from_string(json).unwrap_or_else(|_| static_raw(&EMPTY_STRING).to_owned())
+}
+
+fn static_raw(v: &'static LazyLock<Box<RawValue>>) -> &'static RawValue {
+    v
+}
+
+static EMPTY_STRING: LazyLock<Box<RawValue>> = LazyLock::new(|| json_raw("\"\""));
+static THINKING: LazyLock<Box<RawValue>> = LazyLock::new(|| json_raw("\"thinking\""));
+static REDACTED: LazyLock<Box<RawValue>> = LazyLock::new(|| json_raw("\"redacted_thinking\""));
+static EMPTY_OBJECT: LazyLock<Box<RawValue>> = LazyLock::new(|| json_raw("{}"));
+
+fn json_raw(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_owned()).expect("valid JSON constant")
 }
 
 /// The Claude-side (flattened) name of a tool, `namespace` + [`NAMESPACE_SEPARATOR`] + `name`.
@@ -423,8 +388,8 @@ pub(crate) fn flat_name<'a>(namespace: Option<&str>, name: &'a str) -> Cow<'a, s
     }
 }
 
-/// Translates a Responses body into a Chat Completions body (see the module docs).
-pub(crate) fn to_chat(body: &[u8]) -> Result<ChatRequest, TranslateError> {
+/// Reads a Responses body (see the module docs); refuses what no model could serve.
+pub(crate) fn parse(body: &[u8]) -> Result<Parsed<'_>, TranslateError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| TranslateError::general("Request body must be UTF-8 JSON"))?;
     if !text.trim_start().starts_with('{') {
@@ -437,8 +402,8 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<ChatRequest, TranslateError> {
             "We could not parse the JSON body of your request: {e}"
         ))
     })?;
-    let model = match b.model.and_then(raw_str) {
-        Some(m) if !m.is_empty() => m.into_owned(),
+    let model = match &b.model {
+        Some(m) if !m.is_empty() => m.to_string(),
         _ => {
             return Err(invalid(
                 "model",
@@ -465,212 +430,596 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<ChatRequest, TranslateError> {
         ));
     }
     let mut ctx = ResponsesContext {
+        from_codex: b.client_metadata.is_some_and(|m| m.get().starts_with('{')),
+        metadata: b
+            .metadata
+            .filter(|m| m.get().starts_with('{'))
+            .map(|m| m.get().to_owned()),
+        parallel_tool_calls: b.parallel_tool_calls.is_none_or(|p| p.get() != "false"),
+        stream: b.stream.is_some_and(|s| s.get() == "true"),
         ..Default::default()
     };
     let mut params = ParamMap::default();
     let mut warnings = Vec::new();
 
-    ctx.from_codex = b.client_metadata.is_some_and(|m| m.get().starts_with('{'));
     // Tools.
-    let tool_list: Vec<Tool<'_>> = match b.tools.filter(|t| t.get() != "null") {
+    let tools: Vec<Tool<'_>> = match b.tools.filter(|t| t.get() != "null") {
         None => Vec::new(),
         Some(raw) => serde_json::from_str(raw.get())
             .map_err(|e| invalid("tools", format!("Invalid 'tools': {e}")))?,
     };
-    let mut tools = Vec::new();
-    for (i, t) in tool_list.iter().enumerate() {
-        add_tool(
-            t,
-            None,
-            &format!("tools[{i}]"),
-            &mut tools,
-            &mut params,
-            &mut ctx,
-            &mut warnings,
-        )?;
-    }
     // Echoed in the response object as the client sent them.
     ctx.tools = b
         .tools
         .filter(|t| t.get() != "null")
         .map(|t| t.get().to_owned());
-
-    // Messages.
-    let Some(input) = b.input else {
-        return Err(invalid("input", "Missing required parameter: 'input'"));
-    };
-    let items: Vec<Item<'_>> = if input.get().starts_with('[') {
-        serde_json::from_str(input.get())
-            .map_err(|e| invalid("input", format!("Invalid 'input': {e}")))?
-    } else {
-        Vec::new()
-    };
-    let mut messages: Vec<ChatMessage<'_>> = Vec::with_capacity(items.len() + 1);
-    if let Some(instr) = b.instructions.filter(|r| r.get() != "null") {
-        if !instr.get().starts_with('"') {
-            return Err(invalid(
-                "instructions",
-                "Invalid type for 'instructions': expected a string",
-            ));
-        }
-        let mut m = ChatMessage::new("system");
-        m.content = Some(ChatContent::Raw(instr));
-        messages.push(m);
-        params.messages.push("instructions".into());
-        ctx.instructions = raw_str(instr).map(Cow::into_owned);
-    }
-    match input.get().as_bytes().first() {
-        Some(b'"') => {
-            let mut m = ChatMessage::new("user");
-            m.content = Some(ChatContent::Raw(input));
-            messages.push(m);
-            params.messages.push("input".into());
-        }
-        Some(b'[') => {
-            for (i, item) in items.iter().enumerate() {
-                let p = format!("input[{i}]");
-                if let Some(m) = convert_item(item, &p, &mut warnings)? {
-                    messages.push(m);
-                    params.messages.push(p);
+    let mut planned = Vec::new();
+    for (i, t) in tools.iter().enumerate() {
+        let p = format!("tools[{i}]");
+        if t.kind.as_deref() == Some("namespace") {
+            let ns = tool_name(t, &p)?;
+            if !is_valid_ident(ns, 64) {
+                return Err(invalid(
+                    format!("{p}.name"),
+                    format!("Invalid namespace name '{ns}'"),
+                ));
+            }
+            for (j, inner) in t.tools.iter().flatten().enumerate() {
+                let p = format!("{p}.tools[{j}]");
+                if let Some(desc) = plan_tool(inner, Some(ns), &p, &mut ctx, &mut warnings)? {
+                    planned.push((i, Some(j), desc));
+                    params.tools.push(p);
                 }
             }
+        } else if let Some(desc) = plan_tool(t, None, &p, &mut ctx, &mut warnings)? {
+            planned.push((i, None, desc));
+            params.tools.push(p);
         }
-        _ => {
+    }
+
+    // Raw values the items need.
+    let mut item_raw = Vec::new();
+    let mut input_raw = None;
+    match &b.input {
+        None => return Err(invalid("input", "Missing required parameter: 'input'")),
+        Some(Input::Text(t)) => input_raw = Some(raw_string(t)),
+        Some(Input::Items(items)) => {
+            item_raw.reserve(items.len());
+            for (i, item) in items.iter().enumerate() {
+                item_raw.push(item_value(item, &format!("input[{i}]"))?);
+            }
+        }
+        Some(Input::Other(t)) => {
             return Err(invalid(
                 "input",
-                "Invalid type for 'input': expected a string or an array of input items",
+                format!(
+                "Invalid type for 'input': expected a string or an array of input items, got {t}"
+            ),
             ))
         }
     }
-    if messages.iter().all(|m| m.role == "system") {
-        return Err(invalid(
-            "input",
-            "Invalid 'input': it holds no user message",
-        ));
-    }
-
-    // tool_choice.
-    let tool_choice = match b.tool_choice.filter(|r| r.get() != "null") {
-        None => None,
-        Some(r) if r.get().starts_with('"') => Some(Cow::Borrowed(r)),
-        Some(r) => Some(Cow::Owned(named_choice(r)?)),
-    };
-
-    // Reasoning: an effort, or a summary request alone (Codex sends `{summary:"auto"}` for models it does not
-    // know), which asks for reasoning at the default effort.
-    let reasoning_effort = match &b.reasoning {
-        Some(r) if !is_null(r.effort) => r.effort,
-        Some(r)
-            if r.summary
-                .is_some_and(|s| s.get() != "null" && s.get() != "\"none\"") =>
-        {
-            Some(medium_effort())
-        }
-        _ => None,
-    };
-    let response_format = match b.text.as_ref().and_then(|t| t.format.as_ref()) {
-        None => None,
-        Some(f) => match f.kind.as_deref() {
-            None | Some("text") => None,
-            Some("json_object") => Some(ChatFormat {
-                kind: "json_object",
-                json_schema: None,
-            }),
-            Some("json_schema") => Some(ChatFormat {
-                kind: "json_schema",
-                json_schema: Some(ChatJsonSchema {
-                    name: f.name,
-                    schema: f.schema,
-                    strict: f.strict,
-                    description: f.description,
-                }),
-            }),
-            Some(other) => {
-                return Err(invalid(
-                    "text.format.type",
-                    format!("Invalid value for 'text.format.type': '{other}'. Supported values are 'text', 'json_object' and 'json_schema'"),
-                ))
-            }
-        },
-    };
-    ctx.metadata = b
-        .metadata
-        .filter(|m| m.get().starts_with('{'))
-        .map(|m| m.get().to_owned());
-    ctx.parallel_tool_calls = b.parallel_tool_calls.is_none_or(|p| p.get() != "false");
-    ctx.tool_choice = tool_choice.as_ref().map(|c| c.get().to_owned());
-    ctx.stream = b.stream.is_some_and(|s| s.get() == "true");
-
-    let chat = ChatBody {
-        model: b.model,
-        messages: &messages,
-        tools,
-        tool_choice,
-        parallel_tool_calls: b.parallel_tool_calls,
-        reasoning_effort,
-        response_format,
-        max_completion_tokens: b.max_output_tokens.filter(|r| r.get() != "null"),
-        temperature: b.temperature,
-        top_p: b.top_p,
-        stream: b.stream,
-        user: b.user,
-        safety_identifier: b.safety_identifier,
-    };
-    let mut out = Vec::with_capacity(body.len() + 256);
-    serde_json::to_writer(&mut out, &chat)
-        .map_err(|e| TranslateError::general(format!("Could not translate the request: {e}")))?;
-    Ok(ChatRequest {
+    ctx.instructions = b.instructions.and_then(raw_str).map(Cow::into_owned);
+    Ok(Parsed {
         session: b
             .prompt_cache_key
+            .as_deref()
             .filter(|k| !k.is_empty())
-            .map(Cow::into_owned),
+            .map(str::to_owned),
+        body: b,
+        tools,
+        planned,
+        item_raw,
+        input_raw,
+        body_len: body.len(),
         model,
-        body: out,
         ctx,
         params,
         warnings,
     })
 }
 
-/// `"medium"` as a raw value, for a summary-only `reasoning`.
-fn medium_effort() -> R<'static> {
-    static MEDIUM: std::sync::LazyLock<Box<RawValue>> =
-        std::sync::LazyLock::new(|| raw_string("medium"));
-    &MEDIUM
+fn tool_name<'t>(t: &'t Tool<'_>, p: &str) -> Result<&'t str, TranslateError> {
+    match t.name.as_deref() {
+        Some(n) if !n.is_empty() => Ok(n),
+        _ => Err(invalid(
+            format!("{p}.name"),
+            format!("Missing required parameter: '{p}.name'"),
+        )),
+    }
 }
 
-/// A named `tool_choice` (`{type:"function"|"custom", name, namespace?}`) in chat form.
-fn named_choice(r: R<'_>) -> Result<Box<RawValue>, TranslateError> {
-    #[derive(Deserialize)]
-    struct Named<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        name: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        namespace: Option<Cow<'a, str>>,
+/// Checks one tool and records what the answer needs about it. `Ok(None)`: dropped; `Ok(Some(desc))`: declared,
+/// with the description CCGate writes for it (custom tools) or `None` (the client's own).
+fn plan_tool(
+    t: &Tool<'_>,
+    namespace: Option<&str>,
+    p: &str,
+    ctx: &mut ResponsesContext,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Option<Box<RawValue>>>, TranslateError> {
+    let kind = t.kind.as_deref().unwrap_or("");
+    if dropped_builtin(t, ctx.from_codex) {
+        warnings.push(format!("{p}: built-in tool '{kind}' dropped"));
+        return Ok(None);
     }
-    let n: Named<'_> = serde_json::from_str(r.get()).map_err(|_| {
-        invalid(
-            "tool_choice",
-            "Invalid 'tool_choice': expected a string or an object",
-        )
-    })?;
-    match (n.kind.as_deref(), n.name.as_deref()) {
-        (Some("function" | "custom"), Some(name)) => {
-            let flat = flat_name(n.namespace.as_deref(), name);
-            let v = serde_json::json!({"type": "function", "function": {"name": flat}});
-            Ok(RawValue::from_string(v.to_string()).map_err(|e| TranslateError::general(e.to_string()))?)
+    match kind {
+        "function" | "custom" => {
+            let name = tool_name(t, p)?;
+            let flat = flat_name(namespace, name);
+            if let Some(ns) = namespace {
+                ctx.namespaced
+                    .insert(flat.to_string(), (ns.to_owned(), name.to_owned()));
+            }
+            if kind == "function" {
+                return Ok(Some(None));
+            }
+            ctx.custom_tools.insert(flat.into_owned());
+            Ok(Some(Some(custom_description(t))))
         }
-        (Some("function" | "custom"), None) => Err(invalid(
-            "tool_choice.name",
-            "Missing required parameter: 'tool_choice.name'",
+        "" => Err(invalid(format!("{p}.type"), format!("Missing required parameter: '{p}.type'"))),
+        "namespace" => Err(invalid(format!("{p}.type"), "Namespaces cannot be nested")),
+        other => Err(invalid(
+            format!("{p}.type"),
+            format!("Built-in tool type '{other}' is not supported: Claude cannot run it through this gateway. Remove it from 'tools', or declare a function tool your application runs"),
         )),
-        (Some(other), _) => Err(invalid(
+    }
+}
+
+/// The raw value an item needs built (or `None`), and the checks that do not depend on the model.
+fn item_value(item: &Item<'_>, p: &str) -> Result<Option<Box<RawValue>>, TranslateError> {
+    match item_kind(item) {
+        "custom_tool_call" => {
+            let input = item.input.filter(|i| i.get().starts_with('"')).ok_or_else(|| {
+                invalid(format!("{p}.input"), format!("Missing required parameter: '{p}.input' (a string)"))
+            })?;
+            // `{"input": <the raw string, as written>}`: checked JSON around a checked JSON string.
+            let args = format!("{{\"{CUSTOM_INPUT_FIELD}\":{}}}", input.get());
+            RawValue::from_string(args)
+                .map(Some)
+                .map_err(|e| invalid(format!("{p}.input"), format!("Invalid '{p}.input': {e}")))
+        }
+        "reasoning" => {
+            let Some(enc) = item.encrypted_content.and_then(raw_str) else {
+                return Ok(None);
+            };
+            if let Some(data) = enc.strip_prefix(REDACTED_PREFIX) {
+                return Ok(Some(raw_string(data)));
+            }
+            let parts = item.summary.as_deref().unwrap_or_default();
+            if parts.len() <= 1 {
+                return Ok(None);
+            }
+            let text: String = parts
+                .iter()
+                .filter_map(|s| s.text.and_then(raw_str))
+                .collect::<Vec<_>>()
+                .concat();
+            Ok(Some(raw_string(&text)))
+        }
+        "item_reference" => Err(invalid(
+            format!("{p}.type"),
+            "item_reference is not supported: this gateway is stateless and stores no items. Send the items themselves",
+        )),
+        _ => Ok(None),
+    }
+}
+
+fn item_kind<'x>(item: &'x Item<'_>) -> &'x str {
+    item.kind
+        .as_deref()
+        .unwrap_or(if item.role.is_some() { "message" } else { "" })
+}
+
+impl<'a> Parsed<'a> {
+    /// The chat translation of this request with `opts`.
+    pub(crate) fn translate(
+        &self,
+        opts: &TranslateOptions<'_>,
+    ) -> Result<TranslatedRequest, TranslateError> {
+        let (req, sources) = self.chat_view()?;
+        crate::request::translate_view(&req, self.body_len, opts).map_err(|e| {
+            let map = ParamMap {
+                messages: sources,
+                tools: self.params.tools.clone(),
+            };
+            map.rewrite(e)
+        })
+    }
+
+    /// The request as the chat translator's view of a Chat Completions request, and for each chat message the
+    /// Responses field it came from (for error messages).
+    fn chat_view(&self) -> Result<(Request<'_>, Vec<String>), TranslateError> {
+        let b = &self.body;
+        let mut messages: Vec<Got<Message<'_>>> = Vec::new();
+        let mut sources: Vec<String> = Vec::new();
+        if let Some(instr) = b.instructions.filter(|r| r.get() != "null") {
+            let Some(text) = RawText::new(Raw(instr)) else {
+                return Err(invalid(
+                    "instructions",
+                    "Invalid type for 'instructions': expected a string",
+                ));
+            };
+            messages.push(Got::Ok(message("system", Content::Str(text))));
+            sources.push("instructions".to_owned());
+        }
+        match &b.input {
+            Some(Input::Items(items)) => {
+                messages.reserve(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let own = self.item_raw[i].as_deref();
+                    let p = format!("input[{i}]");
+                    if let Some(m) = self.item_message(item, own, &p)? {
+                        messages.push(Got::Ok(m));
+                        sources.push(p);
+                    }
+                }
+            }
+            _ => {
+                let text = self.input_raw.as_deref().and_then(|r| RawText::new(Raw(r)));
+                let text =
+                    text.ok_or_else(|| invalid("input", "Missing required parameter: 'input'"))?;
+                messages.push(Got::Ok(message("user", Content::Str(text))));
+                sources.push("input".to_owned());
+            }
+        }
+        if !messages.iter().any(|m| match m {
+            Got::Ok(m) => !matches!(&m.role, Some(J::Str(r)) if r == "system" || r == "developer"),
+            _ => false,
+        }) {
+            return Err(invalid(
+                "input",
+                "Invalid 'input': it holds no user message",
+            ));
+        }
+
+        let tools: Vec<Got<ChatTool<'_>>> = self
+            .planned
+            .iter()
+            .map(|(i, inner, desc)| {
+                let outer = &self.tools[*i];
+                let (t, ns) = match inner {
+                    Some(k) => (
+                        &outer.tools.as_deref().unwrap_or_default()[*k],
+                        outer.name.as_deref(),
+                    ),
+                    None => (outer, None),
+                };
+                let name = t.name.as_deref().unwrap_or_default();
+                let (description, parameters) = match desc {
+                    Some(d) => (
+                        Some(Raw(&**d)),
+                        Some(Got::Ok(Members(CUSTOM_SCHEMA.0.clone()))),
+                    ),
+                    None => (
+                        t.description.map(Raw),
+                        t.parameters.as_ref().map(Schema::view),
+                    ),
+                };
+                Got::Ok(ChatTool {
+                    kind: Some(J::Str(Cow::Borrowed("function"))),
+                    function: Some(Got::Ok(Function {
+                        name: Some(J::Str(flat_name(ns, name))),
+                        description,
+                        parameters,
+                        strict: if desc.is_some() { None } else { j(t.strict) },
+                        cache_control: None,
+                    })),
+                    cache_control: t.cache_control.map(Raw),
+                })
+            })
+            .collect();
+
+        let tool_choice = match b.tool_choice.filter(|r| r.get() != "null") {
+            None => None,
+            Some(r) => Some(named_choice(r)?),
+        };
+        // Reasoning: an effort, or a summary request alone (Codex sends `{summary:"auto"}` for models it does
+        // not know), which asks for reasoning at the default effort.
+        let reasoning_effort = match &b.reasoning {
+            Some(Reasoning {
+                effort: Some(e), ..
+            }) if e.get() != "null" => j(Some(e)),
+            Some(Reasoning {
+                summary: Some(s), ..
+            }) if s.get().starts_with('"') && s.get() != "\"none\"" => {
+                Some(J::Str(Cow::Borrowed("medium")))
+            }
+            _ => None,
+        };
+        let response_format = match b.text.as_ref().and_then(|t| t.format.as_ref()) {
+            None => None,
+            Some(f) => match f.kind.as_deref() {
+                Some("json_schema") => Some(Got::Ok(ResponseFormat {
+                    kind: Some(J::Str(Cow::Borrowed("json_schema"))),
+                    json_schema: Some(Got::Ok(JsonSchema {
+                        description: j(f.description),
+                        schema: members(f.schema),
+                    })),
+                })),
+                Some(k @ ("json_object" | "text")) => Some(Got::Ok(ResponseFormat {
+                    kind: Some(J::Str(Cow::Borrowed(k))),
+                    json_schema: None,
+                })),
+                None => None,
+                Some(other) => {
+                    return Err(invalid(
+                        "text.format.type",
+                        format!("Invalid value for 'text.format.type': '{other}'. Supported values are 'text', 'json_object' and 'json_schema'"),
+                    ))
+                }
+            },
+        };
+        let req = Request {
+            model: b.model.as_deref().map(|m| J::Str(Cow::Borrowed(m))),
+            messages: Some(List::Ok(messages)),
+            tools: (!tools.is_empty()).then_some(List::Ok(tools)),
+            tool_choice,
+            parallel_tool_calls: j(b.parallel_tool_calls),
+            response_format,
+            reasoning_effort,
+            stream: j(b.stream),
+            max_completion_tokens: j(b.max_output_tokens).filter(|m| !m.is_null()),
+            temperature: j(b.temperature),
+            top_p: j(b.top_p),
+            user: j(b.user),
+            safety_identifier: j(b.safety_identifier),
+            ..Default::default()
+        };
+        Ok((req, sources))
+    }
+
+    /// One input item as a chat message (`None`: dropped).
+    fn item_message<'s>(
+        &'s self,
+        item: &'s Item<'a>,
+        own: Option<&'s RawValue>,
+        p: &str,
+    ) -> Result<Option<Message<'s>>, TranslateError> {
+        let kind = item_kind(item);
+        match kind {
+            "message" => {
+                let role = match item.role.as_deref() {
+                    Some(r @ ("user" | "assistant" | "system" | "developer")) => r,
+                    Some(other) => {
+                        return Err(invalid(
+                            format!("{p}.role"),
+                            format!("Invalid value for '{p}.role': '{other}'. Supported values are 'user', 'assistant', 'system' and 'developer'"),
+                        ))
+                    }
+                    None => return Err(invalid(format!("{p}.role"), format!("Missing required parameter: '{p}.role'"))),
+                };
+                let content = content(item.content, &format!("{p}.content"))?;
+                Ok(Some(message(role, content)))
+            }
+            "function_call" | "custom_tool_call" => {
+                let call_id = call_id(item, p)?;
+                let name = match item.name.as_deref() {
+                    Some(n) if !n.is_empty() => n,
+                    _ => {
+                        return Err(invalid(
+                            format!("{p}.name"),
+                            format!("Missing required parameter: '{p}.name'"),
+                        ))
+                    }
+                };
+                let arguments = match (kind, own) {
+                    ("custom_tool_call", Some(args)) => args,
+                    _ => item.arguments.unwrap_or(static_raw(&EMPTY_OBJECT)),
+                };
+                let mut m = message("assistant", Content::Null);
+                m.content = None;
+                m.tool_calls = Some(List::Ok(vec![Got::Ok(ToolCall {
+                    id: Some(J::Str(Cow::Borrowed(call_id))),
+                    kind: Some(J::Str(Cow::Borrowed("function"))),
+                    function: Some(Got::Ok(CallFunction {
+                        name: Some(J::Str(flat_name(item.namespace.as_deref(), name))),
+                        arguments: Some(Raw(arguments)),
+                    })),
+                })]));
+                Ok(Some(m))
+            }
+            "function_call_output" | "custom_tool_call_output" => {
+                let mut m = message("tool", content(item.output, &format!("{p}.output"))?);
+                m.tool_call_id = Some(J::Str(Cow::Borrowed(call_id(item, p)?)));
+                Ok(Some(m))
+            }
+            "reasoning" => Ok(thinking_block(item, own).map(|block| {
+                let mut m = message("assistant", Content::Null);
+                m.content = None;
+                m.thinking_blocks = Some(List::Ok(vec![Got::Ok(block)]));
+                m
+            })),
+            // Codex's own tool-search and web-search records: the tools behind them were dropped (see
+            // `dropped_builtin`), and their results are not for the model.
+            "web_search_call" | "tool_search_call" | "tool_search_output" | "compaction" => {
+                Ok(None)
+            }
+            "" => Err(invalid(
+                format!("{p}.type"),
+                format!("Missing required parameter: '{p}.type'"),
+            )),
+            other => Err(invalid(
+                format!("{p}.type"),
+                format!("Unsupported input item type '{other}'"),
+            )),
+        }
+    }
+}
+
+fn message<'x>(role: &'x str, content: Content<'x>) -> Message<'x> {
+    Message {
+        role: Some(J::Str(Cow::Borrowed(role))),
+        content: Some(content),
+        ..Default::default()
+    }
+}
+
+fn call_id<'x>(item: &'x Item<'_>, p: &str) -> Result<&'x str, TranslateError> {
+    match item.call_id.as_deref() {
+        Some(c) if !c.is_empty() => Ok(c),
+        _ => Err(invalid(
+            format!("{p}.call_id"),
+            format!("Missing required parameter: '{p}.call_id'"),
+        )),
+    }
+}
+
+/// A Claude thinking block carried back in a reasoning item (docs/responses.md §3.3): the thinking text in
+/// `summary`, its signature in `encrypted_content`. Items without one (from another provider, or stripped) are
+/// dropped: Claude rejects unsigned thinking.
+fn thinking_block<'x>(item: &'x Item<'_>, own: Option<&'x RawValue>) -> Option<Members<'x>> {
+    let enc = item
+        .encrypted_content
+        .filter(|e| e.get().starts_with('"') && e.get() != "\"\"")?;
+    let key = |k: &'static str| Cow::Borrowed(k);
+    if raw_str(enc).is_some_and(|e| e.starts_with(REDACTED_PREFIX)) {
+        let data = own?;
+        return Some(Members(vec![
+            (key("type"), Raw(static_raw(&REDACTED))),
+            (key("data"), Raw(data)),
+        ]));
+    }
+    let text = match (own, item.summary.as_deref().unwrap_or_default()) {
+        (Some(joined), _) => joined,
+        (None, [one]) => one.text.unwrap_or(static_raw(&EMPTY_STRING)),
+        (None, _) => static_raw(&EMPTY_STRING),
+    };
+    Some(Members(vec![
+        (key("type"), Raw(static_raw(&THINKING))),
+        (key("thinking"), Raw(text)),
+        (key("signature"), Raw(enc)),
+    ]))
+}
+
+/// A message `content` or a tool `output`: a string as it is, or a list of parts.
+fn content<'x>(c: Option<R<'x>>, p: &str) -> Result<Content<'x>, TranslateError> {
+    let Some(c) = c.filter(|c| c.get() != "null") else {
+        return Err(invalid(p, format!("Missing required parameter: '{p}'")));
+    };
+    if let Some(text) = RawText::new(Raw(c)) {
+        return Ok(Content::Str(text));
+    }
+    if !c.get().starts_with('[') {
+        return Err(invalid(
+            p,
+            format!("Invalid type for '{p}': expected a string or an array of content parts"),
+        ));
+    }
+    let parts: Vec<TextPart<'x>> =
+        serde_json::from_str(c.get()).map_err(|e| invalid(p, format!("Invalid '{p}': {e}")))?;
+    // One text part is the plain string (the chat translator's cheapest form, and the same blocks).
+    if let [TextPart {
+        kind: Some(k),
+        text: Some(t),
+        cache_control: None,
+        ..
+    }] = parts.as_slice()
+    {
+        if matches!(k.as_ref(), "input_text" | "output_text") {
+            if let Some(text) = RawText::new(Raw(t)) {
+                return Ok(Content::Str(text));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    for (i, part) in parts.into_iter().enumerate() {
+        out.push(Got::Ok(chat_part(part, &format!("{p}[{i}]"))?));
+    }
+    Ok(Content::Parts(out))
+}
+
+fn chat_part<'x>(part: TextPart<'x>, p: &str) -> Result<Part<'x>, TranslateError> {
+    let missing = |field: &str| {
+        invalid(
+            format!("{p}.{field}"),
+            format!("Missing required parameter: '{p}.{field}'"),
+        )
+    };
+    let kind = |k: &'static str| Some(J::Str(Cow::Borrowed(k)));
+    let cache_control = part.cache_control.map(Raw);
+    match part.kind.as_deref() {
+        Some("input_text" | "output_text" | "text") => Ok(Part {
+            kind: kind("text"),
+            text: Some(Raw(part.text.ok_or_else(|| missing("text"))?)),
+            cache_control,
+            ..Default::default()
+        }),
+        Some("refusal") => Ok(Part {
+            kind: kind("refusal"),
+            refusal: Some(Raw(part.refusal.ok_or_else(|| missing("refusal"))?)),
+            cache_control,
+            ..Default::default()
+        }),
+        // The chat translator reads `image_url` as a URL string (or `{url}`); OpenAI's `detail` has no Claude
+        // equivalent.
+        Some("input_image") => match (j(part.image_url).filter(|u| !u.is_null()), part.file_id) {
+            (Some(url), _) => Ok(Part {
+                kind: kind("image_url"),
+                image_url: Some(url),
+                cache_control,
+                ..Default::default()
+            }),
+            (None, Some(_)) => Err(invalid(
+                format!("{p}.file_id"),
+                "File references (file_id) are not supported; send the image inline as a data URL or an http(s) URL in image_url",
+            )),
+            (None, None) => Err(missing("image_url")),
+        },
+        Some("input_file") => {
+            if part.file_id.is_some() && part.file_data.is_none() {
+                return Err(invalid(
+                    format!("{p}.file_id"),
+                    "File references (file_id) are not supported; send the file inline as file_data",
+                ));
+            }
+            if part.file_url.is_some() && part.file_data.is_none() {
+                return Err(invalid(
+                    format!("{p}.file_url"),
+                    "File URLs are not supported; send the file inline as file_data",
+                ));
+            }
+            let data = j(part.file_data).ok_or_else(|| missing("file_data"))?;
+            let mut file = vec![(Cow::Borrowed("file_data"), data)];
+            if let Some(f) = j(part.filename) {
+                file.push((Cow::Borrowed("filename"), f));
+            }
+            Ok(Part {
+                kind: kind("file"),
+                file: Some(J::Obj(Obj(file))),
+                cache_control,
+                ..Default::default()
+            })
+        }
+        Some(other) => Err(invalid(format!("{p}.type"), format!("Unsupported content part type '{other}'"))),
+        None => Err(missing("type")),
+    }
+}
+
+/// `tool_choice` in chat form: the strings as they are; a named `function`/`custom` tool
+/// (`{type, name, namespace?}`) as `{type: "function", function: {name}}` with the flattened name.
+fn named_choice(r: R<'_>) -> Result<J<'_>, TranslateError> {
+    let v: J<'_> = serde_json::from_str(r.get())
+        .map_err(|e| invalid("tool_choice", format!("Invalid 'tool_choice': {e}")))?;
+    let J::Obj(o) = &v else {
+        return Ok(v);
+    };
+    let name = o.get("name").and_then(J::as_str);
+    match o.get("type").and_then(J::as_str) {
+        Some("function" | "custom") => {
+            let Some(name) = name.filter(|n| !n.is_empty()) else {
+                return Err(invalid("tool_choice.name", "Missing required parameter: 'tool_choice.name'"));
+            };
+            let flat = flat_name(o.get("namespace").and_then(J::as_str), name).into_owned();
+            Ok(J::Obj(Obj(vec![
+                (Cow::Borrowed("type"), J::Str(Cow::Borrowed("function"))),
+                (Cow::Borrowed("function"), J::Obj(Obj(vec![(Cow::Borrowed("name"), J::Str(Cow::Owned(flat)))]))),
+            ])))
+        }
+        Some(other) => Err(invalid(
             "tool_choice.type",
             format!("Unsupported tool_choice type '{other}': use 'auto', 'none', 'required' or a named function or custom tool"),
         )),
-        (None, _) => Err(invalid("tool_choice.type", "Missing required parameter: 'tool_choice.type'")),
+        None => Err(invalid("tool_choice.type", "Missing required parameter: 'tool_choice.type'")),
     }
 }
 
@@ -688,98 +1037,19 @@ fn dropped_builtin(t: &Tool<'_>, from_codex: bool) -> bool {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn add_tool<'a>(
-    t: &'a Tool<'a>,
-    namespace: Option<&'a str>,
-    p: &str,
-    out: &mut Vec<ChatTool<'a>>,
-    params: &mut ParamMap,
-    ctx: &mut ResponsesContext,
-    warnings: &mut Vec<String>,
-) -> Result<(), TranslateError> {
-    let kind = t.kind.as_deref().unwrap_or("");
-    if dropped_builtin(t, ctx.from_codex) {
-        warnings.push(format!("{p}: built-in tool '{kind}' dropped"));
-        return Ok(());
-    }
-    let name = || -> Result<&'a str, TranslateError> {
-        match t.name.as_deref() {
-            Some(n) if !n.is_empty() => Ok(n),
-            _ => Err(invalid(
-                format!("{p}.name"),
-                format!("Missing required parameter: '{p}.name'"),
-            )),
-        }
-    };
-    match kind {
-        "function" => {
-            let name = name()?;
-            let flat = flat_name(namespace, name);
-            if let Some(ns) = namespace {
-                ctx.namespaced.insert(flat.to_string(), (ns.to_owned(), name.to_owned()));
-            }
-            out.push(ChatTool {
-                kind: "function",
-                function: ChatFunction {
-                    name: flat,
-                    description: t.description.map(Cow::Borrowed),
-                    parameters: t.parameters.map(Cow::Borrowed),
-                    strict: t.strict,
-                },
-                cache_control: t.cache_control,
-            });
-            params.tools.push(p.to_owned());
-        }
-        "custom" => {
-            let name = name()?;
-            let flat = flat_name(namespace, name);
-            if let Some(ns) = namespace {
-                ctx.namespaced.insert(flat.to_string(), (ns.to_owned(), name.to_owned()));
-            }
-            ctx.custom_tools.insert(flat.to_string());
-            out.push(ChatTool {
-                kind: "function",
-                function: ChatFunction {
-                    name: flat,
-                    description: Some(Cow::Owned(custom_description(t))),
-                    parameters: Some(Cow::Borrowed(custom_schema())),
-                    strict: None,
-                },
-                cache_control: t.cache_control,
-            });
-            params.tools.push(p.to_owned());
-        }
-        "namespace" => {
-            let ns = name()?;
-            if !is_valid_ident(ns, 64) {
-                return Err(invalid(format!("{p}.name"), format!("Invalid namespace name '{ns}'")));
-            }
-            for (j, inner) in t.tools.iter().flatten().enumerate() {
-                add_tool(inner, Some(ns), &format!("{p}.tools[{j}]"), out, params, ctx, warnings)?;
-            }
-        }
-        "" => return Err(invalid(format!("{p}.type"), format!("Missing required parameter: '{p}.type'"))),
-        other => {
-            return Err(invalid(
-                format!("{p}.type"),
-                format!("Built-in tool type '{other}' is not supported: Claude cannot run it through this gateway. Remove it from 'tools', or declare a function tool your application runs"),
-            ))
-        }
-    }
-    Ok(())
-}
-
 /// The one-string schema a `custom` tool takes on Claude: `{"input": "<raw text>"}`.
-fn custom_schema() -> R<'static> {
-    static SCHEMA: std::sync::LazyLock<Box<RawValue>> = std::sync::LazyLock::new(|| {
-        RawValue::from_string(format!(
-            r#"{{"type":"object","properties":{{"{CUSTOM_INPUT_FIELD}":{{"type":"string","description":"The raw input of the tool, exactly as the tool expects it"}}}},"required":["{CUSTOM_INPUT_FIELD}"],"additionalProperties":false}}"#
-        ))
-        .expect("valid JSON")
-    });
-    &SCHEMA
-}
+static CUSTOM_SCHEMA_TEXT: LazyLock<Box<RawValue>> = LazyLock::new(|| {
+    json_raw(&format!(
+        r#"{{"type":"object","properties":{{"{CUSTOM_INPUT_FIELD}":{{"type":"string","description":"The raw input of the tool, exactly as the tool expects it"}}}},"required":["{CUSTOM_INPUT_FIELD}"],"additionalProperties":false}}"#
+    ))
+});
+static CUSTOM_SCHEMA: LazyLock<Members<'static>> = LazyLock::new(|| {
+    let text: &'static RawValue = &CUSTOM_SCHEMA_TEXT;
+    match serde_json::from_str::<Got<Members<'static>>>(text.get()) {
+        Ok(Got::Ok(m)) => m,
+        _ => Members::default(),
+    }
+});
 
 /// A custom tool's description, with its grammar (if any) so Claude writes input the tool accepts.
 fn custom_description(t: &Tool<'_>) -> Box<RawValue> {
@@ -799,195 +1069,4 @@ fn custom_description(t: &Tool<'_>) -> Box<RawValue> {
         }
     }
     raw_string(&d)
-}
-
-/// Converts one `input` item into a chat message (`None`: dropped).
-fn convert_item<'a>(
-    item: &'a Item<'a>,
-    p: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Option<ChatMessage<'a>>, TranslateError> {
-    let kind = item
-        .kind
-        .as_deref()
-        .unwrap_or(if item.role.is_some() { "message" } else { "" });
-    match kind {
-        "message" => {
-            let role = match item.role.as_deref() {
-                Some("user") => "user",
-                Some("assistant") => "assistant",
-                Some("system") => "system",
-                Some("developer") => "developer",
-                Some(other) => {
-                    return Err(invalid(
-                        format!("{p}.role"),
-                        format!("Invalid value for '{p}.role': '{other}'. Supported values are 'user', 'assistant', 'system' and 'developer'"),
-                    ))
-                }
-                None => return Err(invalid(format!("{p}.role"), format!("Missing required parameter: '{p}.role'"))),
-            };
-            let mut m = ChatMessage::new(role);
-            m.content = Some(content(item.content, &format!("{p}.content"))?);
-            Ok(Some(m))
-        }
-        "function_call" | "custom_tool_call" => {
-            let call_id = call_id(item, p)?;
-            let name = match item.name.as_deref() {
-                Some(n) if !n.is_empty() => n,
-                _ => return Err(invalid(format!("{p}.name"), format!("Missing required parameter: '{p}.name'"))),
-            };
-            let arguments = if kind == "function_call" {
-                match item.arguments {
-                    Some(a) => Cow::Borrowed(a),
-                    None => Cow::Owned(raw_string("{}")),
-                }
-            } else {
-                let input = item.input.and_then(raw_str).ok_or_else(|| {
-                    invalid(format!("{p}.input"), format!("Missing required parameter: '{p}.input' (a string)"))
-                })?;
-                let args = serde_json::json!({ CUSTOM_INPUT_FIELD: input }).to_string();
-                Cow::Owned(raw_string(&args))
-            };
-            let mut m = ChatMessage::new("assistant");
-            m.tool_calls.push(ChatToolCall {
-                id: call_id,
-                kind: "function",
-                function: ChatCallFunction {
-                    name: flat_name(item.namespace.as_deref(), name),
-                    arguments,
-                },
-            });
-            Ok(Some(m))
-        }
-        "function_call_output" | "custom_tool_call_output" => {
-            let mut m = ChatMessage::new("tool");
-            m.tool_call_id = Some(call_id(item, p)?);
-            m.content = Some(content(item.output, &format!("{p}.output"))?);
-            Ok(Some(m))
-        }
-        "reasoning" => Ok(reasoning(item).map(|block| {
-            let mut m = ChatMessage::new("assistant");
-            m.thinking_blocks.push(block);
-            m
-        })),
-        // Codex's own tool-search and web-search records: the tools behind them were dropped (see
-        // `dropped_builtin`), and their results are not for the model.
-        "web_search_call" | "tool_search_call" | "tool_search_output" | "compaction" => {
-            warnings.push(format!("{p}: '{kind}' item dropped"));
-            Ok(None)
-        }
-        "item_reference" => Err(invalid(
-            format!("{p}.type"),
-            "item_reference is not supported: this gateway is stateless and stores no items. Send the items themselves",
-        )),
-        "" => Err(invalid(format!("{p}.type"), format!("Missing required parameter: '{p}.type'"))),
-        other => Err(invalid(
-            format!("{p}.type"),
-            format!("Unsupported input item type '{other}'"),
-        )),
-    }
-}
-
-fn call_id<'a>(item: &'a Item<'a>, p: &str) -> Result<Cow<'a, str>, TranslateError> {
-    match &item.call_id {
-        Some(c) if !c.is_empty() => Ok(Cow::Borrowed(c.as_ref())),
-        _ => Err(invalid(
-            format!("{p}.call_id"),
-            format!("Missing required parameter: '{p}.call_id'"),
-        )),
-    }
-}
-
-/// A Claude thinking block carried back in a reasoning item (docs/responses.md §3.3): the thinking text in
-/// `summary` (or `content`), its signature in `encrypted_content`. Items without one (from another provider, or
-/// stripped) are dropped: Claude rejects unsigned thinking.
-fn reasoning(item: &Item<'_>) -> Option<Value> {
-    let enc = item
-        .encrypted_content
-        .as_deref()
-        .filter(|e| !e.is_empty())?;
-    if let Some(data) = enc.strip_prefix(REDACTED_PREFIX) {
-        return Some(serde_json::json!({"type": "redacted_thinking", "data": data}));
-    }
-    let mut text = String::new();
-    for part in item.summary.iter().flatten() {
-        if let Some(t) = part.text.and_then(raw_str) {
-            text.push_str(&t);
-        }
-    }
-    Some(serde_json::json!({"type": "thinking", "thinking": text, "signature": enc}))
-}
-
-/// A message `content` or a tool `output`: a string as it is, or a list of parts.
-fn content<'a>(c: Option<R<'a>>, p: &str) -> Result<ChatContent<'a>, TranslateError> {
-    let Some(c) = c.filter(|c| c.get() != "null") else {
-        return Err(invalid(p, format!("Missing required parameter: '{p}'")));
-    };
-    match c.get().as_bytes().first() {
-        Some(b'"') => Ok(ChatContent::Raw(c)),
-        Some(b'[') => {
-            let parts: Vec<TextPart<'_>> = serde_json::from_str(c.get())
-                .map_err(|e| invalid(p, format!("Invalid '{p}': {e}")))?;
-            let mut out = Vec::with_capacity(parts.len());
-            for (i, part) in parts.into_iter().enumerate() {
-                out.push(chat_part(part, &format!("{p}[{i}]"))?);
-            }
-            Ok(ChatContent::Parts(out))
-        }
-        _ => Err(invalid(
-            p,
-            format!("Invalid type for '{p}': expected a string or an array of content parts"),
-        )),
-    }
-}
-
-fn chat_part<'a>(part: TextPart<'a>, p: &str) -> Result<ChatPart<'a>, TranslateError> {
-    let missing = |field: &str| {
-        invalid(
-            format!("{p}.{field}"),
-            format!("Missing required parameter: '{p}.{field}'"),
-        )
-    };
-    match part.kind.as_deref() {
-        Some("input_text" | "output_text" | "text" | "summary_text" | "reasoning_text") => Ok(ChatPart::Text {
-            text: part.text.ok_or_else(|| missing("text"))?,
-        }),
-        Some("refusal") => Ok(ChatPart::Refusal {
-            refusal: part.refusal.ok_or_else(|| missing("refusal"))?,
-        }),
-        Some("input_image") => match (part.image_url.filter(|u| u.get() != "null"), part.file_id) {
-            (Some(url), _) => Ok(ChatPart::Image {
-                image_url: ImageUrl {
-                    url,
-                    // OpenAI's `original` has no chat equivalent; Claude ignores `detail` anyway.
-                    detail: part.detail.filter(|d| d.get() != "\"original\"" && d.get() != "null"),
-                },
-            }),
-            (None, Some(_)) => Err(invalid(
-                format!("{p}.file_id"),
-                "File references (file_id) are not supported; send the image inline as a data URL or an http(s) URL in image_url",
-            )),
-            (None, None) => Err(missing("image_url")),
-        },
-        Some("input_file") => {
-            if part.file_url.is_some() && part.file_data.is_none() {
-                return Err(invalid(
-                    format!("{p}.file_url"),
-                    "File URLs are not supported; send the file inline as file_data",
-                ));
-            }
-            Ok(ChatPart::File {
-                file: FileRef {
-                    file_data: part.file_data,
-                    file_id: part.file_id,
-                    filename: part.filename,
-                },
-            })
-        }
-        Some(other) => Err(invalid(
-            format!("{p}.type"),
-            format!("Unsupported content part type '{other}'"),
-        )),
-        None => Err(missing("type")),
-    }
 }
