@@ -20,6 +20,7 @@ pub use stream::ResponsesStream;
 use crate::error::TranslateError;
 use crate::options::TranslateOptions;
 use crate::response::ResponseContext;
+use serde_json::value::RawValue;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Separator of a namespace and a tool name in the flattened name Claude sees (`multi_agent_v1__spawn_agent`):
@@ -32,7 +33,7 @@ pub(crate) const CUSTOM_INPUT_FIELD: &str = "input";
 pub(crate) const REDACTED_PREFIX: &str = "ccgate-redacted:";
 
 /// What the answer's translation needs from the request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct ResponsesContext {
     /// Echoed as `model`.
     pub client_model: String,
@@ -43,11 +44,11 @@ pub struct ResponsesContext {
     pub custom_tools: BTreeSet<String>,
     /// Flattened name → (namespace, name), restored on the way back (Codex rejects flattened names).
     pub namespaced: BTreeMap<String, (String, String)>,
-    /// Echoed in the response object: raw JSON of `tools`, `tool_choice` and `metadata`, and the rest.
-    pub tools: Option<String>,
-    pub tool_choice: Option<String>,
-    pub metadata: Option<String>,
-    pub instructions: Option<String>,
+    /// Echoed in the response object as the client wrote them (raw JSON: nothing is parsed or rebuilt for it).
+    pub tools: Option<Box<RawValue>>,
+    pub tool_choice: Option<Box<RawValue>>,
+    pub metadata: Option<Box<RawValue>>,
+    pub instructions: Option<Box<RawValue>>,
     pub parallel_tool_calls: bool,
     pub stream: bool,
     /// The request carries Codex's `client_metadata`.

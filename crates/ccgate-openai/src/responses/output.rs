@@ -3,7 +3,9 @@
 use super::{usage_json, ResponsesContext, ToolKind, CUSTOM_INPUT_FIELD, REDACTED_PREFIX};
 use crate::error::UpstreamFormatError;
 use ccgate_meter::Usage;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 /// Ids of one response and its items: `resp_<id>`, and `<kind>_<id>_<n>` for items, distinct per item.
 #[derive(Debug, Clone)]
@@ -70,45 +72,88 @@ pub(crate) struct Standing<'a> {
     pub error: Value,
 }
 
-/// The response object around `output` (docs/responses.md §3.1).
-pub(crate) fn response_object(
-    ctx: &ResponsesContext,
-    id: &str,
+/// The response object (docs/responses.md §3.1). What the client sent is echoed raw.
+#[derive(Serialize)]
+pub(crate) struct ResponseObject<'x> {
+    id: &'x str,
+    object: &'static str,
+    created_at: i64,
+    status: &'x str,
+    error: Value,
+    incomplete_details: Value,
+    instructions: Option<&'x RawValue>,
+    model: &'x str,
+    output: Vec<Value>,
+    parallel_tool_calls: bool,
+    previous_response_id: Option<()>,
+    store: bool,
+    text: Value,
+    tool_choice: RawOr<'x>,
+    tools: RawOr<'x>,
+    truncation: &'static str,
+    metadata: RawOr<'x>,
+    usage: Option<Value>,
+}
+
+/// A raw value the client sent, or CCGate's default (JSON text).
+pub(crate) enum RawOr<'x> {
+    Raw(&'x RawValue),
+    Default(&'static str),
+}
+
+impl Serialize for RawOr<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RawOr::Raw(r) => r.serialize(s),
+            RawOr::Default(text) => match serde_json::from_str::<&RawValue>(text) {
+                Ok(r) => r.serialize(s),
+                Err(e) => Err(serde::ser::Error::custom(e)),
+            },
+        }
+    }
+}
+
+fn raw_or<'x>(v: &'x Option<Box<RawValue>>, default: &'static str) -> RawOr<'x> {
+    match v {
+        Some(r) => RawOr::Raw(r),
+        None => RawOr::Default(default),
+    }
+}
+
+/// The response object around `output`.
+pub(crate) fn response_object<'x>(
+    ctx: &'x ResponsesContext,
+    id: &'x str,
     created_at: i64,
     output: Vec<Value>,
-    standing: Standing<'_>,
-) -> Value {
+    standing: Standing<'x>,
+) -> ResponseObject<'x> {
     let Standing {
         status,
         usage,
         incomplete,
         error,
     } = standing;
-    let raw = |s: &Option<String>, default: Value| {
-        s.as_deref()
-            .and_then(|t| serde_json::from_str::<Value>(t).ok())
-            .unwrap_or(default)
-    };
-    let mut m = Map::new();
-    m.insert("id".into(), json!(id));
-    m.insert("object".into(), json!("response"));
-    m.insert("created_at".into(), json!(created_at));
-    m.insert("status".into(), json!(status));
-    m.insert("error".into(), error);
-    m.insert("incomplete_details".into(), incomplete);
-    m.insert("instructions".into(), json!(ctx.instructions));
-    m.insert("model".into(), json!(ctx.client_model));
-    m.insert("output".into(), Value::Array(output));
-    m.insert("parallel_tool_calls".into(), json!(ctx.parallel_tool_calls));
-    m.insert("previous_response_id".into(), Value::Null);
-    m.insert("store".into(), json!(false));
-    m.insert("text".into(), json!({"format": {"type": "text"}}));
-    m.insert("tool_choice".into(), raw(&ctx.tool_choice, json!("auto")));
-    m.insert("tools".into(), raw(&ctx.tools, json!([])));
-    m.insert("truncation".into(), json!("disabled"));
-    m.insert("metadata".into(), raw(&ctx.metadata, json!({})));
-    m.insert("usage".into(), usage.map_or(Value::Null, usage_json));
-    Value::Object(m)
+    ResponseObject {
+        id,
+        object: "response",
+        created_at,
+        status,
+        error,
+        incomplete_details: incomplete,
+        instructions: ctx.instructions.as_deref(),
+        model: &ctx.client_model,
+        output,
+        parallel_tool_calls: ctx.parallel_tool_calls,
+        previous_response_id: None,
+        store: false,
+        text: json!({"format": {"type": "text"}}),
+        tool_choice: raw_or(&ctx.tool_choice, "\"auto\""),
+        tools: raw_or(&ctx.tools, "[]"),
+        truncation: "disabled",
+        metadata: raw_or(&ctx.metadata, "{}"),
+        usage: usage.map(usage_json),
+    }
 }
 
 /// A finished `message` item with one `output_text` part.
@@ -241,9 +286,10 @@ pub fn translate_responses_response(
         }
     }
     let (status, incomplete) = status_for(v.get("stop_reason").and_then(Value::as_str));
+    let id = ids.response();
     let resp = response_object(
         ctx,
-        &ids.response(),
+        &id,
         now_unix,
         output,
         Standing {

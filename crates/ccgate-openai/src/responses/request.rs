@@ -434,7 +434,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed<'_>, TranslateError> {
         metadata: b
             .metadata
             .filter(|m| m.get().starts_with('{'))
-            .map(|m| m.get().to_owned()),
+            .map(ToOwned::to_owned),
         parallel_tool_calls: b.parallel_tool_calls.is_none_or(|p| p.get() != "false"),
         stream: b.stream.is_some_and(|s| s.get() == "true"),
         ..Default::default()
@@ -449,10 +449,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed<'_>, TranslateError> {
             .map_err(|e| invalid("tools", format!("Invalid 'tools': {e}")))?,
     };
     // Echoed in the response object as the client sent them.
-    ctx.tools = b
-        .tools
-        .filter(|t| t.get() != "null")
-        .map(|t| t.get().to_owned());
+    ctx.tools = b.tools.filter(|t| t.get() != "null").map(ToOwned::to_owned);
     let mut planned = Vec::new();
     for (i, t) in tools.iter().enumerate() {
         let p = format!("tools[{i}]");
@@ -498,7 +495,14 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed<'_>, TranslateError> {
             ))
         }
     }
-    ctx.instructions = b.instructions.and_then(raw_str).map(Cow::into_owned);
+    ctx.instructions = b
+        .instructions
+        .filter(|i| i.get().starts_with('"'))
+        .map(ToOwned::to_owned);
+    ctx.tool_choice = b
+        .tool_choice
+        .filter(|c| c.get() != "null")
+        .map(ToOwned::to_owned);
     Ok(Parsed {
         session: b
             .prompt_cache_key

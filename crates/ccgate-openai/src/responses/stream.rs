@@ -2,7 +2,7 @@
 
 use super::output::{
     call_item, custom_input, failed_code, message_item, reasoning_item, redacted_item,
-    response_object, status_for, Ids, Standing,
+    response_object, status_for, Ids, ResponseObject, Standing,
 };
 use super::{ResponsesContext, ToolKind};
 use ccgate_meter::Usage;
@@ -102,25 +102,34 @@ impl ResponsesStream {
         out.extend_from_slice(b"\n\n");
     }
 
-    fn shell(&self, status: &str, usage: Option<&Usage>, incomplete: Value, error: Value) -> Value {
+    /// Writes a lifecycle event (`response.created`, …, `response.completed`) carrying the response object.
+    fn emit_response(&mut self, kind: &str, standing: Standing<'_>, out: &mut Vec<u8>) {
+        #[derive(serde::Serialize)]
+        struct Lifecycle<'x> {
+            #[serde(rename = "type")]
+            kind: &'x str,
+            sequence_number: u64,
+            response: ResponseObject<'x>,
+        }
         let output = self
             .items
             .iter()
             .filter(|v| !v.is_null())
             .cloned()
             .collect();
-        response_object(
-            &self.ctx,
-            &self.ids.response(),
-            self.created_at,
-            output,
-            Standing {
-                status,
-                usage,
-                incomplete,
-                error,
-            },
-        )
+        let id = self.ids.response();
+        let event = Lifecycle {
+            kind,
+            sequence_number: self.seq,
+            response: response_object(&self.ctx, &id, self.created_at, output, standing),
+        };
+        self.seq += 1;
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &event);
+        out.extend_from_slice(b"\n\n");
     }
 
     fn ensure_started(&mut self, out: &mut Vec<u8>) {
@@ -128,9 +137,15 @@ impl ResponsesStream {
             return;
         }
         self.started = true;
-        let r = self.shell("in_progress", None, Value::Null, Value::Null);
-        self.emit("response.created", json!({ "response": r.clone() }), out);
-        self.emit("response.in_progress", json!({ "response": r }), out);
+        for kind in ["response.created", "response.in_progress"] {
+            let standing = Standing {
+                status: "in_progress",
+                usage: None,
+                incomplete: Value::Null,
+                error: Value::Null,
+            };
+            self.emit_response(kind, standing, out);
+        }
     }
 
     /// Feeds one SSE event (`name` may be empty: the JSON `type` is used then).
@@ -213,13 +228,13 @@ impl ResponsesStream {
     fn fail(&mut self, code: &str, message: &str, usage: &Usage, out: &mut Vec<u8>) {
         self.ensure_started(out);
         let metered = (usage.input_tokens > 0 || usage.output_tokens > 0).then_some(usage);
-        let r = self.shell(
-            "failed",
-            metered,
-            Value::Null,
-            json!({"code": code, "message": message}),
-        );
-        self.emit("response.failed", json!({ "response": r }), out);
+        let standing = Standing {
+            status: "failed",
+            usage: metered,
+            incomplete: Value::Null,
+            error: json!({"code": code, "message": message}),
+        };
+        self.emit_response("response.failed", standing, out);
         self.finished = true;
     }
 
@@ -545,13 +560,18 @@ impl ResponsesStream {
             self.block_stop(i, out);
         }
         let (status, incomplete) = status_for(self.stop_reason.as_deref());
-        let r = self.shell(status, Some(usage), incomplete, Value::Null);
         let event = if status == "completed" {
             "response.completed"
         } else {
             "response.incomplete"
         };
-        self.emit(event, json!({ "response": r }), out);
+        let standing = Standing {
+            status,
+            usage: Some(usage),
+            incomplete,
+            error: Value::Null,
+        };
+        self.emit_response(event, standing, out);
         self.finished = true;
     }
 }
