@@ -691,7 +691,7 @@ impl<'a> Parsed<'a> {
                 let name = t.name.as_deref().unwrap_or_default();
                 let (description, parameters) = match desc {
                     Some(d) => (
-                        Some(Raw(&**d)),
+                        Some(Raw(d)),
                         Some(Got::Ok(Members(CUSTOM_SCHEMA.0.clone()))),
                     ),
                     None => (
