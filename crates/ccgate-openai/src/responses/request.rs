@@ -12,13 +12,13 @@ use super::{ResponsesContext, CUSTOM_INPUT_FIELD, NAMESPACE_SEPARATOR, REDACTED_
 use crate::error::TranslateError;
 use crate::input::{
     CallFunction, Content, Function, Got, JsonSchema, List, Members, Message, Obj, Part, Raw,
-    RawText, Request, ResponseFormat, Tool as ChatTool, ToolCall, J,
+    RawText, Request, ResponseFormat, SortedObject, Tool as ChatTool, ToolCall, J,
 };
 use crate::names::is_valid_ident;
 use crate::options::TranslateOptions;
 use crate::request::TranslatedRequest;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
@@ -36,9 +36,8 @@ struct Body<'a> {
     input: Option<Input<'a>>,
     #[serde(borrow)]
     instructions: Option<R<'a>>,
-    /// Read as raw text (echoed in the answer), then as tools.
     #[serde(borrow)]
-    tools: Option<R<'a>>,
+    tools: Option<Vec<Tool<'a>>>,
     #[serde(borrow)]
     tool_choice: Option<R<'a>>,
     #[serde(borrow)]
@@ -126,27 +125,37 @@ impl<'de: 'a, 'a> Deserialize<'de> for Input<'a> {
     }
 }
 
-#[derive(Deserialize, Default)]
+/// A tool as the client declared it; written back (the fields read) in the response object's `tools`.
+#[derive(Deserialize, Serialize, Default)]
 #[serde(default)]
 struct Tool<'a> {
     #[serde(rename = "type", borrow)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<Cow<'a, str>>,
     #[serde(borrow)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<R<'a>>,
     #[serde(borrow)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     parameters: Option<Schema<'a>>,
     #[serde(borrow)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     strict: Option<R<'a>>,
     #[serde(borrow)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<CustomFormat<'a>>,
     /// `namespace` tools.
     #[serde(borrow)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     tools: Option<Vec<Tool<'a>>>,
     /// `web_search`: Codex sends `false` (no live web access) in a sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
     external_web_access: Option<bool>,
     #[serde(borrow)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     cache_control: Option<R<'a>>,
 }
 
@@ -156,6 +165,19 @@ struct Schema<'a>(Got<Members<'a>>);
 impl<'de: 'a, 'a> Deserialize<'de> for Schema<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Got::<Members<'de>>::deserialize(d).map(Schema)
+    }
+}
+
+impl Serialize for Schema<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Got::Ok(m) => SortedObject {
+                members: &m.0,
+                set: None,
+            }
+            .serialize(s),
+            Got::Null | Got::Other(_) => s.serialize_unit(),
+        }
     }
 }
 
@@ -169,14 +191,17 @@ impl<'a> Schema<'a> {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(default)]
 struct CustomFormat<'a> {
     #[serde(rename = "type", borrow)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     syntax: Option<Cow<'a, str>>,
     #[serde(borrow)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     definition: Option<Cow<'a, str>>,
 }
 
@@ -397,7 +422,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed<'_>, TranslateError> {
             "Request body must be a JSON object",
         ));
     }
-    let b: Body<'_> = serde_json::from_str(text).map_err(|e| {
+    let mut b: Body<'_> = serde_json::from_str(text).map_err(|e| {
         TranslateError::general(format!(
             "We could not parse the JSON body of your request: {e}"
         ))
@@ -443,13 +468,9 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed<'_>, TranslateError> {
     let mut warnings = Vec::new();
 
     // Tools.
-    let tools: Vec<Tool<'_>> = match b.tools.filter(|t| t.get() != "null") {
-        None => Vec::new(),
-        Some(raw) => serde_json::from_str(raw.get())
-            .map_err(|e| invalid("tools", format!("Invalid 'tools': {e}")))?,
-    };
-    // Echoed in the response object as the client sent them.
-    ctx.tools = b.tools.filter(|t| t.get() != "null").map(ToOwned::to_owned);
+    let tools: Vec<Tool<'_>> = b.tools.take().unwrap_or_default();
+    // Echoed in the response object (written once, here; the answer copies the text).
+    ctx.tools = serde_json::value::to_raw_value(&tools).ok();
     let mut planned = Vec::new();
     for (i, t) in tools.iter().enumerate() {
         let p = format!("tools[{i}]");
