@@ -4,6 +4,7 @@
 #   1. a plain answer            -> Codex prints the mock's answer
 #   2. an exec_command turn      -> the mock asks for exec_command, Codex runs it, the mock acknowledges the output
 #   3. an apply_patch turn       -> the mock sends a freeform apply_patch, Codex edits a file
+#   4. a tenant whose budget runs out -> Codex stops at the first refusal (one request, no retries)
 # then checks that the ledger rows say protocol=responses and prints the time to first token CCGate measured for
 # each request (ledger `ttft_ms`) and each turn's wall time as Codex saw it.
 #
@@ -40,7 +41,10 @@ key="e2e-codex-key-$(date +%s)-$$"
 cat > "$work/config/upstreams.json" <<JSON
 {"upstreams":[{"id":"mock","url":"$mock_url","key":"upstream-key"}],"loadBalancer":{"healthCheckEnabled":false}}
 JSON
-echo "{\"tenants\":[{\"id\":\"codex\",\"key\":\"$key\",\"allowedModels\":[\"*\"]}]}" > "$work/config/tenants.json"
+cat > "$work/config/tenants.json" <<JSON
+{"tenants":[{"id":"codex","key":"$key","allowedModels":["*"]},
+            {"id":"codex-budget","key":"$key-budget","allowedModels":["*"],"limits":{"daily":{"maxUSD":0.0001}}}]}
+JSON
 echo '{"server":{"port":0,"host":"127.0.0.1"},"openai":{"enabled":true}}' > "$work/config/server.json"
 target/release/ccgate serve --config-dir "$work/config" --data-dir "$work/data" > "$work/gw.out" 2> "$work/gw.err" &
 gw_pid=$!
@@ -114,14 +118,30 @@ turn apply_patch "{\"tool_mode\":\"auto\",\"tool_name\":\"apply_patch\",\"tool_i
 grep -q "^new line$" "$work/proj/hello.txt" || { echo "FAIL: apply_patch did not edit the file:"; cat "$work/proj/hello.txt"; exit 1; }
 echo "hello.txt after the patch:"; cat "$work/proj/hello.txt"
 
+# 4. An exhausted budget is final for Codex at once (HTTP 429 insufficient_quota, no Retry-After), not retried.
+echo "--- turn: budget (a tenant whose daily budget one request uses up)"
+CCGATE_KEY="$key-budget" turn budget_first '{"tool_mode":"off"}' "say hi"
+t0=$(date +%s.%N)
+if (cd "$work/proj" && CCGATE_KEY="$key-budget" MOCK_CONFIG='{"tool_mode":"off"}' timeout 120 "$codex" exec \
+    --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox --ephemeral "say hi again" </dev/null) \
+    > "$work/budget.out" 2> "$work/budget.err"; then
+  echo "FAIL: codex succeeded past an exhausted budget"; exit 1
+fi
+t1=$(date +%s.%N)
+grep -hi "error\|budget\|quota" "$work/budget.out" "$work/budget.err" | grep -v "^WARNING: proceeding" | head -3 || true
+echo "(codex gave up after $(python3 -c "print(round(($t1-$t0)*1000))") ms)"
+
 # Flush the ledger (stop ccgate), then check the rows.
 kill "$gw_pid"; wait "$gw_pid" 2>/dev/null || true
 echo "--- ledger rows (protocol, endpoint, model, stream, status, outcome, ttft_ms, tokens in/out)"
 sqlite3 -separator ' | ' "$work/data/ccgate.db" \
   "SELECT protocol, endpoint, model, stream, status, outcome, ttft_ms, input_tokens, output_tokens FROM requests ORDER BY id"
-bad=$(sqlite3 "$work/data/ccgate.db" "SELECT count(*) FROM requests WHERE protocol <> 'responses' OR status <> 200")
-rows=$(sqlite3 "$work/data/ccgate.db" "SELECT count(*) FROM requests")
+refused=$(sqlite3 "$work/data/ccgate.db" "SELECT count(*) FROM requests WHERE tenant_id = 'codex-budget' AND status = 429")
+[ "$refused" -eq 1 ] || { echo "FAIL: $refused refused budget requests; Codex must not retry an exhausted budget"; exit 1; }
+echo "budget refusal: 1 request, no retry"
+bad=$(sqlite3 "$work/data/ccgate.db" "SELECT count(*) FROM requests WHERE protocol <> 'responses' OR (status <> 200 AND tenant_id = 'codex')")
+rows=$(sqlite3 "$work/data/ccgate.db" "SELECT count(*) FROM requests WHERE tenant_id = 'codex'")
 [ "$rows" -ge 5 ] && [ "$bad" -eq 0 ] || { echo "FAIL: $rows rows, $bad not protocol=responses/200"; exit 1; }
 echo "--- time to first token through CCGate (ledger ttft_ms over $rows requests): $(sqlite3 "$work/data/ccgate.db" \
-  "SELECT 'min ' || min(ttft_ms) || ' ms, avg ' || round(avg(ttft_ms),1) || ' ms, max ' || max(ttft_ms) || ' ms' FROM requests")"
+  "SELECT 'min ' || min(ttft_ms) || ' ms, avg ' || round(avg(ttft_ms),1) || ' ms, max ' || max(ttft_ms) || ' ms' FROM requests WHERE tenant_id = 'codex'")"
 echo "ALL PASSED"
