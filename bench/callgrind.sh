@@ -2,7 +2,7 @@
 # Instructions per request of ccgate on one path, counted by valgrind's callgrind: repeatable to ~2 % on a
 # shared machine where wall-clock figures move by 20 %, so it is the figure to compare a change against.
 #
-#   bench/callgrind.sh small|sse|large|openai-small|openai-sse|openai-large [seconds]
+#   bench/callgrind.sh small|sse|large|openai-small|openai-sse|openai-large|responses-large [seconds]
 #
 # Starts the mock and ccgate (dist build) on free ports with a temporary config, runs `wrk -c4` for a warm-up,
 # zeroes the counters, runs `wrk` again for the measured window, dumps, and prints total instructions ÷ requests.
@@ -43,6 +43,8 @@ case "$kind" in
   openai-small) path=/openai/v1/chat/completions; body="{\"model\":\"gpt-4o\",$msgs}" ;;
   openai-sse) path=/openai/v1/chat/completions; body="{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{\"include_usage\":true},$msgs}" ;;
   openai-large) path=/openai/v1/chat/completions; file="$out/bodies/openai_large.json" ;;
+  # The same conversation as openai-large, over the Responses API (docs/responses.md).
+  responses-large) path=/openai/v1/responses; file="$out/bodies/responses_large.json" ;;
   *) echo "unknown kind $kind" >&2; exit 2 ;;
 esac
 if [ -z "${file:-}" ]; then

@@ -15,6 +15,10 @@ Checks:
                 stream_options.include_usage; a full tool round trip (non-streaming and streaming); an image
                 (data URL PNG) message; a bad key (AuthenticationError); a 400 (BadRequestError); an upstream
                 failure mid-stream (APIError raised by the SDK).
+  openai SDK, Responses API (same base_url, /responses): responses.create and responses.stream with text; a
+                function-call round trip with two parallel calls; an image; JSON-schema output; reasoning (summary
+                and encrypted_content); usage; errors: bad key, disallowed model (--restricted-key), an upstream 400
+                and 529, and a budget refusal (--budget-key).
   anthropic SDK (base_url = gateway + "/anthropic"): messages.create and messages.stream.
 Exit status 0 only if every check passes.
 """
@@ -283,6 +287,201 @@ class Run:
             check(not isinstance(e, openai.APIConnectionError), f"connection error instead of an error chunk: {e}")
             return f"SDK raised {type(e).__name__} ({e.message!r}) after {len(got)} content delta(s)"
 
+    # ---- OpenAI SDK, Responses API ----
+
+    def responses_create(self):
+        r = self.oai.responses.create(model=ALIAS, instructions="Be brief.", input="Say hi", store=False)
+        check(r.id.startswith("resp_") and r.object == "response", f"{r.id} {r.object}")
+        check(r.status == "completed", r.status)
+        check(r.model == ALIAS, f"model echoed as {r.model}")
+        check(r.output_text == MOCK_TEXT, f"output_text {r.output_text!r}")
+        u = r.usage
+        check(u.input_tokens > 0 and u.output_tokens > 0 and u.total_tokens == u.input_tokens + u.output_tokens, f"{u}")
+        check(u.input_tokens_details.cached_tokens == 0 and u.output_tokens_details.reasoning_tokens == 0, f"{u}")
+        if self.args.mock:
+            body = json.loads(self.mock_requests()[-1]["body"])
+            check(body["system"][0]["text"] == "Be brief.", f"upstream system {body.get('system')}")
+        return f"{r.output_text!r}, usage {u.input_tokens}+{u.output_tokens}={u.total_tokens}"
+
+    def responses_stream(self):
+        kinds = []
+        with self.oai.responses.stream(model=ALIAS, input="Say hi, slowly", extra_headers={"x-mock-chunks": "6"}) as s:
+            for ev in s:
+                kinds.append(ev.type)
+            final = s.get_final_response()
+        check(kinds[:2] == ["response.created", "response.in_progress"], f"first events {kinds[:2]}")
+        check(kinds[-1] == "response.completed", f"last event {kinds[-1]}")
+        check(kinds.count("response.output_text.delta") == 6, f"{kinds}")
+        check(final.output_text == MOCK_TEXT, f"final {final.output_text!r}")
+        check(final.usage and final.usage.total_tokens > 0, f"{final.usage}")
+        # The raw stream through responses.create(stream=True) too.
+        text = "".join(
+            ev.delta for ev in self.oai.responses.create(model=ALIAS, input="hi", stream=True)
+            if ev.type == "response.output_text.delta"
+        )
+        check(text == MOCK_TEXT, f"create(stream=True) text {text!r}")
+        return f"{len(kinds)} events, {final.output_text!r}"
+
+    def responses_tools(self):
+        tool = {"type": "function", "name": "get_weather", "description": "Current weather for a city",
+                "parameters": WEATHER_TOOL["function"]["parameters"], "strict": False}
+        headers = dict(TOOL_HEADERS, **{"x-mock-tool-calls": "2"})
+        inp = [{"role": "user", "content": "Weather in Paris and Lyon?"}]
+        r = self.oai.responses.create(model=ALIAS, input=inp, tools=[tool], parallel_tool_calls=True, extra_headers=headers)
+        calls = [o for o in r.output if o.type == "function_call"]
+        check(len(calls) == 2, f"output {r.output}")
+        check(len({c.call_id for c in calls}) == 2, f"call ids {[c.call_id for c in calls]}")
+        check(all(c.name == "get_weather" and json.loads(c.arguments) == {"city": "Paris"} for c in calls), f"{calls}")
+        # Send the output back as the SDK returned it, plus one output per call (what Codex does).
+        inp += [o.model_dump(exclude_none=True) for o in r.output]
+        inp += [{"type": "function_call_output", "call_id": c.call_id, "output": f"{18 + i}C"} for i, c in enumerate(calls)]
+        r2 = self.oai.responses.create(model=ALIAS, input=inp, tools=[tool], extra_headers=headers)
+        check(r2.output_text == "Tool result received: 18C", f"answer {r2.output_text!r}")
+        if self.args.mock:
+            body = json.loads(self.mock_requests()[-1]["body"])
+            uses = [b for b in body["messages"][1]["content"] if b["type"] == "tool_use"]
+            results = [b for b in body["messages"][2]["content"] if b["type"] == "tool_result"]
+            check([u["id"] for u in uses] == [c.call_id for c in calls], f"upstream tool_use {uses}")
+            check([t["tool_use_id"] for t in results] == [c.call_id for c in calls], f"upstream tool_result {results}")
+        # Streamed: the SDK's helper assembles the calls from the events.
+        with self.oai.responses.stream(model=ALIAS, input="Weather?", tools=[tool], extra_headers=headers) as s:
+            args_done = [ev.arguments for ev in s if ev.type == "response.function_call_arguments.done"]
+            final = s.get_final_response()
+        check(len(args_done) == 2 and len([o for o in final.output if o.type == "function_call"]) == 2, f"{final.output}")
+        return f"2 parallel calls {[c.call_id for c in calls]} -> {r2.output_text!r}; streamed too"
+
+    def responses_image(self):
+        png = tiny_png()
+        url = "data:image/png;base64," + base64.b64encode(png).decode()
+        r = self.oai.responses.create(model=ALIAS, input=[{"role": "user", "content": [
+            {"type": "input_text", "text": "What is in this image?"},
+            {"type": "input_image", "image_url": url, "detail": "low"}]}])
+        check(r.output_text == MOCK_TEXT, f"{r.output_text!r}")
+        if self.args.mock:
+            body = json.loads(self.mock_requests()[-1]["body"])
+            img = next(b for b in body["messages"][0]["content"] if b["type"] == "image")
+            check(img["source"]["data"] == base64.b64encode(png).decode(), f"{img}")
+        return f"{len(png)}-byte PNG arrived upstream as an image block"
+
+    def responses_json_schema(self):
+        schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
+                  "additionalProperties": False}
+        payload = json.dumps({"answer": "42"})
+        r = self.oai.responses.create(model=ALIAS, input="Answer in JSON",
+                                      text={"format": {"type": "json_schema", "name": "answer", "schema": schema, "strict": True}},
+                                      extra_headers={"x-mock-text": payload})
+        check(json.loads(r.output_text) == {"answer": "42"}, f"{r.output_text!r}")
+        if self.args.mock:
+            body = json.loads(self.mock_requests()[-1]["body"])
+            fmt = body.get("output_config", {}).get("format", {})
+            check(fmt.get("type") == "json_schema" and fmt.get("schema", {}).get("required") == ["answer"], f"upstream {body}")
+        return f"{r.output_text} (upstream output_config.format json_schema)"
+
+    def responses_reasoning(self):
+        r = self.oai.responses.create(model=ALIAS, input="Think, then answer", reasoning={"effort": "high", "summary": "auto"},
+                                      include=["reasoning.encrypted_content"], extra_headers={"x-mock-thinking": "true"})
+        rs = [o for o in r.output if o.type == "reasoning"]
+        check(len(rs) == 1 and rs[0].summary and rs[0].summary[0].text, f"{r.output}")
+        check(rs[0].encrypted_content, "no encrypted_content (the thinking signature)")
+        check(r.output_text == MOCK_TEXT, f"{r.output_text!r}")
+        if self.args.mock:
+            body = json.loads(self.mock_requests()[-1]["body"])
+            check("thinking" in body, f"no thinking upstream: {body}")
+        # Replayed in the next request, the reasoning item becomes a signed thinking block again.
+        inp = [{"role": "user", "content": "Think"}] + [o.model_dump(exclude_none=True) for o in r.output]
+        inp.append({"role": "user", "content": "And now?"})
+        self.oai.responses.create(model=ALIAS, input=inp, reasoning={"effort": "high"})
+        if self.args.mock:
+            body = json.loads(self.mock_requests()[-1]["body"])
+            block = body["messages"][1]["content"][0]
+            check(block["type"] == "thinking" and block["signature"] == rs[0].encrypted_content, f"replayed {block}")
+        return f"summary {rs[0].summary[0].text[:40]!r}…, signature round-tripped"
+
+    def responses_errors(self):
+        bad = openai.OpenAI(base_url=str(self.oai.base_url), api_key="not-a-key", max_retries=0)
+        out = []
+        try:
+            bad.responses.create(model=ALIAS, input="hi")
+            raise AssertionError("bad key accepted")
+        except openai.AuthenticationError as e:
+            check(e.status_code == 401 and e.code == "invalid_api_key", f"{e.status_code} {e.code}")
+            out.append("401 invalid_api_key")
+        if self.args.restricted_key:
+            restricted = openai.OpenAI(base_url=str(self.oai.base_url), api_key=self.args.restricted_key, max_retries=0)
+            try:
+                restricted.responses.create(model=ALIAS, input="hi")
+                raise AssertionError("disallowed model accepted")
+            except openai.PermissionDeniedError as e:
+                check(e.status_code == 403 and e.code == "model_not_allowed", f"{e.status_code} {e.code}")
+                out.append("403 model_not_allowed")
+        try:
+            self.oai.responses.create(model=ALIAS, input="hi", extra_headers={"x-mock-status": "400", "x-mock-error-message": "upstream says no"})
+            raise AssertionError("upstream 400 not raised")
+        except openai.BadRequestError as e:
+            check(e.status_code == 400 and "upstream says no" in e.message, f"{e.status_code} {e.message}")
+            out.append("upstream 400 -> BadRequestError")
+        try:
+            self.oai.responses.create(model=ALIAS, input="hi", extra_headers={"x-mock-status": "529"})
+            raise AssertionError("upstream 529 not raised")
+        except openai.InternalServerError as e:
+            check(e.status_code == 503, f"{e.status_code}")
+            out.append("upstream 529 -> 503 InternalServerError")
+        # Streamed, the SDK does not raise: the stream ends with a response.failed event (final for Codex).
+        events = list(self.oai.responses.create(model=ALIAS, input="hi", stream=True, extra_headers={"x-mock-status": "529"}))
+        check(events[0].type == "response.created" and events[-1].type == "response.failed", f"{[e.type for e in events]}")
+        check(events[-1].response.error.code == "server_is_overloaded", f"{events[-1].response.error}")
+        out.append("streamed 529 -> response.failed server_is_overloaded")
+        events = list(self.oai.responses.create(model=ALIAS, input="hi", stream=True,
+                                                extra_headers={"x-mock-chunks": "6", "x-mock-fail-after-events": "3"}))
+        check(events[-1].type == "response.failed" and events[-1].response.error.code == "server_error",
+              f"{[e.type for e in events]}")
+        out.append("mid-stream break -> response.failed server_error")
+        try:
+            self.oai.responses.create(model=ALIAS, input="hi", previous_response_id="resp_123")
+            raise AssertionError("previous_response_id accepted")
+        except openai.BadRequestError as e:
+            check(e.param == "previous_response_id", f"param {e.param}")
+            out.append("400 previous_response_id")
+        if self.args.budget_key:
+            budget = openai.OpenAI(base_url=str(self.oai.base_url), api_key=self.args.budget_key, max_retries=0)
+            refused = None
+            for _ in range(4):
+                try:
+                    budget.responses.create(model=ALIAS, input="hi")
+                except openai.RateLimitError as e:
+                    refused = e
+                    break
+            check(refused is not None, "the budget never ran out")
+            check(refused.code == "insufficient_quota", f"code {refused.code}")
+            check(refused.response.headers.get("retry-after") is None, "a Retry-After would make Codex retry")
+            out.append("budget 429 insufficient_quota")
+        return ", ".join(out)
+
+    def agents_sdk(self):
+        """The README's OpenAI Agents SDK example, with a function tool the agent calls once."""
+        try:
+            import asyncio
+            from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+        except ImportError:
+            return "skipped (pip install openai-agents)"
+        set_tracing_disabled(True)
+        calls = []
+
+        @function_tool
+        def get_weather(city: str) -> str:
+            """Current weather for a city."""
+            calls.append(city)
+            return "18C"
+
+        client = openai.AsyncOpenAI(base_url=str(self.oai.base_url), api_key=self.args.key, max_retries=0,
+                                    default_headers=TOOL_HEADERS)
+        agent = Agent(name="helper", instructions="Be brief.", tools=[get_weather],
+                      model=OpenAIResponsesModel(model=ALIAS, openai_client=client))
+        result = asyncio.run(Runner.run(agent, "Weather in Paris?"))
+        check(calls == ["Paris"], f"tool calls {calls}")
+        check(result.final_output == "Tool result received: 18C", f"final {result.final_output!r}")
+        return f"agent called get_weather({calls[0]}) and answered {result.final_output!r}"
+
     # ---- Anthropic SDK ----
 
     def anthropic_create(self):
@@ -318,6 +517,14 @@ class Run:
         self.step("openai image data URL", self.image)
         self.step("openai errors", self.errors)
         self.step("openai mid-stream failure", self.mid_stream_failure)
+        self.step("openai responses.create", self.responses_create)
+        self.step("openai responses.stream", self.responses_stream)
+        self.step("openai responses parallel function calls", self.responses_tools)
+        self.step("openai responses image", self.responses_image)
+        self.step("openai responses json_schema", self.responses_json_schema)
+        self.step("openai responses reasoning", self.responses_reasoning)
+        self.step("openai responses errors", self.responses_errors)
+        self.step("openai-agents Runner with a function tool", self.agents_sdk)
         self.step("anthropic messages.create", self.anthropic_create)
         self.step("anthropic messages.stream", self.anthropic_stream)
         print("ALL PASSED" if self.failures == 0 else f"{self.failures} FAILED")
@@ -329,6 +536,8 @@ def main():
     p.add_argument("--gateway", required=True, help="ccgate base URL, e.g. http://127.0.0.1:8080")
     p.add_argument("--key", required=True, help="tenant key (allowed: claude-sonnet-4-6 and the gpt-4o alias)")
     p.add_argument("--mock", help="ccgate-mock base URL, to check what reached the upstream")
+    p.add_argument("--restricted-key", help="a tenant key that may not use claude-sonnet-4-6 (403 check)")
+    p.add_argument("--budget-key", help="a tenant key whose budget runs out after a request (429 check)")
     sys.exit(Run(p.parse_args()).all())
 
 

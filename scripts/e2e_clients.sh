@@ -5,8 +5,8 @@
 #   scripts/e2e_clients.sh
 #
 # 1. builds ccgate and ccgate-mock (release);
-# 2. starts the mock upstream and ccgate on free ports, with a temp config: one tenant allowed every model,
-#    the OpenAI alias gpt-4o -> claude-sonnet-4-6;
+# 2. starts the mock upstream and ccgate on free ports, with a temp config: one tenant allowed every model, one
+#    allowed only haiku, one with a tiny daily budget; the OpenAI alias gpt-4o -> claude-sonnet-4-6;
 # 3. creates target/e2e-venv (once) and installs scripts/requirements-e2e.txt into it;
 # 4. runs scripts/e2e_clients.py against the gateway (see that file for the checks);
 # 5. stops ccgate (so the ledger is flushed) and prints `ccgate usage`.
@@ -61,7 +61,10 @@ cat > "$work/config/upstreams.json" <<JSON
  "loadBalancer": {"healthCheckEnabled": false}}
 JSON
 cat > "$work/config/tenants.json" <<JSON
-{"tenants": [{"id": "e2e", "name": "e2e", "key": "$key", "enabled": true, "allowedModels": ["*"]}]}
+{"tenants": [{"id": "e2e", "name": "e2e", "key": "$key", "enabled": true, "allowedModels": ["*"]},
+             {"id": "e2e-haiku", "name": "e2e-haiku", "key": "$key-haiku", "enabled": true, "allowedModels": ["claude-haiku*"]},
+             {"id": "e2e-budget", "name": "e2e-budget", "key": "$key-budget", "enabled": true, "allowedModels": ["*"],
+              "limits": {"daily": {"maxUSD": 0.0001}}}]}
 JSON
 cat > "$work/config/server.json" <<JSON
 {"server": {"port": 0, "host": "127.0.0.1"},
@@ -74,7 +77,8 @@ gw_url=$(sed -n 's/^CCGate listening on \([^ ]*\).*/\1/p' "$work/gw.out")
 echo "mock $mock_url, ccgate $gw_url"
 
 status=0
-"$venv/bin/python" scripts/e2e_clients.py --gateway "$gw_url" --key "$key" --mock "$mock_url" || status=$?
+"$venv/bin/python" scripts/e2e_clients.py --gateway "$gw_url" --key "$key" --mock "$mock_url" \
+  --restricted-key "$key-haiku" --budget-key "$key-budget" || status=$?
 
 # Stop the gateway first so the ledger is flushed, then show what it recorded.
 kill "$gw_pid" 2>/dev/null || true

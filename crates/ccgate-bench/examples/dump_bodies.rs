@@ -15,6 +15,7 @@ fn main() -> std::io::Result<()> {
     for (name, body) in [
         ("anthropic_large.json", bodies::anthropic_large()),
         ("openai_large.json", bodies::openai_large()),
+        ("responses_large.json", bodies::responses_large()),
     ] {
         std::fs::write(format!("{dir}/{name}"), body)?;
     }

@@ -254,18 +254,61 @@ fn openai_large_with(conv: usize) -> Vec<u8> {
     serde_json::to_vec(&v).expect("json")
 }
 
+// Used by `examples/dump_bodies` (bench/callgrind.sh responses-large); the load generator has no Responses path yet.
+#[allow(dead_code)]
+/// The same content as [`openai_large_with`] in the Responses API's shape (`/openai/v1/responses`): system text as
+/// `instructions`, the turns as input items (`message`, `function_call`, `function_call_output`), flat tools.
+fn responses_large_with(conv: usize) -> Vec<u8> {
+    let mut w = Words::new(7);
+    let names = tool_names();
+    let system = format!(
+        "You are Claude Code, Anthropic's official CLI for Claude.\n{}",
+        w.text(14_000)
+    );
+    let tools: Vec<Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            json!({"type": "function", "name": n, "description": w.text(300), "parameters": tool_schema(&mut w, i), "strict": false})
+        })
+        .collect();
+    let mut input = Vec::new();
+    for t in conversation(&mut w, &names, conv) {
+        match t.kind {
+            0 => input.push(json!({"type": "message", "role": t.role, "content": [{"type": "input_text", "text": t.text}]})),
+            1 => {
+                input.push(json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": t.text}]}));
+                input.push(json!({"type": "function_call", "call_id": t.id, "name": t.tool,
+                    "arguments": "{\"command\":\"ls -la src\",\"description\":\"list\"}"}));
+            }
+            _ => input.push(json!({"type": "function_call_output", "call_id": t.id, "output": t.text})),
+        }
+    }
+    let v = json!({
+        "model": OPENAI_MODEL,
+        "max_output_tokens": 32000,
+        "instructions": system,
+        "tools": tools,
+        "input": input,
+        "user": "bench-user",
+        "store": false,
+    });
+    serde_json::to_vec(&v).expect("json")
+}
+
 /// Largest conversation size whose body stays at or under the target (monotone in `conv`).
-fn fit(build: fn(usize) -> Vec<u8>) -> Vec<u8> {
+fn fit_conv(build: fn(usize) -> Vec<u8>) -> usize {
     let mut conv = 20_000;
-    let mut best = build(conv);
     loop {
-        let next = build(conv + 2_000);
-        if next.len() > LARGE_TARGET {
-            return best;
+        if build(conv + 2_000).len() > LARGE_TARGET {
+            return conv;
         }
         conv += 2_000;
-        best = next;
     }
+}
+
+fn fit(build: fn(usize) -> Vec<u8>) -> Vec<u8> {
+    build(fit_conv(build))
 }
 
 pub fn anthropic_large() -> Vec<u8> {
@@ -274,6 +317,12 @@ pub fn anthropic_large() -> Vec<u8> {
 
 pub fn openai_large() -> Vec<u8> {
     fit(openai_large_with)
+}
+
+/// [`openai_large`]'s conversation, word for word, as a Responses request (a few bytes larger: item types).
+#[allow(dead_code)]
+pub fn responses_large() -> Vec<u8> {
+    responses_large_with(fit_conv(openai_large_with))
 }
 
 #[cfg(test)]
@@ -298,6 +347,15 @@ mod tests {
             o.len()
         );
         let v: Value = serde_json::from_slice(&o).unwrap();
+        assert_eq!(v["tools"].as_array().unwrap().len(), TOOL_COUNT);
+        let r = responses_large();
+        assert!(
+            r.len().abs_diff(o.len()) < 4 * 1024,
+            "{} vs {}",
+            r.len(),
+            o.len()
+        );
+        let v: Value = serde_json::from_slice(&r).unwrap();
         assert_eq!(v["tools"].as_array().unwrap().len(), TOOL_COUNT);
     }
 }

@@ -86,6 +86,8 @@ pub struct MockConfig {
     pub tool_name: Option<String>,
     /// Input of the tool call (default: Bash → echo command, other tools → `{}`).
     pub tool_input: Option<Value>,
+    /// Number of `tool_use` blocks in a tool answer (parallel calls of the same tool; ids `<id>`, `<id>_1`, …).
+    pub tool_calls: u32,
     /// Text block before the tool_use block (default: `text`; empty = no text block).
     pub tool_text: Option<String>,
     /// Prepend a thinking block.
@@ -153,6 +155,7 @@ impl Default for MockConfig {
             tool_mode: ToolMode::Off,
             tool_name: None,
             tool_input: None,
+            tool_calls: 1,
             tool_text: None,
             thinking: false,
             thinking_text: None,

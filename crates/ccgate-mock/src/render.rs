@@ -67,11 +67,21 @@ fn tool_plan(cfg: &MockConfig, tool_id: String, name: String, input: String) -> 
     if !text.is_empty() {
         blocks.push(Block::Text(text.to_string()));
     }
-    blocks.push(Block::ToolUse {
-        id: tool_id,
-        name,
-        input,
-    });
+    for k in 1..cfg.tool_calls.max(1) {
+        blocks.push(Block::ToolUse {
+            id: format!("{tool_id}_{k}"),
+            name: name.clone(),
+            input: input.clone(),
+        });
+    }
+    blocks.insert(
+        blocks.len() + 1 - cfg.tool_calls.max(1) as usize,
+        Block::ToolUse {
+            id: tool_id,
+            name,
+            input,
+        },
+    );
     Plan {
         blocks,
         stop_reason: stop_reason(cfg, "tool_use"),

@@ -42,6 +42,7 @@ mod params;
 mod reasoning;
 mod request;
 mod response;
+pub mod responses;
 mod stream;
 mod tools;
 mod usage;

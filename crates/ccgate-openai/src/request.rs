@@ -84,6 +84,16 @@ impl ParsedRequest<'_> {
     }
 }
 
+/// Translates a request view built by another reader (the Responses API, `crate::responses`); `body_len` sizes
+/// the output buffer.
+pub(crate) fn translate_view(
+    req: &Request<'_>,
+    body_len: usize,
+    opts: &TranslateOptions<'_>,
+) -> Result<TranslatedRequest, TranslateError> {
+    Translation::new(req, opts, body_len).run()
+}
+
 /// The top-level object of `body`, read into its view. A repeated key is refused rather than
 /// resolved: which copy wins differs between parsers (`serde_json::Value` keeps the last), and the
 /// gateway must act on the same `model` the client meant. Keys are compared unescaped, so

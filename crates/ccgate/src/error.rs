@@ -13,6 +13,8 @@ use bytes::Bytes;
 pub enum Protocol {
     Anthropic,
     OpenAi,
+    /// The OpenAI Responses API (`/openai/v1/responses`): OpenAI's error shape, its own ledger label.
+    Responses,
 }
 
 impl Protocol {
@@ -20,12 +22,15 @@ impl Protocol {
         match self {
             Protocol::Anthropic => "anthropic",
             Protocol::OpenAi => "openai",
+            Protocol::Responses => "responses",
         }
     }
 
     /// The protocol of a path, for errors raised before a handler runs (404, 405, 413).
     pub fn of_path(path: &str) -> Protocol {
-        if path.starts_with("/openai") {
+        if path.starts_with("/openai/v1/responses") || path.starts_with("/openai/responses") {
+            Protocol::Responses
+        } else if path.starts_with("/openai") {
             Protocol::OpenAi
         } else {
             Protocol::Anthropic
@@ -258,7 +263,7 @@ impl ApiError {
     pub fn status_for(&self, protocol: Protocol) -> StatusCode {
         match protocol {
             Protocol::Anthropic => self.status(),
-            Protocol::OpenAi => self.openai_parts().0,
+            Protocol::OpenAi | Protocol::Responses => self.openai_parts().0,
         }
     }
 
@@ -269,7 +274,7 @@ impl ApiError {
                 self.status(),
                 anthropic_error_body(self.anthropic_type(), &message),
             ),
-            Protocol::OpenAi => {
+            Protocol::OpenAi | Protocol::Responses => {
                 let (status, ty, code) = self.openai_parts();
                 let body = match &self {
                     ApiError::Translate(t) => Bytes::from(t.to_body()),

@@ -61,7 +61,7 @@ impl Adapter for Anthropic {
 
     /// Upstream errors go to the tenant verbatim (Claude Code reads their wording to recover; our key was cut out
     /// in `forward`), with only the allow-listed headers and a JSON content type.
-    fn upstream_error(status: StatusCode, headers: &HeaderMap, body: Bytes) -> Response {
+    fn upstream_error(_: &(), status: StatusCode, headers: &HeaderMap, body: Bytes) -> Response {
         let mut builder = Response::builder().status(status);
         if let Some(h) = builder.headers_mut() {
             crate::forward::headers::copy_response_headers(headers, h, false);

@@ -7,6 +7,7 @@ pub mod openai;
 pub mod probes;
 pub mod proxy;
 pub mod request_log;
+pub mod responses;
 pub mod scan;
 pub mod tenant_status;
 pub mod usage;

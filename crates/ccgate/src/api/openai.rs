@@ -6,7 +6,7 @@ use super::scan;
 use crate::error::{ApiError, Protocol};
 use crate::state::Gateway;
 use crate::tee::settle::{Ending, Settlement};
-use crate::tee::{self, Mode, Tee};
+use crate::tee::{self, Mode, SseTranslator, Tee};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -103,7 +103,12 @@ impl Adapter for OpenAi {
     }
 
     /// Upstream errors in OpenAI's shape with their real status (docs/protocols.md); `retry-after` survives.
-    fn upstream_error(status: StatusCode, headers: &HeaderMap, body: Bytes) -> Response {
+    fn upstream_error(
+        _: &Context,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response {
         let (code, out) = ccgate_openai::translate_error(status.as_u16(), &body);
         let mut resp = json_response(
             StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
@@ -136,7 +141,7 @@ impl Adapter for OpenAi {
             let mode = Mode::OpenAiSse {
                 framer: SseFramer::new(),
                 meter: StreamMeter::new(),
-                translator: Box::new(translator),
+                translator: Box::new(SseTranslator::Chat(translator)),
             };
             let tee = Tee::new(exchange.response, mode, settlement, cfg);
             let builder = Response::builder()

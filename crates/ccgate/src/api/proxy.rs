@@ -35,6 +35,7 @@ pub enum Endpoint {
     Messages,
     CountTokens,
     ChatCompletions,
+    Responses,
 }
 
 impl Endpoint {
@@ -43,13 +44,14 @@ impl Endpoint {
             Endpoint::Messages => "messages",
             Endpoint::CountTokens => "count_tokens",
             Endpoint::ChatCompletions => "chat_completions",
+            Endpoint::Responses => "responses",
         }
     }
 
     pub fn upstream_path(self) -> &'static str {
         match self {
             Endpoint::CountTokens => "/v1/messages/count_tokens",
-            Endpoint::Messages | Endpoint::ChatCompletions => "/v1/messages",
+            Endpoint::Messages | Endpoint::ChatCompletions | Endpoint::Responses => "/v1/messages",
         }
     }
 
@@ -61,6 +63,7 @@ impl Endpoint {
     pub fn protocol(self) -> Protocol {
         match self {
             Endpoint::ChatCompletions => Protocol::OpenAi,
+            Endpoint::Responses => Protocol::Responses,
             _ => Protocol::Anthropic,
         }
     }
@@ -165,8 +168,14 @@ pub trait Adapter {
     /// Step 2, after the body is read: the upstream request and the fields the policy and routing need.
     fn prepare(a: &Admitted, body: Bytes) -> Result<Prepared<Self::Context>, ApiError>;
 
-    /// A final non-2xx answer from the upstream, rendered for the tenant.
-    fn upstream_error(status: StatusCode, headers: &HeaderMap, body: Bytes) -> Response;
+    /// A final non-2xx answer from the upstream, rendered for the tenant (the request's context says how, e.g.
+    /// whether it asked for a stream).
+    fn upstream_error(
+        context: &Self::Context,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response;
 
     /// Step 6: the answer to a 2xx upstream exchange (usually a tee); the settlement is finished by it.
     fn respond(
@@ -250,7 +259,10 @@ pub async fn handle<A: Adapter>(gw: Arc<Gateway>, endpoint: Endpoint, req: Reque
         model_span,
         session: session.as_deref(),
     };
-    match dispatch(&a, &plan, settlement, A::upstream_error).await {
+    let render = |status: StatusCode, headers: &HeaderMap, body: Bytes| {
+        A::upstream_error(&context, status, headers, body)
+    };
+    match dispatch(&a, &plan, settlement, render).await {
         Dispatched::Done(resp) => resp,
         Dispatched::Streaming(s, mut settlement) => {
             let upstream = s.in_flight.upstream().clone();

@@ -19,7 +19,7 @@ pub mod cors;
 
 use crate::api::proxy::Endpoint;
 use crate::api::{
-    admin_tenants, anthropic, models, openai, probes, request_log, tenant_status, usage,
+    admin_tenants, anthropic, models, openai, probes, request_log, responses, tenant_status, usage,
 };
 use crate::error::{ApiError, Protocol};
 use crate::state::Gateway;
@@ -47,6 +47,14 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     let openai = Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/chat/completions", post(openai::chat_completions))
+        .route(
+            "/v1/responses",
+            post(responses::responses).get(responses::websocket_refused),
+        )
+        .route(
+            "/responses",
+            post(responses::responses).get(responses::websocket_refused),
+        )
         .route("/v1/models", get(models::openai_list))
         .route("/models", get(models::openai_list));
     let tenant_api = Router::new()
@@ -118,6 +126,7 @@ fn proxied_endpoint(req: &Request) -> Option<Endpoint> {
         "/openai/v1/chat/completions" | "/openai/chat/completions" => {
             Some(Endpoint::ChatCompletions)
         }
+        "/openai/v1/responses" | "/openai/responses" => Some(Endpoint::Responses),
         _ => None,
     }
 }
@@ -132,6 +141,7 @@ async fn serve_proxied(
         Endpoint::Messages => anthropic::messages(state, req).await,
         Endpoint::CountTokens => anthropic::count_tokens(state, req).await,
         Endpoint::ChatCompletions => openai::chat_completions(state, req).await,
+        Endpoint::Responses => responses::responses(state, req).await,
     })
 }
 

@@ -29,6 +29,7 @@ use bytes::{Bytes, BytesMut};
 use ccgate_meter::sse::SseFramer;
 use ccgate_meter::usage::{usage_from_json_response, StreamMeter, StreamStatus};
 use ccgate_meter::Usage;
+use ccgate_openai::responses::ResponsesStream;
 use ccgate_openai::StreamTranslator;
 use http_body::{Body, Frame};
 use settle::{Ending, Settlement};
@@ -48,12 +49,43 @@ pub enum Mode {
     /// our key is cut out of its decoded strings, and a `modelMap` rename is mapped back. An upstream sends a
     /// non-streamed answer all at once, when it is complete, so holding it costs the client no latency.
     AnthropicJson { copy: Vec<u8> },
-    /// `/openai` streaming: Anthropic SSE in, OpenAI chunks out.
+    /// `/openai` streaming: Anthropic SSE in, OpenAI chunks (chat) or Responses events out.
     OpenAiSse {
         framer: SseFramer,
         meter: StreamMeter,
-        translator: Box<StreamTranslator>,
+        translator: Box<SseTranslator>,
     },
+}
+
+/// The translators of the two OpenAI APIs, which the tee drives the same way.
+pub enum SseTranslator {
+    /// Chat Completions chunks.
+    Chat(StreamTranslator),
+    /// Responses events (`response.created` … `response.completed`).
+    Responses(ResponsesStream),
+}
+
+impl SseTranslator {
+    fn on_event(&mut self, name: &str, data: &[u8], usage: &Usage, out: &mut Vec<u8>) {
+        match self {
+            SseTranslator::Chat(t) => t.on_event(name, data, usage, out),
+            SseTranslator::Responses(t) => t.on_event(name, data, usage, out),
+        }
+    }
+
+    fn on_upstream_error(&mut self, message: &str, kind: &str, out: &mut Vec<u8>) {
+        match self {
+            SseTranslator::Chat(t) => t.on_upstream_error(message, kind, out),
+            SseTranslator::Responses(t) => t.on_upstream_error(message, kind, out),
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        match self {
+            SseTranslator::Chat(t) => t.is_finished(),
+            SseTranslator::Responses(t) => t.is_finished(),
+        }
+    }
 }
 
 /// Largest answer buffered, decoded: a JSON answer (both endpoints). Real ones are far smaller (128k output
@@ -447,7 +479,7 @@ impl Inner {
 fn translate(
     framer: &mut SseFramer,
     meter: &mut StreamMeter,
-    translator: &mut StreamTranslator,
+    translator: &mut SseTranslator,
     chunk: Option<&[u8]>,
     out: &mut Vec<u8>,
 ) {

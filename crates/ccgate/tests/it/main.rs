@@ -21,6 +21,7 @@ mod operations;
 mod outliers;
 mod postgres;
 mod resilience;
+mod responses;
 mod scale_out;
 mod throttle;
 mod transport;

@@ -1,0 +1,270 @@
+//! `/openai/v1/responses`: the OpenAI Responses API (Codex, the Agents SDK), translated to Anthropic Messages and
+//! back by `ccgate_openai::responses` (docs/responses.md), on the shared request path with its own ledger label
+//! (`protocol = responses`). Stateless: nothing is stored, `previous_response_id` is refused.
+
+use super::proxy::{self, Adapter, Admitted, Endpoint, Exchange, Prepared};
+use super::scan;
+use crate::error::{openai_error_body, ApiError, Protocol};
+use crate::state::Gateway;
+use crate::tee::settle::{Ending, Settlement};
+use crate::tee::{self, Mode, SseTranslator, Tee};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use ccgate_meter::sse::SseFramer;
+use ccgate_meter::usage::StreamMeter;
+use ccgate_openai::responses::{ResponsesContext, ResponsesStream};
+use ccgate_openai::TranslateOptions;
+use http::{header, HeaderMap, StatusCode};
+use std::sync::Arc;
+
+pub async fn responses(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    if !gw.rt().config.openai.enabled {
+        return ApiError::NotFound {
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+        }
+        .into_response_for(Protocol::Responses);
+    }
+    let g = gw.clone();
+    proxy::run_detached(
+        &gw,
+        Protocol::Responses,
+        Box::pin(proxy::handle::<Responses>(g, Endpoint::Responses, req)),
+    )
+    .await
+}
+
+/// `GET` on the path: Codex tries a WebSocket upgrade there when a provider sets `supports_websockets = true`
+/// (docs/responses.md §4.4). CCGate speaks Responses over HTTP only, so the upgrade is refused at once with a plain
+/// HTTP answer (426, no `101`); Codex then uses HTTP. Any other `GET` gets the same answer: the route takes `POST`.
+pub async fn websocket_refused(req: Request) -> Response {
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let (status, message) = if upgrade {
+        (
+            StatusCode::UPGRADE_REQUIRED,
+            "WebSocket is not supported on this gateway; send POST /v1/responses over HTTP (in Codex, set supports_websockets = false)",
+        )
+    } else {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method GET is not allowed on this path; use POST",
+        )
+    };
+    let body = openai_error_body(
+        message,
+        "invalid_request_error",
+        Some("unsupported_transport"),
+        None,
+    );
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    // Close the connection: a client that asked to switch protocols must not reuse it for HTTP.
+    resp.headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    resp
+}
+
+fn json_response(status: StatusCode, body: Bytes, request_id: Option<&str>) -> Response {
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(id) = request_id {
+        builder = builder.header("x-request-id", id);
+    }
+    proxy::body_response(builder, Body::from(body))
+}
+
+pub struct Responses;
+
+impl Adapter for Responses {
+    type Context = ResponsesContext;
+    const PROTOCOL: Protocol = Protocol::Responses;
+
+    fn prepare(a: &Admitted, body: Bytes) -> Result<Prepared<ResponsesContext>, ApiError> {
+        let parsed = ccgate_openai::responses::parse_responses_request(&body)
+            .map_err(ApiError::Translate)?;
+        let oa = &a.rt.config.openai;
+        let resolved = ccgate_openai::resolve_model(parsed.model(), &oa.models, &oa.default_model);
+        let caps = ccgate_meter::catalog::caps_for(&resolved.claude_model);
+        let mut opts = TranslateOptions::new(
+            &resolved.claude_model,
+            &resolved.client_model,
+            caps,
+            &a.tenant.config.id,
+        );
+        opts.expose_reasoning = oa.expose_reasoning;
+        let translated = parsed.translate(&opts).map_err(ApiError::Translate)?;
+        for w in &translated.warnings {
+            tracing::info!(tenant = %a.tenant.config.id, warning = %w, "responses translation");
+        }
+        let upstream_body = Bytes::from(translated.body);
+        let renamed =
+            a.rt.upstreams
+                .iter()
+                .any(|u| u.config.model_map.contains_key(&resolved.claude_model));
+        let model_span = if renamed {
+            scan::scan(&upstream_body).ok().and_then(|s| s.model_span)
+        } else {
+            None
+        };
+        Ok(Prepared {
+            upstream_body,
+            client_model: resolved.client_model,
+            claude_model: resolved.claude_model,
+            model_span,
+            stream: translated.stream,
+            max_tokens: translated.max_tokens,
+            user_id: None,
+            // Affinity: the hashed `user`, else the client's `prompt_cache_key` (Codex: its session id).
+            user: translated
+                .user_id
+                .or_else(|| translated.session.map(|k| format!("prompt_cache_key:{k}"))),
+            context: translated.ctx,
+        })
+    }
+
+    /// Upstream errors in the Responses (= OpenAI) error shape with chat's status mapping; `retry-after` survives.
+    /// One exception for streams: an overloaded upstream (529, after failover found no other) answers a
+    /// `response.failed` with code `server_is_overloaded`, which Codex treats as final at once, instead of a 503
+    /// it would retry 30 times over half a minute (docs/responses.md §4.3).
+    fn upstream_error(
+        context: &ResponsesContext,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        if context.stream && status.as_u16() == 529 {
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "The upstream is overloaded".to_owned());
+            let mut st = ResponsesStream::new(
+                context.clone(),
+                &uuid::Uuid::now_v7().to_string(),
+                chrono::Utc::now().timestamp(),
+            );
+            let mut out = Vec::new();
+            st.on_event(
+                "error",
+                serde_json::json!({"type": "error", "error": {"type": "overloaded_error", "message": message}})
+                    .to_string()
+                    .as_bytes(),
+                &Default::default(),
+                &mut out,
+            );
+            let builder = Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")
+                .header(header::CACHE_CONTROL, "no-cache");
+            return proxy::body_response(builder, Body::from(out));
+        }
+        let (code, out) = ccgate_openai::translate_error(status.as_u16(), &body);
+        let mut resp = json_response(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
+            Bytes::from(out),
+            None,
+        );
+        for name in ["retry-after", "retry-after-ms"] {
+            if let Some(v) = headers.get(name) {
+                resp.headers_mut().insert(name, v.clone());
+            }
+        }
+        if let Some(v) = headers.get("request-id").cloned() {
+            resp.headers_mut()
+                .insert(http::HeaderName::from_static("x-upstream-request-id"), v);
+        }
+        resp
+    }
+
+    async fn respond(
+        a: Admitted,
+        context: ResponsesContext,
+        exchange: Exchange,
+        settlement: Settlement,
+    ) -> Response {
+        let request_id = settlement.record.request_id.clone();
+        let now_unix = chrono::Utc::now().timestamp();
+        let cfg = exchange.tee_config(&a, None);
+        if context.stream {
+            let translator = ResponsesStream::new(context, &request_id, now_unix);
+            let mode = Mode::OpenAiSse {
+                framer: SseFramer::new(),
+                meter: StreamMeter::new(),
+                translator: Box::new(SseTranslator::Responses(translator)),
+            };
+            let tee = Tee::new(exchange.response, mode, settlement, cfg);
+            let builder = Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")
+                .header(header::CACHE_CONTROL, "no-cache")
+                .header("x-accel-buffering", "no")
+                .header("x-request-id", request_id.as_str());
+            return proxy::body_response(builder, Body::new(tee));
+        }
+        let status = exchange.response.status().as_u16();
+        let full = match tee::read_full(exchange.response, cfg.idle, cfg.total_remaining).await {
+            Ok(b) => b,
+            Err(e) => {
+                let (err, class) = match e {
+                    tee::ReadError::TooLarge => (
+                        ApiError::UpstreamBodyTooLarge(tee::MAX_BUFFERED_BODY >> 20),
+                        tee::TOO_LARGE_CLASS,
+                    ),
+                    tee::ReadError::Failed(reason) => {
+                        (ApiError::UpstreamConnect(reason), "upstream_body_broken")
+                    }
+                };
+                settlement.note_upstream_failure(&err.to_string());
+                settlement.finish(
+                    err.status_for(Protocol::Responses).as_u16(),
+                    &Default::default(),
+                    Ending::UpstreamError,
+                    Some(class),
+                );
+                return err.into_response_for(Protocol::Responses);
+            }
+        };
+        let (usage, ending, class) = match tee::json_usage(&full) {
+            Some(u) => (u, Ending::Ok, None),
+            None => (Default::default(), Ending::Partial, Some("usage_missing")),
+        };
+        match ccgate_openai::responses::translate_responses_response(
+            &full,
+            &usage,
+            &context,
+            &request_id,
+            now_unix,
+        ) {
+            Ok(out) => {
+                settlement.finish(status, &usage, ending, class);
+                // The translation decoded every string of the answer: an escaped key is plain text by now.
+                let out = Bytes::from(out);
+                let out = match &cfg.redactor {
+                    Some(r) => r.redact_document(out),
+                    None => out,
+                };
+                json_response(StatusCode::OK, out, Some(&request_id))
+            }
+            Err(e) => {
+                let err = ApiError::UpstreamUnreadable(e.to_string());
+                settlement.finish(
+                    err.status_for(Protocol::Responses).as_u16(),
+                    &usage,
+                    Ending::UpstreamError,
+                    Some(err.class()),
+                );
+                err.into_response_for(Protocol::Responses)
+            }
+        }
+    }
+}
