@@ -543,6 +543,16 @@ async fn console_tenant(gw: &Gateway, id: &str) -> Result<StoredTenant, AdminErr
     Err(AdminError::NotFound(id.to_string()))
 }
 
+/// Stores a changed console tenant whole (the last write wins whole), serves it here at once, and shows it.
+async fn save(gw: &Gateway, mut t: StoredTenant) -> Result<Value, AdminError> {
+    t.updated_ms = now_ms().max(t.updated_ms + 1);
+    gw.ledger.store.put_console_tenant(&t).await?;
+    crate::tenants::reload(gw).await?;
+    let c =
+        crate::tenants::to_config(&t).map_err(|e| AdminError::invalid("body", e.to_string()))?;
+    Ok(tenant_json(&c, Some(&t), &usage(gw).await?))
+}
+
 /// `PATCH /api/admin/tenants/{id}`: `name`, `enabled`, `allowedModels`, `limits`, `expiresAt` (null clears).
 pub async fn update(
     State(gw): State<Arc<Gateway>>,
@@ -580,12 +590,7 @@ pub async fn update(
             }
             t.expires_at = at;
         }
-        t.updated_ms = now_ms().max(t.updated_ms + 1);
-        gw.ledger.store.put_console_tenant(&t).await?;
-        crate::tenants::reload(&gw).await?;
-        let c = crate::tenants::to_config(&t)
-            .map_err(|e| AdminError::invalid("body", e.to_string()))?;
-        Ok(tenant_json(&c, Some(&t), &usage(&gw).await?))
+        save(&gw, t).await
     }
     .await;
     match r {
@@ -608,12 +613,7 @@ pub async fn rotate(
         let key = new_key();
         t.key_sha256 = hex::encode(crate::tenants::key_sha256(&key));
         t.key_hint = key_hint(&key);
-        t.updated_ms = now_ms().max(t.updated_ms + 1);
-        gw.ledger.store.put_console_tenant(&t).await?;
-        crate::tenants::reload(&gw).await?;
-        let c = crate::tenants::to_config(&t)
-            .map_err(|e| AdminError::invalid("body", e.to_string()))?;
-        let mut v = tenant_json(&c, Some(&t), &usage(&gw).await?);
+        let mut v = save(&gw, t).await?;
         v["key"] = json!(key);
         Ok::<_, AdminError>(v)
     }

@@ -10,6 +10,7 @@ pub mod request_log;
 pub mod responses;
 pub mod scan;
 pub mod tenant_status;
+pub mod translated;
 pub mod usage;
 
 use crate::error::ApiError;

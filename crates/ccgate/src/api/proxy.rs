@@ -475,6 +475,7 @@ async fn dispatch(
     settlement.record.session_id =
         session.map(|s| s.rsplit('\u{1f}').next().unwrap_or(s).to_string());
     let protocol = a.endpoint.protocol();
+    settlement.journal_forwarding();
     match forward::forward(&a.rt, plan).await {
         Forwarded::Streaming(s) => {
             settlement.record.upstream_request_id = s

@@ -6,14 +6,12 @@ use super::proxy::{self, Adapter, Admitted, Endpoint, Exchange, Prepared};
 use super::scan;
 use crate::error::{openai_error_body, ApiError, Protocol};
 use crate::state::Gateway;
-use crate::tee::settle::{Ending, Settlement};
-use crate::tee::{self, Mode, SseTranslator, Tee};
+use crate::tee::settle::Settlement;
+use crate::tee::SseTranslator;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
-use ccgate_meter::sse::SseFramer;
-use ccgate_meter::usage::StreamMeter;
 use ccgate_openai::responses::{ResponsesContext, ResponsesStream};
 use ccgate_openai::TranslateOptions;
 use http::{header, HeaderMap, StatusCode};
@@ -72,16 +70,6 @@ pub async fn websocket_refused(req: Request) -> Response {
     resp.headers_mut()
         .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     resp
-}
-
-fn json_response(status: StatusCode, body: Bytes, request_id: Option<&str>) -> Response {
-    let mut builder = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json");
-    if let Some(id) = request_id {
-        builder = builder.header("x-request-id", id);
-    }
-    proxy::body_response(builder, Body::from(body))
 }
 
 pub struct Responses;
@@ -169,7 +157,7 @@ impl Adapter for Responses {
             return proxy::body_response(builder, Body::from(out));
         }
         let (code, out) = ccgate_openai::translate_error(status.as_u16(), &body);
-        let mut resp = json_response(
+        let mut resp = super::translated::json_response(
             StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
             Bytes::from(out),
             None,
@@ -192,79 +180,22 @@ impl Adapter for Responses {
         exchange: Exchange,
         settlement: Settlement,
     ) -> Response {
-        let request_id = settlement.record.request_id.clone();
-        let now_unix = chrono::Utc::now().timestamp();
-        let cfg = exchange.tee_config(&a, None);
-        if context.stream {
-            let translator = ResponsesStream::new(context, &request_id, now_unix);
-            let mode = Mode::OpenAiSse {
-                framer: SseFramer::new(),
-                meter: StreamMeter::new(),
-                translator: Box::new(SseTranslator::Responses(translator)),
-            };
-            let tee = Tee::new(exchange.response, mode, settlement, cfg);
-            let builder = Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")
-                .header(header::CACHE_CONTROL, "no-cache")
-                .header("x-accel-buffering", "no")
-                .header("x-request-id", request_id.as_str());
-            return proxy::body_response(builder, Body::new(tee));
-        }
-        let status = exchange.response.status().as_u16();
-        let full = match tee::read_full(exchange.response, cfg.idle, cfg.total_remaining).await {
-            Ok(b) => b,
-            Err(e) => {
-                let (err, class) = match e {
-                    tee::ReadError::TooLarge => (
-                        ApiError::UpstreamBodyTooLarge(tee::MAX_BUFFERED_BODY >> 20),
-                        tee::TOO_LARGE_CLASS,
-                    ),
-                    tee::ReadError::Failed(reason) => {
-                        (ApiError::UpstreamConnect(reason), "upstream_body_broken")
-                    }
-                };
-                settlement.note_upstream_failure(&err.to_string());
-                settlement.finish(
-                    err.status_for(Protocol::Responses).as_u16(),
-                    &Default::default(),
-                    Ending::UpstreamError,
-                    Some(class),
-                );
-                return err.into_response_for(Protocol::Responses);
-            }
-        };
-        let (usage, ending, class) = match tee::json_usage(&full) {
-            Some(u) => (u, Ending::Ok, None),
-            None => (Default::default(), Ending::Partial, Some("usage_missing")),
-        };
-        match ccgate_openai::responses::translate_responses_response(
-            &full,
-            &usage,
-            &context,
-            &request_id,
-            now_unix,
-        ) {
-            Ok(out) => {
-                settlement.finish(status, &usage, ending, class);
-                // The translation decoded every string of the answer: an escaped key is plain text by now.
-                let out = Bytes::from(out);
-                let out = match &cfg.redactor {
-                    Some(r) => r.redact_document(out),
-                    None => out,
-                };
-                json_response(StatusCode::OK, out, Some(&request_id))
-            }
-            Err(e) => {
-                let err = ApiError::UpstreamUnreadable(e.to_string());
-                settlement.finish(
-                    err.status_for(Protocol::Responses).as_u16(),
-                    &usage,
-                    Ending::UpstreamError,
-                    Some(err.class()),
-                );
-                err.into_response_for(Protocol::Responses)
-            }
-        }
+        super::translated::respond(
+            &a,
+            exchange,
+            settlement,
+            Protocol::Responses,
+            context.stream,
+            context,
+            |ctx, request_id, now| {
+                SseTranslator::Responses(ResponsesStream::new(ctx, request_id, now))
+            },
+            |full, usage, ctx, request_id, now| {
+                ccgate_openai::responses::translate_responses_response(
+                    full, usage, ctx, request_id, now,
+                )
+            },
+        )
+        .await
     }
 }

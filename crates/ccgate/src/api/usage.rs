@@ -39,7 +39,7 @@ struct UsageRequest {
 }
 
 enum Who {
-    Tenant(TenantConfig),
+    Tenant(Box<TenantConfig>),
     Admin,
     /// The admin's own credentials, refused because the configured password is a known default or too short.
     RefusedAdmin(WeakPassword),
@@ -318,7 +318,7 @@ fn identify(
     match ur.kind.as_deref() {
         Some("tenant") => {
             return crate::auth::tenant_for_key(rt, ur.api_key.as_deref()?)
-                .map(|t| Who::Tenant(t.config.clone()))
+                .map(|t| Who::Tenant(Box::new(t.config.clone())))
         }
         Some("admin") => {
             return admin_login(cfg, ur.username.as_deref()?, ur.password.as_deref()?).who();
@@ -329,9 +329,10 @@ fn identify(
         return admin_login(cfg, &u, &p).who();
     }
     if let Some(key) = ur.api_key.as_deref() {
-        return crate::auth::tenant_for_key(rt, key).map(|t| Who::Tenant(t.config.clone()));
+        return crate::auth::tenant_for_key(rt, key)
+            .map(|t| Who::Tenant(Box::new(t.config.clone())));
     }
-    crate::auth::authenticate(rt, headers).map(|t| Who::Tenant(t.config.clone()))
+    crate::auth::authenticate(rt, headers).map(|t| Who::Tenant(Box::new(t.config.clone())))
 }
 
 /// Whether the request carries any credential: one that carries none is not a guess and is not counted.

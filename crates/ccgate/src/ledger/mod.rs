@@ -119,11 +119,14 @@ pub struct Ledger {
     pub store: Arc<dyn Store>,
     pub health: Arc<LedgerHealth>,
     close: CancellationToken,
-    writer: Arc<Mutex<Option<JoinHandle<(Vec<Queued>, usize)>>>>,
+    writer: Arc<Mutex<Option<WriterHandle>>>,
     /// The name this gateway writes into every row (`server.instanceId`, or `hostname:port`). Set once the
     /// listener is bound, since the port may be chosen by the OS; nothing is recorded before that.
     instance_id: Arc<std::sync::OnceLock<String>>,
 }
+
+/// The batch writer: at its end, the records it could not store and how many spilled ones were left on disk.
+type WriterHandle = JoinHandle<(Vec<Queued>, usize)>;
 
 /// A record on its way to the database, with the journal line that covers it until then.
 struct Queued {
@@ -365,7 +368,7 @@ enum Spilled {
     /// In the journal: read back when its turn comes.
     OnDisk(u64, Hold),
     /// A record the journal could not take (its disk is full): it can only wait in memory.
-    InMemory(Queued),
+    InMemory(Box<Queued>),
 }
 
 impl Spill {
@@ -382,7 +385,7 @@ impl Spill {
                     _hold: Some(hold),
                     ..
                 } => Spilled::OnDisk(seq, hold),
-                q => Spilled::InMemory(q),
+                q => Spilled::InMemory(Box::new(q)),
             });
         }
         health
@@ -396,7 +399,7 @@ impl Spill {
         let mut batch = Vec::new();
         while batch.len() < BATCH_MAX && matches!(self.rows.front(), Some(Spilled::InMemory(_))) {
             if let Some(Spilled::InMemory(q)) = self.rows.pop_front() {
-                batch.push(q);
+                batch.push(*q);
             }
         }
         if !batch.is_empty() {
@@ -531,7 +534,7 @@ async fn write_loop(
                 for r in spill.rows.drain(..) {
                     match r {
                         Spilled::OnDisk(..) => on_disk += 1,
-                        Spilled::InMemory(q) => batch.push(q),
+                        Spilled::InMemory(q) => batch.push(*q),
                     }
                 }
                 while let Ok(q) = rx.try_recv() {

@@ -100,6 +100,16 @@ impl Settlement {
         self.admission = Some(a);
     }
 
+    /// The request is about to go to an upstream: journal it now, so that a crash while an upstream works on it,
+    /// before any answer came back, still records it (as interrupted, without usage) instead of losing a request
+    /// the upstream may bill. [`Self::set_upstream`] journals it again once an upstream answered.
+    pub fn journal_forwarding(&mut self) {
+        let now = Utc::now();
+        self.record.ts_ms = now.timestamp_millis();
+        self.record.day = day_key(local_day(self.tz, now));
+        self.journal_hold = self.gw.ledger.journal_in_flight(Kind::Start, &self.record);
+    }
+
     /// The upstream that is serving the request; its in-flight slot is held until the end.
     pub fn set_upstream(
         &mut self,

@@ -15,7 +15,7 @@ async fn two_instances(schema: &Schema, mock_url: String, limits: Value) -> (Gat
     let start = || async {
         let config = TempDir::new("so-cfg");
         let data = TempDir::new("so-data");
-        let mut files = Files::new(&[mock_url.clone()]);
+        let mut files = Files::new(std::slice::from_ref(&mock_url));
         let mut t = tenant("t3", LIMITED_KEY, &["*sonnet*"]);
         t["limits"] = limits.clone();
         files.tenants["tenants"].as_array_mut().unwrap().push(t);
@@ -495,9 +495,12 @@ async fn kill_9_of_one_instance_mid_load_loses_no_answered_request() {
         (ok_rows as usize) <= answered + 4,
         "{ok_rows} ok rows for {answered} answered requests"
     );
-    assert_eq!(
-        rows, reached_upstream,
-        "every request that reached the upstream has a row (finished or interrupted)"
+    // Every request that reached the upstream has a row (finished, or interrupted by the kill); a request the kill
+    // cut after it was journaled but before it reached the upstream is recorded as interrupted too: at most one
+    // per connection in flight.
+    assert!(
+        rows >= reached_upstream && rows <= reached_upstream + 4,
+        "{rows} rows for {reached_upstream} requests that reached the upstream"
     );
     assert!(
         ok_rows as usize >= answered,

@@ -1,0 +1,109 @@
+//! What the two adapters that translate Claude's answer share (`/openai` chat completions in `openai.rs`, the
+//! Responses API in `responses.rs`): the streamed answer through an SSE translator, and the whole answer read, metered
+//! and translated, with the same failures recorded the same way. Each adapter only says how it translates.
+
+use super::proxy::{self, Admitted, Exchange};
+use crate::error::{ApiError, Protocol};
+use crate::tee::settle::{Ending, Settlement};
+use crate::tee::{self, Mode, SseTranslator, Tee};
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use ccgate_meter::sse::SseFramer;
+use ccgate_meter::usage::{StreamMeter, Usage};
+use ccgate_openai::UpstreamFormatError;
+use http::{header, StatusCode};
+
+/// A JSON answer with the gateway's request id.
+pub fn json_response(status: StatusCode, body: Bytes, request_id: Option<&str>) -> Response {
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(id) = request_id {
+        builder = builder.header("x-request-id", id);
+    }
+    proxy::body_response(builder, Body::from(body))
+}
+
+/// The answer to a 2xx exchange. `stream`: Claude's SSE goes through the translator `streaming` builds (from the
+/// adapter's context, the request id and the time); otherwise the whole answer is read, metered and passed to
+/// `whole` (the answer, its usage, the context, the request id and the time).
+#[allow(clippy::too_many_arguments)]
+pub async fn respond<C>(
+    a: &Admitted,
+    exchange: Exchange,
+    settlement: Settlement,
+    protocol: Protocol,
+    stream: bool,
+    context: C,
+    streaming: impl FnOnce(C, &str, i64) -> SseTranslator,
+    whole: impl FnOnce(&[u8], &Usage, &C, &str, i64) -> Result<Vec<u8>, UpstreamFormatError>,
+) -> Response {
+    let request_id = settlement.record.request_id.clone();
+    let now_unix = chrono::Utc::now().timestamp();
+    let cfg = exchange.tee_config(a, None);
+    if stream {
+        let mode = Mode::OpenAiSse {
+            framer: SseFramer::new(),
+            meter: StreamMeter::new(),
+            translator: Box::new(streaming(context, &request_id, now_unix)),
+        };
+        let tee = Tee::new(exchange.response, mode, settlement, cfg);
+        let builder = Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header("x-accel-buffering", "no")
+            .header("x-request-id", request_id.as_str());
+        return proxy::body_response(builder, Body::new(tee));
+    }
+    let status = exchange.response.status().as_u16();
+    let full = match tee::read_full(exchange.response, cfg.idle, cfg.total_remaining).await {
+        Ok(b) => b,
+        Err(e) => {
+            let (err, class) = match e {
+                tee::ReadError::TooLarge => (
+                    ApiError::UpstreamBodyTooLarge(tee::MAX_BUFFERED_BODY >> 20),
+                    tee::TOO_LARGE_CLASS,
+                ),
+                tee::ReadError::Failed(reason) => {
+                    (ApiError::UpstreamConnect(reason), "upstream_body_broken")
+                }
+            };
+            settlement.note_upstream_failure(&err.to_string());
+            settlement.finish(
+                err.status_for(protocol).as_u16(),
+                &Default::default(),
+                Ending::UpstreamError,
+                Some(class),
+            );
+            return err.into_response_for(protocol);
+        }
+    };
+    let (usage, ending, class) = match tee::json_usage(&full) {
+        Some(u) => (u, Ending::Ok, None),
+        None => (Default::default(), Ending::Partial, Some("usage_missing")),
+    };
+    match whole(&full, &usage, &context, &request_id, now_unix) {
+        Ok(out) => {
+            settlement.finish(status, &usage, ending, class);
+            // The translation decoded every string of the answer: an escaped key is plain text by now.
+            let out = Bytes::from(out);
+            let out = match &cfg.redactor {
+                Some(r) => r.redact_document(out),
+                None => out,
+            };
+            json_response(StatusCode::OK, out, Some(&request_id))
+        }
+        Err(e) => {
+            let err = ApiError::UpstreamUnreadable(e.to_string());
+            settlement.finish(
+                err.status_for(protocol).as_u16(),
+                &usage,
+                Ending::UpstreamError,
+                Some(err.class()),
+            );
+            err.into_response_for(protocol)
+        }
+    }
+}
