@@ -2,7 +2,6 @@
 //! translation; this adapter plugs it into the shared request path, ledger and budgets).
 
 use super::proxy::{self, Adapter, Admitted, Endpoint, Exchange, Prepared};
-use super::scan;
 use crate::error::{ApiError, Protocol};
 use crate::state::Gateway;
 use crate::tee::settle::Settlement;
@@ -10,7 +9,7 @@ use crate::tee::SseTranslator;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
-use ccgate_openai::{ResponseContext, StreamTranslator, TranslateOptions};
+use ccgate_openai::{ResponseContext, StreamTranslator};
 use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
 
@@ -46,31 +45,14 @@ impl Adapter for OpenAi {
     fn prepare(a: &Admitted, body: Bytes) -> Result<Prepared<Context>, ApiError> {
         // One strict read of the body: the model first (aliases resolve it into the options), then the translation.
         let parsed = ccgate_openai::parse_request(&body).map_err(ApiError::Translate)?;
-        let oa = &a.rt.config.openai;
-        let resolved = ccgate_openai::resolve_model(parsed.model(), &oa.models, &oa.default_model);
-        let caps = ccgate_meter::catalog::caps_for(&resolved.claude_model);
-        let mut opts = TranslateOptions::new(
-            &resolved.claude_model,
-            &resolved.client_model,
-            caps,
-            &a.tenant.config.id,
-        );
-        opts.expose_reasoning = oa.expose_reasoning;
+        let resolved = super::translated::resolve(a, parsed.model());
+        let opts = super::translated::options(a, &resolved);
         let translated = parsed.translate(&opts).map_err(ApiError::Translate)?;
         for w in &translated.warnings {
             tracing::info!(tenant = %a.tenant.config.id, warning = %w, "openai translation");
         }
         let upstream_body = Bytes::from(translated.body);
-        // Where `model` sits in the translated body matters only to an upstream that renames it (`modelMap`).
-        let renamed =
-            a.rt.upstreams
-                .iter()
-                .any(|u| u.config.model_map.contains_key(&resolved.claude_model));
-        let model_span = if renamed {
-            scan::scan(&upstream_body).ok().and_then(|s| s.model_span)
-        } else {
-            None
-        };
+        let model_span = super::translated::model_span(a, &resolved.claude_model, &upstream_body);
         Ok(Prepared {
             upstream_body,
             client_model: resolved.client_model,

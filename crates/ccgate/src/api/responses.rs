@@ -3,7 +3,6 @@
 //! (`protocol = responses`). Stateless: nothing is stored, `previous_response_id` is refused.
 
 use super::proxy::{self, Adapter, Admitted, Endpoint, Exchange, Prepared};
-use super::scan;
 use crate::error::{openai_error_body, ApiError, Protocol};
 use crate::state::Gateway;
 use crate::tee::settle::Settlement;
@@ -13,7 +12,6 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use ccgate_openai::responses::{ResponsesContext, ResponsesStream};
-use ccgate_openai::TranslateOptions;
 use http::{header, HeaderMap, StatusCode};
 use std::sync::Arc;
 
@@ -81,30 +79,14 @@ impl Adapter for Responses {
     fn prepare(a: &Admitted, body: Bytes) -> Result<Prepared<ResponsesContext>, ApiError> {
         let parsed = ccgate_openai::responses::parse_responses_request(&body)
             .map_err(ApiError::Translate)?;
-        let oa = &a.rt.config.openai;
-        let resolved = ccgate_openai::resolve_model(parsed.model(), &oa.models, &oa.default_model);
-        let caps = ccgate_meter::catalog::caps_for(&resolved.claude_model);
-        let mut opts = TranslateOptions::new(
-            &resolved.claude_model,
-            &resolved.client_model,
-            caps,
-            &a.tenant.config.id,
-        );
-        opts.expose_reasoning = oa.expose_reasoning;
+        let resolved = super::translated::resolve(a, parsed.model());
+        let opts = super::translated::options(a, &resolved);
         let translated = parsed.translate(&opts).map_err(ApiError::Translate)?;
         for w in &translated.warnings {
             tracing::info!(tenant = %a.tenant.config.id, warning = %w, "responses translation");
         }
         let upstream_body = Bytes::from(translated.body);
-        let renamed =
-            a.rt.upstreams
-                .iter()
-                .any(|u| u.config.model_map.contains_key(&resolved.claude_model));
-        let model_span = if renamed {
-            scan::scan(&upstream_body).ok().and_then(|s| s.model_span)
-        } else {
-            None
-        };
+        let model_span = super::translated::model_span(a, &resolved.claude_model, &upstream_body);
         Ok(Prepared {
             upstream_body,
             client_model: resolved.client_model,

@@ -11,8 +11,45 @@ use axum::response::Response;
 use bytes::Bytes;
 use ccgate_meter::sse::SseFramer;
 use ccgate_meter::usage::{StreamMeter, Usage};
-use ccgate_openai::UpstreamFormatError;
+use ccgate_openai::{TranslateOptions, UpstreamFormatError};
 use http::{header, StatusCode};
+
+/// The model a translated request asks for, resolved through `openai.models` and `openai.defaultModel`.
+pub fn resolve(a: &Admitted, requested: &str) -> ccgate_openai::Resolved {
+    let oa = &a.rt.config.openai;
+    ccgate_openai::resolve_model(requested, &oa.models, &oa.default_model)
+}
+
+/// The translation options for a request resolved to `resolved`.
+pub fn options<'a>(a: &'a Admitted, resolved: &'a ccgate_openai::Resolved) -> TranslateOptions<'a> {
+    let caps = ccgate_meter::catalog::caps_for(&resolved.claude_model);
+    let mut opts = TranslateOptions::new(
+        &resolved.claude_model,
+        &resolved.client_model,
+        caps,
+        &a.tenant.config.id,
+    );
+    opts.expose_reasoning = a.rt.config.openai.expose_reasoning;
+    opts
+}
+
+/// Where `model` sits in the translated body: it matters only to an upstream that renames it (`modelMap`), so the
+/// body is scanned only then.
+pub fn model_span(
+    a: &Admitted,
+    claude_model: &str,
+    body: &Bytes,
+) -> Option<std::ops::Range<usize>> {
+    let renamed =
+        a.rt.upstreams
+            .iter()
+            .any(|u| u.config.model_map.contains_key(claude_model));
+    if renamed {
+        super::scan::scan(body).ok().and_then(|s| s.model_span)
+    } else {
+        None
+    }
+}
 
 /// A JSON answer with the gateway's request id.
 pub fn json_response(status: StatusCode, body: Bytes, request_id: Option<&str>) -> Response {
