@@ -77,6 +77,11 @@ impl UpstreamRt {
         h
     }
 
+    /// The configured URL without any credentials in it: what may be shown.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     pub fn in_flight(&self) -> u32 {
         self.state.in_flight.load(Ordering::Relaxed)
     }
@@ -182,6 +187,8 @@ pub struct Gateway {
     file_config: Mutex<Option<Loaded>>,
     /// Tenants made through the admin API, as last read from the store (`crate::tenants`).
     console_tenants: Mutex<Vec<TenantConfig>>,
+    /// Upstream enabled/weight/priority set through the admin API, as last read from the store.
+    upstream_overrides: Mutex<Vec<crate::ledger::store::UpstreamOverride>>,
     /// Runtimes are built one at a time (a file reload and a console change may come together).
     apply_lock: Mutex<()>,
     /// Set once at start on a PostgreSQL store: tenant limits shared with the other instances.
@@ -246,6 +253,7 @@ impl Gateway {
             shared_limits: Default::default(),
             file_config: Mutex::new(None),
             console_tenants: Mutex::new(Vec::new()),
+            upstream_overrides: Mutex::new(Vec::new()),
             apply_lock: Mutex::new(()),
         };
         gw.apply(loaded)?;
@@ -264,10 +272,16 @@ impl Gateway {
         Ok(())
     }
 
-    /// Serves these console tenants (from the store; `crate::tenants`) beside the files' from now on.
-    pub fn set_console_tenants(&self, tenants: Vec<TenantConfig>) {
+    /// Serves these console tenants (from the store; `crate::tenants`) beside the files' from now on, and applies
+    /// these upstream overrides (`crate::api::admin_upstreams`) over the files' values.
+    pub fn set_console_state(
+        &self,
+        tenants: Vec<TenantConfig>,
+        overrides: Vec<crate::ledger::store::UpstreamOverride>,
+    ) {
         let _one_at_a_time = self.apply_lock.lock();
         *self.console_tenants.lock() = tenants;
+        *self.upstream_overrides.lock() = overrides;
         let Some(loaded) = self.file_config.lock().clone() else {
             return;
         };
@@ -276,7 +290,8 @@ impl Gateway {
         }
     }
 
-    /// The file config plus the console tenants that do not clash with its tenants (the file wins).
+    /// The file config plus the console tenants that do not clash with its tenants (the file wins), with the
+    /// admin's upstream overrides applied.
     fn with_console_tenants(&self, mut config: Config) -> Config {
         let ids: std::collections::HashSet<String> =
             config.tenants.iter().map(|t| t.id.clone()).collect();
@@ -294,7 +309,30 @@ impl Gateway {
                 config.tenants.push(t.clone());
             }
         }
+        for o in self.upstream_overrides.lock().iter() {
+            if let Some(u) = config.upstreams.iter_mut().find(|u| u.id == o.upstream_id) {
+                if let Some(e) = o.enabled {
+                    u.enabled = e;
+                }
+                if let Some(w) = o.weight {
+                    u.weight = u32::try_from(w).unwrap_or(u.weight);
+                }
+                if let Some(p) = o.priority {
+                    u.priority = p;
+                }
+            }
+        }
         config
+    }
+
+    /// The config loaded from the files, before console tenants and overrides (what the admin API compares to).
+    pub fn file_config(&self) -> Option<Config> {
+        self.file_config.lock().as_ref().map(|l| l.config.clone())
+    }
+
+    /// The upstream overrides in force.
+    pub fn upstream_overrides(&self) -> Vec<crate::ledger::store::UpstreamOverride> {
+        self.upstream_overrides.lock().clone()
     }
 
     /// Builds a runtime from a validated config (plus the console tenants) and swaps it in.

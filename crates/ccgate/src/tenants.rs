@@ -5,7 +5,8 @@
 //! for them, and it lets a presented key be found by its hash. Every [`POLL`] each instance asks the store whether
 //! anything changed (a count and a sum of change times, one cheap query) and, if so, reloads the list and swaps in
 //! a runtime with it. A new, changed, rotated or removed tenant therefore takes effect on every instance within
-//! about [`POLL`]. `tenants.json` keeps working as before; a console tenant whose id or key clashes with a file
+//! about [`POLL`]. The admin's upstream overrides (`api/admin_upstreams.rs`) are in the same poll. `tenants.json`
+//! keeps working as before; a console tenant whose id or key clashes with a file
 //! tenant is left out (the file wins) with a warning.
 
 use crate::config::load::{validate_limits, ConfigError};
@@ -124,9 +125,11 @@ pub async fn load_and_follow(gw: Arc<Gateway>) -> Result<(), crate::ledger::Ledg
     Ok(())
 }
 
-/// Reads every console tenant and swaps in a runtime that serves them.
+/// Reads every console tenant (and the admin's upstream overrides, which follow the same way) and swaps in a
+/// runtime that serves them.
 pub async fn reload(gw: &Gateway) -> Result<(), crate::ledger::LedgerError> {
     let stored = gw.ledger.store.console_tenants().await?;
+    let overrides = gw.ledger.store.upstream_overrides().await?;
     let mut tenants = Vec::with_capacity(stored.len());
     for t in &stored {
         match to_config(t) {
@@ -134,7 +137,7 @@ pub async fn reload(gw: &Gateway) -> Result<(), crate::ledger::LedgerError> {
             Err(e) => tracing::error!("{e}; this tenant is not served"),
         }
     }
-    gw.set_console_tenants(tenants);
+    gw.set_console_state(tenants, overrides);
     Ok(())
 }
 

@@ -101,6 +101,7 @@ contract!(
     refusals_are_counted_per_tenant_and_reason_within_the_days,
     console_tenants_are_added_replaced_whole_and_removed,
     the_request_log_pages_newest_first_with_filters,
+    upstream_overrides_are_set_whole_and_cleared,
 );
 
 /// A billable, priced record of one tenant and day, for the store tests of either backend.
@@ -685,4 +686,39 @@ async fn the_request_log_pages_newest_first_with_filters(f: &Fixture) {
         window.iter().map(|r| r.ts_ms).collect::<Vec<_>>(),
         vec![1003]
     );
+}
+
+async fn upstream_overrides_are_set_whole_and_cleared(f: &Fixture) {
+    use super::store::UpstreamOverride;
+    let store = &f.store;
+    let v0 = store.console_tenants_version().await.unwrap();
+    let o = UpstreamOverride {
+        upstream_id: "up1".into(),
+        enabled: Some(false),
+        weight: Some(3),
+        priority: None,
+        updated_ms: 5,
+    };
+    store.put_upstream_override(&o).await.unwrap();
+    assert_eq!(store.upstream_overrides().await.unwrap(), vec![o.clone()]);
+    let v1 = store.console_tenants_version().await.unwrap();
+    assert_ne!(v1, v0, "an override is a change the instances must see");
+    let changed = UpstreamOverride {
+        enabled: None,
+        updated_ms: 6,
+        ..o.clone()
+    };
+    store.put_upstream_override(&changed).await.unwrap();
+    assert_eq!(store.upstream_overrides().await.unwrap(), vec![changed]);
+    // No field left: the override goes.
+    store
+        .put_upstream_override(&UpstreamOverride {
+            upstream_id: "up1".into(),
+            updated_ms: 7,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(store.upstream_overrides().await.unwrap().is_empty());
+    assert_eq!(store.console_tenants_version().await.unwrap(), v0);
 }

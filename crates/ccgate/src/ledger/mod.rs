@@ -770,6 +770,17 @@ mod tests {
         ) -> BoxFuture<'a, Result<Vec<store::RequestLogRow>, LedgerError>> {
             self.inner.requests_page(f, limit)
         }
+        fn upstream_overrides(
+            &self,
+        ) -> BoxFuture<'_, Result<Vec<store::UpstreamOverride>, LedgerError>> {
+            self.inner.upstream_overrides()
+        }
+        fn put_upstream_override<'a>(
+            &'a self,
+            o: &'a store::UpstreamOverride,
+        ) -> BoxFuture<'a, Result<(), LedgerError>> {
+            self.inner.put_upstream_override(o)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

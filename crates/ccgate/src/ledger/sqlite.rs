@@ -7,8 +7,8 @@
 use super::columns::{bind_rollup, push_request_values, REQUEST_COLUMNS};
 use super::rollup::rollup_groups;
 use super::store::{
-    RefusalRow, RequestFilter, RequestLogRow, Store, StoredTenant, TenantSpend, UsageQuery,
-    UsageReport, UsageRow, FIRST_DAY, LAST_DAY,
+    RefusalRow, RequestFilter, RequestLogRow, Store, StoredTenant, TenantSpend, UpstreamOverride,
+    UsageQuery, UsageReport, UsageRow, FIRST_DAY, LAST_DAY,
 };
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -440,7 +440,9 @@ impl Store for SqliteStore {
     fn console_tenants_version(&self) -> BoxFuture<'_, Result<(i64, i64), LedgerError>> {
         Box::pin(async move {
             Ok(sqlx::query_as::<_, (i64, i64)>(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(updated_ms), 0) AS INTEGER) FROM console_tenants",
+                "SELECT (SELECT COUNT(*) FROM console_tenants) + 1000000 * (SELECT COUNT(*) FROM upstream_overrides),
+                        (SELECT CAST(COALESCE(SUM(updated_ms), 0) AS INTEGER) FROM console_tenants)
+                        + (SELECT CAST(COALESCE(SUM(updated_ms), 0) AS INTEGER) FROM upstream_overrides)",
             )
             .fetch_one(&self.pool())
             .await?)
@@ -517,6 +519,46 @@ impl Store for SqliteStore {
             .bind(limit)
             .fetch_all(&self.pool())
             .await?)
+        })
+    }
+
+    fn upstream_overrides(&self) -> BoxFuture<'_, Result<Vec<UpstreamOverride>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, UpstreamOverride>(
+                "SELECT upstream_id, enabled, weight, priority, updated_ms FROM upstream_overrides
+                 ORDER BY upstream_id",
+            )
+            .fetch_all(&self.pool())
+            .await?)
+        })
+    }
+
+    fn put_upstream_override<'a>(
+        &'a self,
+        o: &'a UpstreamOverride,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            if o.enabled.is_none() && o.weight.is_none() && o.priority.is_none() {
+                sqlx::query("DELETE FROM upstream_overrides WHERE upstream_id = ?")
+                    .bind(&o.upstream_id)
+                    .execute(&self.writer())
+                    .await?;
+                return Ok(());
+            }
+            sqlx::query(
+                "INSERT INTO upstream_overrides (upstream_id, enabled, weight, priority, updated_ms)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (upstream_id) DO UPDATE SET enabled = excluded.enabled, weight = excluded.weight,
+                   priority = excluded.priority, updated_ms = excluded.updated_ms",
+            )
+            .bind(&o.upstream_id)
+            .bind(o.enabled)
+            .bind(o.weight)
+            .bind(o.priority)
+            .bind(o.updated_ms)
+            .execute(&self.writer())
+            .await?;
+            Ok(())
         })
     }
 }

@@ -86,6 +86,17 @@ pub struct StoredTenant {
     pub updated_ms: i64,
 }
 
+/// An admin's runtime override of an upstream (`upstream_overrides`; see `crate::overrides`); `None`: the file's
+/// value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct UpstreamOverride {
+    pub upstream_id: String,
+    pub enabled: Option<bool>,
+    pub weight: Option<i64>,
+    pub priority: Option<i64>,
+    pub updated_ms: i64,
+}
+
 /// Which requests the request log lists (`None`: any).
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
@@ -193,10 +204,17 @@ pub trait Store: Send + Sync {
         f: &'a RequestFilter,
         limit: i64,
     ) -> BoxFuture<'a, Result<Vec<RequestLogRow>, LedgerError>>;
+    /// Every upstream override made through the admin API.
+    fn upstream_overrides(&self) -> BoxFuture<'_, Result<Vec<UpstreamOverride>, LedgerError>>;
+    /// Sets an upstream's overrides whole (an override with no field left is removed).
+    fn put_upstream_override<'a>(
+        &'a self,
+        o: &'a UpstreamOverride,
+    ) -> BoxFuture<'a, Result<(), LedgerError>>;
     /// Every tenant made through the admin API.
     fn console_tenants(&self) -> BoxFuture<'_, Result<Vec<StoredTenant>, LedgerError>>;
-    /// Changes whenever a console tenant is added, changed or removed (the count and the sum of `updated_ms`):
-    /// instances poll it to follow each other's edits.
+    /// Changes whenever a console tenant or an upstream override is added, changed or removed (counts and sums of
+    /// `updated_ms`): instances poll it to follow each other's edits.
     fn console_tenants_version(&self) -> BoxFuture<'_, Result<(i64, i64), LedgerError>>;
     /// Adds the tenant, or replaces the one with its id whole.
     fn put_console_tenant<'a>(

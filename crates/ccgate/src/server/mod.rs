@@ -19,7 +19,8 @@ pub mod cors;
 
 use crate::api::proxy::Endpoint;
 use crate::api::{
-    admin_tenants, anthropic, models, openai, probes, request_log, responses, tenant_status, usage,
+    admin_tenants, admin_upstreams, anthropic, models, openai, probes, request_log, responses,
+    tenant_status, usage,
 };
 use crate::error::{ApiError, Protocol};
 use crate::state::Gateway;
@@ -85,6 +86,11 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             post(admin_tenants::import),
         )
         .route("/api/tenant/status", get(tenant_status::status))
+        .route("/api/admin/upstreams", get(admin_upstreams::list))
+        .route(
+            "/api/admin/upstreams/{id}",
+            axum::routing::patch(admin_upstreams::update),
+        )
         .route("/api/admin/requests", get(request_log::admin))
         .route("/api/tenant/requests", get(request_log::tenant))
         .route("/metrics", get(crate::telemetry::metrics::scrape))

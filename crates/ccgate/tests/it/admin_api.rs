@@ -371,3 +371,68 @@ async fn the_request_log_pages_filters_and_exports() {
     let (s, _) = call(mine("?tenant=t1")).await;
     assert_eq!(s, 403);
 }
+
+/// Upstream overrides: listed beside the file's values (never with a key), applied at once, kept across a restart,
+/// cleared with null; bad input names its field.
+#[tokio::test]
+async fn upstream_overrides_apply_at_once_and_survive_a_restart() {
+    let (m1, m2) = (mock().await, mock().await);
+    let gw = Gateway::start(&Files::new(&[m1.url(), m2.url()])).await;
+    let up = |gw: &Gateway, method: reqwest::Method, path: &str| {
+        client()
+            .request(method, format!("{}/api/admin/upstreams{path}", gw.url))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+    };
+    let (s, v) = call(up(&gw, reqwest::Method::GET, "")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["upstreams"].as_array().unwrap().len(), 2);
+    assert!(!v.to_string().contains(UPSTREAM_KEY), "{v}");
+    assert_eq!(v["upstreams"][0]["overrides"]["enabled"], Value::Null);
+
+    let (s, v) =
+        call(up(&gw, reqwest::Method::PATCH, "/up1").json(&json!({"enabled": false}))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["enabled"], false);
+    assert_eq!(v["file"]["enabled"], true);
+    assert_eq!(v["overrides"]["enabled"], false);
+    let before = m1.request_count();
+    for _ in 0..6 {
+        assert_eq!(messages_status(&gw, TENANT_KEY).await, 200);
+    }
+    assert_eq!(
+        m1.request_count(),
+        before,
+        "a disabled upstream gets no traffic"
+    );
+
+    for (body, field, status) in [
+        (json!({"weight": -1}), "weight", 400),
+        (json!({"colour": 1}), "colour", 400),
+    ] {
+        let (s, v) = call(up(&gw, reqwest::Method::PATCH, "/up1").json(&body)).await;
+        assert_eq!(s, status, "{v}");
+        assert_eq!(v["error"]["field"], field, "{v}");
+    }
+    let (s, _) =
+        call(up(&gw, reqwest::Method::PATCH, "/nope").json(&json!({"enabled": true}))).await;
+    assert_eq!(s, 404);
+
+    // Kept across a restart.
+    let (status, gw) = restart_same_dirs(gw).await;
+    assert!(status.success());
+    let (_, v) = call(up(&gw, reqwest::Method::GET, "")).await;
+    let up1 = v["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == "up1")
+        .unwrap()
+        .clone();
+    assert_eq!(up1["enabled"], false, "{up1}");
+    // null clears it: the file's value again.
+    let (s, v) =
+        call(up(&gw, reqwest::Method::PATCH, "/up1").json(&json!({"enabled": null}))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["enabled"], true);
+    assert_eq!(v["overrides"]["enabled"], Value::Null);
+}

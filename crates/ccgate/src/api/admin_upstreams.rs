@@ -1,0 +1,144 @@
+//! `/api/admin/upstreams`: every upstream with its health, and runtime overrides of `enabled`, `weight` and
+//! `priority` that an admin sets without editing `upstreams.json`. Overrides are kept in the store, so they survive
+//! restarts and every instance on a shared store applies them within about a second (`crate::tenants` follows
+//! them). They are shown beside the file's values. An upstream's key is never shown.
+
+use super::admin_tenants::{admin_only, AdminError};
+use crate::ledger::store::UpstreamOverride;
+use crate::state::Gateway;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn list_json(gw: &Gateway) -> Value {
+    let rt = gw.rt();
+    let file = gw.file_config();
+    let overrides = gw.upstream_overrides();
+    let now = crate::routing::health::now_ms();
+    let items: Vec<Value> = rt
+        .upstreams
+        .iter()
+        .map(|u| {
+            let c = &u.config;
+            let from_file = file
+                .as_ref()
+                .and_then(|f| f.upstreams.iter().find(|x| x.id == c.id));
+            let o = overrides.iter().find(|o| o.upstream_id == c.id);
+            json!({
+                "id": c.id,
+                "name": c.name,
+                "url": u.base_url(),
+                "status": super::probes::upstream_status(u, now),
+                "inFlight": u.in_flight(),
+                "enabled": c.enabled,
+                "weight": c.weight,
+                "priority": c.priority,
+                "file": from_file.map(|f| json!({"enabled": f.enabled, "weight": f.weight, "priority": f.priority})),
+                "overrides": {
+                    "enabled": o.and_then(|o| o.enabled),
+                    "weight": o.and_then(|o| o.weight),
+                    "priority": o.and_then(|o| o.priority),
+                },
+            })
+        })
+        .collect();
+    json!({ "upstreams": items })
+}
+
+/// `GET /api/admin/upstreams`
+pub async fn list(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    match admin_only(&gw, req.headers(), req.extensions()) {
+        Ok(()) => (StatusCode::OK, axum::Json(list_json(&gw))).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A change: a value sets the override, `null` clears it (back to the file's value), absent leaves it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    #[serde(default, deserialize_with = "some")]
+    enabled: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "some")]
+    weight: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "some")]
+    priority: Option<Option<i64>>,
+}
+
+fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+/// `PATCH /api/admin/upstreams/{id}`
+pub async fn update(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let r = async {
+        admin_only(&gw, &parts.headers, &parts.extensions)?;
+        let timeout = gw.rt().config.server.body_read_timeout;
+        let body = super::read_body(body, 1 << 16, timeout)
+            .await
+            .map_err(|e| AdminError::invalid("body", e.to_string()))?;
+        let change: Change = serde_json::from_slice(&body).map_err(|e| {
+            let msg = e.to_string();
+            let field = msg
+                .split('`')
+                .nth(1)
+                .filter(|_| msg.starts_with("unknown field"))
+                .unwrap_or("body")
+                .to_string();
+            AdminError::invalid(field, msg)
+        })?;
+        if !gw.rt().upstreams.iter().any(|u| u.config.id == id) {
+            return Err(AdminError::NotFound(id.clone()));
+        }
+        if let Some(Some(w)) = change.weight {
+            if !(0..=1_000_000).contains(&w) {
+                return Err(AdminError::invalid(
+                    "weight",
+                    "a whole number from 0 to 1000000",
+                ));
+            }
+        }
+        let mut o = gw
+            .upstream_overrides()
+            .into_iter()
+            .find(|o| o.upstream_id == id)
+            .unwrap_or(UpstreamOverride {
+                upstream_id: id.clone(),
+                ..Default::default()
+            });
+        if let Some(v) = change.enabled {
+            o.enabled = v;
+        }
+        if let Some(v) = change.weight {
+            o.weight = v;
+        }
+        if let Some(v) = change.priority {
+            o.priority = v;
+        }
+        o.updated_ms = chrono::Utc::now().timestamp_millis().max(o.updated_ms + 1);
+        gw.ledger.store.put_upstream_override(&o).await?;
+        crate::tenants::reload(&gw).await?;
+        let all = list_json(&gw);
+        Ok::<_, AdminError>(
+            all["upstreams"]
+                .as_array()
+                .and_then(|a| a.iter().find(|u| u["id"] == id.as_str()).cloned())
+                .unwrap_or(Value::Null),
+        )
+    }
+    .await;
+    match r {
+        Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
