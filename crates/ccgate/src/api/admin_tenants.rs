@@ -175,9 +175,10 @@ struct TenantFields {
     name_prefix: Option<String>,
 }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(
+/// For a field where `null` means "clear": absent is `None`, `null` is `Some(None)`.
+pub(super) fn double_option<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
-) -> Result<Option<Option<String>>, D::Error> {
+) -> Result<Option<Option<T>>, D::Error> {
     Ok(Some(Option::deserialize(d)?))
 }
 
@@ -185,6 +186,11 @@ fn parse_fields(body: &Bytes) -> Result<TenantFields, AdminError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(TenantFields::default());
     }
+    parse_json(body)
+}
+
+/// A JSON body, or a 400 naming the field serde refused (an unknown field) or `body`.
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
     serde_json::from_slice(body).map_err(|e| {
         let msg = e.to_string();
         // serde names an unknown field in its message: "unknown field `x`, expected one of …".
@@ -415,7 +421,7 @@ pub async fn create(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     }
 }
 
-async fn read_body(gw: &Gateway, body: axum::body::Body) -> Result<Bytes, AdminError> {
+pub(super) async fn read_body(gw: &Gateway, body: axum::body::Body) -> Result<Bytes, AdminError> {
     let timeout = gw.rt().config.server.body_read_timeout;
     super::read_body(body, 1 << 16, timeout)
         .await

@@ -3,7 +3,7 @@
 //! restarts and every instance on a shared store applies them within about a second (`crate::tenants` follows
 //! them). They are shown beside the file's values. An upstream's key is never shown.
 
-use super::admin_tenants::{admin_only, AdminError};
+use super::admin_tenants::{admin_only, double_option, parse_json, read_body, AdminError};
 use crate::ledger::store::UpstreamOverride;
 use crate::state::Gateway;
 use axum::extract::{Path, Request, State};
@@ -60,18 +60,12 @@ pub async fn list(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Change {
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "double_option")]
     enabled: Option<Option<bool>>,
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "double_option")]
     weight: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "double_option")]
     priority: Option<Option<i64>>,
-}
-
-fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Ok(Some(Option::deserialize(d)?))
 }
 
 /// `PATCH /api/admin/upstreams/{id}`
@@ -83,20 +77,7 @@ pub async fn update(
     let (parts, body) = req.into_parts();
     let r = async {
         admin_only(&gw, &parts.headers, &parts.extensions)?;
-        let timeout = gw.rt().config.server.body_read_timeout;
-        let body = super::read_body(body, 1 << 16, timeout)
-            .await
-            .map_err(|e| AdminError::invalid("body", e.to_string()))?;
-        let change: Change = serde_json::from_slice(&body).map_err(|e| {
-            let msg = e.to_string();
-            let field = msg
-                .split('`')
-                .nth(1)
-                .filter(|_| msg.starts_with("unknown field"))
-                .unwrap_or("body")
-                .to_string();
-            AdminError::invalid(field, msg)
-        })?;
+        let change: Change = parse_json(&read_body(&gw, body).await?)?;
         if !gw.rt().upstreams.iter().any(|u| u.config.id == id) {
             return Err(AdminError::NotFound(id.clone()));
         }
