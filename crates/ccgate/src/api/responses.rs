@@ -138,22 +138,7 @@ impl Adapter for Responses {
                 .header(header::CACHE_CONTROL, "no-cache");
             return proxy::body_response(builder, Body::from(out));
         }
-        let (code, out) = ccgate_openai::translate_error(status.as_u16(), &body);
-        let mut resp = super::translated::json_response(
-            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
-            Bytes::from(out),
-            None,
-        );
-        for name in ["retry-after", "retry-after-ms"] {
-            if let Some(v) = headers.get(name) {
-                resp.headers_mut().insert(name, v.clone());
-            }
-        }
-        if let Some(v) = headers.get("request-id").cloned() {
-            resp.headers_mut()
-                .insert(http::HeaderName::from_static("x-upstream-request-id"), v);
-        }
-        resp
+        super::translated::upstream_error(status, headers, &body)
     }
 
     async fn respond(

@@ -51,6 +51,27 @@ pub fn model_span(
     }
 }
 
+/// An upstream's error in OpenAI's shape, with its status mapped as for chat, and the upstream's `retry-after` and
+/// `request-id` (as `x-upstream-request-id`) passed on.
+pub fn upstream_error(status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> Response {
+    let (code, out) = ccgate_openai::translate_error(status.as_u16(), body);
+    let mut resp = json_response(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
+        Bytes::from(out),
+        None,
+    );
+    for name in ["retry-after", "retry-after-ms"] {
+        if let Some(v) = headers.get(name) {
+            resp.headers_mut().insert(name, v.clone());
+        }
+    }
+    if let Some(v) = headers.get("request-id").cloned() {
+        resp.headers_mut()
+            .insert(http::HeaderName::from_static("x-upstream-request-id"), v);
+    }
+    resp
+}
+
 /// A JSON answer with the gateway's request id.
 pub fn json_response(status: StatusCode, body: Bytes, request_id: Option<&str>) -> Response {
     let mut builder = Response::builder()
