@@ -102,6 +102,7 @@ contract!(
     console_tenants_are_added_replaced_whole_and_removed,
     the_request_log_pages_newest_first_with_filters,
     upstream_overrides_are_set_whole_and_cleared,
+    admin_sessions_are_found_by_hash_ended_and_purged_when_expired,
 );
 
 /// A billable, priced record of one tenant and day, for the store tests of either backend.
@@ -721,4 +722,29 @@ async fn upstream_overrides_are_set_whole_and_cleared(f: &Fixture) {
         .unwrap();
     assert!(store.upstream_overrides().await.unwrap().is_empty());
     assert_eq!(store.console_tenants_version().await.unwrap(), v0);
+}
+
+async fn admin_sessions_are_found_by_hash_ended_and_purged_when_expired(f: &Fixture) {
+    use super::store::AdminSession;
+    let store = &f.store;
+    let session = |hash: &str, created_ms: i64, expires_ms: i64| AdminSession {
+        token_sha256: hash.into(),
+        username: "admin".into(),
+        csrf_token: format!("csrf-{hash}"),
+        credential_tag: "tag".into(),
+        created_ms,
+        expires_ms,
+    };
+    let old = session("old", 0, 100);
+    store.put_admin_session(&old).await.unwrap();
+    assert_eq!(store.admin_session("old").await.unwrap(), Some(old));
+    assert_eq!(store.admin_session("other").await.unwrap(), None);
+    // A login after the old session expired purges it.
+    let new = session("new", 200, 1_000);
+    store.put_admin_session(&new).await.unwrap();
+    assert_eq!(store.admin_session("old").await.unwrap(), None);
+    assert_eq!(store.admin_session("new").await.unwrap(), Some(new));
+    assert!(store.delete_admin_session("new").await.unwrap());
+    assert!(!store.delete_admin_session("new").await.unwrap());
+    assert_eq!(store.admin_session("new").await.unwrap(), None);
 }

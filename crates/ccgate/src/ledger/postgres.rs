@@ -15,8 +15,8 @@
 use super::columns::{bind_rollup, push_request_values, REQUEST_COLUMNS};
 use super::rollup::rollup_groups;
 use super::store::{
-    RefusalRow, RequestFilter, RequestLogRow, Store, StoredTenant, TenantSpend, UpstreamOverride,
-    UsageQuery, UsageReport, UsageRow, FIRST_DAY, LAST_DAY,
+    AdminSession, RefusalRow, RequestFilter, RequestLogRow, Store, StoredTenant, TenantSpend,
+    UpstreamOverride, UsageQuery, UsageReport, UsageRow, FIRST_DAY, LAST_DAY,
 };
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -426,6 +426,59 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
             Ok(())
+        })
+    }
+
+    fn put_admin_session<'a>(
+        &'a self,
+        s: &'a AdminSession,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM admin_sessions WHERE expires_ms < $1")
+                .bind(s.created_ms)
+                .execute(&self.pool)
+                .await?;
+            sqlx::query(
+                "INSERT INTO admin_sessions (token_sha256, username, csrf_token, credential_tag, created_ms, expires_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&s.token_sha256)
+            .bind(&s.username)
+            .bind(&s.csrf_token)
+            .bind(&s.credential_tag)
+            .bind(s.created_ms)
+            .bind(s.expires_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn admin_session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AdminSession>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, AdminSession>(
+                "SELECT token_sha256, username, csrf_token, credential_tag, created_ms, expires_ms
+                 FROM admin_sessions WHERE token_sha256 = $1",
+            )
+            .bind(token_sha256)
+            .fetch_optional(&self.pool)
+            .await?)
+        })
+    }
+
+    fn delete_admin_session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+        Box::pin(async move {
+            let r = sqlx::query("DELETE FROM admin_sessions WHERE token_sha256 = $1")
+                .bind(token_sha256)
+                .execute(&self.pool)
+                .await?;
+            Ok(r.rows_affected() > 0)
         })
     }
 

@@ -97,6 +97,20 @@ pub struct UpstreamOverride {
     pub updated_ms: i64,
 }
 
+/// An admin console login (`admin_sessions`; see `crate::api::admin_session`). The cookie itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AdminSession {
+    /// Hex SHA-256 of the session cookie's value.
+    pub token_sha256: String,
+    pub username: String,
+    pub csrf_token: String,
+    /// Hex SHA-256 over the cookie value and the admin credential in force at login: a changed password or
+    /// username no longer matches it.
+    pub credential_tag: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
 /// Which requests the request log lists (`None`: any).
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
@@ -224,4 +238,19 @@ pub trait Store: Send + Sync {
     /// Removes a console tenant (its usage rows stay); whether it existed.
     fn delete_console_tenant<'a>(&'a self, id: &'a str)
         -> BoxFuture<'a, Result<bool, LedgerError>>;
+    /// Adds an admin session, and removes every session that expired before `s.created_ms`.
+    fn put_admin_session<'a>(
+        &'a self,
+        s: &'a AdminSession,
+    ) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// The session whose cookie hashes to `token_sha256`, expired or not.
+    fn admin_session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AdminSession>, LedgerError>>;
+    /// Ends a session (logout); whether it existed.
+    fn delete_admin_session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> BoxFuture<'a, Result<bool, LedgerError>>;
 }
