@@ -763,6 +763,12 @@ mod tests {
         ) -> BoxFuture<'a, Result<bool, LedgerError>> {
             self.inner.delete_console_tenant(id)
         }
+        fn hourly_usage<'a>(
+            &'a self,
+            q: &'a store::HourlyQuery,
+        ) -> BoxFuture<'a, Result<Vec<store::HourlyRow>, LedgerError>> {
+            self.inner.hourly_usage(q)
+        }
         fn put_admin_session<'a>(
             &'a self,
             s: &'a store::AdminSession,

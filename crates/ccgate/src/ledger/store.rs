@@ -111,6 +111,36 @@ pub struct AdminSession {
     pub expires_ms: i64,
 }
 
+/// Which hourly rollups to read (`None`: any); hours from `from_ms` (inclusive) to `to_ms` (exclusive).
+#[derive(Debug, Clone, Default)]
+pub struct HourlyQuery {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub tenant_id: Option<String>,
+    pub model: Option<String>,
+    pub upstream_id: Option<String>,
+}
+
+/// One row of `hourly_rollup`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct HourlyRow {
+    pub hour_ms: i64,
+    pub tenant_id: String,
+    pub model: String,
+    /// `""`: the request reached no upstream.
+    pub upstream_id: String,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub cache_write_5m_tokens: i64,
+    pub cache_write_1h_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_nanousd: i64,
+    pub upstream_cost_nanousd: i64,
+    pub unpriced_requests: i64,
+    pub errors: i64,
+}
+
 /// Which requests the request log lists (`None`: any).
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
@@ -253,4 +283,9 @@ pub trait Store: Send + Sync {
         &'a self,
         token_sha256: &'a str,
     ) -> BoxFuture<'a, Result<bool, LedgerError>>;
+    /// Usage per hour, tenant, model and upstream in the query's range, oldest first.
+    fn hourly_usage<'a>(
+        &'a self,
+        q: &'a HourlyQuery,
+    ) -> BoxFuture<'a, Result<Vec<HourlyRow>, LedgerError>>;
 }
