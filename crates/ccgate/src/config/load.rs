@@ -1067,28 +1067,100 @@ fn usd_to_nano(v: f64) -> i64 {
 }
 
 pub(crate) fn validate_limits(l: Option<LimitsSection>, p: &str) -> Result<Limits, ConfigError> {
-    let Some(l) = l else {
-        return Ok(Limits::default());
-    };
-    let usd = |lim: Option<raw::UsdLimit>, name: &str| -> Result<Option<i64>, ConfigError> {
-        match lim.and_then(|x| x.max_usd) {
+    match l {
+        None => Ok(Limits::default()),
+        Some(l) => limits_at(l, &format!("{p}.limits"), true),
+    }
+}
+
+/// `at`: the field path of this limits object; `top`: the tenant's own (a per-model entry has no `models`).
+fn limits_at(l: LimitsSection, at: &str, top: bool) -> Result<Limits, ConfigError> {
+    let bad = |field: String, message: String| ConfigError::new(TENANTS_FILE, field, message);
+    let amount = |v: Option<f64>, field: String| -> Result<Option<i64>, ConfigError> {
+        match v {
             None => Ok(None),
             Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(usd_to_nano(v))),
-            Some(v) => Err(ConfigError::new(
-                TENANTS_FILE,
-                format!("{p}.limits.{name}.maxUSD"),
-                format!("expected a number ≥ 0, got {v}"),
-            )),
+            Some(v) => Err(bad(field, format!("expected a number ≥ 0, got {v}"))),
         }
     };
+    let usd = |lim: Option<raw::UsdLimit>, name: &str| {
+        amount(lim.and_then(|x| x.max_usd), format!("{at}.{name}.maxUSD"))
+    };
+    let mut rolling = Vec::new();
+    for (i, r) in l.rolling.unwrap_or_default().into_iter().enumerate() {
+        let field = format!("{at}.rolling[{i}]");
+        let max_hours = RollingLimit::MAX_HOURS;
+        let hours = match r.hours {
+            Some(h) if h.fract() == 0.0 && (1.0..=f64::from(max_hours)).contains(&h) => h as u32,
+            Some(h) => {
+                return Err(bad(
+                    format!("{field}.hours"),
+                    format!("expected whole hours from 1 to {max_hours}, got {h}"),
+                ))
+            }
+            None => return Err(bad(format!("{field}.hours"), "missing".into())),
+        };
+        let max_nanousd = amount(r.max_usd, format!("{field}.maxUSD"))?
+            .ok_or_else(|| bad(format!("{field}.maxUSD"), "missing".into()))?;
+        if rolling.iter().any(|x: &RollingLimit| x.hours == hours) {
+            return Err(bad(
+                format!("{field}.hours"),
+                format!("a second {hours} h window; keep one per length"),
+            ));
+        }
+        rolling.push(RollingLimit { hours, max_nanousd });
+    }
+    let mut models = Vec::new();
+    for (pattern, entry) in l.models.unwrap_or_default() {
+        let field = format!("{at}.models[{pattern:?}]");
+        if !top {
+            return Err(bad(
+                format!("{at}.models"),
+                "per-model limits cannot have models of their own".into(),
+            ));
+        }
+        if let Some(why) = model_pattern_problem(&pattern) {
+            return Err(bad(field, why.into()));
+        }
+        models.push(ModelLimits {
+            limits: limits_at(entry, &field, false)?,
+            pattern,
+        });
+    }
+    // New fields only: `rpm` and `maxConcurrent` of 0 keep the meaning they always had.
+    for (name, v) in [("tpm", l.tpm), ("maxOutputTokens", l.max_output_tokens)] {
+        if v == Some(0) {
+            return Err(bad(
+                format!("{at}.{name}"),
+                "expected a number ≥ 1 (leave it out for no limit)".into(),
+            ));
+        }
+    }
     Ok(Limits {
         daily_nanousd: usd(l.daily, "daily")?,
         weekly_nanousd: usd(l.weekly, "weekly")?,
         monthly_nanousd: usd(l.monthly, "monthly")?,
         total_nanousd: usd(l.total, "total")?,
+        rolling,
         rpm: l.rpm,
+        tpm: l.tpm,
         max_concurrent: l.max_concurrent,
+        max_output_tokens: l.max_output_tokens,
+        clamp_output_tokens: l.clamp_output_tokens.unwrap_or(false),
+        models,
     })
+}
+
+/// Why a `limits.models` pattern cannot be used: model ids are printable ASCII without spaces (as `model` in a
+/// request must be), so a pattern with anything else could never match.
+fn model_pattern_problem(pattern: &str) -> Option<&'static str> {
+    if pattern.trim().is_empty() {
+        Some("an empty model pattern")
+    } else if !pattern.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("a model pattern is printable ASCII without spaces, `*` as the wildcard")
+    } else {
+        None
+    }
 }
 
 fn validate_tenants(
@@ -1155,7 +1227,22 @@ fn validate_tenants(
                 key,
                 key_sha256: None,
                 source: crate::config::TenantSource::File,
-                expires_at: None,
+                expires_at: match t.expires_at {
+                    None => None,
+                    Some(at) => Some(
+                        chrono::DateTime::parse_from_rfc3339(&at)
+                            .map_err(|e| {
+                                ConfigError::new(
+                                    f,
+                                    format!("{p}.expiresAt"),
+                                    format!(
+                                        "not an RFC 3339 time ({e}), e.g. 2027-01-31T00:00:00Z"
+                                    ),
+                                )
+                            })?
+                            .with_timezone(&chrono::Utc),
+                    ),
+                },
                 enabled: t.enabled.unwrap_or(true),
                 allowed_models,
             })
