@@ -13,6 +13,7 @@ mod durability;
 mod first_hour;
 mod hostile;
 mod import_usage;
+mod limits;
 mod listener;
 mod metering;
 mod migration;
