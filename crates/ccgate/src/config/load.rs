@@ -1465,6 +1465,80 @@ mod tests {
         );
     }
 
+    /// The limits of issue #23: parsed into their types, and each bad value reported with file and field path.
+    #[test]
+    fn new_limits_parse_and_bad_values_name_their_path() {
+        const UP: &str = r#"{"upstreams":[{"id":"u","url":"http://x","key":"k"}]}"#;
+        let tenants = |limits: &str, extra: &str| {
+            format!(
+                r#"{{"tenants":[{{"id":"t1","key":"tenant-key-0123456789","allowedModels":["*"],"limits":{limits}{extra}}}]}}"#
+            )
+        };
+        let d = dir_with(
+            UP,
+            &tenants(
+                r#"{"rolling":[{"hours":5,"maxUSD":3},{"hours":720,"maxUSD":50}],"tpm":20000,"maxOutputTokens":4096,
+                    "clampOutputTokens":true,"models":{"*opus*":{"daily":{"maxUSD":5},"rpm":10,"maxOutputTokens":1024}}}"#,
+                r#","expiresAt":"2027-01-31T00:00:00+08:00""#,
+            ),
+        );
+        let t = load_dir_with_env(&d.0, &|_| None)
+            .unwrap()
+            .config
+            .tenants
+            .remove(0);
+        let l = &t.limits;
+        assert_eq!(
+            l.rolling,
+            vec![
+                RollingLimit {
+                    hours: 5,
+                    max_nanousd: 3_000_000_000
+                },
+                RollingLimit {
+                    hours: 720,
+                    max_nanousd: 50_000_000_000
+                }
+            ]
+        );
+        assert_eq!(
+            (l.tpm, l.max_output_tokens, l.clamp_output_tokens),
+            (Some(20000), Some(4096), true)
+        );
+        assert_eq!(l.models.len(), 1);
+        assert_eq!(l.models[0].pattern, "*opus*");
+        assert_eq!(l.models[0].limits.daily_nanousd, Some(5_000_000_000));
+        assert_eq!(l.models[0].limits.rpm, Some(10));
+        assert_eq!(l.output_cap("claude-opus-4-6"), Some(1024));
+        assert_eq!(l.output_cap("claude-sonnet-4-6"), Some(4096));
+        assert_eq!(l.longest_rolling_hours(), Some(720));
+        assert!(l.has_usd_limit());
+        assert_eq!(
+            t.expires_at.unwrap().to_rfc3339(),
+            "2027-01-30T16:00:00+00:00"
+        );
+
+        for (limits, extra, expected) in [
+            (r#"{"rolling":[{"hours":0,"maxUSD":3}]}"#, "", "tenants[0].limits.rolling[0].hours: expected whole hours from 1 to 720, got 0"),
+            (r#"{"rolling":[{"hours":721,"maxUSD":3}]}"#, "", "tenants[0].limits.rolling[0].hours: expected whole hours from 1 to 720, got 721"),
+            (r#"{"rolling":[{"hours":1.5,"maxUSD":3}]}"#, "", "tenants[0].limits.rolling[0].hours: expected whole hours from 1 to 720, got 1.5"),
+            (r#"{"rolling":[{"hours":5}]}"#, "", "tenants[0].limits.rolling[0].maxUSD: missing"),
+            (r#"{"rolling":[{"hours":5,"maxUSD":-1}]}"#, "", "tenants[0].limits.rolling[0].maxUSD: expected a number ≥ 0, got -1"),
+            (r#"{"rolling":[{"hours":5,"maxUSD":1},{"hours":5,"maxUSD":2}]}"#, "", "tenants[0].limits.rolling[1].hours: a second 5 h window; keep one per length"),
+            (r#"{"models":{"*opus*":{"daily":{"maxUSD":-5}}}}"#, "", r#"tenants[0].limits.models["*opus*"].daily.maxUSD: expected a number ≥ 0, got -5"#),
+            (r#"{"models":{"":{"rpm":1}}}"#, "", r#"tenants[0].limits.models[""]: an empty model pattern"#),
+            (r#"{"models":{"claude opus":{"rpm":1}}}"#, "", r#"tenants[0].limits.models["claude opus"]: a model pattern is printable ASCII without spaces, `*` as the wildcard"#),
+            (r#"{"models":{"*":{"models":{"*":{}}}}}"#, "", r#"tenants[0].limits.models["*"].models: per-model limits cannot have models of their own"#),
+            (r#"{"tpm":0}"#, "", "tenants[0].limits.tpm: expected a number ≥ 1 (leave it out for no limit)"),
+            (r#"{"maxOutputTokens":0}"#, "", "tenants[0].limits.maxOutputTokens: expected a number ≥ 1 (leave it out for no limit)"),
+            ("{}", r#","expiresAt":"next tuesday""#, "tenants[0].expiresAt: not an RFC 3339 time"),
+        ] {
+            let d = dir_with(UP, &tenants(limits, extra));
+            let e = load_dir_with_env(&d.0, &|_| None).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("tenants.json: {expected}")), "{limits}{extra}: {e}");
+        }
+    }
+
     #[test]
     fn comments_env_and_unknown_fields() {
         let d = dir_with(

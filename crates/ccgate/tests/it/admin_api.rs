@@ -87,6 +87,15 @@ async fn the_admin_makes_changes_rotates_and_removes_a_tenant() {
             json!({"limits": {"hourly": {"maxUSD": 1}}}),
             "limits.hourly",
         ),
+        (
+            json!({"limits": {"rolling": [{"hours": 0, "maxUSD": 1}]}}),
+            "limits.rolling[0].hours",
+        ),
+        (
+            json!({"limits": {"models": {"*opus*": {"total": {"maxUSD": -2}}}}}),
+            "limits.models[\"*opus*\"].total.maxUSD",
+        ),
+        (json!({"limits": {"tpm": 0}}), "limits.tpm"),
         (json!({"expiresAt": "next tuesday"}), "expiresAt"),
         (json!({"allowedModels": ["bad model"]}), "allowedModels[0]"),
         (json!({"colour": "red"}), "colour"),
@@ -435,4 +444,39 @@ async fn upstream_overrides_apply_at_once_and_survive_a_restart() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["enabled"], true);
     assert_eq!(v["overrides"]["enabled"], Value::Null);
+}
+
+/// The limits of issue #23 are accepted by the admin API as in tenants.json, kept as given, and enforced for the
+/// console tenant at once; a file tenant's new limits and expiry are listed in the same shape.
+#[tokio::test]
+async fn console_tenants_take_the_new_limits() {
+    let m = mock().await;
+    let mut files = Files::new(&[m.url()]);
+    files.tenants["tenants"][0]["limits"] =
+        json!({"rolling": [{"hours": 5, "maxUSD": 3.0}], "models": {"*haiku*": {"rpm": 1}}});
+    files.tenants["tenants"][0]["expiresAt"] = json!("2999-01-01T00:00:00Z");
+    let gw = Gateway::start(&files).await;
+    let limits = json!({
+        "rolling": [{"hours": 5, "maxUSD": 3.0}],
+        "tpm": 50000,
+        "maxOutputTokens": 100,
+        "models": {"*opus*": {"daily": {"maxUSD": 5.0}, "rpm": 10}},
+    });
+    let (s, made) = call(admin(&gw, reqwest::Method::POST, "").json(&json!({
+        "name": "Bob", "id": "bob", "allowedModels": ["*"], "limits": limits
+    })))
+    .await;
+    assert_eq!(s, 201, "{made}");
+    assert_eq!(made["limits"], limits);
+    let key = made["key"].as_str().unwrap();
+    // max_tokens 256 is above the console tenant's cap of 100.
+    let r = post_messages(&gw, key, &messages_body("claude-sonnet-4-6", false)).await;
+    assert_eq!(r.status(), 400);
+    let all = list(&gw).await;
+    let t1 = all.iter().find(|t| t["id"] == "t1").unwrap();
+    assert_eq!(
+        t1["limits"],
+        json!({"rolling": [{"hours": 5.0, "maxUSD": 3.0}], "models": {"*haiku*": {"rpm": 1}}})
+    );
+    assert_eq!(t1["expiresAt"], "2999-01-01T00:00:00+00:00");
 }
