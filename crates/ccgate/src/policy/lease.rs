@@ -16,7 +16,9 @@
 //!   reservations), so a busy instance claims about once per [`HEADROOM_REQUESTS`] requests, and near the limit
 //!   the headroom shrinks to nothing. The batch writer moves each stored request's cost out of its instance's lease
 //!   in the same transaction that adds it to the rollups (`ledger/postgres.rs`), so spend and leases never count
-//!   the same money twice or not at all.
+//!   the same money twice or not at all. `limits.rolling` windows are windows like the others: the same statement
+//!   sums the tenant's `requests` since each window's start (index `requests_tenant_ts`). `tpm` and `limits.models`
+//!   are not leased: each instance enforces them on its own traffic.
 //! * **`maxConcurrent` (`slots`).** A slot is claimed when this instance has more requests in flight than slots;
 //!   the claim is refused when all slots are held across instances.
 //! * **`rpm`.** Requests draw tickets from `rate_tickets`, granted in batches of `max(1, rpm/20)`; a batch counts
