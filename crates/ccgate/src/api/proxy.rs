@@ -427,7 +427,7 @@ async fn admit<C>(
             continue;
         }
         match budget::admit(state, &m.limits, tz, ask, None).await {
-            Ok(adm) => per_model.push(adm),
+            Ok(adm) => per_model.push((m.pattern.clone(), adm)),
             Err(e) => return Err((for_model(e, &m.pattern), Some(settlement))),
         }
     }

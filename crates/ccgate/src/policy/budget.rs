@@ -335,6 +335,8 @@ pub struct Admission {
     keep_s: i64,
     /// Counted toward the limits (not `count_tokens`): its tokens count for `tpm`.
     counts: bool,
+    /// The rolling windows it was admitted under, for the alerts' before and after.
+    rolling: Vec<RollingLimit>,
     holds_slot: bool,
     blind: bool,
     tz: Tz,
@@ -352,23 +354,44 @@ pub struct SpendChange {
     pub after: i64,
 }
 
+/// A rolling window's spend before and after a settlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollingChange {
+    pub limit: RollingLimit,
+    pub before: i64,
+    pub after: i64,
+}
+
+/// What a settlement changed, for the 80 %/100 % alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub calendar: [SpendChange; 4],
+    pub rolling: Vec<RollingChange>,
+}
+
 impl Admission {
-    /// Adds the metered cost and tokens to every window; returns each calendar window's spend before and after.
-    pub fn settle(self, cost_nanousd: i64, tokens: i64) -> [SpendChange; 4] {
+    /// Adds the metered cost and tokens to every window; returns each window's spend before and after.
+    pub fn settle(self, cost_nanousd: i64, tokens: i64) -> Settled {
         self.settle_at(cost_nanousd, tokens, Utc::now())
     }
 
-    pub fn settle_at(
-        mut self,
-        cost_nanousd: i64,
-        tokens: i64,
-        now: DateTime<Utc>,
-    ) -> [SpendChange; 4] {
+    pub fn settle_at(mut self, cost_nanousd: i64, tokens: i64, now: DateTime<Utc>) -> Settled {
         let today = local_day(self.tz, now);
         let mut book = self.state.book.lock();
         book.reserved -= self.reserved;
         book.reserved_tokens -= self.reserved_tokens;
         self.reserved_tokens = 0;
+        let rolling = std::mem::take(&mut self.rolling)
+            .into_iter()
+            .map(|limit| {
+                let before = book.rolling.sum(now, span_s(limit.hours));
+                RollingChange {
+                    limit,
+                    before,
+                    after: before.saturating_add(cost_nanousd.max(0)),
+                }
+            })
+            .collect();
         if self.keep_s > 0 {
             book.rolling.add(now, cost_nanousd.max(0));
             book.rolling.prune(now, self.keep_s);
@@ -382,7 +405,7 @@ impl Admission {
             // batch that stores it commits (see `lease::SharedLimits::committed`).
             book.lease.pending = book.lease.pending.saturating_add(cost_nanousd.max(0));
         }
-        let changes = Window::ALL.map(|w| {
+        let calendar = Window::ALL.map(|w| {
             let start = w.start(today);
             let slot = &mut book.spent[w as usize];
             if slot.0 != start {
@@ -407,7 +430,7 @@ impl Admission {
         drop(book);
         self.reserved = 0;
         self.state.settled.notify_waiters();
-        changes
+        Settled { calendar, rolling }
     }
 }
 
@@ -562,6 +585,7 @@ fn try_admit(
             .max()
             .unwrap_or(0),
         counts: ask.counts,
+        rolling: limits.rolling.clone(),
         holds_slot: false,
         blind: false,
         tz,
