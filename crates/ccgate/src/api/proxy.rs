@@ -406,7 +406,7 @@ async fn admit<C>(
             budget::estimate_cost(p.upstream_body.len(), p.max_tokens, &entry.rates)
         }
         // An unpriced model would spend nothing against a dollar budget: refused rather than served for free.
-        None if limits.has_usd_limit() && a.endpoint.billable() => {
+        None if limits.has_usd_limit_for(&p.claude_model) && a.endpoint.billable() => {
             return Err((
                 ApiError::ModelUnpriced(p.claude_model.clone()),
                 Some(settlement),

@@ -228,6 +228,26 @@ mod tests {
     }
 
     #[test]
+    fn a_rolling_window_with_less_left_is_the_one_shown() {
+        let t = tenant(Limits {
+            daily_nanousd: Some(10_000_000_000),
+            rolling: vec![crate::config::RollingLimit {
+                hours: 5,
+                max_nanousd: 3_000_000_000,
+            }],
+            ..Default::default()
+        });
+        let limits = vec![
+            json!({"name": "daily", "resets_at": "2026-12-08T00:00:00+00:00"}),
+            json!({"name": "rolling 5h", "used_usd": 3.02, "resets_at": "2026-12-09T14:05:00+00:00"}),
+        ];
+        assert_eq!(
+            status_line(&t, &[4_000_000_000, 0, 0, 0], &limits, chrono_tz::UTC),
+            "ccgate · $3.02 / $3.00 in 5h · limit reached · resets Dec 9 14:05"
+        );
+    }
+
+    #[test]
     fn without_limits_the_line_shows_spend() {
         let t = tenant(Limits::default());
         assert_eq!(

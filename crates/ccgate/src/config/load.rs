@@ -1513,6 +1513,12 @@ mod tests {
         assert_eq!(l.output_cap("claude-sonnet-4-6"), Some(4096));
         assert_eq!(l.longest_rolling_hours(), Some(720));
         assert!(l.has_usd_limit());
+        let per_model_only = Limits {
+            models: l.models.clone(),
+            ..Default::default()
+        };
+        assert!(per_model_only.has_usd_limit_for("claude-opus-4-6"));
+        assert!(!per_model_only.has_usd_limit_for("claude-sonnet-4-6"));
         assert_eq!(
             t.expires_at.unwrap().to_rfc3339(),
             "2027-01-30T16:00:00+00:00"

@@ -392,7 +392,14 @@ impl Limits {
         .iter()
         .any(Option::is_some)
             || !self.rolling.is_empty()
-            || self.models.iter().any(|m| m.limits.has_usd_limit())
+    }
+
+    /// Whether a request for `model` is under any dollar limit: the tenant's own, or a matching `models` entry's.
+    pub fn has_usd_limit_for(&self, model: &str) -> bool {
+        self.has_usd_limit()
+            || self
+                .models_matching(model)
+                .any(|m| m.limits.has_usd_limit())
     }
 
     /// The `models` entries whose pattern matches `model` (the resolved model).

@@ -326,6 +326,49 @@ async fn tokens_per_minute_stop_a_burst_and_refuse_until_the_minute_passes() {
     assert!(tpm["resets_at"].is_string(), "{tpm}");
 }
 
+/// Per-model calendar windows and the last minute's tokens are loaded from the ledger at start: a restart forgets
+/// neither.
+#[tokio::test]
+async fn per_model_budgets_and_tpm_hold_across_a_restart() {
+    let m = mock().await;
+    let gw = gateway_with(
+        m.url(),
+        json!({"tpm": 1000, "models": {"*sonnet*": {"daily": {"maxUSD": 0.45}}}}),
+        json!({}),
+    )
+    .await;
+    // 110,000 tokens and $0.45: the model's daily budget and the minute's tokens are both used up.
+    assert_eq!(
+        send(&gw, "claude-sonnet-4-6", 256, &sonnet_usage()).await.0,
+        200
+    );
+    wait_requests(&gw, 1).await;
+    let (_, gw) = restart_same_dirs(gw).await;
+    let (status, _, v) = send(&gw, "claude-sonnet-4-6", 256, &[]).await;
+    assert_eq!(status, 402, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("daily (models \"*sonnet*\")"),
+        "{v}"
+    );
+    let (status, retry, v) = send(&gw, "claude-haiku-4-5", 256, &[]).await;
+    assert_eq!(status, 429, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("tokens per minute limit of 1000 reached (110000 used)"),
+        "{v}"
+    );
+    assert!(retry.unwrap().parse::<u64>().unwrap() <= 61);
+    let limits = t3_limits(&gw).await;
+    assert_eq!(entry(&limits, "daily", Some("*sonnet*"))["used_usd"], 0.45);
+    assert_eq!(entry(&limits, "tpm", None)["used"], 110000);
+    assert_eq!(m.request_count(), 1);
+}
+
 /// `maxOutputTokens`: above the cap a request is refused with 400 in the endpoint's protocol, naming the cap; with
 /// `clampOutputTokens` it is sent with the cap instead, only `max_tokens` changed.
 #[tokio::test]
