@@ -48,7 +48,14 @@ pub fn scan(body: &[u8]) -> Result<Scanned, ScanError> {
             }
             "stream" => out.stream = serde_json::from_str::<bool>(text).unwrap_or(false),
             "max_tokens" => {
-                out.max_tokens = serde_json::from_str::<u64>(text).ok();
+                // A number written as `64000.0` or `1e9` still asks for that many tokens: read it, rounded up and
+                // saturated, so neither the budget's worst case nor `maxOutputTokens` can be slipped past.
+                out.max_tokens = serde_json::from_str::<u64>(text).ok().or_else(|| {
+                    serde_json::from_str::<f64>(text)
+                        .ok()
+                        .filter(|f| f.is_finite() && *f >= 0.0)
+                        .map(|f| f.ceil() as u64)
+                });
                 out.max_tokens_span = Some(span_in(body, raw)?);
             }
             "user" => out.user = serde_json::from_str::<String>(text).ok(),
@@ -167,6 +174,16 @@ mod tests {
         let s = scan(body).unwrap();
         let out = rewrite_number(body, &s.max_tokens_span.unwrap(), 4096);
         assert_eq!(out, br#"{"max_tokens" : 4096 ,"model":"m","x":[1,2]}"#);
+        for (text, n) in [
+            ("64000.0", Some(64000)),
+            ("1e300", Some(u64::MAX)),
+            ("99.2", Some(100)),
+            ("-1", None),
+            ("\"5\"", None),
+        ] {
+            let body = format!(r#"{{"max_tokens":{text}}}"#);
+            assert_eq!(scan(body.as_bytes()).unwrap().max_tokens, n, "{text}");
+        }
     }
 
     #[test]

@@ -669,13 +669,17 @@ pub async fn tenant_report(
     Ok(v)
 }
 
+/// A tenant's live state and those of its `limits.models` entries (none in the offline `ccgate usage` report).
+pub type LiveStates<'a> =
+    dyn Fn(&TenantConfig) -> (Option<Arc<TenantState>>, Vec<Arc<TenantState>>) + Sync + 'a;
+
 pub async fn admin_report(
     store: &dyn Store,
     tenants: &[TenantConfig],
     r: &Range,
     tz: chrono_tz::Tz,
     used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
-    state: &(dyn Fn(&TenantConfig) -> (Option<Arc<TenantState>>, Vec<Arc<TenantState>>) + Sync),
+    state: &LiveStates<'_>,
 ) -> Result<Value, LedgerError> {
     let report = store.usage(&query(None, r)).await?;
     let refused = store.refusals(&query(None, r)).await?;
