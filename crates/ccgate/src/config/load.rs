@@ -1017,6 +1017,8 @@ fn validate_upstreams(
                     timeout: ms(hc.timeout.unwrap_or(5_000).max(100)),
                     path: hc_path,
                 },
+                trust: validate_trust(u.trust, &p)?,
+                balance: u.balance.map(|b| validate_balance(b, &p)).transpose()?,
             })
         })();
         match entry {
@@ -1025,6 +1027,137 @@ fn validate_upstreams(
         }
     }
     Ok(out)
+}
+
+/// `upstreams[i].trust`.
+fn validate_trust(t: Option<raw::TrustSection>, p: &str) -> Result<TrustConfig, ConfigError> {
+    let f = UPSTREAMS_FILE;
+    let Some(t) = t else {
+        return Ok(TrustConfig::default());
+    };
+    let on_suspect = match t.on_suspect.as_deref() {
+        None | Some("warn") => OnSuspect::Warn,
+        Some("demote") => OnSuspect::Demote,
+        Some(other) => {
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.trust.onSuspect"),
+                format!("expected \"warn\" or \"demote\", got {other:?}"),
+            ))
+        }
+    };
+    let canary = match t.canary {
+        None => None,
+        Some(c) => {
+            let model = c
+                .model
+                .filter(|m| !m.trim().is_empty())
+                .ok_or_else(|| ConfigError::new(f, format!("{p}.trust.canary.model"), "missing"))?;
+            Some(CanaryConfig {
+                interval: minutes(c.interval_minutes, 60.0, &format!("{p}.trust.canary"))?,
+                model,
+            })
+        }
+    };
+    Ok(TrustConfig {
+        reference: t.reference.unwrap_or(false),
+        on_suspect,
+        canary,
+    })
+}
+
+/// `upstreams[i].balance`.
+fn validate_balance(b: raw::BalanceSection, p: &str) -> Result<BalanceConfig, ConfigError> {
+    let f = UPSTREAMS_FILE;
+    let at = |field: &str| format!("{p}.balance.{field}");
+    let source = match (b.preset.as_deref(), b.path, b.json_pointer) {
+        (Some("new-api"), None, None) => BalanceSource::NewApi,
+        (Some("new-api"), _, _) => {
+            return Err(ConfigError::new(
+                f,
+                at("preset"),
+                "the new-api preset takes no path or jsonPointer",
+            ))
+        }
+        (Some(other), _, _) => {
+            return Err(ConfigError::new(
+                f,
+                at("preset"),
+                format!("expected \"new-api\", got {other:?}"),
+            ))
+        }
+        (None, Some(path), Some(json_pointer)) => {
+            if !path.starts_with('/') {
+                return Err(ConfigError::new(
+                    f,
+                    at("path"),
+                    format!("must start with '/', got {path:?}"),
+                ));
+            }
+            if !json_pointer.is_empty() && !json_pointer.starts_with('/') {
+                return Err(ConfigError::new(
+                    f,
+                    at("jsonPointer"),
+                    format!(
+                        "expected a JSON pointer such as \"/data/balance\", got {json_pointer:?}"
+                    ),
+                ));
+            }
+            let unit = match b.unit.as_deref() {
+                None | Some("usd") => BalanceUnit::Usd,
+                Some("cents") => BalanceUnit::Cents,
+                Some("quota") => BalanceUnit::Quota,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        f,
+                        at("unit"),
+                        format!("expected \"usd\", \"cents\" or \"quota\", got {other:?}"),
+                    ))
+                }
+            };
+            BalanceSource::Custom {
+                path,
+                json_pointer,
+                unit,
+            }
+        }
+        (None, _, _) => {
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.balance"),
+                "expected {\"preset\": \"new-api\"} or both \"path\" and \"jsonPointer\"",
+            ))
+        }
+    };
+    let non_negative = |v: Option<f64>, field: &str| -> Result<Option<f64>, ConfigError> {
+        match v {
+            Some(x) if !x.is_finite() || x < 0.0 => Err(ConfigError::new(
+                f,
+                at(field),
+                format!("expected a number of at least 0, got {x}"),
+            )),
+            v => Ok(v),
+        }
+    };
+    Ok(BalanceConfig {
+        source,
+        interval: minutes(b.interval_minutes, 60.0, &format!("{p}.balance"))?,
+        low_usd: non_negative(b.low_usd, "lowUsd")?,
+        low_days: non_negative(b.low_days, "lowDays")?.unwrap_or(3.0),
+    })
+}
+
+/// An `intervalMinutes` (fractions allowed, at least 0.01: tests probe every second or so).
+fn minutes(v: Option<f64>, default: f64, p: &str) -> Result<Duration, ConfigError> {
+    let m = v.unwrap_or(default);
+    if !m.is_finite() || !(0.01..=10_080.0).contains(&m) {
+        return Err(ConfigError::new(
+            UPSTREAMS_FILE,
+            format!("{p}.intervalMinutes"),
+            format!("expected a number of minutes from 0.01 to 10080, got {m}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(m * 60.0))
 }
 
 /// Reads a `caFile` (a relative path is taken from the config folder) and checks that it holds at least one
