@@ -1,6 +1,7 @@
 //! Tenant-facing endpoints. [`proxy`] is the request path itself; the protocol modules only add what differs.
 
 pub mod admin_tenants;
+pub mod admin_trust;
 pub mod admin_upstreams;
 pub mod anthropic;
 pub mod models;

@@ -181,7 +181,7 @@ fn inflation(me: &Counters, peers: &[Peer<'_>]) -> Check {
             "samples": c::get(me, c::EST_REQUESTS),
             "reportedPerEstimated": mine.map(|m| m as f64 / 1000.0),
             "baseline": baseline.as_ref().map(|(b, _)| *b as f64 / 1000.0),
-            "baselineFrom": baseline.map(|(_, from)| from),
+            "baselineFrom": baseline.as_ref().map(|(_, from)| from.clone()),
             "excessPercent": match (mine, baseline) {
                 (Some(m), Some((b, _))) if b > 0 => Some(((m - b) as f64 * 1000.0 / b as f64).round() / 10.0),
                 _ => None,
@@ -264,8 +264,14 @@ mod tests {
 
     #[test]
     fn models_match_exactly_or_with_a_date_suffix() {
-        assert!(same_model("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"));
-        assert!(same_model("claude-sonnet-4-5-20250929", "Claude-Sonnet-4-5"));
+        assert!(same_model(
+            "claude-sonnet-4-5",
+            "claude-sonnet-4-5-20250929"
+        ));
+        assert!(same_model(
+            "claude-sonnet-4-5-20250929",
+            "Claude-Sonnet-4-5"
+        ));
         assert!(!same_model("claude-opus-4-1", "claude-3-5-haiku-20241022"));
         assert!(!same_model("claude-opus-4", "claude-opus-4-1"));
     }
@@ -283,44 +289,98 @@ mod tests {
     #[test]
     fn share_checks_need_their_minimum_and_both_thresholds() {
         let few = counters(&[(c::MODEL_ANSWERS, 19), (c::MODEL_MISMATCH, 19)]);
-        assert_eq!(status(&passive(&few, &[]), MODEL_MISMATCH), Status::InsufficientData);
+        assert_eq!(
+            status(&passive(&few, &[]), MODEL_MISMATCH),
+            Status::InsufficientData
+        );
         let some = counters(&[(c::MODEL_ANSWERS, 100), (c::MODEL_MISMATCH, 9)]);
         assert_eq!(status(&passive(&some, &[]), MODEL_MISMATCH), Status::Ok);
         let many = counters(&[(c::MODEL_ANSWERS, 100), (c::MODEL_MISMATCH, 10)]);
-        assert_eq!(status(&passive(&many, &[]), MODEL_MISMATCH), Status::Suspect);
+        assert_eq!(
+            status(&passive(&many, &[]), MODEL_MISMATCH),
+            Status::Suspect
+        );
     }
 
     #[test]
     fn inflation_compares_with_the_reference_or_the_median() {
-        let honest = counters(&[(c::EST_REQUESTS, 100), (c::EST_TOKENS, 10_000), (c::EST_REPORTED, 12_000)]);
-        let high = counters(&[(c::EST_REQUESTS, 100), (c::EST_TOKENS, 10_000), (c::EST_REPORTED, 13_300)]);
-        let slightly = counters(&[(c::EST_REQUESTS, 100), (c::EST_TOKENS, 10_000), (c::EST_REPORTED, 13_100)]);
-        let peer = |c: &'static Counters| Peer { upstream: "p", reference: false, counters: c };
+        let honest = counters(&[
+            (c::EST_REQUESTS, 100),
+            (c::EST_TOKENS, 10_000),
+            (c::EST_REPORTED, 12_000),
+        ]);
+        let high = counters(&[
+            (c::EST_REQUESTS, 100),
+            (c::EST_TOKENS, 10_000),
+            (c::EST_REPORTED, 13_300),
+        ]);
+        let slightly = counters(&[
+            (c::EST_REQUESTS, 100),
+            (c::EST_TOKENS, 10_000),
+            (c::EST_REPORTED, 13_100),
+        ]);
+        let peer = |c: &'static Counters| Peer {
+            upstream: "p",
+            reference: false,
+            counters: c,
+        };
         let honest: &'static Counters = Box::leak(Box::new(honest));
-        assert_eq!(status(&passive(&high, &[peer(honest)]), TOKEN_INFLATION), Status::Suspect);
-        assert_eq!(status(&passive(&slightly, &[peer(honest)]), TOKEN_INFLATION), Status::Ok);
-        assert_eq!(status(&passive(&high, &[]), TOKEN_INFLATION), Status::InsufficientData);
+        assert_eq!(
+            status(&passive(&high, &[peer(honest)]), TOKEN_INFLATION),
+            Status::Suspect
+        );
+        assert_eq!(
+            status(&passive(&slightly, &[peer(honest)]), TOKEN_INFLATION),
+            Status::Ok
+        );
+        assert_eq!(
+            status(&passive(&high, &[]), TOKEN_INFLATION),
+            Status::InsufficientData
+        );
         // The reference wins over the median.
-        let r = Peer { upstream: "r", reference: true, counters: &high };
-        assert_eq!(status(&passive(&high, &[r, peer(honest)]), TOKEN_INFLATION), Status::Ok);
+        let r = Peer {
+            upstream: "r",
+            reference: true,
+            counters: &high,
+        };
+        assert_eq!(
+            status(&passive(&high, &[r, peer(honest)]), TOKEN_INFLATION),
+            Status::Ok
+        );
     }
 
     #[test]
     fn caching_is_judged_against_peers_or_alone_when_it_never_hits() {
         let never = counters(&[(c::CACHE_ELIGIBLE, 30), (c::CACHE_ELIGIBLE_HIT, 0)]);
         let good = counters(&[(c::CACHE_ELIGIBLE, 30), (c::CACHE_ELIGIBLE_HIT, 27)]);
-        let p = Peer { upstream: "p", reference: false, counters: &good };
-        assert_eq!(status(&passive(&never, &[p]), CACHE_NOT_HONOURED), Status::Suspect);
-        assert_eq!(status(&passive(&never, &[]), CACHE_NOT_HONOURED), Status::InsufficientData);
+        let p = Peer {
+            upstream: "p",
+            reference: false,
+            counters: &good,
+        };
+        assert_eq!(
+            status(&passive(&never, &[p]), CACHE_NOT_HONOURED),
+            Status::Suspect
+        );
+        assert_eq!(
+            status(&passive(&never, &[]), CACHE_NOT_HONOURED),
+            Status::InsufficientData
+        );
         let never50 = counters(&[(c::CACHE_ELIGIBLE, 50)]);
-        assert_eq!(status(&passive(&never50, &[]), CACHE_NOT_HONOURED), Status::Suspect);
+        assert_eq!(
+            status(&passive(&never50, &[]), CACHE_NOT_HONOURED),
+            Status::Suspect
+        );
         assert_eq!(status(&passive(&good, &[]), CACHE_NOT_HONOURED), Status::Ok);
     }
 
     #[test]
     fn streaming_flags_a_majority_of_bursts() {
         let half = counters(&[(c::STREAM_ELIGIBLE, 20), (c::STREAM_BURST, 10)]);
-        assert_eq!(status(&passive(&half, &[]), FAKE_STREAMING), Status::Suspect);
+        assert_eq!(
+            status(&passive(&half, &[]), FAKE_STREAMING),
+            Status::Suspect
+        );
         let few = counters(&[(c::STREAM_ELIGIBLE, 20), (c::STREAM_BURST, 9)]);
         assert_eq!(status(&passive(&few, &[]), FAKE_STREAMING), Status::Ok);
     }

@@ -101,7 +101,8 @@ pub fn of(r: &Record, o: &Observation, cache_lost_nanousd: i64) -> Counters {
         let class = r.error_class.as_deref().unwrap_or(r.outcome.as_str());
         add(&mut c, &format!("{ERROR_PREFIX}{class}"), 1);
     }
-    let input = r.input_tokens + r.cache_write_5m_tokens + r.cache_write_1h_tokens + r.cache_read_tokens;
+    let input =
+        r.input_tokens + r.cache_write_5m_tokens + r.cache_write_1h_tokens + r.cache_read_tokens;
     add(&mut c, INPUT_TOKENS, input);
     add(&mut c, OUTPUT_TOKENS, r.output_tokens);
     add(&mut c, UPSTREAM_COST_NANOUSD, r.upstream_cost_nanousd);
@@ -149,7 +150,11 @@ pub fn of(r: &Record, o: &Observation, cache_lost_nanousd: i64) -> Counters {
     }
     if req.estimate_tokens > 0 && input > 0 {
         add(&mut c, EST_REQUESTS, 1);
-        add(&mut c, EST_TOKENS, i64::try_from(req.estimate_tokens).unwrap_or(i64::MAX));
+        add(
+            &mut c,
+            EST_TOKENS,
+            i64::try_from(req.estimate_tokens).unwrap_or(i64::MAX),
+        );
         add(&mut c, EST_REPORTED, input);
     }
     if r.stream && r.output_tokens >= checks::STREAM_MIN_OUTPUT {
@@ -189,9 +194,18 @@ mod tests {
         add(&mut c, "ttft_le_100", 50);
         add(&mut c, "ttft_le_400", 45);
         add(&mut c, "ttft_le_inf", 5);
-        assert_eq!(percentile(&c, TTFT_PREFIX, &TTFT_BUCKETS, 50), Some(Some(100)));
-        assert_eq!(percentile(&c, TTFT_PREFIX, &TTFT_BUCKETS, 51), Some(Some(400)));
-        assert_eq!(percentile(&c, TTFT_PREFIX, &TTFT_BUCKETS, 95), Some(Some(400)));
+        assert_eq!(
+            percentile(&c, TTFT_PREFIX, &TTFT_BUCKETS, 50),
+            Some(Some(100))
+        );
+        assert_eq!(
+            percentile(&c, TTFT_PREFIX, &TTFT_BUCKETS, 51),
+            Some(Some(400))
+        );
+        assert_eq!(
+            percentile(&c, TTFT_PREFIX, &TTFT_BUCKETS, 95),
+            Some(Some(400))
+        );
         assert_eq!(percentile(&c, TTFT_PREFIX, &TTFT_BUCKETS, 96), Some(None));
     }
 
@@ -199,6 +213,9 @@ mod tests {
     fn buckets_take_values_up_to_their_bound() {
         assert_eq!(bucket_name(TTFT_PREFIX, &TTFT_BUCKETS, 100), "ttft_le_100");
         assert_eq!(bucket_name(TTFT_PREFIX, &TTFT_BUCKETS, 101), "ttft_le_200");
-        assert_eq!(bucket_name(TTFT_PREFIX, &TTFT_BUCKETS, 99_999), "ttft_le_inf");
+        assert_eq!(
+            bucket_name(TTFT_PREFIX, &TTFT_BUCKETS, 99_999),
+            "ttft_le_inf"
+        );
     }
 }

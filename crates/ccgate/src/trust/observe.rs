@@ -36,19 +36,19 @@ struct ThinkingShape<'a> {
 impl RequestTraits {
     /// Reads the traits of an Anthropic Messages body (one validating pass; values stay borrowed).
     pub fn of(body: &[u8]) -> RequestTraits {
-        let shape: Option<Shape<'_>> = serde_json::from_slice(body).ok();
-        let thinking = shape
-            .as_ref()
-            .and_then(|s| s.thinking)
-            .is_some_and(|raw| {
-                raw.get() != "null"
-                    && serde_json::from_str::<ThinkingShape<'_>>(raw.get())
-                        .is_ok_and(|t| t.kind.as_deref() != Some("disabled"))
-            });
+        let cache_control = memchr::memmem::find(body, b"\"cache_control\"").is_some();
+        // The parse is only needed for thinking or for a cached request's turns.
+        let parse = cache_control || memchr::memmem::find(body, b"\"thinking\"").is_some();
+        let shape: Option<Shape<'_>> = parse.then(|| serde_json::from_slice(body).ok()).flatten();
+        let thinking = shape.as_ref().and_then(|s| s.thinking).is_some_and(|raw| {
+            raw.get() != "null"
+                && serde_json::from_str::<ThinkingShape<'_>>(raw.get())
+                    .is_ok_and(|t| t.kind.as_deref() != Some("disabled"))
+        });
         RequestTraits {
             estimate_tokens: estimate_tokens(body),
             thinking,
-            cache_control: memchr::memmem::find(body, b"\"cache_control\"").is_some(),
+            cache_control,
             messages: shape
                 .and_then(|s| s.messages)
                 .map_or(0, |m| u32::try_from(m.len()).unwrap_or(u32::MAX)),
@@ -138,7 +138,10 @@ impl AnswerTraits {
                 .content
                 .and_then(|c| serde_json::from_str(c.get()).ok())
                 .unwrap_or_default();
-            for b in blocks.iter().filter(|b| b.kind.as_deref() == Some("thinking")) {
+            for b in blocks
+                .iter()
+                .filter(|b| b.kind.as_deref() == Some("thinking"))
+            {
                 out.thinking_blocks += 1;
                 if b.signature.as_deref().is_none_or(str::is_empty) {
                     out.unsigned_thinking_blocks += 1;
