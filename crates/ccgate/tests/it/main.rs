@@ -25,5 +25,6 @@ mod responses;
 mod scale_out;
 mod throttle;
 mod transport;
+mod trust;
 mod upstream_pool;
 mod usage_compat;
