@@ -242,8 +242,8 @@ pub fn balance_low(upstream: &str, balance_usd: f64, days_left: Option<f64>) {
             format!("Upstream {upstream} has ${balance_usd:.2} left; days left at the current burn rate: {days}."),
         )
         .detail("upstream", upstream)
-        .detail("balanceUsd", balance_usd)
-        .detail("daysLeft", days_left),
+        .detail("balance_usd", balance_usd)
+        .detail("days_left", days_left),
     );
 }
 
