@@ -1388,6 +1388,85 @@ mod tests {
     }
 
     #[test]
+    fn trust_and_balance_are_optional_and_checked_with_their_paths() {
+        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"}]}"#, TENANTS);
+        let u = &load_dir_with_env(&d.0, &|_| None).unwrap().config.upstreams[0];
+        assert_eq!(u.trust, TrustConfig::default());
+        assert_eq!(u.balance, None);
+        let load = |entry: &str| {
+            write(
+                &d.0,
+                UPSTREAMS_FILE,
+                &format!(r#"{{"upstreams":[{{"id":"u","url":"http://x",{entry}}}]}}"#),
+            );
+            load_dir_with_env(&d.0, &|_| None)
+        };
+        let l = load(
+            r#""trust":{"reference":true,"onSuspect":"demote","canary":{"intervalMinutes":30,"model":"claude-sonnet-4-6"}},
+               "balance":{"path":"/api/user/self","jsonPointer":"/data/quota","unit":"quota","lowUsd":5}"#,
+        )
+        .unwrap();
+        let u = &l.config.upstreams[0];
+        assert!(u.trust.reference);
+        assert_eq!(u.trust.on_suspect, OnSuspect::Demote);
+        let canary = u.trust.canary.as_ref().unwrap();
+        assert_eq!(canary.interval, Duration::from_secs(1800));
+        let b = u.balance.as_ref().unwrap();
+        assert_eq!(b.low_usd, Some(5.0));
+        assert_eq!(b.low_days, 3.0);
+        assert_eq!(b.interval, Duration::from_secs(3600));
+        assert!(matches!(
+            &b.source,
+            BalanceSource::Custom {
+                unit: BalanceUnit::Quota,
+                ..
+            }
+        ));
+        let b = load(r#""balance":{"preset":"new-api"}"#).unwrap();
+        assert_eq!(
+            b.config.upstreams[0].balance.as_ref().unwrap().source,
+            BalanceSource::NewApi
+        );
+        for (entry, path) in [
+            (
+                r#""trust":{"onSuspect":"ban"}"#,
+                "upstreams[0].trust.onSuspect",
+            ),
+            (
+                r#""trust":{"canary":{"intervalMinutes":5}}"#,
+                "upstreams[0].trust.canary.model",
+            ),
+            (
+                r#""trust":{"canary":{"intervalMinutes":0,"model":"m"}}"#,
+                "upstreams[0].trust.canary.intervalMinutes",
+            ),
+            (
+                r#""balance":{"preset":"one-api"}"#,
+                "upstreams[0].balance.preset",
+            ),
+            (r#""balance":{"path":"/x"}"#, "upstreams[0].balance"),
+            (
+                r#""balance":{"path":"/x","jsonPointer":"a"}"#,
+                "upstreams[0].balance.jsonPointer",
+            ),
+            (
+                r#""balance":{"path":"/x","jsonPointer":"/a","unit":"eur"}"#,
+                "upstreams[0].balance.unit",
+            ),
+            (
+                r#""balance":{"preset":"new-api","lowDays":-1}"#,
+                "upstreams[0].balance.lowDays",
+            ),
+        ] {
+            let e = load(entry).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("upstreams.json: {path}: ")),
+                "{entry}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn a_storage_url_never_shows_its_password() {
         let url = StorageUrl::parse("postgres://ccgate:s3cret@db:5432/ccgate").unwrap();
         assert_eq!(url.to_string(), "postgres://ccgate:***@db:5432/ccgate");

@@ -455,10 +455,30 @@ async fn the_balance_poller_reads_new_api_billing_and_alerts_when_low() {
         (!low.is_empty()).then_some(low)
     })
     .await;
-    // Polled every 0.6 s, still low: one alert per crossing.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["details"]["upstream"], "up1");
+    assert_eq!(alerts[0]["details"]["balance_usd"], 0.5);
+    // Polled every 0.6 s, still low: one alert per crossing.
+    let polls = m.request_count();
+    eventually(10, || async {
+        (m.request_count() >= polls + 4).then_some(())
+    })
+    .await;
+    let a: Value = client()
+        .get(format!("{}/api/admin/alerts", gw.url))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let low = a["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["event"] == "upstream_balance_low")
+        .count();
+    assert_eq!(low, 1, "{a:#}");
 }
 
 /// The scorecard's figures against a known sequence: 3 answers of 25 input + 12 output tokens (one asking for
