@@ -347,7 +347,19 @@ async fn demote_moves_a_flagged_upstream_below_every_tier_until_cleared() {
     files.upstreams["upstreams"][0]["priority"] = json!(0);
     files.upstreams["upstreams"][0]["trust"] = json!({"onSuspect": "demote"});
     files.upstreams["upstreams"][1]["priority"] = json!(5);
+    files.server["server"]["metricsToken"] = json!("metrics-token-trust");
     let gw = Gateway::start(&files).await;
+    let metrics = || async {
+        client()
+            .get(format!("{}/metrics", gw.url))
+            .bearer_auth("metrics-token-trust")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
     let send = |n: usize| {
         let gw = &gw;
         async move {
@@ -381,11 +393,27 @@ async fn demote_moves_a_flagged_upstream_below_every_tier_until_cleared() {
         .unwrap();
     assert_eq!(list["upstreams"][0]["demoted"], true);
     assert_eq!(list["upstreams"][0]["priority"], 0);
+    let m = metrics().await;
+    assert!(
+        m.contains(r#"ccgate_upstream_demoted{upstream="up1"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"ccgate_upstream_trust_suspect{upstream="up1",check="model_mismatch"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"ccgate_upstream_trust_suspect{upstream="up2",check="model_mismatch"} 0"#),
+        "{m}"
+    );
     assert_eq!(
         clear(&gw, "up1", json!({"check": "model_mismatch"})).await["cleared"],
         1
     );
     assert_eq!(scorecard(&gw, "up1").await["demoted"], false);
+    assert!(metrics()
+        .await
+        .contains(r#"ccgate_upstream_demoted{upstream="up1"} 0"#));
     send(5).await;
     assert_eq!(bad.request_count(), before.0 + 5);
     // A check name that does not exist is refused.
