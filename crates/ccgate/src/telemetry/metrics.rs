@@ -506,6 +506,26 @@ pub async fn serve_separately(
     Ok(bound)
 }
 
+/// The trust gauges of one upstream (`trust::Trust::sync_demotions`): demoted, and one per check.
+pub fn trust(upstream: &str, demoted: bool, flagged: &dyn Fn(&str) -> bool) {
+    gauge!("ccgate_upstream_demoted", "upstream" => upstream.to_owned())
+        .set(f64::from(u8::from(demoted)));
+    for check in crate::trust::checks::NAMES {
+        gauge!("ccgate_upstream_trust_suspect", "upstream" => upstream.to_owned(), "check" => check)
+            .set(f64::from(u8::from(flagged(check))));
+    }
+}
+
+/// An upstream's balance reading (`trust/balance.rs`).
+pub fn balance(upstream: &str, s: &crate::trust::balance::BalanceState) {
+    if let Some(b) = s.balance_usd {
+        gauge!("ccgate_upstream_balance_usd", "upstream" => upstream.to_owned()).set(b);
+    }
+    if let Some(d) = s.days_left {
+        gauge!("ccgate_upstream_balance_days_left", "upstream" => upstream.to_owned()).set(d);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,25 +572,5 @@ mod tests {
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
-    }
-}
-
-/// The trust gauges of one upstream (`trust::Trust::sync_demotions`): demoted, and one per check.
-pub fn trust(upstream: &str, demoted: bool, flagged: &dyn Fn(&str) -> bool) {
-    gauge!("ccgate_upstream_demoted", "upstream" => upstream.to_owned())
-        .set(f64::from(u8::from(demoted)));
-    for check in crate::trust::checks::NAMES {
-        gauge!("ccgate_upstream_trust_suspect", "upstream" => upstream.to_owned(), "check" => check)
-            .set(f64::from(u8::from(flagged(check))));
-    }
-}
-
-/// An upstream's balance reading (`trust/balance.rs`).
-pub fn balance(upstream: &str, s: &crate::trust::balance::BalanceState) {
-    if let Some(b) = s.balance_usd {
-        gauge!("ccgate_upstream_balance_usd", "upstream" => upstream.to_owned()).set(b);
-    }
-    if let Some(d) = s.days_left {
-        gauge!("ccgate_upstream_balance_days_left", "upstream" => upstream.to_owned()).set(d);
     }
 }
