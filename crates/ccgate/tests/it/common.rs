@@ -247,7 +247,17 @@ pub async fn post_messages(gw: &Gateway, key: &str, body: &Value) -> reqwest::Re
 }
 
 /// Polls `f` until it returns Some, or panics after `secs`.
-pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(secs: u64, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually_every(secs, Duration::from_millis(50), f).await
+}
+
+/// [`eventually`], polling every `interval`: for conditions whose polls are failed logins until they hold (10 of
+/// them in a minute lock the loopback address out).
+pub async fn eventually_every<T, F, Fut>(secs: u64, interval: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -260,7 +270,7 @@ where
         if tokio::time::Instant::now() > deadline {
             panic!("condition not met within {secs} s");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(interval).await;
     }
 }
 

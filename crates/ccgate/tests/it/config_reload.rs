@@ -192,7 +192,8 @@ async fn hot_reload_applies_valid_edits_and_keeps_last_good_config() {
         .push(tenant("t3", new_key, &["*"]));
     let edited = Instant::now();
     gw.write_config("tenants.json", &tenants);
-    eventually(2, || async {
+    // Until the reload, the new key is an unknown key: a failed login.
+    eventually_every(2, Duration::from_millis(250), || async {
         (post_messages(&gw, new_key, &messages_body("claude-sonnet-4-6", false))
             .await
             .status()

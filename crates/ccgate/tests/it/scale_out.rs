@@ -50,6 +50,29 @@ async fn two_instances_with(
     (a, b)
 }
 
+/// The status of one `/anthropic` request with `key`, sent as if from an address of its own (through
+/// `X-Forwarded-For`, which instances started with `trustProxyHeaders` believe): the refusals of a key that is
+/// expected to stop are failed logins, and from one address they would soon lock the loopback address out.
+async fn status_as_new_client(url: &str, key: &str, model: &str) -> u16 {
+    static ADDRESSES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = ADDRESSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let r = client()
+        .post(format!("{url}/anthropic/v1/messages"))
+        .header(
+            "x-forwarded-for",
+            format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255),
+        )
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&messages_body(model, false))
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    r.bytes().await.unwrap();
+    s
+}
+
 /// `n` requests of `t3` spread over both instances, at most `parallel` at a time; their statuses.
 pub(crate) async fn spread(
     gws: [&Arc<Gateway>; 2],
@@ -587,7 +610,13 @@ async fn console_tenants_in_the_store_are_served_by_every_instance() {
         return;
     };
     let m = mock().await;
-    let (a, b) = two_instances(&schema, m.url(), json!({})).await;
+    let (a, b) = two_instances_with(
+        &schema,
+        m.url(),
+        json!({}),
+        json!({"trustProxyHeaders": true}),
+    )
+    .await;
     let hash = |k: &str| hex::encode(sha2::Sha256::digest(k.as_bytes()));
     let old_key = "sk-console-aaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let new_key = "sk-console-bbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -610,19 +639,7 @@ async fn console_tenants_in_the_store_are_served_by_every_instance() {
     .unwrap();
     let status = |gw: &Gateway, key: &str, model: &str| {
         let (url, key, model) = (gw.url.clone(), key.to_string(), model.to_string());
-        async move {
-            let r = client()
-                .post(format!("{url}/anthropic/v1/messages"))
-                .header("x-api-key", key)
-                .header("anthropic-version", "2023-06-01")
-                .json(&messages_body(&model, false))
-                .send()
-                .await
-                .unwrap();
-            let s = r.status().as_u16();
-            r.bytes().await.unwrap();
-            s
-        }
+        async move { status_as_new_client(&url, &key, &model).await }
     };
     for gw in [&a, &b] {
         eventually(3, || async {
@@ -679,8 +696,6 @@ async fn a_key_rotated_under_load_switches_on_every_instance_within_2_s() {
         return;
     };
     let m = mock().await;
-    // The old key's refusals are failed logins: each comes from an address of its own (through the proxy header),
-    // so the login throttle does not lock out the loopback address the new key's requests come from.
     let (a, b) = two_instances_with(
         &schema,
         m.url(),
@@ -700,26 +715,8 @@ async fn a_key_rotated_under_load_switches_on_every_instance_within_2_s() {
     };
     assert_eq!(s, 201, "{made}");
     let old_key = made["key"].as_str().unwrap().to_string();
-    static ADDRESSES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-    let send = |url: String, key: String| {
-        let n = ADDRESSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        async move {
-            let r = client()
-                .post(format!("{url}/anthropic/v1/messages"))
-                .header(
-                    "x-forwarded-for",
-                    format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255),
-                )
-                .header("x-api-key", key)
-                .header("anthropic-version", "2023-06-01")
-                .json(&messages_body("claude-sonnet-4-6", false))
-                .send()
-                .await
-                .unwrap();
-            let s = r.status().as_u16();
-            r.bytes().await.unwrap();
-            s
-        }
+    let send = |url: String, key: String| async move {
+        status_as_new_client(&url, &key, "claude-sonnet-4-6").await
     };
     for gw in [&a, &b] {
         let (url, key) = (gw.url.clone(), old_key.clone());
