@@ -233,12 +233,12 @@ pub async fn handle<A: Adapter>(gw: Arc<Gateway>, endpoint: Endpoint, req: Reque
         Ok(x) => x,
         Err(e) => return e.into_response_for(A::PROTOCOL),
     };
-    let prepared =
+    // Mutable: admission may clamp `max_tokens` in the upstream body (`limits.clampOutputTokens`).
+    let mut prepared =
         match A::prepare(&a, body).and_then(|p| check_model_name(&p.client_model).map(|()| p)) {
             Ok(p) => p,
             Err(e) => return e.into_response_for(A::PROTOCOL),
         };
-    let mut prepared = prepared;
     let settlement = match admit(&gw, &a, &mut prepared).await {
         Ok(s) => s,
         Err((e, s)) => return reject(e, s, A::PROTOCOL),
