@@ -16,6 +16,7 @@
 use crate::error::{ApiError, Protocol};
 use crate::forward::{self, AttemptError, Forwarded, Plan};
 use crate::ledger::Record;
+use crate::policy::lease::ModelScope;
 use crate::policy::{budget, permissions};
 use crate::routing::affinity;
 use crate::state::{Gateway, Runtime, TenantRt, UpstreamRt};
@@ -233,12 +234,12 @@ pub async fn handle<A: Adapter>(gw: Arc<Gateway>, endpoint: Endpoint, req: Reque
         Ok(x) => x,
         Err(e) => return e.into_response_for(A::PROTOCOL),
     };
-    let prepared =
+    // Mutable: admission may clamp `max_tokens` in the upstream body (`limits.clampOutputTokens`).
+    let mut prepared =
         match A::prepare(&a, body).and_then(|p| check_model_name(&p.client_model).map(|()| p)) {
             Ok(p) => p,
             Err(e) => return e.into_response_for(A::PROTOCOL),
         };
-    let mut prepared = prepared;
     let settlement = match admit(&gw, &a, &mut prepared).await {
         Ok(s) => s,
         Err((e, s)) => return reject(e, s, A::PROTOCOL),
@@ -428,11 +429,25 @@ async fn admit<C>(
         if !permissions::model_allowed(std::slice::from_ref(&m.pattern), &p.claude_model) {
             continue;
         }
-        match budget::admit(state, &m.limits, tz, ask, None).await {
+        match budget::admit(state, &m.limits, tz, ask, None, &[]).await {
             Ok(adm) => per_model.push((m.pattern.clone(), adm)),
-            Err(e) => return Err((for_model(e, &m.pattern), Some(settlement))),
+            Err(e) => return Err((budget::for_model(e, &m.pattern), Some(settlement))),
         }
     }
+    // On shared limits, the entries' dollar windows are also checked against every instance's spend.
+    let scopes: Vec<ModelScope> = match gw.shared_limits() {
+        None => Vec::new(),
+        Some(_) => limits
+            .models
+            .iter()
+            .zip(&a.tenant.model_states)
+            .filter(|(m, _)| {
+                m.limits.has_usd_limit()
+                    && permissions::model_allowed(std::slice::from_ref(&m.pattern), &p.claude_model)
+            })
+            .map(|(m, state)| ModelScope::new(m, state, &a.rt.config.openai.models))
+            .collect(),
+    };
     match budget::admit(
         &a.tenant.state,
         limits,
@@ -440,6 +455,7 @@ async fn admit<C>(
         ask,
         gw.shared_limits()
             .map(|s| (&**s, a.tenant.config.id.as_str())),
+        &scopes,
     )
     .await
     {
@@ -448,25 +464,6 @@ async fn admit<C>(
             Ok(settlement)
         }
         Err(e) => Err((e, Some(settlement))),
-    }
-}
-
-/// A refusal by a `limits.models` entry says which models it is about.
-fn for_model(e: ApiError, pattern: &str) -> ApiError {
-    match e {
-        ApiError::RateLimited(m, s) => ApiError::RateLimited(format!("models {pattern:?}: {m}"), s),
-        ApiError::BudgetExceeded {
-            limit,
-            max_usd,
-            used_usd,
-            resets_at,
-        } => ApiError::BudgetExceeded {
-            limit: format!("{limit} (models {pattern:?})"),
-            max_usd,
-            used_usd,
-            resets_at,
-        },
-        other => other,
     }
 }
 

@@ -498,14 +498,20 @@ const SHARED_WAIT_STEP: Duration = Duration::from_millis(100);
 /// Admission: concurrency, then budgets, then tokens and requests per minute. With `shared` (several instances on
 /// PostgreSQL) each limit is also checked against what this instance holds of the tenant's global limits, and
 /// more is claimed from the database when that is not enough ([`super::lease`]).
+///
+/// `models`: the request's `limits.models` entries with dollar windows. With shared limits each such request is
+/// checked against the entries' global spend once (a claim), since a lease is carved from the tenant's room, not
+/// the model's.
 pub async fn admit(
     state: &Arc<TenantState>,
     limits: &Limits,
     tz: Tz,
     ask: Ask,
     shared: Option<(&super::lease::SharedLimits, &str)>,
+    models: &[super::lease::ModelScope<'_>],
 ) -> Result<Admission, ApiError> {
     let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
+    let mut models_checked = models.is_empty();
     loop {
         let notified = state.settled.notified();
         tokio::pin!(notified);
@@ -519,7 +525,15 @@ pub async fn admit(
             ask,
             may_wait,
             leased
-                .then(|| shared.map(|(s, _)| s.lease_valid()))
+                .then(|| {
+                    shared.map(|(s, _)| Leased {
+                        valid: s.lease_valid(),
+                        models: ModelDollars {
+                            apply: !models.is_empty(),
+                            check: !models_checked,
+                        },
+                    })
+                })
                 .flatten(),
             Utc::now(),
         ) {
@@ -535,8 +549,13 @@ pub async fn admit(
                 let Some((shared, tenant_id)) = shared else {
                     continue;
                 };
-                match shared.claim(tenant_id, state, limits, tz, need).await {
-                    super::lease::Claimed::Granted | super::lease::Claimed::Unavailable => {}
+                match shared
+                    .claim(tenant_id, state, limits, tz, need, models)
+                    .await
+                {
+                    super::lease::Claimed::Granted | super::lease::Claimed::Unavailable => {
+                        models_checked |= need.check_models;
+                    }
                     super::lease::Claimed::Refused(e) => return Err(e),
                     super::lease::Claimed::HeldInFlight {
                         remaining,
@@ -563,17 +582,35 @@ pub async fn admit(
     }
 }
 
-/// `lease`: `None` when only this instance's own limits apply (one instance, or the shared store is
-/// unreachable); otherwise whether this instance's lease is still valid (renewed in time).
+/// Whether a request falls under `limits.models` dollar windows (`apply`), and whether they are still to be
+/// checked against every instance's spend (`check`, once per request). Only with shared limits.
+#[derive(Debug, Clone, Copy, Default)]
+struct ModelDollars {
+    apply: bool,
+    check: bool,
+}
+
+/// Admission under shared limits: whether this instance's lease is still valid (renewed in time), and the
+/// request's per-model dollar windows.
+#[derive(Debug, Clone, Copy)]
+struct Leased {
+    valid: bool,
+    models: ModelDollars,
+}
+
+/// `leased`: `None` when only this instance's own limits apply (one instance, or the shared store is
+/// unreachable).
 fn try_admit(
     state: &Arc<TenantState>,
     limits: &Limits,
     tz: Tz,
     ask: Ask,
     may_wait: bool,
-    lease: Option<bool>,
+    leased: Option<Leased>,
     now_utc: DateTime<Utc>,
 ) -> Result<Admission, Refusal> {
+    let lease = leased.map(|l| l.valid);
+    let models = leased.map(|l| l.models).unwrap_or_default();
     let mut adm = Admission {
         state: state.clone(),
         reserved: 0,
@@ -615,7 +652,18 @@ fn try_admit(
             need.slots = prev + 1 - book.lease.slots;
         }
     }
-    let reserve = budget_reservation(&mut book, limits, tz, ask.nanousd, may_wait, now_utc)?;
+    // A request under a model's dollar limit reserves against the tenant too: on shared limits its reservation
+    // must sit in the lease that other instances see.
+    let dollars = models.apply && lease.is_some();
+    let reserve = budget_reservation(
+        &mut book,
+        limits,
+        tz,
+        ask.nanousd,
+        may_wait,
+        now_utc,
+        dollars,
+    )?;
     let reserve_tokens = tokens_reservation(&book, limits, ask.tokens, may_wait, now_utc)?;
     if let (Some(_), Some(r)) = (lease, reserve) {
         let used = book
@@ -625,6 +673,10 @@ fn try_admit(
         if used > book.lease.usd {
             need.usd = used - book.lease.usd;
             need.unit_usd = r;
+        }
+        if models.check {
+            need.check_models = true;
+            need.held = book.reserved.saturating_add(book.lease.pending);
         }
     }
     let now = Instant::now();
@@ -739,8 +791,12 @@ fn budget_reservation(
     estimate_nanousd: i64,
     may_wait: bool,
     now: DateTime<Utc>,
+    per_model_dollars: bool,
 ) -> Result<Option<i64>, Refusal> {
-    if Window::ALL.iter().all(|w| w.max(limits).is_none()) && limits.rolling.is_empty() {
+    if Window::ALL.iter().all(|w| w.max(limits).is_none())
+        && limits.rolling.is_empty()
+        && !per_model_dollars
+    {
         return Ok(None);
     }
     let today = local_day(tz, now);
@@ -812,6 +868,25 @@ pub fn exhausted(w: Window, max: i64, spent: i64, today: NaiveDate, tz: Tz) -> A
         max_usd: usd(max),
         used_usd: usd(spent),
         resets_at,
+    }
+}
+
+/// A refusal by a `limits.models` entry says which models it is about.
+pub fn for_model(e: ApiError, pattern: &str) -> ApiError {
+    match e {
+        ApiError::RateLimited(m, s) => ApiError::RateLimited(format!("models {pattern:?}: {m}"), s),
+        ApiError::BudgetExceeded {
+            limit,
+            max_usd,
+            used_usd,
+            resets_at,
+        } => ApiError::BudgetExceeded {
+            limit: format!("{limit} (models {pattern:?})"),
+            max_usd,
+            used_usd,
+            resets_at,
+        },
+        other => other,
     }
 }
 
@@ -904,11 +979,13 @@ mod tests {
     async fn cold_start_runs_one_request_alone() {
         let st = Arc::new(TenantState::default());
         let l = limits(3.0);
-        let first = admit(&st, &l, chrono_tz::UTC, ask(10), None).await.unwrap();
+        let first = admit(&st, &l, chrono_tz::UTC, ask(10), None, &[])
+            .await
+            .unwrap();
         let st2 = st.clone();
         let l2 = l.clone();
         let waiter = tokio::spawn(async move {
-            admit(&st2, &l2, chrono_tz::UTC, ask(10), None)
+            admit(&st2, &l2, chrono_tz::UTC, ask(10), None, &[])
                 .await
                 .map(|_| ())
         });
@@ -926,13 +1003,13 @@ mod tests {
         let st = Arc::new(TenantState::default());
         st.load_observed_peak(0);
         let l = limits(3.0);
-        let held = admit(&st, &l, chrono_tz::UTC, ask(3_000_000_000), None)
+        let held = admit(&st, &l, chrono_tz::UTC, ask(3_000_000_000), None, &[])
             .await
             .unwrap();
         // The whole budget is reserved, not spent: a second request waits instead of getting a false 402.
         let (st2, l2) = (st.clone(), l.clone());
         let waiter = tokio::spawn(async move {
-            admit(&st2, &l2, chrono_tz::UTC, ask(1), None)
+            admit(&st2, &l2, chrono_tz::UTC, ask(1), None, &[])
                 .await
                 .map(|a| a.settle(0, 0))
         });
@@ -941,12 +1018,12 @@ mod tests {
         held.settle(1_000_000_000, 0); // cheaper than reserved: room is left
         assert!(waiter.await.unwrap().is_ok());
         // Now spend it all while another request waits: that one gets the real 402.
-        let held = admit(&st, &l, chrono_tz::UTC, ask(3_000_000_000), None)
+        let held = admit(&st, &l, chrono_tz::UTC, ask(3_000_000_000), None, &[])
             .await
             .unwrap();
         let (st2, l2) = (st.clone(), l.clone());
         let waiter = tokio::spawn(async move {
-            admit(&st2, &l2, chrono_tz::UTC, ask(1), None)
+            admit(&st2, &l2, chrono_tz::UTC, ask(1), None, &[])
                 .await
                 .map(|_| ())
         });
@@ -994,7 +1071,7 @@ mod tests {
             Ask::default(),
             false,
             None,
-            Utc::now()
+            Utc::now(),
         )
         .is_ok());
     }

@@ -17,8 +17,9 @@
 //!   the headroom shrinks to nothing. The batch writer moves each stored request's cost out of its instance's lease
 //!   in the same transaction that adds it to the rollups (`ledger/postgres.rs`), so spend and leases never count
 //!   the same money twice or not at all. `limits.rolling` windows are windows like the others: the same statement
-//!   sums the tenant's `requests` since each window's start (index `requests_tenant_ts`). `tpm` and `limits.models`
-//!   are not leased: each instance enforces them on its own traffic.
+//!   sums the tenant's `requests` since each window's start (index `requests_tenant_ts`). A request under a
+//!   `limits.models` entry's dollar windows is checked once against the model's global spend plus every lease
+//!   ([`SharedLimits::check_model`]); `tpm` and the entries' other limits are enforced per instance.
 //! * **`maxConcurrent` (`slots`).** A slot is claimed when this instance has more requests in flight than slots;
 //!   the claim is refused when all slots are held across instances.
 //! * **`rpm`.** Requests draw tickets from `rate_tickets`, granted in batches of `max(1, rpm/20)`; a batch counts
@@ -80,11 +81,57 @@ pub struct Need {
     pub slots: u32,
     pub tickets: u32,
     pub rpm: u32,
+    /// Check the request's `limits.models` dollar windows against every instance's spend.
+    pub check_models: bool,
+    /// What this instance holds for the tenant now: reserved in flight plus settled and not stored.
+    pub held: i64,
 }
 
 impl Need {
     pub fn is_empty(&self) -> bool {
-        self.usd <= 0 && self.slots == 0 && self.tickets == 0
+        self.usd <= 0 && self.slots == 0 && self.tickets == 0 && !self.check_models
+    }
+}
+
+/// A `limits.models` entry with dollar windows that applies to a request, as the shared check needs it.
+pub struct ModelScope<'a> {
+    pub pattern: &'a str,
+    pub limits: &'a Limits,
+    pub state: &'a TenantState,
+    /// `LIKE` form of the pattern, for the ledger's `model` column.
+    like: String,
+    /// `openai.models` aliases whose target the pattern matches: the ledger records the name the tenant asked for.
+    aliases: Vec<String>,
+}
+
+impl<'a> ModelScope<'a> {
+    pub fn new(
+        entry: &'a crate::config::ModelLimits,
+        state: &'a TenantState,
+        aliases: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        let mut like = String::with_capacity(entry.pattern.len());
+        for c in entry.pattern.chars() {
+            match c {
+                '*' => like.push('%'),
+                '%' | '_' | '\\' => {
+                    like.push('\\');
+                    like.push(c);
+                }
+                c => like.push(c),
+            }
+        }
+        ModelScope {
+            pattern: &entry.pattern,
+            limits: &entry.limits,
+            state,
+            like,
+            aliases: aliases
+                .iter()
+                .filter(|(_, target)| ccgate_meter::wildcard::matches(&entry.pattern, target))
+                .map(|(alias, _)| alias.clone())
+                .collect(),
+        }
     }
 }
 
@@ -344,10 +391,11 @@ impl SharedLimits {
         limits: &Limits,
         tz: Tz,
         need: Need,
+        models: &[ModelScope<'_>],
     ) -> Claimed {
         match tokio::time::timeout(
             CLAIM_TIMEOUT,
-            self.claim_tx(tenant_id, state, limits, tz, need),
+            self.claim_tx(tenant_id, state, limits, tz, need, models),
         )
         .await
         {
@@ -373,16 +421,11 @@ impl SharedLimits {
         limits: &Limits,
         tz: Tz,
         need: Need,
+        models: &[ModelScope<'_>],
     ) -> Result<Claimed, sqlx::Error> {
         let now = Utc::now();
         let today = local_day(tz, now);
-        // A rolling window counts the requests from the start of the minute it reaches back into, as the
-        // per-minute buckets of `super::rolling` do.
-        let rolling_from: Vec<i64> = limits
-            .rolling
-            .iter()
-            .map(|r| (now.timestamp() - span_s(r.hours)).div_euclid(60) * 60_000)
-            .collect();
+        let rolling_from = rolling_from_for(limits, now);
         let start = |w: Window| w.start(today).map(|d| d.format("%Y-%m-%d").to_string());
         let mut tx = self.pool.begin().await?;
         // Claims for one tenant are serialized; other tenants and the batch writer are not held up.
@@ -442,6 +485,28 @@ impl SharedLimits {
         let oldest_s: f64 = row.try_get("oldest_s")?;
         let rolling_spent: Vec<i64> = row.try_get("rolling_spent")?;
         state.refresh_spent(today, spent);
+        if need.check_models {
+            // After the statement above: a batch stored in between is counted twice (in a lease there, in the
+            // spend here), never missed.
+            for m in models {
+                if let Some(refused) = self
+                    .check_model(
+                        &mut tx,
+                        tenant_id,
+                        m,
+                        usd_others,
+                        need.held,
+                        &rolling_from_for(m.limits, now),
+                        now,
+                        today,
+                        tz,
+                    )
+                    .await?
+                {
+                    return Ok(refused);
+                }
+            }
+        }
 
         let mut grant_usd = 0i64;
         if need.usd > 0 {
@@ -566,6 +631,91 @@ impl SharedLimits {
         Ok(Claimed::Granted)
     }
 
+    /// A `limits.models` entry's dollar windows against every instance's spend: refused when a window is spent, or
+    /// when its spend plus what the instances hold for the tenant (all of it, conservatively) leaves no room.
+    #[allow(clippy::too_many_arguments)]
+    async fn check_model(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        tenant_id: &str,
+        m: &ModelScope<'_>,
+        held_by_others: i64,
+        held_here: i64,
+        rolling_from: &[i64],
+        now: chrono::DateTime<Utc>,
+        today: chrono::NaiveDate,
+        tz: Tz,
+    ) -> Result<Option<Claimed>, sqlx::Error> {
+        let start = |w: Window| w.start(today).map(|d| d.format("%Y-%m-%d").to_string());
+        let row = sqlx::query(
+            "SELECT
+               LEAST(COALESCE(SUM(cost_nanousd::numeric) FILTER (WHERE day >= $4), 0), 9223372036854775807)::bigint AS daily,
+               LEAST(COALESCE(SUM(cost_nanousd::numeric) FILTER (WHERE day >= $5), 0), 9223372036854775807)::bigint AS weekly,
+               LEAST(COALESCE(SUM(cost_nanousd::numeric) FILTER (WHERE day >= $6), 0), 9223372036854775807)::bigint AS monthly,
+               LEAST(COALESCE(SUM(cost_nanousd::numeric), 0), 9223372036854775807)::bigint AS total,
+               ARRAY(
+                 SELECT LEAST(COALESCE((SELECT SUM(r.cost_nanousd::numeric) FROM requests r
+                                        WHERE r.tenant_id = $1 AND (r.model ILIKE $2 OR r.model = ANY($3))
+                                          AND r.ts_ms >= c.since), 0), 9223372036854775807)::bigint
+                 FROM unnest($7::bigint[]) WITH ORDINALITY AS c(since, n) ORDER BY c.n
+               ) AS rolling_spent
+             FROM daily_rollup WHERE tenant_id = $1 AND (model ILIKE $2 OR model = ANY($3))",
+        )
+        .bind(tenant_id)
+        .bind(&m.like)
+        .bind(&m.aliases)
+        .bind(start(Window::Daily))
+        .bind(start(Window::Weekly))
+        .bind(start(Window::Monthly))
+        .bind(rolling_from)
+        .fetch_one(&mut **tx)
+        .await?;
+        let spent = [
+            row.try_get::<i64, _>("daily")?,
+            row.try_get::<i64, _>("weekly")?,
+            row.try_get::<i64, _>("monthly")?,
+            row.try_get::<i64, _>("total")?,
+        ];
+        let rolling_spent: Vec<i64> = row.try_get("rolling_spent")?;
+        let held = held_by_others.saturating_add(held_here);
+        let named = |w: &str| format!("{w} (models {:?})", m.pattern);
+        for w in Window::ALL {
+            let Some(max) = w.max(m.limits) else { continue };
+            let s = spent[w as usize];
+            if s >= max {
+                let e = exhausted(w, max, s, today, tz);
+                return Ok(Some(Claimed::Refused(super::budget::for_model(
+                    e, m.pattern,
+                ))));
+            }
+            if s.saturating_add(held) >= max {
+                return Ok(Some(Claimed::HeldInFlight {
+                    remaining: max - s,
+                    max,
+                    window: named(w.name()),
+                }));
+            }
+        }
+        for (r, &s) in m.limits.rolling.iter().zip(&rolling_spent) {
+            if s >= r.max_nanousd {
+                let (_, at) = m.state.rolling_status(r, now);
+                let e =
+                    rolling_exhausted(r, s, at.unwrap_or(now + chrono::Duration::minutes(1)), now);
+                return Ok(Some(Claimed::Refused(super::budget::for_model(
+                    e, m.pattern,
+                ))));
+            }
+            if s.saturating_add(held) >= r.max_nanousd {
+                return Ok(Some(Claimed::HeldInFlight {
+                    remaining: r.max_nanousd - s,
+                    max: r.max_nanousd,
+                    window: named(&format!("rolling {}h", r.hours)),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// One round of upkeep: renew this instance's leases, give back what it does not use.
     async fn tick(&self, gw: &Gateway) -> Result<(), sqlx::Error> {
         let at = self.now_ms();
@@ -626,6 +776,16 @@ impl SharedLimits {
             tracing::warn!(error = %e, "shared limits: could not give back this instance's leases; they expire on their own");
         }
     }
+}
+
+/// Where each rolling window of `limits` starts in the ledger (Unix ms): the start of the minute it reaches back
+/// into, as the per-minute buckets of `super::rolling` count.
+fn rolling_from_for(limits: &Limits, now: chrono::DateTime<Utc>) -> Vec<i64> {
+    limits
+        .rolling
+        .iter()
+        .map(|r| (now.timestamp() - span_s(r.hours)).div_euclid(60) * 60_000)
+        .collect()
 }
 
 async fn give_back(

@@ -523,3 +523,56 @@ async fn a_rolling_window_holds_across_two_instances() {
         );
     }
 }
+
+/// Two instances on one PostgreSQL store: a per-model dollar limit holds across both (each request under it is
+/// checked against the model's spend and every instance's holdings), with at most one request over per instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_model_budget_holds_across_two_instances() {
+    use crate::scale_out::{spread, t3_spend, two_instances};
+    let Some(schema) = crate::postgres::Schema::create().await else {
+        return;
+    };
+    let m = mock().await;
+    let budget = 3 * ONE_SONNET;
+    let (a, b) = two_instances(
+        &schema,
+        m.url(),
+        json!({"models": {"*SONNET*": {"daily": {"maxUSD": 1.35}}}}),
+    )
+    .await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let statuses = spread([&a, &b], 60, 30, &sonnet_usage()).await;
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 402 | 429)),
+        "{statuses:?}"
+    );
+    let ok = statuses.iter().filter(|s| **s == 200).count() as i64;
+    let (rows, spent) = eventually(10, || async {
+        let (rows, spent) = t3_spend(&schema).await;
+        (rows == ok).then_some((rows, spent))
+    })
+    .await;
+    assert_eq!(spent, rows * ONE_SONNET);
+    assert!(ok >= 3, "{ok}");
+    assert!(
+        spent <= budget + 2 * ONE_SONNET,
+        "spent {spent} of {budget}: more than one request per instance over ({ok} requests)"
+    );
+    for gw in [&a, &b] {
+        let r = post_messages(
+            gw,
+            crate::scale_out::LIMITED_KEY,
+            &messages_body("claude-sonnet-4-6", false),
+        )
+        .await;
+        assert_eq!(r.status(), 402);
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("daily (models \"*SONNET*\")"),
+            "{v}"
+        );
+    }
+}
