@@ -61,17 +61,23 @@ impl RequestTraits {
 /// inflation check only compares the ratio `reported / estimate` between upstreams serving the same traffic, so
 /// a constant bias cancels out.
 pub fn estimate_tokens(body: &[u8]) -> u64 {
-    let mut ascii = 0u64;
-    let mut other = 0u64;
-    for &b in body {
-        if b < 0x80 {
-            ascii += 1;
-        } else if b >= 0xC0 {
-            // A UTF-8 lead byte: one character (continuation bytes, 0x80..0xC0, are skipped).
-            other += 1;
-        }
+    // Eight bytes at a time (a request is read on the request path): a byte is non-ASCII when its top bit is set,
+    // and the lead byte of a non-ASCII character when its top two bits are (continuation bytes, 0x80..0xC0, are
+    // not counted). `w << 1` moves each byte's bit 6 to its bit 7; the mask drops what crossed into the next byte.
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let chunks = body.chunks_exact(8);
+    let rest = chunks.remainder();
+    let (mut non_ascii, mut lead) = (0u64, 0u64);
+    for c in chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        let w = u64::from_le_bytes(word);
+        non_ascii += u64::from((w & HIGH).count_ones());
+        lead += u64::from((w & (w << 1) & HIGH).count_ones());
     }
-    ascii.div_ceil(4) + other
+    non_ascii += rest.iter().filter(|&&b| b >= 0x80).count() as u64;
+    lead += rest.iter().filter(|&&b| b >= 0xC0).count() as u64;
+    (body.len() as u64 - non_ascii).div_ceil(4) + lead
 }
 
 /// When content arrived, per chunk: first and last chunk that carried output, counted from the request's start.
@@ -171,6 +177,19 @@ mod tests {
         assert_eq!(estimate_tokens(b"abcde"), 2);
         assert_eq!(estimate_tokens("你好".as_bytes()), 2);
         assert_eq!(estimate_tokens("ab你好".as_bytes()), 3);
+        // Past the 8-byte words: the same as a byte-by-byte count.
+        let mixed = "Grüße, 世界! naïve café — ".repeat(7);
+        let slow = |b: &[u8]| {
+            let ascii = b.iter().filter(|&&c| c < 0x80).count() as u64;
+            ascii.div_ceil(4) + b.iter().filter(|&&c| c >= 0xC0).count() as u64
+        };
+        for n in 0..mixed.len() {
+            assert_eq!(
+                estimate_tokens(&mixed.as_bytes()[..n]),
+                slow(&mixed.as_bytes()[..n]),
+                "{n}"
+            );
+        }
     }
 
     #[test]

@@ -161,7 +161,8 @@ async fn pair(cheat: MockConfig) -> (Gateway, MockHandle, MockHandle) {
 /// upstream). The binding minimum is the token-inflation check's 100 samples per upstream.
 const FLAG_WITHIN: usize = 240;
 
-async fn cheater_is_flagged_for(cheat: MockConfig, check: &str) {
+/// Returns the flag's evidence.
+async fn cheater_is_flagged_for(cheat: MockConfig, check: &str) -> Value {
     let (gw, _good, _bad) = pair(cheat).await;
     traffic(&gw, FLAG_WITHIN, 7, false).await;
     let card = scorecard(&gw, "cheat").await;
@@ -188,6 +189,7 @@ async fn cheater_is_flagged_for(cheat: MockConfig, check: &str) {
     assert_eq!(flags[0]["model"], MODEL);
     assert!(flags[0]["evidence"]["threshold"].is_object(), "{flags:#}");
     assert!(open_flags(&scorecard(&gw, "honest").await).is_empty());
+    flags[0]["evidence"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +198,10 @@ async fn a_substituted_model_is_flagged() {
         substitute_model: Some("claude-haiku-4-5-20251001".into()),
         ..honest()
     };
-    cheater_is_flagged_for(cheat, "model_mismatch").await;
+    let evidence = cheater_is_flagged_for(cheat, "model_mismatch").await;
+    // Every answer named another model; the evidence names sample requests.
+    assert_eq!(evidence["bad"], evidence["samples"]);
+    assert!(!evidence["requestIds"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +237,10 @@ async fn ignored_cache_control_is_flagged_with_the_money_lost() {
         ignore_cache_control: true,
         ..honest()
     };
-    cheater_is_flagged_for(cheat, "cache_not_honoured").await;
+    let evidence = cheater_is_flagged_for(cheat, "cache_not_honoured").await;
+    assert!(evidence["lostUsd"].as_f64().unwrap() > 0.0, "{evidence:#}");
+    assert_eq!(evidence["hits"], 0);
+    assert!(!evidence["requestIds"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
