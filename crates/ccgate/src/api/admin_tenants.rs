@@ -44,6 +44,8 @@ pub enum AdminError {
     Invalid { field: String, message: String },
     #[error("no tenant with id {0:?}")]
     NotFound(String),
+    #[error("no upstream with id {0:?} in upstreams.json")]
+    UpstreamNotFound(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -62,7 +64,7 @@ impl AdminError {
             AdminError::PasswordRefused(_) => StatusCode::FORBIDDEN,
             AdminError::LockedOut(_) => StatusCode::TOO_MANY_REQUESTS,
             AdminError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::NotFound(_) | AdminError::UpstreamNotFound(_) => StatusCode::NOT_FOUND,
             AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -78,7 +80,7 @@ impl AdminError {
             AdminError::PasswordRefused(_) => super::usage::ADMIN_PASSWORD_REFUSED,
             AdminError::LockedOut(_) => "rate_limit_error",
             AdminError::Invalid { .. } => "invalid_request_error",
-            AdminError::NotFound(_) => "not_found_error",
+            AdminError::NotFound(_) | AdminError::UpstreamNotFound(_) => "not_found_error",
             AdminError::Forbidden(_) => "permission_error",
             AdminError::Conflict(_) => "conflict_error",
             AdminError::Store(_) => "store_error",

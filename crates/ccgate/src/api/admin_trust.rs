@@ -16,7 +16,7 @@ fn known(gw: &Gateway, id: &str) -> Result<(), AdminError> {
     if gw.rt().upstreams.iter().any(|u| u.config.id == id) {
         Ok(())
     } else {
-        Err(AdminError::NotFound(id.to_owned()))
+        Err(AdminError::UpstreamNotFound(id.to_owned()))
     }
 }
 

@@ -102,7 +102,7 @@ pub async fn update(
         admin_only(&gw, &parts.method, &parts.headers, &parts.extensions).await?;
         let change: Change = parse_json(&read_body(&gw, body).await?)?;
         if !gw.rt().upstreams.iter().any(|u| u.config.id == id) {
-            return Err(AdminError::NotFound(id.clone()));
+            return Err(AdminError::UpstreamNotFound(id.clone()));
         }
         if let Some(Some(w)) = change.weight {
             if !(0..=1_000_000).contains(&w) {
