@@ -116,7 +116,8 @@
     this.message = e.message || (typeof data === 'string' && data.trim()) || fallback || ('HTTP ' + status);
   }
   function api(method, path, body) {
-    var headers = {};
+    // X-Requested-With: a 401 to the page must not carry a Basic challenge, which makes the browser prompt.
+    var headers = { 'X-Requested-With': 'XMLHttpRequest' };
     if (S.mode === 'tenant' && S.key) headers['x-api-key'] = S.key;
     if (S.mode === 'admin' && method !== 'GET' && S.csrf) headers['X-CSRF-Token'] = S.csrf;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -363,7 +364,7 @@
     }
     return String(b).slice(5, 10);
   }
-  function chart(usage, metric) {
+  function chart(usage, metric, width) {
     var buckets = usage.buckets || [], groups = (usage.groups || []).slice();
     var val = metric === 'tokens' ? tokensOf : function (x) { return Number((x || {}).costUSD) || 0; };
     var fmt = metric === 'tokens' ? compact : usd;
@@ -385,7 +386,7 @@
     }
     var stacks = buckets.map(function (b, i) { return series.map(function (s) { return val(at(s.series, b, i)); }); });
     var max = Math.max.apply(null, stacks.map(function (st) { return st.reduce(function (a, c) { return a + c; }, 0); }).concat([0]));
-    var W = 720, H = 220, L = 58, R = 8, T = 10, B = 24, pw = W - L - R, ph = H - T - B, bw = pw / buckets.length;
+    var W = Math.max(300, Math.round(width || 720)), H = 220, L = 58, R = 8, T = 10, B = 24, pw = W - L - R, ph = H - T - B, bw = pw / buckets.length;
     var step = niceStep(max / 4), top = Math.max(step * Math.ceil(max / step), step);
     var g = [];
     for (var v = 0; v <= top + top * 1e-9; v += step) {
@@ -445,14 +446,24 @@
       groupChoices.length > 1 ? toggle(t('chart.groupBy'), groupChoices.map(function (g) { return [g, t('group.' + g)]; }), st.groupBy, function (v) { st.groupBy = v; load(); }) : null);
     sec.insertBefore(tools, sec.body);
     tools.classList.add('chart-tools');
-    var data = null;
+    var data = null, drawnWidth = 0;
     function draw() {
       if (!data) return;
-      fill(sec.body, chart(data, st.metric), el('div', { class: 'note', text: t('chart.note', { tz: data.timezone || '—', interval: t(data.interval === 'hour' ? 'chart.hourly' : 'chart.daily') }) }));
+      drawnWidth = sec.body.clientWidth;
+      fill(sec.body, chart(data, st.metric, drawnWidth), el('div', { class: 'note', text: t('chart.note', { tz: data.timezone || '—', interval: t(data.interval === 'hour' ? 'chart.hourly' : 'chart.daily') }) }));
     }
     function load() {
       var from = daysAgo(st.range === '1d' ? 0 : st.range === '7d' ? 6 : 29);
       return settle(sec, api('GET', usageUrl + qs({ from: from, to: daysAgo(0), interval: st.interval, groupBy: st.groupBy })).then(function (u) { data = u; draw(); }));
+    }
+    // Drawn at the card's width, so its text stays readable on a phone; redrawn when that changes.
+    if (window.ResizeObserver) {
+      var pending = null;
+      new ResizeObserver(function () {
+        clearTimeout(pending);
+        // Later, not inside the observer's callback: a redraw there would be reported as a resize loop.
+        pending = setTimeout(function () { if (Math.abs(sec.body.clientWidth - drawnWidth) > 16) draw(); }, 100);
+      }).observe(sec.body);
     }
     sec.load = load;
     return sec;
@@ -587,8 +598,8 @@
     Object.keys(limits).forEach(function (k) { if (!LIMIT_FIELDS.some(function (f) { return f[0] === k; })) other[k] = limits[k]; });
     var expires = '';
     if (tn && tn.expiresAt) { var d = new Date(tn.expiresAt); if (!isNaN(d)) expires = day(d) + 'T' + String(d.getHours()).padStart(2, '0') + ':' + String(d.getMinutes()).padStart(2, '0'); }
-    var enabled = el('input', { type: 'checkbox' });
-    enabled.checked = tn ? tn.enabled !== false : true;
+    // The attribute, not only the property: form.reset() after a create goes back to it.
+    var enabled = el('input', { type: 'checkbox', id: (editing ? 'edit' : 'new') + '-enabled', checked: tn ? tn.enabled !== false : true });
     var parts = [
       field('name', t('form.name'), el('input', { type: 'text', required: true, maxlength: 100, value: tn ? tn.name || '' : '' })),
       editing ? null : field('id', t('form.id'), el('input', { type: 'text', maxlength: 64, spellcheck: 'false', autocapitalize: 'off' }), t('form.idHint')),
@@ -605,8 +616,12 @@
     var submit = el('button', { type: 'submit', class: 'primary', text: editing ? t('form.save') : t('form.createButton') });
     var form = el('form', { class: 'grid-form', novalidate: true, id: editing ? 'edit-form' : 'create-form' }, formError, parts,
       el('div', { class: 'form-actions wide' }, submit, cancel ? el('button', { type: 'button', text: t('form.cancel'), onclick: cancel }) : null));
-    function showError(err) {
+    function clearErrors() {
+      formError.hidden = true;
       Object.keys(errs).forEach(function (k) { errs[k].hidden = true; inputs[k].removeAttribute('aria-invalid'); });
+    }
+    function showError(err) {
+      clearErrors();
       // The field the gateway names, or the nearest input above it ("limits.daily.maxUSD" → the daily input).
       var f = err.field, target = null;
       while (f && !target) { if (inputs[f]) target = f; else f = f.replace(/(\.[^.]*|\[\d+\])$/, '') === f ? null : f.replace(/(\.[^.]*|\[\d+\])$/, ''); }
@@ -642,7 +657,7 @@
       body.enabled = enabled.checked;
       submit.disabled = true;
       var req = editing ? api('PATCH', '/api/admin/tenants/' + encodeURIComponent(tn.id), body) : api('POST', '/api/admin/tenants', body);
-      req.then(function (r) { formError.hidden = true; if (!editing) form.reset(); done(r); }, showError)
+      req.then(function (r) { clearErrors(); if (!editing) form.reset(); done(r); }, showError)
         .finally(function () { submit.disabled = false; });
     });
     return form;
@@ -698,9 +713,9 @@
       }
       function normal() {
         if (tn.source === 'file') {
-          return [act(t('tenants.import'), 'import', function () {
+          return act(t('tenants.import'), 'import', function () {
             api('POST', '/api/admin/tenants/' + encodeURIComponent(tn.id) + '/import').then(reload, failed);
-          }), el('div', { class: 'note', text: t('tenants.fileNote') })];
+          });
         }
         return [
           act(tn.enabled ? t('tenants.disable') : t('tenants.enable'), 'toggle', function () {
@@ -727,7 +742,8 @@
       return el('tr', { 'data-id': tn.id },
         el('td', { class: 'l', text: tn.id }),
         el('td', { class: 'l wrap', text: tn.name || '' }),
-        el('td', { class: 'l' }, badge(t('source.' + tn.source) === 'source.' + tn.source ? String(tn.source) : t('source.' + tn.source)),
+        el('td', { class: 'l', title: tn.source === 'file' ? t('tenants.fileNote') : null },
+          badge(t('source.' + tn.source) === 'source.' + tn.source ? String(tn.source) : t('source.' + tn.source)),
           tn.served === false ? el('div', { class: 'note', text: tn.note || t('tenants.notServed') }) : null),
         el('td', { class: 'l' }, status),
         el('td', { class: 'l wrap', text: (tn.allowedModels || []).join(', ') || '—' }),
@@ -921,7 +937,7 @@
       selectTab(tenantFirst ? 'tenant' : 'admin');
       var key = store(sessionStorage, 'get', KEY_STORE);
       if (key) return tryTenant(key);
-      return fetch('/api/admin/session', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+      return fetch('/api/admin/session', { credentials: 'same-origin', cache: 'no-store', headers: { 'X-Requested-With': 'XMLHttpRequest' } }).then(function (r) {
         if (!r.ok) throw new Error('no session');
         return r.json();
       }).then(startAdmin, function () { showLogin(tenantFirst ? 'tenant' : 'admin'); });

@@ -469,9 +469,9 @@ async fn browser_console_end_to_end() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    // Not allowed for alice: refused by the gateway.
-    assert_eq!(send(&gw, &key, "claude-opus-4-1").await, 403);
-    wait_logged(&gw, "alice", 3).await;
+    // Not allowed for alice: refused by the gateway, and logged.
+    assert_eq!(send(&gw, &key, "claude-haiku-4-5").await, 403);
+    wait_logged(&gw, "alice", 4).await;
 
     // The admin sees them in the chart (stacked by tenant) and in the request log.
     b.nav("overview").await;
@@ -485,14 +485,35 @@ async fn browser_console_end_to_end() {
     assert_eq!(bars["alice"], 1, "{bars}");
     assert_eq!(bars["t2"], 1, "{bars}");
     assert_eq!(bars["legend"], json!(["alice", "t2"]), "{bars}");
+    // The totals as the API counts them (refusals included or not), as the page shows them.
     let today = b.text_of("#stat-today .s").await;
-    assert!(today.starts_with("4 requests"), "{today}");
+    let day = chrono::Local::now().format("%Y-%m-%d");
+    let u = admin_get(
+        &gw,
+        &format!("/api/admin/usage?from={day}&to={day}&interval=day&groupBy=tenant"),
+    )
+    .await;
+    let requests = u["totals"]["requests"].as_f64().unwrap() as i64;
+    assert!(requests >= 4, "{u}");
+    assert!(
+        today.starts_with(&format!("{requests} requests")),
+        "{today} {u}"
+    );
     let spend = b.rows("#spend").await;
     let row = spend
         .iter()
         .find(|r| r[0] == "Alice Example (alice)")
         .unwrap_or_else(|| panic!("{spend:?}"));
-    assert_eq!(row[3], "3", "{spend:?}");
+    let listed = admin_get(&gw, "/api/admin/tenants").await;
+    let month = listed["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "alice")
+        .map(|t| t["usage"]["month"]["requests"].clone())
+        .unwrap();
+    assert!(month.as_i64().unwrap() >= 3, "{listed}");
+    assert_eq!(row[3], month.to_string(), "{spend:?}");
     assert!(row[4].starts_with("Daily budget: $"), "{spend:?}");
     b.screenshot("console-admin-overview.png").await;
 
@@ -504,7 +525,7 @@ async fn browser_console_end_to_end() {
         .wait_js(
             "alice's requests",
             "var r = document.querySelectorAll('#rq-table tbody tr');
-             return r.length === 3 && Array.from(r).every(function (x) { return x.dataset.tenant === 'alice'; });",
+             return r.length === 4 && Array.from(r).every(function (x) { return x.dataset.tenant === 'alice'; });",
         )
         .await;
     assert_eq!(rows, true);
@@ -519,6 +540,7 @@ async fn browser_console_end_to_end() {
     assert_eq!(
         apis,
         [
+            "anthropic claude-haiku-4-5 403",
             "anthropic claude-sonnet-4-6 200",
             "anthropic claude-sonnet-4-6 200",
             "openai gpt-4o 200"
@@ -556,15 +578,45 @@ async fn browser_console_end_to_end() {
         b.wait_ready(id).await;
     }
     assert_eq!(b.text_of("#who").await, "Tenant Alice Example (alice)");
-    assert_eq!(b.rows("#rq-table").await.len(), 3);
+    assert_eq!(b.rows("#rq-table").await.len(), 4);
+    // By model: what the tenant's usage API says for 30 days, nothing of t2's.
     let models: Vec<String> = b
         .rows("#models")
         .await
         .into_iter()
         .map(|r| format!("{} {}", r[0], r[1]))
         .collect();
-    assert_eq!(models.len(), 1, "{models:?}");
-    assert!(models[0].ends_with(" 3"), "{models:?}");
+    let u: Value = client()
+        .get(format!(
+            "{}/api/tenant/usage?from={}&to={}&interval=day&groupBy=model",
+            gw.url,
+            (chrono::Local::now() - chrono::Duration::days(29)).format("%Y-%m-%d"),
+            chrono::Local::now().format("%Y-%m-%d")
+        ))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = u["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let n = g["totals"]["requests"].as_f64().unwrap() as i64;
+            format!("{} {n}", g["key"].as_str().unwrap())
+        })
+        .collect();
+    let mut shown = models.clone();
+    shown.sort();
+    expected.sort();
+    assert_eq!(shown, expected, "{u}");
+    assert!(
+        models.iter().any(|m| m.starts_with("claude-sonnet-4-6 ")),
+        "{models:?}"
+    );
     let limits = b.text_of("#limits").await;
     assert!(limits.contains("Daily budget"), "{limits}");
     assert!(limits.contains("/ $5.00"), "{limits}");
@@ -604,9 +656,10 @@ async fn browser_console_end_to_end() {
         assert!(!text.contains(needle), "{needle} in the page:\n{text}");
         assert!(!html.contains(needle), "{needle} in the DOM");
     }
-    // The admin's session is not the tenant's: no admin data is reachable from here.
+    // The admin logged out: no admin session is left in this browser.
     let admin = b
-        .js("return fetch('/api/admin/tenants', {credentials: 'same-origin'}).then(function (r) { return r.status; });")
+        .js("return fetch('/api/admin/session', {credentials: 'same-origin', headers: {'X-Requested-With': 'XMLHttpRequest'}})
+               .then(function (r) { return r.status; });")
         .await;
     assert_eq!(admin, 401);
     b.screenshot("console-tenant-portal.png").await;
@@ -697,7 +750,7 @@ async fn browser_hostile_tenant_names_render_as_text() {
     };
     const NAME: &str = "<img src=x onerror=alert(1)>";
     const ID: &str = "t2<svg onload=alert(2)>";
-    const MODEL: &str = "claude-sonnet-4-6<script>alert(3)</script>";
+    const MODEL: &str = "claude-opus<script>alert(3)</script>";
     let mock = mock().await;
     let mut files = Files::new(&[mock.url()]);
     files.tenants["tenants"][1]["id"] = json!(ID);
@@ -732,6 +785,7 @@ async fn browser_hostile_tenant_names_render_as_text() {
     .await;
     let log = b.rows("#rq-table").await;
     assert!(log.iter().all(|r| r[1] == ID), "{log:?}");
+    assert!(log.iter().any(|r| r[2] == MODEL), "{log:?}");
     assert!(b.text().await.contains(ID));
     let injected = "return {img: document.querySelectorAll('img').length,
                             svg: document.querySelectorAll('svg:not(.chart)').length,
