@@ -514,6 +514,7 @@ fn placeholder_runtime() -> Runtime {
                 path: "/admin".into(),
                 username: String::new(),
                 password: String::new(),
+                password_hash: None,
             },
             openai: OpenAiConfig {
                 enabled: false,

@@ -9,6 +9,7 @@
 //! Errors are `{"error": {"type", "message", "field"?}}` with the status in [`AdminError::status`]; the other
 //! admin endpoints (`request_log.rs`) use the same.
 
+use super::admin_session::admin_only;
 use crate::config::{TenantConfig, TenantSource};
 use crate::ledger::store::{StoredTenant, UsageQuery};
 use crate::ledger::LedgerError;
@@ -18,7 +19,7 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::Utc;
-use http::{header, HeaderMap, StatusCode};
+use http::{header, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -29,6 +30,12 @@ use std::sync::Arc;
 pub enum AdminError {
     #[error("admin credentials required: HTTP Basic with the admin username and password of server.json")]
     Unauthorized,
+    #[error("wrong username or password")]
+    WrongLogin,
+    #[error("not logged in, or the console session ended (12 hours after login, at logout, or when the admin password changed): log in again")]
+    NoSession,
+    #[error("this change needs the X-CSRF-Token header of your console session (GET /api/admin/session gives it); a page of another site cannot send it")]
+    CsrfRefused,
     #[error("{0}")]
     PasswordRefused(String),
     #[error("too many failed authentication attempts from your address; try again in {0} seconds")]
@@ -48,7 +55,10 @@ pub enum AdminError {
 impl AdminError {
     pub fn status(&self) -> StatusCode {
         match self {
-            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::Unauthorized | AdminError::WrongLogin | AdminError::NoSession => {
+                StatusCode::UNAUTHORIZED
+            }
+            AdminError::CsrfRefused => StatusCode::FORBIDDEN,
             AdminError::PasswordRefused(_) => StatusCode::FORBIDDEN,
             AdminError::LockedOut(_) => StatusCode::TOO_MANY_REQUESTS,
             AdminError::Invalid { .. } => StatusCode::BAD_REQUEST,
@@ -61,7 +71,10 @@ impl AdminError {
 
     fn kind(&self) -> &'static str {
         match self {
-            AdminError::Unauthorized => "authentication_error",
+            AdminError::Unauthorized | AdminError::WrongLogin | AdminError::NoSession => {
+                "authentication_error"
+            }
+            AdminError::CsrfRefused => "permission_error",
             AdminError::PasswordRefused(_) => super::usage::ADMIN_PASSWORD_REFUSED,
             AdminError::LockedOut(_) => "rate_limit_error",
             AdminError::Invalid { .. } => "invalid_request_error",
@@ -102,34 +115,6 @@ impl IntoResponse for AdminError {
             _ => {}
         }
         resp
-    }
-}
-
-/// The admin's Basic credentials, checked and throttled like every login.
-pub fn admin_only(
-    gw: &Gateway,
-    headers: &HeaderMap,
-    extensions: &http::Extensions,
-) -> Result<(), AdminError> {
-    let rt = gw.rt();
-    let client = crate::auth::client_ip(headers, extensions, rt.config.server.trust_proxy_headers);
-    if let Err(crate::error::ApiError::RateLimited(_, secs)) =
-        crate::auth::check_lockout(gw, client)
-    {
-        return Err(AdminError::LockedOut(secs));
-    }
-    let Some((user, pass)) = crate::auth::basic_credentials(headers) else {
-        return Err(AdminError::Unauthorized);
-    };
-    match super::usage::admin_login(&rt.config, &user, &pass) {
-        super::usage::AdminLogin::Accepted => Ok(()),
-        super::usage::AdminLogin::Refused(p) => Err(AdminError::PasswordRefused(
-            super::usage::admin_refused_message(p),
-        )),
-        super::usage::AdminLogin::Wrong => {
-            crate::auth::note_failure(gw, client, "/api/admin");
-            Err(AdminError::Unauthorized)
-        }
     }
 }
 
@@ -375,7 +360,7 @@ pub async fn list(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 }
 
 async fn list_inner(gw: &Gateway, parts: &http::request::Parts) -> Result<Value, AdminError> {
-    admin_only(gw, &parts.headers, &parts.extensions)?;
+    admin_only(gw, &parts.method, &parts.headers, &parts.extensions).await?;
     let stored = stored_by_id(gw).await?;
     let usage = usage(gw).await?;
     let rt = gw.rt();
@@ -433,7 +418,7 @@ async fn create_inner(
     parts: &http::request::Parts,
     body: axum::body::Body,
 ) -> Result<Value, AdminError> {
-    admin_only(gw, &parts.headers, &parts.extensions)?;
+    admin_only(gw, &parts.method, &parts.headers, &parts.extensions).await?;
     let f = parse_fields(&read_body(gw, body).await?)?;
     let batch = f.count.is_some() || f.name_prefix.is_some();
     let names: Vec<(Option<String>, String)> = if batch {
@@ -567,7 +552,7 @@ pub async fn update(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let r = async {
-        admin_only(&gw, &parts.headers, &parts.extensions)?;
+        admin_only(&gw, &parts.method, &parts.headers, &parts.extensions).await?;
         let f = parse_fields(&read_body(&gw, body).await?)?;
         if f.id.is_some() || f.count.is_some() || f.name_prefix.is_some() {
             return Err(AdminError::invalid(
@@ -614,7 +599,7 @@ pub async fn rotate(
 ) -> Response {
     let (parts, _) = req.into_parts();
     let r = async {
-        admin_only(&gw, &parts.headers, &parts.extensions)?;
+        admin_only(&gw, &parts.method, &parts.headers, &parts.extensions).await?;
         let mut t = console_tenant(&gw, &id).await?;
         let key = new_key();
         t.key_sha256 = hex::encode(crate::tenants::key_sha256(&key));
@@ -638,7 +623,7 @@ pub async fn delete(
 ) -> Response {
     let (parts, _) = req.into_parts();
     let r = async {
-        admin_only(&gw, &parts.headers, &parts.extensions)?;
+        admin_only(&gw, &parts.method, &parts.headers, &parts.extensions).await?;
         console_tenant(&gw, &id).await?;
         gw.ledger.store.delete_console_tenant(&id).await?;
         crate::tenants::reload(&gw).await?;
@@ -661,7 +646,7 @@ pub async fn import(
 ) -> Response {
     let (parts, _) = req.into_parts();
     let r = async {
-        admin_only(&gw, &parts.headers, &parts.extensions)?;
+        admin_only(&gw, &parts.method, &parts.headers, &parts.extensions).await?;
         let rt = gw.rt();
         let Some(t) = rt
             .config

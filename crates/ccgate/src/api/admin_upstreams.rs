@@ -3,7 +3,8 @@
 //! restarts and every instance on a shared store applies them within about a second (`crate::tenants` follows
 //! them). They are shown beside the file's values. An upstream's key is never shown.
 
-use super::admin_tenants::{admin_only, double_option, parse_json, read_body, AdminError};
+use super::admin_session::admin_only;
+use super::admin_tenants::{double_option, parse_json, read_body, AdminError};
 use crate::ledger::store::UpstreamOverride;
 use crate::state::Gateway;
 use axum::extract::{Path, Request, State};
@@ -50,8 +51,8 @@ fn list_json(gw: &Gateway) -> Value {
 
 /// `GET /api/admin/upstreams`
 pub async fn list(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    match admin_only(&gw, req.headers(), req.extensions()) {
-        Ok(()) => (StatusCode::OK, axum::Json(list_json(&gw))).into_response(),
+    match admin_only(&gw, req.method(), req.headers(), req.extensions()).await {
+        Ok(_) => (StatusCode::OK, axum::Json(list_json(&gw))).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -76,7 +77,7 @@ pub async fn update(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let r = async {
-        admin_only(&gw, &parts.headers, &parts.extensions)?;
+        admin_only(&gw, &parts.method, &parts.headers, &parts.extensions).await?;
         let change: Change = parse_json(&read_body(&gw, body).await?)?;
         if !gw.rt().upstreams.iter().any(|u| u.config.id == id) {
             return Err(AdminError::NotFound(id.clone()));

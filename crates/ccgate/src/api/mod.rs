@@ -1,5 +1,6 @@
 //! Tenant-facing endpoints. [`proxy`] is the request path itself; the protocol modules only add what differs.
 
+pub mod admin_session;
 pub mod admin_tenants;
 pub mod admin_upstreams;
 pub mod anthropic;

@@ -48,7 +48,13 @@ pub async fn health(State(gw): State<Arc<Gateway>>, req: axum::extract::Request)
     let headers = req.headers();
     // Credentials are checked (and throttled) only when sent: load balancers probe without any.
     let admin = match crate::auth::basic_credentials(headers) {
-        None => false,
+        // The console's session cookie shows the admin view too.
+        None => {
+            headers.contains_key(header::COOKIE)
+                && super::admin_session::admin_only(&gw, req.method(), headers, req.extensions())
+                    .await
+                    .is_ok()
+        }
         Some((u, p)) => {
             let client = crate::auth::client_ip(
                 headers,

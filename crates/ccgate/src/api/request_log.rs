@@ -5,7 +5,8 @@
 //! Filters: `tenant`, `model`, `upstream`, `status` (a code such as `429`, or a class such as `5xx`), `from` and `to`
 //! (RFC 3339 times, or `YYYY-MM-DD` days in `server.timezone`; `to` is exclusive for a time, inclusive for a day).
 
-use super::admin_tenants::{admin_only, AdminError};
+use super::admin_session::admin_only;
+use super::admin_tenants::AdminError;
 use crate::error::Protocol;
 use crate::ledger::store::{RequestFilter, RequestLogRow};
 use crate::state::Gateway;
@@ -199,8 +200,9 @@ fn csv_response(rows: &[RequestLogRow], next: Option<i64>) -> Response {
 
 /// `GET /api/admin/requests`
 pub async fn admin(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    let checked = admin_only(&gw, req.headers(), req.extensions())
-        .and_then(|()| filter_from(&query_map(&req), gw.rt().config.server.timezone));
+    let checked = admin_only(&gw, req.method(), req.headers(), req.extensions())
+        .await
+        .and_then(|_| filter_from(&query_map(&req), gw.rt().config.server.timezone));
     let r = match checked {
         Ok((f, limit, csv)) => page(&gw, &f, limit, csv).await,
         Err(e) => Err(e),

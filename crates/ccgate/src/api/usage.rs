@@ -24,7 +24,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -370,9 +369,7 @@ pub fn admin_login(cfg: &Config, user: &str, pass: &str) -> AdminLogin {
     if !a.enabled {
         return AdminLogin::Wrong;
     }
-    let u: bool = a.username.as_bytes().ct_eq(user.as_bytes()).into();
-    let p: bool = a.password.as_bytes().ct_eq(pass.as_bytes()).into();
-    match (u & p, a.password_problem()) {
+    match (a.credentials_match(user, pass), a.password_problem()) {
         (false, _) => AdminLogin::Wrong,
         (true, None) => AdminLogin::Accepted,
         (true, Some(problem)) => AdminLogin::Refused(problem),

@@ -8,7 +8,7 @@
 //! guesses at the admin password.
 //!
 //! The limit is per address, so it is loose enough for a handful of people behind one NAT who mistype a
-//! password (20 a minute), and tight enough to turn hundreds of guesses a second into a few dozen an hour.
+//! password (10 a minute), and tight enough to turn hundreds of guesses a second into a few dozen an hour.
 //! IPv6 clients are counted per /64, the smallest block a host is usually given.
 //!
 //! The map is bounded ([`MAX_ADDRESSES`], least recently failed evicted first), so an attacker with many
@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub const MAX_FAILURES: u32 = 20;
+pub const MAX_FAILURES: u32 = 10;
 pub const WINDOW: Duration = Duration::from_secs(60);
 pub const BASE_LOCKOUT: Duration = Duration::from_secs(60);
 pub const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
@@ -201,7 +201,7 @@ mod tests {
         let a = ip("10.0.0.1");
         for _ in 0..100 {
             assert!(matches!(t.failure(a, now), Failed::Counted { .. }));
-            now += Duration::from_secs(4);
+            now += Duration::from_secs(7);
         }
     }
 

@@ -131,6 +131,9 @@ pub enum Command {
         /// The original's data/usage folder (or any folder holding {tenant}/{YYYY-MM}/{YYYY-MM-DD}.json).
         dir: PathBuf,
     },
+    /// Read a password from stdin (its first line) and print its argon2id hash for server.json's
+    /// `admin.passwordHash`, so the plaintext password need not be kept in the file.
+    HashPassword,
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,6 +207,7 @@ pub fn main() -> ExitCode {
                 command: AlertsCommand::Test { dirs },
             }) => serve::alerts_test(&dirs).await,
             Some(Command::ImportUsage { dirs, dir }) => import::import_usage(&dirs, &dir).await,
+            Some(Command::HashPassword) => hash_password(),
         }
     });
     match result {
@@ -214,6 +218,20 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `ccgate hash-password`: the password comes from stdin, never from the command line (where `ps` and the shell
+/// history would show it). The same strength rules as `admin.password` apply.
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if let Some(problem) = crate::config::defaults::admin_password_problem(password) {
+        anyhow::bail!("{}; choose another password", problem.explain());
+    }
+    let phc = crate::config::PasswordHash::hash(password).map_err(|e| anyhow::anyhow!(e))?;
+    println!("{phc}");
+    Ok(())
 }
 
 /// The report commands print to stdout, which is often a pipe (`ccgate usage | head`). Rust ignores SIGPIPE, so a

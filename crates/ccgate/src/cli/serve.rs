@@ -466,7 +466,8 @@ pub async fn health(dirs: &Dirs, url: Option<&str>, as_json: bool) -> anyhow::Re
         .build()?;
     let mut request = client.get(&url);
     if let Some(admin) = config.as_ref().map(|c| &c.admin) {
-        if admin.login_allowed() {
+        // With `passwordHash` the password is not in the file: the public view is shown.
+        if admin.login_allowed() && admin.password_hash.is_none() {
             request = request.basic_auth(&admin.username, Some(&admin.password));
         }
     }

@@ -763,7 +763,29 @@ fn validate_admin(
     }
     let password = a.password.unwrap_or_default();
     let enabled = a.enabled.unwrap_or(true);
-    match (enabled, defaults::admin_password_problem(&password)) {
+    let password_hash = match a.password_hash.as_deref() {
+        None => None,
+        Some(phc) => {
+            if !password.is_empty() {
+                return Err(ConfigError::new(
+                    SERVER_FILE,
+                    "admin.passwordHash",
+                    "set admin.password or admin.passwordHash, not both (remove the plaintext password)",
+                ));
+            }
+            Some(crate::config::PasswordHash::parse(phc).map_err(|e| {
+                ConfigError::new(
+                    SERVER_FILE,
+                    "admin.passwordHash",
+                    format!("not an argon2 PHC string ({e}); make one with `ccgate hash-password`"),
+                )
+            })?)
+        }
+    };
+    match (
+        enabled && password_hash.is_none(),
+        defaults::admin_password_problem(&password),
+    ) {
         (true, Some(defaults::WeakPassword::Missing)) => warnings.push(format!(
             "{SERVER_FILE}: admin.password: not set; admin login is disabled until it is"
         )),
@@ -778,6 +800,7 @@ fn validate_admin(
         path,
         username: a.username.unwrap_or_else(|| "admin".into()),
         password,
+        password_hash,
     })
 }
 

@@ -170,7 +170,82 @@ pub struct AdminConfig {
     pub enabled: bool,
     pub path: String,
     pub username: String,
+    /// `admin.password`; empty when `admin.passwordHash` is used instead.
     pub password: String,
+    /// `admin.passwordHash`: an argon2 PHC string, checked instead of a plaintext password.
+    pub password_hash: Option<PasswordHash>,
+}
+
+/// A validated argon2 PHC string (`$argon2id$v=19$m=…`) and the last password it accepted.
+///
+/// Verifying argon2 takes tens of milliseconds by design; HTTP Basic sends the password with every admin call, so
+/// the SHA-256 of the password that last verified is kept and compared (in constant time) first. The memo lives
+/// with this config: a reload starts afresh.
+#[derive(Clone)]
+pub struct PasswordHash {
+    phc: String,
+    verified: std::sync::Arc<parking_lot::Mutex<Option<[u8; 32]>>>,
+}
+
+impl PasswordHash {
+    /// Refused when `phc` is not an argon2 PHC string.
+    pub fn parse(phc: &str) -> Result<PasswordHash, String> {
+        let parsed = argon2::PasswordHash::new(phc.trim()).map_err(|e| e.to_string())?;
+        if !parsed.algorithm.as_str().starts_with("argon2") {
+            return Err(format!(
+                "an argon2 hash is expected (argon2id, argon2i or argon2d), got {}",
+                parsed.algorithm
+            ));
+        }
+        Ok(PasswordHash {
+            phc: phc.trim().to_owned(),
+            verified: Default::default(),
+        })
+    }
+
+    /// The PHC string (it identifies the credential in force, for sessions made with it).
+    pub fn phc(&self) -> &str {
+        &self.phc
+    }
+
+    pub fn verify(&self, password: &str) -> bool {
+        use argon2::PasswordVerifier;
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let digest: [u8; 32] = sha2::Sha256::digest(password.as_bytes()).into();
+        if let Some(known) = *self.verified.lock() {
+            if bool::from(known.ct_eq(&digest)) {
+                return true;
+            }
+        }
+        let Ok(parsed) = argon2::PasswordHash::new(&self.phc) else {
+            return false;
+        };
+        let ok = argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        if ok {
+            *self.verified.lock() = Some(digest);
+        }
+        ok
+    }
+
+    /// A new argon2id hash of `password` with a random salt (`ccgate hash-password`).
+    pub fn hash(password: &str) -> Result<String, String> {
+        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+        let salt = SaltString::generate(&mut OsRng);
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The hash is a credential too: never printed.
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(argon2)")
+    }
 }
 
 impl AdminConfig {
@@ -180,15 +255,38 @@ impl AdminConfig {
         defaults::admin_password_problem(password).is_some()
     }
 
-    /// Why the configured password cannot be used, if it cannot (`None` also while admin login is disabled).
+    /// Why the configured password cannot be used, if it cannot (`None` also while admin login is disabled, and
+    /// with `passwordHash`, whose password CCGate never sees until a login).
     pub fn password_problem(&self) -> Option<defaults::WeakPassword> {
+        if self.password_hash.is_some() {
+            return None;
+        }
         self.enabled
             .then(|| defaults::admin_password_problem(&self.password))
             .flatten()
     }
 
     pub fn login_allowed(&self) -> bool {
-        self.enabled && !Self::password_is_weak(&self.password)
+        self.enabled && (self.password_hash.is_some() || !Self::password_is_weak(&self.password))
+    }
+
+    /// Whether `user` and `password` are the admin's (constant-time in the username and plaintext password).
+    pub fn credentials_match(&self, user: &str, password: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let u: bool = self.username.as_bytes().ct_eq(user.as_bytes()).into();
+        let p = match &self.password_hash {
+            Some(h) => h.verify(password),
+            None => self.password.as_bytes().ct_eq(password.as_bytes()).into(),
+        };
+        u & p
+    }
+
+    /// What identifies the credential in force: sessions made under another one are void.
+    pub fn credential_fingerprint(&self) -> String {
+        match &self.password_hash {
+            Some(h) => format!("{}\0hash\0{}", self.username, h.phc()),
+            None => format!("{}\0plain\0{}", self.username, self.password),
+        }
     }
 }
 

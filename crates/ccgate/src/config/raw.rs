@@ -83,11 +83,13 @@ pub struct CorsSection {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AdminSection {
     pub enabled: Option<bool>,
     pub path: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    pub password_hash: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

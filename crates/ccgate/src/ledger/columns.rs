@@ -1,6 +1,6 @@
 //! The columns of a `requests` row and their values, shared by both backends so the two cannot drift apart.
 
-use super::rollup::{RollupDelta, RollupKey};
+use super::rollup::{HourKey, RollupDelta, RollupKey};
 use super::{Outcome, Record};
 use sqlx::query_builder::Separated;
 use sqlx::{Database, Encode, Type};
@@ -86,4 +86,31 @@ where
         .bind(d.unpriced_requests)
         .bind(d.errors)
         .bind(d.max_cost_nanousd)
+}
+
+/// Binds an hourly group to the backend's `UPSERT_HOURLY` statement, whose 14 parameters are in this order.
+pub fn bind_hourly<'q, DB>(
+    q: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    k: &HourKey<'q>,
+    d: &RollupDelta,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    i64: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+{
+    q.bind(k.hour_ms)
+        .bind(k.tenant_id)
+        .bind(k.model)
+        .bind(k.upstream_id)
+        .bind(d.requests)
+        .bind(d.input_tokens)
+        .bind(d.cache_write_5m_tokens)
+        .bind(d.cache_write_1h_tokens)
+        .bind(d.cache_read_tokens)
+        .bind(d.output_tokens)
+        .bind(d.cost_nanousd)
+        .bind(d.upstream_cost_nanousd)
+        .bind(d.unpriced_requests)
+        .bind(d.errors)
 }

@@ -102,6 +102,8 @@ contract!(
     console_tenants_are_added_replaced_whole_and_removed,
     the_request_log_pages_newest_first_with_filters,
     upstream_overrides_are_set_whole_and_cleared,
+    admin_sessions_are_found_by_hash_ended_and_purged_when_expired,
+    hourly_rollups_sum_per_hour_tenant_model_and_upstream,
 );
 
 /// A billable, priced record of one tenant and day, for the store tests of either backend.
@@ -721,4 +723,139 @@ async fn upstream_overrides_are_set_whole_and_cleared(f: &Fixture) {
         .unwrap();
     assert!(store.upstream_overrides().await.unwrap().is_empty());
     assert_eq!(store.console_tenants_version().await.unwrap(), v0);
+}
+
+async fn admin_sessions_are_found_by_hash_ended_and_purged_when_expired(f: &Fixture) {
+    use super::store::AdminSession;
+    let store = &f.store;
+    let session = |hash: &str, created_ms: i64, expires_ms: i64| AdminSession {
+        token_sha256: hash.into(),
+        username: "admin".into(),
+        csrf_token: format!("csrf-{hash}"),
+        credential_tag: "tag".into(),
+        created_ms,
+        expires_ms,
+    };
+    let old = session("old", 0, 100);
+    store.put_admin_session(&old).await.unwrap();
+    assert_eq!(store.admin_session("old").await.unwrap(), Some(old));
+    assert_eq!(store.admin_session("other").await.unwrap(), None);
+    // A login after the old session expired purges it.
+    let new = session("new", 200, 1_000);
+    store.put_admin_session(&new).await.unwrap();
+    assert_eq!(store.admin_session("old").await.unwrap(), None);
+    assert_eq!(store.admin_session("new").await.unwrap(), Some(new));
+    assert!(store.delete_admin_session("new").await.unwrap());
+    assert!(!store.delete_admin_session("new").await.unwrap());
+    assert_eq!(store.admin_session("new").await.unwrap(), None);
+}
+
+async fn hourly_rollups_sum_per_hour_tenant_model_and_upstream(f: &Fixture) {
+    use super::rollup::HOUR_MS;
+    use super::store::HourlyQuery;
+    let store = &f.store;
+    let h0 = 493_000 * HOUR_MS;
+    let at = |ts_ms: i64, tenant: &str, upstream: Option<&str>, cost: i64| Record {
+        ts_ms,
+        upstream_id: upstream.map(str::to_owned),
+        cache_read_tokens: 100,
+        output_tokens: 3,
+        ..rec(tenant, cost, Outcome::Ok)
+    };
+    let mut refused = at(h0, "a", None, 0);
+    refused.outcome = Outcome::Rejected;
+    refused.status = 429;
+    let mut failed = at(h0 + 10, "a", Some("u1"), 0);
+    failed.outcome = Outcome::UpstreamError;
+    failed.status = 502;
+    store
+        .insert_batch(
+            &[
+                at(h0, "a", Some("u1"), 5),
+                at(h0 + HOUR_MS - 1, "a", Some("u1"), 7),
+                at(h0 + 5, "a", Some("u2"), 11),
+                at(h0 + HOUR_MS, "b", Some("u1"), 13),
+                refused,
+                failed,
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    // A second batch adds to the same hour.
+    store
+        .insert_batch(&[at(h0 + 20, "a", Some("u1"), 17)], None)
+        .await
+        .unwrap();
+    let all = store
+        .hourly_usage(&HourlyQuery {
+            from_ms: h0,
+            to_ms: h0 + 2 * HOUR_MS,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let summary: Vec<(i64, &str, &str, i64, i64, i64)> = all
+        .iter()
+        .map(|r| {
+            (
+                (r.hour_ms - h0) / HOUR_MS,
+                r.tenant_id.as_str(),
+                r.upstream_id.as_str(),
+                r.requests,
+                r.cost_nanousd,
+                r.errors,
+            )
+        })
+        .collect();
+    let mut summary = summary;
+    summary.sort();
+    assert_eq!(
+        summary,
+        vec![
+            (0, "a", "u1", 4, 29, 1),
+            (0, "a", "u2", 1, 11, 0),
+            (1, "b", "u1", 1, 13, 0)
+        ]
+    );
+    let u1 = all
+        .iter()
+        .find(|r| r.tenant_id == "a" && r.upstream_id == "u1")
+        .unwrap();
+    assert_eq!(u1.cache_read_tokens, 400);
+    assert_eq!(u1.input_tokens, 40);
+    assert_eq!(u1.output_tokens, 12);
+    // Filters, and the range's end is exclusive.
+    let b = store
+        .hourly_usage(&HourlyQuery {
+            from_ms: h0,
+            to_ms: h0 + 2 * HOUR_MS,
+            tenant_id: Some("b".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    let first_hour = store
+        .hourly_usage(&HourlyQuery {
+            from_ms: h0,
+            to_ms: h0 + HOUR_MS,
+            upstream_id: Some("u2".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first_hour.len(), 1);
+    assert_eq!(first_hour[0].cost_nanousd, 11);
+    // Every request removed: so are the hours.
+    store.delete_before("2100-01-01").await.unwrap();
+    assert!(store
+        .hourly_usage(&HourlyQuery {
+            from_ms: 0,
+            to_ms: i64::MAX,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
 }

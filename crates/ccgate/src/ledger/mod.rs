@@ -763,6 +763,30 @@ mod tests {
         ) -> BoxFuture<'a, Result<bool, LedgerError>> {
             self.inner.delete_console_tenant(id)
         }
+        fn hourly_usage<'a>(
+            &'a self,
+            q: &'a store::HourlyQuery,
+        ) -> BoxFuture<'a, Result<Vec<store::HourlyRow>, LedgerError>> {
+            self.inner.hourly_usage(q)
+        }
+        fn put_admin_session<'a>(
+            &'a self,
+            s: &'a store::AdminSession,
+        ) -> BoxFuture<'a, Result<(), LedgerError>> {
+            self.inner.put_admin_session(s)
+        }
+        fn admin_session<'a>(
+            &'a self,
+            token_sha256: &'a str,
+        ) -> BoxFuture<'a, Result<Option<store::AdminSession>, LedgerError>> {
+            self.inner.admin_session(token_sha256)
+        }
+        fn delete_admin_session<'a>(
+            &'a self,
+            token_sha256: &'a str,
+        ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+            self.inner.delete_admin_session(token_sha256)
+        }
         fn requests_page<'a>(
             &'a self,
             f: &'a store::RequestFilter,

@@ -12,11 +12,12 @@
 //! The schema lives in versioned migrations under `migrations/postgres/`; sqlx takes an advisory lock while it
 //! migrates, so instances starting together do not race.
 
-use super::columns::{bind_rollup, push_request_values, REQUEST_COLUMNS};
-use super::rollup::rollup_groups;
+use super::columns::{bind_hourly, bind_rollup, push_request_values, REQUEST_COLUMNS};
+use super::rollup::{hourly_groups, rollup_groups};
 use super::store::{
-    RefusalRow, RequestFilter, RequestLogRow, Store, StoredTenant, TenantSpend, UpstreamOverride,
-    UsageQuery, UsageReport, UsageRow, FIRST_DAY, LAST_DAY,
+    AdminSession, HourlyQuery, HourlyRow, RefusalRow, RequestFilter, RequestLogRow, Store,
+    StoredTenant, TenantSpend, UpstreamOverride, UsageQuery, UsageReport, UsageRow, FIRST_DAY,
+    LAST_DAY,
 };
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -138,6 +139,13 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        let mut hourly = hourly_groups(rows);
+        hourly.sort_by(|(a, _), (b, _)| a.cmp(b));
+        for (k, d) in hourly {
+            bind_hourly(sqlx::query(UPSERT_HOURLY), &k, &d)
+                .execute(&mut *tx)
+                .await?;
+        }
         for ((tenant, instance), cost) in &spend {
             crate::policy::lease::spend_from_lease(&mut tx, tenant, instance, *cost).await?;
         }
@@ -192,9 +200,18 @@ const ROWS_PER_INSERT: usize = 128;
 /// `sat(a, b)`: `a + b` clamped to BIGINT, as SQLite's REAL-then-CAST reads it.
 macro_rules! sat_add {
     ($col:literal) => {
+        sat_add_to!("daily_rollup", $col)
+    };
+}
+
+/// [`sat_add`] for a column of `table`.
+macro_rules! sat_add_to {
+    ($table:literal, $col:literal) => {
         concat!(
             $col,
-            " = LEAST(GREATEST(daily_rollup.",
+            " = LEAST(GREATEST(",
+            $table,
+            ".",
             $col,
             "::numeric + excluded.",
             $col,
@@ -229,6 +246,33 @@ const UPSERT_ROLLUP: &str = concat!(
     ", ",
     sat_add!("errors"),
     ", max_cost_nanousd = GREATEST(daily_rollup.max_cost_nanousd, excluded.max_cost_nanousd)"
+);
+
+const UPSERT_HOURLY: &str = concat!(
+    "INSERT INTO hourly_rollup (hour_ms, tenant_id, model, upstream_id, requests, input_tokens, cache_write_5m_tokens,
+    cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd, upstream_cost_nanousd, unpriced_requests,
+    errors)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    ON CONFLICT (hour_ms, tenant_id, model, upstream_id) DO UPDATE SET ",
+    sat_add_to!("hourly_rollup", "requests"),
+    ", ",
+    sat_add_to!("hourly_rollup", "input_tokens"),
+    ", ",
+    sat_add_to!("hourly_rollup", "cache_write_5m_tokens"),
+    ", ",
+    sat_add_to!("hourly_rollup", "cache_write_1h_tokens"),
+    ", ",
+    sat_add_to!("hourly_rollup", "cache_read_tokens"),
+    ", ",
+    sat_add_to!("hourly_rollup", "output_tokens"),
+    ", ",
+    sat_add_to!("hourly_rollup", "cost_nanousd"),
+    ", ",
+    sat_add_to!("hourly_rollup", "upstream_cost_nanousd"),
+    ", ",
+    sat_add_to!("hourly_rollup", "unpriced_requests"),
+    ", ",
+    sat_add_to!("hourly_rollup", "errors"),
 );
 
 impl Store for PgStore {
@@ -314,6 +358,15 @@ impl Store for PgStore {
                 .bind(day)
                 .execute(&mut *tx)
                 .await?;
+            // Hourly rows carry no local day: those that end before the first request kept are removed (the hour
+            // holding the first kept request stays whole), and all of them when no request is kept.
+            sqlx::query(
+                "DELETE FROM hourly_rollup WHERE hour_ms + 3600000 <= COALESCE(
+                    (SELECT MIN(ts_ms) FROM requests WHERE day >= $1), 9223372036854775807 - 3600000)",
+            )
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(deleted.rows_affected())
         })
@@ -426,6 +479,83 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
             Ok(())
+        })
+    }
+
+    fn hourly_usage<'a>(
+        &'a self,
+        q: &'a HourlyQuery,
+    ) -> BoxFuture<'a, Result<Vec<HourlyRow>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, HourlyRow>(
+                "SELECT hour_ms, tenant_id, model, upstream_id, requests, input_tokens, cache_write_5m_tokens,
+                    cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd, upstream_cost_nanousd,
+                    unpriced_requests, errors
+                 FROM hourly_rollup
+                 WHERE hour_ms >= $1 AND hour_ms < $2 AND ($3::text IS NULL OR tenant_id = $3)
+                    AND ($4::text IS NULL OR model = $4) AND ($5::text IS NULL OR upstream_id = $5)
+                 ORDER BY hour_ms",
+            )
+            .bind(q.from_ms)
+            .bind(q.to_ms)
+            .bind(&q.tenant_id)
+            .bind(&q.model)
+            .bind(&q.upstream_id)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn put_admin_session<'a>(
+        &'a self,
+        s: &'a AdminSession,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM admin_sessions WHERE expires_ms < $1")
+                .bind(s.created_ms)
+                .execute(&self.pool)
+                .await?;
+            sqlx::query(
+                "INSERT INTO admin_sessions (token_sha256, username, csrf_token, credential_tag, created_ms, expires_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&s.token_sha256)
+            .bind(&s.username)
+            .bind(&s.csrf_token)
+            .bind(&s.credential_tag)
+            .bind(s.created_ms)
+            .bind(s.expires_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn admin_session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AdminSession>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, AdminSession>(
+                "SELECT token_sha256, username, csrf_token, credential_tag, created_ms, expires_ms
+                 FROM admin_sessions WHERE token_sha256 = $1",
+            )
+            .bind(token_sha256)
+            .fetch_optional(&self.pool)
+            .await?)
+        })
+    }
+
+    fn delete_admin_session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+        Box::pin(async move {
+            let r = sqlx::query("DELETE FROM admin_sessions WHERE token_sha256 = $1")
+                .bind(token_sha256)
+                .execute(&self.pool)
+                .await?;
+            Ok(r.rows_affected() > 0)
         })
     }
 

@@ -52,20 +52,50 @@ impl RollupDelta {
     }
 }
 
+/// One hourly rollup row's key: the UTC hour, tenant, model and upstream (`""` when none was reached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HourKey<'a> {
+    /// The hour's start, in milliseconds since the epoch (a multiple of 3,600,000).
+    pub hour_ms: i64,
+    pub tenant_id: &'a str,
+    pub model: &'a str,
+    pub upstream_id: &'a str,
+}
+
+pub const HOUR_MS: i64 = 3_600_000;
+
 /// The batch's usage per (day, tenant, model). Refused requests and non-billable calls stay in `requests` for
 /// audit but are not usage: the former never reached an upstream, the latter are never charged.
 pub fn rollup_groups(rows: &[Record]) -> Vec<(RollupKey<'_>, RollupDelta)> {
-    let mut groups: Vec<(RollupKey<'_>, RollupDelta)> = Vec::new();
+    groups(rows, |r| RollupKey {
+        day: &r.day,
+        tenant_id: &r.tenant_id,
+        model: &r.model,
+    })
+}
+
+/// The batch's usage per (UTC hour, tenant, model, upstream): what the console's time series read
+/// (`api/admin_usage.rs`). The same rows as [`rollup_groups`].
+pub fn hourly_groups(rows: &[Record]) -> Vec<(HourKey<'_>, RollupDelta)> {
+    groups(rows, |r| HourKey {
+        hour_ms: r.ts_ms.div_euclid(HOUR_MS) * HOUR_MS,
+        tenant_id: &r.tenant_id,
+        model: &r.model,
+        upstream_id: r.upstream_id.as_deref().unwrap_or(""),
+    })
+}
+
+fn groups<'r, K: PartialEq>(
+    rows: &'r [Record],
+    key: impl Fn(&'r Record) -> K,
+) -> Vec<(K, RollupDelta)> {
+    let mut groups: Vec<(K, RollupDelta)> = Vec::new();
     for r in rows
         .iter()
         .filter(|r| r.billable && r.outcome != Outcome::Rejected)
     {
-        let key = RollupKey {
-            day: &r.day,
-            tenant_id: &r.tenant_id,
-            model: &r.model,
-        };
-        // A batch holds a handful of groups: a linear search beats hashing three strings per row.
+        let key = key(r);
+        // A batch holds a handful of groups: a linear search beats hashing the strings per row.
         let idx = match groups.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
@@ -127,5 +157,39 @@ mod tests {
             }
         );
         assert_eq!(groups[1].1.requests, 1);
+    }
+
+    #[test]
+    fn hourly_groups_split_by_hour_and_upstream() {
+        let rec = |ts_ms: i64, upstream: Option<&str>| Record {
+            ts_ms,
+            tenant_id: "a".into(),
+            model: "m".into(),
+            upstream_id: upstream.map(str::to_owned),
+            status: 200,
+            billable: true,
+            cost_nanousd: 1,
+            ..Default::default()
+        };
+        let rows = vec![
+            rec(HOUR_MS * 5, Some("u1")),
+            rec(HOUR_MS * 6 - 1, Some("u1")),
+            rec(HOUR_MS * 6, Some("u1")),
+            rec(HOUR_MS * 6 + 5, Some("u2")),
+            rec(HOUR_MS * 6 + 9, None),
+            Record {
+                outcome: Outcome::Rejected,
+                ..rec(HOUR_MS * 6, Some("u1"))
+            },
+        ];
+        let g = hourly_groups(&rows);
+        let summary: Vec<(i64, &str, i64)> = g
+            .iter()
+            .map(|(k, d)| (k.hour_ms / HOUR_MS, k.upstream_id, d.requests))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![(5, "u1", 2), (6, "u1", 1), (6, "u2", 1), (6, "", 1)]
+        );
     }
 }

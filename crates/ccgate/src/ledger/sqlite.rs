@@ -4,11 +4,12 @@
 //! same transaction as the inserts, so usage queries and budget windows read a few hundred rollup rows instead of
 //! scanning millions of requests. The schema lives in versioned migrations under `migrations/sqlite/`.
 
-use super::columns::{bind_rollup, push_request_values, REQUEST_COLUMNS};
-use super::rollup::rollup_groups;
+use super::columns::{bind_hourly, bind_rollup, push_request_values, REQUEST_COLUMNS};
+use super::rollup::{hourly_groups, rollup_groups};
 use super::store::{
-    RefusalRow, RequestFilter, RequestLogRow, Store, StoredTenant, TenantSpend, UpstreamOverride,
-    UsageQuery, UsageReport, UsageRow, FIRST_DAY, LAST_DAY,
+    AdminSession, HourlyQuery, HourlyRow, RefusalRow, RequestFilter, RequestLogRow, Store,
+    StoredTenant, TenantSpend, UpstreamOverride, UsageQuery, UsageReport, UsageRow, FIRST_DAY,
+    LAST_DAY,
 };
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -164,6 +165,11 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        for (k, d) in hourly_groups(rows) {
+            bind_hourly(sqlx::query(UPSERT_HOURLY), &k, &d)
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(seq) = journal_seq {
             sqlx::query(
                 "UPDATE ledger_journal SET committed_seq = MAX(committed_seq, ?) WHERE id = 1",
@@ -274,6 +280,23 @@ const UPSERT_ROLLUP: &str =
         errors = errors + excluded.errors,
         max_cost_nanousd = MAX(max_cost_nanousd, excluded.max_cost_nanousd)";
 
+const UPSERT_HOURLY: &str =
+    "INSERT INTO hourly_rollup (hour_ms, tenant_id, model, upstream_id, requests, input_tokens, cache_write_5m_tokens,
+    cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd, upstream_cost_nanousd, unpriced_requests,
+    errors)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+    ON CONFLICT (hour_ms, tenant_id, model, upstream_id) DO UPDATE SET
+        requests = requests + excluded.requests,
+        input_tokens = input_tokens + excluded.input_tokens,
+        cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
+        cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
+        cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+        output_tokens = output_tokens + excluded.output_tokens,
+        cost_nanousd = cost_nanousd + excluded.cost_nanousd,
+        upstream_cost_nanousd = upstream_cost_nanousd + excluded.upstream_cost_nanousd,
+        unpriced_requests = unpriced_requests + excluded.unpriced_requests,
+        errors = errors + excluded.errors";
+
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
@@ -351,6 +374,15 @@ impl Store for SqliteStore {
                 .bind(day)
                 .execute(&mut *tx)
                 .await?;
+            // Hourly rows carry no local day: those that end before the first request kept are removed (the hour
+            // holding the first kept request stays whole), and all of them when no request is kept.
+            sqlx::query(
+                "DELETE FROM hourly_rollup WHERE hour_ms + 3600000 <= COALESCE(
+                    (SELECT MIN(ts_ms) FROM requests WHERE day >= ?), 9223372036854775807 - 3600000)",
+            )
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(deleted.rows_affected())
         })
@@ -474,6 +506,92 @@ impl Store for SqliteStore {
             .execute(&self.writer())
             .await?;
             Ok(())
+        })
+    }
+
+    fn hourly_usage<'a>(
+        &'a self,
+        q: &'a HourlyQuery,
+    ) -> BoxFuture<'a, Result<Vec<HourlyRow>, LedgerError>> {
+        Box::pin(async move {
+            // CAST: a sum that overflowed is a REAL in SQLite; it reads back saturated instead of failing.
+            Ok(sqlx::query_as::<_, HourlyRow>(
+                "SELECT hour_ms, tenant_id, model, upstream_id,
+                    CAST(requests AS INTEGER) AS requests,
+                    CAST(input_tokens AS INTEGER) AS input_tokens,
+                    CAST(cache_write_5m_tokens AS INTEGER) AS cache_write_5m_tokens,
+                    CAST(cache_write_1h_tokens AS INTEGER) AS cache_write_1h_tokens,
+                    CAST(cache_read_tokens AS INTEGER) AS cache_read_tokens,
+                    CAST(output_tokens AS INTEGER) AS output_tokens,
+                    CAST(cost_nanousd AS INTEGER) AS cost_nanousd,
+                    CAST(upstream_cost_nanousd AS INTEGER) AS upstream_cost_nanousd,
+                    CAST(unpriced_requests AS INTEGER) AS unpriced_requests,
+                    CAST(errors AS INTEGER) AS errors
+                 FROM hourly_rollup
+                 WHERE hour_ms >= ?1 AND hour_ms < ?2 AND (?3 IS NULL OR tenant_id = ?3)
+                    AND (?4 IS NULL OR model = ?4) AND (?5 IS NULL OR upstream_id = ?5)
+                 ORDER BY hour_ms",
+            )
+            .bind(q.from_ms)
+            .bind(q.to_ms)
+            .bind(&q.tenant_id)
+            .bind(&q.model)
+            .bind(&q.upstream_id)
+            .fetch_all(&self.pool())
+            .await?)
+        })
+    }
+
+    fn put_admin_session<'a>(
+        &'a self,
+        s: &'a AdminSession,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM admin_sessions WHERE expires_ms < ?")
+                .bind(s.created_ms)
+                .execute(&self.writer())
+                .await?;
+            sqlx::query(
+                "INSERT INTO admin_sessions (token_sha256, username, csrf_token, credential_tag, created_ms, expires_ms)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&s.token_sha256)
+            .bind(&s.username)
+            .bind(&s.csrf_token)
+            .bind(&s.credential_tag)
+            .bind(s.created_ms)
+            .bind(s.expires_ms)
+            .execute(&self.writer())
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn admin_session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AdminSession>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, AdminSession>(
+                "SELECT token_sha256, username, csrf_token, credential_tag, created_ms, expires_ms
+                 FROM admin_sessions WHERE token_sha256 = ?",
+            )
+            .bind(token_sha256)
+            .fetch_optional(&self.pool())
+            .await?)
+        })
+    }
+
+    fn delete_admin_session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+        Box::pin(async move {
+            let r = sqlx::query("DELETE FROM admin_sessions WHERE token_sha256 = ?")
+                .bind(token_sha256)
+                .execute(&self.writer())
+                .await?;
+            Ok(r.rows_affected() > 0)
         })
     }
 

@@ -97,6 +97,50 @@ pub struct UpstreamOverride {
     pub updated_ms: i64,
 }
 
+/// An admin console login (`admin_sessions`; see `crate::api::admin_session`). The cookie itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AdminSession {
+    /// Hex SHA-256 of the session cookie's value.
+    pub token_sha256: String,
+    pub username: String,
+    pub csrf_token: String,
+    /// Hex SHA-256 over the cookie value and the admin credential in force at login: a changed password or
+    /// username no longer matches it.
+    pub credential_tag: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// Which hourly rollups to read (`None`: any); hours from `from_ms` (inclusive) to `to_ms` (exclusive).
+#[derive(Debug, Clone, Default)]
+pub struct HourlyQuery {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub tenant_id: Option<String>,
+    pub model: Option<String>,
+    pub upstream_id: Option<String>,
+}
+
+/// One row of `hourly_rollup`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct HourlyRow {
+    pub hour_ms: i64,
+    pub tenant_id: String,
+    pub model: String,
+    /// `""`: the request reached no upstream.
+    pub upstream_id: String,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub cache_write_5m_tokens: i64,
+    pub cache_write_1h_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_nanousd: i64,
+    pub upstream_cost_nanousd: i64,
+    pub unpriced_requests: i64,
+    pub errors: i64,
+}
+
 /// Which requests the request log lists (`None`: any).
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
@@ -224,4 +268,24 @@ pub trait Store: Send + Sync {
     /// Removes a console tenant (its usage rows stay); whether it existed.
     fn delete_console_tenant<'a>(&'a self, id: &'a str)
         -> BoxFuture<'a, Result<bool, LedgerError>>;
+    /// Adds an admin session, and removes every session that expired before `s.created_ms`.
+    fn put_admin_session<'a>(
+        &'a self,
+        s: &'a AdminSession,
+    ) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// The session whose cookie hashes to `token_sha256`, expired or not.
+    fn admin_session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AdminSession>, LedgerError>>;
+    /// Ends a session (logout); whether it existed.
+    fn delete_admin_session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+    ) -> BoxFuture<'a, Result<bool, LedgerError>>;
+    /// Usage per hour, tenant, model and upstream in the query's range, oldest first.
+    fn hourly_usage<'a>(
+        &'a self,
+        q: &'a HourlyQuery,
+    ) -> BoxFuture<'a, Result<Vec<HourlyRow>, LedgerError>>;
 }

@@ -19,8 +19,8 @@ pub mod cors;
 
 use crate::api::proxy::Endpoint;
 use crate::api::{
-    admin_tenants, admin_upstreams, anthropic, models, openai, probes, request_log, responses,
-    tenant_status, usage,
+    admin_session, admin_tenants, admin_upstreams, anthropic, models, openai, probes, request_log,
+    responses, tenant_status, usage,
 };
 use crate::error::{ApiError, Protocol};
 use crate::state::Gateway;
@@ -69,6 +69,9 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/", get(probes::root).head(probes::root))
         .route("/health", get(probes::health))
         .route("/usage", post(usage::usage))
+        .route("/api/admin/login", post(admin_session::login))
+        .route("/api/admin/logout", post(admin_session::logout))
+        .route("/api/admin/session", get(admin_session::current))
         .route(
             "/api/admin/tenants",
             get(admin_tenants::list).post(admin_tenants::create),

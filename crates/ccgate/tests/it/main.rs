@@ -4,6 +4,7 @@
 mod common;
 
 mod admin_api;
+mod admin_session;
 mod alerts;
 mod anthropic;
 mod browser;

@@ -1,4 +1,4 @@
-//! Brute-force protection (`auth/throttle.rs`): after 20 failed logins within a minute from one address, that
+//! Brute-force protection (`auth/throttle.rs`): after 10 failed logins within a minute from one address, that
 //! address gets 429 with `retry-after` on every credentialed endpoint, right credentials included, in the
 //! endpoint's protocol shape; another address is unaffected.
 
@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::net::IpAddr;
 
 /// The throttle's limit (`auth::throttle::MAX_FAILURES`).
-const LIMIT: usize = 20;
+const LIMIT: usize = 10;
 
 /// A client whose connections come from `local` (any 127.x address reaches the gateway on 127.0.0.1).
 fn client_from(local: &str) -> reqwest::Client {
