@@ -116,8 +116,7 @@
     this.message = e.message || (typeof data === 'string' && data.trim()) || fallback || ('HTTP ' + status);
   }
   function api(method, path, body) {
-    // X-Requested-With: a 401 to the page must not carry a Basic challenge, which makes the browser prompt.
-    var headers = { 'X-Requested-With': 'XMLHttpRequest' };
+    var headers = {};
     if (S.mode === 'tenant' && S.key) headers['x-api-key'] = S.key;
     if (S.mode === 'admin' && method !== 'GET' && S.csrf) headers['X-CSRF-Token'] = S.csrf;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -937,7 +936,7 @@
       selectTab(tenantFirst ? 'tenant' : 'admin');
       var key = store(sessionStorage, 'get', KEY_STORE);
       if (key) return tryTenant(key);
-      return fetch('/api/admin/session', { credentials: 'same-origin', cache: 'no-store', headers: { 'X-Requested-With': 'XMLHttpRequest' } }).then(function (r) {
+      return fetch('/api/admin/session', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
         if (!r.ok) throw new Error('no session');
         return r.json();
       }).then(startAdmin, function () { showLogin(tenantFirst ? 'tenant' : 'admin'); });

@@ -658,8 +658,10 @@ async fn browser_console_end_to_end() {
     }
     // The admin logged out: no admin session is left in this browser.
     let admin = b
-        .js("return fetch('/api/admin/session', {credentials: 'same-origin', headers: {'X-Requested-With': 'XMLHttpRequest'}})
-               .then(function (r) { return r.status; });")
+        .js(
+            "return fetch('/api/admin/session', {credentials: 'same-origin'})
+               .then(function (r) { return r.status; });",
+        )
         .await;
     assert_eq!(admin, 401);
     b.screenshot("console-tenant-portal.png").await;
@@ -847,6 +849,11 @@ async fn browser_rejected_config_reload_shows_the_alert() {
     let text = text.as_str().unwrap();
     assert!(
         text.starts_with("The config files on disk were rejected"),
+        "{text}"
+    );
+    // The session cookie opens the admin view of /health: the alert says what is wrong.
+    assert!(
+        text.contains("tenants.json: tenants[0].allowedModels"),
         "{text}"
     );
     // The last good config still runs: the tenants are there.
