@@ -542,7 +542,8 @@
   }
   function upstreamBadge(status) {
     var cls = { healthy: 'ok', ok: 'ok', degraded: 'warn', cooling_down: 'warn', ejected: 'warn', unhealthy: 'bad', unavailable: 'bad', disabled: '' }[status];
-    return badge(String(status || '—').replace(/_/g, ' '), cls);
+    var key = 'up.status.' + status;
+    return badge(t(key) === key ? String(status || '—').replace(/_/g, ' ') : t(key), cls);
   }
   function renderUpstreams(body, list) {
     if (!list.length) { fill(body, el('div', { class: 'empty', text: t('up.none') })); return; }
@@ -738,7 +739,7 @@
         ];
       }
       fill(actions, normal());
-      return el('tr', { 'data-id': tn.id },
+      return el('tr', { 'data-id': tn.id, 'data-source': tn.source },
         el('td', { class: 'l', text: tn.id }),
         el('td', { class: 'l wrap', text: tn.name || '' }),
         el('td', { class: 'l', title: tn.source === 'file' ? t('tenants.fileNote') : null },

@@ -678,6 +678,12 @@ async fn browser_console_end_to_end() {
         fit["scroll"].as_i64().unwrap() <= fit["inner"].as_i64().unwrap(),
         "{fit}"
     );
+    // The chart is redrawn at the phone's width (its text stays legible), not shrunk.
+    b.wait_js(
+        "the chart at the phone's width",
+        "var s = document.querySelector('#chart svg.chart'); return s && Number(s.getAttribute('width')) <= 375;",
+    )
+    .await;
     b.screenshot("console-tenant-portal-375px.png").await;
     b.assert_clean().await;
     b.close().await;
@@ -860,6 +866,188 @@ async fn browser_rejected_config_reload_shows_the_alert() {
     b.nav("tenants").await;
     b.wait_ready("tenants").await;
     assert_eq!(b.rows("#tenants").await.len(), 2);
+    b.assert_clean().await;
+    b.close().await;
+}
+
+/// The tenants page's controls, each checked against the admin API and the key itself: disable and enable, edit
+/// models, a limit and the expiry, rotate (the old key stops, the new one works), delete after a confirmation that
+/// can be cancelled, and import of a tenants.json tenant.
+#[tokio::test]
+async fn browser_tenant_controls_change_the_tenant() {
+    let Some(b) = Browser::start("browser_tenant_controls_change_the_tenant").await else {
+        return;
+    };
+    let mock = mock().await;
+    let gw = Gateway::start(&Files::new(&[mock.url()])).await;
+    let bob = |v: &Value| -> Value {
+        v["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == "bob")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let row = "#tenants tr[data-id=bob]";
+
+    b.open(&admin_url(&gw)).await;
+    b.admin_overview().await;
+    b.nav("tenants").await;
+    b.wait_ready("tenants").await;
+    b.type_into("#new-name", "Bob").await;
+    b.type_into("#new-id", "bob").await;
+    b.click("#create-form button[type=submit]").await;
+    let key1 = b
+        .wait_js(
+            "the new key",
+            "var k = document.getElementById('new-key'); return k && k.textContent;",
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.wait_js(
+        "bob's row",
+        &format!("return document.querySelector('{row}');"),
+    )
+    .await;
+    assert_eq!(
+        bob(&admin_get(&gw, "/api/admin/tenants").await)["allowedModels"],
+        json!(["*"])
+    );
+    assert_eq!(send(&gw, &key1, "claude-sonnet-4-6").await, 200);
+
+    // Disable, then enable.
+    b.click(&format!("{row} button[data-action=toggle]")).await;
+    b.wait_js(
+        "bob disabled",
+        &format!("var r = document.querySelector('{row}'); return r && r.cells[3].textContent === 'disabled';"),
+    )
+    .await;
+    assert_eq!(
+        bob(&admin_get(&gw, "/api/admin/tenants").await)["enabled"],
+        false
+    );
+    assert_eq!(send(&gw, &key1, "claude-sonnet-4-6").await, 401);
+    b.click(&format!("{row} button[data-action=toggle]")).await;
+    b.wait_js(
+        "bob enabled",
+        &format!("var r = document.querySelector('{row}'); return r && r.cells[3].textContent === 'enabled';"),
+    )
+    .await;
+    assert_eq!(send(&gw, &key1, "claude-sonnet-4-6").await, 200);
+
+    // Edit: models, a monthly budget, an expiry.
+    b.click(&format!("{row} button[data-action=edit]")).await;
+    b.wait_js(
+        "the edit form",
+        "return document.getElementById('edit-form');",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.getElementById('edit-name').value;")
+            .await,
+        "Bob"
+    );
+    b.type_into("#edit-allowedModels", "*haiku*").await;
+    b.type_into("#edit-limits-monthly", "20").await;
+    b.js("document.getElementById('edit-expiresAt').value = '2031-01-02T03:04'; return true;")
+        .await;
+    let expected_expiry = b
+        .js("return new Date('2031-01-02T03:04').toISOString();")
+        .await;
+    b.click("#edit-form button[type=submit]").await;
+    b.wait_js(
+        "the edited row",
+        &format!("var r = document.querySelector('{row}'); return !document.getElementById('edit-form') && r && r.cells[4].textContent === '*haiku*';"),
+    )
+    .await;
+    let t = bob(&admin_get(&gw, "/api/admin/tenants").await);
+    assert_eq!(t["allowedModels"], json!(["*haiku*"]), "{t}");
+    assert_eq!(t["limits"]["monthly"]["maxUSD"], 20.0, "{t}");
+    let at = chrono::DateTime::parse_from_rfc3339(t["expiresAt"].as_str().unwrap()).unwrap();
+    let want = chrono::DateTime::parse_from_rfc3339(expected_expiry.as_str().unwrap()).unwrap();
+    assert_eq!(at, want, "{t}");
+    assert_eq!(send(&gw, &key1, "claude-sonnet-4-6").await, 403);
+    assert_eq!(send(&gw, &key1, "claude-haiku-4-5").await, 200);
+
+    // Rotate: asked first; then a new key, and the old one stops.
+    b.click(&format!("{row} button[data-action=rotate]")).await;
+    b.click(&format!("{row} button[data-action^=confirm]"))
+        .await;
+    let key2 = b
+        .wait_js(
+            "the rotated key",
+            &format!(
+                "var k = document.getElementById('new-key'); return k && k.textContent !== '{key1}' && k.textContent;"
+            ),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(key2.starts_with("sk-ccg-"));
+    eventually(5, || async {
+        (send(&gw, &key1, "claude-haiku-4-5").await == 401).then_some(())
+    })
+    .await;
+    assert_eq!(send(&gw, &key2, "claude-haiku-4-5").await, 200);
+    b.click("#key-card button").await;
+
+    // Delete: cancelled once, then confirmed.
+    b.wait_ready("tenants").await;
+    b.click(&format!("{row} button[data-action^=delete]")).await;
+    let question = b.text_of(&format!("{row} .confirm")).await;
+    assert_eq!(question, "Delete bob? Its usage rows are kept.");
+    b.click(&format!("{row} button[data-action=cancel]")).await;
+    assert_eq!(
+        bob(&admin_get(&gw, "/api/admin/tenants").await)["id"],
+        "bob"
+    );
+    b.click(&format!("{row} button[data-action^=delete]")).await;
+    b.click(&format!("{row} button[data-action^=confirm]"))
+        .await;
+    b.wait_js(
+        "bob gone",
+        &format!("return !document.querySelector('{row}') && document.querySelector('#tenants tr[data-id=t1]');"),
+    )
+    .await;
+    assert_eq!(
+        bob(&admin_get(&gw, "/api/admin/tenants").await),
+        Value::Null
+    );
+    assert_eq!(send(&gw, &key2, "claude-haiku-4-5").await, 401);
+
+    // A tenants.json tenant: no edit controls, an import button.
+    let t1 = "#tenants tr[data-id=t1]";
+    assert_eq!(
+        b.js(&format!(
+            "return Array.from(document.querySelectorAll('{t1} button')).map(function (x) {{ return x.dataset.action; }});"
+        ))
+        .await,
+        json!(["import"])
+    );
+    b.click(&format!("{t1} button[data-action=import]")).await;
+    // Imported: a console copy, not served while tenants.json still defines t1 (the page says so).
+    let note = b
+        .wait_js(
+            "t1 imported",
+            "var r = document.querySelector('#tenants tr[data-id=t1][data-source=console]');
+             return r && r.cells[2].textContent;",
+        )
+        .await;
+    assert!(note.as_str().unwrap().contains("tenants.json"), "{note}");
+    let listed = admin_get(&gw, "/api/admin/tenants").await;
+    assert!(
+        listed["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "t1" && t["source"] == "console"),
+        "{listed}"
+    );
+    b.screenshot("console-admin-tenants.png").await;
     b.assert_clean().await;
     b.close().await;
 }
