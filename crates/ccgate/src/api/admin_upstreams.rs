@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 fn list_json(gw: &Gateway) -> Value {
@@ -28,6 +29,10 @@ fn list_json(gw: &Gateway) -> Value {
                 .as_ref()
                 .and_then(|f| f.upstreams.iter().find(|x| x.id == c.id));
             let o = overrides.iter().find(|o| o.upstream_id == c.id);
+            let s = &u.state;
+            let ms = |us: u64| (us > 0).then(|| us as f64 / 1000.0);
+            let cooldown_until = s.cooldown_until_ms.load(Ordering::Relaxed);
+            let (error_rate, _) = s.error_rate(now);
             json!({
                 "id": c.id,
                 "name": c.name,
@@ -42,6 +47,20 @@ fn list_json(gw: &Gateway) -> Value {
                     "enabled": o.and_then(|o| o.enabled),
                     "weight": o.and_then(|o| o.weight),
                     "priority": o.and_then(|o| o.priority),
+                },
+                // Moving averages (alpha 1/8) of time to response headers and to the first token, the error rate of
+                // the last minute, and the end of a cooldown (routing/health.rs).
+                "health": {
+                    "status": super::probes::upstream_status(u, now),
+                    "latencyMs": ms(s.latency_ewma_us.load(Ordering::Relaxed)),
+                    "ttftMs": ms(s.ttft_ewma_us.load(Ordering::Relaxed)),
+                    "errorRatePercent": error_rate,
+                    "cooldownUntil": (cooldown_until > now)
+                        .then(|| chrono::DateTime::from_timestamp_millis(cooldown_until as i64).map(|t| t.to_rfc3339()))
+                        .flatten(),
+                    "inFlight": u.in_flight(),
+                    "requestsTotal": s.requests_total.load(Ordering::Relaxed),
+                    "failuresTotal": s.failures_total.load(Ordering::Relaxed),
                 },
             })
         })

@@ -3,6 +3,7 @@
 pub mod admin_session;
 pub mod admin_tenants;
 pub mod admin_upstreams;
+pub mod admin_usage;
 pub mod anthropic;
 pub mod models;
 pub mod openai;

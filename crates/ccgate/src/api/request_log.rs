@@ -42,29 +42,7 @@ fn filter_from(
             Some((code, code))
         }
     };
-    let time = |k: &str, end: bool| -> Result<Option<i64>, AdminError> {
-        let Some(v) = text(k) else { return Ok(None) };
-        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&v) {
-            return Ok(Some(t.timestamp_millis()));
-        }
-        let day = NaiveDate::parse_from_str(&v, "%Y-%m-%d").map_err(|_| {
-            AdminError::invalid(
-                k,
-                "an RFC 3339 time (2026-12-07T10:00:00Z) or a day (2026-12-07)",
-            )
-        })?;
-        // A day's `to` includes that day: it ends at the next local midnight.
-        let day = if end {
-            day.succ_opt().unwrap_or(day)
-        } else {
-            day
-        };
-        let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-        Ok(Some(match tz.from_local_datetime(&midnight).earliest() {
-            Some(t) => t.timestamp_millis(),
-            None => midnight.and_utc().timestamp_millis(),
-        }))
-    };
+    let time = |k: &str, end: bool| time_param(q, k, end, tz);
     let limit = match text("limit") {
         None => DEFAULT_LIMIT,
         Some(l) => l
@@ -100,9 +78,40 @@ fn filter_from(
     ))
 }
 
-fn query_map(req: &Request) -> HashMap<String, String> {
-    req.uri()
-        .query()
+/// Parameter `k` as milliseconds since the epoch: an RFC 3339 time, or a day (`YYYY-MM-DD`) in `tz`, whose start
+/// it names, or with `end` its end (the next local midnight), so that a day given as `to` is included.
+pub(super) fn time_param(
+    q: &HashMap<String, String>,
+    k: &str,
+    end: bool,
+    tz: chrono_tz::Tz,
+) -> Result<Option<i64>, AdminError> {
+    let Some(v) = q.get(k).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(Some(t.timestamp_millis()));
+    }
+    let day = NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+        AdminError::invalid(
+            k,
+            "an RFC 3339 time (2026-12-07T10:00:00Z) or a day (2026-12-07)",
+        )
+    })?;
+    let day = if end {
+        day.succ_opt().unwrap_or(day)
+    } else {
+        day
+    };
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    Ok(Some(match tz.from_local_datetime(&midnight).earliest() {
+        Some(t) => t.timestamp_millis(),
+        None => midnight.and_utc().timestamp_millis(),
+    }))
+}
+
+pub(super) fn query_map(uri: &http::Uri) -> HashMap<String, String> {
+    uri.query()
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
                 .into_owned()
@@ -202,7 +211,7 @@ fn csv_response(rows: &[RequestLogRow], next: Option<i64>) -> Response {
 pub async fn admin(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let checked = admin_only(&gw, req.method(), req.headers(), req.extensions())
         .await
-        .and_then(|_| filter_from(&query_map(&req), gw.rt().config.server.timezone));
+        .and_then(|_| filter_from(&query_map(req.uri()), gw.rt().config.server.timezone));
     let r = match checked {
         Ok((f, limit, csv)) => page(&gw, &f, limit, csv).await,
         Err(e) => Err(e),
@@ -236,7 +245,7 @@ fn tenant_filter(
         req.extensions(),
         "/api/tenant/requests",
     )?;
-    let q = query_map(req);
+    let q = query_map(req.uri());
     if q.get("tenant")
         .is_some_and(|v| !v.is_empty() && *v != t.config.id)
     {

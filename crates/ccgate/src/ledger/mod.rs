@@ -14,7 +14,7 @@ mod error;
 pub mod journal;
 mod outcome;
 pub mod postgres;
-mod rollup;
+pub(crate) mod rollup;
 pub mod sqlite;
 pub mod store;
 

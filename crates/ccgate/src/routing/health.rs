@@ -36,6 +36,8 @@ pub struct UpstreamState {
     pub probe_unhealthy: AtomicBool,
     /// Exponentially weighted moving average of time to response headers, in µs.
     pub latency_ewma_us: AtomicU64,
+    /// The same average of time to the first token of an answer (streamed or not), in µs; 0 = none yet.
+    pub ttft_ewma_us: AtomicU64,
     pub requests_total: AtomicU64,
     pub failures_total: AtomicU64,
     /// The most recent failure. Kept after a success, but [`UpstreamState::current_error`] shows it only while no
@@ -314,6 +316,11 @@ impl UpstreamState {
             && max_concurrency.is_none_or(|m| self.in_flight.load(Ordering::Relaxed) < m)
     }
 
+    /// A first token arrived `ttft` after the request was sent.
+    pub fn record_ttft(&self, ttft: Duration) {
+        ewma(&self.ttft_ewma_us, ttft.as_micros() as u64);
+    }
+
     pub fn record(&self, outcome: &Outcome) {
         self.requests_total.fetch_add(1, Ordering::Relaxed);
         match outcome {
@@ -321,15 +328,7 @@ impl UpstreamState {
                 self.last_success_ms.store(now_ms(), Ordering::Relaxed);
                 self.consecutive_failures.store(0, Ordering::Relaxed);
                 self.backoff_level.store(0, Ordering::Relaxed);
-                let sample = latency.as_micros() as u64;
-                let old = self.latency_ewma_us.load(Ordering::Relaxed);
-                // alpha = 1/8: smooth enough to ignore one slow answer, quick enough to follow a trend.
-                let new = if old == 0 {
-                    sample
-                } else {
-                    old - old / 8 + sample / 8
-                };
-                self.latency_ewma_us.store(new, Ordering::Relaxed);
+                ewma(&self.latency_ewma_us, latency.as_micros() as u64);
             }
             Outcome::Failure {
                 reason,
@@ -467,6 +466,18 @@ async fn probe(u: &crate::state::UpstreamRt) {
     } else if let (Some(reason), false) = (&reason, was_unhealthy) {
         tracing::warn!(upstream = %u.config.id, %reason, "upstream failed its health check");
     }
+}
+
+/// Folds `sample` into the moving average in `avg` with alpha = 1/8: smooth enough to ignore one slow answer, quick
+/// enough to follow a trend.
+fn ewma(avg: &AtomicU64, sample: u64) {
+    let old = avg.load(Ordering::Relaxed);
+    let new = if old == 0 {
+        sample
+    } else {
+        old - old / 8 + sample / 8
+    };
+    avg.store(new, Ordering::Relaxed);
 }
 
 #[cfg(test)]

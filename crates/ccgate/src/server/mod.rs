@@ -19,8 +19,8 @@ pub mod cors;
 
 use crate::api::proxy::Endpoint;
 use crate::api::{
-    admin_session, admin_tenants, admin_upstreams, anthropic, models, openai, probes, request_log,
-    responses, tenant_status, usage,
+    admin_session, admin_tenants, admin_upstreams, admin_usage, anthropic, models, openai, probes,
+    request_log, responses, tenant_status, usage,
 };
 use crate::error::{ApiError, Protocol};
 use crate::state::Gateway;
@@ -95,6 +95,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             axum::routing::patch(admin_upstreams::update),
         )
         .route("/api/admin/requests", get(request_log::admin))
+        .route("/api/admin/usage", get(admin_usage::admin))
+        .route("/api/tenant/usage", get(admin_usage::tenant))
         .route("/api/tenant/requests", get(request_log::tenant))
         .route("/metrics", get(crate::telemetry::metrics::scrape))
         .route("/api/admin/alerts", get(crate::alerts::api::list))

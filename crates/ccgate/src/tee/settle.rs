@@ -141,7 +141,11 @@ impl Settlement {
 
     pub fn set_ttft(&mut self) {
         if self.record.ttft_ms.is_none() {
-            self.record.ttft_ms = Some(self.started.elapsed().as_millis() as i64);
+            let ttft = self.started.elapsed();
+            self.record.ttft_ms = Some(ttft.as_millis() as i64);
+            if let Some(f) = &self.in_flight {
+                f.upstream().state.record_ttft(ttft);
+            }
         }
     }
 

@@ -404,6 +404,19 @@ async fn upstream_overrides_apply_at_once_and_survive_a_restart() {
         before,
         "a disabled upstream gets no traffic"
     );
+    // The health of the upstream that served them: averages of time to headers and to the first token.
+    let (_, v) = call(up(&gw, reqwest::Method::GET, "")).await;
+    let up2 = v["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == "up2")
+        .unwrap()
+        .clone();
+    assert_eq!(up2["health"]["status"], "healthy", "{up2}");
+    assert!(up2["health"]["latencyMs"].as_f64().unwrap() > 0.0, "{up2}");
+    assert!(up2["health"]["ttftMs"].as_f64().unwrap() > 0.0, "{up2}");
+    assert_eq!(up2["health"]["requestsTotal"], 6);
 
     for (body, field, status) in [
         (json!({"weight": -1}), "weight", 400),

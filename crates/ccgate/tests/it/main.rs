@@ -5,6 +5,7 @@ mod common;
 
 mod admin_api;
 mod admin_session;
+mod admin_usage;
 mod alerts;
 mod anthropic;
 mod browser;
