@@ -356,12 +356,10 @@
   }
 
   // ---- chart: stacked bars per bucket, one colour per group ----
+  /** A bucket's label in the gateway's time zone, as the API writes it ("2026-12-07T13:00:00+08:00"). */
   function bucketLabel(b, interval) {
-    if (interval === 'hour') {
-      var d = new Date(b);
-      return isNaN(d) ? String(b) : String(d.getHours()).padStart(2, '0') + ':00';
-    }
-    return String(b).slice(5, 10);
+    b = String(b);
+    return interval === 'hour' && b.length >= 13 ? b.slice(11, 13) + ':00' : b.slice(5, 10);
   }
   function chart(usage, metric, width) {
     var buckets = usage.buckets || [], groups = (usage.groups || []).slice();
