@@ -571,11 +571,11 @@
   function tenantsView() {
     var v = newView();
     var keyPanel = el('div', { id: 'key-panel' });
-    var create = card('create', t('tenants.create'));
+    // Folded until wanted: on a phone the list comes first.
+    var create = el('details', { class: 'card', id: 'create' }, el('summary', { text: t('tenants.create') }));
     var list = card('tenants', t('tenants.title'));
     fill(v, keyPanel, create, list);
-    fill(create.body, tenantForm(null, function (tn) { showKey(keyPanel, tn, 'created'); reload(); }));
-    create.setAttribute('data-state', 'ready');
+    create.appendChild(tenantForm(null, function (tn) { create.open = false; showKey(keyPanel, tn, 'created'); reload(); }));
     function reload() { return settle(list, api('GET', '/api/admin/tenants').then(function (r) { renderTenants(list.body, r.tenants || [], keyPanel, reload); })); }
     reload();
   }

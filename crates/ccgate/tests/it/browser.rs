@@ -37,6 +37,11 @@ struct Browser {
 impl Browser {
     /// `None` (after saying why) when Chromium or chromedriver is not installed.
     async fn start(test: &str) -> Option<Browser> {
+        Self::start_with(test, &["--window-size=1280,1700", "--lang=en-US"]).await
+    }
+
+    /// With Chromium's window size and language (and any other flags) given.
+    async fn start_with(test: &str, args: &[&str]) -> Option<Browser> {
         let driver_bin = chromedriver_path();
         let missing = match (&driver_bin, Path::new(CHROMIUM).is_file()) {
             (Some(_), true) => None,
@@ -80,13 +85,28 @@ impl Browser {
             (v["value"]["ready"] == true).then_some(())
         })
         .await;
+        let mut flags: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+        ]
+        .iter()
+        .chain(args)
+        .map(|a| a.to_string())
+        .collect();
+        flags.push(format!("--user-data-dir={}", browser._profile.0.display()));
+        let lang = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--lang="))
+            .unwrap_or("en-US");
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,1700", "--lang=en-US", "--no-first-run",
-                         format!("--user-data-dir={}", browser._profile.0.display())],
+                "args": flags,
+                "prefs": {"intl": {"accept_languages": lang}},
             },
         });
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -390,6 +410,7 @@ async fn browser_console_end_to_end() {
     // A bad edit: the form names the field and nothing is made.
     b.nav("tenants").await;
     b.wait_ready("tenants").await;
+    b.click("#create summary").await;
     b.type_into("#new-name", "Alice Example").await;
     b.type_into("#new-id", "alice").await;
     b.type_into("#new-allowedModels", "*sonnet*").await;
@@ -895,6 +916,7 @@ async fn browser_tenant_controls_change_the_tenant() {
     b.admin_overview().await;
     b.nav("tenants").await;
     b.wait_ready("tenants").await;
+    b.click("#create summary").await;
     b.type_into("#new-name", "Bob").await;
     b.type_into("#new-id", "bob").await;
     b.click("#create-form button[type=submit]").await;
@@ -1048,6 +1070,76 @@ async fn browser_tenant_controls_change_the_tenant() {
         "{listed}"
     );
     b.screenshot("console-admin-tenants.png").await;
+    b.assert_clean().await;
+    b.close().await;
+}
+
+/// A Chinese browser in dark mode on a phone: the console starts in Chinese, draws dark, and no admin page is wider
+/// than the screen.
+#[tokio::test]
+async fn browser_chinese_dark_phone() {
+    let Some(b) = Browser::start_with(
+        "browser_chinese_dark_phone",
+        &[
+            "--window-size=1280,1000",
+            "--lang=zh-CN",
+            "--force-dark-mode",
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    // Chromium's --window-size stops at 500 px wide; WebDriver's window size does not.
+    b.c().set_window_size(375, 1000).await.unwrap();
+    let mock = mock().await;
+    let gw = Gateway::start(&Files::new(&[mock.url()])).await;
+    assert_eq!(send(&gw, TENANT_KEY, "claude-sonnet-4-6").await, 200);
+    assert_eq!(send(&gw, TENANT2_KEY, "claude-opus-4-1").await, 200);
+    wait_logged(&gw, "t2", 1).await;
+
+    b.open(&admin_url(&gw)).await;
+    b.wait_js("a phone's width", "return window.innerWidth <= 400;")
+        .await;
+    let first = b
+        .js("return {lang: document.documentElement.lang, title: document.getElementById('login-title').textContent,
+                     dark: matchMedia('(prefers-color-scheme: dark)').matches,
+                     bg: getComputedStyle(document.body).backgroundColor, width: window.innerWidth};")
+        .await;
+    assert_eq!(first["lang"], "zh-CN", "{first}");
+    assert_eq!(first["title"], "登录", "{first}");
+    assert_eq!(first["dark"], true, "{first}");
+    assert_eq!(first["bg"], "rgb(20, 22, 27)", "{first}");
+    assert!(first["width"].as_i64().unwrap() <= 400, "{first}");
+    b.screenshot("console-login-zh-dark-375px.png").await;
+
+    b.admin_overview().await;
+    assert_eq!(b.text_of("#who").await, "管理员 admin");
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth
+                       || {scroll: document.documentElement.scrollWidth, inner: window.innerWidth};";
+    b.wait_js(
+        "the chart at the phone's width",
+        "var s = document.querySelector('#chart svg.chart'); return s && Number(s.getAttribute('width')) <= 375;",
+    )
+    .await;
+    assert_eq!(b.js(fits).await, true);
+    b.screenshot("console-admin-overview-zh-dark-375px.png")
+        .await;
+    b.nav("tenants").await;
+    b.wait_ready("tenants").await;
+    assert_eq!(b.js(fits).await, true);
+    b.screenshot("console-admin-tenants-zh-dark-375px.png")
+        .await;
+    b.nav("requests").await;
+    b.wait_ready("requests").await;
+    b.wait_js(
+        "the request log",
+        "return document.querySelectorAll('#rq-table tbody tr').length === 2;",
+    )
+    .await;
+    assert_eq!(b.js(fits).await, true);
+    b.screenshot("console-admin-requests-zh-dark-375px.png")
+        .await;
     b.assert_clean().await;
     b.close().await;
 }
