@@ -125,9 +125,14 @@ pub async fn load_and_follow(gw: Arc<Gateway>) -> Result<(), crate::ledger::Ledg
     Ok(())
 }
 
+/// Reloads run one at a time: two admin edits racing could otherwise apply their reads out of order, leaving the
+/// runtime on the older one until the next poll.
+static RELOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Reads every console tenant (and the admin's upstream overrides, which follow the same way) and swaps in a
 /// runtime that serves them.
 pub async fn reload(gw: &Gateway) -> Result<(), crate::ledger::LedgerError> {
+    let _one_at_a_time = RELOADING.lock().await;
     let stored = gw.ledger.store.console_tenants().await?;
     let overrides = gw.ledger.store.upstream_overrides().await?;
     let mut tenants = Vec::with_capacity(stored.len());

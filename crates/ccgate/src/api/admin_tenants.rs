@@ -255,23 +255,35 @@ fn check_expiry(at: &str) -> Result<(), AdminError> {
 }
 
 /// The tenant as the API shows it: never the key.
+/// A tenant as listed. A console tenant is shown as the store holds it (what every instance serves within a
+/// second), never half from the store and half from this instance's runtime.
 fn tenant_json(t: &TenantConfig, stored: Option<&StoredTenant>, usage: &Usage) -> Value {
-    let (hint, limits, expires_at) = match stored {
+    let (name, enabled, allowed_models, hint, limits, expires_at) = match stored {
         Some(s) => (
+            s.name.clone(),
+            s.enabled,
+            serde_json::from_str(&s.allowed_models).unwrap_or(Value::Null),
             s.key_hint.clone(),
             serde_json::from_str(&s.limits).unwrap_or(Value::Null),
             s.expires_at.clone(),
         ),
-        None => (key_hint(&t.key), limits_value(&t.limits), None),
+        None => (
+            t.name.clone(),
+            t.enabled,
+            json!(t.allowed_models),
+            key_hint(&t.key),
+            limits_value(&t.limits),
+            None,
+        ),
     };
     let today = usage.today.get(&t.id).copied().unwrap_or_default();
     let month = usage.month.get(&t.id).copied().unwrap_or_default();
     json!({
         "id": t.id,
-        "name": t.name,
+        "name": name,
         "source": t.source.as_str(),
-        "enabled": t.enabled,
-        "allowedModels": t.allowed_models,
+        "enabled": enabled,
+        "allowedModels": allowed_models,
         "limits": limits,
         "expiresAt": expires_at,
         "keyHint": hint,

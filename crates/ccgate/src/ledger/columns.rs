@@ -72,20 +72,7 @@ where
     i64: Encode<'q, DB> + Type<DB>,
     &'q str: Encode<'q, DB> + Type<DB>,
 {
-    q.bind(k.day)
-        .bind(k.tenant_id)
-        .bind(k.model)
-        .bind(d.requests)
-        .bind(d.input_tokens)
-        .bind(d.cache_write_5m_tokens)
-        .bind(d.cache_write_1h_tokens)
-        .bind(d.cache_read_tokens)
-        .bind(d.output_tokens)
-        .bind(d.cost_nanousd)
-        .bind(d.upstream_cost_nanousd)
-        .bind(d.unpriced_requests)
-        .bind(d.errors)
-        .bind(d.max_cost_nanousd)
+    bind_sums(q.bind(k.day).bind(k.tenant_id).bind(k.model), d).bind(d.max_cost_nanousd)
 }
 
 /// Binds an hourly group to the backend's `UPSERT_HOURLY` statement, whose 14 parameters are in this order.
@@ -99,11 +86,24 @@ where
     i64: Encode<'q, DB> + Type<DB>,
     &'q str: Encode<'q, DB> + Type<DB>,
 {
-    q.bind(k.hour_ms)
+    let keyed = q
+        .bind(k.hour_ms)
         .bind(k.tenant_id)
         .bind(k.model)
-        .bind(k.upstream_id)
-        .bind(d.requests)
+        .bind(k.upstream_id);
+    bind_sums(keyed, d)
+}
+
+/// The sums both rollups keep, in their statements' order after the key columns.
+fn bind_sums<'q, DB>(
+    q: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    d: &RollupDelta,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    q.bind(d.requests)
         .bind(d.input_tokens)
         .bind(d.cache_write_5m_tokens)
         .bind(d.cache_write_1h_tokens)

@@ -449,3 +449,36 @@ async fn upstream_overrides_apply_at_once_and_survive_a_restart() {
     assert_eq!(v["enabled"], true);
     assert_eq!(v["overrides"]["enabled"], Value::Null);
 }
+
+/// Two admins editing one tenant at once: whichever write lands last is kept whole, never a mix of the two.
+#[tokio::test]
+async fn concurrent_edits_of_one_tenant_keep_one_of_them_whole() {
+    let m = mock().await;
+    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let (s, v) = call(
+        admin(&gw, reqwest::Method::POST, "").json(&json!({"name": "Shared", "id": "shared"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let edit = |n: u32| {
+        json!({"name": format!("Edit {n}"), "allowedModels": [format!("*model-{n}*")],
+               "limits": {"daily": {"maxUSD": n}, "rpm": n}})
+    };
+    for round in 0..10 {
+        let (x, y) = (2 * round + 1, 2 * round + 2);
+        let (rx, ry) = tokio::join!(
+            call(admin(&gw, reqwest::Method::PATCH, "/shared").json(&edit(x))),
+            call(admin(&gw, reqwest::Method::PATCH, "/shared").json(&edit(y))),
+        );
+        assert_eq!((rx.0, ry.0), (200, 200), "{} {}", rx.1, ry.1);
+        let all = list(&gw).await;
+        let t = all.iter().find(|t| t["id"] == "shared").unwrap();
+        let n: u32 = t["name"].as_str().unwrap()["Edit ".len()..]
+            .parse()
+            .unwrap();
+        assert!(n == x || n == y, "{t}");
+        assert_eq!(t["allowedModels"], json!([format!("*model-{n}*")]), "{t}");
+        assert_eq!(t["limits"]["rpm"], n, "{t}");
+        assert_eq!(t["limits"]["daily"]["maxUSD"], n as f64, "{t}");
+    }
+}

@@ -12,6 +12,16 @@ const LIMITED_KEY: &str = "tenant-key-limited-dddddddddddd";
 
 /// Two instances on `schema` whose tenant `t3` (key [`LIMITED_KEY`]) has `limits`.
 async fn two_instances(schema: &Schema, mock_url: String, limits: Value) -> (Gateway, Gateway) {
+    two_instances_with(schema, mock_url, limits, json!({})).await
+}
+
+/// [`two_instances`] with these fields added to `server` in server.json.
+async fn two_instances_with(
+    schema: &Schema,
+    mock_url: String,
+    limits: Value,
+    server: Value,
+) -> (Gateway, Gateway) {
     let start = || async {
         let config = TempDir::new("so-cfg");
         let data = TempDir::new("so-data");
@@ -19,6 +29,9 @@ async fn two_instances(schema: &Schema, mock_url: String, limits: Value) -> (Gat
         let mut t = tenant("t3", LIMITED_KEY, &["*sonnet*"]);
         t["limits"] = limits.clone();
         files.tenants["tenants"].as_array_mut().unwrap().push(t);
+        for (k, v) in server.as_object().unwrap() {
+            files.server["server"][k] = v.clone();
+        }
         files.write(&config.0);
         Gateway::start_with_env(
             config,
@@ -652,4 +665,130 @@ async fn console_tenants_in_the_store_are_served_by_every_instance() {
             .await
             .unwrap();
     assert!(rows >= 4, "{rows} usage rows of the removed tenant");
+}
+
+/// Rotation through the admin API while both instances serve the tenant without pause: from 2 s after the rotation
+/// answered, no request with the old key succeeds and none with the new key fails, on either instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_under_load_switches_on_every_instance_within_2_s() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let m = mock().await;
+    // The old key's refusals are failed logins: each comes from an address of its own (through the proxy header),
+    // so the login throttle does not lock out the loopback address the new key's requests come from.
+    let (a, b) = two_instances_with(
+        &schema,
+        m.url(),
+        json!({}),
+        json!({"trustProxyHeaders": true}),
+    )
+    .await;
+    let (s, made) = {
+        let r = client()
+            .post(format!("{}/api/admin/tenants", a.url))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .json(&json!({"name": "Rotating", "id": "rot"}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(s, 201, "{made}");
+    let old_key = made["key"].as_str().unwrap().to_string();
+    static ADDRESSES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let send = |url: String, key: String| {
+        let n = ADDRESSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            let r = client()
+                .post(format!("{url}/anthropic/v1/messages"))
+                .header(
+                    "x-forwarded-for",
+                    format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255),
+                )
+                .header("x-api-key", key)
+                .header("anthropic-version", "2023-06-01")
+                .json(&messages_body("claude-sonnet-4-6", false))
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            r.bytes().await.unwrap();
+            s
+        }
+    };
+    for gw in [&a, &b] {
+        let (url, key) = (gw.url.clone(), old_key.clone());
+        eventually(3, || {
+            let (url, key) = (url.clone(), key.clone());
+            async move { (send(url, key).await == 200).then_some(()) }
+        })
+        .await;
+    }
+    // Load: on each instance a loop with the old key and one with the new key (once known), each result stamped
+    // with when its request was sent.
+    let new_key: Arc<parking_lot::Mutex<Option<String>>> = Default::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loops = Vec::new();
+    for url in [a.url.clone(), b.url.clone()] {
+        for use_new in [false, true] {
+            let (url, old_key, new_key, stop) =
+                (url.clone(), old_key.clone(), new_key.clone(), stop.clone());
+            loops.push(tokio::spawn(async move {
+                let mut results = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let current = new_key.lock().clone();
+                    let key = if use_new {
+                        match current {
+                            Some(k) => k,
+                            None => {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                continue;
+                            }
+                        }
+                    } else {
+                        old_key.clone()
+                    };
+                    let sent = std::time::Instant::now();
+                    results.push((use_new, sent, send(url.clone(), key).await));
+                }
+                results
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = client()
+        .post(format!("{}/api/admin/tenants/rot/rotate", b.url))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rotated: Value = r.json().await.unwrap();
+    let rotated_at = std::time::Instant::now();
+    *new_key.lock() = Some(rotated["key"].as_str().unwrap().to_string());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut settled = (0, 0);
+    for l in loops {
+        for (use_new, sent, status) in l.await.unwrap() {
+            if sent < rotated_at + Duration::from_secs(2) {
+                continue;
+            }
+            if use_new {
+                assert_eq!(status, 200, "a request with the new key failed after 2 s");
+                settled.1 += 1;
+            } else {
+                assert_eq!(
+                    status, 401,
+                    "a request with the old key succeeded after 2 s"
+                );
+                settled.0 += 1;
+            }
+        }
+    }
+    assert!(
+        settled.0 >= 10 && settled.1 >= 10,
+        "too few requests after the switch: {settled:?}"
+    );
 }
