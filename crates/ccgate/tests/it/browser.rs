@@ -1143,3 +1143,89 @@ async fn browser_chinese_dark_phone() {
     b.assert_clean().await;
     b.close().await;
 }
+
+/// The request log pages with the API's cursor (older, then back to newer); an expired key is told when it expired.
+#[tokio::test]
+async fn browser_request_log_pages_and_an_expired_key_is_told() {
+    let Some(b) = Browser::start("browser_request_log_pages_and_an_expired_key_is_told").await
+    else {
+        return;
+    };
+    let mock = mock().await;
+    let gw = Gateway::start(&Files::new(&[mock.url()])).await;
+    for _ in 0..25 {
+        assert_eq!(send(&gw, TENANT_KEY, "claude-sonnet-4-6").await, 200);
+    }
+    wait_logged(&gw, "t1", 25).await;
+    let r = client()
+        .post(format!("{}/api/admin/tenants", gw.url))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&json!({"name": "Old", "id": "old", "expiresAt": "2020-01-02T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let expired_key = r.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    b.open(&admin_url(&gw)).await;
+    b.admin_overview().await;
+    b.nav("requests").await;
+    b.wait_ready("requests").await;
+    b.c()
+        .find(Locator::Css("#rq-limit"))
+        .await
+        .unwrap()
+        .select_by_value("20")
+        .await
+        .unwrap();
+    b.click("#rq-filters button[type=submit]").await;
+    let ids = "return Array.from(document.querySelectorAll('#rq-table tbody tr')).map(function (r) { return Number(r.dataset.id); });";
+    let page = |n: usize| {
+        format!(
+            "var s = document.getElementById('requests').dataset.state;
+             return s === 'ready' && document.querySelectorAll('#rq-table tbody tr').length === {n};"
+        )
+    };
+    b.wait_js("a page of 20", &page(20)).await;
+    let first: Vec<i64> = serde_json::from_value(b.js(ids).await).unwrap();
+    assert!(
+        first.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {first:?}"
+    );
+    assert_eq!(b.text_of("#rq-page").await, "page 1 · 20 rows");
+    b.click("#rq-older").await;
+    b.wait_js("the older 5", &page(5)).await;
+    let second: Vec<i64> = serde_json::from_value(b.js(ids).await).unwrap();
+    assert!(second[0] < *first.last().unwrap(), "{first:?} {second:?}");
+    assert_eq!(
+        b.js("return document.getElementById('rq-older').disabled;")
+            .await,
+        true
+    );
+    b.click("#rq-newer").await;
+    b.wait_js("the newest 20 again", &page(20)).await;
+    assert_eq!(
+        serde_json::from_value::<Vec<i64>>(b.js(ids).await).unwrap(),
+        first
+    );
+    b.assert_clean().await;
+
+    b.click("#logout").await;
+    b.login_tenant(&expired_key).await;
+    let msg = b
+        .wait_js(
+            "the expired-key message",
+            "var e = document.getElementById('login-error'); return !e.hidden && e.textContent;",
+        )
+        .await;
+    let msg = msg.as_str().unwrap();
+    assert!(
+        msg.contains("expired") && msg.contains("2020-01-02"),
+        "{msg}"
+    );
+    b.assert_clean().await;
+    b.close().await;
+}
