@@ -95,7 +95,25 @@
     var p = function (n) { return String(n).padStart(2, '0'); };
     return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate());
   }
-  function daysAgo(n) { var d = new Date(); d.setDate(d.getDate() - n); return day(d); }
+  /** The day `n` days before today, as YYYY-MM-DD in the gateway's time zone (server.timezone, which the usage API
+   *  reads such days in) once it is known, else the browser's. */
+  function daysAgo(n) {
+    var today = new Date();
+    if (S.tz) {
+      try {
+        var p = new Intl.DateTimeFormat('en-CA', { timeZone: S.tz, year: 'numeric', month: '2-digit', day: '2-digit' }).format(today).split('-');
+        return new Date(Date.UTC(+p[0], +p[1] - 1, +p[2] - n)).toISOString().slice(0, 10);
+      } catch (e) { /* an IANA name this browser does not know: its own day */ }
+    }
+    today.setDate(today.getDate() - n);
+    return day(today);
+  }
+  /** Learns the gateway's time zone (from any usage answer) before days are computed. */
+  function knowTz(usageUrl) {
+    if (S.tz) return Promise.resolve();
+    return api('GET', usageUrl + qs({ from: daysAgo(0), to: daysAgo(0), interval: 'day' }))
+      .then(function (u) { S.tz = (u && u.timezone) || null; }, function (err) { if (!S.mode) throw err; });
+  }
   function tokensOf(x) {
     x = x || {};
     return (x.inputTokens || 0) + (x.outputTokens || 0) + (x.cacheWriteTokens || 0) + (x.cacheReadTokens || 0);
@@ -220,7 +238,7 @@
 
   function whoami(text) { var w = $('who'); w.textContent = text; w.title = text; w.hidden = false; $('logout').hidden = false; }
   function startAdmin(session) {
-    S.mode = 'admin'; S.csrf = session.csrfToken; S.user = session.username;
+    S.mode = 'admin'; S.csrf = session.csrfToken; S.user = session.username; S.tz = null;
     $('login').hidden = true; $('nav').hidden = false; $('view').hidden = false;
     whoami(t('who.admin', { user: session.username || 'admin' }));
     if (ADMIN_VIEWS.indexOf(location.hash.slice(1)) < 0) history.replaceState(null, '', '#overview');
@@ -230,6 +248,7 @@
     S.mode = 'tenant'; S.key = key;
     var tn = status.tenant || {};
     S.tenant = tn;
+    S.tz = status.timezone || null;
     $('login').hidden = true; $('nav').hidden = true; $('view').hidden = false;
     whoami(t('who.tenant', { name: tn.name && tn.name !== tn.id ? tn.name + ' (' + tn.id + ')' : String(tn.id || '') }));
     route(status);
@@ -332,6 +351,7 @@
    *  month's spend, or already a generic list. */
   function tenantLimits(tn) {
     if (Array.isArray(tn.limits)) return tn.limits;
+    if (tn.usage && Array.isArray(tn.usage.limits)) return tn.usage.limits;
     var u = tn.usage || {}, used = { daily: (u.today || {}).costUSD, monthly: (u.month || {}).costUSD };
     return Object.keys(tn.limits || {}).map(function (name) {
       var v = tn.limits[name];
@@ -450,8 +470,10 @@
       fill(sec.body, chart(data, st.metric, drawnWidth), el('div', { class: 'note', text: t('chart.note', { tz: data.timezone || '—', interval: t(data.interval === 'hour' ? 'chart.hourly' : 'chart.daily') }) }));
     }
     function load() {
-      var from = daysAgo(st.range === '1d' ? 0 : st.range === '7d' ? 6 : 29);
-      return settle(sec, api('GET', usageUrl + qs({ from: from, to: daysAgo(0), interval: st.interval, groupBy: st.groupBy })).then(function (u) { data = u; draw(); }));
+      return settle(sec, knowTz(usageUrl).then(function () {
+        var from = daysAgo(st.range === '1d' ? 0 : st.range === '7d' ? 6 : 29);
+        return api('GET', usageUrl + qs({ from: from, to: daysAgo(0), interval: st.interval, groupBy: st.groupBy }));
+      }).then(function (u) { data = u; draw(); }));
     }
     // Drawn at the card's width, so its text stays readable on a phone; redrawn when that changes.
     if (window.ResizeObserver) {
@@ -468,11 +490,10 @@
   /** Today, 7 days, 30 days: three calls of the usage endpoint; the 30-day answer is returned for more use. */
   function periodStats(usageUrl, groupBy, holder, extra) {
     var periods = [['today', 0], ['7d', 6], ['30d', 29]];
-    var calls = periods.map(function (p) {
+    return knowTz(usageUrl).then(function () { return Promise.all(periods.map(function (p) {
       return api('GET', usageUrl + qs({ from: daysAgo(p[1]), to: daysAgo(0), interval: 'day', groupBy: groupBy }))
         .catch(function (err) { if (!S.mode) throw err; return { error: err }; });
-    });
-    return Promise.all(calls).then(function (answers) {
+    })); }).then(function (answers) {
       var cards = answers.map(function (u, i) {
         var tt = u && !u.error ? u.totals : null;
         return stat(t('range.' + periods[i][0]), tt ? usd(tt.costUSD) : '—', statSub(tt), 'stat-' + periods[i][0]);

@@ -1093,7 +1093,10 @@ async fn browser_chinese_dark_phone() {
     // Chromium's --window-size stops at 500 px wide; WebDriver's window size does not.
     b.c().set_window_size(375, 1000).await.unwrap();
     let mock = mock().await;
-    let gw = Gateway::start(&Files::new(&[mock.url()])).await;
+    let mut files = Files::new(&[mock.url()]);
+    // UTC+14: for most of the day, the gateway's "today" is not the browser's (UTC). The page asks for the gateway's.
+    files.server["server"]["timezone"] = json!("Pacific/Kiritimati");
+    let gw = Gateway::start(&files).await;
     assert_eq!(send(&gw, TENANT_KEY, "claude-sonnet-4-6").await, 200);
     assert_eq!(send(&gw, TENANT2_KEY, "claude-opus-4-1").await, 200);
     wait_logged(&gw, "t2", 1).await;
@@ -1115,6 +1118,8 @@ async fn browser_chinese_dark_phone() {
 
     b.admin_overview().await;
     assert_eq!(b.text_of("#who").await, "管理员 admin");
+    let today = b.text_of("#stat-today .s").await;
+    assert!(today.starts_with("2 次请求"), "{today}");
     let fits = "return document.documentElement.scrollWidth <= window.innerWidth
                        || {scroll: document.documentElement.scrollWidth, inner: window.innerWidth};";
     b.wait_js(
