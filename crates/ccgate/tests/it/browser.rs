@@ -445,6 +445,20 @@ async fn browser_console_end_to_end() {
         .await;
     let key = key.as_str().unwrap().to_owned();
     assert!(key.starts_with("sk-ccg-"), "{key}");
+    // Copy: to the clipboard, or (where the browser refuses it) the key is selected for Ctrl+C.
+    b.click("#key-card p button.copy").await;
+    let copied = b
+        .wait_js(
+            "the copy button's answer",
+            "var t = document.querySelector('#key-card p button.copy').textContent;
+             return t !== 'Copy' && {button: t, selection: String(getSelection())};",
+        )
+        .await;
+    match copied["button"].as_str().unwrap() {
+        "Copied" => {}
+        "Selected: press Ctrl+C" => assert_eq!(copied["selection"], key.as_str()),
+        other => panic!("{other}"),
+    }
     let env = b.text_of("#new-claude-env").await;
     assert_eq!(
         env,
@@ -1231,6 +1245,58 @@ async fn browser_request_log_pages_and_an_expired_key_is_told() {
         msg.contains("expired") && msg.contains("2020-01-02"),
         "{msg}"
     );
+    b.assert_clean().await;
+    b.close().await;
+}
+
+/// A session that ends under the page (here: the admin password changed in server.json, which ends every session)
+/// brings back the login card with a message, and no data.
+#[tokio::test]
+async fn browser_ended_session_returns_to_the_login() {
+    let Some(b) = Browser::start("browser_ended_session_returns_to_the_login").await else {
+        return;
+    };
+    let mock = mock().await;
+    let files = Files::new(&[mock.url()]);
+    let gw = Gateway::start(&files).await;
+    b.open(&admin_url(&gw)).await;
+    b.admin_overview().await;
+
+    let mut server = files.server.clone();
+    server["admin"]["password"] = json!("another-admin-password-456");
+    gw.write_config("server.json", &server);
+    eventually(10, || async {
+        let r = client()
+            .get(format!("{}/api/admin/tenants", gw.url))
+            .basic_auth("admin", Some("another-admin-password-456"))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    b.nav("tenants").await;
+    let msg = b
+        .wait_js(
+            "the session-ended message",
+            "var e = document.getElementById('login-error');
+             return !e.hidden && !document.getElementById('login').hidden && e.textContent;",
+        )
+        .await;
+    assert_eq!(msg, "Your session ended: sign in again.");
+    assert_eq!(
+        b.js("return {view: document.getElementById('view').childElementCount, nav: document.getElementById('nav').hidden,
+                      admin: document.getElementById('tab-admin').getAttribute('aria-selected')};")
+            .await,
+        json!({"view": 0, "nav": true, "admin": "true"})
+    );
+    b.login_admin("admin", "another-admin-password-456").await;
+    b.wait_js(
+        "the admin console again",
+        "return !document.getElementById('nav').hidden;",
+    )
+    .await;
+    b.wait_ready("tenants").await;
     b.assert_clean().await;
     b.close().await;
 }
