@@ -91,6 +91,12 @@
     if (isNaN(d)) return String(iso);
     return d.toLocaleString(S.lang, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
   }
+  /** A request's time: the year left out, which the log's dates rarely need. */
+  function stamp(iso) {
+    var d = new Date(iso);
+    if (isNaN(d)) return String(iso);
+    return d.toLocaleString(S.lang, { month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  }
   function day(d) {
     var p = function (n) { return String(n).padStart(2, '0'); };
     return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate());
@@ -336,7 +342,7 @@
       meter = bar(l.used, l.max);
       if (l.remaining !== undefined) sub.push(t('limit.remaining', { v: num(l.remaining) }));
     } else {
-      head = t('limit.max', { v: num(l.max) });
+      head = t('limit.max', { v: typeof l.max === 'number' ? num(l.max) : String(l.max) });
     }
     var r = resetsText(l);
     if (r) sub.push(r);
@@ -778,7 +784,7 @@
   }
 
   // ---- request log (admin: every tenant; tenant: its own) ----
-  function requestLog(sec, url, admin, pageSize, upstreams) {
+  function requestLog(sec, url, admin, pageSize, upstreams, tenants) {
     var f = { tenant: '', model: '', upstream: '', status: '', from: '', to: '', limit: String(pageSize) };
     var cursors = [null];
     var inputs = {};
@@ -791,7 +797,8 @@
     var older = el('button', { type: 'button', id: 'rq-older', text: t('log.older') });
     var newer = el('button', { type: 'button', id: 'rq-newer', text: t('log.newer') });
     var filters = el('form', { class: 'toolbar', id: 'rq-filters', novalidate: true },
-      admin ? input('tenant', t('col.tenant'), el('input', { type: 'text', spellcheck: 'false' })) : null,
+      admin ? input('tenant', t('col.tenant'), el('input', { type: 'text', spellcheck: 'false', list: 'rq-tenants' })) : null,
+      admin ? el('datalist', { id: 'rq-tenants' }, (tenants || []).map(function (tn) { return el('option', { value: tn.id, text: tn.name || tn.id }); })) : null,
       input('model', t('col.model'), el('input', { type: 'text', spellcheck: 'false' })),
       admin ? input('upstream', t('col.upstream'), el('select', null, el('option', { value: '', text: t('log.any') }),
         (upstreams || []).map(function (u) { return el('option', { value: u.id, text: u.name || u.id }); }))) : null,
@@ -852,7 +859,7 @@
     fill(out, table(cols, rows.map(function (r) {
       var ok = r.status >= 200 && r.status < 300;
       return el('tr', { 'data-id': r.id, 'data-tenant': admin ? r.tenant_id : null },
-        el('td', { class: 'l', text: when(r.time || r.ts_ms) }),
+        el('td', { class: 'l', text: stamp(r.time || r.ts_ms), title: when(r.time || r.ts_ms) }),
         admin ? el('td', { class: 'l', text: r.tenant_id }) : null,
         el('td', { class: 'l', text: r.model, title: r.upstream_model && r.upstream_model !== r.model ? '→ ' + r.upstream_model : null }),
         admin ? el('td', { class: 'l', text: r.upstream_id || '—' }) : null,
@@ -872,8 +879,10 @@
     var v = newView();
     var sec = card('requests', t('log.title'));
     fill(v, sec);
-    api('GET', '/api/admin/upstreams').then(function (r) { return r.upstreams || []; }, function () { return []; }).then(function (ups) {
-      requestLog(sec, '/api/admin/requests', true, 50, ups).load();
+    // The filters offer the upstreams and tenants there are; the log loads without them if they fail.
+    var list = function (path, key) { return api('GET', path).then(function (r) { return r[key] || []; }, function () { return []; }); };
+    Promise.all([list('/api/admin/upstreams', 'upstreams'), list('/api/admin/tenants', 'tenants')]).then(function (x) {
+      requestLog(sec, '/api/admin/requests', true, 50, x[0], x[1]).load();
     });
   }
 
