@@ -529,7 +529,7 @@
     settle(spend, api('GET', '/api/admin/tenants').then(function (r) { renderSpend(spend.body, r.tenants || []); }));
     var live = function () {
       settle(ups, api('GET', '/api/admin/upstreams').then(function (r) {
-        renderUpstreams(ups.body, r.upstreams || []);
+        renderUpstreams(ups.body, r.upstreams || [], live);
         $('upstreams-updated') && ($('upstreams-updated').textContent = t('up.updated', { at: new Date().toLocaleTimeString(S.lang) }));
       }));
       configHealth(configAlert);
@@ -570,7 +570,7 @@
     var key = 'up.status.' + status;
     return badge(t(key) === key ? String(status || '—').replace(/_/g, ' ') : t(key), cls);
   }
-  function renderUpstreams(body, list) {
+  function renderUpstreams(body, list, refresh) {
     if (!list.length) { fill(body, el('div', { class: 'empty', text: t('up.none') })); return; }
     var rows = list.map(function (u) {
       var h = u.health || {}, o = u.overrides || {};
@@ -586,12 +586,31 @@
         el('td', { text: ms(h.latencyMs) }),
         el('td', { text: ms(h.ttftMs) }),
         el('td', { text: rate === undefined || rate === null ? '—' : num(rate) + '%' }),
-        el('td', { class: 'l', text: h.cooldownUntil ? when(h.cooldownUntil) : '—' }));
+        el('td', { class: 'l', text: h.cooldownUntil ? when(h.cooldownUntil) : '—' }),
+        upstreamActions(u, refresh));
     });
-    fill(body, table(['col.upstream', 'col.status', 'col.enabled', 'col.weight', 'col.priority', 'col.inFlight', 'col.latency', 'col.ttft', 'col.errorRate', 'col.cooldown']
-      .map(function (k, i) { return { label: t(k), l: i < 3 || i === 9 }; }), rows),
+    fill(body, table(['col.upstream', 'col.status', 'col.enabled', 'col.weight', 'col.priority', 'col.inFlight', 'col.latency', 'col.ttft', 'col.errorRate', 'col.cooldown', 'col.actions']
+      .map(function (k, i) { return { label: t(k), l: i < 3 || i >= 9 }; }), rows),
       list.some(function (u) { return Object.keys(u.overrides || {}).some(function (k) { return u.overrides[k] !== null; }); })
         ? el('div', { class: 'note', text: t('up.overrideNote') }) : null);
+  }
+
+  /** Runtime overrides (kept in the store, on every instance): switch an upstream off or on, or go back to the
+   *  file's values. Weight and priority stay with the admin API. */
+  function upstreamActions(u, refresh) {
+    var cell = el('td', { class: 'actions' });
+    var o = u.overrides || {}, overridden = Object.keys(o).some(function (k) { return o[k] !== null && o[k] !== undefined; });
+    var patch = function (body) {
+      api('PATCH', '/api/admin/upstreams/' + encodeURIComponent(u.id), body).then(refresh, function (err) {
+        fill(cell, el('span', { class: 'msg error', role: 'alert', text: err.message }));
+      });
+    };
+    fill(cell,
+      el('button', { type: 'button', class: 'small', 'data-action': 'toggle', text: u.enabled ? t('up.disable') : t('up.enable'),
+        onclick: function () { patch({ enabled: !u.enabled }); } }),
+      overridden ? el('button', { type: 'button', class: 'small', 'data-action': 'reset', text: t('up.reset'),
+        onclick: function () { patch({ enabled: null, weight: null, priority: null }); } }) : null);
+    return cell;
   }
 
   // ---- admin: tenants ----

@@ -377,6 +377,33 @@ async fn browser_console_end_to_end() {
     assert_eq!(ups[0][0], "up1");
     assert_eq!(ups[0][1], "healthy", "{ups:?}");
 
+    // An upstream switched off from the page: a runtime override, shown as such; then back to the file's values.
+    b.click("#upstreams tr[data-id=up1] button[data-action=toggle]")
+        .await;
+    b.wait_js(
+        "up1 disabled",
+        "var r = document.querySelector('#upstreams tr[data-id=up1]'); return r && r.cells[2].textContent === 'no *';",
+    )
+    .await;
+    let up = admin_get(&gw, "/api/admin/upstreams").await;
+    assert_eq!(up["upstreams"][0]["enabled"], false, "{up}");
+    assert_eq!(up["upstreams"][0]["overrides"]["enabled"], false, "{up}");
+    b.click("#upstreams tr[data-id=up1] button[data-action=reset]")
+        .await;
+    b.wait_js(
+        "up1 back to the file",
+        "var r = document.querySelector('#upstreams tr[data-id=up1]'); return r && r.cells[2].textContent === 'yes'
+                && !r.querySelector('button[data-action=reset]');",
+    )
+    .await;
+    let up = admin_get(&gw, "/api/admin/upstreams").await;
+    assert_eq!(up["upstreams"][0]["enabled"], true, "{up}");
+    assert_eq!(
+        up["upstreams"][0]["overrides"]["enabled"],
+        Value::Null,
+        "{up}"
+    );
+
     // Chinese, and back: the catalogue is switched, and remembered.
     b.c()
         .find(Locator::Css("#lang"))
