@@ -22,6 +22,8 @@ use tokio_util::task::TaskTracker;
 pub struct TenantRt {
     pub config: TenantConfig,
     pub state: Arc<TenantState>,
+    /// The state of each `limits.models` entry, in the config's order.
+    pub model_states: Vec<Arc<TenantState>>,
 }
 
 pub struct UpstreamRt {
@@ -172,6 +174,8 @@ pub struct Gateway {
     /// Each upstream's live state by id, with the endpoint it was learnt from.
     upstream_states: Mutex<HashMap<String, (Endpoint, Arc<UpstreamState>)>>,
     tenant_states: Mutex<HashMap<String, Arc<TenantState>>>,
+    /// The state of each tenant's `limits.models` entries, by (tenant id, pattern): kept across reloads.
+    model_states: Mutex<HashMap<(String, String), Arc<TenantState>>>,
     /// Each upstream's client by id, with the settings it was built from: a reload keeps the pool of an upstream
     /// whose transport settings did not change.
     clients: Mutex<HashMap<String, (ClientSettings, UpstreamClient)>>,
@@ -245,6 +249,7 @@ impl Gateway {
             tasks: TaskTracker::new(),
             upstream_states: Mutex::new(HashMap::new()),
             tenant_states: Mutex::new(HashMap::new()),
+            model_states: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
             pins: Arc::new(SessionPins::default()),
             throttle: Default::default(),
@@ -412,6 +417,12 @@ impl Gateway {
                     .entry(t.id.clone())
                     .or_default()
                     .clone(),
+                model_states: t
+                    .limits
+                    .models
+                    .iter()
+                    .map(|m| self.model_state(&t.id, &m.pattern))
+                    .collect(),
             });
             match t.key_sha256 {
                 Some(hash) => {
@@ -454,6 +465,15 @@ impl Gateway {
     /// The limits shared with other instances, once started (PostgreSQL store only).
     pub fn shared_limits(&self) -> Option<&Arc<crate::policy::lease::SharedLimits>> {
         self.shared_limits.get()
+    }
+
+    /// The state of tenant `id`'s `limits.models` entry `pattern`.
+    pub fn model_state(&self, id: &str, pattern: &str) -> Arc<TenantState> {
+        self.model_states
+            .lock()
+            .entry((id.to_string(), pattern.to_string()))
+            .or_default()
+            .clone()
     }
 
     pub fn tenant_state(&self, id: &str) -> Arc<TenantState> {

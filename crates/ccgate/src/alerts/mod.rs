@@ -26,7 +26,7 @@ pub use event::{Alert, EventKind, Severity};
 pub use format::AlertFormat;
 
 use crate::ledger::LedgerError;
-use crate::policy::budget::{usd, SpendChange};
+use crate::policy::budget::{usd, Settled};
 use crate::routing::health::{FailureKind, Outcome, UpstreamState};
 use crate::state::Gateway;
 use parking_lot::Mutex;
@@ -115,7 +115,7 @@ const LEDGER_FAILING: u8 = 1;
 const LEDGER_OUTAGE: u8 = 2;
 
 /// A budget threshold reported: (tenant, window name, window start, percent).
-type BudgetMark = (String, &'static str, Option<chrono::NaiveDate>, u8);
+type BudgetMark = (String, String, Option<chrono::NaiveDate>, u8);
 
 /// The process-wide alert state: the queue, what has been said (for once-per-crossing), and the history.
 pub struct Hub {
@@ -214,43 +214,41 @@ pub fn upstream_probe(id: &str, failure: Option<&str>) {
     }
 }
 
-/// `tee/settle.rs`, after a request's cost was added to its tenant's windows.
-pub fn spend_settled(gw: &Gateway, tenant_id: &str, changes: &[SpendChange]) {
+/// `tee/settle.rs`, after a request's cost was added to its tenant's windows: the tenant's own limits (`scope`
+/// `None`) or those of its `limits.models` entry `scope`.
+pub fn spend_settled(gw: &Gateway, tenant_id: &str, scope: Option<&str>, settled: &Settled) {
     let Some(hub) = hub() else { return };
-    if changes.iter().all(|c| c.after == c.before) {
+    let changed = |before: i64, after: i64| after != before;
+    if !settled.calendar.iter().any(|c| changed(c.before, c.after))
+        && !settled.rolling.iter().any(|c| changed(c.before, c.after))
+    {
         return;
     }
     let rt = gw.rt();
     let Some(tenant) = rt.tenants_by_id.get(tenant_id) else {
         return;
     };
-    for c in changes {
-        let Some(max) = c.window.max(&tenant.config.limits) else {
+    let limits = match scope {
+        None => &tenant.config.limits,
+        Some(p) => match tenant.config.limits.models.iter().find(|m| m.pattern == p) {
+            Some(m) => &m.limits,
+            None => return,
+        },
+    };
+    let scoped = |name: &str| match scope {
+        None => name.to_string(),
+        Some(p) => format!("{name} (models {p})"),
+    };
+    let name = &tenant.config.name;
+    for c in &settled.calendar {
+        let Some(max) = c.window.max(limits) else {
             continue;
         };
-        let Some(percent) = crossed(max, c.before, c.after) else {
+        let window = scoped(c.window.name());
+        let Some(percent) = hub.first_crossing(tenant_id, &window, c.start, max, c.before, c.after)
+        else {
             continue;
         };
-        {
-            let mut said = hub.budgets.lock();
-            // Thresholds of an earlier window of this limit are history: forget them (bounds the set).
-            said.retain(|(t, w, start, _)| {
-                !(t == tenant_id && *w == c.window.name() && *start != c.start)
-            });
-            if !said.insert((tenant_id.to_owned(), c.window.name(), c.start, percent)) {
-                continue;
-            }
-            if percent == 100 {
-                said.insert((tenant_id.to_owned(), c.window.name(), c.start, 80));
-            }
-        }
-        let (kind, what) = if percent >= 100 {
-            (EventKind::BudgetExceeded, "used up")
-        } else {
-            (EventKind::BudgetWarning, "reached 80% of")
-        };
-        let window = c.window.name();
-        let name = &tenant.config.name;
         let text = match c.start {
             Some(start) => format!(
                 "Tenant {name} ({tenant_id}) has spent ${} of its {window} limit of ${} (window starting {start}).{}",
@@ -259,25 +257,92 @@ pub fn spend_settled(gw: &Gateway, tenant_id: &str, changes: &[SpendChange]) {
                 if percent >= 100 { " Its requests are refused until the window resets or the limit is raised." } else { "" }
             ),
             None => format!(
-                "Tenant {name} ({tenant_id}) has spent ${} of its total limit of ${}.{}",
+                "Tenant {name} ({tenant_id}) has spent ${} of its {window} limit of ${}.{}",
                 usd(c.after),
                 usd(max),
                 if percent >= 100 { " Its requests are refused until the limit is raised." } else { "" }
             ),
         };
-        emit(
-            Alert::new(
-                kind,
-                format!("Tenant {name} {what} its {window} budget"),
-                text,
-            )
-            .detail("tenant", tenant_id)
-            .detail("window", window)
-            .detail("window_start", c.start.map(|d| d.to_string()))
-            .detail("percent", percent)
-            .detail("limit_usd", max as f64 / 1e9)
-            .detail("spent_usd", c.after as f64 / 1e9),
+        emit_budget(
+            tenant_id, name, &window, c.start, percent, max, c.after, text,
         );
+    }
+    for c in &settled.rolling {
+        let max = c.limit.max_nanousd;
+        let window = scoped(&format!("rolling {}h", c.limit.hours));
+        let Some(percent) = hub.first_crossing(tenant_id, &window, None, max, c.before, c.after)
+        else {
+            continue;
+        };
+        let text = format!(
+            "Tenant {name} ({tenant_id}) has spent ${} of its {window} limit of ${} in the last {} hours.{}",
+            usd(c.after),
+            usd(max),
+            c.limit.hours,
+            if percent >= 100 { " Its requests are refused until older spend leaves the window." } else { "" }
+        );
+        emit_budget(tenant_id, name, &window, None, percent, max, c.after, text);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit_budget(
+    tenant_id: &str,
+    name: &str,
+    window: &str,
+    start: Option<chrono::NaiveDate>,
+    percent: u8,
+    max: i64,
+    after: i64,
+    text: String,
+) {
+    let (kind, what) = if percent >= 100 {
+        (EventKind::BudgetExceeded, "used up")
+    } else {
+        (EventKind::BudgetWarning, "reached 80% of")
+    };
+    emit(
+        Alert::new(
+            kind,
+            format!("Tenant {name} {what} its {window} budget"),
+            text,
+        )
+        .detail("tenant", tenant_id)
+        .detail("window", window)
+        .detail("window_start", start.map(|d| d.to_string()))
+        .detail("percent", percent)
+        .detail("limit_usd", max as f64 / 1e9)
+        .detail("spent_usd", after as f64 / 1e9),
+    );
+}
+
+impl Hub {
+    /// The threshold `before → after` crossed that was not reported yet for this window (`start`: its first day;
+    /// `None` for total and rolling windows). A rolling window that fell back under 80 % may be reported again.
+    fn first_crossing(
+        &self,
+        tenant_id: &str,
+        window: &str,
+        start: Option<chrono::NaiveDate>,
+        max: i64,
+        before: i64,
+        after: i64,
+    ) -> Option<u8> {
+        let percent = crossed(max, before, after)?;
+        let mut said = self.budgets.lock();
+        // Thresholds of an earlier window of this limit are history: forget them (bounds the set). So are those
+        // of a rolling window whose spend has fallen back under 80 %.
+        let recovered = (before as i128) * 100 < (max as i128) * 80;
+        said.retain(|(t, w, s, _)| {
+            !(t == tenant_id && w == window && (*s != start || (start.is_none() && recovered)))
+        });
+        if !said.insert((tenant_id.to_owned(), window.to_owned(), start, percent)) {
+            return None;
+        }
+        if percent == 100 {
+            said.insert((tenant_id.to_owned(), window.to_owned(), start, 80));
+        }
+        Some(percent)
     }
 }
 

@@ -273,7 +273,7 @@ fn tenant_json(t: &TenantConfig, stored: Option<&StoredTenant>, usage: &Usage) -
             json!(t.allowed_models),
             key_hint(&t.key),
             limits_value(&t.limits),
-            None,
+            t.expires_at.map(|at| at.to_rfc3339()),
         ),
     };
     let today = usage.today.get(&t.id).copied().unwrap_or_default();
@@ -296,19 +296,42 @@ fn tenant_json(t: &TenantConfig, stored: Option<&StoredTenant>, usage: &Usage) -
 
 /// A file tenant's limits in the tenants.json shape.
 fn limits_value(l: &crate::config::Limits) -> Value {
-    let mut v = serde_json::Map::new();
-    for w in Window::ALL {
-        if let Some(max) = w.max(l) {
-            v.insert(w.name().into(), json!({"maxUSD": max as f64 / 1e9}));
-        }
+    serde_json::to_value(limits_section(l)).unwrap_or(Value::Null)
+}
+
+fn limits_section(l: &crate::config::Limits) -> crate::config::raw::LimitsSection {
+    use crate::config::raw::{LimitsSection, RollingEntry, UsdLimit};
+    let usd = |nano: Option<i64>| {
+        nano.map(|n| UsdLimit {
+            max_usd: Some(n as f64 / 1e9),
+        })
+    };
+    LimitsSection {
+        daily: usd(l.daily_nanousd),
+        weekly: usd(l.weekly_nanousd),
+        monthly: usd(l.monthly_nanousd),
+        total: usd(l.total_nanousd),
+        rolling: (!l.rolling.is_empty()).then(|| {
+            l.rolling
+                .iter()
+                .map(|r| RollingEntry {
+                    hours: Some(f64::from(r.hours)),
+                    max_usd: Some(r.max_nanousd as f64 / 1e9),
+                })
+                .collect()
+        }),
+        rpm: l.rpm,
+        tpm: l.tpm,
+        max_concurrent: l.max_concurrent,
+        max_output_tokens: l.max_output_tokens,
+        clamp_output_tokens: l.clamp_output_tokens.then_some(true),
+        models: (!l.models.is_empty()).then(|| {
+            l.models
+                .iter()
+                .map(|m| (m.pattern.clone(), limits_section(&m.limits)))
+                .collect()
+        }),
     }
-    if let Some(r) = l.rpm {
-        v.insert("rpm".into(), json!(r));
-    }
-    if let Some(c) = l.max_concurrent {
-        v.insert("maxConcurrent".into(), json!(c));
-    }
-    Value::Object(v)
 }
 
 /// Requests and nano-USD per tenant, today and this month.
@@ -681,7 +704,7 @@ pub async fn import(
             enabled: t.enabled,
             allowed_models: serde_json::to_string(&t.allowed_models).unwrap_or_else(|_| "[]".into()),
             limits: limits_value(&t.limits).to_string(),
-            expires_at: None,
+            expires_at: t.expires_at.map(|at| at.to_rfc3339()),
             created_ms: now_ms(),
             updated_ms: now_ms(),
         };

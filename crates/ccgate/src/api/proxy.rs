@@ -238,7 +238,8 @@ pub async fn handle<A: Adapter>(gw: Arc<Gateway>, endpoint: Endpoint, req: Reque
             Ok(p) => p,
             Err(e) => return e.into_response_for(A::PROTOCOL),
         };
-    let settlement = match admit(&gw, &a, &prepared).await {
+    let mut prepared = prepared;
+    let settlement = match admit(&gw, &a, &mut prepared).await {
         Ok(s) => s,
         Err((e, s)) => return reject(e, s, A::PROTOCOL),
     };
@@ -368,7 +369,7 @@ fn without_credentials(query: &str) -> Option<String> {
 async fn admit<C>(
     gw: &Arc<Gateway>,
     a: &Admitted,
-    p: &Prepared<C>,
+    p: &mut Prepared<C>,
 ) -> Result<Settlement, (ApiError, Option<Settlement>)> {
     let record = Record {
         request_id: a.request_id.gateway.clone(),
@@ -397,12 +398,15 @@ async fn admit<C>(
         return Err((err, Some(settlement)));
     }
     let limits = &a.tenant.config.limits;
+    if let Err(e) = cap_output_tokens(limits, p) {
+        return Err((e, Some(settlement)));
+    }
     let estimate = match a.rt.pricing.lookup(&p.claude_model) {
         Some((entry, _)) => {
             budget::estimate_cost(p.upstream_body.len(), p.max_tokens, &entry.rates)
         }
         // An unpriced model would spend nothing against a dollar budget: refused rather than served for free.
-        None if limits.has_usd_limit() && a.endpoint.billable() => {
+        None if limits.has_usd_limit_for(&p.claude_model) && a.endpoint.billable() => {
             return Err((
                 ApiError::ModelUnpriced(p.claude_model.clone()),
                 Some(settlement),
@@ -410,23 +414,94 @@ async fn admit<C>(
         }
         None => 0,
     };
+    let ask = budget::Ask {
+        nanousd: estimate,
+        tokens: budget::estimate_tokens(p.upstream_body.len(), p.max_tokens),
+        counts: a.endpoint.billable(),
+    };
+    let tz = a.rt.config.server.timezone;
+    // The model's own limits first: a request they refuse takes nothing from the tenant's overall rpm.
+    let mut per_model = Vec::new();
+    for (m, state) in limits.models.iter().zip(&a.tenant.model_states) {
+        if !permissions::model_allowed(std::slice::from_ref(&m.pattern), &p.claude_model) {
+            continue;
+        }
+        match budget::admit(state, &m.limits, tz, ask, None).await {
+            Ok(adm) => per_model.push((m.pattern.clone(), adm)),
+            Err(e) => return Err((for_model(e, &m.pattern), Some(settlement))),
+        }
+    }
     match budget::admit(
         &a.tenant.state,
         limits,
-        a.rt.config.server.timezone,
-        estimate,
-        a.endpoint.billable(),
+        tz,
+        ask,
         gw.shared_limits()
             .map(|s| (&**s, a.tenant.config.id.as_str())),
     )
     .await
     {
         Ok(adm) => {
-            settlement.set_admission(adm);
+            settlement.set_admission(adm, per_model);
             Ok(settlement)
         }
         Err(e) => Err((e, Some(settlement))),
     }
+}
+
+/// A refusal by a `limits.models` entry says which models it is about.
+fn for_model(e: ApiError, pattern: &str) -> ApiError {
+    match e {
+        ApiError::RateLimited(m, s) => ApiError::RateLimited(format!("models {pattern:?}: {m}"), s),
+        ApiError::BudgetExceeded {
+            limit,
+            max_usd,
+            used_usd,
+            resets_at,
+        } => ApiError::BudgetExceeded {
+            limit: format!("{limit} (models {pattern:?})"),
+            max_usd,
+            used_usd,
+            resets_at,
+        },
+        other => other,
+    }
+}
+
+/// `limits.maxOutputTokens`: a request asking for more output is refused with 400, or sent with the cap instead
+/// (`clampOutputTokens`), rewriting only the `max_tokens` value of the upstream body.
+fn cap_output_tokens<C>(
+    limits: &crate::config::Limits,
+    p: &mut Prepared<C>,
+) -> Result<(), ApiError> {
+    let Some(cap) = limits.output_cap(&p.claude_model) else {
+        return Ok(());
+    };
+    if p.max_tokens <= cap {
+        return Ok(());
+    }
+    if !limits.clamp_output_tokens {
+        return Err(ApiError::BadRequest(format!(
+            "this key allows at most {cap} output tokens per request (limits.maxOutputTokens) and the request asks \
+             for {} (max_tokens, max_completion_tokens or max_output_tokens; on /openai the model's default when \
+             absent); ask for {cap} or fewer",
+            p.max_tokens
+        )));
+    }
+    let span = super::scan::scan(&p.upstream_body)
+        .ok()
+        .and_then(|s| s.max_tokens_span)
+        .ok_or_else(|| ApiError::Internal("max_tokens not found in the upstream body".into()))?;
+    let body = super::scan::rewrite_number(&p.upstream_body, &span, cap);
+    if let Some(m) = &mut p.model_span {
+        if m.start >= span.end {
+            let shift = body.len() as isize - p.upstream_body.len() as isize;
+            *m = (m.start as isize + shift) as usize..(m.end as isize + shift) as usize;
+        }
+    }
+    p.upstream_body = Bytes::from(body);
+    p.max_tokens = cap;
+    Ok(())
 }
 
 /// Records a refusal (after the tenant is known) and renders it; the row holds the status the tenant saw.

@@ -22,6 +22,8 @@ pub struct Scanned {
     pub model_span: Option<Range<usize>>,
     pub stream: bool,
     pub max_tokens: Option<u64>,
+    /// Byte range of the `max_tokens` value, for a clamp to `limits.maxOutputTokens`.
+    pub max_tokens_span: Option<Range<usize>>,
     /// `metadata.user_id`, raw (Claude Code sends a JSON string with a `session_id` inside).
     pub user_id: Option<String>,
     /// OpenAI's `user` field.
@@ -45,7 +47,17 @@ pub fn scan(body: &[u8]) -> Result<Scanned, ScanError> {
                 out.model_span = Some(span_in(body, raw)?);
             }
             "stream" => out.stream = serde_json::from_str::<bool>(text).unwrap_or(false),
-            "max_tokens" => out.max_tokens = serde_json::from_str::<u64>(text).ok(),
+            "max_tokens" => {
+                // A number written as `64000.0` or `1e9` still asks for that many tokens: read it, rounded up and
+                // saturated, so neither the budget's worst case nor `maxOutputTokens` can be slipped past.
+                out.max_tokens = serde_json::from_str::<u64>(text).ok().or_else(|| {
+                    serde_json::from_str::<f64>(text)
+                        .ok()
+                        .filter(|f| f.is_finite() && *f >= 0.0)
+                        .map(|f| f.ceil() as u64)
+                });
+                out.max_tokens_span = Some(span_in(body, raw)?);
+            }
             "user" => out.user = serde_json::from_str::<String>(text).ok(),
             "metadata" => {
                 #[derive(serde::Deserialize)]
@@ -142,9 +154,37 @@ pub fn rewrite_model(body: &[u8], span: &Range<usize>, new_model: &str) -> Vec<u
     out
 }
 
+/// Replaces the value at `span` (a number) with `value`, keeping every other byte.
+pub fn rewrite_number(body: &[u8], span: &Range<usize>, value: u64) -> Vec<u8> {
+    let digits = value.to_string();
+    let mut out = Vec::with_capacity(body.len() + digits.len());
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(digits.as_bytes());
+    out.extend_from_slice(&body[span.end..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_tokens_is_rewritten_in_place() {
+        let body = br#"{"max_tokens" : 64000 ,"model":"m","x":[1,2]}"#;
+        let s = scan(body).unwrap();
+        let out = rewrite_number(body, &s.max_tokens_span.unwrap(), 4096);
+        assert_eq!(out, br#"{"max_tokens" : 4096 ,"model":"m","x":[1,2]}"#);
+        for (text, n) in [
+            ("64000.0", Some(64000)),
+            ("1e300", Some(u64::MAX)),
+            ("99.2", Some(100)),
+            ("-1", None),
+            ("\"5\"", None),
+        ] {
+            let body = format!(r#"{{"max_tokens":{text}}}"#);
+            assert_eq!(scan(body.as_bytes()).unwrap().max_tokens, n, "{text}");
+        }
+    }
 
     #[test]
     fn finds_fields_and_skips_the_rest() {

@@ -60,7 +60,7 @@ pub async fn status(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         };
     }
     let used = |_: &TenantConfig, w: Window| spent[w as usize];
-    let limits = limits_json(t, tz, &used, Some(&tenant.state));
+    let limits = limits_json(t, tz, &used, Some(&tenant.state), &tenant.model_states);
     if line {
         return text(StatusCode::OK, &status_line(t, &spent, &limits, tz));
     }
@@ -104,34 +104,62 @@ fn status_line(t: &TenantConfig, spent: &[i64; 4], limits: &[Value], tz: chrono_
         Window::Monthly => "this month",
         Window::Total => "in total",
     };
-    // The limit with the least left is the one the tenant will meet first.
-    let tightest = Window::ALL
-        .iter()
-        .filter_map(|&w| w.max(&t.limits).map(|max| (w, max)))
-        .min_by_key(|&(w, max)| max - spent[w as usize]);
+    // The limit with the least left is the one the tenant will meet first: a calendar window or a rolling one.
+    let resets_of = |name: &str| {
+        limits
+            .iter()
+            .find(|l| l["name"] == name && l.get("scope").is_none())
+            .and_then(|l| l["resets_at"].as_str())
+            .and_then(|r| chrono::DateTime::parse_from_rfc3339(r).ok())
+    };
+    let calendar = Window::ALL.iter().filter_map(|&w| {
+        let fmt = if w == Window::Daily {
+            "%H:%M"
+        } else {
+            "%b %-d %H:%M"
+        };
+        w.max(&t.limits).map(|max| {
+            (
+                label(w).to_string(),
+                spent[w as usize],
+                max,
+                resets_of(w.name()),
+                fmt,
+            )
+        })
+    });
+    let rolling = t.limits.rolling.iter().map(|r| {
+        let name = format!("rolling {}h", r.hours);
+        let used = limits
+            .iter()
+            .find(|l| l["name"] == name.as_str() && l.get("scope").is_none())
+            .and_then(|l| l["used_usd"].as_f64())
+            .map_or(0, |u| (u * 1e9).round() as i64);
+        let resets = resets_of(&name);
+        (
+            format!("in {}h", r.hours),
+            used,
+            r.max_nanousd,
+            resets,
+            "%b %-d %H:%M",
+        )
+    });
+    let tightest = calendar
+        .chain(rolling)
+        .min_by_key(|(_, spent, max, _, _)| max - spent);
     let mut parts = vec!["ccgate".to_string()];
     match tightest {
-        Some((w, max)) => {
-            parts.push(format!(
-                "{} / {} {}",
-                usd(spent[w as usize]),
-                usd(max),
-                label(w)
-            ));
-            if spent[w as usize] >= max {
+        Some((label, spent_now, max, resets, fmt)) => {
+            parts.push(format!("{} / {} {label}", usd(spent_now), usd(max)));
+            if spent_now >= max {
                 parts.push("limit reached".into());
             }
-            let resets = limits
-                .iter()
-                .find(|l| l["name"] == w.name())
-                .and_then(|l| l["resets_at"].as_str())
-                .and_then(|r| chrono::DateTime::parse_from_rfc3339(r).ok());
             if let Some(r) = resets {
                 let local = r.with_timezone(&tz);
-                let fmt = if w == Window::Daily {
+                let fmt = if local.date_naive() == Utc::now().with_timezone(&tz).date_naive() {
                     "%H:%M"
                 } else {
-                    "%b %-d %H:%M"
+                    fmt
                 };
                 parts.push(format!("resets {}", local.format(fmt)));
             }
@@ -196,6 +224,26 @@ mod tests {
         assert_eq!(
             status_line(&t, &spent, &limits, chrono_tz::UTC),
             "ccgate · $1.23 / $10.00 today · resets 00:00"
+        );
+    }
+
+    #[test]
+    fn a_rolling_window_with_less_left_is_the_one_shown() {
+        let t = tenant(Limits {
+            daily_nanousd: Some(10_000_000_000),
+            rolling: vec![crate::config::RollingLimit {
+                hours: 5,
+                max_nanousd: 3_000_000_000,
+            }],
+            ..Default::default()
+        });
+        let limits = vec![
+            json!({"name": "daily", "resets_at": "2026-12-08T00:00:00+00:00"}),
+            json!({"name": "rolling 5h", "used_usd": 3.02, "resets_at": "2026-12-09T14:05:00+00:00"}),
+        ];
+        assert_eq!(
+            status_line(&t, &[4_000_000_000, 0, 0, 0], &limits, chrono_tz::UTC),
+            "ccgate · $3.02 / $3.00 in 5h · limit reached · resets Dec 9 14:05"
         );
     }
 

@@ -151,7 +151,17 @@ async fn answer(gw: Arc<Gateway>, req: Request) -> Response {
     let result = match who {
         Who::Tenant(t) => {
             let state = gw.tenant_state(&t.id);
-            tenant_report(&*gw.ledger.store, &t, &range, tz, &live, Some(&state)).await
+            let models = model_states(&gw, &t);
+            tenant_report(
+                &*gw.ledger.store,
+                &t,
+                &range,
+                tz,
+                &live,
+                Some(&state),
+                &models,
+            )
+            .await
         }
         Who::RefusedAdmin(problem) => return admin_refused_response(problem),
         Who::Admin => {
@@ -161,7 +171,7 @@ async fn answer(gw: Arc<Gateway>, req: Request) -> Response {
                 &range,
                 tz,
                 &live,
-                &|id| Some(gw.tenant_state(id)),
+                &|t| (Some(gw.tenant_state(&t.id)), model_states(&gw, t)),
             )
             .await
         }
@@ -522,44 +532,106 @@ pub fn summarize(rows: &[&UsageRow]) -> Value {
     })
 }
 
-/// Each configured limit with max, used, remaining and reset time.
+/// Each configured limit with max, used, remaining and reset time; `models`: the states of the tenant's
+/// `limits.models` entries (in the config's order), whose limits follow with a `scope`.
 pub fn limits_json(
     t: &TenantConfig,
     tz: chrono_tz::Tz,
     used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
     state: Option<&TenantState>,
+    models: &[Arc<TenantState>],
 ) -> Vec<Value> {
-    let today = local_day(tz, Utc::now());
+    let mut out = limit_entries(&t.limits, tz, &|w| used(t, w), state);
+    for (i, m) in t.limits.models.iter().enumerate() {
+        let st = models.get(i).map(|s| &**s);
+        let today = local_day(tz, Utc::now());
+        let spent = |w: Window| st.map_or(0, |s| s.spent(w, today));
+        for mut e in limit_entries(&m.limits, tz, &spent, st) {
+            e["scope"] = json!({"model": m.pattern});
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// The live states of `t`'s `limits.models` entries, in the config's order.
+fn model_states(gw: &Gateway, t: &TenantConfig) -> Vec<Arc<TenantState>> {
+    t.limits
+        .models
+        .iter()
+        .map(|m| gw.model_state(&t.id, &m.pattern))
+        .collect()
+}
+
+fn limit_entries(
+    l: &crate::config::Limits,
+    tz: chrono_tz::Tz,
+    used: &dyn Fn(Window) -> i64,
+    state: Option<&TenantState>,
+) -> Vec<Value> {
+    let now = Utc::now();
+    let today = local_day(tz, now);
     let mut out = Vec::new();
-    for w in Window::ALL {
-        let Some(max) = w.max(&t.limits) else {
-            continue;
-        };
-        let spent = used(t, w);
-        out.push(json!({
-            "name": w.name(),
+    let usd_entry = |name: String, max: i64, spent: i64, resets_at: Option<String>| {
+        json!({
+            "name": name,
             "kind": "usd",
             "max_usd": max as f64 / 1e9,
             "used_usd": spent as f64 / 1e9,
             "remaining_usd": (max - spent).max(0) as f64 / 1e9,
             "used": usd(spent),
-            "resets_at": w.next_start(today).map(|d| midnight_rfc3339(tz, d)),
-        }));
+            "resets_at": resets_at,
+        })
+    };
+    for w in Window::ALL {
+        let Some(max) = w.max(l) else {
+            continue;
+        };
+        let resets_at = w.next_start(today).map(|d| midnight_rfc3339(tz, d));
+        out.push(usd_entry(w.name().into(), max, used(w), resets_at));
     }
-    if let Some(rpm) = t.limits.rpm {
+    for r in &l.rolling {
+        // `resets_at`: when the next request fits again if the window is full, else when its oldest spend leaves.
+        let (spent, next) = state.map_or((0, None), |s| s.rolling_status(r, now));
+        let mut e = usd_entry(
+            format!("rolling {}h", r.hours),
+            r.max_nanousd,
+            spent,
+            next.map(|t| t.to_rfc3339()),
+        );
+        e["window"] = json!(format!("rolling {} h", r.hours));
+        out.push(e);
+    }
+    if let Some(rpm) = l.rpm {
         let (used, next) = state.map(|s| s.rpm_window()).unwrap_or((0, None));
         let resets_at = next
             .and_then(|d| chrono::Duration::from_std(d).ok())
-            .map(|d| (Utc::now() + d).to_rfc3339());
+            .map(|d| (now + d).to_rfc3339());
         out.push(json!({"name": "rpm", "kind": "requests_per_minute", "max": rpm, "used": used,
             "remaining": rpm.saturating_sub(used), "window": "rolling 60 s", "resets_at": resets_at}));
     }
-    if let Some(mc) = t.limits.max_concurrent {
+    if let Some(tpm) = l.tpm {
+        let (used, next) = state.map_or((0, None), |s| s.tpm_status(tpm, now));
+        let used = u64::try_from(used).unwrap_or(0);
+        out.push(
+            json!({"name": "tpm", "kind": "tokens_per_minute", "max": tpm, "used": used,
+            "remaining": tpm.saturating_sub(used), "window": "rolling 60 s",
+            "resets_at": next.map(|t| t.to_rfc3339())}),
+        );
+    }
+    if let Some(mc) = l.max_concurrent {
         let in_flight = state
             .map(|s| s.in_flight.load(std::sync::atomic::Ordering::Relaxed))
             .unwrap_or(0);
         out.push(json!({"name": "maxConcurrent", "kind": "concurrent_requests", "max": mc, "used": in_flight,
             "remaining": mc.saturating_sub(in_flight), "resets_at": null}));
+    }
+    if let Some(cap) = l.max_output_tokens {
+        // A cap per request: nothing is used up, so nothing remains or resets.
+        out.push(
+            json!({"name": "maxOutputTokens", "kind": "output_tokens_per_request", "max": cap,
+            "used": null, "remaining": null, "clamp": l.clamp_output_tokens, "resets_at": null}),
+        );
     }
     out
 }
@@ -579,6 +651,7 @@ pub async fn tenant_report(
     tz: chrono_tz::Tz,
     used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
     state: Option<&TenantState>,
+    models: &[Arc<TenantState>],
 ) -> Result<Value, LedgerError> {
     let report = store.usage(&query(Some(&t.id), r)).await?;
     let refused = store.refusals(&query(Some(&t.id), r)).await?;
@@ -589,9 +662,13 @@ pub async fn tenant_report(
     v["from"] = json!(r.from.map(|d| d.to_string()));
     v["to"] = json!(r.to.map(|d| d.to_string()));
     v["timezone"] = json!(tz.name());
-    v["limits"] = json!(limits_json(t, tz, used, state));
+    v["limits"] = json!(limits_json(t, tz, used, state, models));
     Ok(v)
 }
+
+/// A tenant's live state and those of its `limits.models` entries (none in the offline `ccgate usage` report).
+pub type LiveStates<'a> =
+    dyn Fn(&TenantConfig) -> (Option<Arc<TenantState>>, Vec<Arc<TenantState>>) + Sync + 'a;
 
 pub async fn admin_report(
     store: &dyn Store,
@@ -599,7 +676,7 @@ pub async fn admin_report(
     r: &Range,
     tz: chrono_tz::Tz,
     used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
-    state: &(dyn Fn(&str) -> Option<Arc<TenantState>> + Sync),
+    state: &LiveStates<'_>,
 ) -> Result<Value, LedgerError> {
     let report = store.usage(&query(None, r)).await?;
     let refused = store.refusals(&query(None, r)).await?;
@@ -622,8 +699,8 @@ pub async fn admin_report(
         tv["name"] = json!(t.name);
         tv["enabled"] = json!(t.enabled);
         tv["refusals"] = refusals_of(&t.id);
-        let st = state(&t.id);
-        tv["limits"] = json!(limits_json(t, tz, used, st.as_deref()));
+        let (st, models) = state(t);
+        tv["limits"] = json!(limits_json(t, tz, used, st.as_deref(), &models));
         list.push(tv);
     }
     // Tenants removed from the config still have history; show it rather than hide spend.

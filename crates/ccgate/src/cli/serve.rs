@@ -306,6 +306,92 @@ pub async fn load_budgets(
     for id in tenant_ids {
         if let Some(peak) = store.peak_cost(&id, &since_day).await? {
             gw.tenant_state(&id).load_observed_peak(peak);
+            for m in gw
+                .rt()
+                .tenants_by_id
+                .get(&id)
+                .iter()
+                .flat_map(|t| &t.model_states)
+            {
+                m.load_observed_peak(peak);
+            }
+        }
+    }
+    load_recent_limits(gw, store, tz).await
+}
+
+/// The spend and tokens that `limits.models`, `limits.rolling` and `limits.tpm` count, from the ledger: per-model
+/// calendar windows from the daily rollups, rolling windows and the last minute's tokens from recent requests.
+/// A ledger row names the model the tenant asked for; it counts for a pattern matching it or, on `/openai`, the
+/// model its `openai.models` alias resolves to.
+async fn load_recent_limits(
+    gw: &Arc<Gateway>,
+    store: &dyn Store,
+    tz: chrono_tz::Tz,
+) -> Result<(), LedgerError> {
+    let rt = gw.rt();
+    let aliases = &rt.config.openai.models;
+    let matches = |pattern: &str, model: &str| {
+        ccgate_meter::wildcard::matches(pattern, model)
+            || aliases
+                .get(model)
+                .is_some_and(|m| ccgate_meter::wildcard::matches(pattern, m))
+    };
+    let tenants: Vec<_> = rt.tenants_by_id.values().cloned().collect();
+    let today = crate::policy::budget::local_day(tz, Utc::now());
+    if tenants.iter().any(|t| !t.config.limits.models.is_empty()) {
+        for w in Window::ALL {
+            let start = w.start(today);
+            let from = start.map(|d| d.to_string());
+            let rows = store.spend_by_tenant_model(from.as_deref()).await?;
+            for t in &tenants {
+                for (m, state) in t.config.limits.models.iter().zip(&t.model_states) {
+                    let spent = rows
+                        .iter()
+                        .filter(|r| r.tenant_id == t.config.id && matches(&m.pattern, &r.model))
+                        .fold(0i64, |acc, r| acc.saturating_add(r.cost_nanousd));
+                    state.load_spent(w, start, spent);
+                }
+            }
+        }
+    }
+    let now = Utc::now();
+    let longest = tenants
+        .iter()
+        .filter_map(|t| t.config.limits.longest_rolling_hours())
+        .max();
+    let has_tpm = |l: &crate::config::Limits| {
+        l.tpm.is_some() || l.models.iter().any(|m| m.limits.tpm.is_some())
+    };
+    let mut loads: Vec<(i64, i64, bool)> = Vec::new();
+    if let Some(hours) = longest {
+        loads.push((crate::policy::budget::span_s(hours), 60, false));
+    }
+    if tenants.iter().any(|t| has_tpm(&t.config.limits)) {
+        loads.push((60, 1, true));
+    }
+    for (span, width, tokens) in loads {
+        let since_ms = (now.timestamp() - span - width) * 1000;
+        for b in store.spend_buckets(since_ms, width * 1000).await? {
+            let Some(t) = rt.tenants_by_id.get(&b.tenant_id) else {
+                continue;
+            };
+            let Some(at) = chrono::DateTime::from_timestamp_millis(b.start_ms) else {
+                continue;
+            };
+            let load = |state: &crate::policy::budget::TenantState, l: &crate::config::Limits| {
+                match tokens {
+                    true if l.tpm.is_some() => state.load_tokens(at, b.tokens),
+                    false if !l.rolling.is_empty() => state.load_rolling(at, b.cost_nanousd),
+                    _ => {}
+                }
+            };
+            load(&t.state, &t.config.limits);
+            for (m, state) in t.config.limits.models.iter().zip(&t.model_states) {
+                if matches(&m.pattern, &b.model) {
+                    load(state, &m.limits);
+                }
+            }
         }
     }
     Ok(())
@@ -400,14 +486,19 @@ pub async fn usage(
                 .iter()
                 .find(|t| &t.id == id)
                 .ok_or_else(|| anyhow::anyhow!("no tenant with id {id:?} in tenants.json"))?;
-            let mut v = tenant_report(&*store, t, &range, tz, &used, None).await?;
+            let mut v = tenant_report(&*store, t, &range, tz, &used, None, &[]).await?;
             v["tenants"] = serde_json::json!([{
                 "id": t.id, "name": t.name, "totals": v["totals"].clone(), "limits": v["limits"].clone(),
                 "refusals": v["refusals"].clone()
             }]);
             v
         }
-        None => admin_report(&*store, &cfg.tenants, &range, tz, &used, &|_| None).await?,
+        None => {
+            admin_report(&*store, &cfg.tenants, &range, tz, &used, &|_| {
+                (None, Vec::new())
+            })
+            .await?
+        }
     };
     if as_json {
         println!(

@@ -1090,28 +1090,100 @@ fn usd_to_nano(v: f64) -> i64 {
 }
 
 pub(crate) fn validate_limits(l: Option<LimitsSection>, p: &str) -> Result<Limits, ConfigError> {
-    let Some(l) = l else {
-        return Ok(Limits::default());
-    };
-    let usd = |lim: Option<raw::UsdLimit>, name: &str| -> Result<Option<i64>, ConfigError> {
-        match lim.and_then(|x| x.max_usd) {
+    match l {
+        None => Ok(Limits::default()),
+        Some(l) => limits_at(l, &format!("{p}.limits"), true),
+    }
+}
+
+/// `at`: the field path of this limits object; `top`: the tenant's own (a per-model entry has no `models`).
+fn limits_at(l: LimitsSection, at: &str, top: bool) -> Result<Limits, ConfigError> {
+    let bad = |field: String, message: String| ConfigError::new(TENANTS_FILE, field, message);
+    let amount = |v: Option<f64>, field: String| -> Result<Option<i64>, ConfigError> {
+        match v {
             None => Ok(None),
             Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(usd_to_nano(v))),
-            Some(v) => Err(ConfigError::new(
-                TENANTS_FILE,
-                format!("{p}.limits.{name}.maxUSD"),
-                format!("expected a number ≥ 0, got {v}"),
-            )),
+            Some(v) => Err(bad(field, format!("expected a number ≥ 0, got {v}"))),
         }
     };
+    let usd = |lim: Option<raw::UsdLimit>, name: &str| {
+        amount(lim.and_then(|x| x.max_usd), format!("{at}.{name}.maxUSD"))
+    };
+    let mut rolling = Vec::new();
+    for (i, r) in l.rolling.unwrap_or_default().into_iter().enumerate() {
+        let field = format!("{at}.rolling[{i}]");
+        let max_hours = RollingLimit::MAX_HOURS;
+        let hours = match r.hours {
+            Some(h) if h.fract() == 0.0 && (1.0..=f64::from(max_hours)).contains(&h) => h as u32,
+            Some(h) => {
+                return Err(bad(
+                    format!("{field}.hours"),
+                    format!("expected whole hours from 1 to {max_hours}, got {h}"),
+                ))
+            }
+            None => return Err(bad(format!("{field}.hours"), "missing".into())),
+        };
+        let max_nanousd = amount(r.max_usd, format!("{field}.maxUSD"))?
+            .ok_or_else(|| bad(format!("{field}.maxUSD"), "missing".into()))?;
+        if rolling.iter().any(|x: &RollingLimit| x.hours == hours) {
+            return Err(bad(
+                format!("{field}.hours"),
+                format!("a second {hours} h window; keep one per length"),
+            ));
+        }
+        rolling.push(RollingLimit { hours, max_nanousd });
+    }
+    let mut models = Vec::new();
+    for (pattern, entry) in l.models.unwrap_or_default() {
+        let field = format!("{at}.models[{pattern:?}]");
+        if !top {
+            return Err(bad(
+                format!("{at}.models"),
+                "per-model limits cannot have models of their own".into(),
+            ));
+        }
+        if let Some(why) = model_pattern_problem(&pattern) {
+            return Err(bad(field, why.into()));
+        }
+        models.push(ModelLimits {
+            limits: limits_at(entry, &field, false)?,
+            pattern,
+        });
+    }
+    // New fields only: `rpm` and `maxConcurrent` of 0 keep the meaning they always had.
+    for (name, v) in [("tpm", l.tpm), ("maxOutputTokens", l.max_output_tokens)] {
+        if v == Some(0) {
+            return Err(bad(
+                format!("{at}.{name}"),
+                "expected a number ≥ 1 (leave it out for no limit)".into(),
+            ));
+        }
+    }
     Ok(Limits {
         daily_nanousd: usd(l.daily, "daily")?,
         weekly_nanousd: usd(l.weekly, "weekly")?,
         monthly_nanousd: usd(l.monthly, "monthly")?,
         total_nanousd: usd(l.total, "total")?,
+        rolling,
         rpm: l.rpm,
+        tpm: l.tpm,
         max_concurrent: l.max_concurrent,
+        max_output_tokens: l.max_output_tokens,
+        clamp_output_tokens: l.clamp_output_tokens.unwrap_or(false),
+        models,
     })
+}
+
+/// Why a `limits.models` pattern cannot be used: model ids are printable ASCII without spaces (as `model` in a
+/// request must be), so a pattern with anything else could never match.
+fn model_pattern_problem(pattern: &str) -> Option<&'static str> {
+    if pattern.trim().is_empty() {
+        Some("an empty model pattern")
+    } else if !pattern.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("a model pattern is printable ASCII without spaces, `*` as the wildcard")
+    } else {
+        None
+    }
 }
 
 fn validate_tenants(
@@ -1178,7 +1250,22 @@ fn validate_tenants(
                 key,
                 key_sha256: None,
                 source: crate::config::TenantSource::File,
-                expires_at: None,
+                expires_at: match t.expires_at {
+                    None => None,
+                    Some(at) => Some(
+                        chrono::DateTime::parse_from_rfc3339(&at)
+                            .map_err(|e| {
+                                ConfigError::new(
+                                    f,
+                                    format!("{p}.expiresAt"),
+                                    format!(
+                                        "not an RFC 3339 time ({e}), e.g. 2027-01-31T00:00:00Z"
+                                    ),
+                                )
+                            })?
+                            .with_timezone(&chrono::Utc),
+                    ),
+                },
                 enabled: t.enabled.unwrap_or(true),
                 allowed_models,
             })
@@ -1399,6 +1486,86 @@ mod tests {
             e.to_string(),
             r#"upstreams.json: upstreams[0].weight: expected a number, got "heavy""#
         );
+    }
+
+    /// The limits of issue #23: parsed into their types, and each bad value reported with file and field path.
+    #[test]
+    fn new_limits_parse_and_bad_values_name_their_path() {
+        const UP: &str = r#"{"upstreams":[{"id":"u","url":"http://x","key":"k"}]}"#;
+        let tenants = |limits: &str, extra: &str| {
+            format!(
+                r#"{{"tenants":[{{"id":"t1","key":"tenant-key-0123456789","allowedModels":["*"],"limits":{limits}{extra}}}]}}"#
+            )
+        };
+        let d = dir_with(
+            UP,
+            &tenants(
+                r#"{"rolling":[{"hours":5,"maxUSD":3},{"hours":720,"maxUSD":50}],"tpm":20000,"maxOutputTokens":4096,
+                    "clampOutputTokens":true,"models":{"*opus*":{"daily":{"maxUSD":5},"rpm":10,"maxOutputTokens":1024}}}"#,
+                r#","expiresAt":"2027-01-31T00:00:00+08:00""#,
+            ),
+        );
+        let t = load_dir_with_env(&d.0, &|_| None)
+            .unwrap()
+            .config
+            .tenants
+            .remove(0);
+        let l = &t.limits;
+        assert_eq!(
+            l.rolling,
+            vec![
+                RollingLimit {
+                    hours: 5,
+                    max_nanousd: 3_000_000_000
+                },
+                RollingLimit {
+                    hours: 720,
+                    max_nanousd: 50_000_000_000
+                }
+            ]
+        );
+        assert_eq!(
+            (l.tpm, l.max_output_tokens, l.clamp_output_tokens),
+            (Some(20000), Some(4096), true)
+        );
+        assert_eq!(l.models.len(), 1);
+        assert_eq!(l.models[0].pattern, "*opus*");
+        assert_eq!(l.models[0].limits.daily_nanousd, Some(5_000_000_000));
+        assert_eq!(l.models[0].limits.rpm, Some(10));
+        assert_eq!(l.output_cap("claude-opus-4-6"), Some(1024));
+        assert_eq!(l.output_cap("claude-sonnet-4-6"), Some(4096));
+        assert_eq!(l.longest_rolling_hours(), Some(720));
+        assert!(l.has_usd_limit());
+        let per_model_only = Limits {
+            models: l.models.clone(),
+            ..Default::default()
+        };
+        assert!(per_model_only.has_usd_limit_for("claude-opus-4-6"));
+        assert!(!per_model_only.has_usd_limit_for("claude-sonnet-4-6"));
+        assert_eq!(
+            t.expires_at.unwrap().to_rfc3339(),
+            "2027-01-30T16:00:00+00:00"
+        );
+
+        for (limits, extra, expected) in [
+            (r#"{"rolling":[{"hours":0,"maxUSD":3}]}"#, "", "tenants[0].limits.rolling[0].hours: expected whole hours from 1 to 720, got 0"),
+            (r#"{"rolling":[{"hours":721,"maxUSD":3}]}"#, "", "tenants[0].limits.rolling[0].hours: expected whole hours from 1 to 720, got 721"),
+            (r#"{"rolling":[{"hours":1.5,"maxUSD":3}]}"#, "", "tenants[0].limits.rolling[0].hours: expected whole hours from 1 to 720, got 1.5"),
+            (r#"{"rolling":[{"hours":5}]}"#, "", "tenants[0].limits.rolling[0].maxUSD: missing"),
+            (r#"{"rolling":[{"hours":5,"maxUSD":-1}]}"#, "", "tenants[0].limits.rolling[0].maxUSD: expected a number ≥ 0, got -1"),
+            (r#"{"rolling":[{"hours":5,"maxUSD":1},{"hours":5,"maxUSD":2}]}"#, "", "tenants[0].limits.rolling[1].hours: a second 5 h window; keep one per length"),
+            (r#"{"models":{"*opus*":{"daily":{"maxUSD":-5}}}}"#, "", r#"tenants[0].limits.models["*opus*"].daily.maxUSD: expected a number ≥ 0, got -5"#),
+            (r#"{"models":{"":{"rpm":1}}}"#, "", r#"tenants[0].limits.models[""]: an empty model pattern"#),
+            (r#"{"models":{"claude opus":{"rpm":1}}}"#, "", r#"tenants[0].limits.models["claude opus"]: a model pattern is printable ASCII without spaces, `*` as the wildcard"#),
+            (r#"{"models":{"*":{"models":{"*":{}}}}}"#, "", r#"tenants[0].limits.models["*"].models: per-model limits cannot have models of their own"#),
+            (r#"{"tpm":0}"#, "", "tenants[0].limits.tpm: expected a number ≥ 1 (leave it out for no limit)"),
+            (r#"{"maxOutputTokens":0}"#, "", "tenants[0].limits.maxOutputTokens: expected a number ≥ 1 (leave it out for no limit)"),
+            ("{}", r#","expiresAt":"next tuesday""#, "tenants[0].expiresAt: not an RFC 3339 time"),
+        ] {
+            let d = dir_with(UP, &tenants(limits, extra));
+            let e = load_dir_with_env(&d.0, &|_| None).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("tenants.json: {expected}")), "{limits}{extra}: {e}");
+        }
     }
 
     #[test]

@@ -437,14 +437,45 @@ pub struct TenantConfig {
 }
 
 /// Budgets are kept in nano-USD so that comparisons with metered costs are exact integers.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
     pub daily_nanousd: Option<i64>,
     pub weekly_nanousd: Option<i64>,
     pub monthly_nanousd: Option<i64>,
     pub total_nanousd: Option<i64>,
+    /// `rolling`: spend counted back from now over `hours` (see `policy::rolling`).
+    pub rolling: Vec<RollingLimit>,
     pub rpm: Option<u32>,
+    /// `tpm`: input plus output tokens (cache reads and writes included) per rolling minute, from metered usage.
+    pub tpm: Option<u64>,
     pub max_concurrent: Option<u32>,
+    /// `maxOutputTokens`: the most output tokens a request may ask for.
+    pub max_output_tokens: Option<u64>,
+    /// `clampOutputTokens`: above `maxOutputTokens` the request is sent with the cap instead of refused.
+    pub clamp_output_tokens: bool,
+    /// `models`: limits of their own for the models matching a pattern, checked in addition to these. Never
+    /// nested (a per-model entry has no `models` of its own).
+    pub models: Vec<ModelLimits>,
+}
+
+/// One `rolling` window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollingLimit {
+    /// 1 to [`RollingLimit::MAX_HOURS`].
+    pub hours: u32,
+    pub max_nanousd: i64,
+}
+
+impl RollingLimit {
+    /// 30 days: bounds what each tenant keeps in memory (one bucket per minute with spend).
+    pub const MAX_HOURS: u32 = 720;
+}
+
+/// One `models` entry: the limits applied to the resolved models that `pattern` matches (as `allowedModels`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelLimits {
+    pub pattern: String,
+    pub limits: Limits,
 }
 
 impl Limits {
@@ -458,5 +489,42 @@ impl Limits {
         ]
         .iter()
         .any(Option::is_some)
+            || !self.rolling.is_empty()
+    }
+
+    /// Whether a request for `model` is under any dollar limit: the tenant's own, or a matching `models` entry's.
+    pub fn has_usd_limit_for(&self, model: &str) -> bool {
+        self.has_usd_limit()
+            || self
+                .models_matching(model)
+                .any(|m| m.limits.has_usd_limit())
+    }
+
+    /// The `models` entries whose pattern matches `model` (the resolved model).
+    pub fn models_matching<'a>(&'a self, model: &'a str) -> impl Iterator<Item = &'a ModelLimits> {
+        self.models
+            .iter()
+            .filter(move |m| ccgate_meter::wildcard::matches(&m.pattern, model))
+    }
+
+    /// The output-token cap for `model`: the smallest of the tenant's own and every matching model entry's.
+    pub fn output_cap(&self, model: &str) -> Option<u64> {
+        self.models_matching(model)
+            .filter_map(|m| m.limits.max_output_tokens)
+            .chain(self.max_output_tokens)
+            .min()
+    }
+
+    /// Longest rolling window over the tenant's and its models' limits (how much spend history is kept).
+    pub fn longest_rolling_hours(&self) -> Option<u32> {
+        self.rolling
+            .iter()
+            .map(|r| r.hours)
+            .chain(
+                self.models
+                    .iter()
+                    .filter_map(|m| m.limits.longest_rolling_hours()),
+            )
+            .max()
     }
 }

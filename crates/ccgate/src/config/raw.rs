@@ -176,25 +176,53 @@ pub struct TenantEntry {
     pub enabled: Option<bool>,
     pub allowed_models: Option<Vec<String>>,
     pub limits: Option<LimitsSection>,
+    /// RFC 3339; after it the key is refused with 401.
+    pub expires_at: Option<String>,
     /// Written by the original's tenant tools; accepted silently, not used.
     pub created_at: Option<Value>,
     pub updated_at: Option<Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitsSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub daily: Option<UsdLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weekly: Option<UsdLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub monthly: Option<UsdLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<UsdLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolling: Option<Vec<RollingEntry>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rpm: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrent: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clamp_output_tokens: Option<bool>,
+    /// Model pattern → limits of their own (without `models`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<BTreeMap<String, LimitsSection>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UsdLimit {
+    #[serde(rename = "maxUSD")]
+    pub max_usd: Option<f64>,
+}
+
+/// One `limits.rolling` window: `{"hours": 5, "maxUSD": 3.0}`.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+pub struct RollingEntry {
+    /// Whole hours, 1 to 720; a number so that `0.5` is reported as a bad value, not a type error.
+    pub hours: Option<f64>,
     #[serde(rename = "maxUSD")]
     pub max_usd: Option<f64>,
 }

@@ -104,6 +104,7 @@ contract!(
     upstream_overrides_are_set_whole_and_cleared,
     admin_sessions_are_found_by_hash_ended_and_purged_when_expired,
     hourly_rollups_sum_per_hour_tenant_model_and_upstream,
+    recent_spend_is_summed_per_tenant_model_and_bucket,
 );
 
 /// A billable, priced record of one tenant and day, for the store tests of either backend.
@@ -855,6 +856,80 @@ async fn hourly_rollups_sum_per_hour_tenant_model_and_upstream(f: &Fixture) {
             to_ms: i64::MAX,
             ..Default::default()
         })
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// What rolling windows, `tpm` and per-model limits load at start: cost per tenant and model since a day, and
+/// billable cost and tokens (input, cache writes, output; not cache reads) per bucket since a time, oldest first.
+async fn recent_spend_is_summed_per_tenant_model_and_bucket(f: &Fixture) {
+    let store = &f.store;
+    let at = |tenant: &str, model: &str, ts_ms: i64, cost: i64| Record {
+        ts_ms,
+        model: model.into(),
+        output_tokens: 100,
+        cache_read_tokens: 1000,
+        ..rec(tenant, cost, Outcome::Ok)
+    };
+    let minute = 60_000;
+    let free = Record {
+        billable: false,
+        ..at("a", "m", 10 * minute + 5, 0)
+    };
+    store
+        .insert_batch(
+            &[
+                at("a", "m", 10 * minute + 1, 5),
+                at("a", "m", 10 * minute + 59_999, 7),
+                at("a", "opus", 11 * minute, 11),
+                at("b", "m", 9 * minute, 13),
+                at("a", "m", 12 * minute, 17),
+                free,
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let buckets = store.spend_buckets(10 * minute, minute).await.unwrap();
+    let got: Vec<_> = buckets
+        .iter()
+        .map(|b| {
+            (
+                b.tenant_id.as_str(),
+                b.model.as_str(),
+                b.start_ms / minute,
+                b.cost_nanousd,
+                b.tokens,
+            )
+        })
+        .collect();
+    // `rec` has 10 input + 1 + 2 cache-write tokens; 100 output here.
+    assert_eq!(
+        got,
+        vec![
+            ("a", "m", 10, 12, 226),
+            ("a", "opus", 11, 11, 113),
+            ("a", "m", 12, 17, 113)
+        ]
+    );
+    let mut by_model = store.spend_by_tenant_model(None).await.unwrap();
+    by_model.sort();
+    let spend = |t: &str, m: &str, c| super::store::ModelSpend {
+        tenant_id: t.into(),
+        model: m.into(),
+        cost_nanousd: c,
+    };
+    assert_eq!(
+        by_model,
+        vec![
+            spend("a", "m", 29),
+            spend("a", "opus", 11),
+            spend("b", "m", 13)
+        ]
+    );
+    assert!(store
+        .spend_by_tenant_model(Some("2026-11-28"))
         .await
         .unwrap()
         .is_empty());

@@ -705,6 +705,19 @@ mod tests {
         ) -> BoxFuture<'a, Result<Vec<TenantSpend>, LedgerError>> {
             self.inner.spend_by_tenant(from_day)
         }
+        fn spend_by_tenant_model<'a>(
+            &'a self,
+            from_day: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Vec<store::ModelSpend>, LedgerError>> {
+            self.inner.spend_by_tenant_model(from_day)
+        }
+        fn spend_buckets(
+            &self,
+            since_ms: i64,
+            width_ms: i64,
+        ) -> BoxFuture<'_, Result<Vec<store::SpendBucket>, LedgerError>> {
+            self.inner.spend_buckets(since_ms, width_ms)
+        }
         fn peak_cost<'a>(
             &'a self,
             tenant_id: &'a str,

@@ -15,9 +15,9 @@
 use super::columns::{bind_hourly, bind_rollup, push_request_values, REQUEST_COLUMNS};
 use super::rollup::{hourly_groups, rollup_groups};
 use super::store::{
-    AdminSession, HourlyQuery, HourlyRow, RefusalRow, RequestFilter, RequestLogRow, Store,
-    StoredTenant, TenantSpend, UpstreamOverride, UsageQuery, UsageReport, UsageRow, FIRST_DAY,
-    LAST_DAY,
+    AdminSession, HourlyQuery, HourlyRow, ModelSpend, RefusalRow, RequestFilter, RequestLogRow,
+    SpendBucket, Store, StoredTenant, TenantSpend, UpstreamOverride, UsageQuery, UsageReport,
+    UsageRow, FIRST_DAY, LAST_DAY,
 };
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -325,6 +325,45 @@ impl Store for PgStore {
                  FROM daily_rollup WHERE ($1::text IS NULL OR day >= $1) GROUP BY tenant_id",
             )
             .bind(from_day)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn spend_by_tenant_model<'a>(
+        &'a self,
+        from_day: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<ModelSpend>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as(
+                "SELECT tenant_id, model,
+                        LEAST(GREATEST(SUM(cost_nanousd), -9223372036854775808), 9223372036854775807)::bigint
+                            AS cost_nanousd
+                 FROM daily_rollup WHERE ($1::text IS NULL OR day >= $1) GROUP BY tenant_id, model",
+            )
+            .bind(from_day)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn spend_buckets(
+        &self,
+        since_ms: i64,
+        width_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<SpendBucket>, LedgerError>> {
+        Box::pin(async move {
+            // Served by the (tenant_id, ts_ms) index of migration 0007 only per tenant; at start this reads the
+            // rows of the longest window once.
+            Ok(sqlx::query_as(
+                "SELECT tenant_id, model, (ts_ms / $2) * $2 AS start_ms,
+                        LEAST(SUM(cost_nanousd::numeric), 9223372036854775807)::bigint AS cost_nanousd,
+                        LEAST(SUM(input_tokens::numeric + cache_write_5m_tokens + cache_write_1h_tokens
+                                  + output_tokens), 9223372036854775807)::bigint AS tokens
+                 FROM requests WHERE ts_ms >= $1 AND billable GROUP BY 1, 2, 3 ORDER BY 3",
+            )
+            .bind(since_ms)
+            .bind(width_ms.max(1))
             .fetch_all(&self.pool)
             .await?)
         })

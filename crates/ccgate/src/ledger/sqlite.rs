@@ -7,9 +7,9 @@
 use super::columns::{bind_hourly, bind_rollup, push_request_values, REQUEST_COLUMNS};
 use super::rollup::{hourly_groups, rollup_groups};
 use super::store::{
-    AdminSession, HourlyQuery, HourlyRow, RefusalRow, RequestFilter, RequestLogRow, Store,
-    StoredTenant, TenantSpend, UpstreamOverride, UsageQuery, UsageReport, UsageRow, FIRST_DAY,
-    LAST_DAY,
+    AdminSession, HourlyQuery, HourlyRow, ModelSpend, RefusalRow, RequestFilter, RequestLogRow,
+    SpendBucket, Store, StoredTenant, TenantSpend, UpstreamOverride, UsageQuery, UsageReport,
+    UsageRow, FIRST_DAY, LAST_DAY,
 };
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -340,6 +340,41 @@ impl Store for SqliteStore {
                  WHERE (?1 IS NULL OR day >= ?1) GROUP BY tenant_id",
             )
             .bind(from_day)
+            .fetch_all(&self.pool())
+            .await?)
+        })
+    }
+
+    fn spend_by_tenant_model<'a>(
+        &'a self,
+        from_day: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<ModelSpend>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as(
+                "SELECT tenant_id, model, CAST(total(cost_nanousd) AS INTEGER) AS cost_nanousd FROM daily_rollup
+                 WHERE (?1 IS NULL OR day >= ?1) GROUP BY tenant_id, model",
+            )
+            .bind(from_day)
+            .fetch_all(&self.pool())
+            .await?)
+        })
+    }
+
+    fn spend_buckets(
+        &self,
+        since_ms: i64,
+        width_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<SpendBucket>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as(
+                "SELECT tenant_id, model, (ts_ms / ?2) * ?2 AS start_ms,
+                        CAST(total(cost_nanousd) AS INTEGER) AS cost_nanousd,
+                        CAST(total(input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + output_tokens)
+                             AS INTEGER) AS tokens
+                 FROM requests WHERE ts_ms >= ?1 AND billable = 1 GROUP BY 1, 2, 3 ORDER BY 3",
+            )
+            .bind(since_ms)
+            .bind(width_ms.max(1))
             .fetch_all(&self.pool())
             .await?)
         })

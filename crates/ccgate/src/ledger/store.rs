@@ -53,6 +53,25 @@ pub struct TenantSpend {
     pub cost_nanousd: i64,
 }
 
+/// A tenant's billed cost for one model (the model as the tenant asked for it) over some days.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
+pub struct ModelSpend {
+    pub tenant_id: String,
+    pub model: String,
+    pub cost_nanousd: i64,
+}
+
+/// Billed cost and `tpm` tokens (input, cache writes, output) of one tenant and model in one time bucket.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
+pub struct SpendBucket {
+    pub tenant_id: String,
+    pub model: String,
+    /// Start of the bucket, Unix milliseconds.
+    pub start_ms: i64,
+    pub cost_nanousd: i64,
+    pub tokens: i64,
+}
+
 /// Refused requests (outcome `rejected`: CCGate answered 401/402/403/429 or 400 before any upstream saw them) of
 /// one tenant for one reason.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
@@ -222,6 +241,18 @@ pub trait Store: Send + Sync {
         &'a self,
         from_day: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<TenantSpend>, LedgerError>>;
+    /// Cost per tenant and model since `from_day` (per-model limits' calendar windows, at start).
+    fn spend_by_tenant_model<'a>(
+        &'a self,
+        from_day: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<ModelSpend>, LedgerError>>;
+    /// Billable requests since `since_ms`, summed per tenant, model and bucket of `width_ms` (rolling windows and
+    /// `tpm` at start). Reads `requests`: called only at start, only when a tenant has such limits.
+    fn spend_buckets(
+        &self,
+        since_ms: i64,
+        width_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<SpendBucket>, LedgerError>>;
     /// The highest billed cost of one of a tenant's requests on `since_day` or later (seeds budget reservations
     /// at start).
     fn peak_cost<'a>(

@@ -14,10 +14,17 @@
 //! (waiting at most [`ADMISSION_WAIT`]), so a cold burst cannot race past a budget either.
 //!
 //! Windows follow `server.timezone`: a day starts at local midnight, a week on Monday, a month on the 1st.
+//! `rolling` windows count back from now ([`super::rolling`]) under the same rule: admitted while
+//! `spent + reserved < max`. `tpm` does the same with tokens: a request reserves its worst case (every body byte
+//! as one token plus `max_tokens`) until it settles with the metered count.
+//!
+//! Admission and settlement take the time as an argument ([`try_admit`], [`Admission::settle_at`]), so the rolling
+//! windows are tested with a controlled clock.
 
-use crate::config::Limits;
+use super::rolling::Buckets;
+use crate::config::{Limits, RollingLimit};
 use crate::error::ApiError;
-use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -134,11 +141,17 @@ pub fn midnight_rfc3339(tz: Tz, day: NaiveDate) -> String {
 /// start) or refused with 429 and `retry-after` (budget still reserved).
 pub const ADMISSION_WAIT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Book {
     /// Spend per window, with the window's start day (`None` for total) it belongs to.
     spent: [(Option<NaiveDate>, i64); 4],
     reserved: i64,
+    /// Settled spend per minute, over the longest rolling window.
+    rolling: Buckets,
+    /// Metered tokens per second, over the last minute (`tpm`).
+    tokens: Buckets,
+    /// Worst-case tokens of the requests in flight.
+    reserved_tokens: i64,
     /// Decaying peak of settled request costs (nano-USD).
     observed_peak: i64,
     /// At least one request has settled (or history was loaded), so `observed_peak` means something.
@@ -147,6 +160,37 @@ struct Book {
     blind_in_flight: bool,
     /// What this instance holds of the tenant's shared limits (only with shared limits; see [`super::lease`]).
     lease: super::lease::Share,
+}
+
+impl Default for Book {
+    fn default() -> Self {
+        Book {
+            spent: Default::default(),
+            reserved: 0,
+            rolling: Buckets::per_minute(),
+            tokens: Buckets::per_second(),
+            reserved_tokens: 0,
+            observed_peak: 0,
+            has_history: false,
+            blind_in_flight: false,
+            lease: Default::default(),
+        }
+    }
+}
+
+/// Seconds in a rolling window of `hours`.
+pub fn span_s(hours: u32) -> i64 {
+    i64::from(hours) * 3600
+}
+
+/// Tokens counted by `tpm`: input (uncached and cache writes) plus output. Cache reads are left out, as in
+/// Anthropic's own input-tokens-per-minute limits.
+pub fn tpm_tokens(u: &ccgate_meter::Usage) -> i64 {
+    let n = u
+        .input_tokens
+        .saturating_add(u.cache_creation_input_tokens)
+        .saturating_add(u.output_tokens);
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[derive(Debug, Default)]
@@ -176,6 +220,49 @@ impl TenantState {
 
     pub fn reserved(&self) -> i64 {
         self.book.lock().reserved
+    }
+
+    /// Spend settled at `at` (at startup, from the ledger's recent rows), for the rolling windows.
+    pub fn load_rolling(&self, at: DateTime<Utc>, cost: i64) {
+        self.book.lock().rolling.add(at, cost);
+    }
+
+    /// Tokens metered at `at` (at startup, from the ledger's last minute), for `tpm`.
+    pub fn load_tokens(&self, at: DateTime<Utc>, tokens: i64) {
+        self.book.lock().tokens.add(at, tokens);
+    }
+
+    /// Spend in a rolling window at `now`, and when it next drops: the time the next request fits when the
+    /// window is full, else when its oldest spend leaves (`None`: nothing spent in it).
+    pub fn rolling_status(
+        &self,
+        r: &RollingLimit,
+        now: DateTime<Utc>,
+    ) -> (i64, Option<DateTime<Utc>>) {
+        let book = self.book.lock();
+        let span = span_s(r.hours);
+        let spent = book.rolling.sum(now, span);
+        if spent == 0 {
+            return (0, None);
+        }
+        let below = if spent >= r.max_nanousd {
+            r.max_nanousd
+        } else {
+            spent
+        };
+        (spent, Some(book.rolling.below_at(now, span, below)))
+    }
+
+    /// Tokens metered in the last minute, and when that count next drops (`None`: none).
+    pub fn tpm_status(&self, tpm: u64, now: DateTime<Utc>) -> (i64, Option<DateTime<Utc>>) {
+        let book = self.book.lock();
+        let used = book.tokens.sum(now, 60);
+        if used == 0 {
+            return (0, None);
+        }
+        let max = i64::try_from(tpm).unwrap_or(i64::MAX);
+        let below = if used >= max { max } else { used };
+        (used, Some(book.tokens.below_at(now, 60, below)))
     }
 
     /// Seeds the recent-cost peak from the ledger at startup.
@@ -243,6 +330,13 @@ impl TenantState {
 pub struct Admission {
     state: Arc<TenantState>,
     reserved: i64,
+    reserved_tokens: i64,
+    /// The longest rolling window of the limits it was admitted under (how long spend history is kept).
+    keep_s: i64,
+    /// Counted toward the limits (not `count_tokens`): its tokens count for `tpm`.
+    counts: bool,
+    /// The rolling windows it was admitted under, for the alerts' before and after.
+    rolling: Vec<RollingLimit>,
     holds_slot: bool,
     blind: bool,
     tz: Tz,
@@ -260,18 +354,58 @@ pub struct SpendChange {
     pub after: i64,
 }
 
+/// A rolling window's spend before and after a settlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollingChange {
+    pub limit: RollingLimit,
+    pub before: i64,
+    pub after: i64,
+}
+
+/// What a settlement changed, for the 80 %/100 % alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub calendar: [SpendChange; 4],
+    pub rolling: Vec<RollingChange>,
+}
+
 impl Admission {
-    /// Adds the metered cost to every window; returns each window's spend before and after.
-    pub fn settle(mut self, cost_nanousd: i64) -> [SpendChange; 4] {
-        let today = local_day(self.tz, Utc::now());
+    /// Adds the metered cost and tokens to every window; returns each window's spend before and after.
+    pub fn settle(self, cost_nanousd: i64, tokens: i64) -> Settled {
+        self.settle_at(cost_nanousd, tokens, Utc::now())
+    }
+
+    pub fn settle_at(mut self, cost_nanousd: i64, tokens: i64, now: DateTime<Utc>) -> Settled {
+        let today = local_day(self.tz, now);
         let mut book = self.state.book.lock();
         book.reserved -= self.reserved;
+        book.reserved_tokens -= self.reserved_tokens;
+        self.reserved_tokens = 0;
+        let rolling = std::mem::take(&mut self.rolling)
+            .into_iter()
+            .map(|limit| {
+                let before = book.rolling.sum(now, span_s(limit.hours));
+                RollingChange {
+                    limit,
+                    before,
+                    after: before.saturating_add(cost_nanousd.max(0)),
+                }
+            })
+            .collect();
+        if self.keep_s > 0 {
+            book.rolling.add(now, cost_nanousd.max(0));
+            book.rolling.prune(now, self.keep_s);
+        }
+        if self.counts {
+            book.tokens.add(now, tokens.max(0));
+            book.tokens.prune(now, 60);
+        }
         if self.shared {
             // Spent here, not yet in the shared ledger: it stays counted against this instance's lease until the
             // batch that stores it commits (see `lease::SharedLimits::committed`).
             book.lease.pending = book.lease.pending.saturating_add(cost_nanousd.max(0));
         }
-        let changes = Window::ALL.map(|w| {
+        let calendar = Window::ALL.map(|w| {
             let start = w.start(today);
             let slot = &mut book.spent[w as usize];
             if slot.0 != start {
@@ -296,15 +430,16 @@ impl Admission {
         drop(book);
         self.reserved = 0;
         self.state.settled.notify_waiters();
-        changes
+        Settled { calendar, rolling }
     }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        if self.reserved != 0 || self.blind {
+        if self.reserved != 0 || self.reserved_tokens != 0 || self.blind {
             let mut book = self.state.book.lock();
             book.reserved -= self.reserved;
+            book.reserved_tokens -= self.reserved_tokens;
             if self.blind {
                 book.blind_in_flight = false;
             }
@@ -333,6 +468,22 @@ pub fn estimate_cost(
     (pico / 1000).min(i64::MAX as u128) as i64
 }
 
+/// Worst-case tokens of a request for `tpm`: every body byte as one token, plus `max_tokens`.
+pub fn estimate_tokens(body_len: usize, max_tokens: u64) -> i64 {
+    i64::try_from((body_len as u64).saturating_add(max_tokens)).unwrap_or(i64::MAX)
+}
+
+/// What a request asks of its tenant's limits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ask {
+    /// Worst-case cost ([`estimate_cost`]).
+    pub nanousd: i64,
+    /// Worst-case tokens ([`estimate_tokens`]).
+    pub tokens: i64,
+    /// False for `count_tokens`, which is free and must not eat a tenant's rate limit.
+    pub counts: bool,
+}
+
 enum Refusal {
     Refused(ApiError),
     /// Wait for an in-flight request of this tenant to settle, then try again.
@@ -344,16 +495,14 @@ enum Refusal {
 /// How long a request waits between claims while the rest of a shared budget is held by requests in flight.
 const SHARED_WAIT_STEP: Duration = Duration::from_millis(100);
 
-/// Admission: concurrency, then budgets, then requests per minute. `counts_toward_limits` is false for
-/// `count_tokens`, which is free and must not eat a tenant's rate limit. With `shared` (several instances on
+/// Admission: concurrency, then budgets, then tokens and requests per minute. With `shared` (several instances on
 /// PostgreSQL) each limit is also checked against what this instance holds of the tenant's global limits, and
 /// more is claimed from the database when that is not enough ([`super::lease`]).
 pub async fn admit(
     state: &Arc<TenantState>,
     limits: &Limits,
     tz: Tz,
-    estimate_nanousd: i64,
-    counts_toward_limits: bool,
+    ask: Ask,
     shared: Option<(&super::lease::SharedLimits, &str)>,
 ) -> Result<Admission, ApiError> {
     let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
@@ -367,12 +516,12 @@ pub async fn admit(
             state,
             limits,
             tz,
-            estimate_nanousd,
-            counts_toward_limits,
+            ask,
             may_wait,
             leased
                 .then(|| shared.map(|(s, _)| s.lease_valid()))
                 .flatten(),
+            Utc::now(),
         ) {
             Ok(mut a) => {
                 a.shared = shared.is_some();
@@ -420,20 +569,29 @@ fn try_admit(
     state: &Arc<TenantState>,
     limits: &Limits,
     tz: Tz,
-    estimate_nanousd: i64,
-    counts_toward_limits: bool,
+    ask: Ask,
     may_wait: bool,
     lease: Option<bool>,
+    now_utc: DateTime<Utc>,
 ) -> Result<Admission, Refusal> {
     let mut adm = Admission {
         state: state.clone(),
         reserved: 0,
+        reserved_tokens: 0,
+        keep_s: limits
+            .rolling
+            .iter()
+            .map(|r| span_s(r.hours))
+            .max()
+            .unwrap_or(0),
+        counts: ask.counts,
+        rolling: limits.rolling.clone(),
         holds_slot: false,
         blind: false,
         tz,
         shared: false,
     };
-    if !counts_toward_limits {
+    if !ask.counts {
         return Ok(adm);
     }
     let mut need = super::lease::Need::default();
@@ -457,7 +615,8 @@ fn try_admit(
             need.slots = prev + 1 - book.lease.slots;
         }
     }
-    let reserve = budget_reservation(&mut book, limits, tz, estimate_nanousd, may_wait)?;
+    let reserve = budget_reservation(&mut book, limits, tz, ask.nanousd, may_wait, now_utc)?;
+    let reserve_tokens = tokens_reservation(&book, limits, ask.tokens, may_wait, now_utc)?;
     if let (Some(_), Some(r)) = (lease, reserve) {
         let used = book
             .reserved
@@ -510,7 +669,65 @@ fn try_admit(
         book.reserved += r;
         adm.reserved = r;
     }
+    if let Some(t) = reserve_tokens {
+        book.reserved_tokens = book.reserved_tokens.saturating_add(t);
+        adm.reserved_tokens = t;
+    }
     Ok(adm)
+}
+
+/// The `tpm` check: `Ok(Some(reservation))` when the request may go, `Ok(None)` without a `tpm` limit.
+fn tokens_reservation(
+    book: &Book,
+    limits: &Limits,
+    estimate: i64,
+    may_wait: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, Refusal> {
+    let Some(tpm) = limits.tpm else {
+        return Ok(None);
+    };
+    let max = i64::try_from(tpm).unwrap_or(i64::MAX);
+    let used = book.tokens.sum(now, 60);
+    if used >= max {
+        let at = book.tokens.below_at(now, 60, max);
+        let wait = (at - now).num_seconds().max(1) as u64;
+        return Err(Refusal::Refused(ApiError::RateLimited(
+            format!(
+                "tokens per minute limit of {tpm} reached ({used} used); next request fits at {}",
+                fits_at(at, now)
+            ),
+            wait,
+        )));
+    }
+    if used.saturating_add(book.reserved_tokens) >= max {
+        if may_wait {
+            return Err(Refusal::Wait);
+        }
+        return Err(Refusal::Refused(ApiError::RateLimited(
+            format!(
+                "the rest of the tokens per minute limit ({} of {tpm}) is reserved by requests in flight; \
+                 retry when they finish",
+                max - used
+            ),
+            5,
+        )));
+    }
+    Ok(Some(estimate.max(0)))
+}
+
+/// A time a refused request may be retried at, as tenants read it: `14:05 UTC`, with the date if not today.
+pub fn fits_at(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let time = if at.second() == 0 {
+        "%H:%M UTC"
+    } else {
+        "%H:%M:%S UTC"
+    };
+    if at.date_naive() == now.date_naive() {
+        at.format(time).to_string()
+    } else {
+        at.format(&format!("%Y-%m-%d {time}")).to_string()
+    }
 }
 
 /// The budget check: `Ok(Some(reservation))` when the request may go (nothing is reserved yet), `Ok(None)` when the
@@ -521,11 +738,12 @@ fn budget_reservation(
     tz: Tz,
     estimate_nanousd: i64,
     may_wait: bool,
+    now: DateTime<Utc>,
 ) -> Result<Option<i64>, Refusal> {
-    if Window::ALL.iter().all(|w| w.max(limits).is_none()) {
+    if Window::ALL.iter().all(|w| w.max(limits).is_none()) && limits.rolling.is_empty() {
         return Ok(None);
     }
-    let today = local_day(tz, Utc::now());
+    let today = local_day(tz, now);
     for w in Window::ALL {
         let Some(max) = w.max(limits) else { continue };
         let start = w.start(today);
@@ -554,6 +772,29 @@ fn budget_reservation(
             return Err(Refusal::Refused(exhausted(w, max, spent, today, tz)));
         }
     }
+    for r in &limits.rolling {
+        let (max, span) = (r.max_nanousd, span_s(r.hours));
+        let spent = book.rolling.sum(now, span);
+        if spent >= max {
+            let at = book.rolling.below_at(now, span, max);
+            return Err(Refusal::Refused(rolling_exhausted(r, spent, at, now)));
+        }
+        if spent.saturating_add(book.reserved) >= max {
+            if may_wait {
+                return Err(Refusal::Wait);
+            }
+            return Err(Refusal::Refused(ApiError::RateLimited(
+                format!(
+                    "the rest of the rolling {}h budget (${} of ${}) is reserved by requests in flight; retry when \
+                     they finish",
+                    r.hours,
+                    usd(max - spent),
+                    usd(max)
+                ),
+                5,
+            )));
+        }
+    }
     if !book.has_history && book.blind_in_flight && may_wait {
         return Err(Refusal::Wait);
     }
@@ -574,6 +815,26 @@ pub fn exhausted(w: Window, max: i64, spent: i64, today: NaiveDate, tz: Tz) -> A
     }
 }
 
+/// The refusal of a request whose rolling window `r` holds `spent`; the next request fits at `at`.
+pub fn rolling_exhausted(
+    r: &RollingLimit,
+    spent: i64,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> ApiError {
+    let wait = (at - now).num_seconds().max(1) as u64;
+    ApiError::RateLimited(
+        format!(
+            "rolling {}h limit ${} reached (${} used); next request fits at {}",
+            r.hours,
+            usd(r.max_nanousd),
+            usd(spent),
+            fits_at(at, now)
+        ),
+        wait,
+    )
+}
+
 pub fn usd(nano: i64) -> String {
     format!("{:.2}", nano as f64 / 1e9)
 }
@@ -589,8 +850,16 @@ mod tests {
         }
     }
 
+    fn ask(nanousd: i64) -> Ask {
+        Ask {
+            nanousd,
+            tokens: 0,
+            counts: true,
+        }
+    }
+
     fn admit_now(st: &Arc<TenantState>, l: &Limits, est: i64) -> Result<Admission, ApiError> {
-        match try_admit(st, l, chrono_tz::UTC, est, true, false, None) {
+        match try_admit(st, l, chrono_tz::UTC, ask(est), false, None, Utc::now()) {
             Ok(a) => Ok(a),
             Err(Refusal::Refused(e)) => Err(e),
             Err(Refusal::Wait) => panic!("no wait without may_wait"),
@@ -612,7 +881,7 @@ mod tests {
         }
         assert_eq!(admitted.len(), 3);
         for a in admitted {
-            a.settle(1_000_000_000);
+            a.settle(1_000_000_000, 0);
         }
         assert!(admit_now(&st, &l, 1).is_err());
         assert_eq!(st.reserved(), 0);
@@ -624,7 +893,7 @@ mod tests {
         let l = limits(3.0);
         // First request: no history, runs blind; it turns out to cost $1 although estimated at ~0.
         let a = admit_now(&st, &l, 10).unwrap();
-        a.settle(1_000_000_000);
+        a.settle(1_000_000_000, 0);
         let admitted: Vec<_> = (0..40)
             .filter_map(|_| admit_now(&st, &l, 10).ok())
             .collect();
@@ -635,13 +904,11 @@ mod tests {
     async fn cold_start_runs_one_request_alone() {
         let st = Arc::new(TenantState::default());
         let l = limits(3.0);
-        let first = admit(&st, &l, chrono_tz::UTC, 10, true, None)
-            .await
-            .unwrap();
+        let first = admit(&st, &l, chrono_tz::UTC, ask(10), None).await.unwrap();
         let st2 = st.clone();
         let l2 = l.clone();
         let waiter = tokio::spawn(async move {
-            admit(&st2, &l2, chrono_tz::UTC, 10, true, None)
+            admit(&st2, &l2, chrono_tz::UTC, ask(10), None)
                 .await
                 .map(|_| ())
         });
@@ -650,7 +917,7 @@ mod tests {
             !waiter.is_finished(),
             "second request waits for the first to settle"
         );
-        first.settle(1_000_000_000);
+        first.settle(1_000_000_000, 0);
         assert!(waiter.await.unwrap().is_ok());
     }
 
@@ -659,32 +926,32 @@ mod tests {
         let st = Arc::new(TenantState::default());
         st.load_observed_peak(0);
         let l = limits(3.0);
-        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true, None)
+        let held = admit(&st, &l, chrono_tz::UTC, ask(3_000_000_000), None)
             .await
             .unwrap();
         // The whole budget is reserved, not spent: a second request waits instead of getting a false 402.
         let (st2, l2) = (st.clone(), l.clone());
         let waiter = tokio::spawn(async move {
-            admit(&st2, &l2, chrono_tz::UTC, 1, true, None)
+            admit(&st2, &l2, chrono_tz::UTC, ask(1), None)
                 .await
-                .map(|a| a.settle(0))
+                .map(|a| a.settle(0, 0))
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished());
-        held.settle(1_000_000_000); // cheaper than reserved: room is left
+        held.settle(1_000_000_000, 0); // cheaper than reserved: room is left
         assert!(waiter.await.unwrap().is_ok());
         // Now spend it all while another request waits: that one gets the real 402.
-        let held = admit(&st, &l, chrono_tz::UTC, 3_000_000_000, true, None)
+        let held = admit(&st, &l, chrono_tz::UTC, ask(3_000_000_000), None)
             .await
             .unwrap();
         let (st2, l2) = (st.clone(), l.clone());
         let waiter = tokio::spawn(async move {
-            admit(&st2, &l2, chrono_tz::UTC, 1, true, None)
+            admit(&st2, &l2, chrono_tz::UTC, ask(1), None)
                 .await
                 .map(|_| ())
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        held.settle(2_000_000_000);
+        held.settle(2_000_000_000, 0);
         assert!(matches!(
             waiter.await.unwrap(),
             Err(ApiError::BudgetExceeded { .. })
@@ -720,7 +987,125 @@ mod tests {
         assert!(admit_now(&st, &l, 0).is_ok());
         assert!(admit_now(&st, &l, 0).is_ok());
         assert!(matches!(admit_now(&st, &l, 0), Err(ApiError::RateLimited(_, s)) if s >= 1));
-        assert!(try_admit(&st, &l, chrono_tz::UTC, 0, false, false, None).is_ok());
+        assert!(try_admit(
+            &st,
+            &l,
+            chrono_tz::UTC,
+            Ask::default(),
+            false,
+            None,
+            Utc::now()
+        )
+        .is_ok());
+    }
+
+    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 7, h, m, s).unwrap()
+    }
+
+    fn admit_at(
+        st: &Arc<TenantState>,
+        l: &Limits,
+        ask: Ask,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, ApiError> {
+        match try_admit(st, l, chrono_tz::UTC, ask, false, None, now) {
+            Ok(a) => Ok(a),
+            Err(Refusal::Refused(e)) => Err(e),
+            Err(_) => panic!("neither wait nor claim here"),
+        }
+    }
+
+    fn rolling(hours: u32, usd: f64) -> Limits {
+        Limits {
+            rolling: vec![RollingLimit {
+                hours,
+                max_nanousd: (usd * 1e9) as i64,
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_rolling_window_refuses_until_old_spend_leaves_it() {
+        let st = Arc::new(TenantState::default());
+        st.load_observed_peak(0);
+        let l = rolling(5, 3.0);
+        admit_at(&st, &l, ask(1), at(9, 0, 30))
+            .unwrap()
+            .settle_at(3_020_000_000, 0, at(9, 0, 30));
+        let refused = admit_at(&st, &l, ask(1), at(13, 0, 0)).err().unwrap();
+        match refused {
+            ApiError::RateLimited(msg, wait) => {
+                assert_eq!(
+                    msg,
+                    "rolling 5h limit $3.00 reached ($3.02 used); next request fits at 14:01 UTC"
+                );
+                assert_eq!(wait, 3660);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(admit_at(&st, &l, ask(1), at(14, 0, 59)).is_err());
+        assert!(admit_at(&st, &l, ask(1), at(14, 1, 0)).is_ok());
+        let (spent, resets) = st.rolling_status(&l.rolling[0], at(13, 0, 0));
+        assert_eq!((spent, resets), (3_020_000_000, Some(at(14, 1, 0))));
+    }
+
+    #[test]
+    fn a_rolling_burst_overshoots_by_at_most_one_request() {
+        let st = Arc::new(TenantState::default());
+        st.load_observed_peak(0);
+        let l = rolling(5, 3.0);
+        let now = at(10, 0, 0);
+        let admitted: Vec<_> = (0..40)
+            .filter_map(|_| admit_at(&st, &l, ask(1_000_000_000), now).ok())
+            .collect();
+        assert_eq!(admitted.len(), 3);
+        for a in admitted {
+            a.settle_at(1_000_000_000, 0, now);
+        }
+        assert!(admit_at(&st, &l, ask(1), now).is_err());
+        // The calendar windows are untouched by a rolling-only tenant.
+        assert_eq!(st.spent(Window::Daily, now.date_naive()), 3_000_000_000);
+    }
+
+    #[test]
+    fn tokens_per_minute_count_metered_tokens_and_reserve_the_worst_case() {
+        let st = Arc::new(TenantState::default());
+        let l = Limits {
+            tpm: Some(1000),
+            ..Default::default()
+        };
+        let tokens = |t| Ask {
+            nanousd: 0,
+            tokens: t,
+            counts: true,
+        };
+        // A burst: each request reserves 400 tokens, admitted while used + reserved < 1000.
+        let now = at(10, 0, 0);
+        let burst: Vec<_> = (0..10)
+            .filter_map(|_| admit_at(&st, &l, tokens(400), now).ok())
+            .collect();
+        assert_eq!(burst.len(), 3);
+        let mut it = burst.into_iter();
+        it.next().unwrap().settle_at(0, 1100, now);
+        // Metered: 1100 tokens at 10:00:00 fill the minute; they leave it at 10:01:01.
+        drop(it);
+        let e = admit_at(&st, &l, tokens(1), at(10, 0, 30)).err().unwrap();
+        assert!(
+            matches!(&e, ApiError::RateLimited(m, 31) if m == "tokens per minute limit of 1000 reached (1100 used); next request fits at 10:01:01 UTC"),
+            "{e:?}"
+        );
+        assert!(admit_at(&st, &l, tokens(1), at(10, 1, 1)).is_ok());
+        // count_tokens neither counts nor is refused.
+        let free = Ask {
+            counts: false,
+            ..tokens(5000)
+        };
+        admit_at(&st, &l, free, at(10, 1, 2))
+            .unwrap()
+            .settle_at(0, 5000, at(10, 1, 2));
+        assert_eq!(st.tpm_status(1000, at(10, 1, 3)).0, 0);
     }
 
     #[test]

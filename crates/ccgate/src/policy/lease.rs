@@ -16,7 +16,9 @@
 //!   reservations), so a busy instance claims about once per [`HEADROOM_REQUESTS`] requests, and near the limit
 //!   the headroom shrinks to nothing. The batch writer moves each stored request's cost out of its instance's lease
 //!   in the same transaction that adds it to the rollups (`ledger/postgres.rs`), so spend and leases never count
-//!   the same money twice or not at all.
+//!   the same money twice or not at all. `limits.rolling` windows are windows like the others: the same statement
+//!   sums the tenant's `requests` since each window's start (index `requests_tenant_ts`). `tpm` and `limits.models`
+//!   are not leased: each instance enforces them on its own traffic.
 //! * **`maxConcurrent` (`slots`).** A slot is claimed when this instance has more requests in flight than slots;
 //!   the claim is refused when all slots are held across instances.
 //! * **`rpm`.** Requests draw tickets from `rate_tickets`, granted in batches of `max(1, rpm/20)`; a batch counts
@@ -41,7 +43,7 @@
 //! so the overshoot during an outage is at most `N - 1` times the remaining budget. When the database is back, the
 //! next claim reads the true spend again.
 
-use super::budget::{exhausted, local_day, TenantState, Window};
+use super::budget::{exhausted, local_day, rolling_exhausted, span_s, TenantState, Window};
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::state::Gateway;
@@ -228,7 +230,7 @@ pub enum Claimed {
     HeldInFlight {
         remaining: i64,
         max: i64,
-        window: &'static str,
+        window: String,
     },
     /// The database failed or was slow: the instance is in local mode; admit again against the local limits.
     Unavailable,
@@ -372,7 +374,15 @@ impl SharedLimits {
         tz: Tz,
         need: Need,
     ) -> Result<Claimed, sqlx::Error> {
-        let today = local_day(tz, Utc::now());
+        let now = Utc::now();
+        let today = local_day(tz, now);
+        // A rolling window counts the requests from the start of the minute it reaches back into, as the
+        // per-minute buckets of `super::rolling` do.
+        let rolling_from: Vec<i64> = limits
+            .rolling
+            .iter()
+            .map(|r| (now.timestamp() - span_s(r.hours)).div_euclid(60) * 60_000)
+            .collect();
         let start = |w: Window| w.start(today).map(|d| d.format("%Y-%m-%d").to_string());
         let mut tx = self.pool.begin().await?;
         // Claims for one tenant are serialized; other tenants and the batch writer are not held up.
@@ -400,14 +410,22 @@ impl SharedLimits {
                 SELECT COALESCE(SUM(amount), 0)::bigint AS used,
                        COALESCE(EXTRACT(EPOCH FROM now() - MIN(granted_at)), 0)::float8 AS oldest_s
                 FROM rate_tickets WHERE tenant_id = $1 AND amount > 0 AND granted_at > now() - interval '60 seconds'
+             ), rolling AS (
+                SELECT ARRAY(
+                  SELECT LEAST(COALESCE((SELECT SUM(r.cost_nanousd::numeric) FROM requests r
+                                         WHERE r.tenant_id = $1 AND r.ts_ms >= c.since), 0),
+                               9223372036854775807)::bigint
+                  FROM unnest($6::bigint[]) WITH ORDINALITY AS c(since, n) ORDER BY c.n
+                ) AS rolling_spent
              )
-             SELECT * FROM spent, held, tickets",
+             SELECT * FROM spent, held, tickets, rolling",
         )
         .bind(tenant_id)
         .bind(&self.instance_id)
         .bind(start(Window::Daily))
         .bind(start(Window::Weekly))
         .bind(start(Window::Monthly))
+        .bind(&rolling_from)
         .fetch_one(&mut *tx)
         .await?;
         let spent = [
@@ -422,6 +440,7 @@ impl SharedLimits {
         let slots_mine: i64 = row.try_get("slots_mine")?;
         let tickets_used: i64 = row.try_get("used")?;
         let oldest_s: f64 = row.try_get("oldest_s")?;
+        let rolling_spent: Vec<i64> = row.try_get("rolling_spent")?;
         state.refresh_spent(today, spent);
 
         let mut grant_usd = 0i64;
@@ -436,16 +455,33 @@ impl SharedLimits {
                 }
                 if max - s < room {
                     room = max - s;
-                    tightest = Some((w, max));
+                    tightest = Some((w.name().to_string(), max));
+                }
+            }
+            for (r, &s) in limits.rolling.iter().zip(&rolling_spent) {
+                if s >= r.max_nanousd {
+                    // When it fits again follows from this instance's own record of the window (the only
+                    // per-minute history at hand): a lower bound on the wait across instances.
+                    let (_, at) = state.rolling_status(r, now);
+                    return Ok(Claimed::Refused(rolling_exhausted(
+                        r,
+                        s,
+                        at.unwrap_or(now + chrono::Duration::minutes(1)),
+                        now,
+                    )));
+                }
+                if r.max_nanousd - s < room {
+                    room = r.max_nanousd - s;
+                    tightest = Some((format!("rolling {}h", r.hours), r.max_nanousd));
                 }
             }
             let free = room.saturating_sub(usd_others).saturating_sub(usd_mine);
             if free <= 0 {
-                let (w, max) = tightest.unwrap_or((Window::Total, room));
+                let (window, max) = tightest.unwrap_or_else(|| ("total".to_string(), room));
                 return Ok(Claimed::HeldInFlight {
                     remaining: room,
                     max,
-                    window: w.name(),
+                    window,
                 });
             }
             // The request itself, even past the limit (it is the one that crosses it, as on one instance), plus

@@ -4,3 +4,4 @@
 pub mod budget;
 pub mod lease;
 pub mod permissions;
+pub mod rolling;

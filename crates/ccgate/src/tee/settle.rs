@@ -22,6 +22,8 @@ pub struct Settlement {
     pub record: Record,
     started: Instant,
     admission: Option<Admission>,
+    /// Admissions under the tenant's `limits.models` entries matching the model.
+    model_admissions: Vec<(String, Admission)>,
     in_flight: Option<InFlight>,
     price_multiplier_milli: u32,
     /// The Claude model id the price is looked up by: the resolved model before any per-upstream rename (the
@@ -80,6 +82,7 @@ impl Settlement {
             record,
             started,
             admission: None,
+            model_admissions: Vec::new(),
             in_flight: None,
             price_multiplier_milli: 1000,
             price_model: String::new(),
@@ -96,8 +99,9 @@ impl Settlement {
         self.started
     }
 
-    pub fn set_admission(&mut self, a: Admission) {
+    pub fn set_admission(&mut self, a: Admission, per_model: Vec<(String, Admission)>) {
         self.admission = Some(a);
+        self.model_admissions = per_model;
     }
 
     /// The request is about to go to an upstream: journal it now, so that a crash while an upstream works on it,
@@ -182,9 +186,14 @@ impl Settlement {
         }
         r.latency_ms = self.started.elapsed().as_millis() as i64;
         self.fill_usage(&mut r, usage);
+        let tokens = crate::policy::budget::tpm_tokens(usage);
+        for (pattern, a) in std::mem::take(&mut self.model_admissions) {
+            let settled = a.settle_at(r.cost_nanousd, tokens, now);
+            crate::alerts::spend_settled(&self.gw, &r.tenant_id, Some(&pattern), &settled);
+        }
         if let Some(a) = self.admission.take() {
-            let changes = a.settle(r.cost_nanousd);
-            crate::alerts::spend_settled(&self.gw, &r.tenant_id, &changes);
+            let settled = a.settle_at(r.cost_nanousd, tokens, now);
+            crate::alerts::spend_settled(&self.gw, &r.tenant_id, None, &settled);
         }
         self.in_flight.take();
         crate::telemetry::metrics::settled(r.protocol);

@@ -115,6 +115,14 @@ fn describe() {
         "Requests the gateway refused itself (budget, rate, concurrency, model), by tenant and reason"
     );
     describe_gauge!(
+        "ccgate_tenant_limit_max",
+        "Each configured tenant limit (USD for dollar limits, else its unit), by tenant, limit and model scope"
+    );
+    describe_gauge!(
+        "ccgate_tenant_limit_used",
+        "What this instance counts against each tenant limit, by tenant, limit and model scope"
+    );
+    describe_gauge!(
         "ccgate_upstream_healthy",
         "1 if the upstream takes traffic (enabled, not cooling down, probe passing, not ejected), else 0"
     );
@@ -453,6 +461,7 @@ fn render(gw: &Gateway) -> Response {
             .set(f64::from(u8::from(cooling)));
         gauge!("ccgate_upstream_in_flight", "upstream" => id).set(f64::from(u.in_flight()));
     }
+    tenant_limits(&rt);
     for (file, dropped) in super::logs::dropped_lines() {
         counter!("ccgate_log_lines_dropped_total", "file" => file).absolute(dropped);
     }
@@ -464,6 +473,39 @@ fn render(gw: &Gateway) -> Response {
         handle.render(),
     )
         .into_response()
+}
+
+/// `ccgate_tenant_limit_max` and `_used` for every limit of every tenant, as `POST /usage` shows them (this
+/// instance's view of the spend).
+fn tenant_limits(rt: &crate::state::Runtime) {
+    let tz = rt.config.server.timezone;
+    let today = crate::policy::budget::local_day(tz, chrono::Utc::now());
+    for t in rt.tenants_by_id.values() {
+        let used = |_: &crate::config::TenantConfig, w| t.state.spent(w, today);
+        for e in
+            crate::api::usage::limits_json(&t.config, tz, &used, Some(&t.state), &t.model_states)
+        {
+            let (max, used) = if e["kind"] == "usd" {
+                (e["max_usd"].as_f64(), e["used_usd"].as_f64())
+            } else {
+                (e["max"].as_f64(), e["used"].as_f64())
+            };
+            let labels = [
+                ("tenant", t.config.id.clone()),
+                ("limit", e["name"].as_str().unwrap_or_default().to_string()),
+                (
+                    "scope",
+                    e["scope"]["model"].as_str().unwrap_or_default().to_string(),
+                ),
+            ];
+            if let Some(max) = max {
+                gauge!("ccgate_tenant_limit_max", &labels).set(max);
+            }
+            if let Some(used) = used {
+                gauge!("ccgate_tenant_limit_used", &labels).set(used);
+            }
+        }
+    }
 }
 
 /// Serves `/metrics` alone on `addr` (`server.metricsListen`) until the gateway shuts down.

@@ -482,3 +482,38 @@ async fn concurrent_edits_of_one_tenant_keep_one_of_them_whole() {
         assert_eq!(t["limits"]["daily"]["maxUSD"], n as f64, "{t}");
     }
 }
+
+/// The limits of issue #23 are accepted by the admin API as in tenants.json, kept as given, and enforced for the
+/// console tenant at once; a file tenant's new limits and expiry are listed in the same shape.
+#[tokio::test]
+async fn console_tenants_take_the_new_limits() {
+    let m = mock().await;
+    let mut files = Files::new(&[m.url()]);
+    files.tenants["tenants"][0]["limits"] =
+        json!({"rolling": [{"hours": 5, "maxUSD": 3.0}], "models": {"*haiku*": {"rpm": 1}}});
+    files.tenants["tenants"][0]["expiresAt"] = json!("2999-01-01T00:00:00Z");
+    let gw = Gateway::start(&files).await;
+    let limits = json!({
+        "rolling": [{"hours": 5, "maxUSD": 3.0}],
+        "tpm": 50000,
+        "maxOutputTokens": 100,
+        "models": {"*opus*": {"daily": {"maxUSD": 5.0}, "rpm": 10}},
+    });
+    let (s, made) = call(admin(&gw, reqwest::Method::POST, "").json(&json!({
+        "name": "Bob", "id": "bob", "allowedModels": ["*"], "limits": limits
+    })))
+    .await;
+    assert_eq!(s, 201, "{made}");
+    assert_eq!(made["limits"], limits);
+    let key = made["key"].as_str().unwrap();
+    // max_tokens 256 is above the console tenant's cap of 100.
+    let r = post_messages(&gw, key, &messages_body("claude-sonnet-4-6", false)).await;
+    assert_eq!(r.status(), 400);
+    let all = list(&gw).await;
+    let t1 = all.iter().find(|t| t["id"] == "t1").unwrap();
+    assert_eq!(
+        t1["limits"],
+        json!({"rolling": [{"hours": 5.0, "maxUSD": 3.0}], "models": {"*haiku*": {"rpm": 1}}})
+    );
+    assert_eq!(t1["expiresAt"], "2999-01-01T00:00:00+00:00");
+}

@@ -458,3 +458,67 @@ async fn bad_alert_config_is_reported_by_field() {
     );
     assert!(!text.contains("SECRET"));
 }
+
+/// Rolling windows and per-model limits cross 80 % and 100 % like calendar budgets: one message per crossing,
+/// naming the window (and the models it is about).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_and_per_model_limits_alert_at_80_and_100_percent() {
+    let rx = Receiver::start().await;
+    // $0.30 per request, as above.
+    let mock = mock_with(MockConfig {
+        input_tokens: 100_000,
+        output_tokens: 10,
+        ..MockConfig::default()
+    })
+    .await;
+    let mut files = Files::new(&[mock.url()]);
+    files.tenants["tenants"][0]["limits"] = json!({
+        "rolling": [{"hours": 5, "maxUSD": 1.0}],
+        "models": {"*sonnet*": {"daily": {"maxUSD": 1.0}}},
+    });
+    files.server["alerts"] = json!([hook(format!("{}/generic", rx.url), "generic", None)]);
+    let gw = Gateway::start(&files).await;
+    for i in 1..=4 {
+        let r = post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", false)).await;
+        assert_eq!(r.status(), 200, "request {i}");
+        let _ = r.text().await;
+    }
+    let refused = post_messages(&gw, TENANT_KEY, &messages_body("claude-sonnet-4-6", false)).await;
+    assert_eq!(
+        refused.status(),
+        402,
+        "the model's daily budget refuses first"
+    );
+    eventually(10, || async { (rx.at("generic").len() == 4).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let got = rx.at("generic");
+    assert_eq!(got.len(), 4, "{got:?}");
+    let mut seen: Vec<(String, String, i64)> = got
+        .iter()
+        .map(|m| {
+            (
+                m["event"].as_str().unwrap().to_string(),
+                m["details"]["window"].as_str().unwrap().to_string(),
+                m["details"]["percent"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "budget_exceeded".into(),
+                "daily (models *sonnet*)".into(),
+                100
+            ),
+            ("budget_exceeded".into(), "rolling 5h".into(), 100),
+            (
+                "budget_warning".into(),
+                "daily (models *sonnet*)".into(),
+                80
+            ),
+            ("budget_warning".into(), "rolling 5h".into(), 80),
+        ]
+    );
+}

@@ -15,6 +15,7 @@ mod durability;
 mod first_hour;
 mod hostile;
 mod import_usage;
+mod limits;
 mod listener;
 mod metering;
 mod migration;

@@ -8,10 +8,14 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-const LIMITED_KEY: &str = "tenant-key-limited-dddddddddddd";
+pub(crate) const LIMITED_KEY: &str = "tenant-key-limited-dddddddddddd";
 
 /// Two instances on `schema` whose tenant `t3` (key [`LIMITED_KEY`]) has `limits`.
-async fn two_instances(schema: &Schema, mock_url: String, limits: Value) -> (Gateway, Gateway) {
+pub(crate) async fn two_instances(
+    schema: &Schema,
+    mock_url: String,
+    limits: Value,
+) -> (Gateway, Gateway) {
     two_instances_with(schema, mock_url, limits, json!({})).await
 }
 
@@ -47,7 +51,7 @@ async fn two_instances_with(
 }
 
 /// `n` requests of `t3` spread over both instances, at most `parallel` at a time; their statuses.
-async fn spread(
+pub(crate) async fn spread(
     gws: [&Arc<Gateway>; 2],
     n: usize,
     parallel: usize,
@@ -87,7 +91,7 @@ async fn spread(
 }
 
 /// Every request of `t3` in the shared ledger: (rows, billed nano-USD).
-async fn t3_spend(schema: &Schema) -> (i64, i64) {
+pub(crate) async fn t3_spend(schema: &Schema) -> (i64, i64) {
     let mut conn = schema.connect().await;
     let r: (i64, Option<i64>) = sqlx::query_as(
         "SELECT COUNT(*), SUM(cost_nanousd)::bigint FROM requests WHERE tenant_id = 't3' AND outcome = 'ok'",
