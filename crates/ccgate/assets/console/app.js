@@ -323,9 +323,13 @@
   // Limits: a generic list {name, kind, max_usd/used_usd/remaining_usd or max/used/remaining, resets_at, scope?},
   // so kinds added later still render.
   function limitName(l) {
-    var key = 'limit.' + l.name;
-    var name = t(key) === key ? l.name : t(key);
-    return l.scope ? name + ' · ' + l.scope : name;
+    var key = 'limit.' + l.name, hours = /^rolling (\d+)h$/.exec(String(l.name));
+    var name = hours ? t('limit.rollingHours', { h: hours[1] }) : t(key) === key ? String(l.name) : t(key);
+    // A scope such as {"model": "*opus*"}: the limit holds for those models only.
+    var scope = l.scope && typeof l.scope === 'object'
+      ? Object.keys(l.scope).map(function (k) { return t('limit.scope.' + k) === 'limit.scope.' + k ? k + ' ' + l.scope[k] : t('limit.scope.' + k, { v: l.scope[k] }); }).join(', ')
+      : l.scope;
+    return scope ? name + ' · ' + scope : name;
   }
   function resetsText(l) {
     if (l.resets_at) return /^\d{4}-/.test(l.resets_at) ? t('limit.resets', { at: when(l.resets_at) }) : String(l.resets_at);
@@ -337,7 +341,7 @@
       head = usd(l.used_usd) + ' / ' + usd(l.max_usd);
       meter = bar(l.used_usd, l.max_usd);
       sub.push(t('limit.remaining', { v: usd(l.remaining_usd) }));
-    } else if (l.used !== undefined && l.max !== undefined) {
+    } else if (l.used !== undefined && l.used !== null && l.max !== undefined) {
       head = num(l.used) + ' / ' + num(l.max);
       meter = bar(l.used, l.max);
       if (l.remaining !== undefined) sub.push(t('limit.remaining', { v: num(l.remaining) }));
@@ -377,7 +381,7 @@
         return el('div', { class: 'mini' }, el('div', { class: 't', text: limitName(l) + ': ' + usd(l.used_usd) + ' / ' + usd(l.max_usd) }), bar(l.used_usd, l.max_usd));
       }
       var max = typeof l.max === 'number' ? num(l.max) : String(l.max);
-      return el('div', { class: 'mini' }, el('div', { class: 't', text: limitName(l) + ': ' + (l.used !== undefined ? num(l.used) + ' / ' : '') + max }));
+      return el('div', { class: 'mini' }, el('div', { class: 't', text: limitName(l) + ': ' + (l.used !== undefined && l.used !== null ? num(l.used) + ' / ' : '') + max }));
     });
   }
 
@@ -625,7 +629,8 @@
     function reload() { return settle(list, api('GET', '/api/admin/tenants').then(function (r) { renderTenants(list.body, r.tenants || [], keyPanel, reload); })); }
     reload();
   }
-  var LIMIT_FIELDS = [['daily', 'usd'], ['weekly', 'usd'], ['monthly', 'usd'], ['total', 'usd'], ['rpm', 'int'], ['maxConcurrent', 'int']];
+  var LIMIT_FIELDS = [['daily', 'usd'], ['weekly', 'usd'], ['monthly', 'usd'], ['total', 'usd'], ['rpm', 'int'], ['tpm', 'int'],
+    ['maxConcurrent', 'int'], ['maxOutputTokens', 'int']];
   /** The create form (tenant null) or the edit form of a console tenant. Errors from the gateway name a field;
    *  the form marks it and changes nothing. */
   function tenantForm(tn, done, cancel) {

@@ -1327,3 +1327,48 @@ async fn browser_ended_session_returns_to_the_login() {
     b.assert_clean().await;
     b.close().await;
 }
+
+/// The portal shows every kind of limit the gateway reports, whatever it is: rolling windows, tokens per minute, a
+/// per-request cap, and limits scoped to some models.
+#[tokio::test]
+async fn browser_portal_shows_every_kind_of_limit() {
+    let Some(b) = Browser::start("browser_portal_shows_every_kind_of_limit").await else {
+        return;
+    };
+    let mock = mock().await;
+    let mut files = Files::new(&[mock.url()]);
+    files.tenants["tenants"][1]["limits"] = json!({
+        "daily": {"maxUSD": 3},
+        "rolling": [{"hours": 5, "maxUSD": 2}],
+        "rpm": 60,
+        "tpm": 100000,
+        "maxOutputTokens": 4096,
+        "models": {"*opus*": {"daily": {"maxUSD": 1}}}
+    });
+    let gw = Gateway::start(&files).await;
+    assert_eq!(send(&gw, TENANT2_KEY, "claude-opus-4-1").await, 200);
+
+    b.open(&format!("{}/dashboard", gw.url)).await;
+    b.login_tenant(TENANT2_KEY).await;
+    b.wait_ready("limits").await;
+    let names = b
+        .js("return Array.from(document.querySelectorAll('#limits .limit .name')).map(function (n) { return n.textContent; });")
+        .await;
+    assert_eq!(
+        names,
+        json!([
+            "Daily budget",
+            "Rolling 5-hour budget",
+            "Requests per minute",
+            "Tokens per minute",
+            "Output tokens per request",
+            "Daily budget · models *opus*"
+        ])
+    );
+    let text = b.text_of("#limits").await;
+    assert!(text.contains("max 4,096"), "{text}");
+    assert!(!text.contains("[object") && !text.contains("NaN"), "{text}");
+    b.screenshot("console-tenant-limits.png").await;
+    b.assert_clean().await;
+    b.close().await;
+}
