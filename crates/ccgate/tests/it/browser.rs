@@ -229,6 +229,16 @@ impl Browser {
         self.click("#panel-tenant button[type=submit]").await;
     }
 
+    /// Logs out and waits for the login card (the logout is a request: the card comes back when it is answered).
+    async fn logout(&self) {
+        self.click("#logout").await;
+        self.wait_js(
+            "the login card",
+            "return !document.getElementById('login').hidden;",
+        )
+        .await;
+    }
+
     /// Waits until the section `#id` has loaded what it shows.
     async fn wait_ready(&self, id: &str) {
         let v = self
@@ -621,12 +631,7 @@ async fn browser_console_end_to_end() {
     b.assert_clean().await;
 
     // Log out: the cookie is gone, a fresh page shows the login card.
-    b.click("#logout").await;
-    b.wait_js(
-        "the login card",
-        "return !document.getElementById('login').hidden;",
-    )
-    .await;
+    b.logout().await;
     b.reload().await;
     assert_eq!(
         b.js("return document.getElementById('login').hidden;")
@@ -867,7 +872,7 @@ async fn browser_hostile_tenant_names_render_as_text() {
     b.assert_clean().await;
 
     // The tenant's own view shows its name in the header, as text.
-    b.click("#logout").await;
+    b.logout().await;
     b.login_tenant(TENANT2_KEY).await;
     for id in ["stats", "limits", "recent"] {
         b.wait_ready(id).await;
@@ -1259,7 +1264,7 @@ async fn browser_request_log_pages_and_an_expired_key_is_told() {
     );
     b.assert_clean().await;
 
-    b.click("#logout").await;
+    b.logout().await;
     b.login_tenant(&expired_key).await;
     let msg = b
         .wait_js(
