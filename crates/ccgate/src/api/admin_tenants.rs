@@ -398,7 +398,9 @@ async fn list_inner(gw: &Gateway, parts: &http::request::Parts) -> Result<Value,
     admin_only(gw, &parts.method, &parts.headers, &parts.extensions).await?;
     let stored = stored_by_id(gw).await?;
     let usage = usage(gw).await?;
-    let rt = gw.rt();
+    let rt = gw.runtime.load_full();
+    let tz = rt.config.server.timezone;
+    let shared = super::tenant_status::shared_window_spend(gw, tz).await;
     let mut out: Vec<Value> = rt
         .config
         .tenants
@@ -407,7 +409,13 @@ async fn list_inner(gw: &Gateway, parts: &http::request::Parts) -> Result<Value,
             let s = (t.source == TenantSource::Console)
                 .then(|| stored.get(&t.id))
                 .flatten();
-            tenant_json(t, s, &usage)
+            let mut v = tenant_json(t, s, &usage);
+            // Each limit with max, used, remaining and reset time, as the tenant's own status shows it.
+            if let Some(served) = rt.tenants_by_id.get(&t.id) {
+                v["limitStatus"] =
+                    json!(super::tenant_status::limit_status(served, tz, shared.as_deref()).1);
+            }
+            v
         })
         .collect();
     // Console tenants the runtime does not serve (they clash with tenants.json): shown, flagged.

@@ -10,7 +10,7 @@ use super::usage::{limits_json, window_spend};
 use crate::config::TenantConfig;
 use crate::error::{ApiError, Protocol};
 use crate::policy::budget::{local_day, Window};
-use crate::state::Gateway;
+use crate::state::{Gateway, TenantRt};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -41,26 +41,9 @@ pub async fn status(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Err(e) => return e.into_response_for(Protocol::Anthropic),
     };
     let tz = rt.config.server.timezone;
-    let today = local_day(tz, Utc::now());
     let t = &tenant.config;
-    // On a shared store the ledger's spend is every instance's; otherwise this instance's own view is exact.
-    let mut spent = [0i64; 4];
-    let shared = match gw.shared_limits() {
-        Some(_) => window_spend(&*gw.ledger.store, tz).await.ok(),
-        None => None,
-    };
-    for w in Window::ALL {
-        spent[w as usize] = match &shared {
-            Some(rows) => rows
-                .iter()
-                .find(|(rw, _, s)| *rw == w && s.tenant_id == t.id)
-                .map(|(_, _, s)| s.cost_nanousd)
-                .unwrap_or(0),
-            None => tenant.state.spent(w, today),
-        };
-    }
-    let used = |_: &TenantConfig, w: Window| spent[w as usize];
-    let limits = limits_json(t, tz, &used, Some(&tenant.state), &tenant.model_states);
+    let shared = shared_window_spend(&gw, tz).await;
+    let (spent, limits) = limit_status(&tenant, tz, shared.as_deref());
     if line {
         return text(StatusCode::OK, &status_line(t, &spent, &limits, tz));
     }
@@ -73,6 +56,49 @@ pub async fn status(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         "timezone": tz.name(),
     });
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Spend per calendar window on a shared store (every instance's, from the ledger); `None` on a store of one
+/// instance, whose own view is exact, or when the ledger cannot be read.
+pub(super) async fn shared_window_spend(
+    gw: &Gateway,
+    tz: chrono_tz::Tz,
+) -> Option<Vec<WindowSpend>> {
+    match gw.shared_limits() {
+        Some(_) => window_spend(&*gw.ledger.store, tz).await.ok(),
+        None => None,
+    }
+}
+
+type WindowSpend = (
+    Window,
+    Option<chrono::NaiveDate>,
+    crate::ledger::TenantSpend,
+);
+
+/// A tenant's spend per calendar window and each of its limits with max, used, remaining and reset time: what
+/// `/api/tenant/status` answers and the admin listing shows per tenant.
+pub(super) fn limit_status(
+    tenant: &TenantRt,
+    tz: chrono_tz::Tz,
+    shared: Option<&[WindowSpend]>,
+) -> ([i64; 4], Vec<Value>) {
+    let today = local_day(tz, Utc::now());
+    let t = &tenant.config;
+    let mut spent = [0i64; 4];
+    for w in Window::ALL {
+        spent[w as usize] = match shared {
+            Some(rows) => rows
+                .iter()
+                .find(|(rw, _, s)| *rw == w && s.tenant_id == t.id)
+                .map(|(_, _, s)| s.cost_nanousd)
+                .unwrap_or(0),
+            None => tenant.state.spent(w, today),
+        };
+    }
+    let used = |_: &TenantConfig, w: Window| spent[w as usize];
+    let limits = limits_json(t, tz, &used, Some(&tenant.state), &tenant.model_states);
+    (spent, limits)
 }
 
 fn text(status: StatusCode, line: &str) -> Response {

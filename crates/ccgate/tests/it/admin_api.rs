@@ -76,6 +76,16 @@ async fn the_admin_makes_changes_rotates_and_removes_a_tenant() {
         (a["usage"]["today"]["requests"] == 1).then_some(())
     })
     .await;
+    // Each limit as the tenant's own status shows it: max, used, remaining, reset.
+    let all = list(&gw).await;
+    let alice = all.iter().find(|t| t["id"] == "alice").unwrap();
+    let status = alice["limitStatus"].as_array().unwrap();
+    let daily = status.iter().find(|l| l["name"] == "daily").unwrap();
+    assert_eq!(daily["max_usd"], 5.0, "{daily}");
+    assert!(daily["used_usd"].as_f64().unwrap() > 0.0, "{daily}");
+    assert!(daily["resets_at"].is_string(), "{daily}");
+    let rpm = status.iter().find(|l| l["name"] == "rpm").unwrap();
+    assert_eq!(rpm["max"], 30, "{rpm}");
 
     // Bad edits name the field and change nothing.
     for (body, field) in [
