@@ -357,11 +357,11 @@
     if (!limits || !limits.length) return el('div', { class: 'empty', text: t('limit.none') });
     return el('div', { class: 'limits' }, limits.map(limitBlock));
   }
-  /** A tenant's limits from the admin API: the tenants.json shape {daily: {maxUSD}, rpm, …} with today's and this
-   *  month's spend, or already a generic list. */
+  /** A tenant's limits from the admin API: `limitStatus` (every limit with max, used, remaining and reset time, as
+   *  the tenant's own status shows them), or else the tenants.json shape {daily: {maxUSD}, rpm, …} with today's
+   *  and this month's spend. */
   function tenantLimits(tn) {
-    if (Array.isArray(tn.limits)) return tn.limits;
-    if (tn.usage && Array.isArray(tn.usage.limits)) return tn.usage.limits;
+    if (Array.isArray(tn.limitStatus)) return tn.limitStatus;
     var u = tn.usage || {}, used = { daily: (u.today || {}).costUSD, monthly: (u.month || {}).costUSD };
     return Object.keys(tn.limits || {}).map(function (name) {
       var v = tn.limits[name];

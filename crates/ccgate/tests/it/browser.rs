@@ -1039,6 +1039,25 @@ async fn browser_tenant_controls_change_the_tenant() {
     assert_eq!(at, want, "{t}");
     assert_eq!(send(&gw, &key1, "claude-sonnet-4-6").await, 403);
     assert_eq!(send(&gw, &key1, "claude-haiku-4-5").await, 200);
+    // The new budget in the list, with its bar (used and max from the listing's limitStatus).
+    let limits = b
+        .js(&format!(
+            "var c = document.querySelector('{row}').cells[5];
+             return {{text: c.textContent, bars: c.querySelectorAll('.bar').length}};"
+        ))
+        .await;
+    assert!(
+        limits["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Monthly budget: $"),
+        "{limits}"
+    );
+    assert!(
+        limits["text"].as_str().unwrap().ends_with("/ $20.00"),
+        "{limits}"
+    );
+    assert_eq!(limits["bars"], 1, "{limits}");
 
     // Rotate: asked first; then a new key, and the old one stops.
     b.click(&format!("{row} button[data-action=rotate]")).await;
