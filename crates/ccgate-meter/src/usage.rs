@@ -250,6 +250,8 @@ struct MeterState {
     error: Option<StreamError>,
     output_chars: u64,
     parse_errors: u32,
+    thinking_blocks: u32,
+    signature_deltas: u32,
 }
 
 impl StreamMeter {
@@ -300,6 +302,21 @@ impl StreamMeter {
         self.state.error.as_ref()
     }
 
+    /// Payload bytes of the content deltas so far (see [`StreamOutcome::output_chars`]).
+    pub fn output_chars(&self) -> u64 {
+        self.state.output_chars
+    }
+
+    /// Thinking blocks started so far, and how many came without a `signature_delta` (CCGate's upstream trust
+    /// check: a real thinking block is signed).
+    pub fn thinking_blocks(&self) -> (u32, u32) {
+        let s = &self.state;
+        (
+            s.thinking_blocks,
+            s.thinking_blocks.saturating_sub(s.signature_deltas),
+        )
+    }
+
     /// Output tokens estimated from payload bytes: `ceil(output_chars / 4)`.
     pub fn estimated_output_tokens(&self) -> u64 {
         self.state.output_chars.div_ceil(4)
@@ -342,7 +359,8 @@ impl StreamMeter {
 impl MeterState {
     fn on_event(&mut self, name: &str, data: &[u8]) {
         match name {
-            "content_block_delta" => self.output_chars += delta_payload_len(data) as u64,
+            "content_block_delta" => self.on_delta(data),
+            "content_block_start" => self.on_block_start(data),
             "message_stop" => self.saw_stop = true,
             "message_start" | "message_delta" => match serde_json::from_slice::<EventWire>(data) {
                 Ok(ev) => self.on_event_wire(name, ev),
@@ -366,6 +384,36 @@ impl MeterState {
         }
     }
 
+    fn on_delta(&mut self, data: &[u8]) {
+        let (len, signature) = delta_payload(data);
+        self.output_chars += len as u64;
+        if signature {
+            self.signature_deltas = self.signature_deltas.saturating_add(1);
+        }
+    }
+
+    /// A block start is parsed only for its type (a few per stream).
+    fn on_block_start(&mut self, data: &[u8]) {
+        #[derive(Deserialize)]
+        struct Start<'a> {
+            #[serde(borrow)]
+            content_block: Option<Block<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct Block<'a> {
+            #[serde(borrow, rename = "type")]
+            kind: Option<std::borrow::Cow<'a, str>>,
+        }
+        if let Ok(Start {
+            content_block: Some(b),
+        }) = serde_json::from_slice::<Start<'_>>(data)
+        {
+            if b.kind.as_deref() == Some("thinking") {
+                self.thinking_blocks = self.thinking_blocks.saturating_add(1);
+            }
+        }
+    }
+
     /// Unnamed event: classify by its JSON `type`. Rare (some third-party upstreams), so one extra parse of a
     /// `content_block_delta` is fine here.
     fn on_unnamed(&mut self, data: &[u8]) {
@@ -377,7 +425,8 @@ impl MeterState {
             "message_delta" => self.on_event_wire("message_delta", ev),
             "error" => self.on_event("error", data),
             "message_stop" => self.saw_stop = true,
-            "content_block_delta" => self.output_chars += delta_payload_len(data) as u64,
+            "content_block_delta" => self.on_delta(data),
+            "content_block_start" => self.on_block_start(data),
             _ => {}
         }
     }
@@ -448,22 +497,29 @@ struct DeltaPayload<'a> {
     thinking: Option<&'a RawValue>,
     #[serde(borrow)]
     partial_json: Option<&'a RawValue>,
+    #[serde(borrow)]
+    signature: Option<&'a RawValue>,
 }
 
 /// Byte length of the `text` / `thinking` / `partial_json` string of a `content_block_delta`, in its escaped form
 /// (an escaped quote counts 2): raw text keeps the parse from unescaping every token, and the count is only a
 /// chars/4 estimate. Other delta types (`signature_delta`, `citations_delta`), a non-string payload and an event
 /// that is not valid JSON count 0.
-fn delta_payload_len(data: &[u8]) -> usize {
+/// Also says whether the delta carried a non-empty `signature` (a `signature_delta`).
+fn delta_payload(data: &[u8]) -> (usize, bool) {
     let Ok(DeltaEvent { delta: Some(d) }) = serde_json::from_slice::<DeltaEvent<'_>>(data) else {
-        return 0;
+        return (0, false);
     };
-    [d.text, d.thinking, d.partial_json]
+    let signed = d
+        .signature
+        .is_some_and(|raw| raw.get().starts_with('"') && raw.get().len() > 2);
+    let len = [d.text, d.thinking, d.partial_json]
         .into_iter()
         .flatten()
         .map(RawValue::get)
         .find(|raw| raw.starts_with('"'))
-        .map_or(0, |raw| raw.len().saturating_sub(2))
+        .map_or(0, |raw| raw.len().saturating_sub(2));
+    (len, signed)
 }
 
 #[cfg(test)]
@@ -766,6 +822,27 @@ mod tests {
         assert!(!o.has_usage() || o.saw_message_delta);
     }
 
+    fn delta_payload_len(data: &[u8]) -> usize {
+        delta_payload(data).0
+    }
+
+    #[test]
+    fn thinking_blocks_without_a_signature_are_counted() {
+        let mut m = StreamMeter::new();
+        let start = br#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#;
+        m.on_event("content_block_start", start);
+        m.on_event(
+            "content_block_delta",
+            br#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQ"}}"#,
+        );
+        m.on_event("content_block_start", start);
+        m.on_event(
+            "content_block_start",
+            br#"{"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}}"#,
+        );
+        assert_eq!(m.thinking_blocks(), (2, 1));
+    }
+
     #[test]
     fn payload_len_handles_escapes_and_key_order() {
         assert_eq!(
@@ -783,7 +860,7 @@ mod tests {
             0
         );
         let signature = br#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQ"}}"#;
-        assert_eq!(delta_payload_len(signature), 0);
+        assert_eq!(delta_payload(signature), (0, true));
         assert_eq!(
             delta_payload_len(br#"{"delta":{"type":"text_delta","text":"\u00e9\\"}}"#),
             8

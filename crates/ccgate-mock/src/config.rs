@@ -125,6 +125,25 @@ pub struct MockConfig {
     /// Hostile: `set-cookie`, `access-control-*`, `content-security-policy`, `refresh`,
     /// `strict-transport-security`, … and, on non-SSE answers, `content-type: text/html`.
     pub hostile_headers: bool,
+    /// Realistic usage: `input_tokens` is counted from the request (a quarter of its bytes), and a follow-up
+    /// turn (3+ messages) that marks `cache_control` reads 80 % of it from the cache, as a real prompt cache would.
+    pub realistic_usage: bool,
+    /// Cheat: report this many percent more input tokens than [`MockConfig::realistic_usage`] counts.
+    pub inflate_input_percent: u32,
+    /// Cheat: never read from the cache (every turn billed as fresh input) whatever `cache_control` says.
+    pub ignore_cache_control: bool,
+    /// Cheat: answer as this model whatever was asked for.
+    pub substitute_model: Option<String>,
+    /// Cheat: thinking blocks come without a signature.
+    pub strip_signatures: bool,
+    /// Cheat: buffer then burst. The whole answer is "generated" first (a wait of `event_delay_ms` per event),
+    /// then sent at once.
+    pub burst: bool,
+    /// Billing endpoints (`GET …/v1/dashboard/billing/subscription` and `…/usage`, new-api style): the key's
+    /// limit in USD; `None` answers 404 there.
+    pub billing_limit_usd: Option<f64>,
+    /// What the key used, in USD (reported as cents in `total_usage`).
+    pub billing_used_usd: f64,
 }
 
 impl Default for MockConfig {
@@ -171,6 +190,14 @@ impl Default for MockConfig {
             echo_key: false,
             sse_error_message: None,
             hostile_headers: false,
+            realistic_usage: false,
+            inflate_input_percent: 0,
+            ignore_cache_control: false,
+            substitute_model: None,
+            strip_signatures: false,
+            burst: false,
+            billing_limit_usd: None,
+            billing_used_usd: 0.0,
         }
     }
 }
@@ -189,6 +216,7 @@ const STRING_FIELDS: &[&str] = &[
     "stop_reason",
     "require_key",
     "sse_error_message",
+    "substitute_model",
 ];
 
 /// True if the request carries any `x-mock-*` header (cheap check for the fast path).

@@ -278,6 +278,9 @@ impl Prepared {
             .blocks
             .iter()
             .map(|b| match b {
+                Block::Thinking(t) if cfg.strip_signatures => {
+                    format!("{{\"type\":\"thinking\",\"thinking\":{}}}", js(t))
+                }
                 Block::Thinking(t) => format!(
                     "{{\"type\":\"thinking\",\"thinking\":{},\"signature\":{}}}",
                     js(t),
@@ -336,13 +339,15 @@ impl Prepared {
                             format!("{{\"type\":\"thinking_delta\",\"thinking\":{}}}", js(piece)),
                         ));
                     }
-                    ev.push(delta(
-                        i,
-                        format!(
-                            "{{\"type\":\"signature_delta\",\"signature\":{}}}",
-                            js(THINKING_SIGNATURE)
-                        ),
-                    ));
+                    if !cfg.strip_signatures {
+                        ev.push(delta(
+                            i,
+                            format!(
+                                "{{\"type\":\"signature_delta\",\"signature\":{}}}",
+                                js(THINKING_SIGNATURE)
+                            ),
+                        ));
+                    }
                 }
                 Block::Text(t) => {
                     for piece in split_chunks(t, cfg.chunks.max(1) as usize) {

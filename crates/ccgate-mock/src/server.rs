@@ -176,6 +176,8 @@ enum Route {
     Model,
     AdminRequests,
     AdminConfig,
+    BillingSubscription,
+    BillingUsage,
     NotFound,
 }
 
@@ -200,6 +202,10 @@ fn route(method: &Method, path: &str) -> Route {
         Route::Models
     } else if get && path_t.contains("/v1/models/") {
         Route::Model
+    } else if get && path_t.ends_with("/v1/dashboard/billing/subscription") {
+        Route::BillingSubscription
+    } else if get && path_t.ends_with("/v1/dashboard/billing/usage") {
+        Route::BillingUsage
     } else if (get || method == Method::HEAD) && path == "/" {
         Route::Root
     } else {
@@ -453,8 +459,29 @@ async fn handle(
         return Ok(ctx.error(status, None));
     }
 
+    if cfg.burst && route == Route::Messages {
+        // Buffer then burst: the time the paced answer would take, spent before anything is sent.
+        let events = u64::from(cfg.chunks.max(1)) + 6;
+        tokio::time::sleep(Duration::from_millis(cfg.event_delay_ms * events)).await;
+    }
+
     Ok(match route {
         Route::Messages => messages(&shared, &ctx, &active.prepared, is_default, &body),
+        Route::BillingSubscription | Route::BillingUsage => match cfg.billing_limit_usd {
+            None => ctx.own_error(404, "no billing endpoint"),
+            Some(limit) if route == Route::BillingSubscription => ctx.json(Bytes::from(
+                serde_json::json!({
+                    "object": "billing_subscription", "has_payment_method": true,
+                    "soft_limit_usd": limit, "hard_limit_usd": limit, "system_hard_limit_usd": limit,
+                    "access_until": 0,
+                })
+                .to_string(),
+            )),
+            Some(_) => ctx.json(Bytes::from(
+                serde_json::json!({"object": "list", "total_usage": cfg.billing_used_usd * 100.0})
+                    .to_string(),
+            )),
+        },
         Route::CountTokens => {
             if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
                 ctx.own_error(400, "Request body is not valid JSON")
@@ -499,12 +526,25 @@ fn messages(
         Ok(r) => r,
         Err(e) => return ctx.own_error(400, &format!("Request body is not valid JSON: {e}")),
     };
+    let substitute;
     let model: &[u8] = match req.model {
+        Some(raw) if !raw.get().starts_with('"') => {
+            return ctx.own_error(400, "model: Input should be a valid string")
+        }
+        _ if ctx.cfg.substitute_model.is_some() => {
+            substitute = render::js(ctx.cfg.substitute_model.as_deref().unwrap_or_default());
+            substitute.as_bytes()
+        }
         None => render::DEFAULT_MODEL_JSON,
-        Some(raw) if raw.get().starts_with('"') => raw.get().as_bytes(),
-        Some(_) => return ctx.own_error(400, "model: Input should be a valid string"),
+        Some(raw) => raw.get().as_bytes(),
     };
-    let cfg = ctx.cfg;
+    let counted;
+    let (cfg, is_default) = if ctx.cfg.realistic_usage {
+        counted = counted_usage(ctx.cfg, body, req.messages);
+        (&counted, false)
+    } else {
+        (ctx.cfg, is_default)
+    };
     let built;
     let prepared = if is_default && cfg.tool_mode == ToolMode::Off {
         default_prepared
@@ -532,7 +572,8 @@ fn messages(
     }
 
     let opts = SseOptions {
-        delay: (cfg.event_delay_ms > 0).then(|| Duration::from_millis(cfg.event_delay_ms)),
+        delay: (cfg.event_delay_ms > 0 && !cfg.burst)
+            .then(|| Duration::from_millis(cfg.event_delay_ms)),
         ping_every: cfg.ping_every_events.filter(|&n| n > 0),
         fail_after: cfg.fail_after_events,
         break_mode: cfg.break_mode,
@@ -567,6 +608,29 @@ fn messages(
         h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     resp
+}
+
+/// `realistic_usage`: the config with the input side counted from the request (and the cheats applied).
+fn counted_usage(cfg: &MockConfig, body: &[u8], messages: Option<&RawValue>) -> MockConfig {
+    let total = (body.len() as u64).div_ceil(4);
+    let total = total + total * u64::from(cfg.inflate_input_percent) / 100;
+    let turns = messages
+        .and_then(|m| serde_json::from_str::<Vec<&RawValue>>(m.get()).ok())
+        .map_or(0, |m| m.len());
+    let cached = body.windows(15).any(|w| w == b"\"cache_control\"");
+    let read = if cached && turns >= 3 && !cfg.ignore_cache_control {
+        total * 8 / 10
+    } else {
+        0
+    };
+    MockConfig {
+        input_tokens: total - read,
+        cache_read_input_tokens: read,
+        cache_creation_input_tokens: 0,
+        cache_5m: None,
+        cache_1h: None,
+        ..cfg.clone()
+    }
 }
 
 /// A bomb (`bomb_bytes`) or an endless line (`endless_line`), gzipped when `gzip` is set.

@@ -21,3 +21,4 @@ pub mod state;
 pub mod tee;
 pub mod telemetry;
 pub mod tenants;
+pub mod trust;

@@ -197,6 +197,8 @@ pub struct Gateway {
     apply_lock: Mutex<()>,
     /// Set once at start on a PostgreSQL store: tenant limits shared with the other instances.
     pub shared_limits: std::sync::OnceLock<Arc<crate::policy::lease::SharedLimits>>,
+    /// Upstream trust: scorecard counters, canaries, balances (`crate::trust`).
+    pub trust: crate::trust::Trust,
 }
 
 /// Where and how an upstream is reached: when any of it changes, its health so far is about another endpoint.
@@ -260,6 +262,7 @@ impl Gateway {
             console_tenants: Mutex::new(Vec::new()),
             upstream_overrides: Mutex::new(Vec::new()),
             apply_lock: Mutex::new(()),
+            trust: Default::default(),
         };
         gw.apply(loaded)?;
         Ok(Arc::new(gw))

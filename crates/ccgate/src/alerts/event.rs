@@ -22,12 +22,16 @@ pub enum EventKind {
     StoreOutage,
     /// Writes to the ledger succeed again after a failure or an outage.
     LedgerRecovered,
+    /// A trust check found an upstream suspect (docs/trust.md); the evidence is in the details.
+    UpstreamSuspect,
+    /// An upstream's balance (`upstreams[].balance`) ran low: below `lowUsd`, or fewer than `lowDays` left.
+    UpstreamBalanceLow,
     /// `ccgate alerts test`.
     Test,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::BudgetWarning,
         EventKind::BudgetExceeded,
         EventKind::UpstreamUnhealthy,
@@ -36,6 +40,8 @@ impl EventKind {
         EventKind::LedgerWriteFailed,
         EventKind::StoreOutage,
         EventKind::LedgerRecovered,
+        EventKind::UpstreamSuspect,
+        EventKind::UpstreamBalanceLow,
         EventKind::Test,
     ];
 
@@ -49,6 +55,8 @@ impl EventKind {
             EventKind::LedgerWriteFailed => "ledger_write_failed",
             EventKind::StoreOutage => "store_outage",
             EventKind::LedgerRecovered => "ledger_recovered",
+            EventKind::UpstreamSuspect => "upstream_suspect",
+            EventKind::UpstreamBalanceLow => "upstream_balance_low",
             EventKind::Test => "test",
         }
     }
@@ -59,7 +67,9 @@ impl EventKind {
 
     pub fn severity(self) -> Severity {
         match self {
-            EventKind::BudgetWarning => Severity::Warning,
+            EventKind::BudgetWarning
+            | EventKind::UpstreamSuspect
+            | EventKind::UpstreamBalanceLow => Severity::Warning,
             EventKind::BudgetExceeded
             | EventKind::UpstreamUnhealthy
             | EventKind::UpstreamKeyRejected

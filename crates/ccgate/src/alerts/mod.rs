@@ -214,6 +214,39 @@ pub fn upstream_probe(id: &str, failure: Option<&str>) {
     }
 }
 
+/// `trust/`, when a check raised a flag on an upstream (once per flag: the store keeps one open flag per check).
+pub fn upstream_suspect(upstream: &str, check: &str, model: &str, evidence: &serde_json::Value) {
+    emit(
+        Alert::new(
+            EventKind::UpstreamSuspect,
+            format!("Upstream {upstream} is suspect: {check}"),
+            format!(
+                "The {check} check flagged upstream {upstream} for model {model}. Evidence: {evidence}. \
+                 Clear it with POST /api/admin/upstreams/{upstream}/trust/clear once resolved."
+            ),
+        )
+        .detail("upstream", upstream)
+        .detail("check", check)
+        .detail("model", model)
+        .detail("evidence", evidence.clone()),
+    );
+}
+
+/// `trust/balance.rs`, when an upstream's balance crosses below its threshold (once per crossing).
+pub fn balance_low(upstream: &str, balance_usd: f64, days_left: Option<f64>) {
+    let days = days_left.map_or("unknown".to_owned(), |d| format!("{d:.1}"));
+    emit(
+        Alert::new(
+            EventKind::UpstreamBalanceLow,
+            format!("Upstream {upstream} balance is low: ${balance_usd:.2}"),
+            format!("Upstream {upstream} has ${balance_usd:.2} left; days left at the current burn rate: {days}."),
+        )
+        .detail("upstream", upstream)
+        .detail("balance_usd", balance_usd)
+        .detail("days_left", days_left),
+    );
+}
+
 /// `tee/settle.rs`, after a request's cost was added to its tenant's windows: the tenant's own limits (`scope`
 /// `None`) or those of its `limits.models` entry `scope`.
 pub fn spend_settled(gw: &Gateway, tenant_id: &str, scope: Option<&str>, settled: &Settled) {

@@ -42,6 +42,9 @@ fn list_json(gw: &Gateway) -> Value {
                 "enabled": c.enabled,
                 "weight": c.weight,
                 "priority": c.priority,
+                // Trust demotion (docs/trust.md): below every tier until an admin clears the flag; apart from
+                // the priority override.
+                "demoted": u.state.demoted.load(std::sync::atomic::Ordering::Relaxed),
                 "file": from_file.map(|f| json!({"enabled": f.enabled, "weight": f.weight, "priority": f.priority})),
                 "overrides": {
                     "enabled": o.and_then(|o| o.enabled),

@@ -2,6 +2,7 @@
 
 pub mod admin_session;
 pub mod admin_tenants;
+pub mod admin_trust;
 pub mod admin_upstreams;
 pub mod admin_usage;
 pub mod anthropic;

@@ -244,6 +244,8 @@ pub async fn handle<A: Adapter>(gw: Arc<Gateway>, endpoint: Endpoint, req: Reque
         Err((e, s)) => return reject(e, s, A::PROTOCOL),
     };
     let session = session_for(&a, &prepared);
+    let mut settlement = settlement;
+    settlement.trust.request = crate::trust::observe::RequestTraits::of(&prepared.upstream_body);
     let Prepared {
         upstream_body,
         claude_model,

@@ -127,6 +127,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config::watch::spawn_sighup(gw.clone());
     crate::alerts::start(gw.clone());
     crate::routing::health::spawn_checker(gw.clone());
+    crate::trust::start(gw.clone());
     // Bound to every interface: show a URL a client on this machine can use.
     let reachable = if addr.ip().is_unspecified() {
         std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))

@@ -1040,6 +1040,8 @@ fn validate_upstreams(
                     timeout: ms(hc.timeout.unwrap_or(5_000).max(100)),
                     path: hc_path,
                 },
+                trust: validate_trust(u.trust, &p)?,
+                balance: u.balance.map(|b| validate_balance(b, &p)).transpose()?,
             })
         })();
         match entry {
@@ -1048,6 +1050,137 @@ fn validate_upstreams(
         }
     }
     Ok(out)
+}
+
+/// `upstreams[i].trust`.
+fn validate_trust(t: Option<raw::TrustSection>, p: &str) -> Result<TrustConfig, ConfigError> {
+    let f = UPSTREAMS_FILE;
+    let Some(t) = t else {
+        return Ok(TrustConfig::default());
+    };
+    let on_suspect = match t.on_suspect.as_deref() {
+        None | Some("warn") => OnSuspect::Warn,
+        Some("demote") => OnSuspect::Demote,
+        Some(other) => {
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.trust.onSuspect"),
+                format!("expected \"warn\" or \"demote\", got {other:?}"),
+            ))
+        }
+    };
+    let canary = match t.canary {
+        None => None,
+        Some(c) => {
+            let model = c
+                .model
+                .filter(|m| !m.trim().is_empty())
+                .ok_or_else(|| ConfigError::new(f, format!("{p}.trust.canary.model"), "missing"))?;
+            Some(CanaryConfig {
+                interval: minutes(c.interval_minutes, 60.0, &format!("{p}.trust.canary"))?,
+                model,
+            })
+        }
+    };
+    Ok(TrustConfig {
+        reference: t.reference.unwrap_or(false),
+        on_suspect,
+        canary,
+    })
+}
+
+/// `upstreams[i].balance`.
+fn validate_balance(b: raw::BalanceSection, p: &str) -> Result<BalanceConfig, ConfigError> {
+    let f = UPSTREAMS_FILE;
+    let at = |field: &str| format!("{p}.balance.{field}");
+    let source = match (b.preset.as_deref(), b.path, b.json_pointer) {
+        (Some("new-api"), None, None) => BalanceSource::NewApi,
+        (Some("new-api"), _, _) => {
+            return Err(ConfigError::new(
+                f,
+                at("preset"),
+                "the new-api preset takes no path or jsonPointer",
+            ))
+        }
+        (Some(other), _, _) => {
+            return Err(ConfigError::new(
+                f,
+                at("preset"),
+                format!("expected \"new-api\", got {other:?}"),
+            ))
+        }
+        (None, Some(path), Some(json_pointer)) => {
+            if !path.starts_with('/') {
+                return Err(ConfigError::new(
+                    f,
+                    at("path"),
+                    format!("must start with '/', got {path:?}"),
+                ));
+            }
+            if !json_pointer.is_empty() && !json_pointer.starts_with('/') {
+                return Err(ConfigError::new(
+                    f,
+                    at("jsonPointer"),
+                    format!(
+                        "expected a JSON pointer such as \"/data/balance\", got {json_pointer:?}"
+                    ),
+                ));
+            }
+            let unit = match b.unit.as_deref() {
+                None | Some("usd") => BalanceUnit::Usd,
+                Some("cents") => BalanceUnit::Cents,
+                Some("quota") => BalanceUnit::Quota,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        f,
+                        at("unit"),
+                        format!("expected \"usd\", \"cents\" or \"quota\", got {other:?}"),
+                    ))
+                }
+            };
+            BalanceSource::Custom {
+                path,
+                json_pointer,
+                unit,
+            }
+        }
+        (None, _, _) => {
+            return Err(ConfigError::new(
+                f,
+                format!("{p}.balance"),
+                "expected {\"preset\": \"new-api\"} or both \"path\" and \"jsonPointer\"",
+            ))
+        }
+    };
+    let non_negative = |v: Option<f64>, field: &str| -> Result<Option<f64>, ConfigError> {
+        match v {
+            Some(x) if !x.is_finite() || x < 0.0 => Err(ConfigError::new(
+                f,
+                at(field),
+                format!("expected a number of at least 0, got {x}"),
+            )),
+            v => Ok(v),
+        }
+    };
+    Ok(BalanceConfig {
+        source,
+        interval: minutes(b.interval_minutes, 60.0, &format!("{p}.balance"))?,
+        low_usd: non_negative(b.low_usd, "lowUsd")?,
+        low_days: non_negative(b.low_days, "lowDays")?.unwrap_or(3.0),
+    })
+}
+
+/// An `intervalMinutes` (fractions allowed, at least 0.01: tests probe every second or so).
+fn minutes(v: Option<f64>, default: f64, p: &str) -> Result<Duration, ConfigError> {
+    let m = v.unwrap_or(default);
+    if !m.is_finite() || !(0.01..=10_080.0).contains(&m) {
+        return Err(ConfigError::new(
+            UPSTREAMS_FILE,
+            format!("{p}.intervalMinutes"),
+            format!("expected a number of minutes from 0.01 to 10080, got {m}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(m * 60.0))
 }
 
 /// Reads a `caFile` (a relative path is taken from the config folder) and checks that it holds at least one
@@ -1361,6 +1494,85 @@ mod tests {
                 "{url}: {e}"
             );
             assert!(load_storage(&d.0).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn trust_and_balance_are_optional_and_checked_with_their_paths() {
+        let d = dir_with(r#"{"upstreams":[{"id":"u","url":"http://x"}]}"#, TENANTS);
+        let u = &load_dir_with_env(&d.0, &|_| None).unwrap().config.upstreams[0];
+        assert_eq!(u.trust, TrustConfig::default());
+        assert_eq!(u.balance, None);
+        let load = |entry: &str| {
+            write(
+                &d.0,
+                UPSTREAMS_FILE,
+                &format!(r#"{{"upstreams":[{{"id":"u","url":"http://x",{entry}}}]}}"#),
+            );
+            load_dir_with_env(&d.0, &|_| None)
+        };
+        let l = load(
+            r#""trust":{"reference":true,"onSuspect":"demote","canary":{"intervalMinutes":30,"model":"claude-sonnet-4-6"}},
+               "balance":{"path":"/api/user/self","jsonPointer":"/data/quota","unit":"quota","lowUsd":5}"#,
+        )
+        .unwrap();
+        let u = &l.config.upstreams[0];
+        assert!(u.trust.reference);
+        assert_eq!(u.trust.on_suspect, OnSuspect::Demote);
+        let canary = u.trust.canary.as_ref().unwrap();
+        assert_eq!(canary.interval, Duration::from_secs(1800));
+        let b = u.balance.as_ref().unwrap();
+        assert_eq!(b.low_usd, Some(5.0));
+        assert_eq!(b.low_days, 3.0);
+        assert_eq!(b.interval, Duration::from_secs(3600));
+        assert!(matches!(
+            &b.source,
+            BalanceSource::Custom {
+                unit: BalanceUnit::Quota,
+                ..
+            }
+        ));
+        let b = load(r#""balance":{"preset":"new-api"}"#).unwrap();
+        assert_eq!(
+            b.config.upstreams[0].balance.as_ref().unwrap().source,
+            BalanceSource::NewApi
+        );
+        for (entry, path) in [
+            (
+                r#""trust":{"onSuspect":"ban"}"#,
+                "upstreams[0].trust.onSuspect",
+            ),
+            (
+                r#""trust":{"canary":{"intervalMinutes":5}}"#,
+                "upstreams[0].trust.canary.model",
+            ),
+            (
+                r#""trust":{"canary":{"intervalMinutes":0,"model":"m"}}"#,
+                "upstreams[0].trust.canary.intervalMinutes",
+            ),
+            (
+                r#""balance":{"preset":"one-api"}"#,
+                "upstreams[0].balance.preset",
+            ),
+            (r#""balance":{"path":"/x"}"#, "upstreams[0].balance"),
+            (
+                r#""balance":{"path":"/x","jsonPointer":"a"}"#,
+                "upstreams[0].balance.jsonPointer",
+            ),
+            (
+                r#""balance":{"path":"/x","jsonPointer":"/a","unit":"eur"}"#,
+                "upstreams[0].balance.unit",
+            ),
+            (
+                r#""balance":{"preset":"new-api","lowDays":-1}"#,
+                "upstreams[0].balance.lowDays",
+            ),
+        ] {
+            let e = load(entry).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("upstreams.json: {path}: ")),
+                "{entry}: {e}"
+            );
         }
     }
 

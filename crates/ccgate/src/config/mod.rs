@@ -354,6 +354,70 @@ pub struct UpstreamConfig {
     /// What the reseller charges relative to list price, in thousandths (1000 = list price).
     pub price_multiplier_milli: u32,
     pub health_check: HealthCheckConfig,
+    pub trust: TrustConfig,
+    pub balance: Option<BalanceConfig>,
+}
+
+/// `upstreams[].trust` (docs/trust.md); the default judges passively and only warns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrustConfig {
+    pub reference: bool,
+    pub on_suspect: OnSuspect,
+    pub canary: Option<CanaryConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnSuspect {
+    #[default]
+    Warn,
+    /// Also serve this upstream only when nothing else can, until an admin clears the flag.
+    Demote,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryConfig {
+    pub interval: Duration,
+    /// The Claude model probed (a `modelMap` rename applies as for requests).
+    pub model: String,
+}
+
+/// `upstreams[].balance`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalanceConfig {
+    pub source: BalanceSource,
+    pub interval: Duration,
+    pub low_usd: Option<f64>,
+    pub low_days: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BalanceSource {
+    /// `GET /v1/dashboard/billing/subscription` (`hard_limit_usd`) minus `GET /v1/dashboard/billing/usage`
+    /// (`total_usage`, in cents).
+    NewApi,
+    Custom {
+        path: String,
+        json_pointer: String,
+        unit: BalanceUnit,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BalanceUnit {
+    Usd,
+    Cents,
+    /// new-api/one-api quota units: 500000 per USD.
+    Quota,
+}
+
+impl BalanceUnit {
+    pub fn to_usd(self, v: f64) -> f64 {
+        match self {
+            BalanceUnit::Usd => v,
+            BalanceUnit::Cents => v / 100.0,
+            BalanceUnit::Quota => v / 500_000.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -130,6 +130,43 @@ pub struct UpstreamEntry {
     pub ca_file: Option<String>,
     pub price_multiplier: Option<f64>,
     pub health_check: Option<HealthCheckSection>,
+    pub trust: Option<TrustSection>,
+    pub balance: Option<BalanceSection>,
+}
+
+/// `upstreams[].trust`: how CCGate judges this upstream (docs/trust.md).
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustSection {
+    /// The upstream the others are compared with (typically the official API).
+    pub reference: Option<bool>,
+    /// `"warn"` (default) or `"demote"`.
+    pub on_suspect: Option<String>,
+    pub canary: Option<CanarySection>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct CanarySection {
+    pub interval_minutes: Option<f64>,
+    pub model: Option<String>,
+}
+
+/// `upstreams[].balance`: where the reseller tells what is left on our key.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceSection {
+    /// `"new-api"`: the OpenAI-legacy billing endpoints new-api/one-api answer.
+    pub preset: Option<String>,
+    pub path: Option<String>,
+    pub json_pointer: Option<String>,
+    /// `"usd"` (default), `"cents"` or `"quota"` (new-api quota units, 500000 per USD).
+    pub unit: Option<String>,
+    pub interval_minutes: Option<f64>,
+    /// Alert when less than this many USD are left.
+    pub low_usd: Option<f64>,
+    /// Alert when less than this many days are left at the current burn rate (default 3).
+    pub low_days: Option<f64>,
 }
 
 /// All in milliseconds.

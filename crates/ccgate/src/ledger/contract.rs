@@ -102,6 +102,7 @@ contract!(
     console_tenants_are_added_replaced_whole_and_removed,
     the_request_log_pages_newest_first_with_filters,
     upstream_overrides_are_set_whole_and_cleared,
+    trust_counters_add_up_and_flags_open_once,
     admin_sessions_are_found_by_hash_ended_and_purged_when_expired,
     hourly_rollups_sum_per_hour_tenant_model_and_upstream,
     recent_spend_is_summed_per_tenant_model_and_bucket,
@@ -933,4 +934,91 @@ async fn recent_spend_is_summed_per_tenant_model_and_bucket(f: &Fixture) {
         .await
         .unwrap()
         .is_empty());
+}
+
+async fn trust_counters_add_up_and_flags_open_once(f: &Fixture) {
+    use super::store::{TrustCounter, TrustFlag};
+    let store = &f.store;
+    let c = |up: &str, hour: i64, name: &str, n: i64| TrustCounter {
+        upstream_id: up.into(),
+        model: "m".into(),
+        hour_ms: hour,
+        name: name.into(),
+        n,
+    };
+    store
+        .trust_add(&[
+            c("a", 3_600_000, "requests", 2),
+            c("a", 7_200_000, "requests", 1),
+        ])
+        .await
+        .unwrap();
+    // Another instance adds to the same counters; a sum past i64::MAX saturates instead of failing.
+    store
+        .trust_add(&[
+            c("a", 3_600_000, "requests", 5),
+            c("b", 7_200_000, "big", i64::MAX),
+        ])
+        .await
+        .unwrap();
+    store
+        .trust_add(&[c("b", 7_200_000, "big", 7)])
+        .await
+        .unwrap();
+    let rows = store.trust_counters(0).await.unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            c("a", 3_600_000, "requests", 7),
+            c("a", 7_200_000, "requests", 1),
+            c("b", 7_200_000, "big", i64::MAX),
+        ]
+    );
+    assert_eq!(store.trust_counters(7_200_000).await.unwrap().len(), 2);
+    assert_eq!(store.trust_prune(7_200_000).await.unwrap(), 1);
+    assert_eq!(store.trust_counters(0).await.unwrap().len(), 2);
+
+    let flag = |check: &str, at: i64| TrustFlag {
+        id: 0,
+        upstream_id: "a".into(),
+        check_name: check.into(),
+        model: "m".into(),
+        raised_ms: at,
+        cleared_ms: None,
+        evidence: "{}".into(),
+    };
+    assert!(store.trust_raise(&flag("model_mismatch", 1)).await.unwrap());
+    // One open flag per upstream and check.
+    assert!(!store.trust_raise(&flag("model_mismatch", 2)).await.unwrap());
+    assert!(store.trust_raise(&flag("fake_streaming", 3)).await.unwrap());
+    let open = store.trust_flags(Some("a"), true, 10).await.unwrap();
+    assert_eq!(
+        open.iter()
+            .map(|f| f.check_name.as_str())
+            .collect::<Vec<_>>(),
+        ["fake_streaming", "model_mismatch"]
+    );
+    assert!(store
+        .trust_flags(Some("b"), false, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .trust_clear("a", Some("model_mismatch"), 9)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.trust_flags(None, true, 10).await.unwrap().len(), 1);
+    // Cleared, the check may raise its flag again.
+    assert!(store
+        .trust_raise(&flag("model_mismatch", 10))
+        .await
+        .unwrap());
+    assert_eq!(store.trust_clear("a", None, 11).await.unwrap(), 2);
+    let all = store.trust_flags(None, false, 10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|f| f.cleared_ms.is_some()));
+    assert_eq!(all[2].cleared_ms, Some(9));
 }

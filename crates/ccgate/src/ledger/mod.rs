@@ -818,6 +818,43 @@ mod tests {
         ) -> BoxFuture<'a, Result<(), LedgerError>> {
             self.inner.put_upstream_override(o)
         }
+        fn trust_add<'a>(
+            &'a self,
+            rows: &'a [store::TrustCounter],
+        ) -> BoxFuture<'a, Result<(), LedgerError>> {
+            self.inner.trust_add(rows)
+        }
+        fn trust_counters(
+            &self,
+            since: i64,
+        ) -> BoxFuture<'_, Result<Vec<store::TrustCounter>, LedgerError>> {
+            self.inner.trust_counters(since)
+        }
+        fn trust_prune(&self, hour_ms: i64) -> BoxFuture<'_, Result<u64, LedgerError>> {
+            self.inner.trust_prune(hour_ms)
+        }
+        fn trust_raise<'a>(
+            &'a self,
+            f: &'a store::TrustFlag,
+        ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+            self.inner.trust_raise(f)
+        }
+        fn trust_flags<'a>(
+            &'a self,
+            upstream_id: Option<&'a str>,
+            open_only: bool,
+            limit: i64,
+        ) -> BoxFuture<'a, Result<Vec<store::TrustFlag>, LedgerError>> {
+            self.inner.trust_flags(upstream_id, open_only, limit)
+        }
+        fn trust_clear<'a>(
+            &'a self,
+            upstream_id: &'a str,
+            check_name: Option<&'a str>,
+            now_ms: i64,
+        ) -> BoxFuture<'a, Result<u64, LedgerError>> {
+            self.inner.trust_clear(upstream_id, check_name, now_ms)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

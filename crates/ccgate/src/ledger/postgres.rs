@@ -16,8 +16,8 @@ use super::columns::{bind_hourly, bind_rollup, push_request_values, REQUEST_COLU
 use super::rollup::{hourly_groups, rollup_groups};
 use super::store::{
     AdminSession, HourlyQuery, HourlyRow, ModelSpend, RefusalRow, RequestFilter, RequestLogRow,
-    SpendBucket, Store, StoredTenant, TenantSpend, UpstreamOverride, UsageQuery, UsageReport,
-    UsageRow, FIRST_DAY, LAST_DAY,
+    SpendBucket, Store, StoredTenant, TenantSpend, TrustCounter, TrustFlag, UpstreamOverride,
+    UsageQuery, UsageReport, UsageRow, FIRST_DAY, LAST_DAY,
 };
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -680,6 +680,121 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
             Ok(())
+        })
+    }
+    fn trust_add<'a>(&'a self, rows: &'a [TrustCounter]) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            // Key order, so that two instances' transactions cannot deadlock.
+            let mut sorted: Vec<&TrustCounter> = rows.iter().collect();
+            sorted.sort_by(|a, b| {
+                (&a.upstream_id, &a.model, a.hour_ms, &a.name).cmp(&(
+                    &b.upstream_id,
+                    &b.model,
+                    b.hour_ms,
+                    &b.name,
+                ))
+            });
+            let mut tx = self.pool.begin().await?;
+            for r in sorted {
+                sqlx::query(
+                    "INSERT INTO trust_counters (upstream_id, model, hour_ms, name, n) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (upstream_id, model, hour_ms, name)
+                     DO UPDATE SET n = GREATEST(LEAST(trust_counters.n::numeric + excluded.n,
+                                                      9223372036854775807), -9223372036854775807)::bigint",
+                )
+                .bind(&r.upstream_id)
+                .bind(&r.model)
+                .bind(r.hour_ms)
+                .bind(&r.name)
+                .bind(r.n)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn trust_counters(
+        &self,
+        since_hour_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<TrustCounter>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, TrustCounter>(
+                "SELECT upstream_id, model, hour_ms, name, n FROM trust_counters
+                 WHERE hour_ms >= $1 ORDER BY upstream_id, model, hour_ms, name",
+            )
+            .bind(since_hour_ms)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn trust_prune(&self, hour_ms: i64) -> BoxFuture<'_, Result<u64, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query("DELETE FROM trust_counters WHERE hour_ms < $1")
+                .bind(hour_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected())
+        })
+    }
+
+    fn trust_raise<'a>(&'a self, f: &'a TrustFlag) -> BoxFuture<'a, Result<bool, LedgerError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT INTO trust_flags (upstream_id, check_name, model, raised_ms, cleared_ms, evidence)
+                 VALUES ($1, $2, $3, $4, NULL, $5)
+                 ON CONFLICT (upstream_id, check_name) WHERE cleared_ms IS NULL DO NOTHING",
+            )
+            .bind(&f.upstream_id)
+            .bind(&f.check_name)
+            .bind(&f.model)
+            .bind(f.raised_ms)
+            .bind(&f.evidence)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn trust_flags<'a>(
+        &'a self,
+        upstream_id: Option<&'a str>,
+        open_only: bool,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<TrustFlag>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, TrustFlag>(
+                "SELECT id, upstream_id, check_name, model, raised_ms, cleared_ms, evidence FROM trust_flags
+                 WHERE ($1::text IS NULL OR upstream_id = $1) AND (NOT $2 OR cleared_ms IS NULL)
+                 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(upstream_id)
+            .bind(open_only)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn trust_clear<'a>(
+        &'a self,
+        upstream_id: &'a str,
+        check_name: Option<&'a str>,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<u64, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query(
+                "UPDATE trust_flags SET cleared_ms = $1
+                 WHERE upstream_id = $2 AND ($3::text IS NULL OR check_name = $3) AND cleared_ms IS NULL",
+            )
+            .bind(now_ms)
+            .bind(upstream_id)
+            .bind(check_name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
         })
     }
 }

@@ -160,6 +160,30 @@ pub struct HourlyRow {
     pub errors: i64,
 }
 
+/// One named counter of an upstream, model and hour (`trust_counters`; see `crate::trust::counters`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TrustCounter {
+    pub upstream_id: String,
+    pub model: String,
+    /// Unix ms of the start of the hour (UTC).
+    pub hour_ms: i64,
+    pub name: String,
+    pub n: i64,
+}
+
+/// A flag a trust check raised on an upstream (`trust_flags`); open while `cleared_ms` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TrustFlag {
+    pub id: i64,
+    pub upstream_id: String,
+    pub check_name: String,
+    pub model: String,
+    pub raised_ms: i64,
+    pub cleared_ms: Option<i64>,
+    /// JSON: the measured figures, the threshold and sample request ids.
+    pub evidence: String,
+}
+
 /// Which requests the request log lists (`None`: any).
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
@@ -287,6 +311,31 @@ pub trait Store: Send + Sync {
         o: &'a UpstreamOverride,
     ) -> BoxFuture<'a, Result<(), LedgerError>>;
     /// Every tenant made through the admin API.
+    /// Adds each counter to its stored value (created at 0), saturating; one transaction.
+    fn trust_add<'a>(&'a self, rows: &'a [TrustCounter]) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// Every counter of the hours from `since_hour_ms` on.
+    fn trust_counters(
+        &self,
+        since_hour_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<TrustCounter>, LedgerError>>;
+    /// Forgets the counters of the hours before `hour_ms`.
+    fn trust_prune(&self, hour_ms: i64) -> BoxFuture<'_, Result<u64, LedgerError>>;
+    /// Stores a new open flag unless the upstream already has an open one for that check; whether it was stored.
+    fn trust_raise<'a>(&'a self, f: &'a TrustFlag) -> BoxFuture<'a, Result<bool, LedgerError>>;
+    /// Flags, newest first, open and cleared (at most `limit`); all upstreams when `upstream_id` is `None`.
+    fn trust_flags<'a>(
+        &'a self,
+        upstream_id: Option<&'a str>,
+        open_only: bool,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<TrustFlag>, LedgerError>>;
+    /// Clears an upstream's open flags (one check's, or all); how many.
+    fn trust_clear<'a>(
+        &'a self,
+        upstream_id: &'a str,
+        check_name: Option<&'a str>,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<u64, LedgerError>>;
     fn console_tenants(&self) -> BoxFuture<'_, Result<Vec<StoredTenant>, LedgerError>>;
     /// Changes whenever a console tenant or an upstream override is added, changed or removed (counts and sums of
     /// `updated_ms`): instances poll it to follow each other's edits.

@@ -103,11 +103,19 @@ impl Balancer {
                 })
         };
         let preferred = |i: usize| available(i) && in_share(i);
-        if let Some(i) = self.pick_among(upstreams, session, &preferred) {
-            return Some(i);
-        }
-        if let Some(i) = self.pick_among(upstreams, session, &available) {
-            return Some(i);
+        // A demoted upstream (an open trust flag, `onSuspect: "demote"`) is below every tier: it serves only
+        // when no other upstream is available.
+        let trusted = |i: usize| !upstreams[i].state.demoted.load(Ordering::Relaxed);
+        let passes: [&dyn Fn(usize) -> bool; 4] = [
+            &|i| preferred(i) && trusted(i),
+            &|i| available(i) && trusted(i),
+            &preferred,
+            &available,
+        ];
+        for eligible in passes {
+            if let Some(i) = self.pick_among(upstreams, session, eligible) {
+                return Some(i);
+            }
         }
         // Every candidate is cooling down or unhealthy: rather than refuse outright, try the one whose cooldown
         // ends first. A stale cooldown must not lock tenants out when nothing better exists. Only for a request's

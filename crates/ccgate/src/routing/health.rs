@@ -56,6 +56,9 @@ pub struct UpstreamState {
     pub ejected_until_ms: AtomicU64,
     /// Ejections in a row (the next one lasts longer); forgotten after [`EJECTION_MEMORY`] without one.
     pub ejections: AtomicU32,
+    /// Demoted by an open trust flag (`trust.onSuspect: "demote"`): served only when no other upstream can be.
+    /// Kept apart from the admin's priority override, and lifted when an admin clears the flag.
+    pub demoted: AtomicBool,
     /// The error rate (percent) that caused the last ejection, for `/health` (the window starts empty after it).
     pub ejection_error_rate: AtomicU32,
 }

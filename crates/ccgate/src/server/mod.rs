@@ -94,6 +94,15 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             "/api/admin/upstreams/{id}",
             axum::routing::patch(admin_upstreams::update),
         )
+        // Upstream trust (docs/trust.md).
+        .route(
+            "/api/admin/upstreams/{id}/scorecard",
+            get(crate::api::admin_trust::scorecard),
+        )
+        .route(
+            "/api/admin/upstreams/{id}/trust/clear",
+            post(crate::api::admin_trust::clear),
+        )
         .route("/api/admin/requests", get(request_log::admin))
         .route("/api/admin/usage", get(admin_usage::admin))
         .route("/api/tenant/usage", get(admin_usage::tenant))

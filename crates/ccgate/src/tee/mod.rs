@@ -244,6 +244,12 @@ impl Inner {
             s.set_ttft();
         }
         let out = self.frame_chunk(chunk);
+        if let (Mode::AnthropicSse { meter } | Mode::OpenAiSse { meter, .. }, Some(s)) =
+            (&self.mode, &mut self.settlement)
+        {
+            let started = s.started();
+            s.trust.timing.on_chunk(started, meter.output_chars());
+        }
         if !self.progress_noted {
             if let (Mode::AnthropicSse { meter } | Mode::OpenAiSse { meter, .. }, Some(s)) =
                 (&self.mode, &mut self.settlement)
@@ -320,6 +326,12 @@ impl Inner {
             Mode::AnthropicJson { copy } => {
                 let body = std::mem::take(copy);
                 self.json_usage = Some(usage_from_json_response(&body).map(|(u, _)| u));
+                if let Some(s) = &mut self.settlement {
+                    s.trust.answer = crate::trust::observe::AnswerTraits::of_json(
+                        &body,
+                        s.trust.request.thinking,
+                    );
+                }
                 let body = match self.model_rewrite.take() {
                     Some((from, to)) => rewrite_first_model(&body, &from, &to).unwrap_or(body),
                     None => body,
@@ -426,7 +438,7 @@ impl Inner {
 
     /// Prices and records the request, once (later calls do nothing).
     fn settle(&mut self, client_gone: bool) {
-        let Some(settlement) = self.settlement.take() else {
+        let Some(mut settlement) = self.settlement.take() else {
             return;
         };
         let (status, failure, over_cap) = (self.status, &self.failure, self.over_cap);
@@ -446,6 +458,12 @@ impl Inner {
             }
             Mode::AnthropicSse { meter } | Mode::OpenAiSse { meter, .. } => {
                 let o = meter.outcome();
+                let (blocks, unsigned) = meter.thinking_blocks();
+                settlement.trust.answer = crate::trust::observe::AnswerTraits {
+                    model: o.model.clone(),
+                    thinking_blocks: blocks,
+                    unsigned_thinking_blocks: unsigned,
+                };
                 match o.status {
                     StreamStatus::Complete => (o.usage, Ending::Ok, None),
                     StreamStatus::Partial => (o.usage, Ending::Partial, Some("stream_incomplete")),

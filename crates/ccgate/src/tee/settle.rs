@@ -32,6 +32,8 @@ pub struct Settlement {
     done: bool,
     /// Keeps this request's latest crash-journal line on disk until its end is journaled.
     journal_hold: Option<Hold>,
+    /// What the request tells about its upstream, for the trust scorecard (`crate::trust`).
+    pub trust: crate::trust::observe::Observation,
 }
 
 /// Error class of a request cut at the end of the shutdown grace period.
@@ -88,6 +90,7 @@ impl Settlement {
             price_model: String::new(),
             done: false,
             journal_hold: None,
+            trust: Default::default(),
         }
     }
 
@@ -198,9 +201,30 @@ impl Settlement {
         self.in_flight.take();
         crate::telemetry::metrics::settled(r.protocol);
         crate::telemetry::on_record(&r);
+        let lost = self.cache_lost_nanousd(&r);
+        self.gw
+            .trust
+            .observe(&r, &self.price_model, &self.trust, lost);
         self.gw.ledger.record(r);
         // The end is journaled: the start line may go.
         self.journal_hold = None;
+    }
+
+    /// What a follow-up turn that asked for caching and read nothing from the cache cost beyond a cache read:
+    /// cache reads are billed at a tenth of the input price, so 90 % of its fresh input (priced as the upstream
+    /// charges). 0 when the request does not qualify.
+    fn cache_lost_nanousd(&self, r: &Record) -> i64 {
+        if !self.trust.request.cache_control || r.cache_read_tokens > 0 || r.input_tokens <= 0 {
+            return 0;
+        }
+        let fresh = Usage {
+            input_tokens: u64::try_from(r.input_tokens).unwrap_or(0),
+            ..Default::default()
+        };
+        self.pricing.cost(&self.price_model, &fresh).map_or(0, |c| {
+            i64::try_from(c.total.0 as i128 * 9 * self.price_multiplier_milli as i128 / 10_000)
+                .unwrap_or(i64::MAX)
+        })
     }
 
     /// Copies the usage into the record and prices it. Counts are already clamped to `MAX_TOKENS`

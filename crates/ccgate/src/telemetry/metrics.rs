@@ -143,6 +143,22 @@ fn describe() {
         "Requests moved from this upstream to another one before the first byte"
     );
     describe_gauge!(
+        "ccgate_upstream_trust_suspect",
+        "1 while the upstream has an open trust flag for the check (docs/trust.md), else 0"
+    );
+    describe_gauge!(
+        "ccgate_upstream_demoted",
+        "1 while the upstream is demoted by a trust flag (onSuspect: demote), else 0"
+    );
+    describe_gauge!(
+        "ccgate_upstream_balance_usd",
+        "The upstream's remaining balance as its billing endpoint last said"
+    );
+    describe_gauge!(
+        "ccgate_upstream_balance_days_left",
+        "Days the upstream's balance lasts at the last 24 hours' burn rate"
+    );
+    describe_gauge!(
         "ccgate_ledger_queue_depth",
         "Records waiting for the ledger writer"
     );
@@ -530,6 +546,26 @@ pub async fn serve_separately(
         }
     });
     Ok(bound)
+}
+
+/// The trust gauges of one upstream (`trust::Trust::sync_demotions`): demoted, and one per check.
+pub fn trust(upstream: &str, demoted: bool, flagged: &dyn Fn(&str) -> bool) {
+    gauge!("ccgate_upstream_demoted", "upstream" => upstream.to_owned())
+        .set(f64::from(u8::from(demoted)));
+    for check in crate::trust::checks::NAMES {
+        gauge!("ccgate_upstream_trust_suspect", "upstream" => upstream.to_owned(), "check" => check)
+            .set(f64::from(u8::from(flagged(check))));
+    }
+}
+
+/// An upstream's balance reading (`trust/balance.rs`).
+pub fn balance(upstream: &str, s: &crate::trust::balance::BalanceState) {
+    if let Some(b) = s.balance_usd {
+        gauge!("ccgate_upstream_balance_usd", "upstream" => upstream.to_owned()).set(b);
+    }
+    if let Some(d) = s.days_left {
+        gauge!("ccgate_upstream_balance_days_left", "upstream" => upstream.to_owned()).set(d);
+    }
 }
 
 #[cfg(test)]

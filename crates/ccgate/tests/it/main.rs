@@ -28,5 +28,6 @@ mod responses;
 mod scale_out;
 mod throttle;
 mod transport;
+mod trust;
 mod upstream_pool;
 mod usage_compat;
