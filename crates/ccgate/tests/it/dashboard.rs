@@ -1,8 +1,9 @@
-//! The usage dashboard page: served at /dashboard and the admin path, with security headers and no CORS.
+//! The console: its page served at /dashboard and the admin path, its files at /console-assets/, all with security
+//! headers and no CORS.
 
 use crate::common::*;
 
-const CSP_PREFIX: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 async fn get_page(gw: &Gateway, path: &str) -> reqwest::Response {
     client()
@@ -42,7 +43,7 @@ async fn dashboard_page_is_served_with_security_headers() {
         assert_eq!(header(&r, "x-content-type-options"), "nosniff");
         assert_eq!(header(&r, "x-frame-options"), "DENY");
         assert_eq!(header(&r, "referrer-policy"), "no-referrer");
-        assert!(header(&r, "content-security-policy").starts_with(CSP_PREFIX));
+        assert_eq!(header(&r, "content-security-policy"), CSP);
         assert!(
             r.headers().get("access-control-allow-origin").is_none(),
             "no CORS on {path}"
@@ -55,20 +56,62 @@ async fn dashboard_page_is_served_with_security_headers() {
             "id=\"tab-tenant\"",
             "id=\"tab-admin\"",
             "<form id=\"panel-tenant\"",
-            "<label for=\"api-key\">API key</label>",
-            "id=\"remember\"",
-            "<label for=\"admin-user\">Username</label>",
-            "<label for=\"admin-pass\">Password</label>",
+            "<label for=\"api-key\" data-i18n=\"login.key\">API key</label>",
+            "<label for=\"admin-user\" data-i18n=\"login.username\">Username</label>",
+            "<label for=\"admin-pass\" data-i18n=\"login.password\">Password</label>",
+            "<script src=\"/console-assets/app.js\" defer></script>",
+            "<link rel=\"stylesheet\" href=\"/console-assets/app.css\">",
         ] {
             assert!(html.contains(needle), "{path}: page lacks {needle}");
         }
-        // The script reads the real endpoints and loads nothing from elsewhere.
-        assert!(html.contains("request('/usage'"));
-        assert!(html.contains("request('/health'"));
-        let without_ns = html.replace("http://www.w3.org/2000/svg", "");
-        assert!(!without_ns.contains("http://") && !without_ns.contains("https://"));
-        assert!(!html.contains(" src="));
+        // Nothing inline, nothing from elsewhere.
+        assert!(!html.contains("<style") && !html.contains(" style="));
+        assert_eq!(html.matches("<script").count(), 1);
+        assert!(!html.contains("http://") && !html.contains("https://"));
     }
+
+    // The files the page loads: the same headers, the right types, the endpoints the script calls.
+    for (path, content_type, needles) in [
+        (
+            "/console-assets/app.js",
+            "text/javascript; charset=utf-8",
+            &[
+                "/api/admin/login",
+                "/api/admin/session",
+                "/api/admin/usage",
+                "/api/admin/requests",
+                "/api/tenant/status",
+                "X-CSRF-Token",
+            ][..],
+        ),
+        (
+            "/console-assets/app.css",
+            "text/css; charset=utf-8",
+            &["prefers-color-scheme: dark"][..],
+        ),
+        (
+            "/console-assets/i18n/en.json",
+            "application/json",
+            &["\"login.signIn\": \"Sign in\""][..],
+        ),
+        (
+            "/console-assets/i18n/zh-CN.json",
+            "application/json",
+            &["\"login.signIn\": \"登录\""][..],
+        ),
+    ] {
+        let r = get_page(&gw, path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(header(&r, "content-type"), content_type, "{path}");
+        assert_eq!(header(&r, "x-content-type-options"), "nosniff");
+        assert_eq!(header(&r, "content-security-policy"), CSP);
+        assert!(r.headers().get("access-control-allow-origin").is_none());
+        let body = r.text().await.unwrap();
+        for n in needles {
+            assert!(body.contains(n), "{path} lacks {n}");
+        }
+    }
+    assert_eq!(get_page(&gw, "/console-assets/nope.js").await.status(), 404);
 
     let head = client()
         .head(format!("{}/dashboard", gw.url))
