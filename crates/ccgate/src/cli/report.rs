@@ -160,7 +160,7 @@ pub fn usage_table(v: &Value, style: Style) -> String {
             format!("Failed logins (wrong key or password) since the gateway started: {n}\n")
         }
         None => "Requests with a wrong or unknown key have no tenant, so the ledger holds none;\n\
-                 the dashboard shows how many there were since the gateway started.\n"
+                 a running gateway's POST /usage (as admin) counts them since it started.\n"
             .to_string(),
     });
     out
