@@ -36,7 +36,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             dirs.config_dir.display()
         );
         println!(
-            " Admin login (dashboard, /usage):  admin / {}",
+            " Admin login (console at /admin):  admin / {}",
             boot.admin_password
         );
         println!(" Demo tenant key:                  {}", boot.tenant_key);
