@@ -1,6 +1,7 @@
-//! What upstream trust costs a request: reading a request's traits (`RequestTraits::of`, on the request path)
-//! and the counters one settled request adds (`Trust::observe`), next to a plain `serde_json` validation of the
-//! same body as the yardstick (the gateway's own body scan does about that much work).
+//! What upstream trust costs a request: reading a request's traits on the request path (`RequestTraits::of_scanned`,
+//! after the gateway's own body scan, which counts `messages` and reads `thinking` for it) and the counters one
+//! settled request adds (`Trust::observe`), next to the scan itself and a plain `serde_json` validation of the same
+//! body as yardsticks.
 //!
 //! `cargo run --release -p ccgate --example trust_cost`
 
@@ -44,16 +45,21 @@ fn main() {
         let v: serde::de::IgnoredAny = serde_json::from_slice(&body).unwrap();
         std::hint::black_box(v);
     });
+    let scan = per_call(n, || {
+        std::hint::black_box(ccgate::api::scan::scan(&body).unwrap());
+    });
+    let scanned = ccgate::api::scan::scan(&body).unwrap();
     let traits = per_call(n, || {
-        std::hint::black_box(RequestTraits::of(&body));
+        std::hint::black_box(RequestTraits::of_scanned(&body, &scanned));
     });
     let small = br#"{"model":"claude-sonnet-4-6","max_tokens":256,"messages":[{"role":"user","content":"hello"}]}"#;
     let estimate = per_call(n, || {
         std::hint::black_box(ccgate::trust::observe::estimate_tokens(&body));
     });
     println!("estimate_tokens alone: {estimate:.1} µs");
+    let scanned_small = ccgate::api::scan::scan(small).unwrap();
     let traits_small = per_call(n * 50, || {
-        std::hint::black_box(RequestTraits::of(small));
+        std::hint::black_box(RequestTraits::of_scanned(small, &scanned_small));
     });
     let trust = Trust::default();
     let obs = Observation {
@@ -79,10 +85,11 @@ fn main() {
     let observe = per_call(n * 50, || trust.observe(&rec, "claude-sonnet-4-6", &obs, 0));
     println!("body: {} bytes", body.len());
     println!("serde_json validation of the body: {validate:.1} µs");
+    println!("the gateway's body scan (api/scan.rs): {scan:.1} µs");
     println!(
-        "RequestTraits::of (large body):    {traits:.1} µs ({:.2}x the validation)",
-        traits / validate
+        "RequestTraits::of_scanned (large body): {traits:.1} µs ({:.2}x the scan)",
+        traits / scan
     );
-    println!("RequestTraits::of (98 B body):     {traits_small:.2} µs");
+    println!("RequestTraits::of_scanned (98 B body):  {traits_small:.2} µs");
     println!("Trust::observe (one settlement):   {observe:.2} µs");
 }

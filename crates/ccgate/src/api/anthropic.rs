@@ -42,11 +42,13 @@ impl Adapter for Anthropic {
 
     fn prepare(a: &Admitted, body: Bytes) -> Result<Prepared<()>, ApiError> {
         let scanned = super::scan::scan(&body).map_err(|e| ApiError::BadRequest(e.0))?;
+        let request_traits = crate::trust::observe::RequestTraits::of_scanned(&body, &scanned);
         let model = scanned
             .model
             .filter(|m| !m.trim().is_empty())
             .ok_or_else(|| ApiError::BadRequest("model: field required".into()))?;
         Ok(Prepared {
+            request_traits,
             upstream_body: body,
             client_model: model.clone(),
             claude_model: model,

@@ -53,6 +53,8 @@ impl Adapter for OpenAi {
         }
         let upstream_body = Bytes::from(translated.body);
         let model_span = super::translated::model_span(a, &resolved.claude_model, &upstream_body);
+        // A body built here: read once more, as the upstream gets it.
+        let request_traits = crate::trust::observe::RequestTraits::of(&upstream_body);
         Ok(Prepared {
             upstream_body,
             client_model: resolved.client_model,
@@ -60,6 +62,7 @@ impl Adapter for OpenAi {
             model_span,
             stream: translated.stream,
             max_tokens: translated.max_tokens,
+            request_traits,
             // The OpenAI `user` arrives upstream as `metadata.user_id` = a hash of tenant and user: the same
             // identity, so it keys affinity without another pass over a body.
             user_id: None,

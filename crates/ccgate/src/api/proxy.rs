@@ -200,6 +200,9 @@ pub struct Prepared<C> {
     pub stream: bool,
     /// `max_tokens` of the upstream request (0 when absent), for the budget's worst case.
     pub max_tokens: u64,
+    /// What the upstream trust checks read of the request (docs/trust.md), taken from the adapter's own read of
+    /// the body so that trust adds no JSON pass to the request path.
+    pub request_traits: crate::trust::observe::RequestTraits,
     /// Session hints for affinity: `metadata.user_id` and the OpenAI `user`.
     pub user_id: Option<String>,
     pub user: Option<String>,
@@ -246,14 +249,15 @@ pub async fn handle<A: Adapter>(gw: Arc<Gateway>, endpoint: Endpoint, req: Reque
     };
     let session = session_for(&a, &prepared);
     let mut settlement = settlement;
-    settlement.trust.request = crate::trust::observe::RequestTraits::of(&prepared.upstream_body);
     let Prepared {
         upstream_body,
         claude_model,
         model_span,
         context,
+        request_traits,
         ..
     } = prepared;
+    settlement.trust.request = request_traits;
     let plan = Plan {
         path: a.endpoint.upstream_path(),
         query: a.query.as_deref(),

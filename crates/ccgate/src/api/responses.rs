@@ -87,6 +87,8 @@ impl Adapter for Responses {
         }
         let upstream_body = Bytes::from(translated.body);
         let model_span = super::translated::model_span(a, &resolved.claude_model, &upstream_body);
+        // A body built here: read once more, as the upstream gets it.
+        let request_traits = crate::trust::observe::RequestTraits::of(&upstream_body);
         Ok(Prepared {
             upstream_body,
             client_model: resolved.client_model,
@@ -94,6 +96,7 @@ impl Adapter for Responses {
             model_span,
             stream: translated.stream,
             max_tokens: translated.max_tokens,
+            request_traits,
             user_id: None,
             // Affinity: the hashed `user`, else the client's `prompt_cache_key` (Codex: its session id).
             user: translated

@@ -1,7 +1,9 @@
 //! Reads the few top-level fields the gateway needs from a request body (`model`, `stream`, `max_tokens`, `user`,
-//! `metadata.user_id`) without building a JSON tree of a 100 KB Claude Code body: serde_json validates the whole
-//! body, and every top-level value stays a [`RawValue`] borrowed from it, so only the interesting ones are decoded.
-//! The body itself is forwarded as the original bytes.
+//! `metadata.user_id`, and for the upstream trust checks `thinking` and the number of `messages`) without building
+//! a JSON tree of a 100 KB Claude Code body: serde_json validates the whole body in one pass, and every top-level
+//! value stays a [`RawValue`] borrowed from it, so only the interesting ones are decoded. The `messages` entries are
+//! counted in that same pass (trust reads them on every request: docs/trust.md). The body itself is forwarded as the
+//! original bytes.
 //!
 //! Duplicate top-level keys are refused, compared after unescaping: the gateway checks `model` against allow-lists
 //! while the upstream reads the same body with its own parser, and `{"model":"a","\u006dodel":"b"}` must not let
@@ -12,7 +14,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -28,6 +30,10 @@ pub struct Scanned {
     pub user_id: Option<String>,
     /// OpenAI's `user` field.
     pub user: Option<String>,
+    /// `thinking` is present and neither `null` nor `{"type":"disabled"}`.
+    pub thinking: bool,
+    /// Entries of a `messages` array (0 when absent or not an array).
+    pub messages: u32,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -35,8 +41,12 @@ pub struct ScanError(pub String);
 
 /// Scans a JSON object body.
 pub fn scan(body: &[u8]) -> Result<Scanned, ScanError> {
-    let mut out = Scanned::default();
-    for (key, raw) in top_level(body)? {
+    let top = parse_top_level(body, true)?;
+    let mut out = Scanned {
+        messages: top.messages,
+        ..Scanned::default()
+    };
+    for (key, raw) in top.members {
         let text = raw.get();
         match &*key {
             "model" => {
@@ -59,6 +69,16 @@ pub fn scan(body: &[u8]) -> Result<Scanned, ScanError> {
                 out.max_tokens_span = Some(span_in(body, raw)?);
             }
             "user" => out.user = serde_json::from_str::<String>(text).ok(),
+            "thinking" => {
+                #[derive(serde::Deserialize)]
+                struct Thinking<'a> {
+                    #[serde(borrow, rename = "type")]
+                    kind: Option<Cow<'a, str>>,
+                }
+                out.thinking = text != "null"
+                    && serde_json::from_str::<Thinking<'_>>(text)
+                        .is_ok_and(|t| t.kind.as_deref() != Some("disabled"));
+            }
             "metadata" => {
                 #[derive(serde::Deserialize)]
                 struct Meta {
@@ -77,9 +97,18 @@ pub fn scan(body: &[u8]) -> Result<Scanned, ScanError> {
 /// The members of the top-level object in body order, keys unescaped, values as raw text borrowed from `body`.
 /// Fails on anything that is not exactly one valid JSON object, and on a repeated key.
 pub(crate) fn top_level(body: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, ScanError> {
-    serde_json::from_slice::<TopLevel<'_>>(body)
-        .map(|t| t.0)
-        .map_err(|e| ScanError(format!("malformed JSON: {e}")))
+    parse_top_level(body, false).map(|t| t.members)
+}
+
+/// [`top_level`], optionally counting the entries of `messages` instead of keeping its raw value.
+fn parse_top_level(body: &[u8], count_messages: bool) -> Result<TopLevel<'_>, ScanError> {
+    let malformed = |e: serde_json::Error| ScanError(format!("malformed JSON: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let top = TopLevelSeed { count_messages }
+        .deserialize(&mut de)
+        .map_err(malformed)?;
+    de.end().map_err(malformed)?;
+    Ok(top)
 }
 
 /// Where `raw` lies in `body`. `raw` must have been borrowed from `body` (as [`top_level`] returns it).
@@ -92,15 +121,27 @@ pub(crate) fn span_in(body: &[u8], raw: &RawValue) -> Result<Range<usize>, ScanE
         .ok_or_else(|| ScanError("internal: value not borrowed from the body".into()))
 }
 
-struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+struct TopLevel<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    messages: u32,
+}
 
-impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(TopLevelVisitor)
+struct TopLevelSeed {
+    count_messages: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for TopLevelSeed {
+    type Value = TopLevel<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TopLevel<'de>, D::Error> {
+        d.deserialize_map(TopLevelVisitor {
+            count_messages: self.count_messages,
+        })
     }
 }
 
-struct TopLevelVisitor;
+struct TopLevelVisitor {
+    count_messages: bool,
+}
 
 impl<'de> Visitor<'de> for TopLevelVisitor {
     type Value = TopLevel<'de>;
@@ -111,14 +152,66 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel<'de>, A::Error> {
         let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+        let mut messages = 0;
         let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             if !seen.insert(key.clone()) {
                 return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
             }
-            members.push((key, map.next_value()?));
+            if self.count_messages && key == "messages" {
+                // Counted while it is validated: a second pass over the largest value of the body would cost
+                // as much as the whole scan.
+                messages = map.next_value::<EntryCount>()?.0;
+            } else {
+                members.push((key, map.next_value()?));
+            }
         }
-        Ok(TopLevel(members))
+        Ok(TopLevel { members, messages })
+    }
+}
+
+/// The number of entries of a JSON array; any other value is validated and counts 0.
+struct EntryCount(u32);
+
+impl<'de> serde::Deserialize<'de> for EntryCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EntryCount;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EntryCount, A::Error> {
+                let mut n = 0u32;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n = n.saturating_add(1);
+                }
+                Ok(EntryCount(n))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EntryCount, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(EntryCount(0))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<EntryCount, E> {
+                Ok(EntryCount(0))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<EntryCount, E> {
+                Ok(EntryCount(0))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<EntryCount, E> {
+                Ok(EntryCount(0))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<EntryCount, E> {
+                Ok(EntryCount(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<EntryCount, E> {
+                Ok(EntryCount(0))
+            }
+            fn visit_unit<E>(self) -> Result<EntryCount, E> {
+                Ok(EntryCount(0))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -200,6 +293,38 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&rewritten).unwrap();
         assert_eq!(v["model"], "other");
         assert_eq!(v["thinking"]["type"], "adaptive");
+        assert!(s.thinking);
+        assert_eq!(s.messages, 1);
+    }
+
+    #[test]
+    fn counts_messages_and_reads_thinking_for_the_trust_checks() {
+        let s = scan(br#"{"messages":[{"role":"user","content":"[1,2]"},{"role":"assistant","content":[]},"x"],"thinking":{"type":"enabled","budget_tokens":1024}}"#).unwrap();
+        assert_eq!((s.messages, s.thinking), (3, true));
+        for (body, messages, thinking) in [
+            (
+                &br#"{"messages":[],"thinking":{"type":"disabled"}}"#[..],
+                0,
+                false,
+            ),
+            (br#"{"messages":"x","thinking":null}"#, 0, false),
+            (br#"{"messages":{"a":[1]},"thinking":{}}"#, 0, true),
+            (br#"{"model":"m"}"#, 0, false),
+        ] {
+            let s = scan(body).unwrap();
+            assert_eq!(
+                (s.messages, s.thinking),
+                (messages, thinking),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Counting still validates every entry, and a repeated `messages` is refused like any key.
+        assert!(scan(br#"{"messages":[{"a":}]}"#).is_err());
+        assert!(scan(br#"{"messages":[],"messages":[1]}"#).is_err());
+        // `top_level` keeps `messages` as a member for its other readers.
+        let members = top_level(br#"{"messages":[1,2]}"#).unwrap();
+        assert_eq!(members[0].1.get(), "[1,2]");
     }
 
     #[test]

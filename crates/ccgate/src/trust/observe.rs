@@ -19,40 +19,26 @@ pub struct RequestTraits {
     pub messages: u32,
 }
 
-#[derive(Deserialize)]
-struct Shape<'a> {
-    #[serde(borrow, default)]
-    thinking: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    messages: Option<Vec<&'a RawValue>>,
-}
-
-#[derive(Deserialize)]
-struct ThinkingShape<'a> {
-    #[serde(borrow, rename = "type")]
-    kind: Option<std::borrow::Cow<'a, str>>,
-}
-
 impl RequestTraits {
-    /// Reads the traits of an Anthropic Messages body (one validating pass; values stay borrowed).
-    pub fn of(body: &[u8]) -> RequestTraits {
-        let cache_control = memchr::memmem::find(body, b"\"cache_control\"").is_some();
-        // The parse is only needed for thinking or for a cached request's turns.
-        let parse = cache_control || memchr::memmem::find(body, b"\"thinking\"").is_some();
-        let shape: Option<Shape<'_>> = parse.then(|| serde_json::from_slice(body).ok()).flatten();
-        let thinking = shape.as_ref().and_then(|s| s.thinking).is_some_and(|raw| {
-            raw.get() != "null"
-                && serde_json::from_str::<ThinkingShape<'_>>(raw.get())
-                    .is_ok_and(|t| t.kind.as_deref() != Some("disabled"))
-        });
+    /// The traits of an Anthropic Messages body already read by the gateway's scan (`api/scan.rs`), which counted
+    /// its `messages` and read `thinking` in its one validating pass: only two byte scans are added here.
+    pub fn of_scanned(body: &[u8], scanned: &crate::api::scan::Scanned) -> RequestTraits {
         RequestTraits {
             estimate_tokens: estimate_tokens(body),
-            thinking,
-            cache_control,
-            messages: shape
-                .and_then(|s| s.messages)
-                .map_or(0, |m| u32::try_from(m.len()).unwrap_or(u32::MAX)),
+            thinking: scanned.thinking,
+            cache_control: memchr::memmem::find(body, b"\"cache_control\"").is_some(),
+            messages: scanned.messages,
         }
+    }
+
+    /// The traits of a body not scanned yet (tests, tools).
+    pub fn of(body: &[u8]) -> RequestTraits {
+        crate::api::scan::scan(body)
+            .map(|s| RequestTraits::of_scanned(body, &s))
+            .unwrap_or_else(|_| RequestTraits {
+                estimate_tokens: estimate_tokens(body),
+                ..RequestTraits::default()
+            })
     }
 }
 
