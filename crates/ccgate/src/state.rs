@@ -438,6 +438,7 @@ impl Gateway {
             by_id.insert(t.id.clone(), rt);
         }
         let balancer = Balancer::new(config.load_balancer.strategy, &upstreams);
+        let before = self.runtime.load_full();
         self.runtime.store(Arc::new(Runtime {
             config,
             tenants_by_key: by_key,
@@ -448,6 +449,12 @@ impl Gateway {
             pricing: Arc::new(pricing),
             pins: self.pins.clone(),
         }));
+        // Limits that grew count what the ledger holds from before the change.
+        crate::policy::history::after_change(
+            self.ledger.store.clone(),
+            &before,
+            &self.runtime.load_full(),
+        );
         Ok(())
     }
 

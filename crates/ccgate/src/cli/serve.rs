@@ -332,12 +332,8 @@ async fn load_recent_limits(
 ) -> Result<(), LedgerError> {
     let rt = gw.rt();
     let aliases = &rt.config.openai.models;
-    let matches = |pattern: &str, model: &str| {
-        ccgate_meter::wildcard::matches(pattern, model)
-            || aliases
-                .get(model)
-                .is_some_and(|m| ccgate_meter::wildcard::matches(pattern, m))
-    };
+    let matches =
+        |pattern: &str, model: &str| crate::policy::history::row_matches(pattern, model, aliases);
     let tenants: Vec<_> = rt.tenants_by_id.values().cloned().collect();
     let today = crate::policy::budget::local_day(tz, Utc::now());
     if tenants.iter().any(|t| !t.config.limits.models.is_empty()) {

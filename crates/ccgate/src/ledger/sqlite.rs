@@ -366,17 +366,11 @@ impl Store for SqliteStore {
         width_ms: i64,
     ) -> BoxFuture<'_, Result<Vec<SpendBucket>, LedgerError>> {
         Box::pin(async move {
-            Ok(sqlx::query_as(
-                "SELECT tenant_id, model, (ts_ms / ?2) * ?2 AS start_ms,
-                        CAST(total(cost_nanousd) AS INTEGER) AS cost_nanousd,
-                        CAST(total(input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + output_tokens)
-                             AS INTEGER) AS tokens
-                 FROM requests WHERE ts_ms >= ?1 AND billable = 1 GROUP BY 1, 2, 3 ORDER BY 3",
-            )
-            .bind(since_ms)
-            .bind(width_ms.max(1))
-            .fetch_all(&self.pool())
-            .await?)
+            Ok(sqlx::query_as(SPEND_BUCKETS)
+                .bind(since_ms)
+                .bind(width_ms.max(1))
+                .fetch_all(&self.pool())
+                .await?)
         })
     }
 
@@ -822,6 +816,13 @@ impl Store for SqliteStore {
     }
 }
 
+/// Recent billable spend and tokens in buckets: a range of the `requests_ts` index (migration 0015), however large
+/// the table.
+const SPEND_BUCKETS: &str = "SELECT tenant_id, model, (ts_ms / ?2) * ?2 AS start_ms,
+        CAST(total(cost_nanousd) AS INTEGER) AS cost_nanousd,
+        CAST(total(input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + output_tokens) AS INTEGER) AS tokens
+    FROM requests WHERE ts_ms >= ?1 AND billable = 1 GROUP BY 1, 2, 3 ORDER BY 3";
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -1039,6 +1040,26 @@ pub(super) mod tests {
             plan.iter().any(|p| p.3.contains("SEARCH")
                 && p.3.contains("requests_refused")
                 && p.3.contains("day>")),
+            "{plan:?}"
+        );
+    }
+
+    /// Rolling windows and `tpm` read recent rows by the `ts_ms` index, not by a scan of every request.
+    #[tokio::test]
+    async fn recent_spend_reads_a_range_of_the_ts_index() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.0).await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {SPEND_BUCKETS}"))
+                .bind(1_765_000_000_000i64)
+                .bind(60_000i64)
+                .fetch_all(&store.pool())
+                .await
+                .unwrap();
+        assert!(
+            plan.iter().any(|p| p.3.contains("SEARCH")
+                && p.3.contains("requests_ts")
+                && p.3.contains("ts_ms>")),
             "{plan:?}"
         );
     }

@@ -207,6 +207,27 @@ impl TenantState {
         self.book.lock().spent[w as usize] = (window_start, spent);
     }
 
+    /// Adds `spent` to a calendar window (a new `limits.models` entry's spend before a change of limits,
+    /// `policy/history.rs`): added, since what settled after the change is counted already.
+    pub fn add_spent(&self, w: Window, window_start: Option<NaiveDate>, spent: i64) {
+        let mut book = self.book.lock();
+        let slot = &mut book.spent[w as usize];
+        if slot.0 != window_start {
+            *slot = (window_start, 0);
+        }
+        slot.1 = slot.1.saturating_add(spent);
+    }
+
+    /// Rolling spend from the ledger, older than what this state kept (`policy/history.rs`): the minutes that left
+    /// a window of `keep_s` seconds at `at` are dropped first, then the ledger's minutes merged in.
+    pub fn fill_rolling(&self, at: DateTime<Utc>, keep_s: i64, older: &[(DateTime<Utc>, i64)]) {
+        let mut book = self.book.lock();
+        book.rolling.prune(at, keep_s);
+        for &(when, cost) in older {
+            book.rolling.merge(when, cost);
+        }
+    }
+
     /// Current spend per window, for reporting.
     pub fn spent(&self, w: Window, today: NaiveDate) -> i64 {
         let book = self.book.lock();

@@ -2,6 +2,7 @@
 //! Model permissions ([`permissions`]), then rate and concurrency limits and budget reservations ([`budget`]).
 
 pub mod budget;
+pub mod history;
 pub mod lease;
 pub mod permissions;
 pub mod rolling;

@@ -95,6 +95,19 @@ impl Buckets {
         at
     }
 
+    /// Adds `amount` in the bucket of `at`, wherever it lies (history read from the ledger after a change of
+    /// limits: older than what is kept, so it goes in order, not into the newest bucket as [`Buckets::add`] does).
+    pub fn merge(&mut self, at: DateTime<Utc>, amount: i64) {
+        if amount == 0 {
+            return;
+        }
+        let i = self.index(at);
+        match self.q.binary_search_by_key(&i, |(j, _)| *j) {
+            Ok(k) => self.q[k].1 = self.q[k].1.saturating_add(amount),
+            Err(k) => self.q.insert(k, (i, amount)),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.q.is_empty()
     }
@@ -106,6 +119,20 @@ mod tests {
 
     fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 7, h, m, s).unwrap()
+    }
+
+    #[test]
+    fn merged_history_lands_in_its_own_minute() {
+        let mut b = Buckets::per_minute();
+        b.add(t(10, 0, 10), 7);
+        b.merge(t(9, 0, 0), 100);
+        b.merge(t(10, 0, 59), 1);
+        b.merge(t(9, 30, 0), 5);
+        // 9:00 leaves a 1-hour window at 10:01, 9:30 at 10:31, 10:00 at 11:01.
+        assert_eq!(b.sum(t(10, 0, 30), 3600), 113);
+        assert_eq!(b.sum(t(10, 1, 0), 3600), 13);
+        assert_eq!(b.sum(t(10, 31, 0), 3600), 8);
+        assert_eq!(b.below_at(t(10, 0, 30), 3600, 10), t(10, 31, 0));
     }
 
     #[test]

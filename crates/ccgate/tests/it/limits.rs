@@ -545,3 +545,69 @@ async fn a_per_model_budget_holds_across_two_instances() {
     )
     .await;
 }
+
+/// A reload that adds a rolling window, or a `limits.models` entry with a daily budget, counts the spend the ledger
+/// holds from before the reload (policy/history.rs), not only what comes after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_added_by_a_reload_count_the_spend_before_it() {
+    let m = mock().await;
+    let mut files = Files::new(&[m.url()]);
+    files.tenants["tenants"]
+        .as_array_mut()
+        .unwrap()
+        .push(tenant("t3", LIMITED_KEY, &["*"]));
+    let gw = Gateway::start(&files).await;
+    for _ in 0..2 {
+        let (status, _, v) = send(&gw, "claude-sonnet-4-6", 256, &sonnet_usage()).await;
+        assert_eq!(status, 200, "{v}");
+    }
+    wait_requests(&gw, 2).await;
+    let t3 = files.tenants["tenants"].as_array().unwrap().len() - 1;
+
+    // $0.90 spent; a 5-hour window of $0.80 added by the file is full at once.
+    files.tenants["tenants"][t3]["limits"] = json!({"rolling": [{"hours": 5, "maxUSD": 0.8}]});
+    gw.write_config("tenants.json", &files.tenants);
+    let used = eventually(15, || async {
+        let limits = t3_limits(&gw).await;
+        let l = limits
+            .iter()
+            .find(|l| l["name"] == "rolling 5h" && l["scope"]["model"].is_null())?;
+        (l["used_usd"] == 0.9).then(|| l.clone())
+    })
+    .await;
+    assert_eq!(used["remaining_usd"], 0.0, "{used}");
+    let (status, _, v) = send(&gw, "claude-sonnet-4-6", 256, &[]).await;
+    assert_eq!(status, 429, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("rolling 5h limit $0.80 reached ($0.90 used)"),
+        "{v}"
+    );
+
+    // A Sonnet entry with a daily budget added later counts today's Sonnet spend; Haiku is not under it.
+    files.tenants["tenants"][t3]["limits"] =
+        json!({"models": {"*sonnet*": {"daily": {"maxUSD": 0.5}}}});
+    gw.write_config("tenants.json", &files.tenants);
+    eventually(15, || async {
+        let limits = t3_limits(&gw).await;
+        let l = limits
+            .iter()
+            .find(|l| l["name"] == "daily" && l["scope"]["model"] == "*sonnet*")?;
+        (l["used_usd"] == 0.9).then_some(())
+    })
+    .await;
+    let (status, _, v) = send(&gw, "claude-sonnet-4-6", 256, &[]).await;
+    assert_eq!(status, 402, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("daily (models \"*sonnet*\")"),
+        "{v}"
+    );
+    let (status, _, v) = send(&gw, "claude-haiku-4-5", 256, &[]).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(m.request_count(), 3);
+}
