@@ -51,27 +51,20 @@ impl Adapter for OpenAi {
         for w in &translated.warnings {
             tracing::info!(tenant = %a.tenant.config.id, warning = %w, "openai translation");
         }
-        let upstream_body = Bytes::from(translated.body);
-        let model_span = super::translated::model_span(a, &resolved.claude_model, &upstream_body);
-        // A body built here: read once more, as the upstream gets it.
-        let request_traits = crate::trust::observe::RequestTraits::of(&upstream_body);
-        Ok(Prepared {
-            upstream_body,
-            client_model: resolved.client_model,
-            claude_model: resolved.claude_model,
-            model_span,
-            stream: translated.stream,
-            max_tokens: translated.max_tokens,
-            request_traits,
-            // The OpenAI `user` arrives upstream as `metadata.user_id` = a hash of tenant and user: the same
-            // identity, so it keys affinity without another pass over a body.
-            user_id: None,
-            user: translated.user_id,
-            context: Context {
-                response: translated.response_ctx,
+        Ok(super::translated::prepared(
+            a,
+            resolved,
+            super::translated::Translation {
+                body: translated.body,
                 stream: translated.stream,
+                max_tokens: translated.max_tokens,
+                user: translated.user_id,
+                context: Context {
+                    response: translated.response_ctx,
+                    stream: translated.stream,
+                },
             },
-        })
+        ))
     }
 
     /// Upstream errors in OpenAI's shape with their real status (docs/protocols.md); `retry-after` survives.

@@ -85,25 +85,20 @@ impl Adapter for Responses {
         for w in &translated.warnings {
             tracing::info!(tenant = %a.tenant.config.id, warning = %w, "responses translation");
         }
-        let upstream_body = Bytes::from(translated.body);
-        let model_span = super::translated::model_span(a, &resolved.claude_model, &upstream_body);
-        // A body built here: read once more, as the upstream gets it.
-        let request_traits = crate::trust::observe::RequestTraits::of(&upstream_body);
-        Ok(Prepared {
-            upstream_body,
-            client_model: resolved.client_model,
-            claude_model: resolved.claude_model,
-            model_span,
-            stream: translated.stream,
-            max_tokens: translated.max_tokens,
-            request_traits,
-            user_id: None,
-            // Affinity: the hashed `user`, else the client's `prompt_cache_key` (Codex: its session id).
-            user: translated
-                .user_id
-                .or_else(|| translated.session.map(|k| format!("prompt_cache_key:{k}"))),
-            context: translated.ctx,
-        })
+        Ok(super::translated::prepared(
+            a,
+            resolved,
+            super::translated::Translation {
+                body: translated.body,
+                stream: translated.stream,
+                max_tokens: translated.max_tokens,
+                // Affinity: the hashed `user`, else the client's `prompt_cache_key` (Codex: its session id).
+                user: translated
+                    .user_id
+                    .or_else(|| translated.session.map(|k| format!("prompt_cache_key:{k}"))),
+                context: translated.ctx,
+            },
+        ))
     }
 
     /// Upstream errors in the Responses (= OpenAI) error shape with chat's status mapping; `retry-after` survives.

@@ -33,6 +33,43 @@ pub fn options<'a>(a: &'a Admitted, resolved: &'a ccgate_openai::Resolved) -> Tr
     opts
 }
 
+/// What an adapter's translation gives the request path.
+pub struct Translation<C> {
+    /// The Anthropic Messages body built from the tenant's.
+    pub body: Vec<u8>,
+    pub stream: bool,
+    pub max_tokens: u64,
+    /// The affinity key (the hashed OpenAI `user`, or another session hint).
+    pub user: Option<String>,
+    pub context: C,
+}
+
+/// The request as the request path carries it, from a translation resolved to `resolved`.
+pub fn prepared<C>(
+    a: &Admitted,
+    resolved: ccgate_openai::Resolved,
+    t: Translation<C>,
+) -> proxy::Prepared<C> {
+    let upstream_body = Bytes::from(t.body);
+    let model_span = model_span(a, &resolved.claude_model, &upstream_body);
+    // A body built here: read once more, as the upstream gets it.
+    let request_traits = crate::trust::observe::RequestTraits::of(&upstream_body);
+    proxy::Prepared {
+        upstream_body,
+        client_model: resolved.client_model,
+        claude_model: resolved.claude_model,
+        model_span,
+        stream: t.stream,
+        max_tokens: t.max_tokens,
+        request_traits,
+        // The OpenAI `user` arrives upstream as `metadata.user_id` = a hash of tenant and user: the same identity,
+        // so it keys affinity without another pass over a body.
+        user_id: None,
+        user: t.user,
+        context: t.context,
+    }
+}
+
 /// Where `model` sits in the translated body: it matters only to an upstream that renames it (`modelMap`), so the
 /// body is scanned only then.
 pub fn model_span(

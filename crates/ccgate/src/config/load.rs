@@ -257,7 +257,6 @@ pub fn parse_jsonc(file: &str, text: &str) -> Result<Value, ConfigError> {
         allow_bare_decimal_point_numbers: false,
         allow_non_finite_numbers: false,
         allow_extended_string_escapes: false,
-        ..Default::default()
     };
     let parsed = parse_to_ast(text, &CollectOptions::default(), &options).map_err(|e| {
         ConfigError::new(

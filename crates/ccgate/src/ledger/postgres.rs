@@ -140,7 +140,7 @@ impl PgStore {
                 .await?;
         }
         let mut hourly = hourly_groups(rows);
-        hourly.sort_by(|(a, _), (b, _)| a.cmp(b));
+        hourly.sort_by_key(|(k, _)| *k);
         for (k, d) in hourly {
             bind_hourly(sqlx::query(UPSERT_HOURLY), &k, &d)
                 .execute(&mut *tx)
