@@ -322,7 +322,8 @@ async fn json_stream_and_cache_usage_are_priced_exactly() {
         output: 200,
     };
     // (name, stream, headers, expected tokens)
-    let mut cases: Vec<(&str, bool, Vec<(&str, String)>, Tok)> = vec![
+    type Case<'a> = (&'a str, bool, Vec<(&'a str, String)>, Tok);
+    let mut cases: Vec<Case> = vec![
         ("json", false, mock_headers(plain), plain),
         ("stream, same usage", true, mock_headers(plain), plain),
         (
@@ -766,7 +767,7 @@ async fn upstream_break_mid_stream_is_metered() {
     let last_data = text
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
-        .last()
+        .next_back()
         .unwrap();
     let v: Value = serde_json::from_str(last_data).unwrap();
     assert_eq!(v["type"], "error");

@@ -93,7 +93,7 @@ async fn read_request(sock: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Op
 
 /// A gateway whose one upstream is `upstream` (health probes off, so only requests open connections).
 async fn pool_gateway(upstream: &ScriptedUpstream) -> Gateway {
-    Gateway::start(&Files::new(&[upstream.url.clone()])).await
+    Gateway::start(&Files::new(std::slice::from_ref(&upstream.url))).await
 }
 
 /// One request, its answer read to the end (as clients do before reusing their connection).
