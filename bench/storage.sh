@@ -3,7 +3,7 @@
 #  1. throughput of one CCGate instance on SQLite against one on PostgreSQL: `ccgate-bench` on the /anthropic path
 #     (small bodies and SSE, 32 connections), alternating between the two stores for several rounds, keeping each
 #     store's median; the ratio PostgreSQL / SQLite comes from the same run;
-#  2. `/usage` (the dashboard's query) over ledgers of 1 and 10 million rows on both stores
+#  2. `POST /usage` (the original's usage report) over ledgers of 1 and 10 million rows on both stores
 #     (`ccgate-bench-storage`).
 # Needs PostgreSQL (default postgres://postgres@127.0.0.1:5432/test; set CCGATE_BENCH_DATABASE_URL).
 # Writes bench/results/storage.md (and .json).

@@ -1,4 +1,4 @@
-//! The store benchmark (issue #19, docs/scale-out.md): how fast `/usage` (the dashboard's query) answers over a large
+//! The store benchmark (issue #19, docs/scale-out.md): how fast `POST /usage` (the original's usage report) answers over a large
 //! ledger, on SQLite and on PostgreSQL, in the same run.
 //!
 //! For each backend and each size it fills a fresh ledger with synthetic rows (20 tenants, 5 models, 90 days, 2 %
