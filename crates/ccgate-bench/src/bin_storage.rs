@@ -1,5 +1,5 @@
-//! The store benchmark (issue #19, docs/scale-out.md): how fast `POST /usage` (the original's usage report) answers over a large
-//! ledger, on SQLite and on PostgreSQL, in the same run.
+//! The store benchmark (issue #19, docs/scale-out.md): how fast `POST /usage` (the original's usage report) answers
+//! over a large ledger, on SQLite and on PostgreSQL, in the same run.
 //!
 //! For each backend and each size it fills a fresh ledger with synthetic rows (20 tenants, 5 models, 90 days, 2 %
 //! refused) straight in SQL, builds the rollups the batch writer would have built, starts the release `ccgate` on
