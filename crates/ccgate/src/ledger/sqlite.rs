@@ -816,8 +816,9 @@ impl Store for SqliteStore {
     }
 }
 
-/// Recent billable spend and tokens in buckets: a range of the `requests_ts` index (migration 0015), however large
-/// the table.
+/// Recent billable spend and tokens in buckets. `requests` has no index on `ts_ms` on purpose: an index costs every
+/// insert about 15 % of the writer's time (measured with `examples/ledger_scale.rs` on rows in time order), while
+/// this runs only at start and after a change of limits, where a scan of a million rows takes about a second.
 const SPEND_BUCKETS: &str = "SELECT tenant_id, model, (ts_ms / ?2) * ?2 AS start_ms,
         CAST(total(cost_nanousd) AS INTEGER) AS cost_nanousd,
         CAST(total(input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + output_tokens) AS INTEGER) AS tokens
@@ -1040,26 +1041,6 @@ pub(super) mod tests {
             plan.iter().any(|p| p.3.contains("SEARCH")
                 && p.3.contains("requests_refused")
                 && p.3.contains("day>")),
-            "{plan:?}"
-        );
-    }
-
-    /// Rolling windows and `tpm` read recent rows by the `ts_ms` index, not by a scan of every request.
-    #[tokio::test]
-    async fn recent_spend_reads_a_range_of_the_ts_index() {
-        let db = TempDb::new();
-        let store = SqliteStore::open(&db.0).await.unwrap();
-        let plan: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {SPEND_BUCKETS}"))
-                .bind(1_765_000_000_000i64)
-                .bind(60_000i64)
-                .fetch_all(&store.pool())
-                .await
-                .unwrap();
-        assert!(
-            plan.iter().any(|p| p.3.contains("SEARCH")
-                && p.3.contains("requests_ts")
-                && p.3.contains("ts_ms>")),
             "{plan:?}"
         );
     }

@@ -271,7 +271,7 @@ pub trait Store: Send + Sync {
         from_day: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<ModelSpend>, LedgerError>>;
     /// Billable requests since `since_ms`, summed per tenant, model and bucket of `width_ms` (rolling windows and
-    /// `tpm`, at start and after a change of limits: `policy/history.rs`). Reads a range of `requests` by `ts_ms`.
+    /// `tpm`, at start and after a change of limits: `policy/history.rs`). Reads `requests` (on SQLite a scan).
     fn spend_buckets(
         &self,
         since_ms: i64,
