@@ -126,20 +126,20 @@ impl Trust {
         let view = View::load(gw, now).await?;
         let rt = gw.rt();
         let mut raised = Vec::new();
+        let mut cards = Vec::new();
         for u in &rt.upstreams {
             let id = &u.config.id;
-            let mut suspects: Vec<(String, Check)> = view
+            let mut all: Vec<(String, Check)> = view
                 .checks_of(&rt, id)
                 .into_iter()
                 .flat_map(|(model, cs)| cs.into_iter().map(move |c| (model.clone(), c)))
-                .filter(|(_, c)| c.status == Status::Suspect)
                 .collect();
             if let Some(c) = self.canaries.verdict(id) {
-                if c.status == Status::Suspect {
-                    let model = u.config.trust.canary.as_ref().map(|c| c.model.clone());
-                    suspects.push((model.unwrap_or_default(), c));
-                }
+                let model = u.config.trust.canary.as_ref().map(|c| c.model.clone());
+                all.push((model.unwrap_or_default(), c));
             }
+            cards.extend(metric_cards(&view, id, &all));
+            let suspects = all.into_iter().filter(|(_, c)| c.status == Status::Suspect);
             for (model, check) in suspects {
                 if view
                     .open
@@ -172,6 +172,7 @@ impl Trust {
                 }
             }
         }
+        crate::telemetry::metrics::trust_scorecards(&cards);
         self.sync_demotions(gw).await?;
         if now % (HOUR_MS / 4) < EVALUATE_EVERY.as_millis() as i64 {
             store
@@ -219,6 +220,47 @@ impl Trust {
         self.sync_demotions(gw).await?;
         Ok(n)
     }
+}
+
+/// The metrics' scorecards of one upstream: per `model` label (a catalog id or `other`, so that a model name
+/// cannot add series), the windows' figures and each check's worst verdict among the models behind the label.
+fn metric_cards(
+    view: &View,
+    upstream: &str,
+    checks: &[(String, Check)],
+) -> Vec<crate::telemetry::metrics::TrustScorecard> {
+    use crate::telemetry::metrics::{catalog_label, check_value, TrustScorecard};
+    let mut by_label: BTreeMap<&'static str, (Vec<Counters>, BTreeMap<&'static str, Status>)> =
+        BTreeMap::new();
+    for model in view.models_of(upstream) {
+        let (windows, _) = by_label.entry(catalog_label(&model)).or_default();
+        windows.resize(WINDOWS.len(), Counters::new());
+        for ((_, hours), sum) in WINDOWS.iter().zip(windows.iter_mut()) {
+            let from = hour_of(view.now_ms) - (hours - 1) * HOUR_MS;
+            counters::merge(sum, &view.window(upstream, &model, from));
+        }
+    }
+    for (model, c) in checks {
+        let (windows, statuses) = by_label.entry(catalog_label(model)).or_default();
+        windows.resize(WINDOWS.len(), Counters::new());
+        let s = statuses.entry(c.name).or_insert(c.status);
+        if check_value(c.status) > check_value(*s) {
+            *s = c.status;
+        }
+    }
+    by_label
+        .into_iter()
+        .map(|(model, (windows, statuses))| TrustScorecard {
+            upstream: upstream.to_owned(),
+            model,
+            windows: WINDOWS
+                .iter()
+                .zip(&windows)
+                .map(|((name, _), k)| (*name, scorecard::gauges(k)))
+                .collect(),
+            checks: statuses.into_iter().collect(),
+        })
+        .collect()
 }
 
 /// The store's counters of the last 7 days and the flags, read once for an evaluation or a scorecard.

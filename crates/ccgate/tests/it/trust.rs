@@ -414,6 +414,13 @@ async fn demote_moves_a_flagged_upstream_below_every_tier_until_cleared() {
         m.contains(r#"ccgate_upstream_trust_suspect{upstream="up2",check="model_mismatch"} 0"#),
         "{m}"
     );
+    // The check's verdict: 2 = suspect on the cheater; the honest upstream served nothing for the model yet.
+    let check = |u: &str| {
+        format!(
+            r#"ccgate_upstream_trust_check{{upstream="{u}",model="{MODEL}",check="model_mismatch"}}"#
+        )
+    };
+    assert_eq!(series(&m, &check("up1")), Some(2.0), "{m}");
     assert_eq!(
         clear(&gw, "up1", json!({"check": "model_mismatch"})).await["cleared"],
         1
@@ -586,4 +593,111 @@ async fn scorecard_figures_are_exact_for_a_known_sequence() {
             .all(|(_, s)| s == "insufficient_data"),
         "{card:#}"
     );
+}
+
+/// The value of one series in a `/metrics` exposition (`None`: no such series).
+fn series(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// The scorecard's figures exported as metrics, from the store's sums every 5 s: after a known sequence (3
+/// answers of 25 + 12 tokens, one marking `cache_control` without a cache read, one upstream error, at
+/// `priceMultiplier` 0.5), the gauges hold exactly the scorecard's figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scorecard_figures_are_exported_as_metrics() {
+    let m = mock_with(MockConfig {
+        chunks: 5,
+        event_delay_ms: 5,
+        ..MockConfig::default()
+    })
+    .await;
+    let mut files = Files::new(&[m.url()]);
+    files.upstreams["upstreams"][0]["priceMultiplier"] = json!(0.5);
+    files.server["server"]["metricsToken"] = json!("metrics-token-trust");
+    let gw = Gateway::start(&files).await;
+    for i in 0..3 {
+        let mut body = messages_body(MODEL, i == 1);
+        if i == 2 {
+            body["messages"][0]["content"] =
+                json!([{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]);
+        }
+        let r = post_messages(&gw, TENANT2_KEY, &body).await;
+        assert_eq!(r.status(), 200);
+        let _ = r.bytes().await;
+    }
+    let r = client()
+        .post(format!("{}/anthropic/v1/messages", gw.url))
+        .header("x-api-key", TENANT2_KEY)
+        .header("x-mock-status", "529")
+        .json(&messages_body(MODEL, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 529);
+    wait_requests(&gw, 4).await;
+    let labels = |window: &str| format!(r#"{{upstream="up1",model="{MODEL}",window="{window}"}}"#);
+    let text = eventually(20, || async {
+        let text = client()
+            .get(format!("{}/metrics", gw.url))
+            .bearer_auth("metrics-token-trust")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let requests = format!("ccgate_upstream_trust_requests{}", labels("1h"));
+        (series(&text, &requests) == Some(4.0)).then_some(text)
+    })
+    .await;
+    let card = scorecard(&gw, "up1").await;
+    let w = &card["models"][0]["windows"]["1h"];
+    for window in ["1h", "24h", "7d"] {
+        let v = |name: &str| series(&text, &format!("{name}{}", labels(window)));
+        assert_eq!(v("ccgate_upstream_trust_requests"), Some(4.0), "{text}");
+        assert_eq!(v("ccgate_upstream_trust_success_ratio"), Some(0.75));
+        assert_eq!(v("ccgate_upstream_trust_cache_hit_ratio"), Some(0.0));
+        let per = (25.0 * 3.0 + 12.0 * 15.0) / 1e6 * 0.5;
+        let per_request = v("ccgate_upstream_trust_cost_per_successful_request_usd").unwrap();
+        assert!((per_request - per).abs() < 1e-12, "{per_request}");
+        let per_mtok = v("ccgate_upstream_trust_cost_per_million_tokens_usd").unwrap();
+        assert!(
+            (per_mtok - 3.0 * per / 111.0 * 1e6).abs() < 1e-9,
+            "{per_mtok}"
+        );
+    }
+    // The percentiles are the scorecard's (the figure itself depends on the machine), in seconds.
+    let q = |name: &str, quantile: &str| {
+        let l = labels("1h");
+        let l = format!("{},quantile=\"{quantile}\"}}", l.trim_end_matches('}'));
+        series(&text, &format!("{name}{l}"))
+    };
+    let ttft_p95 = w["ttftMs"]["p95"].as_f64().unwrap();
+    assert_eq!(
+        q("ccgate_upstream_trust_ttft_seconds", "0.95"),
+        Some(ttft_p95 / 1000.0)
+    );
+    let tps_p50 = w["outputTokensPerSecond"]["p50"].as_f64().unwrap();
+    assert_eq!(
+        q("ccgate_upstream_trust_output_tokens_per_second", "0.5"),
+        Some(tps_p50)
+    );
+    // Every passive check: too few samples (1 = insufficient_data); no canary configured, so no canary series.
+    for check in [
+        "model_mismatch",
+        "thinking_signature",
+        "token_inflation",
+        "cache_not_honoured",
+        "fake_streaming",
+    ] {
+        let name = format!(
+            r#"ccgate_upstream_trust_check{{upstream="up1",model="{MODEL}",check="{check}"}}"#
+        );
+        assert_eq!(series(&text, &name), Some(1.0), "{name}: {text}");
+    }
+    let canary =
+        format!(r#"ccgate_upstream_trust_check{{upstream="up1",model="{MODEL}",check="canary"}}"#);
+    assert_eq!(series(&text, &canary), None);
 }
