@@ -48,6 +48,9 @@ pub struct Trust {
     samples: Mutex<HashMap<(String, &'static str), VecDeque<String>>>,
     /// One flush or evaluation at a time (the background task and the admin API may meet).
     flushing: tokio::sync::Mutex<()>,
+    /// Per upstream, the checks with an open flag, as the last [`Trust::sync_demotions`] read them from the store
+    /// (the upstream list shows them without a store read).
+    open_checks: Mutex<HashMap<String, Vec<String>>>,
     pub canaries: canary::Canaries,
     pub balances: balance::Balances,
 }
@@ -80,6 +83,15 @@ impl Trust {
             .lock()
             .get(&(upstream.to_owned(), check))
             .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The checks with an open flag on `upstream` (every instance's, as of the last evaluation or clear).
+    pub fn open_checks(&self, upstream: &str) -> Vec<String> {
+        self.open_checks
+            .lock()
+            .get(upstream)
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -186,6 +198,14 @@ impl Trust {
     /// have raised or cleared it), and sets the metrics' gauges.
     pub async fn sync_demotions(&self, gw: &Gateway) -> Result<(), LedgerError> {
         let open = gw.ledger.store.trust_flags(None, true, 10_000).await?;
+        let mut by_upstream: HashMap<String, Vec<String>> = HashMap::new();
+        for f in &open {
+            by_upstream
+                .entry(f.upstream_id.clone())
+                .or_default()
+                .push(f.check_name.clone());
+        }
+        *self.open_checks.lock() = by_upstream;
         for u in &gw.rt().upstreams {
             let id = &u.config.id;
             let flagged = |check: &str| {
