@@ -142,6 +142,13 @@ pub async fn scorecard(gw: &Gateway, upstream: &str) -> Result<Value, crate::led
         .store
         .trust_flags(Some(upstream), false, 50)
         .await?;
+    let canary = gw
+        .ledger
+        .store
+        .trust_canaries()
+        .await?
+        .into_iter()
+        .find(|c| c.upstream_id == upstream);
     Ok(json!({
         "upstream": upstream,
         "reference": u.is_some_and(|u| u.config.trust.reference),
@@ -153,14 +160,7 @@ pub async fn scorecard(gw: &Gateway, upstream: &str) -> Result<Value, crate::led
         "checksSince": rfc3339(view.check_start(upstream)),
         "models": models,
         "flags": flags.iter().map(flag_json).collect::<Vec<_>>(),
-        "canary": gw.trust.canaries.state(upstream).map(|s| {
-            let verdict = gw.trust.canaries.verdict(upstream);
-            let mut v = json!(s);
-            if let (Value::Object(m), Some(c)) = (&mut v, verdict) {
-                m.insert("check".into(), json!(c));
-            }
-            v
-        }),
+        "canary": canary.as_ref().map(super::canary::state_json),
         "balance": gw.trust.balances.state(upstream),
     }))
 }
