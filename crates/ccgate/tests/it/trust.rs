@@ -701,3 +701,123 @@ async fn scorecard_figures_are_exported_as_metrics() {
         format!(r#"ccgate_upstream_trust_check{{upstream="up1",model="{MODEL}",check="canary"}}"#);
     assert_eq!(series(&text, &canary), None);
 }
+
+/// Two instances of `files` on one PostgreSQL schema.
+async fn two_on_postgres(schema: &crate::postgres::Schema, files: &Files) -> (Gateway, Gateway) {
+    let start = || async {
+        let config = TempDir::new("trust-cfg");
+        let data = TempDir::new("trust-data");
+        files.write(&config.0);
+        Gateway::start_with_env(
+            config,
+            data,
+            &[],
+            &[("CCGATE_DATABASE_URL", schema.url.as_str())],
+        )
+        .await
+    };
+    let a = start().await;
+    let b = start().await;
+    (a, b)
+}
+
+/// Two instances on PostgreSQL serve a substituting upstream in turn: the flag (raised by whichever instance
+/// evaluates first) names sample requests served by both, since the samples are kept in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_raised_on_one_instance_names_requests_of_every_instance() {
+    let Some(schema) = crate::postgres::Schema::create().await else {
+        return;
+    };
+    let cheat = mock_with(MockConfig {
+        substitute_model: Some("claude-haiku-4-5-20251001".into()),
+        ..MockConfig::default()
+    })
+    .await;
+    let (a, b) = two_on_postgres(&schema, &Files::new(&[cheat.url()])).await;
+    // Alternating, so that the newest samples are of both instances.
+    for i in 0..24 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let r = post_messages(gw, TENANT2_KEY, &messages_body(MODEL, false)).await;
+        assert_eq!(r.status(), 200);
+    }
+    let flags = eventually(30, || async {
+        let card = scorecard(&a, "up1").await;
+        (open_flags(&card) == ["model_mismatch"]).then_some(card["flags"].clone())
+    })
+    .await;
+    let ids: Vec<String> =
+        serde_json::from_value(flags[0]["evidence"]["requestIds"].clone()).unwrap();
+    assert_eq!(ids.len(), 5, "{flags:#}");
+    let mut conn = schema.connect().await;
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT request_id, instance_id FROM requests")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let instances: std::collections::BTreeSet<Option<String>> = rows
+        .iter()
+        .filter(|(id, _)| ids.contains(id))
+        .map(|(_, instance)| instance.clone())
+        .collect();
+    assert_eq!(instances.len(), 2, "{ids:?} in {rows:?}");
+    // Both instances show the same flag.
+    assert_eq!(scorecard(&b, "up1").await["flags"], flags);
+}
+
+/// Canary probes on two instances of one PostgreSQL store: one probe per interval for the cluster (not one per
+/// instance), and both instances' scorecards show the same runs, cost and verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_probes_run_once_per_interval_for_the_whole_cluster() {
+    let Some(schema) = crate::postgres::Schema::create().await else {
+        return;
+    };
+    let reference = mock_with(MockConfig {
+        realistic_usage: true,
+        ..MockConfig::default()
+    })
+    .await;
+    let cheat = mock_with(MockConfig {
+        realistic_usage: true,
+        inflate_input_percent: 20,
+        ..MockConfig::default()
+    })
+    .await;
+    let mut files = Files::new(&[reference.url(), cheat.url()]);
+    files.upstreams["upstreams"][0]["trust"] = json!({"reference": true});
+    // Every 3 s.
+    files.upstreams["upstreams"][1]["trust"] =
+        json!({"canary": {"intervalMinutes": 0.05, "model": MODEL}});
+    let interval = std::time::Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let (a, b) = two_on_postgres(&schema, &files).await;
+    let card = eventually(40, || async {
+        let ca = scorecard(&a, "up2").await;
+        let cb = scorecard(&b, "up2").await;
+        let runs = ca["canary"]["runs"].as_u64().unwrap_or(0);
+        (runs >= 3 && ca["canary"] == cb["canary"] && open_flags(&ca) == ["canary"]).then_some(ca)
+    })
+    .await;
+    // Probes only (no traffic): one request to the cheater per probe. Claiming a slot needs the last claim to be
+    // an interval old, so k probes take at least (k - 1) intervals, whatever the number of instances.
+    let probes = cheat.request_count() as u64;
+    let elapsed = started.elapsed();
+    let bound = (elapsed.as_millis() / interval.as_millis()) as u64 + 1;
+    assert!(
+        probes <= bound,
+        "{probes} probes in {elapsed:?}: more than one per {interval:?}"
+    );
+    let c = &card["canary"];
+    assert!(c["runs"].as_u64().unwrap() <= probes, "{c:#}");
+    assert_eq!(c["check"]["status"], "suspect", "{c:#}");
+    assert!(c["costUsd"].as_f64().unwrap() > 0.0, "{c:#}");
+    assert_eq!(
+        c["last"]["inputTokens"].as_u64().unwrap(),
+        c["reference"]["inputTokens"].as_u64().unwrap() * 120 / 100,
+        "{c:#}"
+    );
+    // Cleared on one instance, the verdict is gone on both.
+    clear(&b, "up2", json!({"check": "canary"})).await;
+    let after = scorecard(&a, "up2").await;
+    assert!(open_flags(&after).is_empty(), "{after:#}");
+    assert_ne!(after["canary"]["check"]["status"], "suspect", "{after:#}");
+}
