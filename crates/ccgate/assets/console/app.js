@@ -768,7 +768,7 @@
       el('dt', { text: t('trust.canary.cost') }), el('dd', { text: usd(c.costUsd) }),
       el('dt', { text: t('trust.canary.status') }), el('dd', null, ch ? checkBadge(ch.status) : '—',
         ch && ch.evidence ? ' ' + t('trust.canary.inARow', { n: num(ch.evidence.disagreeingInARow) }) : ''),
-      el('dt', { text: t('trust.canary.last') }), el('dd', { text: c.last ? when(new Date(last.atMs).toISOString()) + ' · ' + (last.error
+      el('dt', { text: t('trust.canary.last') }), el('dd', { text: c.last ? (last.atMs ? when(new Date(last.atMs).toISOString()) : '—') + ' · ' + (last.error
         ? t('trust.canary.error', { error: last.error })
         : t('trust.canary.answer', { model: last.answeredModel || '—', input: num(last.inputTokens), output: num(last.outputTokens) })) : '—' }),
       el('dt', { text: t('trust.canary.reference') }), el('dd', { text: c.reference ? t('trust.canary.answer', { model: ref.answeredModel || '—', input: num(ref.inputTokens), output: num(ref.outputTokens) }) : '—' })));

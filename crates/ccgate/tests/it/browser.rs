@@ -1550,7 +1550,8 @@ async fn browser_trust_scorecard_shows_a_cheater_and_clears_it() {
 }
 
 /// An honest upstream's scorecard in Chinese, dark, on a 375-px phone: the model check is `ok` past its minimum,
-/// the others `insufficient_data`; no flag, no canary, no balance; the page fits the phone's width.
+/// the others `insufficient_data`; no flag; the canary's probes and the (low) balance; the page fits the phone's
+/// width.
 #[tokio::test]
 async fn browser_trust_scorecard_of_an_honest_upstream_zh_dark_phone() {
     let Some(b) = Browser::start_with(
@@ -1566,8 +1567,25 @@ async fn browser_trust_scorecard_of_an_honest_upstream_zh_dark_phone() {
         return;
     };
     b.c().set_window_size(375, 1000).await.unwrap();
-    let m = mock().await;
-    let gw = Gateway::start(&Files::new(&[m.url()])).await;
+    let m = mock_with(ccgate_mock::MockConfig {
+        billing_limit_usd: Some(10.0),
+        billing_used_usd: 9.5,
+        ..ccgate_mock::MockConfig::default()
+    })
+    .await;
+    let mut files = Files::new(&[m.url()]);
+    // A canary without a reference (its token count has nothing to be compared with) and a low balance.
+    files.upstreams["upstreams"][0]["trust"] =
+        json!({"canary": {"intervalMinutes": 0.01, "model": "claude-sonnet-4-6"}});
+    files.upstreams["upstreams"][0]["balance"] =
+        json!({"preset": "new-api", "intervalMinutes": 0.01, "lowUsd": 1});
+    let gw = Gateway::start(&files).await;
+    eventually(20, || async {
+        let card = admin_get(&gw, "/api/admin/upstreams/up1/scorecard").await;
+        (card["canary"]["runs"].as_u64() >= Some(1) && card["balance"]["balanceUsd"].is_number())
+            .then_some(())
+    })
+    .await;
     for _ in 0..22 {
         assert_eq!(send(&gw, TENANT2_KEY, "claude-sonnet-4-6").await, 200);
     }
@@ -1620,8 +1638,17 @@ async fn browser_trust_scorecard_of_an_honest_upstream_zh_dark_phone() {
             .await
             == true
     );
-    assert!(b.text_of("#trust-canary").await.contains("未配置"));
-    assert!(b.text_of("#trust-balance").await.contains("未配置"));
+    // The canary's probes answer with the model asked for, but with no reference their token count says nothing.
+    assert_eq!(b.text_of("#trust-canary [data-status]").await, "数据不足");
+    assert!(b
+        .text_of("#trust-canary")
+        .await
+        .contains("claude-sonnet-4-6"));
+    let balance = b.text_of("#trust-balance").await;
+    assert!(
+        balance.contains("$0.50") && balance.contains("偏低"),
+        "{balance}"
+    );
     let fits = "return document.documentElement.scrollWidth <= window.innerWidth
                        || {scroll: document.documentElement.scrollWidth, inner: window.innerWidth};";
     assert_eq!(b.js(fits).await, true);
