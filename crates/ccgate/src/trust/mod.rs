@@ -38,6 +38,9 @@ const SAMPLES_KEPT: i64 = 20;
 /// Counters older than this are pruned (the longest window is 7 days).
 const KEEP_HOURS: i64 = 8 * 24;
 
+/// Request ids with their time (ms), oldest first.
+type Samples = VecDeque<(String, i64)>;
+
 /// `(upstream, model, hour)`.
 type Key = (String, String, i64);
 
@@ -48,7 +51,7 @@ pub struct Trust {
     pending: Mutex<HashMap<Key, Counters>>,
     /// Recent request ids that showed a suspect behaviour, per (upstream, check), with their time, not yet in the
     /// store (`trust_samples`, flushed with the counters so that every instance's flag can name them).
-    samples: Mutex<HashMap<(String, &'static str), VecDeque<(String, i64)>>>,
+    samples: Mutex<HashMap<(String, &'static str), Samples>>,
     /// One flush or evaluation at a time (the background task and the admin API may meet).
     flushing: tokio::sync::Mutex<()>,
     /// Per upstream, the checks with an open flag, as the last [`Trust::sync_demotions`] read them from the store
@@ -144,7 +147,7 @@ impl Trust {
             let mut pending = self.samples.lock();
             for (k, q) in taken {
                 let newer = pending.entry(k).or_default();
-                let mut all: VecDeque<(String, i64)> = q;
+                let mut all: Samples = q;
                 all.extend(newer.drain(..));
                 while all.len() > SAMPLES {
                     all.pop_front();
