@@ -247,7 +247,7 @@
     S.mode = 'admin'; S.csrf = session.csrfToken; S.user = session.username; S.tz = null;
     $('login').hidden = true; $('nav').hidden = false; $('view').hidden = false;
     whoami(t('who.admin', { user: session.username || 'admin' }));
-    if (ADMIN_VIEWS.indexOf(location.hash.slice(1)) < 0) history.replaceState(null, '', '#overview');
+    if (ADMIN_VIEWS.indexOf(location.hash.slice(1)) < 0 && !trustTarget()) history.replaceState(null, '', '#overview');
     route();
   }
   function startTenant(key, status) {
@@ -264,17 +264,27 @@
   function route(preloaded) {
     stopTimer();
     if (S.mode === 'admin') {
-      var v = location.hash.slice(1);
-      if (ADMIN_VIEWS.indexOf(v) < 0) v = 'overview';
+      var v = location.hash.slice(1), upstream = trustTarget();
+      if (upstream) v = 'trust';
+      else if (ADMIN_VIEWS.indexOf(v) < 0) v = 'overview';
       S.view = v;
+      // The scorecard belongs to the overview's upstream table.
+      var navView = v === 'trust' ? 'overview' : v;
       document.querySelectorAll('#nav a').forEach(function (a) {
-        if (a.getAttribute('data-view') === v) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+        if (a.getAttribute('data-view') === navView) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
       });
-      ({ overview: overviewView, tenants: tenantsView, requests: requestsView })[v]();
+      if (upstream) trustView(upstream);
+      else ({ overview: overviewView, tenants: tenantsView, requests: requestsView })[v]();
     } else if (S.mode === 'tenant') {
       S.view = 'portal';
       portalView(preloaded);
     }
+  }
+  /** The upstream of a `#trust/<id>` address (its scorecard), or null. */
+  function trustTarget() {
+    var m = /^#trust\/(.+)$/.exec(location.hash);
+    if (!m) return null;
+    try { return decodeURIComponent(m[1]); } catch (e) { return null; }
   }
   function stopTimer() { if (S.timer) { clearInterval(S.timer); S.timer = null; } }
   /** A section whose content is filled by `load`; `data-state` says loading / ready / error (tests wait on it). */
@@ -582,7 +592,7 @@
       var rate = h.errorRatePercent !== undefined ? h.errorRatePercent : u.errorRatePercent;
       return el('tr', { 'data-id': u.id },
         el('td', { class: 'l', title: u.id, text: u.name || u.id }),
-        el('td', { class: 'l' }, upstreamBadge(h.status || u.status)),
+        el('td', { class: 'l' }, upstreamBadge(h.status || u.status), trustBadges(u)),
         el('td', { class: 'l', text: mark(u.enabled ? t('yes') : t('no'), 'enabled') }),
         el('td', { text: mark(u.weight, 'weight') }),
         el('td', { text: mark(u.priority, 'priority') }),
@@ -610,11 +620,167 @@
       });
     };
     fill(cell,
+      el('a', { class: 'button small', 'data-action': 'trust', href: '#trust/' + encodeURIComponent(u.id), text: t('trust.open') }),
       el('button', { type: 'button', class: 'small', 'data-action': 'toggle', text: u.enabled ? t('up.disable') : t('up.enable'),
         onclick: function () { patch({ enabled: !u.enabled }); } }),
       overridden ? el('button', { type: 'button', class: 'small', 'data-action': 'reset', text: t('up.reset'),
         onclick: function () { patch({ enabled: null, weight: null, priority: null }); } }) : null);
     return cell;
+  }
+
+  /** Beside an upstream's status: suspect (an open trust flag, checks in the tooltip) and demoted. */
+  function trustBadges(u) {
+    var checks = Array.isArray(u.suspect) ? u.suspect : [];
+    return [
+      checks.length ? [' ', el('span', { class: 'badge bad', 'data-trust': 'suspect', title: checks.map(checkName).join(', '), text: t('trust.suspectBadge') })] : null,
+      u.demoted ? [' ', el('span', { class: 'badge bad', 'data-trust': 'demoted', text: t('trust.demoted') })] : null
+    ];
+  }
+
+  // ---- admin: an upstream's trust scorecard (GET /api/admin/upstreams/{id}/scorecard, docs/trust.md) ----
+  function checkName(name) { var k = 'trust.check.' + name; return t(k) === k ? String(name) : t(k); }
+  function checkBadge(status) {
+    var cls = { ok: 'ok', insufficient_data: '', suspect: 'bad' }[status];
+    var k = 'trust.status.' + status;
+    return el('span', { class: 'badge ' + (cls || ''), 'data-status': status, text: t(k) === k ? String(status) : t(k) });
+  }
+  /** Evidence as a key: value list; nested objects as dotted keys, request ids as code. */
+  function evidenceList(ev) {
+    if (ev === null || ev === undefined || typeof ev !== 'object') return el('div', { class: 'muted', text: ev === undefined || ev === null ? '—' : String(ev) });
+    var rows = [];
+    (function walk(o, prefix) {
+      Object.keys(o).forEach(function (k) {
+        var v = o[k], key = prefix ? prefix + '.' + k : k;
+        if (k === 'requestIds' && Array.isArray(v)) {
+          rows.push([key, el('span', { class: 'ids' }, v.map(function (id) { return el('code', { class: 'rid', text: id }); }))]);
+        } else if (v && typeof v === 'object' && !Array.isArray(v)) {
+          if (Object.keys(v).length) walk(v, key); else rows.push([key, '—']);
+        } else {
+          rows.push([key, v === null ? '—' : Array.isArray(v) ? v.join(', ') : typeof v === 'number' ? num(v) : String(v)]);
+        }
+      });
+    })(ev, '');
+    if (!rows.length) return el('div', { class: 'muted', text: t('trust.noEvidence') });
+    return el('dl', { class: 'kv' }, rows.map(function (r) { return [el('dt', { text: r[0] }), el('dd', null, r[1])]; }));
+  }
+  function trustView(id) {
+    var v = newView();
+    var head = card('trust-head', t('trust.title', { id: id }),
+      el('div', { class: 'group' },
+        el('a', { class: 'button small', href: '#overview', text: t('trust.back') }),
+        el('button', { type: 'button', class: 'small', id: 'trust-refresh', text: t('trust.refresh'), onclick: load })));
+    var flags = card('trust-flags', t('trust.flags'));
+    var models = card('trust-models', t('trust.models'));
+    var canary = card('trust-canary', t('trust.canary'));
+    var balance = card('trust-balance', t('trust.balance'));
+    fill(v, head, flags, models, canary, balance);
+    function load() {
+      var p = api('GET', '/api/admin/upstreams/' + encodeURIComponent(id) + '/scorecard');
+      var sections = [head, flags, models, canary, balance];
+      var rendered = p.then(function (c) {
+        renderTrustHead(head.body, c);
+        renderFlags(flags.body, c, id, load);
+        renderModels(models.body, c.models || []);
+        renderCanary(canary.body, c.canary);
+        renderBalance(balance.body, c.balance);
+      });
+      sections.forEach(function (sec) { settle(sec, rendered); });
+    }
+    // Not refreshed on a timer, so that the evidence an admin unfolded stays open: the button reloads.
+    load();
+  }
+  function renderTrustHead(body, c) {
+    var st = c.demoted ? badge(t('trust.demoted'), 'bad') : badge(t('trust.notDemoted'), 'ok');
+    st.id = 'trust-demoted';
+    fill(body, el('dl', { class: 'kv' },
+      el('dt', { text: t('trust.demotedLabel') }), el('dd', null, st),
+      el('dt', { text: t('trust.onSuspect') }), el('dd', { text: t('trust.onSuspect.' + c.onSuspect) }),
+      el('dt', { text: t('trust.reference') }), el('dd', { text: c.reference ? t('yes') : t('no') }),
+      el('dt', { text: t('trust.checksSince') }), el('dd', { text: when(c.checksSince) })),
+      el('div', { class: 'note', text: t('trust.note') }));
+  }
+  function renderFlags(body, c, id, reload) {
+    var all = c.flags || [], open = all.filter(function (f) { return f.open; }), closed = all.filter(function (f) { return !f.open; });
+    var actions = el('div', { class: 'form-actions' });
+    var clear = el('button', { type: 'button', class: 'danger', id: 'trust-clear', 'data-action': 'clear', text: t('trust.clear'),
+      onclick: function () {
+        clear.disabled = true;
+        api('POST', '/api/admin/upstreams/' + encodeURIComponent(id) + '/trust/clear', {}).then(reload, function (err) {
+          fill(actions, el('span', { class: 'msg error', role: 'alert', text: err.message }));
+        });
+      } });
+    if (open.length || c.demoted) actions.appendChild(clear);
+    function flagBlock(f) {
+      return el('div', { class: 'flag' + (f.open ? ' open' : ''), 'data-check': f.check, 'data-open': String(!!f.open) },
+        el('div', { class: 'flag-head' },
+          el('b', { text: checkName(f.check) }), ' ',
+          f.open ? badge(t('trust.flagOpen'), 'bad') : badge(t('trust.flagCleared'), ''), ' ',
+          el('span', { class: 'muted', text: (f.model ? f.model + ' · ' : '') + t('trust.raised', { at: when(f.raisedAt) }) +
+            (f.clearedAt ? ' · ' + t('trust.cleared', { at: when(f.clearedAt) }) : '') })),
+        evidenceList(f.evidence),
+        f.open && f.evidence && Array.isArray(f.evidence.requestIds) && f.evidence.requestIds.length
+          ? el('div', { class: 'note', text: t('trust.requestIdsNote') }) : null);
+    }
+    fill(body,
+      open.length ? el('div', { id: 'trust-open' }, open.map(flagBlock)) : el('div', { class: 'empty', id: 'trust-no-flags', text: t('trust.noFlags') }),
+      actions,
+      closed.length ? el('details', { class: 'history' }, el('summary', { text: t('trust.history', { n: closed.length }) }), closed.map(flagBlock)) : null);
+  }
+  function renderModels(body, models) {
+    if (!models.length) { fill(body, el('div', { class: 'empty', text: t('trust.noTraffic') })); return; }
+    var windows = ['1h', '24h', '7d'];
+    fill(body, models.map(function (m) {
+      var w = m.windows || {};
+      var pair = function (x, fmt) { x = x || {}; return fmt(x.p50) + ' / ' + fmt(x.p95); };
+      var pctOf = function (x) { return x === null || x === undefined ? '—' : pct(Number(x) / 100); };
+      var msOf = function (x) { return x === null || x === undefined ? '—' : typeof x === 'number' ? ms(x) : String(x) + ' ms'; };
+      var tps = function (x) { return x === null || x === undefined ? '—' : typeof x === 'number' ? num(x) : String(x); };
+      var errs = function (e) { var k = Object.keys(e || {}); return k.length ? k.map(function (c) { return c + ': ' + num(e[c]); }).join(', ') : '—'; };
+      var rows = [
+        ['trust.fig.requests', function (x) { return num(x.requests); }],
+        ['trust.fig.success', function (x) { return pctOf(x.successPercent); }],
+        ['trust.fig.errors', function (x) { return errs(x.errors); }],
+        ['trust.fig.ttft', function (x) { return pair(x.ttftMs, msOf); }],
+        ['trust.fig.tps', function (x) { return pair(x.outputTokensPerSecond, tps); }],
+        ['trust.fig.cacheHit', function (x) { var c = x.cache || {}; return pctOf(c.hitPercent) + (c.askedRequests ? ' (' + num(c.hitRequests) + '/' + num(c.askedRequests) + ')' : ''); }],
+        ['trust.fig.costMtok', function (x) { return usd((x.cost || {}).perMillionTokensUsd); }],
+        ['trust.fig.costRequest', function (x) { return usd((x.cost || {}).perSuccessfulRequestUsd); }]
+      ].map(function (r) {
+        return el('tr', { 'data-figure': r[0].slice(10) }, el('th', { scope: 'row', class: 'l', text: t(r[0]) }),
+          windows.map(function (k) { return el('td', { 'data-window': k, class: r[0] === 'trust.fig.errors' ? 'wrap' : null, text: w[k] ? r[1](w[k]) : '—' }); }));
+      });
+      var checks = Array.isArray(m.checks) ? m.checks : [];
+      return el('div', { class: 'model', 'data-model': m.model },
+        el('h3', { text: m.model }),
+        table([{ label: t('trust.figure'), l: true }].concat(windows.map(function (k) { return { label: t('trust.window.' + k) }; })), rows),
+        el('ul', { class: 'checks' }, checks.map(function (ch) {
+          var details = el('details', { open: ch.status === 'suspect' }, el('summary', { text: t('trust.evidence') }), evidenceList(ch.evidence));
+          return el('li', { 'data-check': ch.name, 'data-status': ch.status },
+            el('div', { class: 'check-head' }, el('b', { text: checkName(ch.name) }), ' ', checkBadge(ch.status)), details);
+        })));
+    }));
+  }
+  function renderCanary(body, c) {
+    if (!c) { fill(body, el('div', { class: 'empty', text: t('trust.noCanary') })); return; }
+    var last = c.last || {}, ref = c.reference || {}, ch = c.check || null;
+    fill(body, el('dl', { class: 'kv' },
+      el('dt', { text: t('trust.canary.runs') }), el('dd', { text: num(c.runs) }),
+      el('dt', { text: t('trust.canary.cost') }), el('dd', { text: usd(c.costUsd) }),
+      el('dt', { text: t('trust.canary.status') }), el('dd', null, ch ? checkBadge(ch.status) : '—',
+        ch && ch.evidence ? ' ' + t('trust.canary.inARow', { n: num(ch.evidence.disagreeingInARow) }) : ''),
+      el('dt', { text: t('trust.canary.last') }), el('dd', { text: c.last ? (last.atMs ? when(new Date(last.atMs).toISOString()) : '—') + ' · ' + (last.error
+        ? t('trust.canary.error', { error: last.error })
+        : t('trust.canary.answer', { model: last.answeredModel || '—', input: num(last.inputTokens), output: num(last.outputTokens) })) : '—' }),
+      el('dt', { text: t('trust.canary.reference') }), el('dd', { text: c.reference ? t('trust.canary.answer', { model: ref.answeredModel || '—', input: num(ref.inputTokens), output: num(ref.outputTokens) }) : '—' })));
+  }
+  function renderBalance(body, b) {
+    if (!b) { fill(body, el('div', { class: 'empty', text: t('trust.noBalance') })); return; }
+    fill(body, el('dl', { class: 'kv' },
+      el('dt', { text: t('trust.balance.left') }), el('dd', null, usd(b.balanceUsd), ' ', b.low ? badge(t('trust.balance.low'), 'bad') : null),
+      el('dt', { text: t('trust.balance.burn') }), el('dd', { text: usd(b.burnUsdPerDay) }),
+      el('dt', { text: t('trust.balance.days') }), el('dd', { text: b.daysLeft === null || b.daysLeft === undefined ? '—' : nf({ maximumFractionDigits: 1 }).format(b.daysLeft) }),
+      el('dt', { text: t('trust.balance.at') }), el('dd', { text: b.atMs ? when(new Date(b.atMs).toISOString()) : '—' }),
+      b.error ? [el('dt', { text: t('trust.balance.error') }), el('dd', { class: 'bad-text', text: b.error })] : null));
   }
 
   // ---- admin: tenants ----

@@ -45,6 +45,7 @@ fn list_json(gw: &Gateway) -> Value {
                 // Trust demotion (docs/trust.md): below every tier until an admin clears the flag; apart from
                 // the priority override.
                 "demoted": u.state.demoted.load(std::sync::atomic::Ordering::Relaxed),
+                "suspect": gw.trust.open_checks(&c.id),
                 "file": from_file.map(|f| json!({"enabled": f.enabled, "weight": f.weight, "priority": f.priority})),
                 "overrides": {
                     "enabled": o.and_then(|o| o.enabled),

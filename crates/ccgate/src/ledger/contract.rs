@@ -103,6 +103,8 @@ contract!(
     the_request_log_pages_newest_first_with_filters,
     upstream_overrides_are_set_whole_and_cleared,
     trust_counters_add_up_and_flags_open_once,
+    trust_samples_keep_the_newest_of_every_instance,
+    the_canary_slot_is_claimed_once_per_interval_and_its_state_shared,
     admin_sessions_are_found_by_hash_ended_and_purged_when_expired,
     hourly_rollups_sum_per_hour_tenant_model_and_upstream,
     recent_spend_is_summed_per_tenant_model_and_bucket,
@@ -1021,4 +1023,143 @@ async fn trust_counters_add_up_and_flags_open_once(f: &Fixture) {
     assert_eq!(all.len(), 3);
     assert!(all.iter().all(|f| f.cleared_ms.is_some()));
     assert_eq!(all[2].cleared_ms, Some(9));
+}
+
+async fn trust_samples_keep_the_newest_of_every_instance(f: &Fixture) {
+    use super::store::TrustSample;
+    let store = &f.store;
+    let s = |up: &str, check: &str, id: &str, ts: i64| TrustSample {
+        upstream_id: up.into(),
+        check_name: check.into(),
+        request_id: id.into(),
+        ts_ms: ts,
+    };
+    // Instance 1 flushes three, instance 2 two more and one instance 1 already stored; at most 4 are kept.
+    store
+        .trust_add_samples(
+            &[
+                s("a", "c", "r1", 10),
+                s("a", "c", "r2", 20),
+                s("a", "c", "r3", 30),
+                s("b", "c", "x", 5),
+            ],
+            4,
+        )
+        .await
+        .unwrap();
+    store
+        .trust_add_samples(
+            &[
+                s("a", "c", "r5", 50),
+                s("a", "c", "r4", 40),
+                s("a", "c", "r3", 30),
+            ],
+            4,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.trust_samples("a", "c", 0, 10).await.unwrap(),
+        ["r5", "r4", "r3", "r2"]
+    );
+    // Newest first, from a time on, at most `limit`.
+    assert_eq!(
+        store.trust_samples("a", "c", 25, 10).await.unwrap(),
+        ["r5", "r4", "r3"]
+    );
+    assert_eq!(
+        store.trust_samples("a", "c", 0, 2).await.unwrap(),
+        ["r5", "r4"]
+    );
+    assert_eq!(
+        store.trust_samples("a", "other", 0, 10).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(store.trust_samples("b", "c", 0, 10).await.unwrap(), ["x"]);
+    // Pruned with the counters.
+    store.trust_prune(35).await.unwrap();
+    assert_eq!(
+        store.trust_samples("a", "c", 0, 10).await.unwrap(),
+        ["r5", "r4"]
+    );
+    assert!(store
+        .trust_samples("b", "c", 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn the_canary_slot_is_claimed_once_per_interval_and_its_state_shared(f: &Fixture) {
+    let store = &f.store;
+    // Eight instances claim the first probe at once: exactly one wins.
+    let claims = futures_util::future::join_all(
+        (0..8).map(|_| store.trust_canary_claim("a", 1_000, 60_000)),
+    )
+    .await;
+    let won = claims
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|w| *w)
+        .count();
+    assert_eq!(won, 1);
+    // Within the interval nobody may probe; once it passed, one again.
+    assert!(!store.trust_canary_claim("a", 60_999, 60_000).await.unwrap());
+    let claims = futures_util::future::join_all(
+        (0..8).map(|_| store.trust_canary_claim("a", 61_000, 60_000)),
+    )
+    .await;
+    assert_eq!(
+        claims
+            .into_iter()
+            .map(Result::unwrap)
+            .filter(|w| *w)
+            .count(),
+        1
+    );
+    // Another upstream has its own slot.
+    assert!(store.trust_canary_claim("b", 61_000, 60_000).await.unwrap());
+
+    // Results: the streak counts disagreements in a row; a failed probe leaves it; an agreeing one resets it.
+    store
+        .trust_canary_record("a", Some(true), 100, "{\"n\":1}", Some("{}"))
+        .await
+        .unwrap();
+    store
+        .trust_canary_record("a", None, 5, "{\"n\":2}", None)
+        .await
+        .unwrap();
+    store
+        .trust_canary_record("a", Some(true), 100, "{\"n\":3}", Some("{}"))
+        .await
+        .unwrap();
+    let a = |all: Vec<super::store::TrustCanary>| {
+        all.into_iter().find(|c| c.upstream_id == "a").unwrap()
+    };
+    let c = a(store.trust_canaries().await.unwrap());
+    assert_eq!(
+        (c.runs, c.cost_nanousd, c.streak, c.last_outcome),
+        (3, 205, 2, Some(true))
+    );
+    assert_eq!(c.claimed_ms, 61_000);
+    assert_eq!(c.last_run.as_deref(), Some("{\"n\":3}"));
+    assert_eq!(c.reference_run.as_deref(), Some("{}"));
+    store
+        .trust_canary_record("a", Some(false), 0, "{}", None)
+        .await
+        .unwrap();
+    let c = a(store.trust_canaries().await.unwrap());
+    assert_eq!((c.runs, c.streak, c.last_outcome), (4, 0, Some(false)));
+    assert_eq!(c.reference_run, None);
+    // Cleared: the verdict is forgotten, the runs and cost stay.
+    store
+        .trust_canary_record("a", Some(true), 0, "{}", None)
+        .await
+        .unwrap();
+    store.trust_canary_reset("a").await.unwrap();
+    let c = a(store.trust_canaries().await.unwrap());
+    assert_eq!(
+        (c.runs, c.cost_nanousd, c.streak, c.last_outcome),
+        (5, 205, 0, None)
+    );
+    assert_eq!(store.trust_canaries().await.unwrap().len(), 2);
 }

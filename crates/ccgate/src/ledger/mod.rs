@@ -855,6 +855,57 @@ mod tests {
         ) -> BoxFuture<'a, Result<u64, LedgerError>> {
             self.inner.trust_clear(upstream_id, check_name, now_ms)
         }
+        fn trust_add_samples<'a>(
+            &'a self,
+            rows: &'a [store::TrustSample],
+            keep: i64,
+        ) -> BoxFuture<'a, Result<(), LedgerError>> {
+            self.inner.trust_add_samples(rows, keep)
+        }
+        fn trust_samples<'a>(
+            &'a self,
+            upstream_id: &'a str,
+            check_name: &'a str,
+            since_ms: i64,
+            limit: i64,
+        ) -> BoxFuture<'a, Result<Vec<String>, LedgerError>> {
+            self.inner
+                .trust_samples(upstream_id, check_name, since_ms, limit)
+        }
+        fn trust_canary_claim<'a>(
+            &'a self,
+            upstream_id: &'a str,
+            now_ms: i64,
+            interval_ms: i64,
+        ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+            self.inner
+                .trust_canary_claim(upstream_id, now_ms, interval_ms)
+        }
+        fn trust_canary_record<'a>(
+            &'a self,
+            upstream_id: &'a str,
+            outcome: Option<bool>,
+            cost_nanousd: i64,
+            last_run: &'a str,
+            reference_run: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<(), LedgerError>> {
+            self.inner.trust_canary_record(
+                upstream_id,
+                outcome,
+                cost_nanousd,
+                last_run,
+                reference_run,
+            )
+        }
+        fn trust_canaries(&self) -> BoxFuture<'_, Result<Vec<store::TrustCanary>, LedgerError>> {
+            self.inner.trust_canaries()
+        }
+        fn trust_canary_reset<'a>(
+            &'a self,
+            upstream_id: &'a str,
+        ) -> BoxFuture<'a, Result<(), LedgerError>> {
+            self.inner.trust_canary_reset(upstream_id)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

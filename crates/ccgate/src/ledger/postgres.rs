@@ -16,8 +16,8 @@ use super::columns::{bind_hourly, bind_rollup, push_request_values, REQUEST_COLU
 use super::rollup::{hourly_groups, rollup_groups};
 use super::store::{
     AdminSession, HourlyQuery, HourlyRow, ModelSpend, RefusalRow, RequestFilter, RequestLogRow,
-    SpendBucket, Store, StoredTenant, TenantSpend, TrustCounter, TrustFlag, UpstreamOverride,
-    UsageQuery, UsageReport, UsageRow, FIRST_DAY, LAST_DAY,
+    SpendBucket, Store, StoredTenant, TenantSpend, TrustCanary, TrustCounter, TrustFlag,
+    TrustSample, UpstreamOverride, UsageQuery, UsageReport, UsageRow, FIRST_DAY, LAST_DAY,
 };
 use super::{LedgerError, Record};
 use futures_util::future::BoxFuture;
@@ -732,6 +732,10 @@ impl Store for PgStore {
 
     fn trust_prune(&self, hour_ms: i64) -> BoxFuture<'_, Result<u64, LedgerError>> {
         Box::pin(async move {
+            sqlx::query("DELETE FROM trust_samples WHERE ts_ms < $1")
+                .bind(hour_ms)
+                .execute(&self.pool)
+                .await?;
             Ok(sqlx::query("DELETE FROM trust_counters WHERE hour_ms < $1")
                 .bind(hour_ms)
                 .execute(&self.pool)
@@ -795,6 +799,153 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?
             .rows_affected())
+        })
+    }
+
+    fn trust_add_samples<'a>(
+        &'a self,
+        rows: &'a [TrustSample],
+        keep: i64,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            // Key order, so that two instances' transactions cannot deadlock.
+            let mut sorted: Vec<&TrustSample> = rows.iter().collect();
+            sorted.sort_by(|a, b| {
+                (&a.upstream_id, &a.check_name, &a.request_id).cmp(&(
+                    &b.upstream_id,
+                    &b.check_name,
+                    &b.request_id,
+                ))
+            });
+            let mut tx = self.pool.begin().await?;
+            for r in &sorted {
+                sqlx::query(
+                    "INSERT INTO trust_samples (upstream_id, check_name, request_id, ts_ms) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (upstream_id, check_name, request_id) DO NOTHING",
+                )
+                .bind(&r.upstream_id)
+                .bind(&r.check_name)
+                .bind(&r.request_id)
+                .bind(r.ts_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let mut keys: Vec<(&str, &str)> = sorted
+                .iter()
+                .map(|r| (r.upstream_id.as_str(), r.check_name.as_str()))
+                .collect();
+            keys.dedup();
+            for (upstream_id, check_name) in keys {
+                sqlx::query(
+                    "DELETE FROM trust_samples WHERE upstream_id = $1 AND check_name = $2 AND request_id NOT IN
+                     (SELECT request_id FROM trust_samples WHERE upstream_id = $1 AND check_name = $2
+                      ORDER BY ts_ms DESC, request_id DESC LIMIT $3)",
+                )
+                .bind(upstream_id)
+                .bind(check_name)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn trust_samples<'a>(
+        &'a self,
+        upstream_id: &'a str,
+        check_name: &'a str,
+        since_ms: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<String>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar::<_, String>(
+                "SELECT request_id FROM trust_samples
+                 WHERE upstream_id = $1 AND check_name = $2 AND ts_ms >= $3
+                 ORDER BY ts_ms DESC, request_id DESC LIMIT $4",
+            )
+            .bind(upstream_id)
+            .bind(check_name)
+            .bind(since_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn trust_canary_claim<'a>(
+        &'a self,
+        upstream_id: &'a str,
+        now_ms: i64,
+        interval_ms: i64,
+    ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+        Box::pin(async move {
+            // One statement: the row is created by the first claim, and later claims update it only when the last
+            // one is old enough, so of two instances claiming at once exactly one is told `true`.
+            let done = sqlx::query(
+                "INSERT INTO trust_canary (upstream_id, claimed_ms) VALUES ($1, $2)
+                 ON CONFLICT (upstream_id) DO UPDATE SET claimed_ms = excluded.claimed_ms
+                 WHERE trust_canary.claimed_ms <= $3",
+            )
+            .bind(upstream_id)
+            .bind(now_ms)
+            .bind(now_ms.saturating_sub(interval_ms))
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn trust_canary_record<'a>(
+        &'a self,
+        upstream_id: &'a str,
+        outcome: Option<bool>,
+        cost_nanousd: i64,
+        last_run: &'a str,
+        reference_run: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE trust_canary SET runs = runs + 1, cost_nanousd = cost_nanousd + $2,
+                   streak = CASE WHEN $3::boolean IS NULL THEN streak WHEN $3::boolean THEN streak + 1 ELSE 0 END,
+                   last_outcome = $3, last_run = $4, reference_run = $5
+                 WHERE upstream_id = $1",
+            )
+            .bind(upstream_id)
+            .bind(cost_nanousd)
+            .bind(outcome)
+            .bind(last_run)
+            .bind(reference_run)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn trust_canaries(&self) -> BoxFuture<'_, Result<Vec<TrustCanary>, LedgerError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, TrustCanary>(
+                "SELECT upstream_id, claimed_ms, runs, cost_nanousd, streak, last_outcome, last_run, reference_run
+                 FROM trust_canary ORDER BY upstream_id",
+            )
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn trust_canary_reset<'a>(
+        &'a self,
+        upstream_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE trust_canary SET streak = 0, last_outcome = NULL WHERE upstream_id = $1",
+            )
+            .bind(upstream_id)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
         })
     }
 }

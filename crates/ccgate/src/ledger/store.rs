@@ -184,6 +184,34 @@ pub struct TrustFlag {
     pub evidence: String,
 }
 
+/// A request that showed a suspect behaviour (`trust_samples`): a flag's evidence names the newest of every
+/// instance's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustSample {
+    pub upstream_id: String,
+    pub check_name: String,
+    pub request_id: String,
+    pub ts_ms: i64,
+}
+
+/// The canary of one upstream, shared by every instance (`trust_canary`; see `crate::trust::canary`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TrustCanary {
+    pub upstream_id: String,
+    /// When the last probe was claimed (one probe per interval for the whole cluster).
+    pub claimed_ms: i64,
+    pub runs: i64,
+    /// What the probes (and the reference's answers to them) cost, at the upstreams' prices.
+    pub cost_nanousd: i64,
+    /// Probes in a row that disagreed with the reference.
+    pub streak: i64,
+    /// Whether the last probe that was recorded disagreed (`None`: it failed, or the flag was cleared since).
+    pub last_outcome: Option<bool>,
+    /// JSON of the last probe and of the reference's answer to it (`crate::trust::canary::CanaryRun`).
+    pub last_run: Option<String>,
+    pub reference_run: Option<String>,
+}
+
 /// Which requests the request log lists (`None`: any).
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
@@ -318,8 +346,48 @@ pub trait Store: Send + Sync {
         &self,
         since_hour_ms: i64,
     ) -> BoxFuture<'_, Result<Vec<TrustCounter>, LedgerError>>;
-    /// Forgets the counters of the hours before `hour_ms`.
+    /// Forgets the counters of the hours before `hour_ms`, and the samples older than it.
     fn trust_prune(&self, hour_ms: i64) -> BoxFuture<'_, Result<u64, LedgerError>>;
+    /// Stores samples (a request id already stored for its upstream and check is skipped), then keeps only the
+    /// newest `keep` of each upstream and check; one transaction.
+    fn trust_add_samples<'a>(
+        &'a self,
+        rows: &'a [TrustSample],
+        keep: i64,
+    ) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// The newest request ids of an upstream and check from `since_ms` on, newest first (at most `limit`).
+    fn trust_samples<'a>(
+        &'a self,
+        upstream_id: &'a str,
+        check_name: &'a str,
+        since_ms: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<String>, LedgerError>>;
+    /// Claims the upstream's next canary probe: `true` (and `claimed_ms` set to `now_ms`) when no probe was ever
+    /// claimed or the last was claimed at least `interval_ms` ago; atomic, so one instance of a cluster wins.
+    fn trust_canary_claim<'a>(
+        &'a self,
+        upstream_id: &'a str,
+        now_ms: i64,
+        interval_ms: i64,
+    ) -> BoxFuture<'a, Result<bool, LedgerError>>;
+    /// Records a probe: one more run, its cost, the streak of disagreements (`outcome` `None`: the probe failed
+    /// and says nothing), and the probe's and the reference's answers.
+    fn trust_canary_record<'a>(
+        &'a self,
+        upstream_id: &'a str,
+        outcome: Option<bool>,
+        cost_nanousd: i64,
+        last_run: &'a str,
+        reference_run: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// Every upstream's canary state.
+    fn trust_canaries(&self) -> BoxFuture<'_, Result<Vec<TrustCanary>, LedgerError>>;
+    /// Forgets the canary's verdict (streak and last outcome) when its flag is cleared.
+    fn trust_canary_reset<'a>(
+        &'a self,
+        upstream_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), LedgerError>>;
     /// Stores a new open flag unless the upstream already has an open one for that check; whether it was stored.
     fn trust_raise<'a>(&'a self, f: &'a TrustFlag) -> BoxFuture<'a, Result<bool, LedgerError>>;
     /// Flags, newest first, open and cleared (at most `limit`); all upstreams when `upstream_id` is `None`.

@@ -151,6 +151,38 @@ fn describe() {
         "1 while the upstream is demoted by a trust flag (onSuspect: demote), else 0"
     );
     describe_gauge!(
+        "ccgate_upstream_trust_check",
+        "Each trust check's verdict per upstream and model (docs/trust.md): 0 ok, 1 insufficient_data, 2 suspect"
+    );
+    describe_gauge!(
+        "ccgate_upstream_trust_requests",
+        "Requests the upstream served for the model in the window (every instance, from the store)"
+    );
+    describe_gauge!(
+        "ccgate_upstream_trust_success_ratio",
+        "Successful requests / requests in the window (NaN without requests)"
+    );
+    describe_gauge!(
+        "ccgate_upstream_trust_ttft_seconds",
+        "Time to first token in the window, by quantile (upper bound of the histogram bucket; NaN without samples)"
+    );
+    describe_gauge!(
+        "ccgate_upstream_trust_output_tokens_per_second",
+        "Output speed of streams in the window, by quantile (upper bound of the histogram bucket; NaN without samples)"
+    );
+    describe_gauge!(
+        "ccgate_upstream_trust_cache_hit_ratio",
+        "Requests that marked cache_control and read from the cache / those that marked it, in the window"
+    );
+    describe_gauge!(
+        "ccgate_upstream_trust_cost_per_million_tokens_usd",
+        "What the upstream charged (list price x priceMultiplier) per million input + output tokens, in the window"
+    );
+    describe_gauge!(
+        "ccgate_upstream_trust_cost_per_successful_request_usd",
+        "What the upstream charged per successful request, in the window"
+    );
+    describe_gauge!(
         "ccgate_upstream_balance_usd",
         "The upstream's remaining balance as its billing endpoint last said"
     );
@@ -556,6 +588,123 @@ pub fn trust(upstream: &str, demoted: bool, flagged: &dyn Fn(&str) -> bool) {
         gauge!("ccgate_upstream_trust_suspect", "upstream" => upstream.to_owned(), "check" => check)
             .set(f64::from(u8::from(flagged(check))));
     }
+}
+
+/// The catalog id a model name resolves to, or `other`: the trust series' `model` label, bounded like
+/// [`model_label`].
+pub fn catalog_label(model: &str) -> &'static str {
+    ccgate_meter::catalog::find_model(model).map_or("other", |m| m.id)
+}
+
+/// The scorecard of one upstream and `model` label, as one trust evaluation computed it (`trust::Trust::evaluate`).
+pub struct TrustScorecard {
+    pub upstream: String,
+    pub model: &'static str,
+    pub windows: Vec<(&'static str, crate::trust::scorecard::WindowGauges)>,
+    pub checks: Vec<(&'static str, crate::trust::checks::Status)>,
+}
+
+/// The value of `ccgate_upstream_trust_check` (documented in docs/trust.md).
+pub fn check_value(s: crate::trust::checks::Status) -> f64 {
+    use crate::trust::checks::Status;
+    match s {
+        Status::Ok => 0.0,
+        Status::InsufficientData => 1.0,
+        Status::Suspect => 2.0,
+    }
+}
+
+/// The (upstream, model) pairs the last evaluation exported, with their checks.
+type TrustShelf = HashMap<(String, &'static str), Vec<&'static str>>;
+static TRUST_SERIES: LazyLock<parking_lot::Mutex<TrustShelf>> = LazyLock::new(Default::default);
+
+/// Sets the trust scorecard gauges of every upstream and model. The recorder cannot remove one series (the
+/// exporter's idle timeout applies to every gauge, `ccgate_build_info` included), so a pair that is gone (its
+/// upstream removed, or no request in 7 days) is set once to "no data": 0 requests, NaN figures, every check
+/// `insufficient_data`; its series then stay until the process restarts.
+pub fn trust_scorecards(cards: &[TrustScorecard]) {
+    use crate::trust::checks::Status;
+    use crate::trust::scorecard::{WindowGauges, QUANTILES};
+    let set = |name: &'static str, labels: &[(&'static str, String)], v: Option<f64>| {
+        gauge!(name, labels).set(v.unwrap_or(f64::NAN));
+    };
+    let window = |upstream: &str, model: &'static str, w: &'static str, g: &WindowGauges| {
+        let labels = [
+            ("upstream", upstream.to_owned()),
+            ("model", model.to_owned()),
+            ("window", w.to_owned()),
+        ];
+        set(
+            "ccgate_upstream_trust_requests",
+            &labels,
+            Some(g.requests as f64),
+        );
+        set(
+            "ccgate_upstream_trust_success_ratio",
+            &labels,
+            g.success_ratio,
+        );
+        set(
+            "ccgate_upstream_trust_cache_hit_ratio",
+            &labels,
+            g.cache_hit_ratio,
+        );
+        set(
+            "ccgate_upstream_trust_cost_per_million_tokens_usd",
+            &labels,
+            g.cost_per_million_tokens_usd,
+        );
+        set(
+            "ccgate_upstream_trust_cost_per_successful_request_usd",
+            &labels,
+            g.cost_per_successful_request_usd,
+        );
+        for (i, (_, q)) in QUANTILES.iter().enumerate() {
+            let mut labels = labels.to_vec();
+            labels.push(("quantile", (*q).to_owned()));
+            set(
+                "ccgate_upstream_trust_ttft_seconds",
+                &labels,
+                g.ttft_seconds[i],
+            );
+            set(
+                "ccgate_upstream_trust_output_tokens_per_second",
+                &labels,
+                g.output_tokens_per_second[i],
+            );
+        }
+    };
+    let check = |upstream: &str, model: &'static str, name: &'static str, s: Status| {
+        gauge!("ccgate_upstream_trust_check",
+            "upstream" => upstream.to_owned(), "model" => model, "check" => name)
+        .set(check_value(s));
+    };
+    let mut now = TrustShelf::new();
+    for card in cards {
+        for (w, g) in &card.windows {
+            window(&card.upstream, card.model, w, g);
+        }
+        for (name, s) in &card.checks {
+            check(&card.upstream, card.model, name, *s);
+        }
+        now.insert(
+            (card.upstream.clone(), card.model),
+            card.checks.iter().map(|(name, _)| *name).collect(),
+        );
+    }
+    let mut exported = TRUST_SERIES.lock();
+    for ((upstream, model), names) in exported.iter() {
+        if now.contains_key(&(upstream.clone(), model)) {
+            continue;
+        }
+        for (w, _) in crate::trust::WINDOWS {
+            window(upstream, model, w, &WindowGauges::default());
+        }
+        for name in names {
+            check(upstream, model, name, Status::InsufficientData);
+        }
+    }
+    *exported = now;
 }
 
 /// An upstream's balance reading (`trust/balance.rs`).

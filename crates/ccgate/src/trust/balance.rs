@@ -183,7 +183,7 @@ pub fn start(gw: Arc<Gateway>) {
                 let Some(cfg) = &u.config.balance else {
                     continue;
                 };
-                if !super::canary::is_due(last.get(&u.config.id).copied(), cfg.interval, now) {
+                if !is_due(last.get(&u.config.id).copied(), cfg.interval, now) {
                     continue;
                 }
                 last.insert(u.config.id.clone(), now);
@@ -196,10 +196,24 @@ pub fn start(gw: Arc<Gateway>) {
     });
 }
 
+/// Whether a poll is due: never run, or its interval has passed since the last start.
+fn is_due(last_start: Option<Instant>, interval: Duration, now: Instant) -> bool {
+    last_start.is_none_or(|t| now.duration_since(t) >= interval)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_poll_runs_at_once_then_every_interval() {
+        let t0 = Instant::now();
+        let every = Duration::from_secs(60);
+        assert!(is_due(None, every, t0));
+        assert!(!is_due(Some(t0), every, t0 + Duration::from_secs(59)));
+        assert!(is_due(Some(t0), every, t0 + Duration::from_secs(60)));
+    }
 
     fn cfg(low_usd: Option<f64>, low_days: f64) -> BalanceConfig {
         BalanceConfig {

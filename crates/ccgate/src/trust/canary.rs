@@ -4,16 +4,14 @@
 //! Each probe costs a few tokens; the scorecard shows what the probes cost so far.
 
 use super::checks::{self, Check, Status};
+use crate::ledger::store::TrustCanary;
 use crate::state::{Gateway, UpstreamRt};
 use ccgate_meter::Usage;
 use http_body_util::BodyExt;
-use parking_lot::Mutex;
 use serde::Serialize;
-use serde_json::json;
-use std::collections::HashMap;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// The fixed prompt: the same bytes every time, so every honest upstream reports the same input tokens.
 pub const PROMPT: &str = "Reply with the single word: ok";
@@ -39,65 +37,49 @@ pub struct CanaryRun {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CanaryState {
-    pub runs: u64,
-    pub cost_usd: f64,
-    pub last: Option<CanaryRun>,
-    pub reference: Option<CanaryRun>,
-    /// Probes in a row that disagreed.
-    pub streak: u32,
-    #[serde(skip)]
-    verdict: Option<Check>,
+/// The canary's verdict from its shared state (`trust_canary`, every instance's probes): suspect after
+/// [`STREAK`] disagreeing probes in a row; `insufficient_data` while the last probe failed (or the flag was
+/// cleared) and none disagreed since; `None` before the first probe.
+pub fn verdict(c: &TrustCanary) -> Option<Check> {
+    if c.runs == 0 {
+        return None;
+    }
+    let status = match c.last_outcome {
+        _ if c.streak >= i64::from(STREAK) => Status::Suspect,
+        None if c.streak == 0 => Status::InsufficientData,
+        _ => Status::Ok,
+    };
+    Some(Check {
+        name: checks::CANARY,
+        status,
+        evidence: json!({
+            "probe": run_json(c.last_run.as_deref()), "reference": run_json(c.reference_run.as_deref()),
+            "disagreeingInARow": c.streak,
+            "threshold": {"inARow": STREAK, "slackTokens": SLACK_TOKENS, "slackPercent": SLACK_PERCENT},
+        }),
+    })
 }
 
-#[derive(Default)]
-pub struct Canaries(Mutex<HashMap<String, CanaryState>>);
+fn run_json(stored: Option<&str>) -> Value {
+    stored
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(Value::Null)
+}
 
-impl Canaries {
-    pub fn state(&self, upstream: &str) -> Option<CanaryState> {
-        self.0.lock().get(upstream).cloned()
+/// The scorecard's `canary` (docs/trust.md): the same on every instance.
+pub fn state_json(c: &TrustCanary) -> Value {
+    let mut v = json!({
+        "runs": c.runs,
+        "costUsd": c.cost_nanousd as f64 / 1e9,
+        "last": run_json(c.last_run.as_deref()),
+        "reference": run_json(c.reference_run.as_deref()),
+        "streak": c.streak,
+        "lastClaimedMs": c.claimed_ms,
+    });
+    if let (Value::Object(m), Some(check)) = (&mut v, verdict(c)) {
+        m.insert("check".into(), json!(check));
     }
-
-    pub fn verdict(&self, upstream: &str) -> Option<Check> {
-        self.0.lock().get(upstream).and_then(|s| s.verdict.clone())
-    }
-
-    pub fn forget_verdict(&self, upstream: &str) {
-        if let Some(s) = self.0.lock().get_mut(upstream) {
-            s.streak = 0;
-            s.verdict = None;
-        }
-    }
-
-    fn record(&self, upstream: &str, run: CanaryRun, reference: Option<CanaryRun>) {
-        let mut all = self.0.lock();
-        let s = all.entry(upstream.to_owned()).or_default();
-        s.runs += 1;
-        s.cost_usd += run.cost_usd + reference.as_ref().map_or(0.0, |r| r.cost_usd);
-        let disagreement = disagrees(&run, reference.as_ref());
-        match disagreement {
-            Some(true) => s.streak += 1,
-            Some(false) => s.streak = 0,
-            None => {}
-        }
-        let status = match disagreement {
-            None if s.streak == 0 => Status::InsufficientData,
-            _ if s.streak >= STREAK => Status::Suspect,
-            _ => Status::Ok,
-        };
-        s.verdict = Some(Check {
-            name: checks::CANARY,
-            status,
-            evidence: json!({
-                "probe": run, "reference": reference, "disagreeingInARow": s.streak,
-                "threshold": {"inARow": STREAK, "slackTokens": SLACK_TOKENS, "slackPercent": SLACK_PERCENT},
-            }),
-        });
-        s.last = Some(run);
-        s.reference = reference;
-    }
+    v
 }
 
 /// Whether a probe disagrees: another model answered, or more input tokens than the reference reported beyond
@@ -114,11 +96,6 @@ pub fn disagrees(run: &CanaryRun, reference: Option<&CanaryRun>) -> Option<bool>
     let theirs = reference.and_then(|r| r.input_tokens)?;
     let slack = SLACK_TOKENS.max(theirs * SLACK_PERCENT / 100);
     Some(mine > theirs + slack)
-}
-
-/// Whether a probe is due: never run, or its interval has passed since the last start.
-pub fn is_due(last_start: Option<Instant>, interval: Duration, now: Instant) -> bool {
-    last_start.is_none_or(|t| now.duration_since(t) >= interval)
 }
 
 /// Probes `u` with the fixed prompt for the Claude model `model` (its `modelMap` applies).
@@ -211,25 +188,35 @@ fn cost_usd(gw: &Gateway, u: &UpstreamRt, model: &str, usage: &Usage) -> f64 {
     })
 }
 
-/// Runs the due probes once a second, until shutdown.
+/// Every second, claims in the store the probes that are due (one instance of a cluster wins each slot) and runs
+/// them; the results go to the store, so every instance's scorecard shows them.
 pub fn start(gw: Arc<Gateway>) {
     tokio::spawn(async move {
-        let mut last: HashMap<String, Instant> = HashMap::new();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = gw.shutdown.cancelled() => return,
             }
             let rt = gw.rt();
-            let now = Instant::now();
+            let now = chrono::Utc::now().timestamp_millis();
             for u in rt.upstreams.iter().filter(|u| u.config.enabled) {
                 let Some(c) = &u.config.trust.canary else {
                     continue;
                 };
-                if !is_due(last.get(&u.config.id).copied(), c.interval, now) {
-                    continue;
+                let interval = i64::try_from(c.interval.as_millis()).unwrap_or(i64::MAX);
+                match gw
+                    .ledger
+                    .store
+                    .trust_canary_claim(&u.config.id, now, interval)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(upstream = %u.config.id, error = %e, "canary: cannot claim the next probe; retried in a second");
+                        continue;
+                    }
                 }
-                last.insert(u.config.id.clone(), now);
                 let reference = rt
                     .upstreams
                     .iter()
@@ -244,11 +231,28 @@ pub fn start(gw: Arc<Gateway>) {
                         Some(r) if run.error.is_none() => Some(probe(&gw, r, &model).await),
                         _ => None,
                     };
-                    gw.trust.canaries.record(&u.config.id, run, reference);
+                    record(&gw, &u.config.id, &run, reference.as_ref()).await;
                 });
             }
         }
     });
+}
+
+/// Stores a probe's result (a failure to store is logged: the next probe is recorded anyway).
+async fn record(gw: &Gateway, upstream: &str, run: &CanaryRun, reference: Option<&CanaryRun>) {
+    let cost = run.cost_usd + reference.map_or(0.0, |r| r.cost_usd);
+    let cost_nanousd = (cost * 1e9).round() as i64;
+    let outcome = disagrees(run, reference);
+    let last = json!(run).to_string();
+    let reference = reference.map(|r| json!(r).to_string());
+    let stored = gw
+        .ledger
+        .store
+        .trust_canary_record(upstream, outcome, cost_nanousd, &last, reference.as_deref())
+        .await;
+    if let Err(e) = stored {
+        tracing::warn!(%upstream, error = %e, "canary: the probe's result could not be stored");
+    }
 }
 
 #[cfg(test)]
@@ -268,15 +272,6 @@ mod tests {
     }
 
     #[test]
-    fn the_schedule_runs_at_once_then_every_interval() {
-        let t0 = Instant::now();
-        let every = Duration::from_secs(60);
-        assert!(is_due(None, every, t0));
-        assert!(!is_due(Some(t0), every, t0 + Duration::from_secs(59)));
-        assert!(is_due(Some(t0), every, t0 + Duration::from_secs(60)));
-    }
-
-    #[test]
     fn a_probe_disagrees_on_another_model_or_more_tokens_than_the_slack() {
         let r = run("m", "m", 20);
         assert_eq!(disagrees(&run("m", "m", 21), Some(&r)), Some(false));
@@ -286,15 +281,31 @@ mod tests {
     }
 
     #[test]
-    fn two_disagreeing_probes_in_a_row_are_suspect() {
-        let c = Canaries::default();
-        let r = run("m", "m", 20);
-        c.record("u", run("m", "m", 30), Some(r.clone()));
-        assert_eq!(c.verdict("u").unwrap().status, Status::Ok);
-        c.record("u", run("m", "m", 30), Some(r.clone()));
-        assert_eq!(c.verdict("u").unwrap().status, Status::Suspect);
-        c.record("u", run("m", "m", 20), Some(r));
-        assert_eq!(c.verdict("u").unwrap().status, Status::Ok);
-        assert_eq!(c.state("u").unwrap().runs, 3);
+    fn the_verdict_follows_the_shared_streak() {
+        let state = |runs: i64, streak: i64, last_outcome: Option<bool>| TrustCanary {
+            upstream_id: "u".into(),
+            claimed_ms: 0,
+            runs,
+            cost_nanousd: 0,
+            streak,
+            last_outcome,
+            last_run: Some(json!(run("m", "m", 30)).to_string()),
+            reference_run: None,
+        };
+        assert_eq!(verdict(&state(0, 0, None)), None);
+        let status = |runs, streak, last| verdict(&state(runs, streak, last)).unwrap().status;
+        assert_eq!(status(1, 1, Some(true)), Status::Ok);
+        assert_eq!(status(2, 2, Some(true)), Status::Suspect);
+        // A failed probe after a disagreement keeps the streak.
+        assert_eq!(status(3, 2, None), Status::Suspect);
+        assert_eq!(status(3, 0, Some(false)), Status::Ok);
+        // Failed, or cleared: nothing to judge on.
+        assert_eq!(status(3, 0, None), Status::InsufficientData);
+        let v = verdict(&state(2, 2, Some(true))).unwrap();
+        assert_eq!(v.evidence["probe"]["inputTokens"], 30);
+        assert_eq!(v.evidence["disagreeingInARow"], 2);
+        let j = state_json(&state(2, 2, Some(true)));
+        assert_eq!(j["runs"], 2);
+        assert_eq!(j["check"]["status"], "suspect");
     }
 }

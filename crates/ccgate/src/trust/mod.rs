@@ -15,7 +15,7 @@ pub mod observe;
 pub mod scorecard;
 
 use crate::config::OnSuspect;
-use crate::ledger::store::{TrustCounter, TrustFlag};
+use crate::ledger::store::{TrustCanary, TrustCounter, TrustFlag, TrustSample};
 use crate::ledger::{LedgerError, Record};
 use crate::state::Gateway;
 use checks::{Check, Peer, Status};
@@ -33,8 +33,13 @@ pub const HOUR_MS: i64 = 3_600_000;
 const EVALUATE_EVERY: Duration = Duration::from_secs(5);
 /// Request ids kept per upstream and check, as the evidence's samples.
 const SAMPLES: usize = 5;
+/// Samples kept in the store per upstream and check (every instance adds its own).
+const SAMPLES_KEPT: i64 = 20;
 /// Counters older than this are pruned (the longest window is 7 days).
 const KEEP_HOURS: i64 = 8 * 24;
+
+/// Request ids with their time (ms), oldest first.
+type Samples = VecDeque<(String, i64)>;
 
 /// `(upstream, model, hour)`.
 type Key = (String, String, i64);
@@ -44,11 +49,14 @@ type Key = (String, String, i64);
 pub struct Trust {
     /// Counters not yet added to the store.
     pending: Mutex<HashMap<Key, Counters>>,
-    /// Recent request ids that showed a suspect behaviour, per (upstream, check).
-    samples: Mutex<HashMap<(String, &'static str), VecDeque<String>>>,
+    /// Recent request ids that showed a suspect behaviour, per (upstream, check), with their time, not yet in the
+    /// store (`trust_samples`, flushed with the counters so that every instance's flag can name them).
+    samples: Mutex<HashMap<(String, &'static str), Samples>>,
     /// One flush or evaluation at a time (the background task and the admin API may meet).
     flushing: tokio::sync::Mutex<()>,
-    pub canaries: canary::Canaries,
+    /// Per upstream, the checks with an open flag, as the last [`Trust::sync_demotions`] read them from the store
+    /// (the upstream list shows them without a store read).
+    open_checks: Mutex<HashMap<String, Vec<String>>>,
     pub balances: balance::Balances,
 }
 
@@ -69,17 +77,18 @@ impl Trust {
             if q.len() == SAMPLES {
                 q.pop_front();
             }
-            q.push_back(r.request_id.clone());
+            q.push_back((r.request_id.clone(), r.ts_ms));
         }
         let key = (upstream.clone(), model.to_owned(), hour_of(r.ts_ms));
         counters::merge(self.pending.lock().entry(key).or_default(), &c);
     }
 
-    fn samples_of(&self, upstream: &str, check: &'static str) -> Vec<String> {
-        self.samples
+    /// The checks with an open flag on `upstream` (every instance's, as of the last evaluation or clear).
+    pub fn open_checks(&self, upstream: &str) -> Vec<String> {
+        self.open_checks
             .lock()
-            .get(&(upstream.to_owned(), check))
-            .map(|q| q.iter().cloned().collect())
+            .get(upstream)
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -90,6 +99,7 @@ impl Trust {
     }
 
     async fn flush_locked(&self, gw: &Gateway) -> Result<(), LedgerError> {
+        self.flush_samples(gw).await?;
         let taken = std::mem::take(&mut *self.pending.lock());
         if taken.is_empty() {
             return Ok(());
@@ -116,6 +126,39 @@ impl Trust {
         Ok(())
     }
 
+    /// Adds the pending samples to the store; on failure they stay pending (at most [`SAMPLES`] per key).
+    async fn flush_samples(&self, gw: &Gateway) -> Result<(), LedgerError> {
+        let taken = std::mem::take(&mut *self.samples.lock());
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<TrustSample> = taken
+            .iter()
+            .flat_map(|((upstream, check), q)| {
+                q.iter().map(move |(id, ts)| TrustSample {
+                    upstream_id: upstream.clone(),
+                    check_name: (*check).to_owned(),
+                    request_id: id.clone(),
+                    ts_ms: *ts,
+                })
+            })
+            .collect();
+        if let Err(e) = gw.ledger.store.trust_add_samples(&rows, SAMPLES_KEPT).await {
+            let mut pending = self.samples.lock();
+            for (k, q) in taken {
+                let newer = pending.entry(k).or_default();
+                let mut all: Samples = q;
+                all.extend(newer.drain(..));
+                while all.len() > SAMPLES {
+                    all.pop_front();
+                }
+                *newer = all;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Flushes, then evaluates every check of every upstream on the store's sums: raises new flags (alert,
     /// metrics) and keeps `demote` in force. Returns the flags raised now.
     pub async fn evaluate(&self, gw: &Gateway) -> Result<Vec<TrustFlag>, LedgerError> {
@@ -125,21 +168,26 @@ impl Trust {
         let now = chrono::Utc::now().timestamp_millis();
         let view = View::load(gw, now).await?;
         let rt = gw.rt();
+        let canaries: Vec<TrustCanary> = store.trust_canaries().await?;
         let mut raised = Vec::new();
+        let mut cards = Vec::new();
         for u in &rt.upstreams {
             let id = &u.config.id;
-            let mut suspects: Vec<(String, Check)> = view
+            let mut all: Vec<(String, Check)> = view
                 .checks_of(&rt, id)
                 .into_iter()
                 .flat_map(|(model, cs)| cs.into_iter().map(move |c| (model.clone(), c)))
-                .filter(|(_, c)| c.status == Status::Suspect)
                 .collect();
-            if let Some(c) = self.canaries.verdict(id) {
-                if c.status == Status::Suspect {
-                    let model = u.config.trust.canary.as_ref().map(|c| c.model.clone());
-                    suspects.push((model.unwrap_or_default(), c));
-                }
+            if let Some(c) = canaries
+                .iter()
+                .find(|c| c.upstream_id == *id)
+                .and_then(canary::verdict)
+            {
+                let model = u.config.trust.canary.as_ref().map(|c| c.model.clone());
+                all.push((model.unwrap_or_default(), c));
             }
+            cards.extend(metric_cards(&view, id, &all));
+            let suspects = all.into_iter().filter(|(_, c)| c.status == Status::Suspect);
             for (model, check) in suspects {
                 if view
                     .open
@@ -151,7 +199,9 @@ impl Trust {
                 let mut evidence = check.evidence.clone();
                 if let Value::Object(m) = &mut evidence {
                     m.insert("model".into(), json!(model));
-                    let samples = self.samples_of(id, check.name);
+                    let samples = store
+                        .trust_samples(id, check.name, view.check_start(id), SAMPLES as i64)
+                        .await?;
                     if !samples.is_empty() {
                         m.insert("requestIds".into(), json!(samples));
                     }
@@ -172,6 +222,7 @@ impl Trust {
                 }
             }
         }
+        crate::telemetry::metrics::trust_scorecards(&cards);
         self.sync_demotions(gw).await?;
         if now % (HOUR_MS / 4) < EVALUATE_EVERY.as_millis() as i64 {
             store
@@ -185,6 +236,14 @@ impl Trust {
     /// have raised or cleared it), and sets the metrics' gauges.
     pub async fn sync_demotions(&self, gw: &Gateway) -> Result<(), LedgerError> {
         let open = gw.ledger.store.trust_flags(None, true, 10_000).await?;
+        let mut by_upstream: HashMap<String, Vec<String>> = HashMap::new();
+        for f in &open {
+            by_upstream
+                .entry(f.upstream_id.clone())
+                .or_default()
+                .push(f.check_name.clone());
+        }
+        *self.open_checks.lock() = by_upstream;
         for u in &gw.rt().upstreams {
             let id = &u.config.id;
             let flagged = |check: &str| {
@@ -214,11 +273,52 @@ impl Trust {
             .lock()
             .retain(|(u, c), _| u != upstream || check.is_some_and(|k| k != *c));
         if check.is_none_or(|c| c == checks::CANARY) {
-            self.canaries.forget_verdict(upstream);
+            gw.ledger.store.trust_canary_reset(upstream).await?;
         }
         self.sync_demotions(gw).await?;
         Ok(n)
     }
+}
+
+/// The metrics' scorecards of one upstream: per `model` label (a catalog id or `other`, so that a model name
+/// cannot add series), the windows' figures and each check's worst verdict among the models behind the label.
+fn metric_cards(
+    view: &View,
+    upstream: &str,
+    checks: &[(String, Check)],
+) -> Vec<crate::telemetry::metrics::TrustScorecard> {
+    use crate::telemetry::metrics::{catalog_label, check_value, TrustScorecard};
+    let mut by_label: BTreeMap<&'static str, (Vec<Counters>, BTreeMap<&'static str, Status>)> =
+        BTreeMap::new();
+    for model in view.models_of(upstream) {
+        let (windows, _) = by_label.entry(catalog_label(&model)).or_default();
+        windows.resize(WINDOWS.len(), Counters::new());
+        for ((_, hours), sum) in WINDOWS.iter().zip(windows.iter_mut()) {
+            let from = hour_of(view.now_ms) - (hours - 1) * HOUR_MS;
+            counters::merge(sum, &view.window(upstream, &model, from));
+        }
+    }
+    for (model, c) in checks {
+        let (windows, statuses) = by_label.entry(catalog_label(model)).or_default();
+        windows.resize(WINDOWS.len(), Counters::new());
+        let s = statuses.entry(c.name).or_insert(c.status);
+        if check_value(c.status) > check_value(*s) {
+            *s = c.status;
+        }
+    }
+    by_label
+        .into_iter()
+        .map(|(model, (windows, statuses))| TrustScorecard {
+            upstream: upstream.to_owned(),
+            model,
+            windows: WINDOWS
+                .iter()
+                .zip(&windows)
+                .map(|((name, _), k)| (*name, scorecard::gauges(k)))
+                .collect(),
+            checks: statuses.into_iter().collect(),
+        })
+        .collect()
 }
 
 /// The store's counters of the last 7 days and the flags, read once for an evaluation or a scorecard.

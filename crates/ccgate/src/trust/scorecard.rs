@@ -48,6 +48,47 @@ pub fn figures(k: &Counters) -> Value {
     })
 }
 
+/// One window's figures as the metrics export them (`telemetry/metrics.rs`, `trust_scorecards`): ratios 0–1 and
+/// seconds; `None` where the figure is undefined (no request, no sample), exported as `NaN`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowGauges {
+    pub requests: i64,
+    pub success_ratio: Option<f64>,
+    /// p50 and p95; past the last bucket, `+Inf`.
+    pub ttft_seconds: [Option<f64>; 2],
+    pub output_tokens_per_second: [Option<f64>; 2],
+    /// Requests that marked `cache_control` and read from the cache, of those that marked it.
+    pub cache_hit_ratio: Option<f64>,
+    pub cost_per_million_tokens_usd: Option<f64>,
+    pub cost_per_successful_request_usd: Option<f64>,
+}
+
+/// The percentiles the metrics export, with their `quantile` label.
+pub const QUANTILES: [(i64, &str); 2] = [(50, "0.5"), (95, "0.95")];
+
+pub fn gauges(k: &Counters) -> WindowGauges {
+    let requests = c::get(k, c::REQUESTS);
+    let ok = c::get(k, c::OK);
+    let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
+    let cost = c::get(k, c::UPSTREAM_COST_NANOUSD);
+    let tokens = c::get(k, c::INPUT_TOKENS).saturating_add(c::get(k, c::OUTPUT_TOKENS));
+    let p = |prefix: &str, bounds: &[i64], scale: f64| {
+        QUANTILES.map(|(q, _)| {
+            c::percentile(k, prefix, bounds, q)
+                .map(|b| b.map_or(f64::INFINITY, |b| b as f64 / scale))
+        })
+    };
+    WindowGauges {
+        requests,
+        success_ratio: ratio(ok, requests),
+        ttft_seconds: p(c::TTFT_PREFIX, &c::TTFT_BUCKETS, 1000.0),
+        output_tokens_per_second: p(c::TPS_PREFIX, &c::TPS_BUCKETS, 1.0),
+        cache_hit_ratio: ratio(c::get(k, c::CACHE_ASKED_HIT), c::get(k, c::CACHE_ASKED)),
+        cost_per_million_tokens_usd: (tokens > 0).then(|| cost as f64 / tokens as f64 * 1e6 / 1e9),
+        cost_per_successful_request_usd: (ok > 0).then(|| cost as f64 / ok as f64 / 1e9),
+    }
+}
+
 pub fn flag_json(f: &TrustFlag) -> Value {
     json!({
         "id": f.id,
@@ -101,6 +142,13 @@ pub async fn scorecard(gw: &Gateway, upstream: &str) -> Result<Value, crate::led
         .store
         .trust_flags(Some(upstream), false, 50)
         .await?;
+    let canary = gw
+        .ledger
+        .store
+        .trust_canaries()
+        .await?
+        .into_iter()
+        .find(|c| c.upstream_id == upstream);
     Ok(json!({
         "upstream": upstream,
         "reference": u.is_some_and(|u| u.config.trust.reference),
@@ -112,14 +160,7 @@ pub async fn scorecard(gw: &Gateway, upstream: &str) -> Result<Value, crate::led
         "checksSince": rfc3339(view.check_start(upstream)),
         "models": models,
         "flags": flags.iter().map(flag_json).collect::<Vec<_>>(),
-        "canary": gw.trust.canaries.state(upstream).map(|s| {
-            let verdict = gw.trust.canaries.verdict(upstream);
-            let mut v = json!(s);
-            if let (Value::Object(m), Some(c)) = (&mut v, verdict) {
-                m.insert("check".into(), json!(c));
-            }
-            v
-        }),
+        "canary": canary.as_ref().map(super::canary::state_json),
         "balance": gw.trust.balances.state(upstream),
     }))
 }
@@ -151,5 +192,26 @@ mod tests {
         assert_eq!(f["cost"]["perMillionTokensUsd"], 3.0);
         assert_eq!(f["cost"]["perSuccessfulRequestUsd"], 1.0);
         assert_eq!(f["outputTokensPerSecond"]["p50"], Value::Null);
+        let g = gauges(&k);
+        assert_eq!(g.requests, 4);
+        assert_eq!(g.success_ratio, Some(0.75));
+        assert_eq!(g.ttft_seconds, [Some(0.1), Some(0.8)]);
+        assert_eq!(g.output_tokens_per_second, [None, None]);
+        assert_eq!(g.cache_hit_ratio, None);
+        assert_eq!(g.cost_per_million_tokens_usd, Some(3.0));
+        assert_eq!(g.cost_per_successful_request_usd, Some(1.0));
+    }
+
+    #[test]
+    fn gauges_past_the_last_bucket_are_infinite() {
+        let mut k = Counters::new();
+        c::add(&mut k, "tps_le_inf", 1);
+        c::add(&mut k, c::CACHE_ASKED, 4);
+        c::add(&mut k, c::CACHE_ASKED_HIT, 1);
+        let g = gauges(&k);
+        assert_eq!(g.output_tokens_per_second, [Some(f64::INFINITY); 2]);
+        assert_eq!(g.cache_hit_ratio, Some(0.25));
+        assert_eq!(g.requests, 0);
+        assert_eq!(g.success_ratio, None);
     }
 }

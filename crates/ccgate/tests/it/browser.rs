@@ -1396,3 +1396,263 @@ async fn browser_portal_shows_every_kind_of_limit() {
     b.assert_clean().await;
     b.close().await;
 }
+
+/// The number of open trust flags of `upstream`, from the admin API.
+async fn open_trust_flags(gw: &Gateway, upstream: &str) -> usize {
+    let card = admin_get(gw, &format!("/api/admin/upstreams/{upstream}/scorecard")).await;
+    card["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["open"] == true)
+        .count()
+}
+
+/// Issue #24's console: a cheating upstream (it answers with another model) is flagged and demoted; the overview's
+/// upstream row says so at a glance, its scorecard shows the suspect check with its evidence and the flag with its
+/// figures, threshold and sample request ids (real ids of the request log); "Clear flags" clears it and lifts the
+/// demotion.
+#[tokio::test]
+async fn browser_trust_scorecard_shows_a_cheater_and_clears_it() {
+    let Some(b) = Browser::start("browser_trust_scorecard_shows_a_cheater_and_clears_it").await
+    else {
+        return;
+    };
+    let model = "claude-sonnet-4-6";
+    let cheat = mock_with(ccgate_mock::MockConfig {
+        substitute_model: Some("claude-haiku-4-5-20251001".into()),
+        ..ccgate_mock::MockConfig::default()
+    })
+    .await;
+    let honest = mock().await;
+    let mut files = Files::new(&[cheat.url(), honest.url()]);
+    files.upstreams["upstreams"][0]["priority"] = json!(0);
+    files.upstreams["upstreams"][0]["trust"] = json!({"onSuspect": "demote"});
+    files.upstreams["upstreams"][1]["priority"] = json!(5);
+    let gw = Gateway::start(&files).await;
+    // 25 answers naming another model: past the check's minimum of 20.
+    for _ in 0..25 {
+        assert_eq!(send(&gw, TENANT2_KEY, model).await, 200);
+    }
+    assert_eq!(cheat.request_count(), 25);
+    eventually(20, || async {
+        (open_trust_flags(&gw, "up1").await == 1).then_some(())
+    })
+    .await;
+    let logged: Vec<String> = admin_get(&gw, "/api/admin/requests?upstream=up1").await["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+
+    b.open(&admin_url(&gw)).await;
+    b.admin_overview().await;
+    // The flagged upstream is visible in the table; the honest one is not marked.
+    b.wait_js(
+        "the suspect badge",
+        "return document.querySelector('#upstreams tr[data-id=up1] [data-trust=suspect]');",
+    )
+    .await;
+    let row = b.text_of("#upstreams tr[data-id=up1]").await;
+    assert!(row.contains("suspect") && row.contains("demoted"), "{row}");
+    let other = b.text_of("#upstreams tr[data-id=up2]").await;
+    assert!(
+        !other.contains("suspect") && !other.contains("demoted"),
+        "{other}"
+    );
+    b.click("#upstreams tr[data-id=up1] a[data-action=trust]")
+        .await;
+    for id in [
+        "trust-head",
+        "trust-flags",
+        "trust-models",
+        "trust-canary",
+        "trust-balance",
+    ] {
+        b.wait_ready(id).await;
+    }
+    assert_eq!(b.text_of("#trust-demoted").await, "demoted");
+    // The check's verdict, as a badge, with its evidence unfolded.
+    let check = "#trust-models .model[data-model=claude-sonnet-4-6] li[data-check=model_mismatch]";
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('{check}').getAttribute('data-status');"
+        ))
+        .await,
+        "suspect"
+    );
+    assert_eq!(b.text_of(&format!("{check} .badge")).await, "suspect");
+    let evidence = b.text_of(&format!("{check} dl.kv")).await;
+    assert!(
+        evidence.contains("samples25") && evidence.contains("bad25"),
+        "{evidence}"
+    );
+    // The 1h window counts the 25 requests.
+    assert_eq!(
+        b.text_of("#trust-models tr[data-figure=requests] td[data-window=\"1h\"]")
+            .await,
+        "25"
+    );
+    // The open flag: figures, threshold, model and sample request ids that are in the request log.
+    let flag = "#trust-open .flag[data-check=model_mismatch]";
+    let flag_text = b.text_of(flag).await;
+    assert!(flag_text.contains("threshold.minSamples20"), "{flag_text}");
+    assert!(flag_text.contains(&format!("model{model}")), "{flag_text}");
+    let ids: Vec<String> = serde_json::from_value(
+        b.js(&format!(
+            "return Array.from(document.querySelectorAll('{flag} code.rid')).map(function (c) {{ return c.textContent; }});"
+        ))
+        .await,
+    )
+    .unwrap();
+    assert!(!ids.is_empty(), "{flag_text}");
+    assert!(
+        ids.iter().all(|id| logged.contains(id)),
+        "{ids:?} not in {logged:?}"
+    );
+    b.screenshot("console-trust-suspect.png").await;
+
+    b.click("#trust-clear").await;
+    b.wait_js(
+        "the flags cleared",
+        "return document.getElementById('trust-no-flags') && document.getElementById('trust-flags').getAttribute('data-state') === 'ready';",
+    )
+    .await;
+    assert_eq!(b.text_of("#trust-demoted").await, "not demoted");
+    // The cleared flag stays in the history; the checks judge only what comes after the current hour.
+    assert!(b
+        .text_of("#trust-flags details.history")
+        .await
+        .contains("cleared"));
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('{check}').getAttribute('data-status');"
+        ))
+        .await,
+        "insufficient_data"
+    );
+    assert_eq!(open_trust_flags(&gw, "up1").await, 0);
+    assert_eq!(
+        admin_get(&gw, "/api/admin/upstreams").await["upstreams"][0]["demoted"],
+        false
+    );
+    b.screenshot("console-trust-cleared.png").await;
+    b.click("#trust-head a[href=\"#overview\"]").await;
+    b.wait_ready("upstreams").await;
+    b.wait_js(
+        "the row without badges",
+        "return !document.querySelector('#upstreams tr[data-id=up1] [data-trust]');",
+    )
+    .await;
+    b.assert_clean().await;
+    b.close().await;
+}
+
+/// An honest upstream's scorecard in Chinese, dark, on a 375-px phone: the model check is `ok` past its minimum,
+/// the others `insufficient_data`; no flag; the canary's probes and the (low) balance; the page fits the phone's
+/// width.
+#[tokio::test]
+async fn browser_trust_scorecard_of_an_honest_upstream_zh_dark_phone() {
+    let Some(b) = Browser::start_with(
+        "browser_trust_scorecard_of_an_honest_upstream_zh_dark_phone",
+        &[
+            "--window-size=1280,1000",
+            "--lang=zh-CN",
+            "--force-dark-mode",
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    b.c().set_window_size(375, 1000).await.unwrap();
+    let m = mock_with(ccgate_mock::MockConfig {
+        billing_limit_usd: Some(10.0),
+        billing_used_usd: 9.5,
+        ..ccgate_mock::MockConfig::default()
+    })
+    .await;
+    let mut files = Files::new(&[m.url()]);
+    // A canary without a reference (its token count has nothing to be compared with) and a low balance.
+    files.upstreams["upstreams"][0]["trust"] =
+        json!({"canary": {"intervalMinutes": 0.01, "model": "claude-sonnet-4-6"}});
+    files.upstreams["upstreams"][0]["balance"] =
+        json!({"preset": "new-api", "intervalMinutes": 0.01, "lowUsd": 1});
+    let gw = Gateway::start(&files).await;
+    eventually(20, || async {
+        let card = admin_get(&gw, "/api/admin/upstreams/up1/scorecard").await;
+        (card["canary"]["runs"].as_u64() >= Some(1) && card["balance"]["balanceUsd"].is_number())
+            .then_some(())
+    })
+    .await;
+    for _ in 0..22 {
+        assert_eq!(send(&gw, TENANT2_KEY, "claude-sonnet-4-6").await, 200);
+    }
+    wait_logged(&gw, "t2", 22).await;
+    b.open(&admin_url(&gw)).await;
+    b.admin_overview().await;
+    assert!(!b
+        .text_of("#upstreams tr[data-id=up1]")
+        .await
+        .contains("可疑"));
+    b.click("#upstreams tr[data-id=up1] a[data-action=trust]")
+        .await;
+    for id in [
+        "trust-head",
+        "trust-flags",
+        "trust-models",
+        "trust-canary",
+        "trust-balance",
+    ] {
+        b.wait_ready(id).await;
+    }
+    let statuses: Value = b
+        .js("var o = {}; document.querySelectorAll('#trust-models li[data-check]').forEach(function (li) {
+               o[li.getAttribute('data-check')] = [li.getAttribute('data-status'), li.querySelector('.badge').textContent]; });
+             return o;")
+        .await;
+    assert_eq!(
+        statuses,
+        json!({
+            "model_mismatch": ["ok", "正常"],
+            "thinking_signature": ["insufficient_data", "数据不足"],
+            "token_inflation": ["insufficient_data", "数据不足"],
+            "cache_not_honoured": ["insufficient_data", "数据不足"],
+            "fake_streaming": ["insufficient_data", "数据不足"],
+        })
+    );
+    assert_eq!(
+        b.text_of("#trust-models tr[data-figure=requests] td[data-window=\"24h\"]")
+            .await,
+        "22"
+    );
+    assert_eq!(
+        b.text_of("#trust-models tr[data-figure=success] td[data-window=\"1h\"]")
+            .await,
+        "100%"
+    );
+    assert_eq!(b.text_of("#trust-no-flags").await, "没有未清除的标记。");
+    assert!(
+        b.js("return !document.getElementById('trust-clear');")
+            .await
+            == true
+    );
+    // The canary's probes answer with the model asked for, but with no reference their token count says nothing.
+    assert_eq!(b.text_of("#trust-canary [data-status]").await, "数据不足");
+    assert!(b
+        .text_of("#trust-canary")
+        .await
+        .contains("claude-sonnet-4-6"));
+    let balance = b.text_of("#trust-balance").await;
+    assert!(
+        balance.contains("$0.50") && balance.contains("偏低"),
+        "{balance}"
+    );
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth
+                       || {scroll: document.documentElement.scrollWidth, inner: window.innerWidth};";
+    assert_eq!(b.js(fits).await, true);
+    b.screenshot("console-trust-honest-zh-dark-375px.png").await;
+    b.assert_clean().await;
+    b.close().await;
+}

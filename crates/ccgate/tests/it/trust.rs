@@ -414,6 +414,13 @@ async fn demote_moves_a_flagged_upstream_below_every_tier_until_cleared() {
         m.contains(r#"ccgate_upstream_trust_suspect{upstream="up2",check="model_mismatch"} 0"#),
         "{m}"
     );
+    // The check's verdict: 2 = suspect on the cheater; the honest upstream served nothing for the model yet.
+    let check = |u: &str| {
+        format!(
+            r#"ccgate_upstream_trust_check{{upstream="{u}",model="{MODEL}",check="model_mismatch"}}"#
+        )
+    };
+    assert_eq!(series(&m, &check("up1")), Some(2.0), "{m}");
     assert_eq!(
         clear(&gw, "up1", json!({"check": "model_mismatch"})).await["cleared"],
         1
@@ -586,4 +593,231 @@ async fn scorecard_figures_are_exact_for_a_known_sequence() {
             .all(|(_, s)| s == "insufficient_data"),
         "{card:#}"
     );
+}
+
+/// The value of one series in a `/metrics` exposition (`None`: no such series).
+fn series(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// The scorecard's figures exported as metrics, from the store's sums every 5 s: after a known sequence (3
+/// answers of 25 + 12 tokens, one marking `cache_control` without a cache read, one upstream error, at
+/// `priceMultiplier` 0.5), the gauges hold exactly the scorecard's figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scorecard_figures_are_exported_as_metrics() {
+    let m = mock_with(MockConfig {
+        chunks: 5,
+        event_delay_ms: 5,
+        ..MockConfig::default()
+    })
+    .await;
+    let mut files = Files::new(&[m.url()]);
+    files.upstreams["upstreams"][0]["priceMultiplier"] = json!(0.5);
+    files.server["server"]["metricsToken"] = json!("metrics-token-trust");
+    let gw = Gateway::start(&files).await;
+    for i in 0..3 {
+        let mut body = messages_body(MODEL, i == 1);
+        if i == 2 {
+            body["messages"][0]["content"] =
+                json!([{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]);
+        }
+        let r = post_messages(&gw, TENANT2_KEY, &body).await;
+        assert_eq!(r.status(), 200);
+        let _ = r.bytes().await;
+    }
+    let r = client()
+        .post(format!("{}/anthropic/v1/messages", gw.url))
+        .header("x-api-key", TENANT2_KEY)
+        .header("x-mock-status", "529")
+        .json(&messages_body(MODEL, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 529);
+    wait_requests(&gw, 4).await;
+    let labels = |window: &str| format!(r#"{{upstream="up1",model="{MODEL}",window="{window}"}}"#);
+    let text = eventually(20, || async {
+        let text = client()
+            .get(format!("{}/metrics", gw.url))
+            .bearer_auth("metrics-token-trust")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let requests = format!("ccgate_upstream_trust_requests{}", labels("1h"));
+        (series(&text, &requests) == Some(4.0)).then_some(text)
+    })
+    .await;
+    let card = scorecard(&gw, "up1").await;
+    let w = &card["models"][0]["windows"]["1h"];
+    for window in ["1h", "24h", "7d"] {
+        let v = |name: &str| series(&text, &format!("{name}{}", labels(window)));
+        assert_eq!(v("ccgate_upstream_trust_requests"), Some(4.0), "{text}");
+        assert_eq!(v("ccgate_upstream_trust_success_ratio"), Some(0.75));
+        assert_eq!(v("ccgate_upstream_trust_cache_hit_ratio"), Some(0.0));
+        let per = (25.0 * 3.0 + 12.0 * 15.0) / 1e6 * 0.5;
+        let per_request = v("ccgate_upstream_trust_cost_per_successful_request_usd").unwrap();
+        assert!((per_request - per).abs() < 1e-12, "{per_request}");
+        let per_mtok = v("ccgate_upstream_trust_cost_per_million_tokens_usd").unwrap();
+        assert!(
+            (per_mtok - 3.0 * per / 111.0 * 1e6).abs() < 1e-9,
+            "{per_mtok}"
+        );
+    }
+    // The percentiles are the scorecard's (the figure itself depends on the machine), in seconds.
+    let q = |name: &str, quantile: &str| {
+        let l = labels("1h");
+        let l = format!("{},quantile=\"{quantile}\"}}", l.trim_end_matches('}'));
+        series(&text, &format!("{name}{l}"))
+    };
+    let ttft_p95 = w["ttftMs"]["p95"].as_f64().unwrap();
+    assert_eq!(
+        q("ccgate_upstream_trust_ttft_seconds", "0.95"),
+        Some(ttft_p95 / 1000.0)
+    );
+    let tps_p50 = w["outputTokensPerSecond"]["p50"].as_f64().unwrap();
+    assert_eq!(
+        q("ccgate_upstream_trust_output_tokens_per_second", "0.5"),
+        Some(tps_p50)
+    );
+    // Every passive check: too few samples (1 = insufficient_data); no canary configured, so no canary series.
+    for check in [
+        "model_mismatch",
+        "thinking_signature",
+        "token_inflation",
+        "cache_not_honoured",
+        "fake_streaming",
+    ] {
+        let name = format!(
+            r#"ccgate_upstream_trust_check{{upstream="up1",model="{MODEL}",check="{check}"}}"#
+        );
+        assert_eq!(series(&text, &name), Some(1.0), "{name}: {text}");
+    }
+    let canary =
+        format!(r#"ccgate_upstream_trust_check{{upstream="up1",model="{MODEL}",check="canary"}}"#);
+    assert_eq!(series(&text, &canary), None);
+}
+
+/// Two instances of `files` on one PostgreSQL schema.
+async fn two_on_postgres(schema: &crate::postgres::Schema, files: &Files) -> (Gateway, Gateway) {
+    let start = || async {
+        let config = TempDir::new("trust-cfg");
+        let data = TempDir::new("trust-data");
+        files.write(&config.0);
+        Gateway::start_with_env(
+            config,
+            data,
+            &[],
+            &[("CCGATE_DATABASE_URL", schema.url.as_str())],
+        )
+        .await
+    };
+    let a = start().await;
+    let b = start().await;
+    (a, b)
+}
+
+/// Two instances on PostgreSQL serve a substituting upstream in turn: the flag (raised by whichever instance
+/// evaluates first) names sample requests served by both, since the samples are kept in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_raised_on_one_instance_names_requests_of_every_instance() {
+    let Some(schema) = crate::postgres::Schema::create().await else {
+        return;
+    };
+    let cheat = mock_with(MockConfig {
+        substitute_model: Some("claude-haiku-4-5-20251001".into()),
+        ..MockConfig::default()
+    })
+    .await;
+    let (a, b) = two_on_postgres(&schema, &Files::new(&[cheat.url()])).await;
+    // Alternating, so that the newest samples are of both instances.
+    for i in 0..24 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let r = post_messages(gw, TENANT2_KEY, &messages_body(MODEL, false)).await;
+        assert_eq!(r.status(), 200);
+    }
+    let flags = eventually(30, || async {
+        let card = scorecard(&a, "up1").await;
+        (open_flags(&card) == ["model_mismatch"]).then_some(card["flags"].clone())
+    })
+    .await;
+    let ids: Vec<String> =
+        serde_json::from_value(flags[0]["evidence"]["requestIds"].clone()).unwrap();
+    assert_eq!(ids.len(), 5, "{flags:#}");
+    let mut conn = schema.connect().await;
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT request_id, instance_id FROM requests")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let instances: std::collections::BTreeSet<Option<String>> = rows
+        .iter()
+        .filter(|(id, _)| ids.contains(id))
+        .map(|(_, instance)| instance.clone())
+        .collect();
+    assert_eq!(instances.len(), 2, "{ids:?} in {rows:?}");
+    // Both instances show the same flag.
+    assert_eq!(scorecard(&b, "up1").await["flags"], flags);
+}
+
+/// Canary probes on two instances of one PostgreSQL store: one probe per interval for the cluster (not one per
+/// instance), and both instances' scorecards show the same runs, cost and verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_probes_run_once_per_interval_for_the_whole_cluster() {
+    let Some(schema) = crate::postgres::Schema::create().await else {
+        return;
+    };
+    let reference = mock_with(MockConfig {
+        realistic_usage: true,
+        ..MockConfig::default()
+    })
+    .await;
+    let cheat = mock_with(MockConfig {
+        realistic_usage: true,
+        inflate_input_percent: 20,
+        ..MockConfig::default()
+    })
+    .await;
+    let mut files = Files::new(&[reference.url(), cheat.url()]);
+    files.upstreams["upstreams"][0]["trust"] = json!({"reference": true});
+    // Every 3 s.
+    files.upstreams["upstreams"][1]["trust"] =
+        json!({"canary": {"intervalMinutes": 0.05, "model": MODEL}});
+    let interval = std::time::Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let (a, b) = two_on_postgres(&schema, &files).await;
+    let card = eventually(40, || async {
+        let ca = scorecard(&a, "up2").await;
+        let cb = scorecard(&b, "up2").await;
+        let runs = ca["canary"]["runs"].as_u64().unwrap_or(0);
+        (runs >= 3 && ca["canary"] == cb["canary"] && open_flags(&ca) == ["canary"]).then_some(ca)
+    })
+    .await;
+    // Probes only (no traffic): one request to the cheater per probe. Claiming a slot needs the last claim to be
+    // an interval old, so k probes take at least (k - 1) intervals, whatever the number of instances.
+    let probes = cheat.request_count() as u64;
+    let elapsed = started.elapsed();
+    let bound = (elapsed.as_millis() / interval.as_millis()) as u64 + 1;
+    assert!(
+        probes <= bound,
+        "{probes} probes in {elapsed:?}: more than one per {interval:?}"
+    );
+    let c = &card["canary"];
+    assert!(c["runs"].as_u64().unwrap() <= probes, "{c:#}");
+    assert_eq!(c["check"]["status"], "suspect", "{c:#}");
+    assert!(c["costUsd"].as_f64().unwrap() > 0.0, "{c:#}");
+    assert_eq!(
+        c["last"]["inputTokens"].as_u64().unwrap(),
+        c["reference"]["inputTokens"].as_u64().unwrap() * 120 / 100,
+        "{c:#}"
+    );
+    // Cleared on one instance, the verdict is gone on both.
+    clear(&b, "up2", json!({"check": "canary"})).await;
+    let after = scorecard(&a, "up2").await;
+    assert!(open_flags(&after).is_empty(), "{after:#}");
+    assert_ne!(after["canary"]["check"]["status"], "suspect", "{after:#}");
 }
