@@ -24,7 +24,7 @@ use futures_util::future::BoxFuture;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, QueryBuilder};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -127,13 +127,7 @@ impl PgStore {
         groups.sort_by(|(a, _), (b, _)| {
             (a.day, a.tenant_id, a.model).cmp(&(b.day, b.tenant_id, b.model))
         });
-        let mut spend: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-        for r in rows {
-            if let (Some(instance), true) = (r.instance_id.as_deref(), r.cost_nanousd > 0) {
-                let s = spend.entry((r.tenant_id.as_str(), instance)).or_default();
-                *s = s.saturating_add(r.cost_nanousd);
-            }
-        }
+        let moves = crate::policy::lease::lease_moves(rows, self.committed.get().map(|s| &**s));
         for (k, d) in groups {
             bind_rollup(sqlx::query(UPSERT_ROLLUP), &k, &d)
                 .execute(&mut *tx)
@@ -146,8 +140,8 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        for ((tenant, instance), cost) in &spend {
-            crate::policy::lease::spend_from_lease(&mut tx, tenant, instance, *cost).await?;
+        for mv in &moves {
+            crate::policy::lease::move_to_ledger(&mut tx, mv).await?;
         }
         if let Some(seq) = journal_seq {
             sqlx::query(
@@ -162,9 +156,7 @@ impl PgStore {
         }
         tx.commit().await?;
         if let Some(hook) = self.committed.get() {
-            for ((tenant, instance), cost) in spend {
-                hook.committed(tenant, instance, cost);
-            }
+            hook.committed(&moves);
         }
         Ok(())
     }

@@ -44,7 +44,10 @@
 //! so the overshoot during an outage is at most `N - 1` times the remaining budget. When the database is back, the
 //! next claim reads the true spend again.
 
-use super::budget::{exhausted, local_day, rolling_exhausted, span_s, TenantState, Window};
+use super::budget::{
+    exhausted, local_day, rolling_exhausted, span_s, tpm_exhausted, usd, TenantState, Window,
+};
+use super::rolling::Buckets;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::state::Gateway;
@@ -81,6 +84,10 @@ pub struct Need {
     pub slots: u32,
     pub tickets: u32,
     pub rpm: u32,
+    /// Tokens (`tpm`) beyond this instance's token lease.
+    pub tokens: i64,
+    /// This request's own token reservation: the unit of token headroom.
+    pub unit_tokens: i64,
     /// Check the request's `limits.models` dollar windows against every instance's spend.
     pub check_models: bool,
     /// What this instance holds for the tenant now: reserved in flight plus settled and not stored.
@@ -89,7 +96,11 @@ pub struct Need {
 
 impl Need {
     pub fn is_empty(&self) -> bool {
-        self.usd <= 0 && self.slots == 0 && self.tickets == 0 && !self.check_models
+        self.usd <= 0
+            && self.tokens <= 0
+            && self.slots == 0
+            && self.tickets == 0
+            && !self.check_models
     }
 }
 
@@ -150,15 +161,33 @@ pub struct Share {
     pub usd: i64,
     /// Settled here and not yet stored: still held against `usd`.
     pub pending: i64,
+    /// Tokens held (the instance's `tokens` lease row): worst cases in flight plus metered tokens not yet stored.
+    pub tokens: i64,
+    /// Metered here and not yet stored: still held against `tokens`.
+    pub pending_tokens: i64,
     pub slots: u32,
     tickets: VecDeque<Tickets>,
     last_claim: Option<Instant>,
+}
+
+/// What a claim granted. `*_alive`: the instance's row was live, so the grant adds to it (else it starts it).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Grant {
+    pub usd: i64,
+    pub usd_alive: bool,
+    pub tokens: i64,
+    pub tokens_alive: bool,
+    pub slots: u32,
+    pub slots_alive: bool,
+    /// A batch of rpm tickets: its row id and size.
+    pub tickets: Option<(i64, u32)>,
 }
 
 impl Share {
     /// Drops a lease that was not renewed in time: the database may already count it for nothing.
     pub fn forget(&mut self) {
         self.usd = 0;
+        self.tokens = 0;
         self.slots = 0;
         self.tickets.clear();
     }
@@ -181,36 +210,36 @@ impl Share {
         }
     }
 
-    /// A committed batch stored `cost` of this instance's spend: it leaves the lease, as in the database.
     /// A give-back that did not reach the database: the database still counts it as held, so this instance does.
-    pub fn restore(&mut self, usd: i64, slots: u32) {
-        self.usd = self.usd.saturating_add(usd);
-        self.slots = self.slots.saturating_add(slots);
+    pub fn restore(&mut self, back: &Returned) {
+        self.usd = self.usd.saturating_add(back.usd);
+        self.tokens = self.tokens.saturating_add(back.tokens);
+        self.slots = self.slots.saturating_add(back.slots);
     }
 
-    /// A claim was granted; `*_alive`: the instance's row was live, so the grant adds to it (else it starts it).
-    pub fn granted(
-        &mut self,
-        (usd, usd_alive): (i64, bool),
-        (slots, slots_alive): (u32, bool),
-        tickets: Option<(i64, u32)>,
-        now: Instant,
-    ) {
-        if usd > 0 {
-            self.usd = if usd_alive {
-                self.usd.saturating_add(usd)
+    /// A claim was granted.
+    pub fn granted(&mut self, g: Grant, now: Instant) {
+        let add = |held: i64, grant: i64, alive: bool| {
+            if alive {
+                held.saturating_add(grant)
             } else {
-                usd
+                grant
+            }
+        };
+        if g.usd > 0 {
+            self.usd = add(self.usd, g.usd, g.usd_alive);
+        }
+        if g.tokens > 0 {
+            self.tokens = add(self.tokens, g.tokens, g.tokens_alive);
+        }
+        if g.slots > 0 {
+            self.slots = if g.slots_alive {
+                self.slots + g.slots
+            } else {
+                g.slots
             };
         }
-        if slots > 0 {
-            self.slots = if slots_alive {
-                self.slots + slots
-            } else {
-                slots
-            };
-        }
-        if let Some((id, left)) = tickets {
+        if let Some((id, left)) = g.tickets {
             self.tickets.push_back(Tickets {
                 id,
                 granted: now,
@@ -220,13 +249,23 @@ impl Share {
         self.last_claim = Some(now);
     }
 
-    pub fn committed(&mut self, cost: i64) {
+    /// A committed batch stored `cost` and `tokens` of this instance's spend: they leave the lease, as in the
+    /// database (`ledger/postgres.rs`, [`move_to_ledger`]).
+    pub fn committed(&mut self, cost: i64, tokens: i64) {
         self.pending = (self.pending - cost).max(0);
         self.usd = (self.usd - cost).max(0);
+        self.pending_tokens = (self.pending_tokens - tokens).max(0);
+        self.tokens = (self.tokens - tokens).max(0);
     }
 
     /// What to give back now: unused budget headroom, spare slots, stale tickets (and forgets them here).
-    pub fn trim(&mut self, reserved: i64, in_flight: u32, now: Instant) -> Returned {
+    pub fn trim(
+        &mut self,
+        reserved: i64,
+        reserved_tokens: i64,
+        in_flight: u32,
+        now: Instant,
+    ) -> Returned {
         let mut back = Returned::default();
         let idle = self
             .last_claim
@@ -236,6 +275,11 @@ impl Share {
             if unused > 0 {
                 back.usd = unused;
                 self.usd -= unused;
+            }
+            let unused = self.tokens - reserved_tokens - self.pending_tokens;
+            if unused > 0 {
+                back.tokens = unused;
+                self.tokens -= unused;
             }
         }
         if self
@@ -263,6 +307,7 @@ impl Share {
 #[derive(Debug, Default)]
 pub struct Returned {
     pub usd: i64,
+    pub tokens: i64,
     pub slots: u32,
     tickets: Vec<(i64, u32)>,
 }
@@ -274,11 +319,8 @@ pub enum Claimed {
     /// The limit refuses the request (a spent budget, all slots taken, the rpm used up).
     Refused(ApiError),
     /// The rest of a budget is reserved by requests in flight (here or on other instances): wait and retry.
-    HeldInFlight {
-        remaining: i64,
-        max: i64,
-        window: String,
-    },
+    /// What is left of which limit, as the refusal names it: `daily budget ($0.30 of $1.35)`.
+    HeldInFlight(String),
     /// The database failed or was slow: the instance is in local mode; admit again against the local limits.
     Unavailable,
 }
@@ -373,17 +415,48 @@ impl SharedLimits {
         }
     }
 
-    /// The ledger stored `cost` of `instance`'s spend for `tenant` (see `ledger/postgres.rs`).
-    pub fn committed(&self, tenant: &str, instance: &str, cost: i64) {
-        if instance != self.instance_id {
-            return;
-        }
-        if let Some(gw) = self.gw.upgrade() {
-            gw.tenant_state(tenant).lease_committed(cost);
+    /// A ledger batch stored these moves (see `ledger/postgres.rs`): this instance's share follows the database's.
+    pub fn committed(&self, moves: &[LeaseMove]) {
+        let Some(gw) = self.gw.upgrade() else { return };
+        for mv in moves.iter().filter(|mv| mv.instance == self.instance_id) {
+            let state = if mv.scope.is_empty() {
+                gw.tenant_state(&mv.tenant)
+            } else {
+                gw.model_state(&mv.tenant, &mv.scope)
+            };
+            state.lease_committed(mv.usd, mv.tokens);
         }
     }
 
-    /// Claims what `need` asks for from the tenant's global limits.
+    /// The `limits.models` entries with `tpm` that count `model` (as the ledger records it) for `tenant`: the same
+    /// rows the claim reads for them ([`ModelScope`]'s `like` and `aliases`), so a stored row leaves exactly the
+    /// leases whose claims will count it.
+    fn token_scopes(&self, tenant: &str, model: &str) -> Vec<String> {
+        let Some(gw) = self.gw.upgrade() else {
+            return Vec::new();
+        };
+        let rt = gw.runtime.load();
+        let Some(t) = rt.tenants_by_id.get(tenant) else {
+            return Vec::new();
+        };
+        let target = rt.config.openai.models.get(model);
+        t.config
+            .limits
+            .models
+            .iter()
+            .filter(|m| m.limits.tpm.is_some())
+            .filter(|m| {
+                ccgate_meter::wildcard::matches(&m.pattern, model)
+                    || target.is_some_and(|t| ccgate_meter::wildcard::matches(&m.pattern, t))
+            })
+            .map(|m| m.pattern.clone())
+            .collect()
+    }
+
+    /// Claims what `need` asks for from the tenant's global limits, or with `model` from one `limits.models`
+    /// entry's (its `rpm`, `maxConcurrent` and `tpm`; its dollar windows are checked through `models` on the
+    /// tenant's claim).
+    #[allow(clippy::too_many_arguments)]
     pub async fn claim(
         &self,
         tenant_id: &str,
@@ -392,10 +465,11 @@ impl SharedLimits {
         tz: Tz,
         need: Need,
         models: &[ModelScope<'_>],
+        model: Option<&ModelScope<'_>>,
     ) -> Claimed {
         match tokio::time::timeout(
             CLAIM_TIMEOUT,
-            self.claim_tx(tenant_id, state, limits, tz, need, models),
+            self.claim_tx(tenant_id, state, limits, tz, need, models, model),
         )
         .await
         {
@@ -414,6 +488,7 @@ impl SharedLimits {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn claim_tx(
         &self,
         tenant_id: &str,
@@ -422,18 +497,26 @@ impl SharedLimits {
         tz: Tz,
         need: Need,
         models: &[ModelScope<'_>],
+        model: Option<&ModelScope<'_>>,
     ) -> Result<Claimed, sqlx::Error> {
         let now = Utc::now();
         let today = local_day(tz, now);
-        let rolling_from = rolling_from_for(limits, now);
+        let scope = model.map_or("", |m| m.pattern);
+        let rolling_from = if model.is_some() {
+            Vec::new()
+        } else {
+            rolling_from_for(limits, now)
+        };
         let start = |w: Window| w.start(today).map(|d| d.format("%Y-%m-%d").to_string());
         let mut tx = self.pool.begin().await?;
-        // Claims for one tenant are serialized; other tenants and the batch writer are not held up.
+        // Claims for one tenant (and its models) are serialized; other tenants and the batch writer are not held
+        // up.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(format!("ccgate.limits:{tenant_id}"))
             .execute(&mut *tx)
             .await?;
         // One statement, one snapshot: a batch that moves spend from a lease to the rollups is seen whole or not.
+        // A model's claim reads no dollar spend (`$7 = ''` is false for it).
         let row = sqlx::query(
             "WITH spent AS (
                 SELECT
@@ -441,18 +524,21 @@ impl SharedLimits {
                   LEAST(COALESCE(SUM(cost_nanousd::numeric) FILTER (WHERE day >= $4), 0), 9223372036854775807)::bigint AS weekly,
                   LEAST(COALESCE(SUM(cost_nanousd::numeric) FILTER (WHERE day >= $5), 0), 9223372036854775807)::bigint AS monthly,
                   LEAST(COALESCE(SUM(cost_nanousd::numeric), 0), 9223372036854775807)::bigint AS total
-                FROM daily_rollup WHERE tenant_id = $1
+                FROM daily_rollup WHERE tenant_id = $1 AND $7 = ''
              ), held AS (
                 SELECT
                   COALESCE(SUM(amount) FILTER (WHERE kind = 'usd' AND instance_id <> $2), 0)::bigint AS usd_others,
                   COALESCE(SUM(amount) FILTER (WHERE kind = 'usd' AND instance_id = $2), 0)::bigint AS usd_mine,
+                  COALESCE(SUM(amount) FILTER (WHERE kind = 'tokens' AND instance_id <> $2), 0)::bigint AS tokens_others,
+                  COALESCE(SUM(amount) FILTER (WHERE kind = 'tokens' AND instance_id = $2), 0)::bigint AS tokens_mine,
                   COALESCE(SUM(amount) FILTER (WHERE kind = 'slots' AND instance_id <> $2), 0)::bigint AS slots_others,
                   COALESCE(SUM(amount) FILTER (WHERE kind = 'slots' AND instance_id = $2), 0)::bigint AS slots_mine
-                FROM limit_leases WHERE tenant_id = $1 AND expires_at > now()
+                FROM limit_leases WHERE tenant_id = $1 AND scope = $7 AND expires_at > now()
              ), tickets AS (
                 SELECT COALESCE(SUM(amount), 0)::bigint AS used,
                        COALESCE(EXTRACT(EPOCH FROM now() - MIN(granted_at)), 0)::float8 AS oldest_s
-                FROM rate_tickets WHERE tenant_id = $1 AND amount > 0 AND granted_at > now() - interval '60 seconds'
+                FROM rate_tickets
+                WHERE tenant_id = $1 AND scope = $7 AND amount > 0 AND granted_at > now() - interval '60 seconds'
              ), rolling AS (
                 SELECT ARRAY(
                   SELECT LEAST(COALESCE((SELECT SUM(r.cost_nanousd::numeric) FROM requests r
@@ -469,6 +555,7 @@ impl SharedLimits {
         .bind(start(Window::Weekly))
         .bind(start(Window::Monthly))
         .bind(&rolling_from)
+        .bind(scope)
         .fetch_one(&mut *tx)
         .await?;
         let spent = [
@@ -479,12 +566,20 @@ impl SharedLimits {
         ];
         let usd_others: i64 = row.try_get("usd_others")?;
         let usd_mine: i64 = row.try_get("usd_mine")?;
+        let tokens_others: i64 = row.try_get("tokens_others")?;
+        let tokens_mine: i64 = row.try_get("tokens_mine")?;
         let slots_others: i64 = row.try_get("slots_others")?;
         let slots_mine: i64 = row.try_get("slots_mine")?;
         let tickets_used: i64 = row.try_get("used")?;
         let oldest_s: f64 = row.try_get("oldest_s")?;
         let rolling_spent: Vec<i64> = row.try_get("rolling_spent")?;
-        state.refresh_spent(today, spent);
+        if model.is_none() {
+            state.refresh_spent(today, spent);
+        }
+        let refused = |e: ApiError| match model {
+            Some(m) => Claimed::Refused(super::budget::for_model(e, m.pattern)),
+            None => Claimed::Refused(e),
+        };
         if need.check_models {
             // After the statement above: a batch stored in between is counted twice (in a lease there, in the
             // spend here), never missed.
@@ -508,7 +603,12 @@ impl SharedLimits {
             }
         }
 
-        let mut grant_usd = 0i64;
+        let mut grant = Grant {
+            usd_alive: usd_mine > 0,
+            tokens_alive: tokens_mine > 0,
+            slots_alive: slots_mine > 0,
+            ..Default::default()
+        };
         if need.usd > 0 {
             let mut room = i64::MAX;
             let mut tightest = None;
@@ -543,24 +643,44 @@ impl SharedLimits {
             let free = room.saturating_sub(usd_others).saturating_sub(usd_mine);
             if free <= 0 {
                 let (window, max) = tightest.unwrap_or_else(|| ("total".to_string(), room));
-                return Ok(Claimed::HeldInFlight {
-                    remaining: room,
-                    max,
-                    window,
-                });
+                return Ok(Claimed::HeldInFlight(format!(
+                    "{window} budget (${} of ${})",
+                    usd(room),
+                    usd(max)
+                )));
             }
             // The request itself, even past the limit (it is the one that crosses it, as on one instance), plus
             // headroom that shrinks as the budget runs out.
-            let headroom = ((free - need.usd).max(0) / 4)
-                .min(need.unit_usd.max(1).saturating_mul(HEADROOM_REQUESTS));
-            grant_usd = need.usd.saturating_add(headroom);
+            grant.usd = with_headroom(free, need.usd, need.unit_usd);
         }
-        let mut grant_slots = 0u32;
+        if need.tokens > 0 {
+            let tpm = i64::try_from(limits.tpm.unwrap_or(u64::MAX)).unwrap_or(i64::MAX);
+            // After the statement above, like the models' check: a batch stored in between counts twice, never
+            // not at all.
+            let metered = self.metered_tokens(&mut tx, tenant_id, model, now).await?;
+            let used = metered.sum(now, 60);
+            if used >= tpm {
+                let at = metered.below_at(now, 60, tpm);
+                return Ok(refused(tpm_exhausted(tpm, used, at, now)));
+            }
+            let free = tpm
+                .saturating_sub(used)
+                .saturating_sub(tokens_others)
+                .saturating_sub(tokens_mine);
+            if free <= 0 {
+                let named = model.map_or(String::new(), |m| format!("models {:?} ", m.pattern));
+                return Ok(Claimed::HeldInFlight(format!(
+                    "{named}tokens per minute limit ({} of {tpm})",
+                    tpm - used
+                )));
+            }
+            grant.tokens = with_headroom(free, need.tokens, need.unit_tokens);
+        }
         if need.slots > 0 {
             let max = i64::from(limits.max_concurrent.unwrap_or(u32::MAX));
             let free = max - slots_others - slots_mine;
             if free < i64::from(need.slots) {
-                return Ok(Claimed::Refused(ApiError::RateLimited(
+                return Ok(refused(ApiError::RateLimited(
                     format!(
                         "too many concurrent requests: this key allows {max} at a time across all gateway instances; \
                          retry when one finishes"
@@ -568,7 +688,7 @@ impl SharedLimits {
                     1,
                 )));
             }
-            grant_slots = need.slots;
+            grant.slots = need.slots;
         }
         let mut grant_tickets = 0u32;
         if need.tickets > 0 {
@@ -576,7 +696,7 @@ impl SharedLimits {
             let free = rpm - tickets_used;
             if free <= 0 {
                 let wait = (60.0 - oldest_s).ceil().clamp(1.0, 60.0) as u64;
-                return Ok(Claimed::Refused(ApiError::RateLimited(
+                return Ok(refused(ApiError::RateLimited(
                     format!(
                         "rate limit of {rpm} requests per minute reached for this key (across all gateway \
                          instances); retry in {wait} s"
@@ -587,17 +707,22 @@ impl SharedLimits {
             grant_tickets = free.min(i64::from(need.rpm / 20).max(1)) as u32;
         }
         let ttl = self.ttl.as_secs_f64();
-        for (kind, amount) in [("usd", grant_usd), ("slots", i64::from(grant_slots))] {
+        for (kind, amount) in [
+            ("usd", grant.usd),
+            ("tokens", grant.tokens),
+            ("slots", i64::from(grant.slots)),
+        ] {
             if amount > 0 {
                 sqlx::query(
-                    "INSERT INTO limit_leases (tenant_id, kind, instance_id, amount, expires_at)
-                     VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
-                     ON CONFLICT (tenant_id, kind, instance_id) DO UPDATE SET
+                    "INSERT INTO limit_leases (tenant_id, scope, kind, instance_id, amount, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+                     ON CONFLICT (tenant_id, scope, kind, instance_id) DO UPDATE SET
                        amount = CASE WHEN limit_leases.expires_at > now() THEN limit_leases.amount ELSE 0 END
                                 + excluded.amount,
                        expires_at = excluded.expires_at",
                 )
                 .bind(tenant_id)
+                .bind(scope)
                 .bind(kind)
                 .bind(&self.instance_id)
                 .bind(amount)
@@ -606,29 +731,59 @@ impl SharedLimits {
                 .await?;
             }
         }
-        let mut ticket_id = None;
         if grant_tickets > 0 {
-            ticket_id = Some(
-                sqlx::query_scalar::<_, i64>(
-                    "INSERT INTO rate_tickets (tenant_id, instance_id, granted_at, amount)
-                     VALUES ($1, $2, now(), $3) RETURNING id",
-                )
-                .bind(tenant_id)
-                .bind(&self.instance_id)
-                .bind(i64::from(grant_tickets))
-                .fetch_one(&mut *tx)
-                .await?,
-            );
+            let id = sqlx::query_scalar::<_, i64>(
+                "INSERT INTO rate_tickets (tenant_id, scope, instance_id, granted_at, amount)
+                 VALUES ($1, $2, $3, now(), $4) RETURNING id",
+            )
+            .bind(tenant_id)
+            .bind(scope)
+            .bind(&self.instance_id)
+            .bind(i64::from(grant_tickets))
+            .fetch_one(&mut *tx)
+            .await?;
+            grant.tickets = Some((id, grant_tickets));
         }
         let claimed_at = self.now_ms();
         tx.commit().await?;
         self.renewed(claimed_at);
-        state.lease_granted(
-            (grant_usd, usd_mine > 0),
-            (grant_slots, slots_mine > 0),
-            ticket_id.map(|id| (id, grant_tickets)),
-        );
+        state.lease_granted(grant);
         Ok(Claimed::Granted)
+    }
+
+    /// The tokens `tpm` counts (billable rows: input, cache writes, output) stored in the last minute for the
+    /// tenant, or with `model` for the rows of that `limits.models` entry, per second.
+    async fn metered_tokens(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        tenant_id: &str,
+        model: Option<&ModelScope<'_>>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Buckets, sqlx::Error> {
+        let since_ms = (now.timestamp() - 60) * 1000;
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT ts_ms / 1000 AS s,
+                    LEAST(SUM(input_tokens::numeric + cache_write_5m_tokens + cache_write_1h_tokens + output_tokens),
+                          9223372036854775807)::bigint
+             FROM requests
+             WHERE tenant_id = $1 AND billable AND ts_ms >= $2
+               AND ($3 OR model ILIKE $4 OR model = ANY($5))
+             GROUP BY 1 ORDER BY 1",
+        )
+        .bind(tenant_id)
+        .bind(since_ms)
+        .bind(model.is_none())
+        .bind(model.map_or("", |m| m.like.as_str()))
+        .bind(model.map_or(&[][..], |m| &m.aliases[..]))
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut metered = Buckets::per_second();
+        for (s, tokens) in rows {
+            if let Some(at) = chrono::DateTime::from_timestamp(s, 0) {
+                metered.add(at, tokens);
+            }
+        }
+        Ok(metered)
     }
 
     /// A `limits.models` entry's dollar windows against every instance's spend: refused when a window is spent, or
@@ -689,11 +844,12 @@ impl SharedLimits {
                 ))));
             }
             if s.saturating_add(held) >= max {
-                return Ok(Some(Claimed::HeldInFlight {
-                    remaining: max - s,
-                    max,
-                    window: named(w.name()),
-                }));
+                return Ok(Some(Claimed::HeldInFlight(format!(
+                    "{} budget (${} of ${})",
+                    named(w.name()),
+                    usd(max - s),
+                    usd(max)
+                ))));
             }
         }
         for (r, &s) in m.limits.rolling.iter().zip(&rolling_spent) {
@@ -706,11 +862,12 @@ impl SharedLimits {
                 ))));
             }
             if s.saturating_add(held) >= r.max_nanousd {
-                return Ok(Some(Claimed::HeldInFlight {
-                    remaining: r.max_nanousd - s,
-                    max: r.max_nanousd,
-                    window: named(&format!("rolling {}h", r.hours)),
-                }));
+                return Ok(Some(Claimed::HeldInFlight(format!(
+                    "{} budget (${} of ${})",
+                    named(&format!("rolling {}h", r.hours)),
+                    usd(r.max_nanousd - s),
+                    usd(r.max_nanousd)
+                ))));
             }
         }
         Ok(None)
@@ -729,17 +886,32 @@ impl SharedLimits {
         .await?;
         self.renewed(at);
         let now = Instant::now();
-        for (tenant, state) in gw.tenant_states() {
-            let back = state.lease_trim(now);
-            for (kind, amount) in [("usd", back.usd), ("slots", i64::from(back.slots))] {
-                if amount > 0 {
-                    if let Err(e) =
-                        give_back(&self.pool, &tenant, kind, &self.instance_id, amount).await
-                    {
-                        // Still held in the database (and renewed): this instance keeps counting it as its own.
-                        state.lease_restore(back.usd, back.slots);
-                        return Err(e);
-                    }
+        let tenants = gw
+            .tenant_states()
+            .into_iter()
+            .map(|(t, s)| (t, String::new(), s));
+        for (tenant, scope, state) in tenants.chain(gw.all_model_states()) {
+            let mut back = state.lease_trim(now);
+            for kind in ["usd", "tokens", "slots"] {
+                let amount = match kind {
+                    "usd" => back.usd,
+                    "tokens" => back.tokens,
+                    _ => i64::from(back.slots),
+                };
+                if amount <= 0 {
+                    continue;
+                }
+                let given =
+                    give_back(&self.pool, &tenant, &scope, kind, &self.instance_id, amount).await;
+                if let Err(e) = given {
+                    // Still held in the database (and renewed): this instance keeps counting it as its own.
+                    state.lease_restore(&back);
+                    return Err(e);
+                }
+                match kind {
+                    "usd" => back.usd = 0,
+                    "tokens" => back.tokens = 0,
+                    _ => back.slots = 0,
                 }
             }
             for (id, left) in back.tickets {
@@ -778,6 +950,15 @@ impl SharedLimits {
     }
 }
 
+/// A claim's grant: the request's `need` (even past the limit: it is the one that crosses it, as on one instance)
+/// plus headroom, a quarter of what is `free` after it and at most [`HEADROOM_REQUESTS`] times the request's own
+/// reservation `unit`, so it shrinks to nothing as the limit runs out.
+pub fn with_headroom(free: i64, need: i64, unit: i64) -> i64 {
+    let headroom =
+        (free.saturating_sub(need).max(0) / 4).min(unit.max(1).saturating_mul(HEADROOM_REQUESTS));
+    need.saturating_add(headroom)
+}
+
 /// Where each rolling window of `limits` starts in the ledger (Unix ms): the start of the minute it reaches back
 /// into, as the per-minute buckets of `super::rolling` count.
 fn rolling_from_for(limits: &Limits, now: chrono::DateTime<Utc>) -> Vec<i64> {
@@ -791,15 +972,17 @@ fn rolling_from_for(limits: &Limits, now: chrono::DateTime<Utc>) -> Vec<i64> {
 async fn give_back(
     pool: &PgPool,
     tenant: &str,
+    scope: &str,
     kind: &str,
     instance: &str,
     amount: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE limit_leases SET amount = GREATEST(amount - $4, 0)
-         WHERE tenant_id = $1 AND kind = $2 AND instance_id = $3",
+        "UPDATE limit_leases SET amount = GREATEST(amount - $5, 0)
+         WHERE tenant_id = $1 AND scope = $2 AND kind = $3 AND instance_id = $4",
     )
     .bind(tenant)
+    .bind(scope)
     .bind(kind)
     .bind(instance)
     .bind(amount)
@@ -808,21 +991,89 @@ async fn give_back(
     Ok(())
 }
 
-/// In the ledger batch's transaction: `cost` of `instance`'s spend for `tenant` was stored, so it leaves that
-/// instance's budget lease (it now counts as spend).
-pub async fn spend_from_lease(
+/// What one ledger batch moves out of one lease: `instance`'s spend and `tpm` tokens for `tenant` (`scope` '')
+/// or one of its `limits.models` entries (`scope` the pattern; tokens only) were stored, so they now count in
+/// the ledger instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseMove {
+    pub tenant: String,
+    pub scope: String,
+    pub instance: String,
+    pub usd: i64,
+    pub tokens: i64,
+}
+
+/// The tokens a stored row counts for `tpm` (as [`super::budget::tpm_tokens`] counts them at settlement):
+/// input, cache writes and output of a billable request.
+pub fn row_tokens(r: &crate::ledger::Record) -> i64 {
+    if !r.billable {
+        return 0;
+    }
+    r.input_tokens
+        .saturating_add(r.cache_write_5m_tokens)
+        .saturating_add(r.cache_write_1h_tokens)
+        .saturating_add(r.output_tokens)
+        .max(0)
+}
+
+/// The lease moves of a batch of newly stored rows, in one global order (row locks taken in the same order by
+/// every instance never deadlock). `shared`: this instance's shared limits, which know the `limits.models` entries
+/// with `tpm` each row counts for ([`SharedLimits::token_scopes`]).
+pub fn lease_moves(
+    rows: &[crate::ledger::Record],
+    shared: Option<&SharedLimits>,
+) -> Vec<LeaseMove> {
+    let mut moves: std::collections::BTreeMap<(&str, String, &str), (i64, i64)> =
+        Default::default();
+    for r in rows {
+        let Some(instance) = r.instance_id.as_deref() else {
+            continue;
+        };
+        let tokens = row_tokens(r);
+        let cost = r.cost_nanousd.max(0);
+        if cost > 0 || tokens > 0 {
+            let m = moves
+                .entry((r.tenant_id.as_str(), String::new(), instance))
+                .or_default();
+            m.0 = m.0.saturating_add(cost);
+            m.1 = m.1.saturating_add(tokens);
+        }
+        if tokens > 0 {
+            for scope in shared.map_or_else(Vec::new, |s| s.token_scopes(&r.tenant_id, &r.model)) {
+                let m = moves
+                    .entry((r.tenant_id.as_str(), scope, instance))
+                    .or_default();
+                m.1 = m.1.saturating_add(tokens);
+            }
+        }
+    }
+    moves
+        .into_iter()
+        .map(|((tenant, scope, instance), (usd, tokens))| LeaseMove {
+            tenant: tenant.to_string(),
+            scope,
+            instance: instance.to_string(),
+            usd,
+            tokens,
+        })
+        .collect()
+}
+
+/// In the ledger batch's transaction: what `mv` says was stored leaves its instance's `usd` and `tokens` leases
+/// (it now counts in the ledger).
+pub async fn move_to_ledger(
     tx: &mut Transaction<'_, Postgres>,
-    tenant: &str,
-    instance: &str,
-    cost: i64,
+    mv: &LeaseMove,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE limit_leases SET amount = GREATEST(amount - $3, 0)
-         WHERE tenant_id = $1 AND kind = 'usd' AND instance_id = $2",
+        "UPDATE limit_leases SET amount = GREATEST(amount - CASE kind WHEN 'usd' THEN $4 ELSE $5 END, 0)
+         WHERE tenant_id = $1 AND scope = $2 AND instance_id = $3 AND kind IN ('usd', 'tokens')",
     )
-    .bind(tenant)
-    .bind(instance)
-    .bind(cost)
+    .bind(&mv.tenant)
+    .bind(&mv.scope)
+    .bind(&mv.instance)
+    .bind(mv.usd)
+    .bind(mv.tokens)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -858,4 +1109,99 @@ pub fn spawn_upkeep(shared: Arc<SharedLimits>, gw: Arc<Gateway>) {
             ticks += 1;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headroom_is_a_quarter_of_the_rest_at_most_eight_requests_and_never_below_the_need() {
+        assert_eq!(with_headroom(10_000, 100, 100), 100 + 800);
+        assert_eq!(with_headroom(1_000, 100, 100), 100 + 225);
+        // Near the limit: the request alone, even past what is free (it is the one that crosses the limit).
+        assert_eq!(with_headroom(50, 100, 100), 100);
+    }
+
+    #[test]
+    fn a_token_lease_holds_reservations_and_unstored_tokens_until_their_batch_commits() {
+        let t0 = Instant::now();
+        let mut share = Share::default();
+        share.granted(
+            Grant {
+                tokens: 900,
+                ..Default::default()
+            },
+            t0,
+        );
+        // 300 reserved in flight, 200 metered and not stored: 400 unused go back once the claim is old enough.
+        share.pending_tokens = 200;
+        assert_eq!(share.trim(0, 300, 0, t0).tokens, 0, "claimed just now");
+        let back = share.trim(0, 300, 0, t0 + TRIM_AFTER);
+        assert_eq!((back.tokens, share.tokens), (400, 500));
+        // The batch storing the 200 commits: they leave the lease, as in the database.
+        share.committed(0, 200);
+        assert_eq!((share.tokens, share.pending_tokens), (300, 0));
+        // A give-back that failed is still held.
+        share.restore(&back);
+        assert_eq!(share.tokens, 700);
+        // A grant to a row that had expired starts it afresh; a lease not renewed in time is forgotten.
+        share.granted(
+            Grant {
+                tokens: 50,
+                tokens_alive: false,
+                ..Default::default()
+            },
+            t0,
+        );
+        assert_eq!(share.tokens, 50);
+        share.forget();
+        assert_eq!(share.tokens, 0);
+    }
+
+    fn row(tenant: &str, instance: Option<&str>, billable: bool) -> crate::ledger::Record {
+        crate::ledger::Record {
+            tenant_id: tenant.to_string(),
+            instance_id: instance.map(str::to_string),
+            model: "claude-sonnet-4-6".to_string(),
+            billable,
+            input_tokens: 50,
+            cache_write_5m_tokens: 7,
+            cache_write_1h_tokens: 3,
+            cache_read_tokens: 1000,
+            output_tokens: 200,
+            cost_nanousd: if billable { 10 } else { 0 },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn stored_rows_leave_their_instances_leases_with_the_tokens_tpm_counts() {
+        let rows = [
+            row("b", Some("i1"), true),
+            row("a", Some("i2"), true),
+            row("a", Some("i1"), true),
+            row("a", Some("i1"), true),
+            // count_tokens: free, counts for no limit.
+            row("a", Some("i1"), false),
+            // Written before instance ids: in no lease.
+            row("a", None, true),
+        ];
+        let mv = |tenant: &str, instance: &str, usd, tokens| LeaseMove {
+            tenant: tenant.into(),
+            scope: String::new(),
+            instance: instance.into(),
+            usd,
+            tokens,
+        };
+        // Cache reads are left out (docs/limits.md): 50 + 7 + 3 + 200 per row. In one order for every instance.
+        assert_eq!(
+            lease_moves(&rows, None),
+            vec![
+                mv("a", "i1", 20, 520),
+                mv("a", "i2", 10, 260),
+                mv("b", "i1", 10, 260)
+            ]
+        );
+    }
 }

@@ -472,11 +472,13 @@ async fn expires_at_in_tenants_json() {
 }
 
 /// A burst of 60 Sonnet requests, 30 at a time, over two instances on one PostgreSQL store whose tenant `t3` has
-/// `limits` (a dollar limit of three requests): the ledger holds what the clients were answered, the spend stays
-/// within one request per instance over, and afterwards both instances refuse with `status` and a message that
-/// passes `names_the_limit`.
+/// `limits`, of which `fits` requests answered with the mock's `usage` headers (each then billed `unit` nano-USD)
+/// use up the limit under test: the ledger holds what the clients were answered, at most one request per instance
+/// goes over, and afterwards both instances refuse with `status` and a message that passes `names_the_limit`.
 async fn burst_holds_across_two_instances(
     limits: Value,
+    usage: &[(&'static str, String)],
+    (unit, fits): (i64, i64),
     status: u16,
     names_the_limit: fn(&str) -> bool,
 ) {
@@ -485,10 +487,9 @@ async fn burst_holds_across_two_instances(
         return;
     };
     let m = mock().await;
-    let budget = 3 * ONE_SONNET;
     let (a, b) = two_instances(&schema, m.url(), limits).await;
     let (a, b) = (Arc::new(a), Arc::new(b));
-    let statuses = spread([&a, &b], 60, 30, &sonnet_usage()).await;
+    let statuses = spread([&a, &b], 60, 30, usage).await;
     assert!(
         statuses
             .iter()
@@ -501,11 +502,11 @@ async fn burst_holds_across_two_instances(
         (rows == ok).then_some((rows, spent))
     })
     .await;
-    assert_eq!(spent, rows * ONE_SONNET);
-    assert!(ok >= 3, "{ok}");
+    assert_eq!(spent, rows * unit);
+    assert!(ok >= fits, "{ok} of {fits}");
     assert!(
-        spent <= budget + 2 * ONE_SONNET,
-        "spent {spent} of {budget}: more than one request per instance over ({ok} requests)"
+        ok <= fits + 2,
+        "{ok} requests where {fits} fit: more than one request per instance over"
     );
     for gw in [&a, &b] {
         let r = post_messages(
@@ -523,11 +524,25 @@ async fn burst_holds_across_two_instances(
     }
 }
 
+/// 50 input and 200 output tokens: 250 for `tpm`, below each request's reservation (body bytes + `max_tokens` 256);
+/// billed 50 × 3,000 + 200 × 15,000 nano-USD at Sonnet's list price.
+fn small_usage() -> (Vec<(&'static str, String)>, i64) {
+    (
+        vec![
+            ("x-mock-input-tokens", "50".to_string()),
+            ("x-mock-output-tokens", "200".to_string()),
+        ],
+        3_150_000,
+    )
+}
+
 /// A rolling window holds across two instances (its spend is read in the lease claim's snapshot).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_window_holds_across_two_instances() {
     burst_holds_across_two_instances(
         json!({"rolling": [{"hours": 5, "maxUSD": 1.35}]}),
+        &sonnet_usage(),
+        (ONE_SONNET, 3),
         429,
         |m| m.starts_with("rolling 5h limit $1.35 reached"),
     )
@@ -540,8 +555,21 @@ async fn a_rolling_window_holds_across_two_instances() {
 async fn a_per_model_budget_holds_across_two_instances() {
     burst_holds_across_two_instances(
         json!({"models": {"*SONNET*": {"daily": {"maxUSD": 1.35}}}}),
+        &sonnet_usage(),
+        (ONE_SONNET, 3),
         402,
         |m| m.contains("daily (models \"*SONNET*\")"),
     )
+    .await;
+}
+
+/// The tenant's `tpm` holds across two instances: a token lease carved from what the last minute's stored rows and
+/// the other instances' leases leave; 1000 tokens fit four requests of 250.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_per_minute_hold_across_two_instances() {
+    let (usage, unit) = small_usage();
+    burst_holds_across_two_instances(json!({"tpm": 1000}), &usage, (unit, 4), 429, |m| {
+        m.starts_with("tokens per minute limit of 1000 reached")
+    })
     .await;
 }
