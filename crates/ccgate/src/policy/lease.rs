@@ -455,7 +455,7 @@ impl SharedLimits {
 
     /// Claims what `need` asks for from the tenant's global limits, or with `model` from one `limits.models`
     /// entry's (its `rpm`, `maxConcurrent` and `tpm`; its dollar windows are checked through `models` on the
-    /// tenant's claim).
+    /// tenant's claim). An entry's refusals do not name it: the caller does (`budget::for_model`).
     #[allow(clippy::too_many_arguments)]
     pub async fn claim(
         &self,
@@ -576,10 +576,6 @@ impl SharedLimits {
         if model.is_none() {
             state.refresh_spent(today, spent);
         }
-        let refused = |e: ApiError| match model {
-            Some(m) => Claimed::Refused(super::budget::for_model(e, m.pattern)),
-            None => Claimed::Refused(e),
-        };
         if need.check_models {
             // After the statement above: a batch stored in between is counted twice (in a lease there, in the
             // spend here), never missed.
@@ -661,16 +657,15 @@ impl SharedLimits {
             let used = metered.sum(now, 60);
             if used >= tpm {
                 let at = metered.below_at(now, 60, tpm);
-                return Ok(refused(tpm_exhausted(tpm, used, at, now)));
+                return Ok(Claimed::Refused(tpm_exhausted(tpm, used, at, now)));
             }
             let free = tpm
                 .saturating_sub(used)
                 .saturating_sub(tokens_others)
                 .saturating_sub(tokens_mine);
             if free <= 0 {
-                let named = model.map_or(String::new(), |m| format!("models {:?} ", m.pattern));
                 return Ok(Claimed::HeldInFlight(format!(
-                    "{named}tokens per minute limit ({} of {tpm})",
+                    "tokens per minute limit ({} of {tpm})",
                     tpm - used
                 )));
             }
@@ -680,7 +675,7 @@ impl SharedLimits {
             let max = i64::from(limits.max_concurrent.unwrap_or(u32::MAX));
             let free = max - slots_others - slots_mine;
             if free < i64::from(need.slots) {
-                return Ok(refused(ApiError::RateLimited(
+                return Ok(Claimed::Refused(ApiError::RateLimited(
                     format!(
                         "too many concurrent requests: this key allows {max} at a time across all gateway instances; \
                          retry when one finishes"
@@ -696,7 +691,7 @@ impl SharedLimits {
             let free = rpm - tickets_used;
             if free <= 0 {
                 let wait = (60.0 - oldest_s).ceil().clamp(1.0, 60.0) as u64;
-                return Ok(refused(ApiError::RateLimited(
+                return Ok(Claimed::Refused(ApiError::RateLimited(
                     format!(
                         "rate limit of {rpm} requests per minute reached for this key (across all gateway \
                          instances); retry in {wait} s"

@@ -573,3 +573,61 @@ async fn tokens_per_minute_hold_across_two_instances() {
     })
     .await;
 }
+
+/// A `limits.models` entry's `rpm` holds across two instances: tickets drawn under the entry's pattern.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_model_rpm_holds_across_two_instances() {
+    let (usage, unit) = small_usage();
+    burst_holds_across_two_instances(
+        json!({"models": {"*sonnet*": {"rpm": 5}}}),
+        &usage,
+        (unit, 5),
+        429,
+        |m| m.starts_with("models \"*sonnet*\": rate limit of 5 requests per minute"),
+    )
+    .await;
+}
+
+/// A `limits.models` entry's `maxConcurrent` holds across two instances: slots leased under the entry's pattern.
+/// Eight slow requests at once over both instances: at most two run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_model_max_concurrent_holds_across_two_instances() {
+    use crate::scale_out::{spread, two_instances};
+    let Some(schema) = crate::postgres::Schema::create().await else {
+        return;
+    };
+    let m = mock().await;
+    let (a, b) = two_instances(
+        &schema,
+        m.url(),
+        json!({"models": {"*sonnet*": {"maxConcurrent": 2}}}),
+    )
+    .await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let slow = [("x-mock-first-byte-delay-ms", "700".to_string())];
+    let statuses = spread([&a, &b], 8, 8, &slow).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 429)),
+        "{statuses:?}"
+    );
+    assert!(
+        (1..=2).contains(&ok),
+        "{ok} of 8 simultaneous requests ran with maxConcurrent 2 over two instances: {statuses:?}"
+    );
+}
+
+/// A `limits.models` entry's `tpm` holds across two instances: token leases under the entry's pattern, carved from
+/// what the stored rows of its models leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_model_tpm_holds_across_two_instances() {
+    let (usage, unit) = small_usage();
+    burst_holds_across_two_instances(
+        json!({"models": {"*sonnet*": {"tpm": 1000}}}),
+        &usage,
+        (unit, 4),
+        429,
+        |m| m.starts_with("models \"*sonnet*\": tokens per minute limit of 1000 reached"),
+    )
+    .await;
+}
