@@ -1,10 +1,13 @@
 //! Limits shared by several gateway instances on one PostgreSQL store: every tenant's budgets (daily, weekly,
-//! monthly, total), `maxConcurrent` and `rpm` hold across all instances, without a database round trip per request.
+//! monthly, total, rolling), `tpm`, `maxConcurrent` and `rpm`, and its `limits.models` entries' limits, hold across
+//! all instances, without a database round trip per request while a lease covers it.
 //!
 //! # The algorithm (also in docs/scale-out.md)
 //!
 //! Each instance holds a **lease** per tenant: a share of the tenant's limits carved out of what is left globally,
-//! kept in `limit_leases` (one row per tenant, kind and instance) and mirrored in memory ([`Share`]).
+//! kept in `limit_leases` (one row per tenant, scope, kind and instance) and mirrored in memory ([`Share`]). The
+//! scope is `''` for the tenant's own limits, and the pattern for a `limits.models` entry's `rpm`, `maxConcurrent`
+//! and `tpm`, which are leased like the tenant's with the entry's own [`Share`].
 //!
 //! * **Budgets (`usd`).** A request is admitted locally, as on one instance ([`super::budget`]): while the spend
 //!   plus the reservations in flight is below the limit, reserving its worst-case cost. In addition, what this
@@ -19,7 +22,11 @@
 //!   the same money twice or not at all. `limits.rolling` windows are windows like the others: the same statement
 //!   sums the tenant's `requests` since each window's start (index `requests_tenant_ts`). A request under a
 //!   `limits.models` entry's dollar windows is checked once against the model's global spend plus every lease
-//!   ([`SharedLimits::check_model`]); `tpm` and the entries' other limits are enforced per instance.
+//!   ([`SharedLimits::check_model`]).
+//! * **`tpm` (`tokens`).** As budgets, in tokens: a request reserves its worst case (body bytes plus `max_tokens`),
+//!   the claim reads the tokens stored in the last minute per second (after the leases: a batch stored in between
+//!   counts twice, never not at all), and the batch writer moves each stored row's tokens out of the tenant's lease
+//!   and those of the `limits.models` entries with `tpm` that count it ([`lease_moves`]).
 //! * **`maxConcurrent` (`slots`).** A slot is claimed when this instance has more requests in flight than slots;
 //!   the claim is refused when all slots are held across instances.
 //! * **`rpm`.** Requests draw tickets from `rate_tickets`, granted in batches of `max(1, rpm/20)`; a batch counts
@@ -33,7 +40,7 @@
 //! With `N` instances, a budget is overshot by at most `N × e`, where `e` is the largest difference between a
 //! request's actual cost and its reservation (the same bound as one instance, once per instance, because each
 //! instance may be granted the request that crosses the limit). Reservations are worst cases, so `e` is normally 0
-//! and the real bound is one request per instance. `maxConcurrent` is exact. `rpm` may admit up to
+//! and the real bound is one request per instance; `tpm` the same in tokens. `maxConcurrent` is exact. `rpm` may admit up to
 //! `N × max(1, rpm/20)` extra requests in a minute (a ticket used up to [`TICKET_LIFE`] after its grant).
 //!
 //! # Losing the database
