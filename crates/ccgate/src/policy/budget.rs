@@ -239,30 +239,16 @@ impl TenantState {
         r: &RollingLimit,
         now: DateTime<Utc>,
     ) -> (i64, Option<DateTime<Utc>>) {
-        let book = self.book.lock();
-        let span = span_s(r.hours);
-        let spent = book.rolling.sum(now, span);
-        if spent == 0 {
-            return (0, None);
-        }
-        let below = if spent >= r.max_nanousd {
-            r.max_nanousd
-        } else {
-            spent
-        };
-        (spent, Some(book.rolling.below_at(now, span, below)))
+        self.book
+            .lock()
+            .rolling
+            .status(now, span_s(r.hours), r.max_nanousd)
     }
 
     /// Tokens metered in the last minute, and when that count next drops (`None`: none).
     pub fn tpm_status(&self, tpm: u64, now: DateTime<Utc>) -> (i64, Option<DateTime<Utc>>) {
-        let book = self.book.lock();
-        let used = book.tokens.sum(now, 60);
-        if used == 0 {
-            return (0, None);
-        }
         let max = i64::try_from(tpm).unwrap_or(i64::MAX);
-        let below = if used >= max { max } else { used };
-        (used, Some(book.tokens.below_at(now, 60, below)))
+        self.book.lock().tokens.status(now, 60, max)
     }
 
     /// Seeds the recent-cost peak from the ledger at startup.

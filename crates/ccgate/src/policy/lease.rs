@@ -116,20 +116,22 @@ pub struct ModelScope<'a> {
     pub pattern: &'a str,
     pub limits: &'a Limits,
     pub state: &'a TenantState,
+    rows: ModelRows,
+}
+
+/// The ledger rows of a `limits.models` entry: those whose `model` matches the pattern, or is an `openai.models`
+/// alias whose target does (the ledger records the name the tenant asked for).
+#[derive(Debug, Clone)]
+pub struct ModelRows {
     /// `LIKE` form of the pattern, for the ledger's `model` column.
     like: String,
-    /// `openai.models` aliases whose target the pattern matches: the ledger records the name the tenant asked for.
     aliases: Vec<String>,
 }
 
-impl<'a> ModelScope<'a> {
-    pub fn new(
-        entry: &'a crate::config::ModelLimits,
-        state: &'a TenantState,
-        aliases: &std::collections::BTreeMap<String, String>,
-    ) -> Self {
-        let mut like = String::with_capacity(entry.pattern.len());
-        for c in entry.pattern.chars() {
+impl ModelRows {
+    pub fn new(pattern: &str, aliases: &std::collections::BTreeMap<String, String>) -> Self {
+        let mut like = String::with_capacity(pattern.len());
+        for c in pattern.chars() {
             match c {
                 '*' => like.push('%'),
                 '%' | '_' | '\\' => {
@@ -139,19 +141,50 @@ impl<'a> ModelScope<'a> {
                 c => like.push(c),
             }
         }
-        ModelScope {
-            pattern: &entry.pattern,
-            limits: &entry.limits,
-            state,
+        ModelRows {
             like,
             aliases: aliases
                 .iter()
-                .filter(|(_, target)| ccgate_meter::wildcard::matches(&entry.pattern, target))
+                .filter(|(_, target)| ccgate_meter::wildcard::matches(pattern, target))
                 .map(|(alias, _)| alias.clone())
                 .collect(),
         }
     }
 }
+
+impl<'a> ModelScope<'a> {
+    pub fn new(
+        entry: &'a crate::config::ModelLimits,
+        state: &'a TenantState,
+        aliases: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        ModelScope {
+            pattern: &entry.pattern,
+            limits: &entry.limits,
+            state,
+            rows: ModelRows::new(&entry.pattern, aliases),
+        }
+    }
+}
+
+/// What every instance has used of one scope's limits (the tenant's own, or a `limits.models` entry's), as a claim
+/// reads it ([`SharedLimits::cluster_use`]). `None`: the scope has no such limit.
+#[derive(Debug, Default)]
+pub struct ScopeUse {
+    /// A `limits.models` entry's calendar windows, in [`Window::ALL`] order.
+    pub spent: Option<[i64; 4]>,
+    /// Spend per minute over the longest rolling window.
+    pub rolling: Option<Buckets>,
+    /// The tokens `tpm` counts, per second over the last minute.
+    pub tokens: Option<Buckets>,
+    /// rpm tickets drawn in the last minute, and when the oldest batch leaves the minute.
+    pub requests: Option<(u32, Option<Duration>)>,
+    /// `maxConcurrent` slots held.
+    pub slots: Option<u32>,
+}
+
+/// [`ScopeUse`] by scope: `''` for the tenant's own limits, else the `limits.models` pattern.
+pub type ClusterUse = std::collections::HashMap<String, ScopeUse>;
 
 /// A batch of rpm tickets this instance holds.
 #[derive(Debug, Clone, Copy)]
@@ -660,7 +693,7 @@ impl SharedLimits {
             let tpm = i64::try_from(limits.tpm.unwrap_or(u64::MAX)).unwrap_or(i64::MAX);
             // After the statement above, like the models' check: a batch stored in between counts twice, never
             // not at all.
-            let metered = self.metered_tokens(&mut tx, tenant_id, model, now).await?;
+            let metered = metered_tokens(&mut tx, tenant_id, model.map(|m| &m.rows), now).await?;
             let used = metered.sum(now, 60);
             if used >= tpm {
                 let at = metered.below_at(now, 60, tpm);
@@ -753,39 +786,126 @@ impl SharedLimits {
         Ok(Claimed::Granted)
     }
 
-    /// The tokens `tpm` counts (billable rows: input, cache writes, output) stored in the last minute for the
-    /// tenant, or with `model` for the rows of that `limits.models` entry, per second.
-    async fn metered_tokens(
+    /// What every instance has used of `t`'s limits, as the claims read it, by scope (`''`: the tenant's own; else
+    /// a `limits.models` pattern): what `/usage`, `/api/tenant/status` and the admin listing show as `used`.
+    pub async fn cluster_use(
         &self,
-        tx: &mut Transaction<'_, Postgres>,
-        tenant_id: &str,
-        model: Option<&ModelScope<'_>>,
-        now: chrono::DateTime<Utc>,
-    ) -> Result<Buckets, sqlx::Error> {
-        let since_ms = (now.timestamp() - 60) * 1000;
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT ts_ms / 1000 AS s,
-                    LEAST(SUM(input_tokens::numeric + cache_write_5m_tokens + cache_write_1h_tokens + output_tokens),
-                          9223372036854775807)::bigint
-             FROM requests
-             WHERE tenant_id = $1 AND billable AND ts_ms >= $2
-               AND ($3 OR model ILIKE $4 OR model = ANY($5))
-             GROUP BY 1 ORDER BY 1",
-        )
-        .bind(tenant_id)
-        .bind(since_ms)
-        .bind(model.is_none())
-        .bind(model.map_or("", |m| m.like.as_str()))
-        .bind(model.map_or(&[][..], |m| &m.aliases[..]))
-        .fetch_all(&mut **tx)
-        .await?;
-        let mut metered = Buckets::per_second();
-        for (s, tokens) in rows {
-            if let Some(at) = chrono::DateTime::from_timestamp(s, 0) {
-                metered.add(at, tokens);
-            }
+        t: &crate::config::TenantConfig,
+        aliases: &std::collections::BTreeMap<String, String>,
+        tz: Tz,
+    ) -> Result<ClusterUse, LeaseError> {
+        match tokio::time::timeout(CLAIM_TIMEOUT, self.read_use(t, aliases, tz)).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(LeaseError::Timeout),
         }
-        Ok(metered)
+    }
+
+    async fn read_use(
+        &self,
+        t: &crate::config::TenantConfig,
+        aliases: &std::collections::BTreeMap<String, String>,
+        tz: Tz,
+    ) -> Result<ClusterUse, sqlx::Error> {
+        let now = Utc::now();
+        let mut out = ClusterUse::new();
+        let l = &t.limits;
+        let scopes = std::iter::once(("", l, None)).chain(l.models.iter().map(|m| {
+            (
+                m.pattern.as_str(),
+                &m.limits,
+                Some(ModelRows::new(&m.pattern, aliases)),
+            )
+        }));
+        let mut conn = self.pool.acquire().await?;
+        let tickets: Vec<(String, i64, f64)> =
+            if l.rpm.is_some() || l.models.iter().any(|m| m.limits.rpm.is_some()) {
+                sqlx::query_as(
+                    "SELECT scope, COALESCE(SUM(amount), 0)::bigint,
+                        COALESCE(EXTRACT(EPOCH FROM now() - MIN(granted_at)), 0)::float8
+                 FROM rate_tickets
+                 WHERE tenant_id = $1 AND amount > 0 AND granted_at > now() - interval '60 seconds'
+                 GROUP BY scope",
+                )
+                .bind(&t.id)
+                .fetch_all(&mut *conn)
+                .await?
+            } else {
+                Vec::new()
+            };
+        let slots: Vec<(String, i64)> = if l.max_concurrent.is_some()
+            || l.models.iter().any(|m| m.limits.max_concurrent.is_some())
+        {
+            sqlx::query_as(
+                "SELECT scope, COALESCE(SUM(amount), 0)::bigint FROM limit_leases
+                 WHERE tenant_id = $1 AND kind = 'slots' AND expires_at > now() GROUP BY scope",
+            )
+            .bind(&t.id)
+            .fetch_all(&mut *conn)
+            .await?
+        } else {
+            Vec::new()
+        };
+        for (scope, limits, rows) in scopes {
+            let mut used = ScopeUse::default();
+            if limits.rpm.is_some() {
+                let (n, oldest_s) = tickets
+                    .iter()
+                    .find(|(s, ..)| s == scope)
+                    .map_or((0, 0.0), |(_, n, age)| (*n, *age));
+                let left = (n > 0).then(|| Duration::from_secs_f64((60.0 - oldest_s).max(0.0)));
+                used.requests = Some((u32::try_from(n).unwrap_or(u32::MAX), left));
+            }
+            if limits.max_concurrent.is_some() {
+                let n = slots
+                    .iter()
+                    .find(|(s, _)| s == scope)
+                    .map_or(0, |(_, n)| *n);
+                used.slots = Some(u32::try_from(n).unwrap_or(u32::MAX));
+            }
+            if limits.tpm.is_some() {
+                used.tokens = Some(metered_tokens(&mut conn, &t.id, rows.as_ref(), now).await?);
+            }
+            if let Some(since) = rolling_from_for(limits, now).into_iter().min() {
+                let per_minute: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT ts_ms / 60000 AS m, LEAST(SUM(cost_nanousd::numeric), 9223372036854775807)::bigint
+                     FROM requests
+                     WHERE tenant_id = $1 AND ts_ms >= $2 AND ($3 OR model ILIKE $4 OR model = ANY($5))
+                     GROUP BY 1 ORDER BY 1",
+                )
+                .bind(&t.id)
+                .bind(since)
+                .bind(rows.is_none())
+                .bind(rows.as_ref().map_or("", |m| m.like.as_str()))
+                .bind(rows.as_ref().map_or(&[][..], |m| &m.aliases[..]))
+                .fetch_all(&mut *conn)
+                .await?;
+                used.rolling = Some(buckets(Buckets::per_minute(), 60, per_minute));
+            }
+            // The tenant's calendar windows are read from the rollups by the caller; an entry's are read here.
+            if let (Some(m), true) = (&rows, Window::ALL.iter().any(|w| w.max(limits).is_some())) {
+                let today = local_day(tz, now);
+                let start = |w: Window| w.start(today).map(|d| d.format("%Y-%m-%d").to_string());
+                let spent: (i64, i64, i64, i64) = sqlx::query_as(
+                    "SELECT
+                       LEAST(COALESCE(SUM(cost_nanousd::numeric) FILTER (WHERE day >= $4), 0), 9223372036854775807)::bigint,
+                       LEAST(COALESCE(SUM(cost_nanousd::numeric) FILTER (WHERE day >= $5), 0), 9223372036854775807)::bigint,
+                       LEAST(COALESCE(SUM(cost_nanousd::numeric) FILTER (WHERE day >= $6), 0), 9223372036854775807)::bigint,
+                       LEAST(COALESCE(SUM(cost_nanousd::numeric), 0), 9223372036854775807)::bigint
+                     FROM daily_rollup WHERE tenant_id = $1 AND (model ILIKE $2 OR model = ANY($3))",
+                )
+                .bind(&t.id)
+                .bind(&m.like)
+                .bind(&m.aliases)
+                .bind(start(Window::Daily))
+                .bind(start(Window::Weekly))
+                .bind(start(Window::Monthly))
+                .fetch_one(&mut *conn)
+                .await?;
+                used.spent = Some([spent.0, spent.1, spent.2, spent.3]);
+            }
+            out.insert(scope.to_string(), used);
+        }
+        Ok(out)
     }
 
     /// A `limits.models` entry's dollar windows against every instance's spend: refused when a window is spent, or
@@ -819,8 +939,8 @@ impl SharedLimits {
              FROM daily_rollup WHERE tenant_id = $1 AND (model ILIKE $2 OR model = ANY($3))",
         )
         .bind(tenant_id)
-        .bind(&m.like)
-        .bind(&m.aliases)
+        .bind(&m.rows.like)
+        .bind(&m.rows.aliases)
         .bind(start(Window::Daily))
         .bind(start(Window::Weekly))
         .bind(start(Window::Monthly))
@@ -950,6 +1070,44 @@ impl SharedLimits {
             tracing::warn!(error = %e, "shared limits: could not give back this instance's leases; they expire on their own");
         }
     }
+}
+
+/// The tokens `tpm` counts (billable rows: input, cache writes, output) stored in the last minute for the tenant,
+/// or with `model` for the rows of that `limits.models` entry, per second.
+async fn metered_tokens(
+    conn: &mut sqlx::PgConnection,
+    tenant_id: &str,
+    model: Option<&ModelRows>,
+    now: chrono::DateTime<Utc>,
+) -> Result<Buckets, sqlx::Error> {
+    let since_ms = (now.timestamp() - 60) * 1000;
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT ts_ms / 1000 AS s,
+                LEAST(SUM(input_tokens::numeric + cache_write_5m_tokens + cache_write_1h_tokens + output_tokens),
+                      9223372036854775807)::bigint
+         FROM requests
+         WHERE tenant_id = $1 AND billable AND ts_ms >= $2
+           AND ($3 OR model ILIKE $4 OR model = ANY($5))
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(tenant_id)
+    .bind(since_ms)
+    .bind(model.is_none())
+    .bind(model.map_or("", |m| m.like.as_str()))
+    .bind(model.map_or(&[][..], |m| &m.aliases[..]))
+    .fetch_all(conn)
+    .await?;
+    Ok(buckets(Buckets::per_second(), 1, rows))
+}
+
+/// `(bucket index, amount)` rows, oldest first, as buckets of `width` seconds.
+fn buckets(mut b: Buckets, width: i64, rows: Vec<(i64, i64)>) -> Buckets {
+    for (i, amount) in rows {
+        if let Some(at) = chrono::DateTime::from_timestamp(i.saturating_mul(width), 0) {
+            b.add(at, amount);
+        }
+    }
+    b
 }
 
 /// A claim's grant: the request's `need` (even past the limit: it is the one that crosses it, as on one instance)

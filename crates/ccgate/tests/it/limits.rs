@@ -631,3 +631,89 @@ async fn a_per_model_tpm_holds_across_two_instances() {
     )
     .await;
 }
+
+/// The limits that the rollups do not show (rolling windows, `tpm`, `rpm`, and a `limits.models` entry's) count
+/// every instance's use wherever they are shown: `POST /usage`, `GET /api/tenant/status` and the admin listing's
+/// `limitStatus`, on either instance, after two requests on one and three on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_shows_what_all_instances_used() {
+    use crate::scale_out::{t3_spend, two_instances, LIMITED_KEY};
+    let Some(schema) = crate::postgres::Schema::create().await else {
+        return;
+    };
+    let m = mock().await;
+    let (a, b) = two_instances(
+        &schema,
+        m.url(),
+        json!({"rolling": [{"hours": 5, "maxUSD": 100}], "tpm": 100000, "rpm": 100,
+               "models": {"*sonnet*": {"daily": {"maxUSD": 100}, "tpm": 100000, "rpm": 100}}}),
+    )
+    .await;
+    let (usage, unit) = small_usage();
+    for gw in [&a, &a, &b, &b, &b] {
+        let mut rb = client()
+            .post(format!("{}/anthropic/v1/messages", gw.url))
+            .header("x-api-key", LIMITED_KEY)
+            .header("anthropic-version", "2023-06-01")
+            .json(&messages_body("claude-sonnet-4-6", false));
+        for (k, v) in &usage {
+            rb = rb.header(*k, v.as_str());
+        }
+        assert_eq!(rb.send().await.unwrap().status(), 200);
+    }
+    eventually(10, || async {
+        (t3_spend(&schema).await.0 == 5).then_some(())
+    })
+    .await;
+    // Five requests of 250 tokens, `unit` nano-USD each. rpm tickets drawn and not used go back within a second.
+    let all_five = |limits: &[Value]| {
+        let usd = |e: &Value| (e["used_usd"].as_f64().unwrap() * 1e9).round() as i64;
+        usd(entry(limits, "rolling 5h", None)) == 5 * unit
+            && usd(entry(limits, "daily", Some("*sonnet*"))) == 5 * unit
+            && [None, Some("*sonnet*")].iter().all(|scope| {
+                entry(limits, "tpm", *scope)["used"] == 1250
+                    && entry(limits, "rpm", *scope)["used"] == 5
+            })
+    };
+    for gw in [&a, &b] {
+        eventually(10, || async {
+            let v: Value = client()
+                .post(format!("{}/usage", gw.url))
+                .json(&json!({"type": "tenant", "apiKey": LIMITED_KEY}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            all_five(v["limits"].as_array().unwrap()).then_some(())
+        })
+        .await;
+        let status: Value = client()
+            .get(format!("{}/api/tenant/status", gw.url))
+            .header("x-api-key", LIMITED_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(all_five(status["limits"].as_array().unwrap()), "{status}");
+        let listed: Value = client()
+            .get(format!("{}/api/admin/tenants", gw.url))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let t3 = listed["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == "t3")
+            .unwrap();
+        assert!(all_five(t3["limitStatus"].as_array().unwrap()), "{t3}");
+    }
+}
