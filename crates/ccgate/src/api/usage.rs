@@ -699,6 +699,8 @@ fn query(tenant: Option<&str>, r: &Range) -> UsageQuery {
     }
 }
 
+/// `cluster`: what every instance has used of the limits ([`cluster_use`]); `None` offline or on one instance.
+#[allow(clippy::too_many_arguments)]
 pub async fn tenant_report(
     store: &dyn Store,
     t: &TenantConfig,

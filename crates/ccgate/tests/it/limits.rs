@@ -716,4 +716,20 @@ async fn every_instance_shows_what_all_instances_used() {
             .unwrap();
         assert!(all_five(t3["limitStatus"].as_array().unwrap()), "{t3}");
     }
+    // Stored spend and tokens left the leases (the tenant's and the entry's) in the batches that stored them, and
+    // the unused rest goes back once idle: nothing stays held.
+    eventually(10, || async {
+        let mut conn = schema.connect().await;
+        let held: (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE scope = '*sonnet*' AND kind = 'tokens'),
+                    COALESCE(SUM(amount), 0)::bigint
+             FROM limit_leases WHERE tenant_id = 't3' AND kind IN ('usd', 'tokens')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(held.0, 2, "each instance leased the entry's tokens");
+        (held.1 == 0).then_some(())
+    })
+    .await;
 }
