@@ -733,3 +733,59 @@ async fn every_instance_shows_what_all_instances_used() {
     })
     .await;
 }
+
+/// Without the database an instance enforces the tenant's `tpm` and a `limits.models` entry's `rpm` on its own
+/// count (local mode), as it does its budgets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_database_an_instance_enforces_tpm_and_model_limits_on_its_own() {
+    use crate::scale_out::CuttableRelay;
+    let Some(schema) = crate::postgres::Schema::create().await else {
+        return;
+    };
+    let relay = CuttableRelay::start("127.0.0.1:5432").await;
+    let url = relay.url_through(&schema.url);
+    let m = mock().await;
+    let config = TempDir::new("lim-cfg");
+    let data = TempDir::new("lim-data");
+    let mut files = Files::new(&[m.url()]);
+    let mut t = tenant("t3", LIMITED_KEY, &["*"]);
+    t["limits"] = json!({"tpm": 1000, "models": {"*sonnet*": {"rpm": 3}}});
+    files.tenants["tenants"].as_array_mut().unwrap().push(t);
+    files.write(&config.0);
+    let gw =
+        Gateway::start_with_env(config, data, &[], &[("CCGATE_DATABASE_URL", url.as_str())]).await;
+    let (usage, _) = small_usage();
+    // While the database is there: one Sonnet request, 250 tokens.
+    assert_eq!(send(&gw, "claude-sonnet-4-6", 256, &usage).await.0, 200);
+    relay.set_down(true);
+    // Sonnet's rpm of 3: two more.
+    let mut sonnet = Vec::new();
+    for _ in 0..4 {
+        sonnet.push(send(&gw, "claude-sonnet-4-6", 256, &usage).await);
+    }
+    assert_eq!(
+        sonnet.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [200, 200, 429, 429]
+    );
+    assert!(
+        sonnet[3].2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("models \"*sonnet*\": rate limit of 3 requests per minute"),
+        "{:?}",
+        sonnet[3]
+    );
+    // 750 of the 1000 tokens used: one more Haiku request fits, the next is refused by tpm.
+    assert_eq!(send(&gw, "claude-haiku-4-5", 256, &usage).await.0, 200);
+    let (status, _, v) = send(&gw, "claude-haiku-4-5", 256, &usage).await;
+    assert_eq!(status, 429, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("tokens per minute limit of 1000 reached (1000 used)"),
+        "{v}"
+    );
+    assert_eq!(health(&gw).await["sharedLimits"]["mode"], "local");
+    relay.set_down(false);
+}
