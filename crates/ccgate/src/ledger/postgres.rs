@@ -39,8 +39,9 @@ pub struct PgStore {
     pool: PgPool,
     /// Which row of `ledger_journal` this process's crash journal owns (see `journal::journal_id`).
     journal_id: String,
-    /// Told what each committed batch spent per tenant, so the instance's own view of its leases follows the
-    /// database's (set once the shared limits start; see [`crate::policy::lease`]).
+    /// Told what each committed batch moved out of the leases, so the instance's own view of its leases follows the
+    /// database's; it also knows which `limits.models` entries a row's tokens count for (set once the shared limits
+    /// start; see [`crate::policy::lease`]).
     committed: OnceLock<Arc<crate::policy::lease::SharedLimits>>,
 }
 
@@ -92,9 +93,9 @@ impl PgStore {
     ///
     /// Idempotent by request id: a batch whose commit reached the server but whose acknowledgement was lost (the
     /// connection dropped) is sent again after a reconnect, and rows already stored are skipped, with their
-    /// rollups, so nothing counts twice. The same transaction moves each tenant's new spend out of this
-    /// instance's budget lease ([`crate::policy::lease`]): spend and lease change together, so another
-    /// instance reading both never sees the money twice or not at all.
+    /// rollups, so nothing counts twice. The same transaction moves each tenant's new spend and `tpm` tokens out
+    /// of this instance's leases ([`crate::policy::lease::lease_moves`]): ledger and leases change together, so
+    /// another instance reading both never sees the money or tokens twice or not at all.
     async fn insert(&self, rows: &[Record], journal_seq: Option<u64>) -> Result<(), LedgerError> {
         let mut tx = self.pool.begin().await?;
         let mut insert =
