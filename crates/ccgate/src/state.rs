@@ -472,6 +472,15 @@ impl Gateway {
             .collect()
     }
 
+    /// Every `limits.models` entry's live state: (tenant id, pattern, state), a snapshot of the map.
+    pub fn all_model_states(&self) -> Vec<(String, String, Arc<TenantState>)> {
+        self.model_states
+            .lock()
+            .iter()
+            .map(|((id, pattern), s)| (id.clone(), pattern.clone(), s.clone()))
+            .collect()
+    }
+
     /// The limits shared with other instances, once started (PostgreSQL store only).
     pub fn shared_limits(&self) -> Option<&Arc<crate::policy::lease::SharedLimits>> {
         self.shared_limits.get()

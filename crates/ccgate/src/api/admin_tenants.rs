@@ -403,6 +403,12 @@ async fn list_inner(gw: &Gateway, parts: &http::request::Parts) -> Result<Value,
     let rt = gw.runtime.load_full();
     let tz = rt.config.server.timezone;
     let shared = super::tenant_status::shared_window_spend(gw, tz).await;
+    let mut clusters = std::collections::HashMap::new();
+    for t in &rt.config.tenants {
+        if let Some(c) = super::usage::cluster_use(gw, t, &rt.config.openai.models, tz).await {
+            clusters.insert(t.id.clone(), c);
+        }
+    }
     let mut out: Vec<Value> = rt
         .config
         .tenants
@@ -414,8 +420,13 @@ async fn list_inner(gw: &Gateway, parts: &http::request::Parts) -> Result<Value,
             let mut v = tenant_json(t, s, &usage);
             // Each limit with max, used, remaining and reset time, as the tenant's own status shows it.
             if let Some(served) = rt.tenants_by_id.get(&t.id) {
-                v["limitStatus"] =
-                    json!(super::tenant_status::limit_status(served, tz, shared.as_deref()).1);
+                let (_, limits) = super::tenant_status::limit_status(
+                    served,
+                    tz,
+                    shared.as_deref(),
+                    clusters.get(&t.id),
+                );
+                v["limitStatus"] = json!(limits);
             }
             v
         })

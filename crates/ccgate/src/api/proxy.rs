@@ -427,13 +427,18 @@ async fn admit<C>(
         counts: a.endpoint.billable(),
     };
     let tz = a.rt.config.server.timezone;
-    // The model's own limits first: a request they refuse takes nothing from the tenant's overall rpm.
+    // The model's own limits first: a request they refuse takes nothing from the tenant's overall rpm. On shared
+    // limits an entry's rpm, maxConcurrent and tpm are leased under its pattern.
+    let shared = gw
+        .shared_limits()
+        .map(|s| (&**s, a.tenant.config.id.as_str()));
     let mut per_model = Vec::new();
     for (m, state) in limits.models.iter().zip(&a.tenant.model_states) {
         if !permissions::model_allowed(std::slice::from_ref(&m.pattern), &p.claude_model) {
             continue;
         }
-        match budget::admit(state, &m.limits, tz, ask, None, &[]).await {
+        let scope = shared.map(|_| ModelScope::new(m, state, &a.rt.config.openai.models));
+        match budget::admit(state, &m.limits, tz, ask, shared, &[], scope.as_ref()).await {
             Ok(adm) => per_model.push((m.pattern.clone(), adm)),
             Err(e) => return Err((budget::for_model(e, &m.pattern), Some(settlement))),
         }
@@ -452,17 +457,7 @@ async fn admit<C>(
             .map(|(m, state)| ModelScope::new(m, state, &a.rt.config.openai.models))
             .collect(),
     };
-    match budget::admit(
-        &a.tenant.state,
-        limits,
-        tz,
-        ask,
-        gw.shared_limits()
-            .map(|s| (&**s, a.tenant.config.id.as_str())),
-        &scopes,
-    )
-    .await
-    {
+    match budget::admit(&a.tenant.state, limits, tz, ask, shared, &scopes, None).await {
         Ok(adm) => {
             settlement.set_admission(adm, per_model);
             Ok(settlement)

@@ -43,7 +43,8 @@ pub async fn status(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let tz = rt.config.server.timezone;
     let t = &tenant.config;
     let shared = shared_window_spend(&gw, tz).await;
-    let (spent, limits) = limit_status(&tenant, tz, shared.as_deref());
+    let cluster = super::usage::cluster_use(&gw, t, &rt.config.openai.models, tz).await;
+    let (spent, limits) = limit_status(&tenant, tz, shared.as_deref(), cluster.as_ref());
     if line {
         return text(StatusCode::OK, &status_line(t, &spent, &limits, tz));
     }
@@ -77,11 +78,13 @@ type WindowSpend = (
 );
 
 /// A tenant's spend per calendar window and each of its limits with max, used, remaining and reset time: what
-/// `/api/tenant/status` answers and the admin listing shows per tenant.
+/// `/api/tenant/status` answers and the admin listing shows per tenant. `cluster`: on shared limits, what every
+/// instance has used of the limits the rollups do not show (`super::usage::cluster_use`).
 pub(super) fn limit_status(
     tenant: &TenantRt,
     tz: chrono_tz::Tz,
     shared: Option<&[WindowSpend]>,
+    cluster: Option<&crate::policy::lease::ClusterUse>,
 ) -> ([i64; 4], Vec<Value>) {
     let today = local_day(tz, Utc::now());
     let t = &tenant.config;
@@ -97,7 +100,14 @@ pub(super) fn limit_status(
         };
     }
     let used = |_: &TenantConfig, w: Window| spent[w as usize];
-    let limits = limits_json(t, tz, &used, Some(&tenant.state), &tenant.model_states);
+    let limits = limits_json(
+        t,
+        tz,
+        &used,
+        Some(&tenant.state),
+        &tenant.model_states,
+        cluster,
+    );
     (spent, limits)
 }
 

@@ -13,7 +13,8 @@ use crate::config::defaults::WeakPassword;
 use crate::config::{Config, TenantConfig};
 use crate::error::{anthropic_error_body, ApiError, Protocol};
 use crate::ledger::{LedgerError, RefusalRow, Store, UsageQuery, UsageRow, UsageTotals};
-use crate::policy::budget::{local_day, midnight_rfc3339, usd, TenantState, Window};
+use crate::policy::budget::{local_day, midnight_rfc3339, span_s, usd, TenantState, Window};
+use crate::policy::lease::{ClusterUse, ScopeUse};
 use crate::state::Gateway;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -152,6 +153,7 @@ async fn answer(gw: Arc<Gateway>, req: Request) -> Response {
         Who::Tenant(t) => {
             let state = gw.tenant_state(&t.id);
             let models = model_states(&gw, &t);
+            let cluster = cluster_use(&gw, &t, &rt.config.openai.models, tz).await;
             tenant_report(
                 &*gw.ledger.store,
                 &t,
@@ -160,11 +162,18 @@ async fn answer(gw: Arc<Gateway>, req: Request) -> Response {
                 &live,
                 Some(&state),
                 &models,
+                cluster.as_ref(),
             )
             .await
         }
         Who::RefusedAdmin(problem) => return admin_refused_response(problem),
         Who::Admin => {
+            let mut clusters = std::collections::HashMap::new();
+            for t in &rt.config.tenants {
+                if let Some(c) = cluster_use(&gw, t, &rt.config.openai.models, tz).await {
+                    clusters.insert(t.id.clone(), c);
+                }
+            }
             admin_report(
                 &*gw.ledger.store,
                 &rt.config.tenants,
@@ -172,6 +181,7 @@ async fn answer(gw: Arc<Gateway>, req: Request) -> Response {
                 tz,
                 &live,
                 &|t| (Some(gw.tenant_state(&t.id)), model_states(&gw, t)),
+                &clusters,
             )
             .await
         }
@@ -533,25 +543,57 @@ pub fn summarize(rows: &[&UsageRow]) -> Value {
 }
 
 /// Each configured limit with max, used, remaining and reset time; `models`: the states of the tenant's
-/// `limits.models` entries (in the config's order), whose limits follow with a `scope`.
+/// `limits.models` entries (in the config's order), whose limits follow with a `scope`. `cluster`: on shared
+/// limits, what every instance has used (`policy/lease.rs`), shown instead of this instance's own count.
 pub fn limits_json(
     t: &TenantConfig,
     tz: chrono_tz::Tz,
     used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
     state: Option<&TenantState>,
     models: &[Arc<TenantState>],
+    cluster: Option<&ClusterUse>,
 ) -> Vec<Value> {
-    let mut out = limit_entries(&t.limits, tz, &|w| used(t, w), state);
+    let scope = |s: &str| cluster.and_then(|c| c.get(s));
+    let mut out = limit_entries(&t.limits, tz, &|w| used(t, w), state, scope(""));
     for (i, m) in t.limits.models.iter().enumerate() {
         let st = models.get(i).map(|s| &**s);
         let today = local_day(tz, Utc::now());
-        let spent = |w: Window| st.map_or(0, |s| s.spent(w, today));
-        for mut e in limit_entries(&m.limits, tz, &spent, st) {
+        let observed = scope(&m.pattern);
+        let spent = |w: Window| match observed.and_then(|o| o.spent) {
+            Some(spent) => spent[w as usize],
+            None => st.map_or(0, |s| s.spent(w, today)),
+        };
+        for mut e in limit_entries(&m.limits, tz, &spent, st, observed) {
             e["scope"] = json!({"model": m.pattern});
             out.push(e);
         }
     }
     out
+}
+
+/// On shared limits, what every instance has used of `t`'s limits that the ledger's rollups do not show (rolling
+/// windows, `tpm`, `rpm`, `maxConcurrent`, the `limits.models` entries'); `None` on a store of one instance, whose
+/// own view is exact, for a tenant without such limits, or when the database cannot be read.
+pub(super) async fn cluster_use(
+    gw: &Gateway,
+    t: &TenantConfig,
+    aliases: &BTreeMap<String, String>,
+    tz: chrono_tz::Tz,
+) -> Option<ClusterUse> {
+    let l = &t.limits;
+    let beyond_rollups = !l.rolling.is_empty()
+        || l.tpm.is_some()
+        || l.rpm.is_some()
+        || l.max_concurrent.is_some()
+        || !l.models.is_empty();
+    let shared = gw.shared_limits().filter(|_| beyond_rollups)?;
+    match shared.cluster_use(t, aliases, tz).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(tenant = %t.id, error = %e, "cannot read every instance's use of the limits; showing this instance's");
+            None
+        }
+    }
 }
 
 /// The live states of `t`'s `limits.models` entries, in the config's order.
@@ -568,6 +610,7 @@ fn limit_entries(
     tz: chrono_tz::Tz,
     used: &dyn Fn(Window) -> i64,
     state: Option<&TenantState>,
+    observed: Option<&ScopeUse>,
 ) -> Vec<Value> {
     let now = Utc::now();
     let today = local_day(tz, now);
@@ -592,7 +635,10 @@ fn limit_entries(
     }
     for r in &l.rolling {
         // `resets_at`: when the next request fits again if the window is full, else when its oldest spend leaves.
-        let (spent, next) = state.map_or((0, None), |s| s.rolling_status(r, now));
+        let (spent, next) = match observed.and_then(|o| o.rolling.as_ref()) {
+            Some(b) => b.status(now, span_s(r.hours), r.max_nanousd),
+            None => state.map_or((0, None), |s| s.rolling_status(r, now)),
+        };
         let mut e = usd_entry(
             format!("rolling {}h", r.hours),
             r.max_nanousd,
@@ -603,7 +649,10 @@ fn limit_entries(
         out.push(e);
     }
     if let Some(rpm) = l.rpm {
-        let (used, next) = state.map(|s| s.rpm_window()).unwrap_or((0, None));
+        let (used, next) = match observed.and_then(|o| o.requests) {
+            Some(requests) => requests,
+            None => state.map(|s| s.rpm_window()).unwrap_or((0, None)),
+        };
         let resets_at = next
             .and_then(|d| chrono::Duration::from_std(d).ok())
             .map(|d| (now + d).to_rfc3339());
@@ -611,7 +660,10 @@ fn limit_entries(
             "remaining": rpm.saturating_sub(used), "window": "rolling 60 s", "resets_at": resets_at}));
     }
     if let Some(tpm) = l.tpm {
-        let (used, next) = state.map_or((0, None), |s| s.tpm_status(tpm, now));
+        let (used, next) = match observed.and_then(|o| o.tokens.as_ref()) {
+            Some(b) => b.status(now, 60, i64::try_from(tpm).unwrap_or(i64::MAX)),
+            None => state.map_or((0, None), |s| s.tpm_status(tpm, now)),
+        };
         let used = u64::try_from(used).unwrap_or(0);
         out.push(
             json!({"name": "tpm", "kind": "tokens_per_minute", "max": tpm, "used": used,
@@ -620,9 +672,12 @@ fn limit_entries(
         );
     }
     if let Some(mc) = l.max_concurrent {
-        let in_flight = state
-            .map(|s| s.in_flight.load(std::sync::atomic::Ordering::Relaxed))
-            .unwrap_or(0);
+        let in_flight = match observed.and_then(|o| o.slots) {
+            Some(slots) => slots,
+            None => state
+                .map(|s| s.in_flight.load(std::sync::atomic::Ordering::Relaxed))
+                .unwrap_or(0),
+        };
         out.push(json!({"name": "maxConcurrent", "kind": "concurrent_requests", "max": mc, "used": in_flight,
             "remaining": mc.saturating_sub(in_flight), "resets_at": null}));
     }
@@ -644,6 +699,8 @@ fn query(tenant: Option<&str>, r: &Range) -> UsageQuery {
     }
 }
 
+/// `cluster`: what every instance has used of the limits ([`cluster_use`]); `None` offline or on one instance.
+#[allow(clippy::too_many_arguments)]
 pub async fn tenant_report(
     store: &dyn Store,
     t: &TenantConfig,
@@ -652,6 +709,7 @@ pub async fn tenant_report(
     used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
     state: Option<&TenantState>,
     models: &[Arc<TenantState>],
+    cluster: Option<&ClusterUse>,
 ) -> Result<Value, LedgerError> {
     let report = store.usage(&query(Some(&t.id), r)).await?;
     let refused = store.refusals(&query(Some(&t.id), r)).await?;
@@ -662,7 +720,7 @@ pub async fn tenant_report(
     v["from"] = json!(r.from.map(|d| d.to_string()));
     v["to"] = json!(r.to.map(|d| d.to_string()));
     v["timezone"] = json!(tz.name());
-    v["limits"] = json!(limits_json(t, tz, used, state, models));
+    v["limits"] = json!(limits_json(t, tz, used, state, models, cluster));
     Ok(v)
 }
 
@@ -677,6 +735,7 @@ pub async fn admin_report(
     tz: chrono_tz::Tz,
     used: &(dyn Fn(&TenantConfig, Window) -> i64 + Sync),
     state: &LiveStates<'_>,
+    clusters: &std::collections::HashMap<String, ClusterUse>,
 ) -> Result<Value, LedgerError> {
     let report = store.usage(&query(None, r)).await?;
     let refused = store.refusals(&query(None, r)).await?;
@@ -700,7 +759,14 @@ pub async fn admin_report(
         tv["enabled"] = json!(t.enabled);
         tv["refusals"] = refusals_of(&t.id);
         let (st, models) = state(t);
-        tv["limits"] = json!(limits_json(t, tz, used, st.as_deref(), &models));
+        tv["limits"] = json!(limits_json(
+            t,
+            tz,
+            used,
+            st.as_deref(),
+            &models,
+            clusters.get(&t.id)
+        ));
         list.push(tv);
     }
     // Tenants removed from the config still have history; show it rather than hide spend.

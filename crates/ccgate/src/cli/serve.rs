@@ -483,7 +483,7 @@ pub async fn usage(
                 .iter()
                 .find(|t| &t.id == id)
                 .ok_or_else(|| anyhow::anyhow!("no tenant with id {id:?} in tenants.json"))?;
-            let mut v = tenant_report(&*store, t, &range, tz, &used, None, &[]).await?;
+            let mut v = tenant_report(&*store, t, &range, tz, &used, None, &[], None).await?;
             v["tenants"] = serde_json::json!([{
                 "id": t.id, "name": t.name, "totals": v["totals"].clone(), "limits": v["limits"].clone(),
                 "refusals": v["refusals"].clone()
@@ -491,9 +491,15 @@ pub async fn usage(
             v
         }
         None => {
-            admin_report(&*store, &cfg.tenants, &range, tz, &used, &|_| {
-                (None, Vec::new())
-            })
+            admin_report(
+                &*store,
+                &cfg.tenants,
+                &range,
+                tz,
+                &used,
+                &|_| (None, Vec::new()),
+                &Default::default(),
+            )
             .await?
         }
     };

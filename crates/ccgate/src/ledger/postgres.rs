@@ -24,7 +24,7 @@ use futures_util::future::BoxFuture;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, QueryBuilder};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -39,8 +39,9 @@ pub struct PgStore {
     pool: PgPool,
     /// Which row of `ledger_journal` this process's crash journal owns (see `journal::journal_id`).
     journal_id: String,
-    /// Told what each committed batch spent per tenant, so the instance's own view of its leases follows the
-    /// database's (set once the shared limits start; see [`crate::policy::lease`]).
+    /// Told what each committed batch moved out of the leases, so the instance's own view of its leases follows the
+    /// database's; it also knows which `limits.models` entries a row's tokens count for (set once the shared limits
+    /// start; see [`crate::policy::lease`]).
     committed: OnceLock<Arc<crate::policy::lease::SharedLimits>>,
 }
 
@@ -92,9 +93,9 @@ impl PgStore {
     ///
     /// Idempotent by request id: a batch whose commit reached the server but whose acknowledgement was lost (the
     /// connection dropped) is sent again after a reconnect, and rows already stored are skipped, with their
-    /// rollups, so nothing counts twice. The same transaction moves each tenant's new spend out of this
-    /// instance's budget lease ([`crate::policy::lease`]): spend and lease change together, so another
-    /// instance reading both never sees the money twice or not at all.
+    /// rollups, so nothing counts twice. The same transaction moves each tenant's new spend and `tpm` tokens out
+    /// of this instance's leases ([`crate::policy::lease::lease_moves`]): ledger and leases change together, so
+    /// another instance reading both never sees the money or tokens twice or not at all.
     async fn insert(&self, rows: &[Record], journal_seq: Option<u64>) -> Result<(), LedgerError> {
         let mut tx = self.pool.begin().await?;
         let mut insert =
@@ -127,13 +128,7 @@ impl PgStore {
         groups.sort_by(|(a, _), (b, _)| {
             (a.day, a.tenant_id, a.model).cmp(&(b.day, b.tenant_id, b.model))
         });
-        let mut spend: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-        for r in rows {
-            if let (Some(instance), true) = (r.instance_id.as_deref(), r.cost_nanousd > 0) {
-                let s = spend.entry((r.tenant_id.as_str(), instance)).or_default();
-                *s = s.saturating_add(r.cost_nanousd);
-            }
-        }
+        let moves = crate::policy::lease::lease_moves(rows, self.committed.get().map(|s| &**s));
         for (k, d) in groups {
             bind_rollup(sqlx::query(UPSERT_ROLLUP), &k, &d)
                 .execute(&mut *tx)
@@ -146,8 +141,8 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        for ((tenant, instance), cost) in &spend {
-            crate::policy::lease::spend_from_lease(&mut tx, tenant, instance, *cost).await?;
+        for mv in &moves {
+            crate::policy::lease::move_to_ledger(&mut tx, mv).await?;
         }
         if let Some(seq) = journal_seq {
             sqlx::query(
@@ -162,9 +157,7 @@ impl PgStore {
         }
         tx.commit().await?;
         if let Some(hook) = self.committed.get() {
-            for ((tenant, instance), cost) in spend {
-                hook.committed(tenant, instance, cost);
-            }
+            hook.committed(&moves);
         }
         Ok(())
     }

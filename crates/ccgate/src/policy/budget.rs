@@ -260,30 +260,16 @@ impl TenantState {
         r: &RollingLimit,
         now: DateTime<Utc>,
     ) -> (i64, Option<DateTime<Utc>>) {
-        let book = self.book.lock();
-        let span = span_s(r.hours);
-        let spent = book.rolling.sum(now, span);
-        if spent == 0 {
-            return (0, None);
-        }
-        let below = if spent >= r.max_nanousd {
-            r.max_nanousd
-        } else {
-            spent
-        };
-        (spent, Some(book.rolling.below_at(now, span, below)))
+        self.book
+            .lock()
+            .rolling
+            .status(now, span_s(r.hours), r.max_nanousd)
     }
 
     /// Tokens metered in the last minute, and when that count next drops (`None`: none).
     pub fn tpm_status(&self, tpm: u64, now: DateTime<Utc>) -> (i64, Option<DateTime<Utc>>) {
-        let book = self.book.lock();
-        let used = book.tokens.sum(now, 60);
-        if used == 0 {
-            return (0, None);
-        }
         let max = i64::try_from(tpm).unwrap_or(i64::MAX);
-        let below = if used >= max { max } else { used };
-        (used, Some(book.tokens.below_at(now, 60, below)))
+        self.book.lock().tokens.status(now, 60, max)
     }
 
     /// Seeds the recent-cost peak from the ledger at startup.
@@ -321,28 +307,25 @@ impl TenantState {
         }
     }
 
-    pub fn lease_granted(&self, usd: (i64, bool), slots: (u32, bool), tickets: Option<(i64, u32)>) {
-        self.book
-            .lock()
-            .lease
-            .granted(usd, slots, tickets, Instant::now());
+    pub fn lease_granted(&self, grant: super::lease::Grant) {
+        self.book.lock().lease.granted(grant, Instant::now());
         self.settled.notify_waiters();
     }
 
-    pub fn lease_committed(&self, cost: i64) {
-        self.book.lock().lease.committed(cost);
+    pub fn lease_committed(&self, cost: i64, tokens: i64) {
+        self.book.lock().lease.committed(cost, tokens);
     }
 
-    pub fn lease_restore(&self, usd: i64, slots: u32) {
-        self.book.lock().lease.restore(usd, slots);
+    pub fn lease_restore(&self, back: &super::lease::Returned) {
+        self.book.lock().lease.restore(back);
     }
 
     /// What this instance should give back of its share now (see [`super::lease::Share::trim`]).
     pub fn lease_trim(&self, now: Instant) -> super::lease::Returned {
         let mut book = self.book.lock();
-        let reserved = book.reserved;
+        let (reserved, reserved_tokens) = (book.reserved, book.reserved_tokens);
         let in_flight = self.in_flight.load(Ordering::Acquire);
-        book.lease.trim(reserved, in_flight, now)
+        book.lease.trim(reserved, reserved_tokens, in_flight, now)
     }
 }
 
@@ -361,8 +344,11 @@ pub struct Admission {
     holds_slot: bool,
     blind: bool,
     tz: Tz,
-    /// Admitted under shared limits: its cost is pending against this instance's lease until stored.
-    shared: bool,
+    /// Admitted under the tenant's shared limits: its cost is pending against this instance's lease until stored.
+    pending_usd: bool,
+    /// Admitted under a shared `tpm` (the tenant's or a model's): its tokens are pending against this instance's
+    /// token lease until stored.
+    pending_tokens: bool,
 }
 
 /// A window's spend before and after a settlement (what alerts look at for threshold crossings).
@@ -421,10 +407,13 @@ impl Admission {
             book.tokens.add(now, tokens.max(0));
             book.tokens.prune(now, 60);
         }
-        if self.shared {
+        if self.pending_usd {
             // Spent here, not yet in the shared ledger: it stays counted against this instance's lease until the
             // batch that stores it commits (see `lease::SharedLimits::committed`).
             book.lease.pending = book.lease.pending.saturating_add(cost_nanousd.max(0));
+        }
+        if self.pending_tokens && self.counts {
+            book.lease.pending_tokens = book.lease.pending_tokens.saturating_add(tokens.max(0));
         }
         let calendar = Window::ALL.map(|w| {
             let start = w.start(today);
@@ -523,6 +512,10 @@ const SHARED_WAIT_STEP: Duration = Duration::from_millis(100);
 /// `models`: the request's `limits.models` entries with dollar windows. With shared limits each such request is
 /// checked against the entries' global spend once (a claim), since a lease is carved from the tenant's room, not
 /// the model's.
+///
+/// `model`: this admission is for that `limits.models` entry (`state` and `limits` are the entry's): its `rpm`,
+/// `maxConcurrent` and `tpm` are leased under the entry's scope; its dollar windows are left to the tenant's
+/// admission (through `models`).
 pub async fn admit(
     state: &Arc<TenantState>,
     limits: &Limits,
@@ -530,6 +523,7 @@ pub async fn admit(
     ask: Ask,
     shared: Option<(&super::lease::SharedLimits, &str)>,
     models: &[super::lease::ModelScope<'_>],
+    model: Option<&super::lease::ModelScope<'_>>,
 ) -> Result<Admission, ApiError> {
     let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
     let mut models_checked = models.is_empty();
@@ -549,6 +543,7 @@ pub async fn admit(
                 .then(|| {
                     shared.map(|(s, _)| Leased {
                         valid: s.lease_valid(),
+                        usd: model.is_none(),
                         models: ModelDollars {
                             apply: !models.is_empty(),
                             check: !models_checked,
@@ -559,7 +554,8 @@ pub async fn admit(
             Utc::now(),
         ) {
             Ok(mut a) => {
-                a.shared = shared.is_some();
+                a.pending_usd = shared.is_some() && model.is_none();
+                a.pending_tokens = shared.is_some() && limits.tpm.is_some();
                 return Ok(a);
             }
             Err(Refusal::Refused(e)) => return Err(e),
@@ -571,25 +567,19 @@ pub async fn admit(
                     continue;
                 };
                 match shared
-                    .claim(tenant_id, state, limits, tz, need, models)
+                    .claim(tenant_id, state, limits, tz, need, models, model)
                     .await
                 {
                     super::lease::Claimed::Granted | super::lease::Claimed::Unavailable => {
                         models_checked |= need.check_models;
                     }
                     super::lease::Claimed::Refused(e) => return Err(e),
-                    super::lease::Claimed::HeldInFlight {
-                        remaining,
-                        max,
-                        window,
-                    } => {
+                    super::lease::Claimed::HeldInFlight(rest) => {
                         if !may_wait {
                             return Err(ApiError::RateLimited(
                                 format!(
-                                    "the rest of the {window} budget (${} of ${}) is reserved by requests in flight \
-                                     on this or another gateway instance; retry when they finish",
-                                    usd(remaining),
-                                    usd(max)
+                                    "the rest of the {rest} is reserved by requests in flight on this or another \
+                                     gateway instance; retry when they finish"
                                 ),
                                 5,
                             ));
@@ -611,11 +601,13 @@ struct ModelDollars {
     check: bool,
 }
 
-/// Admission under shared limits: whether this instance's lease is still valid (renewed in time), and the
-/// request's per-model dollar windows.
+/// Admission under shared limits: whether this instance's lease is still valid (renewed in time), whether the
+/// dollar budgets are leased (the tenant's admission; not a model entry's), and the request's per-model dollar
+/// windows.
 #[derive(Debug, Clone, Copy)]
 struct Leased {
     valid: bool,
+    usd: bool,
     models: ModelDollars,
 }
 
@@ -631,6 +623,7 @@ fn try_admit(
     now_utc: DateTime<Utc>,
 ) -> Result<Admission, Refusal> {
     let lease = leased.map(|l| l.valid);
+    let lease_usd = leased.is_some_and(|l| l.usd);
     let models = leased.map(|l| l.models).unwrap_or_default();
     let mut adm = Admission {
         state: state.clone(),
@@ -647,7 +640,8 @@ fn try_admit(
         holds_slot: false,
         blind: false,
         tz,
-        shared: false,
+        pending_usd: false,
+        pending_tokens: false,
     };
     if !ask.counts {
         return Ok(adm);
@@ -686,7 +680,17 @@ fn try_admit(
         dollars,
     )?;
     let reserve_tokens = tokens_reservation(&book, limits, ask.tokens, may_wait, now_utc)?;
-    if let (Some(_), Some(r)) = (lease, reserve) {
+    if let (Some(_), Some(t)) = (lease, reserve_tokens) {
+        let used = book
+            .reserved_tokens
+            .saturating_add(book.lease.pending_tokens)
+            .saturating_add(t);
+        if used > book.lease.tokens {
+            need.tokens = used - book.lease.tokens;
+            need.unit_tokens = t;
+        }
+    }
+    if let (true, Some(r)) = (lease_usd, reserve) {
         let used = book
             .reserved
             .saturating_add(book.lease.pending)
@@ -764,14 +768,7 @@ fn tokens_reservation(
     let used = book.tokens.sum(now, 60);
     if used >= max {
         let at = book.tokens.below_at(now, 60, max);
-        let wait = (at - now).num_seconds().max(1) as u64;
-        return Err(Refusal::Refused(ApiError::RateLimited(
-            format!(
-                "tokens per minute limit of {tpm} reached ({used} used); next request fits at {}",
-                fits_at(at, now)
-            ),
-            wait,
-        )));
+        return Err(Refusal::Refused(tpm_exhausted(max, used, at, now)));
     }
     if used.saturating_add(book.reserved_tokens) >= max {
         if may_wait {
@@ -787,6 +784,19 @@ fn tokens_reservation(
         )));
     }
     Ok(Some(estimate.max(0)))
+}
+
+/// The refusal of a request whose `tpm` is used up (`used` tokens in the last minute); the next request fits at
+/// `at`.
+pub fn tpm_exhausted(tpm: i64, used: i64, at: DateTime<Utc>, now: DateTime<Utc>) -> ApiError {
+    let wait = (at - now).num_seconds().max(1) as u64;
+    ApiError::RateLimited(
+        format!(
+            "tokens per minute limit of {tpm} reached ({used} used); next request fits at {}",
+            fits_at(at, now)
+        ),
+        wait,
+    )
 }
 
 /// A time a refused request may be retried at, as tenants read it: `14:05 UTC`, with the date if not today.
@@ -1000,13 +1010,13 @@ mod tests {
     async fn cold_start_runs_one_request_alone() {
         let st = Arc::new(TenantState::default());
         let l = limits(3.0);
-        let first = admit(&st, &l, chrono_tz::UTC, ask(10), None, &[])
+        let first = admit(&st, &l, chrono_tz::UTC, ask(10), None, &[], None)
             .await
             .unwrap();
         let st2 = st.clone();
         let l2 = l.clone();
         let waiter = tokio::spawn(async move {
-            admit(&st2, &l2, chrono_tz::UTC, ask(10), None, &[])
+            admit(&st2, &l2, chrono_tz::UTC, ask(10), None, &[], None)
                 .await
                 .map(|_| ())
         });
@@ -1024,13 +1034,13 @@ mod tests {
         let st = Arc::new(TenantState::default());
         st.load_observed_peak(0);
         let l = limits(3.0);
-        let held = admit(&st, &l, chrono_tz::UTC, ask(3_000_000_000), None, &[])
+        let held = admit(&st, &l, chrono_tz::UTC, ask(3_000_000_000), None, &[], None)
             .await
             .unwrap();
         // The whole budget is reserved, not spent: a second request waits instead of getting a false 402.
         let (st2, l2) = (st.clone(), l.clone());
         let waiter = tokio::spawn(async move {
-            admit(&st2, &l2, chrono_tz::UTC, ask(1), None, &[])
+            admit(&st2, &l2, chrono_tz::UTC, ask(1), None, &[], None)
                 .await
                 .map(|a| a.settle(0, 0))
         });
@@ -1039,12 +1049,12 @@ mod tests {
         held.settle(1_000_000_000, 0); // cheaper than reserved: room is left
         assert!(waiter.await.unwrap().is_ok());
         // Now spend it all while another request waits: that one gets the real 402.
-        let held = admit(&st, &l, chrono_tz::UTC, ask(3_000_000_000), None, &[])
+        let held = admit(&st, &l, chrono_tz::UTC, ask(3_000_000_000), None, &[], None)
             .await
             .unwrap();
         let (st2, l2) = (st.clone(), l.clone());
         let waiter = tokio::spawn(async move {
-            admit(&st2, &l2, chrono_tz::UTC, ask(1), None, &[])
+            admit(&st2, &l2, chrono_tz::UTC, ask(1), None, &[], None)
                 .await
                 .map(|_| ())
         });

@@ -108,6 +108,21 @@ impl Buckets {
         }
     }
 
+    /// The amount in the window of `span_s` seconds at `now`, and when it next drops: the time an amount below `max`
+    /// is reached again when the window is full, else when its oldest amount leaves (`None`: nothing in it).
+    pub fn status(
+        &self,
+        now: DateTime<Utc>,
+        span_s: i64,
+        max: i64,
+    ) -> (i64, Option<DateTime<Utc>>) {
+        let used = self.sum(now, span_s);
+        if used == 0 {
+            return (0, None);
+        }
+        (used, Some(self.below_at(now, span_s, used.min(max))))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.q.is_empty()
     }

@@ -530,9 +530,14 @@ fn tenant_limits(rt: &crate::state::Runtime) {
     let today = crate::policy::budget::local_day(tz, chrono::Utc::now());
     for t in rt.tenants_by_id.values() {
         let used = |_: &crate::config::TenantConfig, w| t.state.spent(w, today);
-        for e in
-            crate::api::usage::limits_json(&t.config, tz, &used, Some(&t.state), &t.model_states)
-        {
+        for e in crate::api::usage::limits_json(
+            &t.config,
+            tz,
+            &used,
+            Some(&t.state),
+            &t.model_states,
+            None,
+        ) {
             let (max, used) = if e["kind"] == "usd" {
                 (e["max_usd"].as_f64(), e["used_usd"].as_f64())
             } else {

@@ -472,11 +472,13 @@ async fn expires_at_in_tenants_json() {
 }
 
 /// A burst of 60 Sonnet requests, 30 at a time, over two instances on one PostgreSQL store whose tenant `t3` has
-/// `limits` (a dollar limit of three requests): the ledger holds what the clients were answered, the spend stays
-/// within one request per instance over, and afterwards both instances refuse with `status` and a message that
-/// passes `names_the_limit`.
+/// `limits`, of which `fits` requests answered with the mock's `usage` headers (each then billed `unit` nano-USD)
+/// use up the limit under test: the ledger holds what the clients were answered, at most one request per instance
+/// goes over, and afterwards both instances refuse with `status` and a message that passes `names_the_limit`.
 async fn burst_holds_across_two_instances(
     limits: Value,
+    usage: &[(&'static str, String)],
+    (unit, fits): (i64, i64),
     status: u16,
     names_the_limit: fn(&str) -> bool,
 ) {
@@ -485,10 +487,9 @@ async fn burst_holds_across_two_instances(
         return;
     };
     let m = mock().await;
-    let budget = 3 * ONE_SONNET;
     let (a, b) = two_instances(&schema, m.url(), limits).await;
     let (a, b) = (Arc::new(a), Arc::new(b));
-    let statuses = spread([&a, &b], 60, 30, &sonnet_usage()).await;
+    let statuses = spread([&a, &b], 60, 30, usage).await;
     assert!(
         statuses
             .iter()
@@ -501,11 +502,11 @@ async fn burst_holds_across_two_instances(
         (rows == ok).then_some((rows, spent))
     })
     .await;
-    assert_eq!(spent, rows * ONE_SONNET);
-    assert!(ok >= 3, "{ok}");
+    assert_eq!(spent, rows * unit);
+    assert!(ok >= fits, "{ok} of {fits}");
     assert!(
-        spent <= budget + 2 * ONE_SONNET,
-        "spent {spent} of {budget}: more than one request per instance over ({ok} requests)"
+        ok <= fits + 2,
+        "{ok} requests where {fits} fit: more than one request per instance over"
     );
     for gw in [&a, &b] {
         let r = post_messages(
@@ -523,11 +524,25 @@ async fn burst_holds_across_two_instances(
     }
 }
 
+/// 50 input and 200 output tokens: 250 for `tpm`, below each request's reservation (body bytes + `max_tokens` 256);
+/// billed 50 × 3,000 + 200 × 15,000 nano-USD at Sonnet's list price.
+fn small_usage() -> (Vec<(&'static str, String)>, i64) {
+    (
+        vec![
+            ("x-mock-input-tokens", "50".to_string()),
+            ("x-mock-output-tokens", "200".to_string()),
+        ],
+        3_150_000,
+    )
+}
+
 /// A rolling window holds across two instances (its spend is read in the lease claim's snapshot).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_window_holds_across_two_instances() {
     burst_holds_across_two_instances(
         json!({"rolling": [{"hours": 5, "maxUSD": 1.35}]}),
+        &sonnet_usage(),
+        (ONE_SONNET, 3),
         429,
         |m| m.starts_with("rolling 5h limit $1.35 reached"),
     )
@@ -540,10 +555,239 @@ async fn a_rolling_window_holds_across_two_instances() {
 async fn a_per_model_budget_holds_across_two_instances() {
     burst_holds_across_two_instances(
         json!({"models": {"*SONNET*": {"daily": {"maxUSD": 1.35}}}}),
+        &sonnet_usage(),
+        (ONE_SONNET, 3),
         402,
         |m| m.contains("daily (models \"*SONNET*\")"),
     )
     .await;
+}
+
+/// The tenant's `tpm` holds across two instances: a token lease carved from what the last minute's stored rows and
+/// the other instances' leases leave; 1000 tokens fit four requests of 250.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_per_minute_hold_across_two_instances() {
+    let (usage, unit) = small_usage();
+    burst_holds_across_two_instances(json!({"tpm": 1000}), &usage, (unit, 4), 429, |m| {
+        m.starts_with("tokens per minute limit of 1000 reached")
+    })
+    .await;
+}
+
+/// A `limits.models` entry's `rpm` holds across two instances: tickets drawn under the entry's pattern.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_model_rpm_holds_across_two_instances() {
+    let (usage, unit) = small_usage();
+    burst_holds_across_two_instances(
+        json!({"models": {"*sonnet*": {"rpm": 5}}}),
+        &usage,
+        (unit, 5),
+        429,
+        |m| m.starts_with("models \"*sonnet*\": rate limit of 5 requests per minute"),
+    )
+    .await;
+}
+
+/// A `limits.models` entry's `maxConcurrent` holds across two instances: slots leased under the entry's pattern.
+/// Eight slow requests at once over both instances: at most two run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_model_max_concurrent_holds_across_two_instances() {
+    use crate::scale_out::{spread, two_instances};
+    let Some(schema) = crate::postgres::Schema::create().await else {
+        return;
+    };
+    let m = mock().await;
+    let (a, b) = two_instances(
+        &schema,
+        m.url(),
+        json!({"models": {"*sonnet*": {"maxConcurrent": 2}}}),
+    )
+    .await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let slow = [("x-mock-first-byte-delay-ms", "700".to_string())];
+    let statuses = spread([&a, &b], 8, 8, &slow).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 429)),
+        "{statuses:?}"
+    );
+    assert!(
+        (1..=2).contains(&ok),
+        "{ok} of 8 simultaneous requests ran with maxConcurrent 2 over two instances: {statuses:?}"
+    );
+}
+
+/// A `limits.models` entry's `tpm` holds across two instances: token leases under the entry's pattern, carved from
+/// what the stored rows of its models leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_model_tpm_holds_across_two_instances() {
+    let (usage, unit) = small_usage();
+    burst_holds_across_two_instances(
+        json!({"models": {"*sonnet*": {"tpm": 1000}}}),
+        &usage,
+        (unit, 4),
+        429,
+        |m| m.starts_with("models \"*sonnet*\": tokens per minute limit of 1000 reached"),
+    )
+    .await;
+}
+
+/// The limits that the rollups do not show (rolling windows, `tpm`, `rpm`, and a `limits.models` entry's) count
+/// every instance's use wherever they are shown: `POST /usage`, `GET /api/tenant/status` and the admin listing's
+/// `limitStatus`, on either instance, after two requests on one and three on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_shows_what_all_instances_used() {
+    use crate::scale_out::{t3_spend, two_instances, LIMITED_KEY};
+    let Some(schema) = crate::postgres::Schema::create().await else {
+        return;
+    };
+    let m = mock().await;
+    let (a, b) = two_instances(
+        &schema,
+        m.url(),
+        json!({"rolling": [{"hours": 5, "maxUSD": 100}], "tpm": 100000, "rpm": 100,
+               "models": {"*sonnet*": {"daily": {"maxUSD": 100}, "tpm": 100000, "rpm": 100}}}),
+    )
+    .await;
+    let (usage, unit) = small_usage();
+    for gw in [&a, &a, &b, &b, &b] {
+        let mut rb = client()
+            .post(format!("{}/anthropic/v1/messages", gw.url))
+            .header("x-api-key", LIMITED_KEY)
+            .header("anthropic-version", "2023-06-01")
+            .json(&messages_body("claude-sonnet-4-6", false));
+        for (k, v) in &usage {
+            rb = rb.header(*k, v.as_str());
+        }
+        assert_eq!(rb.send().await.unwrap().status(), 200);
+    }
+    eventually(10, || async {
+        (t3_spend(&schema).await.0 == 5).then_some(())
+    })
+    .await;
+    // Five requests of 250 tokens, `unit` nano-USD each. rpm tickets drawn and not used go back within a second.
+    let all_five = |limits: &[Value]| {
+        let usd = |e: &Value| (e["used_usd"].as_f64().unwrap() * 1e9).round() as i64;
+        usd(entry(limits, "rolling 5h", None)) == 5 * unit
+            && usd(entry(limits, "daily", Some("*sonnet*"))) == 5 * unit
+            && [None, Some("*sonnet*")].iter().all(|scope| {
+                entry(limits, "tpm", *scope)["used"] == 1250
+                    && entry(limits, "rpm", *scope)["used"] == 5
+            })
+    };
+    for gw in [&a, &b] {
+        eventually(10, || async {
+            let v: Value = client()
+                .post(format!("{}/usage", gw.url))
+                .json(&json!({"type": "tenant", "apiKey": LIMITED_KEY}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            all_five(v["limits"].as_array().unwrap()).then_some(())
+        })
+        .await;
+        let status: Value = client()
+            .get(format!("{}/api/tenant/status", gw.url))
+            .header("x-api-key", LIMITED_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(all_five(status["limits"].as_array().unwrap()), "{status}");
+        let listed: Value = client()
+            .get(format!("{}/api/admin/tenants", gw.url))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let t3 = listed["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == "t3")
+            .unwrap();
+        assert!(all_five(t3["limitStatus"].as_array().unwrap()), "{t3}");
+    }
+    // Stored spend and tokens left the leases (the tenant's and the entry's) in the batches that stored them, and
+    // the unused rest goes back once idle: nothing stays held.
+    eventually(10, || async {
+        let mut conn = schema.connect().await;
+        let held: (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE scope = '*sonnet*' AND kind = 'tokens'),
+                    COALESCE(SUM(amount), 0)::bigint
+             FROM limit_leases WHERE tenant_id = 't3' AND kind IN ('usd', 'tokens')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(held.0, 2, "each instance leased the entry's tokens");
+        (held.1 == 0).then_some(())
+    })
+    .await;
+}
+
+/// Without the database an instance enforces the tenant's `tpm` and a `limits.models` entry's `rpm` on its own
+/// count (local mode), as it does its budgets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_database_an_instance_enforces_tpm_and_model_limits_on_its_own() {
+    use crate::scale_out::CuttableRelay;
+    let Some(schema) = crate::postgres::Schema::create().await else {
+        return;
+    };
+    let relay = CuttableRelay::start("127.0.0.1:5432").await;
+    let url = relay.url_through(&schema.url);
+    let m = mock().await;
+    let config = TempDir::new("lim-cfg");
+    let data = TempDir::new("lim-data");
+    let mut files = Files::new(&[m.url()]);
+    let mut t = tenant("t3", LIMITED_KEY, &["*"]);
+    t["limits"] = json!({"tpm": 1000, "models": {"*sonnet*": {"rpm": 3}}});
+    files.tenants["tenants"].as_array_mut().unwrap().push(t);
+    files.write(&config.0);
+    let gw =
+        Gateway::start_with_env(config, data, &[], &[("CCGATE_DATABASE_URL", url.as_str())]).await;
+    let (usage, _) = small_usage();
+    // While the database is there: one Sonnet request, 250 tokens.
+    assert_eq!(send(&gw, "claude-sonnet-4-6", 256, &usage).await.0, 200);
+    relay.set_down(true);
+    // Sonnet's rpm of 3: two more.
+    let mut sonnet = Vec::new();
+    for _ in 0..4 {
+        sonnet.push(send(&gw, "claude-sonnet-4-6", 256, &usage).await);
+    }
+    assert_eq!(
+        sonnet.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [200, 200, 429, 429]
+    );
+    assert!(
+        sonnet[3].2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("models \"*sonnet*\": rate limit of 3 requests per minute"),
+        "{:?}",
+        sonnet[3]
+    );
+    // 750 of the 1000 tokens used: one more Haiku request fits, the next is refused by tpm.
+    assert_eq!(send(&gw, "claude-haiku-4-5", 256, &usage).await.0, 200);
+    let (status, _, v) = send(&gw, "claude-haiku-4-5", 256, &usage).await;
+    assert_eq!(status, 429, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("tokens per minute limit of 1000 reached (1000 used)"),
+        "{v}"
+    );
+    assert_eq!(health(&gw).await["sharedLimits"]["mode"], "local");
+    relay.set_down(false);
 }
 
 /// A reload that adds a rolling window, or a `limits.models` entry with a daily budget, counts the spend the ledger

@@ -291,14 +291,14 @@ async fn a_session_moved_by_a_failover_on_one_instance_moves_on_all() {
 
 /// A TCP relay to PostgreSQL that the test can cut: while down it drops every open connection and refuses new
 /// ones, as a database that went away does (the machine's server itself is shared and stays up).
-struct CuttableRelay {
+pub(crate) struct CuttableRelay {
     addr: std::net::SocketAddr,
     down: Arc<std::sync::atomic::AtomicBool>,
     cut: Arc<tokio::sync::Notify>,
 }
 
 impl CuttableRelay {
-    async fn start(target: &str) -> CuttableRelay {
+    pub(crate) async fn start(target: &str) -> CuttableRelay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -327,7 +327,7 @@ impl CuttableRelay {
         CuttableRelay { addr, down, cut }
     }
 
-    fn set_down(&self, down: bool) {
+    pub(crate) fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
         if down {
             self.cut.notify_waiters();
@@ -335,7 +335,7 @@ impl CuttableRelay {
     }
 
     /// `url` with its host and port replaced by this relay's.
-    fn url_through(&self, url: &str) -> String {
+    pub(crate) fn url_through(&self, url: &str) -> String {
         let at = url.find('@').map(|i| i + 1).unwrap_or("postgres://".len());
         let end = at + url[at..].find('/').unwrap();
         format!("{}{}{}", &url[..at], self.addr, &url[end..])
