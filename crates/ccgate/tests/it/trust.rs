@@ -524,10 +524,9 @@ async fn the_balance_poller_reads_new_api_billing_and_alerts_when_low() {
     assert_eq!(low, 1, "{a:#}");
 }
 
-/// The scorecard's figures against a known sequence: 3 answers of 25 input + 12 output tokens (one asking for
-/// caching), 1 upstream error, on an upstream at `priceMultiplier` 0.5 (Sonnet: $3 / $15 per million).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scorecard_figures_are_exact_for_a_known_sequence() {
+/// A gateway on one upstream billed at half price, after a known sequence: a JSON answer, a stream, a request
+/// marking `cache_control`, and a 529; all four stored.
+async fn known_sequence(server: Value) -> (MockHandle, Gateway) {
     // Paced, so that the stream's generation time is not 0 ms.
     let m = mock_with(MockConfig {
         chunks: 5,
@@ -537,6 +536,9 @@ async fn scorecard_figures_are_exact_for_a_known_sequence() {
     .await;
     let mut files = Files::new(&[m.url()]);
     files.upstreams["upstreams"][0]["priceMultiplier"] = json!(0.5);
+    if let (Some(s), Some(extra)) = (files.server["server"].as_object_mut(), server.as_object()) {
+        s.extend(extra.clone());
+    }
     let gw = Gateway::start(&files).await;
     for i in 0..3 {
         let mut body = messages_body(MODEL, i == 1);
@@ -558,6 +560,14 @@ async fn scorecard_figures_are_exact_for_a_known_sequence() {
         .unwrap();
     assert_eq!(r.status(), 529);
     wait_requests(&gw, 4).await;
+    (m, gw)
+}
+
+/// The scorecard's figures against a known sequence: 3 answers of 25 input + 12 output tokens (one asking for
+/// caching), 1 upstream error, on an upstream at `priceMultiplier` 0.5 (Sonnet: $3 / $15 per million).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scorecard_figures_are_exact_for_a_known_sequence() {
+    let (_m, gw) = known_sequence(json!({})).await;
     let card = scorecard(&gw, "up1").await;
     let w = &card["models"][0]["windows"]["1h"];
     assert_eq!(card["models"][0]["model"], MODEL);
@@ -607,36 +617,7 @@ fn series(text: &str, name_and_labels: &str) -> Option<f64> {
 /// `priceMultiplier` 0.5), the gauges hold exactly the scorecard's figures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scorecard_figures_are_exported_as_metrics() {
-    let m = mock_with(MockConfig {
-        chunks: 5,
-        event_delay_ms: 5,
-        ..MockConfig::default()
-    })
-    .await;
-    let mut files = Files::new(&[m.url()]);
-    files.upstreams["upstreams"][0]["priceMultiplier"] = json!(0.5);
-    files.server["server"]["metricsToken"] = json!("metrics-token-trust");
-    let gw = Gateway::start(&files).await;
-    for i in 0..3 {
-        let mut body = messages_body(MODEL, i == 1);
-        if i == 2 {
-            body["messages"][0]["content"] =
-                json!([{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]);
-        }
-        let r = post_messages(&gw, TENANT2_KEY, &body).await;
-        assert_eq!(r.status(), 200);
-        let _ = r.bytes().await;
-    }
-    let r = client()
-        .post(format!("{}/anthropic/v1/messages", gw.url))
-        .header("x-api-key", TENANT2_KEY)
-        .header("x-mock-status", "529")
-        .json(&messages_body(MODEL, false))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 529);
-    wait_requests(&gw, 4).await;
+    let (_m, gw) = known_sequence(json!({"metricsToken": "metrics-token-trust"})).await;
     let labels = |window: &str| format!(r#"{{upstream="up1",model="{MODEL}",window="{window}"}}"#);
     let text = eventually(20, || async {
         let text = client()
