@@ -41,6 +41,22 @@ impl Browser {
     }
 
     /// With Chromium's window size and language (and any other flags) given.
+    /// A Chinese browser in dark mode, 375 px wide like a phone.
+    async fn chinese_dark_phone(test: &str) -> Option<Browser> {
+        let b = Browser::start_with(
+            test,
+            &[
+                "--window-size=1280,1000",
+                "--lang=zh-CN",
+                "--force-dark-mode",
+            ],
+        )
+        .await?;
+        // Chromium's --window-size stops at 500 px wide; WebDriver's window size does not.
+        b.c().set_window_size(375, 1000).await.unwrap();
+        Some(b)
+    }
+
     async fn start_with(test: &str, args: &[&str]) -> Option<Browser> {
         let driver_bin = chromedriver_path();
         let missing = match (&driver_bin, Path::new(CHROMIUM).is_file()) {
@@ -1143,20 +1159,9 @@ async fn browser_tenant_controls_change_the_tenant() {
 /// than the screen.
 #[tokio::test]
 async fn browser_chinese_dark_phone() {
-    let Some(b) = Browser::start_with(
-        "browser_chinese_dark_phone",
-        &[
-            "--window-size=1280,1000",
-            "--lang=zh-CN",
-            "--force-dark-mode",
-        ],
-    )
-    .await
-    else {
+    let Some(b) = Browser::chinese_dark_phone("browser_chinese_dark_phone").await else {
         return;
     };
-    // Chromium's --window-size stops at 500 px wide; WebDriver's window size does not.
-    b.c().set_window_size(375, 1000).await.unwrap();
     let mock = mock().await;
     let mut files = Files::new(&[mock.url()]);
     // UTC+14: for most of the day, the gateway's "today" is not the browser's (UTC). The page asks for the gateway's.
@@ -1554,19 +1559,12 @@ async fn browser_trust_scorecard_shows_a_cheater_and_clears_it() {
 /// width.
 #[tokio::test]
 async fn browser_trust_scorecard_of_an_honest_upstream_zh_dark_phone() {
-    let Some(b) = Browser::start_with(
-        "browser_trust_scorecard_of_an_honest_upstream_zh_dark_phone",
-        &[
-            "--window-size=1280,1000",
-            "--lang=zh-CN",
-            "--force-dark-mode",
-        ],
-    )
-    .await
+    let Some(b) =
+        Browser::chinese_dark_phone("browser_trust_scorecard_of_an_honest_upstream_zh_dark_phone")
+            .await
     else {
         return;
     };
-    b.c().set_window_size(375, 1000).await.unwrap();
     let m = mock_with(ccgate_mock::MockConfig {
         billing_limit_usd: Some(10.0),
         billing_used_usd: 9.5,
