@@ -652,7 +652,11 @@
       Object.keys(o).forEach(function (k) {
         var v = o[k], key = prefix ? prefix + '.' + k : k;
         if (k === 'requestIds' && Array.isArray(v)) {
-          rows.push([key, el('span', { class: 'ids' }, v.map(function (id) { return el('code', { class: 'rid', text: id }); }))]);
+          // Each opens the request log filtered to that request.
+          rows.push([key, el('span', { class: 'ids' }, v.map(function (id) {
+            return el('a', { href: '#requests', class: 'rid-link', title: t('trust.openRequest'), onclick: function () { S.logRequest = id; } },
+              el('code', { class: 'rid', text: id }));
+          }))]);
         } else if (v && typeof v === 'object' && !Array.isArray(v)) {
           if (Object.keys(v).length) walk(v, key); else rows.push([key, '—']);
         } else {
@@ -975,7 +979,9 @@
 
   // ---- request log (admin: every tenant; tenant: its own) ----
   function requestLog(sec, url, admin, pageSize, upstreams, tenants) {
-    var f = { tenant: '', model: '', upstream: '', status: '', from: '', to: '', limit: String(pageSize) };
+    // A request id picked elsewhere (a trust flag's evidence) opens the log filtered to it.
+    var f = { tenant: '', model: '', upstream: '', status: '', from: '', to: '', request: S.logRequest || '', limit: String(pageSize) };
+    S.logRequest = null;
     var cursors = [null];
     var inputs = {};
     function input(name, label, node) {
@@ -995,6 +1001,7 @@
       input('status', t('col.status'), el('input', { type: 'text', placeholder: '429, 5xx', size: 6 })),
       input('from', t('log.from'), el('input', { type: 'date' })),
       input('to', t('log.to'), el('input', { type: 'date' })),
+      input('request', t('log.request'), el('input', { type: 'text', spellcheck: 'false', size: 14, value: f.request })),
       input('limit', t('log.pageSize'), el('select', null, ['20', '50', '100', '500'].map(function (n) { return el('option', { value: n, text: n, selected: n === f.limit }); }))),
       el('button', { type: 'submit', class: 'primary', text: t('log.apply') }),
       el('button', { type: 'button', text: t('log.reset'), onclick: function () {
@@ -1048,7 +1055,7 @@
       .filter(Boolean).map(function (c) { return { label: t(c[0]), l: c[1] }; });
     fill(out, table(cols, rows.map(function (r) {
       var ok = r.status >= 200 && r.status < 300;
-      return el('tr', { 'data-id': r.id, 'data-tenant': admin ? r.tenant_id : null },
+      return el('tr', { 'data-id': r.id, 'data-request-id': r.request_id, 'data-tenant': admin ? r.tenant_id : null },
         el('td', { class: 'l', text: stamp(r.time || r.ts_ms), title: when(r.time || r.ts_ms) }),
         admin ? el('td', { class: 'l', text: r.tenant_id }) : null,
         el('td', { class: 'l', text: r.model, title: r.upstream_model && r.upstream_model !== r.model ? '→ ' + r.upstream_model : null }),

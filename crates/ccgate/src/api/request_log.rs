@@ -3,7 +3,8 @@
 //! previous page's `nextCursor`; `format=csv` exports the page as CSV.
 //!
 //! Filters: `tenant`, `model`, `upstream`, `status` (a code such as `429`, or a class such as `5xx`), `from` and `to`
-//! (RFC 3339 times, or `YYYY-MM-DD` days in `server.timezone`; `to` is exclusive for a time, inclusive for a day).
+//! (RFC 3339 times, or `YYYY-MM-DD` days in `server.timezone`; `to` is exclusive for a time, inclusive for a day),
+//! `request` (the gateway's request id, as in a trust flag's evidence).
 
 use super::admin_session::admin_only;
 use super::admin_tenants::AdminError;
@@ -72,6 +73,7 @@ fn filter_from(
             from_ms: time("from", false)?,
             to_ms: time("to", true)?,
             before_id,
+            request_id: text("request"),
         },
         limit,
         csv,

@@ -692,6 +692,28 @@ async fn the_request_log_pages_newest_first_with_filters(f: &Fixture) {
         window.iter().map(|r| r.ts_ms).collect::<Vec<_>>(),
         vec![1003]
     );
+    // One request by its id, with the other filters still applied (a tenant sees only its own).
+    let by_id = |id: &str, tenant: &str| RequestFilter {
+        request_id: Some(id.to_owned()),
+        tenant_id: Some(tenant.to_owned()),
+        ..Default::default()
+    };
+    let id = all[1].request_id.clone();
+    let found = store.requests_page(&by_id(&id, "b"), 10).await.unwrap();
+    assert_eq!(
+        found.iter().map(|r| r.ts_ms).collect::<Vec<_>>(),
+        vec![1005]
+    );
+    assert!(store
+        .requests_page(&by_id(&id, "a"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .requests_page(&by_id("no-such-request", "b"), 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn upstream_overrides_are_set_whole_and_cleared(f: &Fixture) {

@@ -610,18 +610,24 @@ impl Store for PgStore {
         limit: i64,
     ) -> BoxFuture<'a, Result<Vec<RequestLogRow>, LedgerError>> {
         Box::pin(async move {
-            // Newest first by row id (the paging cursor), which follows insertion and so, closely, time.
-            Ok(sqlx::query_as::<_, RequestLogRow>(
+            // Newest first by row id (the paging cursor), which follows insertion and so, closely, time. A request
+            // id is an equality, not `$10 IS NULL OR …`, so that its unique index finds the row.
+            let by_request_id = if f.request_id.is_some() {
+                "request_id = $10"
+            } else {
+                "$10::text IS NULL"
+            };
+            Ok(sqlx::query_as::<_, RequestLogRow>(&format!(
                 "SELECT id, ts_ms, request_id, tenant_id, upstream_id, protocol, endpoint, model, upstream_model, stream,
                         status::bigint AS status, outcome, error_class, input_tokens, cache_write_5m_tokens,
                         cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_nanousd, latency_ms, ttft_ms,
                         instance_id
                  FROM requests
-                 WHERE id < $1 AND ts_ms >= $2 AND ts_ms < $3
+                 WHERE {by_request_id} AND id < $1 AND ts_ms >= $2 AND ts_ms < $3
                    AND ($4::text IS NULL OR tenant_id = $4) AND ($5::text IS NULL OR model = $5)
                    AND ($6::text IS NULL OR upstream_id = $6) AND status >= $7 AND status <= $8
-                 ORDER BY id DESC LIMIT $9",
-            )
+                 ORDER BY id DESC LIMIT $9"
+            ))
             .bind(f.before_id.unwrap_or(i64::MAX))
             .bind(f.from_ms.unwrap_or(i64::MIN))
             .bind(f.to_ms.unwrap_or(i64::MAX))
@@ -631,6 +637,7 @@ impl Store for PgStore {
             .bind(f.status.map_or(i64::MIN, |s| s.0))
             .bind(f.status.map_or(i64::MAX, |s| s.1))
             .bind(limit)
+            .bind(&f.request_id)
             .fetch_all(&self.pool)
             .await?)
         })

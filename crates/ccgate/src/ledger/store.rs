@@ -225,6 +225,8 @@ pub struct RequestFilter {
     pub to_ms: Option<i64>,
     /// Only rows older than this row id (the previous page's cursor).
     pub before_id: Option<i64>,
+    /// The gateway's request id (`x-request-id` of the answer; the ids a trust flag names).
+    pub request_id: Option<String>,
 }
 
 /// One row of the request log.

@@ -380,6 +380,17 @@ async fn the_request_log_pages_filters_and_exports() {
     assert!(rows.iter().all(|r| r["tenant_id"] == "t2"));
     let (s, _) = call(mine("?tenant=t1")).await;
     assert_eq!(s, 403);
+    // One request by its id; another tenant's id finds nothing in the tenant's own log.
+    // The newest row is t1's refusal.
+    assert_eq!(first[0]["tenant_id"], "t1");
+    let t1_id = first[0]["request_id"].as_str().unwrap().to_owned();
+    let (_, v) = call(get(format!("/api/admin/requests?request={t1_id}"))).await;
+    let found = v["requests"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{v}");
+    assert_eq!(found[0]["id"], first[0]["id"]);
+    let (s, v) = call(mine(&format!("?request={t1_id}"))).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["requests"].as_array().unwrap().is_empty(), "{v}");
 }
 
 /// Upstream overrides: listed beside the file's values (never with a key), applied at once, kept across a restart,

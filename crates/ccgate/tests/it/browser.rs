@@ -1517,6 +1517,26 @@ async fn browser_trust_scorecard_shows_a_cheater_and_clears_it() {
         "{ids:?} not in {logged:?}"
     );
     b.screenshot("console-trust-suspect.png").await;
+    // A sample id opens the request log filtered to that one request.
+    b.click(&format!("{flag} a.rid-link")).await;
+    b.wait_ready("requests").await;
+    let shown = b
+        .wait_js(
+            "the request log filtered to the sample",
+            "var rows = document.querySelectorAll('#rq-table tbody tr'); \
+             return rows.length ? Array.from(rows).map(function (r) { return r.getAttribute('data-request-id'); }) : null;",
+        )
+        .await;
+    assert_eq!(shown, json!([ids[0]]));
+    assert_eq!(
+        b.js("return document.getElementById('rq-request').value;")
+            .await,
+        json!(ids[0])
+    );
+    b.js("location.hash = '#trust/up1'; return true;").await;
+    for id in ["trust-head", "trust-flags"] {
+        b.wait_ready(id).await;
+    }
 
     b.click("#trust-clear").await;
     b.wait_js(
