@@ -129,8 +129,6 @@ async fn fill(
                 .as_deref()
                 .is_none_or(|p| row_matches(p, model, aliases))
     };
-    // Rows that settled after the change are in the live state already: read to the millisecond, to take them out.
-    let since_change = store.spend_buckets(changed_ms, 1).await?;
     let longest = fills.iter().map(|f| f.wanted_s).max().unwrap_or(0);
     let minutes = if longest > 0 {
         store
@@ -139,9 +137,24 @@ async fn fill(
     } else {
         Vec::new()
     };
-    // The minute of the change, to the millisecond: before the change belongs to the ledger, after to the state.
+    // From the minute of the change on, to the millisecond: before the change belongs to the ledger, after to the
+    // state (read before the rollups, so a row stored in between counts twice, never not at all).
     let change_minute_ms = changed_ms.div_euclid(60_000) * 60_000;
     let change_minute = store.spend_buckets(change_minute_ms, 1).await?;
+    // The calendar windows' rollups, read once for every new entry.
+    let today = local_day(tz, now);
+    let mut calendar = Vec::new();
+    if fills.iter().any(|f| f.calendar) {
+        for w in Window::ALL {
+            let start = w.start(today);
+            let from = start.map(|d| d.to_string());
+            calendar.push((
+                w,
+                start,
+                store.spend_by_tenant_model(from.as_deref()).await?,
+            ));
+        }
+    }
     for f in fills {
         if f.wanted_s > f.kept_s {
             let mut older: Vec<(DateTime<Utc>, i64)> = Vec::new();
@@ -182,17 +195,13 @@ async fn fill(
             f.state.fill_rolling(prune_at, keep_s, &older);
         }
         if f.calendar {
-            let after_change: i64 = since_change
+            // Rows that settled after the change are in the live state already.
+            let after_change: i64 = change_minute
                 .iter()
-                .filter(|b| counts(f, &b.tenant_id, &b.model))
+                .filter(|b| b.start_ms >= changed_ms && counts(f, &b.tenant_id, &b.model))
                 .fold(0, |acc, b| acc.saturating_add(b.cost_nanousd));
-            let today = local_day(tz, now);
-            for w in Window::ALL {
-                let start = w.start(today);
-                let from = start.map(|d| d.to_string());
-                let spent = store
-                    .spend_by_tenant_model(from.as_deref())
-                    .await?
+            for (w, start, rows) in &calendar {
+                let spent = rows
                     .iter()
                     .filter(|r| counts(f, &r.tenant_id, &r.model))
                     .fold(0i64, |acc, r| acc.saturating_add(r.cost_nanousd));
@@ -200,7 +209,7 @@ async fn fill(
                 // `after_change` only counts rows in this window when the change is in it, which it is: the
                 // change was moments ago.
                 f.state
-                    .add_spent(w, start, spent.saturating_sub(after_change).max(0));
+                    .add_spent(*w, *start, spent.saturating_sub(after_change).max(0));
             }
         }
     }
