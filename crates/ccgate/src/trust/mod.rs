@@ -243,20 +243,17 @@ impl Trust {
                 .or_default()
                 .push(f.check_name.clone());
         }
-        *self.open_checks.lock() = by_upstream;
         for u in &gw.rt().upstreams {
             let id = &u.config.id;
-            let flagged = |check: &str| {
-                open.iter()
-                    .any(|f| f.upstream_id == *id && f.check_name == check)
-            };
-            let any = open.iter().any(|f| f.upstream_id == *id);
-            let demote = any && u.config.trust.on_suspect == OnSuspect::Demote;
+            let checks = by_upstream.get(id).map_or(&[][..], Vec::as_slice);
+            let flagged = |check: &str| checks.iter().any(|c| c == check);
+            let demote = !checks.is_empty() && u.config.trust.on_suspect == OnSuspect::Demote;
             if u.state.demoted.swap(demote, Ordering::Relaxed) != demote {
                 tracing::warn!(upstream = %id, demoted = demote, "upstream trust: demotion changed");
             }
             crate::telemetry::metrics::trust(id, demote, &flagged);
         }
+        *self.open_checks.lock() = by_upstream;
         Ok(())
     }
 
