@@ -332,8 +332,9 @@ async fn load_recent_limits(
 ) -> Result<(), LedgerError> {
     let rt = gw.rt();
     let aliases = &rt.config.openai.models;
-    let matches =
-        |pattern: &str, model: &str| crate::policy::history::row_matches(pattern, model, aliases);
+    let matches = |pattern: &str, model: &str| {
+        crate::policy::permissions::row_matches(pattern, model, aliases)
+    };
     let tenants: Vec<_> = rt.tenants_by_id.values().cloned().collect();
     let today = crate::policy::budget::local_day(tz, Utc::now());
     if tenants.iter().any(|t| !t.config.limits.models.is_empty()) {

@@ -10,6 +10,7 @@
 //! read waits [`SETTLE_WAIT`] (many times the batch writer's 50 ms) for them.
 
 use super::budget::{local_day, span_s, TenantState, Window};
+use super::permissions::row_matches;
 use crate::config::{Limits, TenantConfig};
 use crate::ledger::store::Store;
 use crate::state::Runtime;
@@ -20,15 +21,6 @@ use std::time::Duration;
 
 /// How long after a change the ledger is read, so that what settled just before is stored.
 pub const SETTLE_WAIT: Duration = Duration::from_secs(1);
-
-/// Whether a ledger row's `model` (what the tenant asked for) counts for a `limits.models` pattern: it matches, or
-/// on `/openai` the model its `openai.models` alias resolves to does.
-pub fn row_matches(pattern: &str, model: &str, aliases: &BTreeMap<String, String>) -> bool {
-    ccgate_meter::wildcard::matches(pattern, model)
-        || aliases
-            .get(model)
-            .is_some_and(|m| ccgate_meter::wildcard::matches(pattern, m))
-}
 
 /// One state whose limits grew.
 struct Fill {
@@ -214,17 +206,4 @@ async fn fill(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_count_for_a_pattern_by_their_model_or_alias_target() {
-        let aliases = BTreeMap::from([("gpt-4o".to_owned(), "claude-opus-4-6".to_owned())]);
-        assert!(row_matches("*opus*", "claude-opus-4-6", &aliases));
-        assert!(row_matches("*opus*", "gpt-4o", &aliases));
-        assert!(!row_matches("*opus*", "claude-sonnet-4-6", &aliases));
-    }
 }

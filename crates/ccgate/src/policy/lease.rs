@@ -479,15 +479,13 @@ impl SharedLimits {
         let Some(t) = rt.tenants_by_id.get(tenant) else {
             return Vec::new();
         };
-        let target = rt.config.openai.models.get(model);
         t.config
             .limits
             .models
             .iter()
-            .filter(|m| m.limits.tpm.is_some())
             .filter(|m| {
-                ccgate_meter::wildcard::matches(&m.pattern, model)
-                    || target.is_some_and(|t| ccgate_meter::wildcard::matches(&m.pattern, t))
+                m.limits.tpm.is_some()
+                    && super::permissions::row_matches(&m.pattern, model, &rt.config.openai.models)
             })
             .map(|m| m.pattern.clone())
             .collect()
